@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   - create .venv, write a demo corpus, analyse it on the embedded servers, show results
+#   make test   - create .venv, run the whole test suite (what CI runs)
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-corpus
+VOICED ?= ../shared/data/voiced
+
+.PHONY: venv demo test test-fast bench model clean-services
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+demo: venv
+	$(BIN)/voxflow demo-corpus $(DEMO_DIR)
+	$(BIN)/voxflow analyze $(DEMO_DIR)
+	$(BIN)/voxflow quarantine --limit 10
+	$(BIN)/voxflow results --limit 10
+
+test: venv
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
+# Rebuild the shipped baseline model from the VOICED recordings.
+model: venv
+	$(BIN)/voxflow voiced-manifest $(VOICED) -o $(VENV)/voiced-manifest.csv
+	$(BIN)/voxflow train $(VENV)/voiced-manifest.csv --voiced --out models/baseline
+
+bench: venv
+	$(BIN)/python bench/e2e.py
+
+clean-services: venv
+	$(BIN)/voxflow services stop

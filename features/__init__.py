@@ -1,0 +1,1 @@
+"""Audio decoding, quality gate and acoustic features: pure functions on arrays (I/O only in audio.py)."""

@@ -1,0 +1,203 @@
+"""Decode an audio file (wav, flac, ogg, mp3 or a WFDB record) into mono float32 at the target rate.
+
+This is the only module of ``features/`` that does I/O. Every failure becomes a :class:`DecodeError`
+whose reason says what is wrong with the file; a clip longer than allowed becomes a
+:class:`QualityError` before its samples are read.
+
+Truncation policy: a file that declares more audio than it holds is refused rather than scored on
+the part that survived, because a cut-off upload is a damaged file, not the recording the user made.
+That covers a WAV data chunk longer than the file and an Ogg stream without its final page (both
+read from libsndfile's own log), a stream that decodes to fewer frames than its header declares
+(mp3), a FLAC stream that loses sync, and a WFDB signal file shorter than its header says. A WAV
+written while streaming carries the placeholder size 0xFFFFFFFF and is read as far as it goes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+# librosa's own resampler (a hard dependency of librosa), called directly because librosa.resample
+# refuses non-finite input, and NaN must reach the quality gate rather than fail here.
+import soxr
+
+from features.clipping import flat_top_fraction
+from features.wfdb import read_header, read_signals, wfdb_signal_files
+from voxflow.errors import DecodeError, QualityError, VoxflowError
+
+__all__ = ["Audio", "decode_audio", "wfdb_signal_files"]
+
+SNIFF_BYTES = 64
+STREAMING_PLACEHOLDER = 0xFFFFFFFF
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_OGG_NO_END = "lacks an end-of-stream bit"
+# libsndfile error codes (sndfile.h)
+SF_ERR_UNRECOGNISED_FORMAT = 1
+SF_ERR_MALFORMED_FILE = 3
+SF_ERR_UNSUPPORTED_ENCODING = 4
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A decoded clip.
+
+    Attributes
+    ----------
+    samples : np.ndarray, shape (n,), float32
+        Mono (mean of the file's channels), at ``sample_rate``.
+    sample_rate : int
+        Rate of ``samples`` (the target rate).
+    source_rate : int
+        The file's own rate.
+    channels : int
+        The file's own channel count.
+    duration_s : float
+        ``len(samples) / sample_rate``.
+    clipped_fraction : float or None
+        Share of the file's own samples in flat tops (:func:`features.clipping.flat_top_fraction`),
+        measured before resampling smears them; None for audio not built by :func:`decode_audio`.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    source_rate: int
+    channels: int
+    duration_s: float
+    clipped_fraction: float | None = None
+
+
+def _check_duration(frames: int, rate: float, max_duration_s: float | None) -> None:
+    if frames == 0:
+        raise DecodeError("no audio: the header is valid but holds 0 frames")
+    if max_duration_s is not None and frames / rate > max_duration_s:
+        raise QualityError(f"clip too long: {frames / rate:.1f} s > {max_duration_s:.1f} s maximum")
+
+
+def _describe_unknown(head: bytes, size: int, suffix: str) -> str:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        what = f"it holds text: {text.split(chr(10))[0][:40]!r}"
+    else:
+        what = f"first bytes {head[:8].hex(' ')}"
+    kind = suffix or "extensionless"
+    return f"not audio: libsndfile could not recognise the format of this {kind} file ({size} bytes, {what})"
+
+
+def _explain_libsndfile(exc: sf.LibsndfileError, head: bytes, size: int, suffix: str) -> str:
+    if exc.code == SF_ERR_UNRECOGNISED_FORMAT:
+        return _describe_unknown(head, size, suffix)
+    if exc.code == SF_ERR_MALFORMED_FILE:
+        return (
+            f"malformed {suffix} file: libsndfile recognises the format but cannot parse it "
+            "(truncated or corrupt header?)"
+        )
+    if exc.code == SF_ERR_UNSUPPORTED_ENCODING:
+        return f"unsupported encoding in this {suffix} file: {exc.error_string}"
+    return f"cannot decode {suffix} file (truncated or corrupt?): libsndfile says {exc.error_string.strip()!r}"
+
+
+def _truncation(log: str) -> str | None:
+    """What libsndfile's log says is missing from the end of the file, if anything."""
+    data_size = _WAV_DATA_SIZE.search(log)
+    if data_size and STREAMING_PLACEHOLDER != int(data_size[1]) > int(data_size[2]):
+        return f"its data chunk declares {data_size[1]} bytes but the file holds {data_size[2]}"
+    if _OGG_NO_END in log:
+        return "the stream stops before its end-of-stream page"
+    return None
+
+
+def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarray, int]:
+    suffix = path.suffix.lower()
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise DecodeError("empty file (0 bytes)")
+        try:
+            with sf.SoundFile(handle) as audio_file:
+                missing = _truncation(audio_file.extra_info)
+                if missing:
+                    raise DecodeError(f"truncated {suffix} file: {missing}")
+                _check_duration(audio_file.frames, audio_file.samplerate, max_duration_s)
+                samples = audio_file.read(dtype="float32", always_2d=True)
+                declared, rate = audio_file.frames, audio_file.samplerate
+        except sf.LibsndfileError as exc:
+            handle.seek(0)
+            raise DecodeError(_explain_libsndfile(exc, handle.read(SNIFF_BYTES), size, suffix)) from None
+    if len(samples) < declared:
+        raise DecodeError(f"truncated {suffix} file: header declares {declared} frames, only {len(samples)} decode")
+    return samples, rate
+
+
+def _read_wfdb(path: Path, max_duration_s: float | None) -> tuple[np.ndarray, float]:
+    header = read_header(path)
+    _check_duration(header.n_samples, header.fs, max_duration_s)
+    return read_signals(header), header.fs
+
+
+def decode_audio(
+    path: str | os.PathLike, *, target_rate: int = 16_000, max_duration_s: float | None = None
+) -> Audio:
+    """Decode a file into mono float32 samples at ``target_rate``.
+
+    Non-finite samples (NaN/inf in a float WAV) are passed through for the quality gate to reject.
+    The share of flat-topped (clipped) samples is measured here, on the file's own samples.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        wav, flac, ogg, mp3 (anything libsndfile reads), or a WFDB header ``.hea`` whose signal
+        file sits next to it.
+    target_rate : int
+        Output sample rate; the file is resampled (soxr, high quality) when its rate differs.
+    max_duration_s : float or None
+        Longer clips are refused from their header, before their samples are read.
+
+    Returns
+    -------
+    Audio
+        ``samples`` of shape (n,), float32.
+
+    Raises
+    ------
+    DecodeError
+        The file is missing, unreadable, empty, not audio, truncated or otherwise undecodable.
+    QualityError
+        The clip is longer than ``max_duration_s``.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".hea":
+            multichannel, rate = _read_wfdb(path, max_duration_s)
+        else:
+            multichannel, rate = _read_soundfile(path, max_duration_s)
+        clipped = flat_top_fraction(multichannel)
+        mono = multichannel.mean(axis=1, dtype=np.float64).astype(np.float32)
+        source_rate = int(round(rate))
+        if source_rate != target_rate:
+            mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    except VoxflowError:
+        raise
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    except FileNotFoundError:
+        raise DecodeError("file not found") from None
+    except IsADirectoryError:
+        raise DecodeError("is a directory, not a file") from None
+    except Exception as exc:  # never let a library's surprise escape unlabelled
+        raise DecodeError(f"unexpected {type(exc).__name__} while decoding: {exc}") from exc
+    return Audio(
+        samples=mono,
+        sample_rate=target_rate,
+        source_rate=source_rate,
+        channels=multichannel.shape[1],
+        duration_s=len(mono) / target_rate,
+        clipped_fraction=clipped,
+    )

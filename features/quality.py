@@ -1,0 +1,79 @@
+"""The quality gate: reject clips no feature can be trusted on, flag the ones to read with care.
+
+Clipping: a clip is refused when more than ``clipping_fraction`` of its samples sit in flat tops at
+its extremes (:func:`features.clipping.flat_top_fraction`, measured by the decoder on the file's
+own samples and carried in ``Audio.clipped_fraction``; for an Audio built by hand, on its samples).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from features.audio import Audio
+from features.clipping import flat_top_fraction
+from voxflow.errors import QualityError
+
+LOW_LEVEL_DBFS = -40.0
+
+
+def _rms_dbfs(y: np.ndarray) -> float:
+    """RMS level in dB relative to full scale 1.0 (``-inf`` for digital silence)."""
+    with np.errstate(divide="ignore"):
+        return float(10.0 * np.log10(np.mean(np.square(y, dtype=np.float64))))
+
+
+def quality_gate(
+    audio: Audio, *, min_duration_s: float, max_duration_s: float, silence_dbfs: float, clipping_fraction: float
+) -> tuple[str, ...]:
+    """Refuse clips that are non-finite, too short, too long, silent or clipped.
+
+    Parameters
+    ----------
+    audio : Audio
+        A decoded clip.
+    min_duration_s, max_duration_s : float
+        Accepted duration range.
+    silence_dbfs : float
+        Clips whose RMS is below this level (dBFS, full scale 1.0) are silence.
+    clipping_fraction : float
+        Largest accepted share of samples in flat tops.
+
+    Returns
+    -------
+    tuple of str
+        Soft flags of a clip that passes: ``"low_level"`` (RMS below -40 dBFS),
+        ``"some_clipping"`` (flat tops, but no more than ``clipping_fraction``).
+
+    Raises
+    ------
+    QualityError
+        With the first failed check in the reason.
+    """
+    y = audio.samples
+    finite = np.isfinite(y)
+    if not finite.all():
+        n_nan = int(np.isnan(y).sum())
+        raise QualityError(
+            f"non-finite samples (NaN/inf) in decoded audio: {n_nan} NaN, {int((~finite).sum()) - n_nan} inf "
+            f"of {len(y)} samples"
+        )
+    if audio.duration_s < min_duration_s:
+        raise QualityError(f"clip too short: {audio.duration_s:.2f} s < {min_duration_s} s minimum")
+    if audio.duration_s > max_duration_s:
+        raise QualityError(f"clip too long: {audio.duration_s:.1f} s > {max_duration_s} s maximum")
+    level = _rms_dbfs(y)
+    if level == -np.inf:
+        raise QualityError(f"silence: every sample is zero (digital silence, threshold {silence_dbfs} dBFS)")
+    if level < silence_dbfs:
+        raise QualityError(f"silence: RMS {level:.1f} dBFS below {silence_dbfs} dBFS")
+    clipped = audio.clipped_fraction if audio.clipped_fraction is not None else flat_top_fraction(y)
+    if clipped > clipping_fraction:
+        raise QualityError(
+            f"clipped: {clipped:.1%} of samples in flat tops at the peak level (limit {clipping_fraction:.1%})"
+        )
+    flags = []
+    if level < LOW_LEVEL_DBFS:
+        flags.append("low_level")
+    if clipped > 0:
+        flags.append("some_clipping")
+    return tuple(flags)

@@ -1,0 +1,146 @@
+"""The analyze spine: a SOURCE of audio in, stored and explained predictions out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from models.artifact import ModelBundle
+from models.registry import load_bundle
+from tasks.cluster import dask_client
+from tasks.extract import AudioPolicy, ChunkResult
+from tasks.fanout import FanoutOutcome, fan_out
+from tasks.ingest import Discovery, FileRef, discover
+from tasks.persist import Stores, open_stores, quarantine_docs
+from tasks.progress import Progress
+from voxflow.settings import Settings, get_settings
+
+
+@task(name="discover-files", cache_policy=NO_CACHE)
+def discover_files(source: str, settings: Settings) -> Discovery:
+    """List and hash the source; rejected files are quarantined at stage ``discover``."""
+    found = discover(source, max_file_bytes=int(settings.max_file_mb * 1e6))
+    get_run_logger().info(
+        "Found %d audio files in %s (%d rejected, %d duplicate content, %d non-audio ignored)",
+        len(found.files), source, len(found.rejected), found.duplicates, found.ignored,
+    )
+    return found
+
+
+@task(name="skip-known", cache_policy=NO_CACHE)
+def skip_known(files: list[FileRef], model_version: str, stores: Stores) -> list[FileRef]:
+    """Drop files this model already scored: the Redis cache first, then MongoDB."""
+    hashes = [ref.sha256 for ref in files]
+    cached = set(stores.cache.get_many(hashes, model_version))
+    stored = stores.results.known_hashes([h for h in hashes if h not in cached], model_version)
+    pending = [ref for ref in files if ref.sha256 not in cached and ref.sha256 not in stored]
+    get_run_logger().info(
+        "%d files to score, %d already scored by %s (%d from the Redis cache)",
+        len(pending), len(files) - len(pending), model_version, len(cached),
+    )
+    return pending
+
+
+@task(name="score-files", cache_policy=NO_CACHE)
+def score_files(files: list[FileRef], bundle: ModelBundle, stores: Stores, settings: Settings, run_id: str, chunk_size: int) -> FanoutOutcome:
+    """Fan the files out to Dask in chunks; persist each chunk as it completes."""
+    logger = get_run_logger()
+    if not files:
+        return FanoutOutcome()
+    artifact = create_progress_artifact(progress=0.0, key="analyze-progress", description=f"run {run_id}")
+    last_report = 0.0
+
+    def report(progress: Progress, result: ChunkResult, inserted: int) -> None:
+        nonlocal last_report
+        stores.metrics.record(
+            "throughput",
+            {"run_id": run_id, "files_done": progress.done, "files_total": progress.total, "clips_per_s": round(progress.rate, 3), "chunk_wall_s": round(result.wall_s, 3), "worker": result.worker},
+        )
+        if time.monotonic() - last_report >= 2.0 or progress.done == progress.total:
+            last_report = time.monotonic()
+            logger.info(progress.line())
+            update_progress_artifact(artifact_id=artifact, progress=progress.percent)
+
+    with dask_client(settings) as client:
+        window = max(4, 3 * settings.dask_max_workers)
+        return fan_out(
+            client, files, policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores,
+            run_id=run_id, chunk_size=chunk_size, window=window, on_progress=report,
+        )
+
+
+def _summary_markdown(summary: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
+    return f"# voxflow analyze run\n\n| field | value |\n|---|---|\n{rows}\n"
+
+
+@flow(name="analyze-batch")
+def analyze_batch(source: str, model_version: str | None = None, chunk_size: int | None = None) -> dict[str, Any]:
+    """Analyse every audio file of SOURCE and store scored, explained predictions.
+
+    Parameters
+    ----------
+    source : str
+        A folder (recursive), a glob, a CSV/Parquet manifest (``path`` column) or one file.
+    model_version : str, optional
+        A registered model version; default is the champion (or the shipped baseline).
+    chunk_size : int, optional
+        Files per Dask task; default from settings.
+
+    Returns
+    -------
+    dict
+        The run summary also stored in the ``runs`` collection.
+    """
+    started = time.perf_counter()
+    settings = get_settings()
+    logger = get_run_logger()
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    bundle = load_bundle(settings.models_dir, model_version or settings.model_version)
+    card = bundle.card
+    stores = open_stores(settings)
+    stores.results.start_run(
+        {
+            "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
+            "model_version": card.version, "feature_version": card.feature_version,
+            "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+        }
+    )
+    try:
+        found = discover_files(source, settings)
+        if found.rejected:
+            stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
+        pending = skip_known(found.files, card.version, stores)
+        outcome = score_files(pending, bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
+    except BaseException as exc:
+        stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
+        raise
+    wall = time.perf_counter() - started
+    analysed = outcome.scored + outcome.quarantined
+    summary = {
+        "run_id": run_id,
+        "source": source,
+        "status": "completed",
+        "seen": found.seen,
+        "scored": outcome.inserted,
+        "skipped": len(found.files) - len(pending) + found.duplicates + (outcome.scored - outcome.inserted),
+        "quarantined": outcome.quarantined + len(found.rejected),
+        "ignored": found.ignored,
+        "wall_s": round(wall, 3),
+        "clips_per_s": round(analysed / wall, 3) if wall > 0 else 0.0,
+        "model_version": card.version,
+        "feature_version": card.feature_version,
+        "workers_max_seen": outcome.max_workers_seen,
+        "chunks": outcome.chunks,
+    }
+    stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+    create_markdown_artifact(markdown=_summary_markdown(summary), key="analyze-summary", description=f"voxflow run {run_id}")
+    logger.info("Run %s completed: %d scored, %d skipped, %d quarantined in %.1f s", run_id, summary["scored"], summary["skipped"], summary["quarantined"], wall)
+    return summary

@@ -1,0 +1,107 @@
+"""Rebuild a screening model from a labelled manifest: features on Dask, subject-grouped CV, artifact."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from distributed import as_completed
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from models.artifact import ModelCard, save_model
+from models.registry import set_champion
+from models.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_booster
+from tasks.cluster import dask_client
+from tasks.extract import AudioPolicy, extract_chunk
+from tasks.ingest import FileRef, chunked, discover
+from voxflow.errors import SourceError
+from voxflow.settings import Settings, get_settings
+
+VOICED_ATTRIBUTION = (
+    "VOICED database (Cesari et al. 2018, PhysioNet, DOI 10.13026/C25Q2N), "
+    "Open Data Commons Attribution License v1.0 (ODC-By 1.0)"
+)
+
+
+@task(name="extract-training-features", cache_policy=NO_CACHE)
+def extract_training_features(files: list[FileRef], settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Features for every labelled file, computed on the Dask cluster by the analyze code path."""
+    policy = AudioPolicy.from_settings(settings)
+    rows, rejected = [], []
+    with dask_client(settings) as client:
+        futures = [client.submit(extract_chunk, chunk, policy, pure=False) for chunk in chunked(files, settings.chunk_size)]
+        for future in as_completed(futures):
+            chunk_rows, chunk_rejected = future.result()
+            rows.extend(chunk_rows)
+            rejected.extend(chunk_rejected)
+    return rows, rejected
+
+
+@flow(name="train-model")
+def train_model(manifest: str, out_dir: str | None = None, positive: str = "pathological", promote: bool = False, dataset: str = "") -> dict[str, Any]:
+    """Train, cross-validate and save a model from a manifest with ``path``, ``label``, ``subject_id``.
+
+    Parameters
+    ----------
+    manifest : str
+        CSV/Parquet manifest; rows without a label are ignored.
+    out_dir : str, optional
+        Where to write the model folder; default ``VOXFLOW_HOME/models/<version>``.
+    positive : str
+        The label value that means "screen positive".
+    promote : bool
+        Make the new model the champion that analyze uses.
+    dataset : str
+        Name and licence of the training data, recorded on the model card.
+    """
+    settings = get_settings()
+    logger = get_run_logger()
+    found = discover(manifest, max_file_bytes=int(settings.max_file_mb * 1e6))
+    labelled = [ref for ref in found.files if ref.label is not None]
+    if len(labelled) < 20:
+        raise SourceError(f"manifest {manifest} has {len(labelled)} labelled, readable files; training needs at least 20")
+    rows, rejected = extract_training_features(labelled, settings)
+    if rejected:
+        logger.warning("%d training files rejected: %s", len(rejected), "; ".join(f"{r['path']}: {r['reason']}" for r in rejected[:5]))
+    rows.sort(key=lambda row: row["path"])
+    features = np.array([[row[name] for name in FEATURE_NAMES] for row in rows], dtype=np.float64)
+    labels = np.array([row["reference_label"] == positive for row in rows], dtype=np.int32)
+    groups = np.array([row["subject_id"] or row["audio_sha256"] for row in rows])
+    report = cross_validate(features, labels, groups)
+    logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
+    booster = fit_booster(features, labels)
+    card_fields = {
+        "feature_version": FEATURE_VERSION,
+        "feature_names": FEATURE_NAMES,
+        "threshold": round(report.threshold, 6),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training": {
+            "manifest": Path(manifest).name,
+            "dataset": dataset,
+            "n": report.n,
+            "n_positive": report.n_positive,
+            "positive_label": positive,
+            "rejected": len(rejected),
+        },
+        "metrics": {"cv": "subject-grouped stratified 5x5", **report.as_dict()},
+        "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS},
+    }
+    target = Path(out_dir) if out_dir else None
+    staging = target or settings.models_dir / ".staging"
+    card: ModelCard = save_model(booster, card_fields, staging)
+    if target is None:
+        final = settings.models_dir / card.version
+        if final.exists():
+            for leftover in staging.iterdir():
+                leftover.unlink()
+            staging.rmdir()
+        else:
+            staging.rename(final)
+        if promote:
+            set_champion(settings.models_dir, card.version)
+    logger.info("Model %s saved (threshold %.3f)%s", card.version, card.threshold, " and promoted to champion" if promote else "")
+    return card.to_dict()

@@ -1,0 +1,1 @@
+"""XGBoost screening models: training, evaluation, artifacts and the registry of versions."""

@@ -1,0 +1,157 @@
+"""A screening model on disk: an XGBoost booster (UBJ) plus its model card (JSON). Never pickle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from voxflow.errors import ModelError
+
+BOOSTER_FILE = "model.ubj"
+CARD_FILE = "card.json"
+POSITIVE_LABEL = "pathological"
+NEGATIVE_LABEL = "healthy"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is, what it was trained on and how well it did (everything but the weights)."""
+
+    version: str
+    feature_version: int
+    feature_names: tuple[str, ...]
+    threshold: float
+    booster_sha256: str
+    created_at: str
+    positive_label: str = POSITIVE_LABEL
+    negative_label: str = NEGATIVE_LABEL
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["feature_names"] = list(self.feature_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+        return cls(**{**data, "feature_names": tuple(data["feature_names"])})
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """The booster's raw UBJ bytes and its card: small, picklable by Dask, loaded once per worker."""
+
+    booster_ubj: bytes
+    card: ModelCard
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores and per-row explanations for one feature matrix."""
+
+    scores: np.ndarray  # (n,) probability of the positive label
+    labels: list[str]
+    top_factors: list[list[dict[str, float | str]]]
+
+
+def booster_version(booster_ubj: bytes, feature_version: int) -> str:
+    """Content-addressed model version, e.g. ``xgb-fv1-3f2a9c01d4``."""
+    return f"xgb-fv{feature_version}-{hashlib.sha256(booster_ubj).hexdigest()[:10]}"
+
+
+def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path) -> ModelCard:
+    """Write ``model.ubj`` and ``card.json`` into ``directory`` and return the card.
+
+    ``card_fields`` holds every ModelCard field except ``version`` and ``booster_sha256``,
+    which are derived from the booster bytes.
+    """
+    raw = bytes(booster.save_raw(raw_format="ubj"))
+    card = ModelCard(
+        version=booster_version(raw, card_fields["feature_version"]),
+        booster_sha256=hashlib.sha256(raw).hexdigest(),
+        **card_fields,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / BOOSTER_FILE).write_bytes(raw)
+    (directory / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    return card
+
+
+def read_bundle(directory: Path) -> ModelBundle:
+    """Read a model folder, checking the booster against the sha256 its card records.
+
+    Raises
+    ------
+    ModelError
+        When a file is missing, the card is unreadable or the booster bytes do not match.
+    """
+    try:
+        card = ModelCard.from_dict(json.loads((directory / CARD_FILE).read_text()))
+        raw = (directory / BOOSTER_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelError(f"model folder {directory} is incomplete: {exc.filename} is missing") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelError(f"model card in {directory} is unreadable: {exc}") from exc
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != card.booster_sha256:
+        raise ModelError(
+            f"model {card.version}: booster sha256 {actual[:12]} does not match the card's "
+            f"{card.booster_sha256[:12]}; the artifact is corrupt or was replaced"
+        )
+    return ModelBundle(booster_ubj=raw, card=card)
+
+
+@lru_cache(maxsize=4)
+def _booster(raw: bytes) -> xgb.Booster:
+    booster = xgb.Booster(params={"nthread": 1})
+    booster.load_model(bytearray(raw))
+    return booster
+
+
+def score(bundle: ModelBundle, features: np.ndarray, *, n_factors: int = 3) -> Scored:
+    """Score a feature matrix and explain each score by its strongest feature contributions.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        The model; its booster is deserialised once per process and cached.
+    features : np.ndarray, shape (n, len(card.feature_names))
+        Rows in the card's feature order; NaN marks a missing value (XGBoost handles it).
+    n_factors : int
+        How many SHAP contributions to keep per row, largest absolute first.
+
+    Returns
+    -------
+    Scored
+    """
+    card = bundle.card
+    if features.ndim != 2 or features.shape[1] != len(card.feature_names):
+        raise ModelError(
+            f"model {card.version} expects {len(card.feature_names)} features, got matrix of shape {features.shape}"
+        )
+    if len(features) == 0:
+        return Scored(scores=np.empty(0), labels=[], top_factors=[])
+    booster = _booster(bundle.booster_ubj)
+    matrix = xgb.DMatrix(features, feature_names=list(card.feature_names), missing=np.nan)
+    scores = booster.predict(matrix)
+    contributions = booster.predict(matrix, pred_contribs=True)[:, :-1]  # last column is the bias
+    factors = []
+    for row, contrib in zip(features, contributions):
+        order = np.argsort(-np.abs(contrib))[:n_factors]
+        factors.append(
+            [
+                {"feature": card.feature_names[i], "value": float(row[i]), "contribution": round(float(contrib[i]), 4)}
+                for i in order
+            ]
+        )
+    labels = [card.positive_label if s >= card.threshold else card.negative_label for s in scores]
+    return Scored(scores=scores.astype(np.float64), labels=labels, top_factors=factors)

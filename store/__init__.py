@@ -1,0 +1,1 @@
+"""Stores: MongoDB results (pymongo), Redis cache and metrics, Parquet features."""

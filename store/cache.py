@@ -1,0 +1,77 @@
+"""Redis: the hot prediction cache and bounded live-metrics streams."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+
+import redis
+
+from voxflow.errors import ServiceError
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """Open a Redis client for a ``redis://``, ``rediss://`` or ``unix://`` URL, decoding replies to str."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30)
+
+
+@contextmanager
+def _redis_errors_as_service_error() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise ServiceError(f"Redis unreachable: {exc}") from exc
+
+
+def _prediction_key(audio_sha256: str, model_version: str) -> str:
+    return f"voxflow:cache:pred:{audio_sha256}:{model_version}"
+
+
+class PredictionCache:
+    """Recent predictions by (audio_sha256, model_version), as JSON strings that expire after ``ttl_s``."""
+
+    def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+
+    def get_many(self, hashes: Sequence[str], model_version: str) -> dict[str, dict[str, Any]]:
+        """Return the cached prediction of each hash that has one (one MGET)."""
+        if not hashes:
+            return {}
+        with _redis_errors_as_service_error():
+            values = self._client.mget([_prediction_key(h, model_version) for h in hashes])
+        return {h: json.loads(value) for h, value in zip(hashes, values) if value is not None}
+
+    def put_many(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        """Cache predictions (each with ``audio_sha256`` and ``model_version``) in one pipelined round trip."""
+        if not docs:
+            return
+        with _redis_errors_as_service_error():
+            pipe = self._client.pipeline(transaction=False)
+            for doc in docs:
+                pipe.set(_prediction_key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
+            pipe.execute()
+
+
+class LiveMetrics:
+    """Throughput/latency/backlog samples in Redis streams ``voxflow:metrics:{stream}``, capped near ``maxlen``."""
+
+    def __init__(self, client: redis.Redis, *, maxlen: int) -> None:
+        self._client = client
+        self._maxlen = maxlen
+
+    def record(self, stream: str, fields: Mapping[str, float | int | str]) -> None:
+        """Append one sample (XADD with approximate MAXLEN trimming)."""
+        with _redis_errors_as_service_error():
+            self._client.xadd(f"voxflow:metrics:{stream}", dict(fields), maxlen=self._maxlen, approximate=True)
+
+    def recent(self, stream: str, *, count: int = 100) -> list[dict[str, str]]:
+        """Return the last ``count`` samples, newest last.
+
+        Each sample has its fields (as strings, as Redis stores them) and ``id``, the stream entry id
+        ``<milliseconds since epoch>-<sequence>``.
+        """
+        with _redis_errors_as_service_error():
+            entries = self._client.xrevrange(f"voxflow:metrics:{stream}", count=count)
+        return [{"id": entry_id, **fields} for entry_id, fields in reversed(entries)]

@@ -1,0 +1,57 @@
+"""Parquet feature store: one file per chunk, partitioned by feature version and run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _written_order(path: Path) -> tuple[int, str]:
+    return path.stat().st_mtime_ns, str(path)
+
+
+class FeatureStore:
+    """Feature tables under ``root/feature_version=N/run_id=R/chunk-00007.parquet``.
+
+    Parameters
+    ----------
+    root : Path
+        Folder of the store (``settings.feature_store_dir``); created on first write.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def write_chunk(self, table: pa.Table, *, feature_version: int, run_id: str, chunk_id: int) -> Path:
+        """Write one chunk's features atomically (temporary file, then rename); returns the file written."""
+        if not run_id or "/" in run_id or run_id in (".", ".."):
+            raise ValueError(f"run_id {run_id!r} cannot name a partition folder")
+        folder = self.root / f"feature_version={feature_version}" / f"run_id={run_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"chunk-{chunk_id:05d}.parquet"
+        # A leading dot keeps half-written files out of read()'s chunk-*.parquet glob.
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def read(self, *, feature_version: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every chunk of ``feature_version``, one row per audio_sha256 (the most recently written wins).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The requested ``columns`` (all when None); empty when nothing was written for that version.
+        """
+        files = sorted(self.root.glob(f"feature_version={feature_version}/run_id=*/chunk-*.parquet"), key=_written_order)
+        if not files:
+            return pd.DataFrame(columns=list(columns or []))
+        wanted = None if columns is None else list(dict.fromkeys(["audio_sha256", *columns]))
+        table = pa.concat_tables([pq.read_table(path, columns=wanted) for path in files], promote_options="default")
+        frame = table.to_pandas().drop_duplicates("audio_sha256", keep="last").reset_index(drop=True)
+        return frame if columns is None else frame[list(columns)]

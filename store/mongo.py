@@ -1,0 +1,205 @@
+"""MongoDB result store: predictions, quarantine and runs, written idempotently through pymongo."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import pymongo
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, ConnectionFailure
+
+from voxflow.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DUPLICATE_KEY = 11000
+_LOOKUP_BATCH = 1000
+
+
+def connect_mongo(uri: str, *, timeout_ms: int = 5000) -> pymongo.MongoClient:
+    """Open a pymongo client that gives up on an unreachable server after ``timeout_ms``.
+
+    Datetimes come back timezone-aware (UTC).
+    """
+    return pymongo.MongoClient(
+        uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True, appname="voxflow"
+    )
+
+
+def backoff_delays(budget_s: float, *, first_s: float = 0.2, factor: float = 2.0, max_delay_s: float = 5.0) -> list[float]:
+    """Delays between retries: ``first_s`` growing by ``factor`` up to ``max_delay_s``, summing to at most ``budget_s``.
+
+    Examples
+    --------
+    >>> backoff_delays(3.0)
+    [0.2, 0.4, 0.8, 1.6]
+    """
+    delays: list[float] = []
+    delay = first_s
+    while sum(delays) + delay <= budget_s:
+        delays.append(delay)
+        delay = min(delay * factor, max_delay_s)
+    return delays
+
+
+def _reason(exc: ConnectionFailure) -> str:
+    # Drop pymongo's topology dump; the first clause names the host and the socket error.
+    return str(exc).split(", Timeout:")[0]
+
+
+def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
+    """Run ``operation``, retrying with backoff while MongoDB is unreachable, for about ``budget_s``."""
+    began = time.monotonic()
+    delays = iter(backoff_delays(budget_s))
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except ConnectionFailure as exc:
+            elapsed = time.monotonic() - began
+            delay = next(delays, None)
+            if delay is None or elapsed + delay > budget_s:
+                raise ServiceError(f"MongoDB unreachable after {elapsed:.0f} s ({what}): {_reason(exc)}") from exc
+            log.warning("MongoDB unreachable (%s): %s; retry %d in %.1f s", what, _reason(exc), attempt, delay)
+            time.sleep(delay)
+            attempt += 1
+
+
+def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> int:
+    try:
+        return len(collection.insert_many(docs, ordered=False).inserted_ids)
+    except BulkWriteError as exc:
+        details = exc.details
+        if details.get("writeConcernErrors") or any(e.get("code") != _DUPLICATE_KEY for e in details["writeErrors"]):
+            raise
+        return int(details["nInserted"])
+
+
+class ResultStore:
+    """Predictions, quarantine records and run documents in one MongoDB database.
+
+    Parameters
+    ----------
+    db : pymongo.database.Database
+        The voxflow database (``client[settings.mongo_db]``).
+    retry_s : float
+        How long writes retry while the server is unreachable (``settings.mongo_retry_s``).
+    """
+
+    def __init__(self, db: Database, *, retry_s: float = 30.0) -> None:
+        self._predictions = db["predictions"]
+        self._quarantine = db["quarantine"]
+        self._runs = db["runs"]
+        self._retry_s = retry_s
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes, among them the unique (audio_sha256, model_version) that makes writes idempotent."""
+
+        def create() -> None:
+            asc, desc = pymongo.ASCENDING, pymongo.DESCENDING
+            self._predictions.create_index([("audio_sha256", asc), ("model_version", asc)], unique=True)
+            for key in ("run_id", "score", "label"):
+                self._predictions.create_index([(key, asc)])
+            self._predictions.create_index([("created_at", desc)])
+            self._quarantine.create_index([("run_id", asc)])
+            self._quarantine.create_index([("audio_sha256", asc)])
+            self._runs.create_index([("run_id", asc)], unique=True)
+            self._runs.create_index([("started_at", desc)])
+
+        _retrying("create indexes", create, budget_s=self._retry_s)
+
+    def known_hashes(self, hashes: Iterable[str], model_version: str) -> set[str]:
+        """Return those of ``hashes`` already scored by ``model_version`` (looked up 1,000 at a time)."""
+        unique = list(dict.fromkeys(hashes))
+        known: set[str] = set()
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            query = {"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}, "model_version": model_version}
+            docs = _retrying(
+                "look up known hashes",
+                lambda: list(self._predictions.find(query, {"_id": 0, "audio_sha256": 1})),
+                budget_s=self._retry_s,
+            )
+            known.update(doc["audio_sha256"] for doc in docs)
+        return known
+
+    def insert_predictions(self, docs: Sequence[dict[str, Any]]) -> int:
+        """Insert predictions; ones already stored for the same (audio_sha256, model_version) are skipped.
+
+        Returns
+        -------
+        int
+            How many were new. After a retry, documents written by the failed attempt count as already stored.
+        """
+        return self._insert(self._predictions, docs)
+
+    def insert_quarantine(self, docs: Sequence[dict[str, Any]]) -> int:
+        """Insert quarantine records (one per rejected file per run); returns how many were written."""
+        return self._insert(self._quarantine, docs)
+
+    def start_run(self, run: dict[str, Any]) -> None:
+        """Record a run as started (``run_id``, ``status`` "running", ``started_at``...); repeating it is harmless."""
+        self._insert(self._runs, [run])
+
+    def finish_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Set ``fields`` (status, counts, timings...) on the run document."""
+        result = _retrying(
+            f"finish run {run_id}",
+            lambda: self._runs.update_one({"run_id": run_id}, {"$set": fields}),
+            budget_s=self._retry_s,
+        )
+        if result.matched_count == 0:
+            log.warning("finish_run: no run document for run_id %s", run_id)
+
+    def find_predictions(
+        self,
+        *,
+        run_id: str | None = None,
+        label: str | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Predictions matching every filter given, newest first, without ``_id``."""
+        query: dict[str, Any] = {}
+        if run_id is not None:
+            query["run_id"] = run_id
+        if label is not None:
+            query["label"] = label
+        score = {op: bound for op, bound in (("$gte", min_score), ("$lte", max_score)) if bound is not None}
+        if score:
+            query["score"] = score
+        return self._find(self._predictions, query, sort_key="created_at", limit=limit)
+
+    def find_quarantine(self, *, run_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Quarantine records, of one run or all, newest first, without ``_id``."""
+        query = {"run_id": run_id} if run_id is not None else {}
+        return self._find(self._quarantine, query, sort_key="created_at", limit=limit)
+
+    def find_runs(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Run documents, most recently started first, without ``_id``."""
+        return self._find(self._runs, {}, sort_key="started_at", limit=limit)
+
+    def _insert(self, collection: Collection, docs: Sequence[dict[str, Any]]) -> int:
+        if not docs:
+            return 0
+        # pymongo sets _id on what it inserts: copy once, so the caller's dicts stay clean and a retry
+        # resends the same _ids, which the server reports as duplicates instead of storing twice.
+        copies = [dict(doc) for doc in docs]
+        return _retrying(
+            f"insert {len(copies)} into {collection.name}",
+            lambda: _insert_new(collection, copies),
+            budget_s=self._retry_s,
+        )
+
+    def _find(self, collection: Collection, query: dict[str, Any], *, sort_key: str, limit: int) -> list[dict[str, Any]]:
+        def find() -> list[dict[str, Any]]:
+            cursor = collection.find(query, {"_id": 0}).sort([(sort_key, pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+            return list(cursor.limit(limit))
+
+        # Reads serve people waiting at a prompt: fail at once rather than retry.
+        return _retrying(f"read {collection.name}", find, budget_s=0)

@@ -1,0 +1,75 @@
+"""The Dask cluster a flow fans out to: an adaptive LocalCluster by default, or an existing scheduler."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from voxflow.errors import ServiceError
+from voxflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WarmUp(WorkerPlugin):
+    """Pay numba's JIT and the feature libraries' imports once per worker, not once per chunk."""
+
+    idempotent = True
+    name = "voxflow-warm-up"
+
+    def setup(self, worker: object) -> None:
+        from features.extract import warm_up
+
+        warm_up()
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """Environment of worker processes: one BLAS/numba thread each, a numba cache they share."""
+    cache = settings.home / "numba-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    return {**single, "NUMBA_CACHE_DIR": str(cache)}
+
+
+@contextmanager
+def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]:
+    """A Dask client for one flow run.
+
+    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running;
+    otherwise it starts a LocalCluster of single-threaded worker processes that adapts between
+    ``dask_min_workers`` and ``dask_max_workers``, and closes it afterwards.
+    """
+    if settings.dask_address:
+        try:
+            client = Client(settings.dask_address, timeout="20s")
+        except OSError as exc:
+            raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
+        cluster = None
+    else:
+        cluster = LocalCluster(
+            n_workers=settings.dask_min_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            env=worker_env(settings),
+        )
+        cluster.adapt(minimum=settings.dask_min_workers, maximum=settings.dask_max_workers)
+        client = Client(cluster)
+    try:
+        if warm_up:
+            client.register_plugin(WarmUp())
+        log.info("Dask cluster ready: %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def worker_count(client: Client) -> int:
+    """Workers currently connected to the scheduler."""
+    return len(client.scheduler_info(n_workers=-1)["workers"])

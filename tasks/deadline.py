@@ -1,0 +1,57 @@
+"""A per-file time limit for code running in a Dask worker thread (where SIGALRM cannot be used)."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from voxflow.errors import VoxflowError
+
+
+class FileTimeout(VoxflowError):
+    """Processing one file took longer than the per-file limit."""
+
+    stage = "timeout"
+
+
+class _Expired(BaseException):
+    """Raised asynchronously inside the worker thread; BaseException so broad handlers don't swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float, *, what: str) -> Iterator[None]:
+    """Interrupt the calling thread when the block runs longer than ``seconds``.
+
+    The interrupt lands at the next Python bytecode, so a single long native call (one Praat
+    command on a clip already capped by ``max_duration_s``) finishes first; nothing can stall forever.
+
+    Raises
+    ------
+    FileTimeout
+        When the limit expired inside the block.
+    """
+    target = ctypes.c_ulong(threading.get_ident())
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def expire() -> None:
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Expired))
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except _Expired:
+        raise FileTimeout(f"{what}: gave up after the {seconds:g} s per-file limit") from None
+    finally:
+        with lock:
+            state["done"] = True
+            if state["fired"]:  # the block ended as the timer fired: drop the still-pending interrupt
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
+        timer.cancel()

@@ -1,0 +1,261 @@
+"""Turn a SOURCE (folder, glob, manifest or single file) into content-addressed file references."""
+
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pandas as pd
+
+from features.wfdb import wfdb_signal_files
+from voxflow.errors import SourceError
+
+AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".hea"})
+MANIFEST_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
+GLOB_CHARS = frozenset("*?[")
+HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One audio file to analyse, named by the sha256 of its bytes (and of its WFDB signal files)."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    subject_id: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A file that could not enter the batch, and why."""
+
+    path: str
+    stage: str
+    reason: str
+    error_class: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    subject_id: str | None = None
+    label: str | None = None
+
+
+@dataclass
+class Discovery:
+    """What a source holds: files to analyse, files rejected up front, and what was left aside."""
+
+    files: list[FileRef] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    ignored: int = 0
+    duplicates: int = 0
+
+    @property
+    def seen(self) -> int:
+        return len(self.files) + len(self.rejected) + self.duplicates
+
+
+def is_audio(path: Path) -> bool:
+    """True for names voxflow decodes (WFDB records are named by their ``.hea`` header)."""
+    return path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def _is_wfdb_signal(path: Path) -> bool:
+    return path.suffix.lower() == ".dat" and path.with_suffix(".hea").exists()
+
+
+def _walk(root: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
+    """Yield every entry below ``root``, following directory links once (loops are cut)."""
+    stat = root.stat()
+    if (stat.st_dev, stat.st_ino) in seen_dirs:
+        return
+    seen_dirs.add((stat.st_dev, stat.st_ino))
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except PermissionError:
+        yield root  # reported as unreadable by the caller
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=True):
+                yield from _walk(path, seen_dirs)
+                continue
+        except OSError:
+            pass  # broken links and loops are files to the caller, which explains them
+        yield path
+
+
+def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], int]:
+    candidates, rejected, ignored = [], [], 0
+    for path in _walk(root, set()):
+        if path.is_dir():
+            rejected.append(Rejection(str(path), "discover", "folder not readable: permission denied", "PermissionError"))
+        elif is_audio(path):
+            candidates.append(Candidate(path))
+        elif not _is_wfdb_signal(path):
+            ignored += 1
+    return candidates, rejected, ignored
+
+
+def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
+    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    files = [p for p in matches if not p.is_dir()]
+    audio = [Candidate(p) for p in files if is_audio(p)]
+    return audio, sum(1 for p in files if not is_audio(p) and not _is_wfdb_signal(p))
+
+
+def read_manifest(path: Path) -> list[Candidate]:
+    """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
+
+    Relative paths resolve against the manifest's folder.
+    """
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path, dtype=str)
+    except Exception as exc:  # pandas raises many types for a bad file
+        raise SourceError(f"manifest {path} could not be read: {exc}") from exc
+    if "path" not in frame.columns:
+        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(map(str, frame.columns))})")
+
+    def text(row: pd.Series, column: str) -> str | None:
+        value = row.get(column)
+        return None if value is None or pd.isna(value) else str(value)
+
+    return [
+        Candidate(
+            path=Path(str(row["path"])) if Path(str(row["path"])).is_absolute() else path.parent / str(row["path"]),
+            subject_id=text(row, "subject_id"),
+            label=text(row, "label"),
+        )
+        for _, row in frame.iterrows()
+        if not pd.isna(row["path"])
+    ]
+
+
+def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
+    """Candidates, up-front rejections and the count of ignored non-audio files for a SOURCE.
+
+    Raises
+    ------
+    SourceError
+        When the source does not exist or a manifest is malformed.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _folder_candidates(path)
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        return read_manifest(path), [], 0
+    if path.is_file():
+        if not is_audio(path):
+            raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
+        return [Candidate(path)], [], 0
+    if GLOB_CHARS & set(source):
+        candidates, ignored = _glob_candidates(str(path))
+        if not candidates and not ignored:
+            raise SourceError(f"no files match {source}")
+        return candidates, [], ignored
+    raise SourceError(f"source not found: {source}")
+
+
+def check_source(source: str) -> None:
+    """Fail fast, before any server starts, when SOURCE names nothing at all.
+
+    Raises
+    ------
+    SourceError
+        When the path does not exist and, as a glob, matches nothing.
+    """
+    path = Path(source).expanduser()
+    if path.exists():
+        return
+    if GLOB_CHARS & set(source) and next(glob.iglob(str(path), recursive=True), None) is not None:
+        return
+    raise SourceError(f"source not found: {source}")
+
+
+def content_hash(path: Path, *, max_bytes: int) -> tuple[str, int]:
+    """sha256 of a file streamed in 1 MiB blocks; for a WFDB header, of the header and its signal files.
+
+    Returns
+    -------
+    (hex digest, total bytes hashed)
+    """
+    companions = wfdb_signal_files(path) if path.suffix.lower() == ".hea" else []
+    # A missing WFDB signal file is left to the decoder, which names the record in its reason.
+    parts = [path] + [p for p in companions if p.exists()]
+    digest, total = hashlib.sha256(), 0
+    for part in parts:
+        size = part.stat().st_size
+        total += size
+        if total > max_bytes:
+            raise OSError(errno.EFBIG, f"file too large: {total / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit")
+        with part.open("rb") as handle:
+            while block := handle.read(HASH_BLOCK):
+                digest.update(block)
+    return digest.hexdigest(), total
+
+
+def _explain(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: the link resolves to itself"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return f"broken symlink: target {os.readlink(path)} does not exist"
+    if exc.errno == errno.ENOENT:
+        return "file not found"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied: the file is not readable by this user"
+    if exc.errno == errno.EFBIG:
+        return exc.strerror or "file too large"
+    return f"cannot read file: {exc.strerror or exc}"
+
+
+def _hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection:
+    try:
+        if not candidate.path.is_file() and candidate.path.exists():
+            return Rejection(str(candidate.path), "discover", "not a regular file (device, pipe or socket)", "OSError")
+        sha, size = content_hash(candidate.path, max_bytes=max_bytes)
+    except OSError as exc:
+        return Rejection(str(candidate.path), "discover", _explain(candidate.path, exc), type(exc).__name__)
+    return FileRef(str(candidate.path), sha, size, candidate.subject_id, candidate.label)
+
+
+def discover(source: str, *, max_file_bytes: int, threads: int = 4) -> Discovery:
+    """List, stat and hash every audio file of a SOURCE; the same content twice is analysed once.
+
+    Parameters
+    ----------
+    source : str
+        A folder (recursive), a glob, a CSV/Parquet manifest or one audio file.
+    max_file_bytes : int
+        Files larger than this are rejected before they are read.
+    threads : int
+        Hashing threads (hashlib releases the GIL on large blocks).
+    """
+    candidates, rejected, ignored = list_source(source)
+    found = Discovery(rejected=list(rejected), ignored=ignored)
+    seen_hashes: set[str] = set()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for outcome in pool.map(lambda c: _hash_candidate(c, max_file_bytes), candidates):
+            if isinstance(outcome, Rejection):
+                found.rejected.append(outcome)
+            elif outcome.sha256 in seen_hashes:
+                found.duplicates += 1
+            else:
+                seen_hashes.add(outcome.sha256)
+                found.files.append(outcome)
+    return found
+
+
+def chunked(files: Sequence[FileRef], size: int) -> list[list[FileRef]]:
+    """Split into consecutive chunks of at most ``size`` files (the unit of Dask work)."""
+    return [list(files[i : i + size]) for i in range(0, len(files), size)]

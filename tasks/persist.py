@@ -1,0 +1,102 @@
+"""Persist chunk results as they complete: Parquet features, MongoDB documents, Redis cache and metrics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from features.schema import FEATURE_NAMES
+from models.artifact import ModelCard
+from store.cache import LiveMetrics, PredictionCache, connect_redis
+from store.feature_store import FeatureStore
+from store.mongo import ResultStore, connect_mongo
+from tasks.ingest import Rejection
+from voxflow import services
+from voxflow.settings import Settings
+
+_FEATURE_COLUMNS = frozenset(FEATURE_NAMES)
+_CACHED_FIELDS = ("audio_sha256", "model_version", "score", "label", "run_id")
+
+
+@dataclass
+class Stores:
+    """Every store a run writes to, opened once per flow run."""
+
+    results: ResultStore
+    cache: PredictionCache
+    metrics: LiveMetrics
+    features: FeatureStore
+
+
+def open_stores(settings: Settings) -> Stores:
+    """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes."""
+    mongo = connect_mongo(services.mongo_uri(settings))
+    results = ResultStore(mongo[settings.mongo_db], retry_s=settings.mongo_retry_s)
+    results.ensure_indexes()
+    redis = connect_redis(services.redis_url(settings))
+    return Stores(
+        results=results,
+        cache=PredictionCache(redis, ttl_s=settings.cache_ttl_s),
+        metrics=LiveMetrics(redis, maxlen=settings.metrics_maxlen),
+        features=FeatureStore(settings.feature_store_dir),
+    )
+
+
+def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at: datetime) -> list[dict[str, Any]]:
+    """One MongoDB document per scored row: the score, why, and what it was computed from."""
+    docs = []
+    for row in table.select([c for c in table.column_names if c not in _FEATURE_COLUMNS]).to_pylist():
+        docs.append(
+            {
+                "audio_sha256": row["audio_sha256"],
+                "model_version": card.version,
+                "feature_version": card.feature_version,
+                "run_id": run_id,
+                "path": row["path"],
+                "subject_id": row["subject_id"],
+                "reference_label": row["reference_label"],
+                "score": row["score"],
+                "label": row["label"],
+                "threshold": card.threshold,
+                "top_factors": json.loads(row["top_factors"]),
+                "quality_flags": row["quality_flags"],
+                "duration_s": row["duration_s"],
+                "sample_rate": row["source_rate"],
+                "channels": row["channels"],
+                "size_bytes": row["size_bytes"],
+                "timings_ms": {"decode": row["decode_ms"], "features": row["features_ms"]},
+                "created_at": created_at,
+            }
+        )
+    return docs
+
+
+def quarantine_docs(rejections: Sequence[dict[str, Any] | Rejection], *, run_id: str, created_at: datetime) -> list[dict[str, Any]]:
+    """One MongoDB document per rejected file of this run."""
+    docs = []
+    for rejection in rejections:
+        fields = rejection if isinstance(rejection, dict) else rejection.__dict__
+        docs.append({**fields, "run_id": run_id, "created_at": created_at})
+    return docs
+
+
+def persist_scored(stores: Stores, table: pa.Table, rejected: Sequence[dict[str, Any]], *, run_id: str, chunk_id: int, card: ModelCard) -> int:
+    """Write one chunk everywhere it belongs; returns how many predictions were new.
+
+    Order matters for a crash between steps: Parquet first (deduplicated on read), then MongoDB
+    (the record of truth, idempotent through its unique index), then the Redis cache.
+    """
+    now = datetime.now(timezone.utc)
+    if table.num_rows:
+        stores.features.write_chunk(table, feature_version=card.feature_version, run_id=run_id, chunk_id=chunk_id)
+    docs = prediction_docs(table, run_id=run_id, card=card, created_at=now)
+    inserted = stores.results.insert_predictions(docs) if docs else 0
+    if rejected:
+        stores.results.insert_quarantine(quarantine_docs(rejected, run_id=run_id, created_at=now))
+    if docs:
+        stores.cache.put_many([{key: doc[key] for key in _CACHED_FIELDS} for doc in docs])
+    return inserted

@@ -1,0 +1,94 @@
+"""Shared real-server fixtures: Redis, MongoDB (nx-27017, or VOXFLOW_TEST_MONGO_URI), Prefect, VOICED data.
+
+Servers are started once per session under a temporary voxflow home and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pymongo
+import pytest
+import redis
+from pymongo.database import Database
+
+from store.cache import connect_redis
+from store.mongo import connect_mongo
+from voxflow import services
+from voxflow.settings import Settings
+
+SYSTEM_REDIS_URL = "redis://127.0.0.1:6379/15"
+VOICED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voiced"
+
+
+def _system_redis_answers() -> bool:
+    client = redis.Redis.from_url(SYSTEM_REDIS_URL, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def voxflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh voxflow home for the session (short, so the embedded Redis socket fits)."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def test_settings(voxflow_home: Path) -> Iterator[Settings]:
+    """Settings for the session: system Redis db 15 when it answers, MongoDB from VOXFLOW_TEST_MONGO_URI or embedded."""
+    redis_url = None
+    if _system_redis_answers():
+        redis_url = SYSTEM_REDIS_URL
+        redis.Redis.from_url(SYSTEM_REDIS_URL).flushdb()
+    settings = Settings(
+        home=voxflow_home,
+        redis_url=redis_url,
+        mongo_uri=os.environ.get("VOXFLOW_TEST_MONGO_URI"),
+        # By its alias: the field name would lose to a PREFECT_API_URL in the environment.
+        PREFECT_API_URL=None,
+    )
+    yield settings
+    services.stop_services(settings)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(test_settings: Settings) -> Iterator[pymongo.MongoClient]:
+    client = connect_mongo(services.mongo_uri(test_settings))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mongo_db(mongo_client: pymongo.MongoClient) -> Iterator[Database]:
+    """A database of its own for each test, dropped afterwards."""
+    name = f"vxtest_{uuid.uuid4().hex[:12]}"
+    yield mongo_client[name]
+    mongo_client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_client(test_settings: Settings) -> Iterator[redis.Redis]:
+    client = connect_redis(services.redis_url(test_settings))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(test_settings: Settings) -> str:
+    """URL of the session's embedded Prefect server (started on first use, ~15 s)."""
+    return services.prefect_api_url(test_settings)
+
+
+@pytest.fixture(scope="session")
+def voiced_dir() -> Path:
+    """The VOICED recordings shared beside the repository."""
+    if not VOICED_DIR.is_dir():
+        pytest.skip(f"VOICED recordings not found at {VOICED_DIR} (../shared is absent)")
+    return VOICED_DIR

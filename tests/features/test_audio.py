@@ -1,0 +1,203 @@
+"""decode_audio on real files: every format, rate and channel count, VOICED records, and broken input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from features.audio import decode_audio
+from features.synth import synth_vowel
+from voxflow.errors import DecodeError, QualityError
+
+FORMATS = [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")]
+RATES = [8_000, 22_050, 44_100, 48_000]
+LEVEL_TOLERANCE_DB = 0.5  # lossy codecs at default quality keep a vowel's level within ~0.05 dB
+CORRELATION_LOSSLESS = 0.999  # lossless files must match the resampled original sample by sample
+
+
+def write_audio(path: Path, data: np.ndarray, sr: int, subtype: str | None = None) -> Path:
+    sf.write(path, data, sr, subtype=subtype)
+    return path
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64))))
+
+
+@pytest.mark.parametrize("ext,subtype", FORMATS)
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decodes_any_format_rate_and_channel_count_to_16k_mono(tmp_path, ext, subtype, rate, channels):
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0, sr=rate, jitter=0.01, shimmer=0.04, hnr_db=30.0)
+    data = y if channels == 1 else np.column_stack([y, 0.5 * y])
+    mix = y if channels == 1 else 0.75 * y
+    path = write_audio(tmp_path / f"clip.{ext}", data, rate, subtype)
+
+    audio = decode_audio(path)
+
+    assert audio.sample_rate == 16_000
+    assert audio.source_rate == rate
+    assert audio.channels == channels
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert audio.duration_s == pytest.approx(1.0, abs=1e-3)
+    assert audio.duration_s == len(audio.samples) / 16_000
+    assert _rms_db(audio.samples) == pytest.approx(_rms_db(mix), abs=LEVEL_TOLERANCE_DB)
+    if ext in ("wav", "flac"):
+        reference = soxr.resample(mix, rate, 16_000, quality="HQ")
+        assert np.corrcoef(audio.samples, reference)[0, 1] > CORRELATION_LOSSLESS
+
+
+def test_mono_mix_is_the_mean_of_channels(tmp_path):
+    y = synth_vowel(f0_hz=120.0, duration_s=0.5)
+    path = write_audio(tmp_path / "stereo.wav", np.column_stack([y, -0.5 * y]), 16_000, "FLOAT")
+
+    audio = decode_audio(path)
+
+    np.testing.assert_allclose(audio.samples, 0.25 * y, atol=1e-7)
+
+
+def test_keeps_the_rate_when_it_is_the_target(tmp_path):
+    y = synth_vowel(f0_hz=200.0, duration_s=0.5, sr=8_000)
+    audio = decode_audio(write_audio(tmp_path / "a.wav", y, 8_000, "FLOAT"), target_rate=8_000)
+    np.testing.assert_array_equal(audio.samples, y)
+
+
+def test_voiced_record_decodes_to_its_header_duration(voiced_dir):
+    audio = decode_audio(voiced_dir / "voice001.hea")
+
+    assert audio.source_rate == 8_000 and audio.channels == 1
+    assert audio.duration_s == pytest.approx(38_080 / 8_000)
+    assert len(audio.samples) == 38_080 * 2
+    assert np.isfinite(audio.samples).all()
+    assert 0.1 < np.abs(audio.samples).max() < 1.2  # physical units of VOICED are normalised to +-1
+
+
+def test_every_voiced_record_decodes(voiced_dir):
+    records = (voiced_dir / "RECORDS").read_text().split()
+    assert len(records) == 208
+    for record in records:
+        header = (voiced_dir / f"{record}.hea").read_text().split("\n")[0].split()
+        audio = decode_audio(voiced_dir / f"{record}.hea")
+        assert audio.duration_s == pytest.approx(int(header[3]) / float(header[2]), abs=1e-4), record
+
+
+# Broken input: the right exception, and a reason that says why.
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(DecodeError, match=r"empty file \(0 bytes\)"):
+        decode_audio(tmp_path / "empty.wav")
+
+
+def test_random_bytes_named_wav(tmp_path):
+    path = tmp_path / "noise.wav"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DecodeError) as err:
+        decode_audio(path)
+    assert "not audio" in err.value.reason and "first bytes" in err.value.reason and ".wav" in err.value.reason
+
+
+def test_text_file_named_flac(tmp_path):
+    path = tmp_path / "notes.flac"
+    path.write_text("patient 12, take 3\nsecond line\n")
+    with pytest.raises(DecodeError) as err:
+        decode_audio(path)
+    assert "not audio" in err.value.reason and "text" in err.value.reason and "patient 12" in err.value.reason
+
+
+def test_zero_frames(tmp_path):
+    path = write_audio(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), 16_000)
+    with pytest.raises(DecodeError, match="0 frames"):
+        decode_audio(path)
+
+
+def test_wav_header_claiming_more_frames_than_present(tmp_path):
+    full = write_audio(tmp_path / "full.wav", synth_vowel(f0_hz=150.0, duration_s=1.0), 16_000, "PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:20_000])
+    with pytest.raises(DecodeError) as err:
+        decode_audio(cut)
+    assert "truncated" in err.value.reason and "32000" in err.value.reason
+
+
+@pytest.mark.parametrize("ext,subtype", [("mp3", "MPEG_LAYER_III"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
+def test_truncated_compressed_files(tmp_path, ext, subtype):
+    full = write_audio(tmp_path / f"full.{ext}", synth_vowel(f0_hz=150.0, duration_s=2.0, hnr_db=20.0), 16_000, subtype)
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(DecodeError, match="truncated"):
+        decode_audio(cut)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DecodeError, match="file not found"):
+        decode_audio(tmp_path / "nowhere.wav")
+
+
+def test_directory(tmp_path):
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(DecodeError, match="directory"):
+        decode_audio(tmp_path / "folder.wav")
+
+
+def test_permission_denied(tmp_path, monkeypatch):
+    path = write_audio(tmp_path / "locked.wav", synth_vowel(f0_hz=150.0, duration_s=0.5), 16_000)
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads anything: make open() fail the way it would for others
+        def deny(self, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "open", deny)
+    with pytest.raises(DecodeError) as err:
+        decode_audio(path)
+    assert err.value.reason == "permission denied"
+
+
+def test_unexpected_library_errors_become_decode_errors(tmp_path, monkeypatch):
+    path = write_audio(tmp_path / "a.wav", synth_vowel(f0_hz=150.0, duration_s=0.5), 16_000)
+
+    def explode(*args, **kwargs):
+        raise ValueError("codec exploded")
+
+    monkeypatch.setattr(sf, "SoundFile", explode)
+    with pytest.raises(DecodeError, match="unexpected ValueError.*codec exploded"):
+        decode_audio(path)
+
+
+def test_nan_in_float_wav_is_decoded_not_refused(tmp_path):
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0, sr=22_050)
+    y[1000] = np.nan
+    audio = decode_audio(write_audio(tmp_path / "nan.wav", y, 22_050, "FLOAT"))
+    assert np.isnan(audio.samples).any()  # the quality gate refuses it, with its own reason
+
+
+def test_too_long_is_refused_from_the_header_without_reading_samples(tmp_path, monkeypatch):
+    path = write_audio(tmp_path / "long.wav", np.zeros(300 * 8_000, dtype=np.int16), 8_000, "PCM_16")
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("samples were read")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_read)
+    with pytest.raises(QualityError) as err:
+        decode_audio(path, max_duration_s=120.0)
+    assert err.value.reason == "clip too long: 300.0 s > 120.0 s maximum"
+
+
+def test_clipping_is_measured_on_the_files_own_samples(tmp_path):
+    y = synth_vowel(f0_hz=150.0, duration_s=2.0, sr=44_100, jitter=0.01, shimmer=0.04, hnr_db=25.0)
+    clipped = np.clip(3.0 * y, -1.0, 1.0)
+    true_share = float(np.mean(np.abs(clipped) >= 1.0))
+    audio = decode_audio(write_audio(tmp_path / "hot.wav", clipped, 44_100, "PCM_16"))
+    assert audio.clipped_fraction == pytest.approx(true_share, rel=0.05)
+
+
+def test_audio_is_frozen(tmp_path):
+    audio = decode_audio(write_audio(tmp_path / "a.wav", synth_vowel(f0_hz=150.0, duration_s=0.1), 16_000))
+    with pytest.raises(AttributeError):
+        audio.sample_rate = 8_000

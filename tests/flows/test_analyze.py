@@ -1,0 +1,146 @@
+"""End to end: the real CLI, Prefect server, Dask worker processes, Redis and the MongoDB wire server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pymongo
+import pytest
+import soundfile as sf
+
+from features.synth import synth_vowel
+from tests.flows.conftest import REPO, last_json, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _predictions(env: dict[str, str]) -> pymongo.collection.Collection:
+    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
+
+
+@pytest.fixture
+def voiced_manifest(voiced_dir: Path, tmp_path: Path) -> Path:
+    records = sorted(voiced_dir.glob("voice*.hea"))
+    manifest = tmp_path / "voiced.csv"
+    pd.DataFrame({"path": [str(p) for p in records], "subject_id": [p.stem for p in records]}).to_csv(manifest, index=False)
+    return manifest
+
+
+def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    first = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))
+    assert first["seen"] == 208 and first["scored"] + first["quarantined"] == 208
+    assert first["scored"] >= 200, first  # real recordings: at most a handful may fail the gate
+    assert first["skipped"] == 0 and first["clips_per_s"] > 0
+    for key in ("run_id", "wall_s", "model_version", "feature_version"):
+        assert key in first
+    predictions = _predictions(cli_env)
+    assert predictions.count_documents({}) == first["scored"]
+    doc = predictions.find_one({"subject_id": "voice001"})
+    assert doc["model_version"] == first["model_version"] and 0.0 <= doc["score"] <= 1.0
+    assert doc["label"] in {"healthy", "pathological"} and len(doc["top_factors"]) == 3
+    assert doc["duration_s"] == pytest.approx(38080 / 8000, abs=0.01) and doc["sample_rate"] == 8000
+
+    again = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))
+    assert again["scored"] == 0 and again["skipped"] == first["scored"]
+    assert predictions.count_documents({}) == first["scored"]
+
+    results = last_json(run_cli(["results", "--run", first["run_id"], "--limit", "500", "--json"], cli_env))
+    assert len(results) == first["scored"]
+    flagged = last_json(run_cli(["results", "--min-score", "0.5", "--limit", "500", "--json"], cli_env))
+    assert all(r["score"] >= 0.5 for r in flagged) and len(flagged) == predictions.count_documents({"score": {"$gte": 0.5}})
+
+
+def _bad_corpus(root: Path) -> tuple[int, int]:
+    """Write good and broken files; return (good, bad) counts. One non-audio file is to be ignored."""
+    rate = 16_000
+    good = [
+        ("ünïcødé and spaces/clip one.wav", synth_vowel(f0_hz=120, duration_s=2.0, sr=rate, seed=1), rate),
+        ("stereo-44k.flac", np.stack([synth_vowel(f0_hz=200, duration_s=2.0, sr=44_100, seed=2)] * 2, axis=1), 44_100),
+        ("speech.ogg", synth_vowel(f0_hz=150, duration_s=3.0, sr=22_050, seed=3), 22_050),
+    ]
+    for name, y, sr in good:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / name, y, sr)
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "empty.wav").write_bytes(b"")
+    (bad / "random.wav").write_bytes(np.random.default_rng(0).bytes(8000))
+    (bad / "text.flac").write_text("I am a text file\n" * 20)
+    sf.write(bad / "truncated.wav", synth_vowel(f0_hz=110, duration_s=2.0, sr=rate, seed=4), rate)
+    (bad / "truncated.wav").write_bytes((bad / "truncated.wav").read_bytes()[:30])
+    nan = synth_vowel(f0_hz=130, duration_s=1.0, sr=rate, seed=5)
+    nan[100:200] = np.nan
+    sf.write(bad / "nan.wav", nan, rate, subtype="FLOAT")
+    sf.write(bad / "silence.wav", np.zeros(rate * 2, dtype=np.float32), rate)
+    sf.write(bad / "short.wav", synth_vowel(f0_hz=120, duration_s=0.05, sr=rate, seed=6), rate)
+    sf.write(bad / "long.wav", synth_vowel(f0_hz=120, duration_s=12.0, sr=8_000, seed=7), 8_000)
+    square = np.sign(np.sin(2 * np.pi * 200 * np.arange(rate * 2) / rate)).astype(np.float32)
+    sf.write(bad / "clipped.wav", square, rate)
+    (bad / "lying.hea").write_text("lying 1 8000 999999\nlying.dat 16 200/mV 16 0 0 0 0 voice\n")
+    (bad / "lying.dat").write_bytes(np.zeros(100, dtype="<i2").tobytes())
+    (bad / "dangling.wav").symlink_to(bad / "nowhere.wav")
+    (bad / "loop1.wav").symlink_to(bad / "loop2.wav")
+    (bad / "loop2.wav").symlink_to(bad / "loop1.wav")
+    (root / "notes.txt").write_text("not audio: ignored and counted")
+    return len(good), 13
+
+
+def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: dict[str, str], tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    n_good, n_bad = _bad_corpus(corpus)
+    env = {**cli_env, "VOXFLOW_MAX_DURATION_S": "10"}
+    summary = last_json(run_cli(["analyze", str(corpus), "--json"], env))
+    assert (summary["scored"], summary["quarantined"], summary["ignored"]) == (n_good, n_bad, 1), summary
+    quarantined = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], env))
+    reasons = {Path(q["path"]).name: (q["stage"], q["reason"]) for q in quarantined}
+    assert set(reasons) == {p.name for p in (corpus / "bad").iterdir() if p.suffix != ".dat"}
+    assert reasons["dangling.wav"][0] == "discover" and "broken symlink" in reasons["dangling.wav"][1]
+    assert "symlink loop" in reasons["loop1.wav"][1]
+    assert reasons["silence.wav"][0] == "quality" and "silence" in reasons["silence.wav"][1]
+    assert reasons["nan.wav"][0] == "quality" and "non-finite" in reasons["nan.wav"][1].lower()
+    assert "too long" in reasons["long.wav"][1] and "too short" in reasons["short.wav"][1]
+    assert "clipped" in reasons["clipped.wav"][1]
+    assert reasons["empty.wav"][0] == "decode" and "empty" in reasons["empty.wav"][1]
+    assert reasons["lying.hea"][0] == "decode"
+    for stage, reason in reasons.values():
+        assert len(reason) > 10 and "Traceback" not in reason
+
+
+def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, str], tmp_path: Path) -> None:
+    missing = run_cli(["analyze", str(tmp_path / "nowhere")], cli_env, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.strip() == f"voxflow: error: source not found: {tmp_path / 'nowhere'}"
+    bad = run_cli(["analyze", str(tmp_path)], {**cli_env, "VOXFLOW_CHUNK_SIZE": "0"}, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("voxflow: error: bad setting VOXFLOW_CHUNK_SIZE")
+    assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_killed_run_resumes_without_duplicates(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxflow.cli", "analyze", str(voiced_manifest), "--json"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    predictions = _predictions(env)
+    deadline = time.monotonic() + 240
+    while predictions.count_documents({}) < 40:
+        assert proc.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline, "no predictions appeared"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the flow process and its Dask workers, mid-run
+    proc.wait()
+    stored_before = predictions.count_documents({})
+    assert 40 <= stored_before < 208
+
+    resumed = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
+    total = predictions.count_documents({})
+    assert resumed["skipped"] == stored_before and resumed["scored"] == total - stored_before
+    assert resumed["scored"] + resumed["skipped"] + resumed["quarantined"] == 208
+    distinct = list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
+    assert distinct == []

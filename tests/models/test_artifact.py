@@ -1,0 +1,60 @@
+"""Model artifacts: UBJ + card, checksum-verified, no pickle, explained scores."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.artifact import read_bundle, save_model, score
+from models.registry import load_bundle, set_champion, SHIPPED_DIR
+from models.train import fit_booster
+from voxflow.errors import ModelError
+
+NAMES = ("a", "b", "c")
+
+
+def _model(directory: Path, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 80)
+    features = rng.normal(size=(80, 3))
+    features[:, 1] += 3 * labels
+    booster = fit_booster(features, labels, rounds=30, seed=seed)
+    card = save_model(booster, {"feature_version": 9, "feature_names": NAMES, "threshold": 0.5, "created_at": "2026-11-27T00:00:00+00:00"}, directory)
+    return card, features, labels
+
+
+def test_round_trip_scores_and_explains(tmp_path: Path) -> None:
+    card, features, labels = _model(tmp_path / "m")
+    assert card.version.startswith("xgb-fv9-") and (tmp_path / "m" / "model.ubj").exists()
+    scored = score(read_bundle(tmp_path / "m"), features)
+    assert scored.scores.shape == (80,)
+    assert scored.scores[labels == 1].mean() > scored.scores[labels == 0].mean()
+    assert {f["feature"] for f in scored.top_factors[0]} <= set(NAMES)
+    # The strongest explanation of most rows is the one informative feature.
+    assert np.mean([row[0]["feature"] == "b" for row in scored.top_factors]) > 0.8
+
+
+def test_tampered_booster_is_refused(tmp_path: Path) -> None:
+    _model(tmp_path / "m")
+    raw = bytearray((tmp_path / "m" / "model.ubj").read_bytes())
+    raw[-10] ^= 0x01
+    (tmp_path / "m" / "model.ubj").write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="does not match"):
+        read_bundle(tmp_path / "m")
+
+
+def test_wrong_feature_count_is_a_model_error(tmp_path: Path) -> None:
+    _model(tmp_path / "m")
+    with pytest.raises(ModelError, match="expects 3 features"):
+        score(read_bundle(tmp_path / "m"), np.zeros((2, 5)))
+
+
+def test_registry_prefers_champion_then_shipped(tmp_path: Path) -> None:
+    models_dir = tmp_path / "registry"
+    assert load_bundle(models_dir).card.version == read_bundle(SHIPPED_DIR).card.version
+    card, _, _ = _model(models_dir / "staging", seed=1)
+    (models_dir / "staging").rename(models_dir / card.version)
+    set_champion(models_dir, card.version)
+    assert load_bundle(models_dir).card.version == card.version
+    with pytest.raises(ModelError, match="not found"):
+        load_bundle(models_dir, "xgb-fv1-doesnotexist")

@@ -1,0 +1,44 @@
+"""PredictionCache and LiveMetrics against a real Redis (system Redis db 15 or the embedded server)."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+
+from store.cache import LiveMetrics, PredictionCache
+
+
+def sha() -> str:
+    return uuid.uuid4().hex * 2
+
+
+def test_put_then_get_many(redis_client: redis.Redis) -> None:
+    cache = PredictionCache(redis_client, ttl_s=60)
+    docs = [{"audio_sha256": sha(), "model_version": "m1", "score": 0.25 * i, "label": "healthy"} for i in range(3)]
+    cache.put_many(docs)
+    missing = sha()
+    found = cache.get_many([doc["audio_sha256"] for doc in docs] + [missing], "m1")
+    assert found == {doc["audio_sha256"]: doc for doc in docs}
+    assert cache.get_many([docs[0]["audio_sha256"]], "m2") == {}
+    assert cache.get_many([], "m1") == {}
+
+
+def test_cached_predictions_expire_within_ttl(redis_client: redis.Redis) -> None:
+    cache = PredictionCache(redis_client, ttl_s=45)
+    doc = {"audio_sha256": sha(), "model_version": "m1", "score": 0.9, "label": "pathological"}
+    cache.put_many([doc])
+    assert 0 < redis_client.ttl(f"voxflow:cache:pred:{doc['audio_sha256']}:m1") <= 45
+
+
+def test_metrics_stream_is_bounded_and_recent_is_newest_last(redis_client: redis.Redis) -> None:
+    metrics = LiveMetrics(redis_client, maxlen=100)
+    stream = f"test-{uuid.uuid4().hex[:8]}"
+    for i in range(1_000):
+        metrics.record(stream, {"files_per_s": i, "stage": "extract"})
+    # MAXLEN ~ trims whole stream nodes (100 entries each), so a little over maxlen may remain.
+    assert 100 <= redis_client.xlen(f"voxflow:metrics:{stream}") < 300
+    recent = metrics.recent(stream, count=3)
+    assert [sample["files_per_s"] for sample in recent] == ["997", "998", "999"]
+    assert recent[0]["stage"] == "extract" and recent[0]["id"] < recent[-1]["id"]
+    assert metrics.recent(f"missing-{uuid.uuid4().hex}") == []

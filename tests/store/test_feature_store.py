@@ -1,0 +1,43 @@
+"""FeatureStore: Parquet chunks partitioned by feature version and run, deduplicated on read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from store.feature_store import FeatureStore
+
+
+def chunk(hashes: list[str], value: float) -> pa.Table:
+    return pa.table({"audio_sha256": hashes, "f0_mean": [value] * len(hashes), "hnr_db": [value + 1] * len(hashes)})
+
+
+def test_write_chunk_layout_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    path = store.write_chunk(chunk(["a", "b"], 1.0), feature_version=3, run_id="r1", chunk_id=7)
+    assert path == tmp_path / "feature_version=3" / "run_id=r1" / "chunk-00007.parquet"
+    assert os.listdir(path.parent) == ["chunk-00007.parquet"]
+
+
+def test_read_keeps_the_last_written_row_per_hash(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    store.write_chunk(chunk(["a", "b"], 1.0), feature_version=1, run_id="r1", chunk_id=0)
+    store.write_chunk(chunk(["b", "c"], 2.0), feature_version=1, run_id="r2", chunk_id=0)
+    store.write_chunk(chunk(["z"], 9.0), feature_version=2, run_id="r2", chunk_id=1)
+    frame = store.read(feature_version=1)
+    assert dict(zip(frame["audio_sha256"], frame["f0_mean"])) == {"a": 1.0, "b": 2.0, "c": 2.0}
+    assert list(store.read(feature_version=1, columns=["hnr_db"]).columns) == ["hnr_db"]
+    assert store.read(feature_version=2)["audio_sha256"].tolist() == ["z"]
+
+
+def test_read_of_an_unwritten_version_is_empty(tmp_path: Path) -> None:
+    frame = FeatureStore(tmp_path / "nothing-yet").read(feature_version=5, columns=["audio_sha256", "f0_mean"])
+    assert frame.empty and list(frame.columns) == ["audio_sha256", "f0_mean"]
+
+
+def test_run_id_must_name_one_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="partition"):
+        FeatureStore(tmp_path).write_chunk(chunk(["a"], 1.0), feature_version=1, run_id="../escape", chunk_id=0)

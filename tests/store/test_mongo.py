@@ -1,0 +1,138 @@
+"""ResultStore against a real MongoDB wire-protocol server (embedded nx-27017 or VOXFLOW_TEST_MONGO_URI)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from store.mongo import ResultStore, backoff_delays, connect_mongo
+from voxflow import services
+from voxflow.errors import ServiceError
+from voxflow.settings import Settings
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+def prediction(i: int, *, model_version: str = "m1", run_id: str = "run-a", minutes: int = 0) -> dict:
+    return {
+        "audio_sha256": f"{i:064x}",
+        "model_version": model_version,
+        "run_id": run_id,
+        "score": round(i / 10, 2),
+        "label": "pathological" if i % 2 else "healthy",
+        "created_at": T0 + timedelta(minutes=minutes),
+    }
+
+
+@pytest.fixture
+def results(mongo_db: Database) -> ResultStore:
+    store = ResultStore(mongo_db, retry_s=30)
+    store.ensure_indexes()
+    return store
+
+
+def test_duplicates_count_as_already_stored(results: ResultStore, mongo_db: Database) -> None:
+    first = [prediction(i) for i in range(3)]
+    assert results.insert_predictions(first) == 3
+    assert results.insert_predictions([prediction(1), prediction(2), prediction(3)]) == 1
+    assert mongo_db["predictions"].count_documents({}) == 4
+    assert all("_id" not in doc for doc in first)
+
+
+def test_unique_index_is_enforced(results: ResultStore, mongo_db: Database) -> None:
+    results.insert_predictions([prediction(7)])
+    with pytest.raises(DuplicateKeyError):
+        mongo_db["predictions"].insert_one(prediction(7, run_id="another-run"))
+    assert results.insert_predictions([prediction(7, model_version="m2")]) == 1
+
+
+def test_ensure_indexes_is_repeatable(results: ResultStore) -> None:
+    results.ensure_indexes()
+
+
+def test_known_hashes_of_one_model_version_across_lookup_batches(results: ResultStore) -> None:
+    stored = [prediction(i) for i in range(2_500)]
+    assert results.insert_predictions(stored) == 2_500
+    asked = [doc["audio_sha256"] for doc in stored[::2]] + [f"{i:064x}" for i in range(10_000, 10_050)]
+    assert results.known_hashes(asked, "m1") == {doc["audio_sha256"] for doc in stored[::2]}
+    assert results.known_hashes(asked, "m2") == set()
+    assert results.known_hashes([], "m1") == set()
+
+
+def test_find_predictions_filters_newest_first(results: ResultStore) -> None:
+    results.insert_predictions([prediction(i, run_id="run-a" if i < 6 else "run-b", minutes=i) for i in range(10)])
+    run_a = results.find_predictions(run_id="run-a")
+    assert [doc["score"] for doc in run_a] == [0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    assert all("_id" not in doc for doc in run_a)
+    assert run_a[0]["created_at"] == T0 + timedelta(minutes=5)
+    assert {doc["label"] for doc in results.find_predictions(label="healthy")} == {"healthy"}
+    banded = results.find_predictions(min_score=0.3, max_score=0.6)
+    assert [doc["score"] for doc in banded] == [0.6, 0.5, 0.4, 0.3]
+    assert [doc["score"] for doc in results.find_predictions(run_id="run-b", label="pathological", min_score=0.8)] == [0.9]
+    assert len(results.find_predictions(limit=3)) == 3
+
+
+def test_quarantine_and_runs(results: ResultStore) -> None:
+    results.insert_quarantine(
+        [
+            {"run_id": "run-a", "audio_sha256": "a" * 64, "path": "x.wav", "stage": "decode", "reason": "not audio", "created_at": T0},
+            {"run_id": "run-b", "audio_sha256": "b" * 64, "path": "y.wav", "stage": "quality", "reason": "silence", "created_at": T0},
+        ]
+    )
+    assert [doc["reason"] for doc in results.find_quarantine(run_id="run-a")] == ["not audio"]
+    assert len(results.find_quarantine()) == 2
+
+    results.start_run({"run_id": "run-a", "status": "running", "started_at": T0})
+    results.start_run({"run_id": "run-a", "status": "running", "started_at": T0})
+    results.start_run({"run_id": "run-b", "status": "running", "started_at": T0 + timedelta(hours=1)})
+    results.finish_run("run-a", {"status": "completed", "counts": {"seen": 10, "scored": 9}})
+    runs = results.find_runs()
+    assert [run["run_id"] for run in runs] == ["run-b", "run-a"]
+    assert runs[1]["status"] == "completed" and runs[1]["counts"] == {"seen": 10, "scored": 9}
+
+
+def test_backoff_delays_double_up_to_a_cap_within_budget() -> None:
+    delays = backoff_delays(30)
+    assert delays[:5] == [0.2, 0.4, 0.8, 1.6, 3.2]
+    assert max(delays) == 5.0
+    assert sum(delays) <= 30
+    assert backoff_delays(0) == []
+
+
+def test_unreachable_mongo_raises_service_error() -> None:
+    client = connect_mongo("mongodb://127.0.0.1:9/", timeout_ms=200)
+    store = ResultStore(client["voxflow"], retry_s=1)
+    began = time.monotonic()
+    with pytest.raises(ServiceError, match="MongoDB unreachable after"):
+        store.insert_predictions([prediction(1)])
+    assert time.monotonic() - began < 5
+    client.close()
+
+
+@pytest.mark.skipif("VOXFLOW_TEST_MONGO_URI" in os.environ, reason="restarts the embedded nx-27017 only")
+def test_insert_waits_for_a_restarted_mongo(results: ResultStore, mongo_db: Database, test_settings: Settings) -> None:
+    results.insert_predictions([prediction(i) for i in range(100)])
+    assert services.stop_service(test_settings, "mongo")
+
+    def restart_later() -> None:
+        time.sleep(2)
+        services.mongo_uri(test_settings)
+
+    restarter = threading.Thread(target=restart_later)
+    restarter.start()
+    began = time.monotonic()
+    try:
+        assert results.insert_predictions([prediction(i) for i in range(50, 300)]) == 200
+    finally:
+        restarter.join()
+    assert time.monotonic() - began >= 1.5
+    assert mongo_db["predictions"].count_documents({}) == 300
+    assert results.known_hashes([prediction(i)["audio_sha256"] for i in range(300)], "m1") == {
+        prediction(i)["audio_sha256"] for i in range(300)
+    }

@@ -1,0 +1,140 @@
+"""Discovery: folders, globs, manifests, and every way a path can be wrong."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from tasks.ingest import Discovery, check_source, chunked, content_hash, discover
+from voxflow.errors import SourceError
+
+MAX = 50_000_000
+
+
+def _tone(path: Path, seconds: float = 0.6, rate: int = 16_000, seed: int = 0) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.random.default_rng(seed).normal(0, 0.01, t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 150 * t) + noise).astype(np.float32), rate)
+    return path
+
+
+def test_folder_is_walked_recursively_with_unicode_and_spaces(tmp_path: Path) -> None:
+    _tone(tmp_path / "a.wav", seed=1)
+    _tone(tmp_path / "sub dir" / "ünïcødé clip.flac", seed=2)
+    _tone(tmp_path / "sub dir" / "deeper" / "c.ogg", seed=3)
+    (tmp_path / "notes.txt").write_text("not audio")
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert sorted(Path(f.path).name for f in found.files) == ["a.wav", "c.ogg", "ünïcødé clip.flac"]
+    assert found.ignored == 1
+    assert all(len(f.sha256) == 64 for f in found.files)
+
+
+def test_same_content_twice_is_analysed_once(tmp_path: Path) -> None:
+    original = _tone(tmp_path / "one.wav")
+    (tmp_path / "copy.wav").write_bytes(original.read_bytes())
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert len(found.files) == 1 and found.duplicates == 1 and found.seen == 2
+
+
+def test_broken_symlink_and_loop_are_rejected_with_reasons(tmp_path: Path) -> None:
+    _tone(tmp_path / "ok.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone.wav")
+    (tmp_path / "loop-a.wav").symlink_to(tmp_path / "loop-b.wav")
+    (tmp_path / "loop-b.wav").symlink_to(tmp_path / "loop-a.wav")
+    (tmp_path / "cycle").symlink_to(tmp_path)  # a directory link back to the root must not recurse forever
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    reasons = {Path(r.path).name: r.reason for r in found.rejected}
+    assert "broken symlink" in reasons["dangling.wav"]
+    assert "symlink loop" in reasons["loop-a.wav"] and "symlink loop" in reasons["loop-b.wav"]
+    assert [Path(f.path).name for f in found.files] == ["ok.wav"]
+
+
+def test_oversized_file_is_rejected_before_reading(tmp_path: Path) -> None:
+    _tone(tmp_path / "big.wav", seconds=2.0)
+    found = discover(str(tmp_path), max_file_bytes=1000)
+    assert found.files == [] and "file too large" in found.rejected[0].reason
+
+
+def _discover_unprivileged(folder: str, queue: multiprocessing.Queue) -> None:
+    os.setgid(65534)
+    os.setuid(65534)
+    found = discover(folder, max_file_bytes=MAX)
+    queue.put([(r.path, r.reason) for r in found.rejected])
+
+
+def test_unreadable_file_is_rejected_as_permission_denied(tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = Path(os.path.realpath("/tmp")) / f"voxflow-perm-{os.getpid()}"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    secret = _tone(folder / "secret.wav")
+    secret.chmod(0o000)
+    try:
+        if os.geteuid() != 0:
+            rejected = [(r.path, r.reason) for r in discover(str(folder), max_file_bytes=MAX).rejected]
+        else:  # root reads everything: drop to 'nobody' in a forked child that already has voxflow imported
+            queue: multiprocessing.Queue = multiprocessing.get_context("fork").Queue()
+            child = multiprocessing.get_context("fork").Process(target=_discover_unprivileged, args=(str(folder), queue))
+            child.start()
+            rejected = queue.get(timeout=30)
+            child.join(timeout=30)
+        assert rejected == [(str(secret), "permission denied: the file is not readable by this user")]
+    finally:
+        secret.unlink()
+        folder.rmdir()
+
+
+def test_manifest_resolves_relative_paths_and_keeps_labels(tmp_path: Path) -> None:
+    _tone(tmp_path / "audio" / "x.wav", seed=4)
+    _tone(tmp_path / "audio" / "y.wav", seed=5)
+    pd.DataFrame({"path": ["audio/x.wav", "audio/y.wav", "audio/missing.wav"], "subject_id": ["s1", "s2", "s3"], "label": ["healthy", "pathological", "healthy"]}).to_csv(tmp_path / "m.csv", index=False)
+    found = discover(str(tmp_path / "m.csv"), max_file_bytes=MAX)
+    by_name = {Path(f.path).name: f for f in found.files}
+    assert by_name["x.wav"].label == "healthy" and by_name["y.wav"].subject_id == "s2"
+    assert [(Path(r.path).name, r.reason) for r in found.rejected] == [("missing.wav", "file not found")]
+
+
+def test_parquet_manifest_and_missing_path_column(tmp_path: Path) -> None:
+    _tone(tmp_path / "x.wav")
+    pd.DataFrame({"path": ["x.wav"]}).to_parquet(tmp_path / "m.parquet")
+    assert len(discover(str(tmp_path / "m.parquet"), max_file_bytes=MAX).files) == 1
+    pd.DataFrame({"file": ["x.wav"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(SourceError, match="no 'path' column"):
+        discover(str(tmp_path / "bad.csv"), max_file_bytes=MAX)
+
+
+def test_glob_source(tmp_path: Path) -> None:
+    _tone(tmp_path / "a" / "one.wav", seed=1)
+    _tone(tmp_path / "b" / "two.wav", seed=2)
+    _tone(tmp_path / "b" / "three.flac", seed=3)
+    found = discover(str(tmp_path / "**" / "*.wav"), max_file_bytes=MAX)
+    assert sorted(Path(f.path).name for f in found.files) == ["one.wav", "two.wav"]
+
+
+def test_missing_source_fails_fast(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="source not found"):
+        check_source(str(tmp_path / "nope"))
+    with pytest.raises(SourceError, match="source not found"):
+        check_source(str(tmp_path / "*.wav"))
+
+
+def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> None:
+    for name in ("voice001.hea", "voice001.dat"):
+        (tmp_path / name).write_bytes((voiced_dir / name).read_bytes())
+    before, size = content_hash(tmp_path / "voice001.hea", max_bytes=MAX)
+    assert size == (tmp_path / "voice001.hea").stat().st_size + (tmp_path / "voice001.dat").stat().st_size
+    data = bytearray((tmp_path / "voice001.dat").read_bytes())
+    data[1000] ^= 0xFF
+    (tmp_path / "voice001.dat").write_bytes(bytes(data))
+    assert content_hash(tmp_path / "voice001.hea", max_bytes=MAX)[0] != before
+    found: Discovery = discover(str(tmp_path), max_file_bytes=MAX)
+    assert len(found.files) == 1 and found.ignored == 0  # the .dat is part of the record, not "non-audio"
+
+
+def test_chunked_keeps_order_and_sizes() -> None:
+    assert chunked(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]

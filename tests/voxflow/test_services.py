@@ -1,0 +1,146 @@
+"""Embedded servers: started once, reused, reported, stopped; Redis keeps its data across a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from store.cache import connect_redis
+from voxflow import services
+from voxflow.errors import ServiceError
+from voxflow.settings import Settings
+
+
+def embedded_settings(home: Path, **fields: object) -> Settings:
+    return Settings(home=home, redis_url=None, mongo_uri=None, PREFECT_API_URL=None, **fields)
+
+
+@pytest.fixture
+def own_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A home of its own, so stopping servers here leaves the session's servers alone."""
+    settings = embedded_settings(tmp_path_factory.mktemp("svc"))
+    yield settings
+    services.stop_services(settings)
+
+
+def status_of(settings: Settings, name: str) -> services.ServiceStatus:
+    return next(status for status in services.services_status(settings) if status.name == name)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mongodb://voxflow:s3cret@db1:27017,db2:27017/?replicaSet=rs0", "mongodb://voxflow:***@db1:27017,db2:27017/?replicaSet=rs0"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://cache:6380/0?password=s3cret&ssl_cert_reqs=none", "rediss://cache:6380/0?password=***&ssl_cert_reqs=none"),
+        ("unix:///tmp/voxflow/redis.sock", "unix:///tmp/voxflow/redis.sock"),
+        ("http://127.0.0.1:4200/api", "http://127.0.0.1:4200/api"),
+    ],
+)
+def test_redact_hides_passwords(url: str, shown: str) -> None:
+    assert services.redact(url) == shown
+
+
+def test_ensure_reuses_running_servers(own_settings: Settings) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        uris = list(pool.map(lambda _: services.mongo_uri(own_settings), range(3)))
+    assert len(set(uris)) == 1
+    redis_url = services.redis_url(own_settings)
+    pids = {name: status_of(own_settings, name).pid for name in ("redis", "mongo")}
+    assert services.mongo_uri(own_settings) == uris[0]
+    assert services.redis_url(own_settings) == redis_url
+    assert {name: status_of(own_settings, name).pid for name in ("redis", "mongo")} == pids
+    assert redis_url == f"unix://{own_settings.services_dir / 'redis.sock'}"
+
+
+def test_status_running_then_stopped(own_settings: Settings) -> None:
+    uri = services.mongo_uri(own_settings)
+    services.redis_url(own_settings)
+    mongo = status_of(own_settings, "mongo")
+    assert (mongo.mode, mongo.state, mongo.address) == ("embedded", "running", uri)
+    assert status_of(own_settings, "prefect").state == "stopped"
+
+    assert services.stop_services(own_settings) == ["redis", "mongo"]
+    assert [status.state for status in services.services_status(own_settings)] == ["stopped"] * 3
+    assert services.stop_service(own_settings, "mongo") is False
+    assert services.mongo_uri(own_settings) == uri
+
+
+def test_external_servers_are_checked_and_redacted(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path,
+        redis_url="redis://:s3cret@127.0.0.1:9/0",
+        mongo_uri="mongodb://voxflow:s3cret@127.0.0.1:9/",
+        PREFECT_API_URL="http://127.0.0.1:9/api",
+    )
+    statuses = services.services_status(settings)
+    assert [(s.mode, s.state, s.pid) for s in statuses] == [("external", "unreachable", None)] * 3
+    assert statuses[1].address == "mongodb://voxflow:***@127.0.0.1:9/"
+    assert all("s3cret" not in s.address for s in statuses)
+    assert services.redis_url(settings) == "redis://:s3cret@127.0.0.1:9/0"
+    assert services.stop_services(settings) == []
+
+
+def test_embedded_redis_keeps_stream_entries_after_a_kill(own_settings: Settings) -> None:
+    client = connect_redis(services.redis_url(own_settings))
+    for i in range(100):
+        client.xadd("voxflow:metrics:aof", {"i": i})
+    time.sleep(1.5)  # appendfsync everysec
+    pid = status_of(own_settings, "redis").pid
+    os.kill(pid, signal.SIGKILL)
+    client.close()
+
+    client = connect_redis(services.redis_url(own_settings))
+    assert status_of(own_settings, "redis").pid != pid
+    assert client.xlen("voxflow:metrics:aof") == 100
+    client.close()
+
+
+def test_deep_home_gets_a_short_redis_socket(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path / ("deep-" * 20))
+    url = services.redis_url(settings)
+    try:
+        assert url.startswith("unix:///tmp/voxflow-") and len(url) < 60
+        assert connect_redis(url).ping()
+    finally:
+        services.stop_services(settings)
+        shutil.rmtree(Path(url.removeprefix("unix://")).parent)
+
+
+def test_a_server_that_fails_to_start_reports_its_log(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path)
+    aof = settings.services_dir / "redis" / "appendonly.aof"
+    aof.parent.mkdir(parents=True)
+    aof.write_text("not an append-only file\n")
+    with pytest.raises(ServiceError, match=r"(?s)embedded redis did not answer .*\(exited with code 1\).*Bad file format"):
+        services.redis_url(settings)
+    assert status_of(settings, "redis").state == "stopped"
+
+
+def test_prefect_server_is_started_once_and_reused(test_settings: Settings, prefect_api: str) -> None:
+    began = time.monotonic()
+    services.ensure_all(test_settings)
+    assert time.monotonic() - began < 5
+    assert services.prefect_api_url(test_settings) == prefect_api
+    prefect = status_of(test_settings, "prefect")
+    assert (prefect.mode, prefect.state, prefect.address) == ("embedded", "running", prefect_api)
+
+
+def test_a_recorded_pid_now_used_by_another_process_is_left_alone(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path)
+    settings.services_dir.mkdir(parents=True)
+    (settings.services_dir / "mongo.json").write_text(
+        json.dumps(
+            {"pid": os.getpid(), "pid_start_ticks": 1, "address": "mongodb://127.0.0.1:9/", "port": 9, "started_at": "2026-01-01T00:00:00+00:00"}
+        )
+    )
+    assert status_of(settings, "mongo").state == "stopped"
+    assert services.stop_service(settings, "mongo") is False

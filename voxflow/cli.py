@@ -1,0 +1,208 @@
+"""The ``voxflow`` command line: analyse batches, read results, manage models and embedded servers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from pydantic import ValidationError
+
+from voxflow.errors import VoxflowError
+from voxflow.settings import Settings, get_settings
+
+VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
+
+RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
+QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
+RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "scored", "skipped", "quarantined", "wall_s", "clips_per_s", "source")
+
+
+def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, empty: str) -> None:
+    if as_json:
+        print(json.dumps(records, default=str))
+        return
+    if not records:
+        print(empty)
+        return
+    frame = pd.DataFrame(records)
+    shown = [c for c in columns if c in frame.columns]
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(frame[shown].to_string(index=False))
+
+
+def _result_store(settings: Settings):
+    from store.mongo import ResultStore, connect_mongo
+    from voxflow import services
+
+    return ResultStore(connect_mongo(services.mongo_uri(settings))[settings.mongo_db])
+
+
+def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.ingest import check_source
+
+    check_source(args.source)
+    from flows.analyze import analyze_batch
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        width = max(map(len, summary))
+        print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
+    records = _result_store(settings).find_predictions(
+        run_id=args.run, label=args.label, min_score=args.min_score, max_score=args.max_score, limit=args.limit
+    )
+    _print_records(records, RESULT_COLUMNS, as_json=args.json, empty="no predictions match")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    records = _result_store(settings).find_quarantine(run_id=args.run, limit=args.limit)
+    _print_records(records, QUARANTINE_COLUMNS, as_json=args.json, empty="nothing quarantined")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
+    _print_records(_result_store(settings).find_runs(limit=args.limit), RUN_COLUMNS, as_json=args.json, empty="no runs yet")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.ingest import check_source
+
+    check_source(args.manifest)
+    from flows.train import VOICED_ATTRIBUTION, train_model
+    from voxflow.orchestration import prefect_api
+
+    dataset = VOICED_ATTRIBUTION if args.voiced else args.dataset
+    with prefect_api(settings):
+        card = train_model(manifest=args.manifest, out_dir=args.out, positive=args.positive, promote=args.promote, dataset=dataset)
+    print(json.dumps({"version": card["version"], "threshold": card["threshold"], **card["metrics"]}))
+    return 0
+
+
+def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.voiced import voiced_manifest
+
+    folder = Path(args.folder).resolve()
+    frame = voiced_manifest(folder)
+    frame["path"] = [str(folder / p) for p in frame["path"]]
+    frame.to_csv(args.output, index=False)
+    counts = frame["label"].value_counts().to_dict()
+    print(f"wrote {len(frame)} records to {args.output} ({', '.join(f'{v} {k}' for k, v in counts.items())})")
+    return 0
+
+
+def cmd_demo_corpus(args: argparse.Namespace, settings: Settings) -> int:
+    from voxflow.demo import write_demo_corpus
+
+    manifest = write_demo_corpus(Path(args.folder), n=args.n)
+    print(f"wrote {args.n} labelled clips and a bad-input folder under {args.folder} (manifest {manifest})")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    from voxflow import services
+
+    if args.action == "stop":
+        stopped = services.stop_services(settings)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if args.action == "start":
+        services.ensure_all(settings)
+    rows = [status.__dict__ for status in services.services_status(settings)]
+    _print_records(rows, ("name", "mode", "state", "address", "pid"), as_json=args.json, empty="no services")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxflow",
+        description="Batch voice-health screening. Servers left unconfigured (VOXFLOW_REDIS_URL, VOXFLOW_MONGO_URI, "
+        "PREFECT_API_URL, VOXFLOW_DASK_ADDRESS) are started and reused under VOXFLOW_HOME.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace, Settings], int], help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    analyze = add("analyze", cmd_analyze, "Score every audio file of SOURCE and store the predictions.")
+    analyze.add_argument("source", help="a folder (recursive), a glob in quotes, a CSV/Parquet manifest with a 'path' column, or one file")
+    analyze.add_argument("--model", help="model version to use (default: the champion, else the shipped baseline)")
+    analyze.add_argument("--chunk-size", type=int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
+    analyze.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
+
+    results = add("results", cmd_results, "Show stored predictions, newest first.")
+    results.add_argument("--run", help="only this run id")
+    results.add_argument("--label", help="only this predicted label (healthy, pathological)")
+    results.add_argument("--min-score", type=float)
+    results.add_argument("--max-score", type=float)
+
+    quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
+    quarantine.add_argument("--run", help="only this run id")
+
+    runs = add("runs", cmd_runs, "Show recent runs and their counts.")
+    for command in (results, quarantine, runs):
+        command.add_argument("--limit", type=int, default=50)
+        command.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    train = add("train", cmd_train, "Train a model from a labelled manifest (path, label, subject_id) with subject-grouped CV.")
+    train.add_argument("manifest")
+    train.add_argument("--out", help="write the model folder here instead of VOXFLOW_HOME/models/<version>")
+    train.add_argument("--positive", default="pathological", help="label value that means screen-positive")
+    train.add_argument("--promote", action="store_true", help="make it the champion used by analyze")
+    train.add_argument("--dataset", default="", help="training data name and licence for the model card")
+    train.add_argument("--voiced", action="store_true", help="record the VOICED database attribution on the card")
+
+    voiced = add("voiced-manifest", cmd_voiced_manifest, "Write a labelled manifest for a VOICED (PhysioNet) folder.")
+    voiced.add_argument("folder")
+    voiced.add_argument("-o", "--output", default="voiced-manifest.csv")
+
+    demo = add("demo-corpus", cmd_demo_corpus, "Write a small labelled synthetic corpus, plus broken files, to FOLDER.")
+    demo.add_argument("folder")
+    demo.add_argument("-n", type=int, default=40, help="number of clips")
+
+    svc = add("services", cmd_services, "Show, start or stop the embedded servers (Redis, MongoDB wire server, Prefect).")
+    svc.add_argument("action", choices=("status", "start", "stop"), nargs="?", default="status")
+    svc.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``voxflow`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = "VOXFLOW_" + "_".join(map(str, error["loc"])).upper() if error["loc"] else "settings"
+        print(f"voxflow: error: bad setting {field}: {error['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for package in VOXFLOW_PACKAGES:
+        logging.getLogger(package).setLevel(settings.log_level)
+    try:
+        return args.handler(args, settings)
+    except VoxflowError as exc:
+        print(f"voxflow: error: {exc.reason}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("voxflow: interrupted; re-run the same command to finish the rest", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""One exception family, each carrying a human-readable reason."""
+
+from __future__ import annotations
+
+
+class VoxflowError(Exception):
+    """Base of every error voxflow raises on purpose.
+
+    Parameters
+    ----------
+    reason : str
+        What went wrong, in words a user can act on. Stored verbatim in quarantine records.
+    """
+
+    stage = "unknown"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SourceError(VoxflowError):
+    """The SOURCE given to a command cannot be read (missing, empty manifest, bad column)."""
+
+    stage = "discover"
+
+
+class DecodeError(VoxflowError):
+    """An audio file could not be decoded into samples."""
+
+    stage = "decode"
+
+
+class QualityError(VoxflowError):
+    """Decoded audio failed the quality gate (silence, too short, clipped, non-finite...)."""
+
+    stage = "quality"
+
+
+class FeatureError(VoxflowError):
+    """Features could not be computed from otherwise valid audio."""
+
+    stage = "features"
+
+
+class ModelError(VoxflowError):
+    """A model artifact is missing, corrupt or incompatible with the feature set."""
+
+    stage = "model"
+
+
+class ServiceError(VoxflowError):
+    """An embedded or configured server (Redis, MongoDB, Prefect, Dask) is unavailable."""
+
+    stage = "service"

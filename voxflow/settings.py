@@ -1,0 +1,87 @@
+"""The one settings object: every knob, read from ``VOXFLOW_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """voxflow configuration.
+
+    Every field can be set as ``VOXFLOW_<FIELD>`` (for example ``VOXFLOW_CHUNK_SIZE=128``).
+    Server addresses left unset mean "start and reuse the embedded server under ``home``".
+    Connection strings are secrets: they are never logged or printed in full.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VOXFLOW_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path.home() / ".voxflow", description="State folder for embedded servers, models, features.")
+
+    # Servers: unset means embedded.
+    redis_url: SecretStr | None = Field(default=None, description="redis://... of a production Redis.")
+    mongo_uri: SecretStr | None = Field(default=None, description="mongodb://... of a production MongoDB.")
+    mongo_db: str = "voxflow"
+    prefect_api_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREFECT_API_URL", "VOXFLOW_PREFECT_API_URL"),
+        description="Prefect API of a running server; unset starts the embedded one.",
+    )
+    dask_address: str | None = Field(default=None, description="tcp://host:8786 of an existing Dask scheduler.")
+
+    # Dask fan-out.
+    dask_min_workers: int = Field(default=1, ge=1)
+    dask_max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    chunk_size: int = Field(default=48, ge=1, le=4096, description="Files per Dask task (~50 ms each).")
+
+    # Audio and quality gate.
+    sample_rate: int = Field(default=16_000, ge=4_000)
+    min_duration_s: float = Field(default=0.5, gt=0)
+    max_duration_s: float = Field(default=120.0, gt=0)
+    max_file_mb: float = Field(default=200.0, gt=0)
+    silence_dbfs: float = Field(default=-60.0, description="Clips quieter than this RMS (dBFS) are silence.")
+    clipping_fraction: float = Field(default=0.01, gt=0, lt=1, description="Share of samples at full scale that counts as clipped.")
+    file_timeout_s: float = Field(default=60.0, gt=0, description="Per-file processing limit on a worker.")
+
+    # Stores.
+    cache_ttl_s: int = Field(default=300, ge=1, description="TTL of the Redis prediction cache.")
+    metrics_maxlen: int = Field(default=10_000, ge=100)
+    mongo_retry_s: float = Field(default=30.0, ge=0, description="How long MongoDB writes retry while the server is unreachable.")
+    service_start_timeout_s: float = Field(default=60.0, gt=0, description="How long to wait for an embedded server to answer.")
+
+    # Models.
+    model_version: str | None = Field(default=None, description="Pin a registered model; unset uses the champion.")
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> "Settings":
+        if self.dask_max_workers < self.dask_min_workers:
+            raise ValueError(
+                f"dask_max_workers ({self.dask_max_workers}) is below dask_min_workers ({self.dask_min_workers})"
+            )
+        if self.max_duration_s <= self.min_duration_s:
+            raise ValueError("max_duration_s must be greater than min_duration_s")
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def feature_store_dir(self) -> Path:
+        return self.home / "features"
+
+    @property
+    def services_dir(self) -> Path:
+        return self.home / "services"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()
