@@ -20,7 +20,8 @@ from store.mongo import connect_mongo
 from voxflow import services
 from voxflow.settings import Settings
 
-SYSTEM_REDIS_URL = "redis://127.0.0.1:6379/15"
+# A database number of its own (VOXFLOW_TEST_REDIS_DB) lets two test sessions share the system Redis.
+SYSTEM_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('VOXFLOW_TEST_REDIS_DB', '15')}"
 VOICED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voiced"
 
 
@@ -42,7 +43,7 @@ def voxflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def test_settings(voxflow_home: Path) -> Iterator[Settings]:
-    """Settings for the session: system Redis db 15 when it answers, MongoDB from VOXFLOW_TEST_MONGO_URI or embedded."""
+    """Settings for the session: a system Redis database when it answers, MongoDB from VOXFLOW_TEST_MONGO_URI or embedded."""
     redis_url = None
     if _system_redis_answers():
         redis_url = SYSTEM_REDIS_URL
