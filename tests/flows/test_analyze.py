@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from features.synth import synth_vowel
-from tests.flows.conftest import REPO, last_json, run_cli
+from tests.voxflow_cli import REPO, last_json, run_cli
 
 pytestmark = pytest.mark.slow
 
