@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -49,8 +49,19 @@ def skip_known(files: list[FileRef], model_version: str, stores: Stores) -> list
 
 
 @task(name="score-files", cache_policy=NO_CACHE)
-def score_files(files: list[FileRef], bundle: ModelBundle, stores: Stores, settings: Settings, run_id: str, chunk_size: int) -> FanoutOutcome:
-    """Fan the files out to Dask in chunks; persist each chunk as it completes."""
+def score_files(
+    files: list[FileRef],
+    bundle: ModelBundle,
+    stores: Stores,
+    settings: Settings,
+    run_id: str,
+    chunk_size: int,
+    on_persisted: Callable[[ChunkResult], None] | None = None,
+) -> FanoutOutcome:
+    """Fan the files out to Dask in chunks; persist each chunk as it completes.
+
+    ``on_persisted`` is called with each chunk's result after it is stored (the queue acks there).
+    """
     logger = get_run_logger()
     if not files:
         return FanoutOutcome()
@@ -59,6 +70,8 @@ def score_files(files: list[FileRef], bundle: ModelBundle, stores: Stores, setti
 
     def report(progress: Progress, result: ChunkResult, inserted: int) -> None:
         nonlocal last_report
+        if on_persisted is not None:
+            on_persisted(result)
         stores.metrics.record(
             "throughput",
             {"run_id": run_id, "files_done": progress.done, "files_total": progress.total, "clips_per_s": round(progress.rate, 3), "chunk_wall_s": round(result.wall_s, 3), "worker": result.worker},

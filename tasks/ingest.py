@@ -242,6 +242,13 @@ def discover(source: str, *, max_file_bytes: int, threads: int = 4) -> Discovery
         Hashing threads (hashlib releases the GIL on large blocks).
     """
     candidates, rejected, ignored = list_source(source)
+    return hash_candidates(candidates, rejected=rejected, ignored=ignored, max_file_bytes=max_file_bytes, threads=threads)
+
+
+def hash_candidates(
+    candidates: Sequence[Candidate], *, rejected: Sequence[Rejection] = (), ignored: int = 0, max_file_bytes: int, threads: int = 4
+) -> Discovery:
+    """Hash explicit candidates (e.g. paths taken from the queue) into a Discovery."""
     found = Discovery(rejected=list(rejected), ignored=ignored)
     seen_hashes: set[str] = set()
     with ThreadPoolExecutor(max_workers=threads) as pool:
