@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # Models.
     model_version: str | None = Field(default=None, description="Pin a registered model; unset uses the champion.")
 
+    # Scaling triggers (the platform's scaling guide); evaluated by voxflow.scaling.recommend.
+    trigger_cpu_pct: float = Field(default=70.0, gt=0, le=100, description="Scale out above this sustained CPU %.")
+    trigger_p95_latency_s: float = Field(default=2.0, gt=0, description="Scale out above this p95 per-file latency.")
+    trigger_error_rate: float = Field(default=0.01, ge=0, le=1, description="Scale out (and alert) above this error rate.")
+    trigger_backlog: int = Field(default=100, ge=0, description="Scale out above this many files waiting.")
+    trigger_memory_pct: float = Field(default=85.0, gt=0, le=100, description="Scale up memory above this %.")
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
