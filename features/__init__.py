@@ -1,1 +1,4 @@
-"""Audio decoding, quality gate and acoustic features: pure functions on arrays (I/O only in audio.py)."""
+"""Audio decoding, quality gate and acoustic features.
+
+Pure functions on arrays; the only I/O is decoding (audio.py and its WFDB reader, wfdb.py).
+"""

@@ -1,6 +1,6 @@
 """Decode an audio file (wav, flac, ogg, mp3 or a WFDB record) into mono float32 at the target rate.
 
-This is the only module of ``features/`` that does I/O. Every failure becomes a :class:`DecodeError`
+With the WFDB reader it uses, this is the only I/O in ``features/``. Every failure becomes a :class:`DecodeError`
 whose reason says what is wrong with the file; a clip longer than allowed becomes a
 :class:`QualityError` before its samples are read.
 

@@ -58,14 +58,14 @@ def quality_gate(
             f"of {len(y)} samples"
         )
     if audio.duration_s < min_duration_s:
-        raise QualityError(f"clip too short: {audio.duration_s:.2f} s < {min_duration_s} s minimum")
+        raise QualityError(f"clip too short: {audio.duration_s:.2f} s < {min_duration_s:g} s minimum")
     if audio.duration_s > max_duration_s:
-        raise QualityError(f"clip too long: {audio.duration_s:.1f} s > {max_duration_s} s maximum")
+        raise QualityError(f"clip too long: {audio.duration_s:.1f} s > {max_duration_s:.1f} s maximum")
     level = _rms_dbfs(y)
     if level == -np.inf:
-        raise QualityError(f"silence: every sample is zero (digital silence, threshold {silence_dbfs} dBFS)")
+        raise QualityError(f"silence: every sample is zero (digital silence, threshold {silence_dbfs:g} dBFS)")
     if level < silence_dbfs:
-        raise QualityError(f"silence: RMS {level:.1f} dBFS below {silence_dbfs} dBFS")
+        raise QualityError(f"silence: RMS {level:.1f} dBFS below {silence_dbfs:g} dBFS")
     clipped = audio.clipped_fraction if audio.clipped_fraction is not None else flat_top_fraction(y)
     if clipped > clipping_fraction:
         raise QualityError(

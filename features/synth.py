@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-# /a/ formants and bandwidths (Hz), after Peterson & Barney / Klatt.
+# /a/ formants with their bandwidths (Hz); F1's is on the wide side, so little ringing carries into the next period.
 VOWEL_A_FORMANTS = ((700.0, 130.0), (1220.0, 70.0), (2600.0, 160.0))
 # Rosenberg pulse: opening phase and closing phase as shares of the period.
 OPEN_SHARE = 0.40

@@ -47,7 +47,7 @@ def test_quiet_noise_is_silence_with_its_level_in_the_reason():
     hiss = _scaled_to_dbfs(np.random.default_rng(0).standard_normal(SR), -70.0)
     with pytest.raises(QualityError) as err:
         quality_gate(_audio(hiss), **DEFAULTS)
-    assert err.value.reason == "silence: RMS -70.0 dBFS below -60.0 dBFS"
+    assert err.value.reason == "silence: RMS -70.0 dBFS below -60 dBFS"
 
 
 def test_too_short(vowel):
