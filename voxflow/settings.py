@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,7 +64,30 @@ class Settings(BaseSettings):
     trigger_backlog: int = Field(default=100, ge=0, description="Scale out above this many files waiting.")
     trigger_memory_pct: float = Field(default=85.0, gt=0, le=100, description="Scale up memory above this %.")
 
+    # Ops dashboard (``voxflow dashboard``): reads MongoDB and Redis only.
+    dashboard_address: str = Field(default="127.0.0.1", description="Address the dashboard binds to.")
+    dashboard_port: int = Field(default=8501, ge=1, le=65535)
+    dashboard_refresh_s: float = Field(default=15.0, ge=1, description="Auto-refresh interval of every page.")
+    dashboard_timezone: str = Field(default="UTC", description="IANA time zone the dashboard shows times in.")
+    dashboard_window_h: float = Field(default=24.0, gt=0, description="Window of the rates and latency percentiles.")
+    dashboard_mongo_uri: SecretStr | None = Field(default=None, description="Read-only MongoDB user for the dashboard; unset uses mongo_uri.")
+    dashboard_redis_url: SecretStr | None = Field(default=None, description="Read-only Redis user for the dashboard; unset uses redis_url.")
+    prefect_ui_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREFECT_UI_URL", "VOXFLOW_PREFECT_UI_URL"),
+        description="Prefect UI base URL; the dashboard links runs to it when set.",
+    )
+
     log_level: str = "INFO"
+
+    @field_validator("dashboard_timezone")
+    @classmethod
+    def _check_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from exc
+        return name
 
     @model_validator(mode="after")
     def _check_workers(self) -> "Settings":
