@@ -16,7 +16,7 @@ from models.artifact import ModelBundle
 from models.registry import load_bundle
 from tasks.cluster import dask_client
 from tasks.extract import AudioPolicy, ChunkResult
-from tasks.fanout import FanoutOutcome, fan_out
+from tasks.fanout import FanoutOutcome, balanced_chunk_size, fan_out
 from tasks.ingest import Discovery, FileRef, discover
 from tasks.persist import Stores, open_stores, quarantine_docs
 from tasks.progress import Progress
@@ -85,7 +85,8 @@ def score_files(
         window = max(4, 3 * settings.dask_max_workers)
         return fan_out(
             client, files, policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores,
-            run_id=run_id, chunk_size=chunk_size, window=window, on_progress=report,
+            run_id=run_id, chunk_size=balanced_chunk_size(len(files), max_chunk=chunk_size, workers=settings.dask_max_workers),
+            window=window, on_progress=report,
         )
 
 

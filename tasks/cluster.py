@@ -32,7 +32,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     cache = settings.home / "numba-cache"
     cache.mkdir(parents=True, exist_ok=True)
     single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    return {**single, "NUMBA_CACHE_DIR": str(cache)}
+    return {**single, "NUMBA_CACHE_DIR": str(cache), "DASK_LOGGING__DISTRIBUTED": "warning"}
 
 
 @contextmanager

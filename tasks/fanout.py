@@ -27,6 +27,15 @@ class FanoutOutcome:
     max_workers_seen: int = 0
 
 
+def balanced_chunk_size(n_files: int, *, max_chunk: int, workers: int) -> int:
+    """Chunk size for a batch: at most ``max_chunk``, small enough that every worker gets two chunks.
+
+    Large batches use ``max_chunk`` (tasks of seconds, which adaptive scaling can measure);
+    a small batch is split so it still spreads over the cluster.
+    """
+    return max(1, min(max_chunk, -(-n_files // (2 * workers))))
+
+
 def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
     """Quarantine records for a file whose worker kept dying or whose task failed outright."""
     return [

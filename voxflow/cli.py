@@ -194,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for package in VOXFLOW_PACKAGES:
         logging.getLogger(package).setLevel(settings.log_level)
+    # distributed's own config sets its loggers when it is imported: settle it first, then quieten it.
+    import distributed  # noqa: F401
+
+    logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     try:
         return args.handler(args, settings)
     except VoxflowError as exc:
