@@ -20,6 +20,8 @@ from tasks.fanout import FanoutOutcome, balanced_chunk_size, fan_out
 from tasks.ingest import Discovery, FileRef, discover
 from tasks.persist import Stores, open_stores, quarantine_docs
 from tasks.progress import Progress
+from tasks.scaling import ScalingMonitor
+from voxflow.scaling import Thresholds
 from voxflow.settings import Settings, get_settings
 
 
@@ -83,10 +85,14 @@ def score_files(
 
     with dask_client(settings) as client:
         window = max(4, 3 * settings.dask_max_workers)
+        monitor = ScalingMonitor(
+            client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),
+            run_id=run_id, min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers,
+        )
         return fan_out(
             client, files, policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores,
             run_id=run_id, chunk_size=balanced_chunk_size(len(files), max_chunk=chunk_size, workers=settings.dask_max_workers),
-            window=window, on_progress=report,
+            window=window, monitor=monitor, on_progress=report,
         )
 
 

@@ -95,6 +95,7 @@ class ResultStore:
         self._predictions = db["predictions"]
         self._quarantine = db["quarantine"]
         self._runs = db["runs"]
+        self._scaling_events = db["scaling_events"]
         self._retry_s = retry_s
 
     def ensure_indexes(self) -> None:
@@ -110,6 +111,7 @@ class ResultStore:
             self._quarantine.create_index([("audio_sha256", asc)])
             self._runs.create_index([("run_id", asc)], unique=True)
             self._runs.create_index([("started_at", desc)])
+            self._scaling_events.create_index([("time", desc)])
 
         _retrying("create indexes", create, budget_s=self._retry_s)
 
@@ -140,6 +142,15 @@ class ResultStore:
     def insert_quarantine(self, docs: Sequence[dict[str, Any]]) -> int:
         """Insert quarantine records (one per rejected file per run); returns how many were written."""
         return self._insert(self._quarantine, docs)
+
+    def insert_scaling_event(self, event: dict[str, Any]) -> None:
+        """Record a change in the worker count (time, workers before/after, backlog, reason, recommendation)."""
+        self._insert(self._scaling_events, [event])
+
+    def find_scaling_events(self, *, run_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Scaling events, of one run or all, newest first, without ``_id``."""
+        query = {"run_id": run_id} if run_id is not None else {}
+        return self._find(self._scaling_events, query, sort_key="time", limit=limit)
 
     def start_run(self, run: dict[str, Any]) -> None:
         """Record a run as started (``run_id``, ``status`` "running", ``started_at``...); repeating it is harmless."""

@@ -69,7 +69,3 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
         if cluster is not None:
             cluster.close()
 
-
-def worker_count(client: Client) -> int:
-    """Workers currently connected to the scheduler."""
-    return len(client.scheduler_info(n_workers=-1)["workers"])

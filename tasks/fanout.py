@@ -9,11 +9,11 @@ from typing import Callable, Sequence
 from distributed import Client, Future, as_completed
 
 from models.artifact import ModelBundle
-from tasks.cluster import worker_count
 from tasks.extract import AudioPolicy, ChunkResult, rows_to_table, score_chunk
 from tasks.ingest import FileRef, chunked
 from tasks.persist import Stores, persist_scored
 from tasks.progress import Progress
+from tasks.scaling import ScalingMonitor
 
 
 @dataclass
@@ -60,6 +60,7 @@ def fan_out(
     run_id: str,
     chunk_size: int,
     window: int,
+    monitor: ScalingMonitor,
     on_progress: Callable[[Progress, ChunkResult, int], None],
 ) -> FanoutOutcome:
     """Score ``files`` on the cluster, at most ``window`` chunks in flight, persisting as they finish.
@@ -84,6 +85,7 @@ def fan_out(
 
     while waiting and len(in_flight) < window:
         submit(waiting.popleft())
+    monitor.observe(backlog=len(files))
     for future in tracker:
         chunk = in_flight.pop(future)
         if future.status == "error":
@@ -92,11 +94,12 @@ def fan_out(
                 waiting.extendleft([ref] for ref in reversed(chunk))
             else:
                 result = ChunkResult(chunk_id=-1, table=rows_to_table([]), rejected=_lost_chunk(chunk, exc))
-                _record(outcome, stores, result, run_id, bundle, progress, on_progress)
+                _record(outcome, stores, result, run_id, bundle, progress, monitor, on_progress)
         else:
-            _record(outcome, stores, future.result(), run_id, bundle, progress, on_progress)
+            _record(outcome, stores, future.result(), run_id, bundle, progress, monitor, on_progress)
         future.release()
-        outcome.max_workers_seen = max(outcome.max_workers_seen, worker_count(client))
+        monitor.observe(backlog=progress.total - progress.done)
+        outcome.max_workers_seen = monitor.max_workers_seen
         while waiting and len(in_flight) < window:
             submit(waiting.popleft())
     return outcome
@@ -109,6 +112,7 @@ def _record(
     run_id: str,
     bundle: ModelBundle,
     progress: Progress,
+    monitor: ScalingMonitor,
     on_progress: Callable[[Progress, ChunkResult, int], None],
 ) -> None:
     inserted = persist_scored(stores, result.table, result.rejected, run_id=run_id, chunk_id=result.chunk_id, card=bundle.card)
@@ -117,4 +121,6 @@ def _record(
     outcome.quarantined += len(result.rejected)
     outcome.chunks += 1
     progress.advance(result.table.num_rows + len(result.rejected))
+    timings = result.table.select(["decode_ms", "features_ms"]).to_pydict()
+    monitor.add_files([(d + f) / 1e3 for d, f in zip(timings["decode_ms"], timings["features_ms"])], errors=len(result.rejected))
     on_progress(progress, result, inserted)
