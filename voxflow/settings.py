@@ -78,9 +78,15 @@ class Settings(BaseSettings):
         description="Prefect UI base URL; the dashboard links runs to it when set.",
     )
 
+    # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
+    queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")
+    queue_claim_idle_s: float = Field(default=300.0, ge=0, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
+    work_pool: str = Field(default="voxflow", min_length=1, description="Prefect process work pool of the deployments.")
+    schedule_timezone: str = Field(default="UTC", description="IANA time zone of the deployment schedules (cron 02:00/03:00).")
+
     log_level: str = "INFO"
 
-    @field_validator("dashboard_timezone")
+    @field_validator("dashboard_timezone", "schedule_timezone")
     @classmethod
     def _check_timezone(cls, name: str) -> str:
         try:

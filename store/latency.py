@@ -1,0 +1,81 @@
+"""Per-file enqueue-to-persisted latency: samples in ``voxflow:metrics:latency`` and their percentiles."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import redis
+
+from store.cache import _redis_errors_as_service_error
+
+LATENCY_STREAM = "voxflow:metrics:latency"
+
+
+@dataclass(frozen=True)
+class LatencySample:
+    """One settled queue entry: how long it waited from enqueue until its outcome was persisted."""
+
+    entry_id: str
+    path: str
+    latency_s: float
+    outcome: str
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation between closest ranks (numpy's default).
+
+    Examples
+    --------
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
+    2.5
+    >>> percentile([5.0], 95)
+    5.0
+    """
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be within 0-100, got {q}")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``count``, ``p50_s``, ``p95_s`` and ``max_s`` of latencies in seconds (None when there are none)."""
+    if not values:
+        return {"count": 0, "p50_s": None, "p95_s": None, "max_s": None}
+    return {
+        "count": len(values),
+        "p50_s": round(percentile(values, 50), 3),
+        "p95_s": round(percentile(values, 95), 3),
+        "max_s": round(max(values), 3),
+    }
+
+
+class LatencyLog:
+    """Latency samples in a Redis stream capped near ``maxlen`` (fields ``latency_s``, ``outcome``, ``path``, ``entry_id``)."""
+
+    def __init__(self, client: redis.Redis, *, maxlen: int, stream: str = LATENCY_STREAM) -> None:
+        self._client = client
+        self._maxlen = maxlen
+        self.stream = stream
+
+    def record(self, samples: Sequence[LatencySample]) -> None:
+        """Append samples in one pipelined round trip."""
+        if not samples:
+            return
+        with _redis_errors_as_service_error():
+            pipe = self._client.pipeline(transaction=False)
+            for s in samples:
+                fields = {"entry_id": s.entry_id, "path": s.path, "latency_s": round(s.latency_s, 4), "outcome": s.outcome}
+                pipe.xadd(self.stream, fields, maxlen=self._maxlen, approximate=True)
+            pipe.execute()
+
+    def since(self, start_ms: int) -> list[LatencySample]:
+        """Every sample recorded at or after ``start_ms`` (epoch milliseconds), oldest first."""
+        with _redis_errors_as_service_error():
+            entries = self._client.xrange(self.stream, min=str(start_ms))
+        return [LatencySample(f["entry_id"], f["path"], float(f["latency_s"]), f["outcome"]) for _, f in entries]

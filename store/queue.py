@@ -1,0 +1,181 @@
+"""The intake queue: a Redis Stream of files to analyse, read through the consumer group ``analyzers``.
+
+An entry is acknowledged and deleted (one MULTI/EXEC) only after its result or quarantine record is
+persisted, so the stream length is the number of files not yet done. Entries a dead consumer left
+pending are claimed again with XAUTOCLAIM once idle for ``claim_idle_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import redis
+
+from store.cache import _redis_errors_as_service_error
+
+QUEUE_STREAM = "voxflow:queue"
+QUEUE_GROUP = "analyzers"
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A file to enqueue; ``sha256`` is optional (the drain hashes the file again anyway)."""
+
+    path: str
+    sha256: str | None = None
+    subject_id: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One delivered stream entry: its id, the file and when it was enqueued (epoch seconds)."""
+
+    entry_id: str
+    path: str
+    enqueued_at: float
+    sha256: str | None = None
+    subject_id: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerState:
+    """One consumer of the group: entries delivered to it and not yet acknowledged, and its idle time."""
+
+    name: str
+    pending: int
+    idle_s: float
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """The queue now: ``depth`` files not yet done, ``pending`` of them delivered, the oldest one's age."""
+
+    depth: int
+    pending: int
+    oldest_pending_age_s: float | None
+    consumers: list[ConsumerState] = field(default_factory=list)
+
+
+def entry_time_s(entry_id: str) -> float:
+    """Epoch seconds at which Redis created a stream entry (the milliseconds part of its id).
+
+    Examples
+    --------
+    >>> entry_time_s("1700000000123-0")
+    1700000000.123
+    """
+    return int(entry_id.split("-", 1)[0]) / 1000
+
+
+def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float) -> list[str]:
+    """Consumers that hold nothing and were idle at least ``idle_s``: safe to delete from the group.
+
+    A consumer with pending entries is kept until those are claimed, or its entries would be lost.
+    """
+    return [c.name for c in consumers if c.pending == 0 and c.idle_s >= idle_s]
+
+
+def _entry(entry_id: str, fields: dict[str, str]) -> QueueEntry:
+    return QueueEntry(
+        entry_id=entry_id,
+        path=fields["path"],
+        enqueued_at=float(fields.get("enqueued_at") or entry_time_s(entry_id)),
+        sha256=fields.get("sha256") or None,
+        subject_id=fields.get("subject_id") or None,
+        label=fields.get("label") or None,
+    )
+
+
+class FileQueue:
+    """Redis Stream ``stream`` with consumer group ``group`` (created with MKSTREAM on first use)."""
+
+    def __init__(self, client: redis.Redis, *, stream: str = QUEUE_STREAM, group: str = QUEUE_GROUP) -> None:
+        self._client = client
+        self.stream = stream
+        self.group = group
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) unless it exists; new groups start at the first entry."""
+        with _redis_errors_as_service_error():
+            try:
+                self._client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def enqueue(self, items: Sequence[QueueItem], *, now: float | None = None) -> list[str]:
+        """Append files to the stream in one pipelined round trip; returns the new entry ids."""
+        if not items:
+            return []
+        self.ensure_group()
+        enqueued_at = repr(time.time() if now is None else now)
+        with _redis_errors_as_service_error():
+            pipe = self._client.pipeline(transaction=False)
+            for item in items:
+                fields = {"path": item.path, "enqueued_at": enqueued_at}
+                fields.update({k: v for k, v in (("sha256", item.sha256), ("subject_id", item.subject_id), ("label", item.label)) if v})
+                pipe.xadd(self.stream, fields)
+            return list(pipe.execute())
+
+    def read(self, consumer: str, *, count: int, claim_idle_s: float) -> list[QueueEntry]:
+        """Up to ``count`` entries for ``consumer``: first those other consumers left idle, then new ones.
+
+        Parameters
+        ----------
+        consumer : str
+            This reader's name in the group (unique per process).
+        count : int
+            Most entries to return.
+        claim_idle_s : float
+            Pending entries idle at least this long are claimed (XAUTOCLAIM) from their consumer.
+        """
+        self.ensure_group()
+        with _redis_errors_as_service_error():
+            _, claimed, *_ = self._client.xautoclaim(
+                self.stream, self.group, consumer, min_idle_time=int(claim_idle_s * 1000), start_id="0-0", count=count
+            )
+            entries = [_entry(entry_id, fields) for entry_id, fields in claimed if fields]
+            if len(entries) < count:
+                for _, delivered in self._client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count - len(entries)):
+                    entries.extend(_entry(entry_id, fields) for entry_id, fields in delivered)
+        return entries
+
+    def ack(self, entry_ids: Sequence[str]) -> list[str]:
+        """Acknowledge and delete entries atomically; returns the ids that were still pending (acked now).
+
+        An id acknowledged before (by this or another consumer) is not returned again.
+        """
+        if not entry_ids:
+            return []
+        with _redis_errors_as_service_error():
+            pipe = self._client.pipeline(transaction=True)
+            for entry_id in entry_ids:
+                pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, *entry_ids)
+            replies = pipe.execute()
+        return [entry_id for entry_id, acked in zip(entry_ids, replies) if acked]
+
+    def status(self, *, now: float | None = None) -> QueueStatus:
+        """Depth, pending count, age of the oldest file not yet done, and each consumer's pending entries."""
+        now = time.time() if now is None else now
+        self.ensure_group()
+        with _redis_errors_as_service_error():
+            depth = self._client.xlen(self.stream)
+            oldest = self._client.xrange(self.stream, count=1)
+            pending = int(self._client.xpending(self.stream, self.group)["pending"])
+            consumers = [
+                ConsumerState(c["name"], int(c["pending"]), int(c["idle"]) / 1000)
+                for c in self._client.xinfo_consumers(self.stream, self.group)
+            ]
+        age = max(0.0, now - _entry(*oldest[0]).enqueued_at) if oldest else None
+        return QueueStatus(depth=depth, pending=pending, oldest_pending_age_s=age, consumers=consumers)
+
+    def remove_consumers(self, names: Sequence[str]) -> None:
+        """Delete consumers from the group (only those :func:`removable_consumers` picks hold nothing)."""
+        with _redis_errors_as_service_error():
+            for name in names:
+                self._client.xgroup_delconsumer(self.stream, self.group, name)

@@ -1,0 +1,78 @@
+"""The intake queue and latency metrics on a real Redis (a stream of their own per test)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Iterator
+
+import pytest
+import redis
+
+from store.latency import LatencyLog, LatencySample, latency_summary, percentile
+from store.queue import ConsumerState, FileQueue, QueueItem, entry_time_s, removable_consumers
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis) -> Iterator[FileQueue]:
+    stream = f"vxtest:queue:{uuid.uuid4().hex[:8]}"
+    yield FileQueue(redis_client, stream=stream)
+    redis_client.delete(stream)
+
+
+def test_entries_are_delivered_once_and_acked_entries_leave_the_stream(queue: FileQueue) -> None:
+    ids = queue.enqueue([QueueItem("/a.wav"), QueueItem("/b.wav", sha256="ab" * 32, subject_id="s1", label="healthy")], now=1000.0)
+    assert queue.status(now=1010.0).depth == 2 and queue.status(now=1010.0).oldest_pending_age_s == pytest.approx(10.0)
+
+    first = queue.read("c1", count=10, claim_idle_s=60)
+    assert [e.entry_id for e in first] == ids and first[1].sha256 == "ab" * 32 and first[1].label == "healthy"
+    assert first[0].enqueued_at == 1000.0 and first[0].sha256 is None
+    assert queue.read("c2", count=10, claim_idle_s=60) == []  # delivered to c1, not idle long enough
+
+    status = queue.status()
+    assert (status.depth, status.pending) == (2, 2)
+    assert {c.name: c.pending for c in status.consumers if c.pending} == {"c1": 2}
+
+    assert queue.ack([ids[0]]) == [ids[0]]
+    assert queue.ack([ids[0], ids[1]]) == [ids[1]]  # an id acked before is not acked again
+    status = queue.status()
+    assert (status.depth, status.pending, status.oldest_pending_age_s) == (0, 0, None)
+
+
+def test_entries_of_a_dead_consumer_are_claimed_after_the_idle_time(queue: FileQueue) -> None:
+    ids = queue.enqueue([QueueItem(f"/{i}.wav") for i in range(5)])
+    assert len(queue.read("dead", count=3, claim_idle_s=60)) == 3
+    assert [e.path for e in queue.read("alive", count=10, claim_idle_s=60)] == ["/3.wav", "/4.wav"]
+    time.sleep(0.3)
+    claimed = queue.read("alive", count=10, claim_idle_s=0.2)
+    assert [e.entry_id for e in claimed] == ids  # the dead one's three, and its own idle two again
+    assert {c.name: c.pending for c in queue.status().consumers} == {"dead": 0, "alive": 5}
+    assert sorted(queue.ack(ids)) == sorted(ids)
+    queue.remove_consumers(removable_consumers(queue.status().consumers, idle_s=0))
+    assert queue.status().consumers == []
+
+
+def test_entry_time_and_removable_consumers_are_pure() -> None:
+    assert entry_time_s("1700000000123-7") == pytest.approx(1_700_000_000.123)
+    consumers = [ConsumerState("busy", 3, 9999.0), ConsumerState("idle", 0, 5000.0), ConsumerState("fresh", 0, 1.0)]
+    assert removable_consumers(consumers, idle_s=3600) == ["idle"]
+
+
+def test_percentiles_match_linear_interpolation() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 95) == pytest.approx(95.05)
+    assert percentile([3.0, 1.0, 2.0], 0) == 1.0 and percentile([3.0, 1.0, 2.0], 100) == 3.0
+    assert latency_summary([]) == {"count": 0, "p50_s": None, "p95_s": None, "max_s": None}
+    assert latency_summary([1.0, 2.0, 3.0, 4.0]) == {"count": 4, "p50_s": 2.5, "p95_s": 3.85, "max_s": 4.0}
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_latency_samples_round_trip(redis_client: redis.Redis) -> None:
+    log = LatencyLog(redis_client, maxlen=1000, stream=f"vxtest:latency:{uuid.uuid4().hex[:8]}")
+    start_ms = int(time.time() * 1000)
+    log.record([LatencySample("1-0", "/a.wav", 1.25, "scored"), LatencySample("2-0", "/b.wav", 0.5, "quarantined")])
+    samples = log.since(start_ms)
+    assert [(s.entry_id, s.latency_s, s.outcome) for s in samples] == [("1-0", 1.25, "scored"), ("2-0", 0.5, "quarantined")]
+    redis_client.delete(log.stream)
