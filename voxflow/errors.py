@@ -53,3 +53,15 @@ class ServiceError(VoxflowError):
     """An embedded or configured server (Redis, MongoDB, Prefect, Dask) is unavailable."""
 
     stage = "service"
+
+
+class BackupError(VoxflowError):
+    """A backup cannot be written, verified or restored (missing or corrupt file, occupied target)."""
+
+    stage = "backup"
+
+
+class LockError(VoxflowError):
+    """Another run holds the lock of a flow that must run alone (nightly backup, retrain)."""
+
+    stage = "lock"

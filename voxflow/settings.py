@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         description="Prefect UI base URL; the dashboard links runs to it when set.",
     )
 
+    # Backups (``voxflow backup`` / ``restore``, the nightly flow).
+    backup_dir: str | None = Field(default=None, description="Folder or fsspec URL of the dated backups; unset means home/backups.")
+    backup_keep_daily: int = Field(default=7, ge=1, description="Keep the newest backup of this many most recent days.")
+    backup_keep_weekly: int = Field(default=4, ge=0, description="Keep the newest backup of this many most recent ISO weeks.")
+    backup_use_mongodump: bool = Field(default=False, description="Dump with the mongodump tool when it is on PATH.")
+    lock_ttl_s: float = Field(default=60.0, gt=0, description="How long a flow lock outlives a crashed holder; renewed every third of it.")
+
     # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
     queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")
     queue_claim_idle_s: float = Field(default=300.0, ge=0, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
@@ -116,6 +123,11 @@ class Settings(BaseSettings):
     @property
     def services_dir(self) -> Path:
         return self.home / "services"
+
+    @property
+    def backup_location(self) -> str:
+        """Where backups go: ``backup_dir``, else ``home/backups``."""
+        return self.backup_dir or str(self.home / "backups")
 
 
 @lru_cache(maxsize=1)

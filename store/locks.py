@@ -1,0 +1,126 @@
+"""Redis locks that let one run of a flow (nightly backup, retrain) run at a time.
+
+The lock is the key ``voxflow:lock:{name}`` holding the holder's token, set with ``SET NX PX`` so that a
+crashed holder's lock expires. Renewing and releasing compare the token first (one Lua script each), so a
+holder whose lock expired and was taken over never extends or deletes the new holder's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import redis
+
+from voxflow.errors import LockError, ServiceError
+
+log = logging.getLogger(__name__)
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+def lock_key(name: str) -> str:
+    """The Redis key of the lock ``name``.
+
+    Examples
+    --------
+    >>> lock_key("backup")
+    'voxflow:lock:backup'
+    """
+    return f"voxflow:lock:{name}"
+
+
+class RedisLock:
+    """A lock in Redis, owned by whoever holds its token.
+
+    Parameters
+    ----------
+    client : redis.Redis
+        Any Redis client (replies decoded or not).
+    name : str
+        The flow it guards, e.g. ``"backup"``.
+    ttl_s : float
+        How long the lock outlives a holder that stops renewing it (a crash).
+    """
+
+    def __init__(self, client: redis.Redis, name: str, *, ttl_s: float) -> None:
+        self.key = lock_key(name)
+        self.name = name
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        self._client = client
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it; True when taken."""
+        return bool(self._call(lambda: self._client.set(self.key, self.token, nx=True, px=self._ttl_ms)))
+
+    def renew(self) -> bool:
+        """Extend the lock by its TTL; False when it is no longer ours (expired, taken over)."""
+        return bool(self._call(lambda: self._renew(keys=[self.key], args=[self.token, self._ttl_ms])))
+
+    def release(self) -> bool:
+        """Delete the lock if it is still ours; False when it was not."""
+        return bool(self._call(lambda: self._release(keys=[self.key], args=[self.token])))
+
+    def holder(self) -> str | None:
+        """The token of the current holder (``host:pid:random``), or None when the lock is free."""
+        value = self._call(lambda: self._client.get(self.key))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def _call(self, operation):  # type: ignore[no-untyped-def]
+        try:
+            return operation()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise ServiceError(f"Redis unreachable (lock {self.name}): {exc}") from exc
+
+
+@contextmanager
+def hold_lock(client: redis.Redis, name: str, *, ttl_s: float) -> Iterator[RedisLock]:
+    """Hold the lock ``name`` for the enclosed block, renewing it every ``ttl_s / 3`` in a thread.
+
+    Raises
+    ------
+    LockError
+        At once, when another run holds the lock; the message names the holder.
+    """
+    lock = RedisLock(client, name, ttl_s=ttl_s)
+    if not lock.acquire():
+        raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'}); refused")
+    stop = threading.Event()
+
+    def keep_alive() -> None:
+        while not stop.wait(ttl_s / 3):
+            try:
+                if not lock.renew():
+                    log.error("lost lock %s: it expired before it could be renewed", lock.key)
+                    return
+            except ServiceError as exc:
+                log.warning("could not renew lock %s: %s", lock.key, exc.reason)
+
+    renewer = threading.Thread(target=keep_alive, name=f"voxflow-lock-{name}", daemon=True)
+    renewer.start()
+    try:
+        yield lock
+    finally:
+        stop.set()
+        renewer.join()
+        if not lock.release():
+            log.warning("lock %s was no longer ours at release (it expired and may be held by another run)", lock.key)

@@ -1,0 +1,76 @@
+"""Redis flow locks with real concurrent holders: one wins, renewals and releases respect the token."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+import pytest
+import redis
+
+from store.locks import RedisLock, hold_lock, lock_key
+from voxflow.errors import LockError
+
+
+@pytest.fixture
+def client(redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    redis_client.delete(lock_key("test-flow"))
+    yield redis_client
+    redis_client.delete(lock_key("test-flow"))
+
+
+def test_of_two_concurrent_holders_exactly_one_gets_the_lock(client: redis.Redis) -> None:
+    barrier = threading.Barrier(8)
+
+    def contend(_: int) -> RedisLock | None:
+        lock = RedisLock(redis.Redis(connection_pool=client.connection_pool), "test-flow", ttl_s=10)
+        barrier.wait()
+        return lock if lock.acquire() else None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        winners = [lock for lock in pool.map(contend, range(8)) if lock is not None]
+    assert len(winners) == 1
+    assert client.get(lock_key("test-flow")) == winners[0].token
+    assert winners[0].release() is True and client.get(lock_key("test-flow")) is None
+
+
+def test_a_second_trigger_is_refused_with_the_holder_named(client: redis.Redis) -> None:
+    with hold_lock(client, "test-flow", ttl_s=5) as held:
+        with pytest.raises(LockError) as refused:
+            with hold_lock(client, "test-flow", ttl_s=5):
+                pytest.fail("a second holder entered")
+        assert f"another test-flow run is in progress (lock voxflow:lock:test-flow held by {held.token})" in refused.value.reason
+        assert client.get(lock_key("test-flow")) == held.token  # the refused one did not touch it
+    assert client.get(lock_key("test-flow")) is None
+    with hold_lock(client, "test-flow", ttl_s=5):
+        pass
+
+
+def test_an_expired_holder_cannot_renew_or_release_the_next_holders_lock(client: redis.Redis) -> None:
+    first = RedisLock(client, "test-flow", ttl_s=0.2)
+    assert first.acquire()
+    time.sleep(0.3)
+    second = RedisLock(client, "test-flow", ttl_s=10)
+    assert second.acquire()
+    assert first.renew() is False and first.release() is False
+    assert client.get(lock_key("test-flow")) == second.token
+    assert 9_000 < client.pttl(lock_key("test-flow")) <= 10_000
+    assert second.renew() is True and second.release() is True
+
+
+def test_the_holder_renews_while_working_past_the_ttl(client: redis.Redis) -> None:
+    with hold_lock(client, "test-flow", ttl_s=0.3) as held:
+        time.sleep(0.8)  # more than twice the TTL: only renewals keep the lock
+        assert client.get(lock_key("test-flow")) == held.token
+        assert RedisLock(client, "test-flow", ttl_s=1).acquire() is False
+    assert client.get(lock_key("test-flow")) is None
+
+
+def test_a_crashed_holder_lock_expires(client: redis.Redis) -> None:
+    crashed = RedisLock(client, "test-flow", ttl_s=0.2)
+    assert crashed.acquire()  # never renewed nor released
+    assert RedisLock(client, "test-flow", ttl_s=1).acquire() is False
+    time.sleep(0.3)
+    assert RedisLock(client, "test-flow", ttl_s=1).acquire() is True
