@@ -20,6 +20,7 @@ VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
 RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "scored", "skipped", "quarantined", "wall_s", "clips_per_s", "source")
+BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error")
 
 
 def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, empty: str) -> None:
@@ -89,6 +90,40 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     with prefect_api(settings):
         card = train_model(manifest=args.manifest, out_dir=args.out, positive=args.positive, promote=args.promote, dataset=dataset)
     print(json.dumps({"version": card["version"], "threshold": card["threshold"], **card["metrics"]}))
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    if args.list:
+        from store.backup import recent_backups
+        from store.mongo import connect_mongo
+        from voxflow import services
+
+        records = recent_backups(connect_mongo(services.mongo_uri(settings))[settings.mongo_db], limit=args.limit)
+        _print_records(records, BACKUP_COLUMNS, as_json=args.json, empty="no backups recorded")
+        return 0
+    from flows.backup import backup_nightly
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        record = backup_nightly()
+    if args.json:
+        print(json.dumps(record, default=str))
+    else:
+        counts = ", ".join(f"{n} {name}" for name, n in record["counts"].items())
+        print(f"backup {record['backup_id']} verified at {record['path']} ({counts}); removed: {', '.join(record['removed']) or 'nothing'}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from flows.backup import restore_backup
+
+    summary = restore_backup(settings, args.date, into=args.into, drop=args.drop)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        counts = ", ".join(f"{n} {name}" for name, n in summary["counts"].items())
+        print(f"restored backup {summary['backup_id']} into database {summary['database']} ({counts}); checksums match")
     return 0
 
 
@@ -166,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--promote", action="store_true", help="make it the champion used by analyze")
     train.add_argument("--dataset", default="", help="training data name and licence for the model card")
     train.add_argument("--voiced", action="store_true", help="record the VOICED database attribution on the card")
+
+    backup = add("backup", cmd_backup, "Back up MongoDB, models and the feature manifest to VOXFLOW_BACKUP_DIR, verify it, apply retention.")
+    backup.add_argument("--list", action="store_true", help="show recorded backups instead of taking one")
+    backup.add_argument("--limit", type=int, default=20)
+    backup.add_argument("--json", action="store_true", help="print JSON on the last line")
+
+    restore = add("restore", cmd_restore, "Restore a backup after checking every file's checksum; into a scratch database unless --into.")
+    restore.add_argument("date", help="backup name (2026-11-27T020000Z), a day (2026-11-27: its newest) or 'latest'")
+    restore.add_argument("--into", help="target database (default VOXFLOW_MONGO_DB_restore_<backup>)")
+    restore.add_argument("--drop", action="store_true", help="replace the target's collections; needed to restore into the live database")
+    restore.add_argument("--json", action="store_true", help="print JSON on the last line")
 
     voiced = add("voiced-manifest", cmd_voiced_manifest, "Write a labelled manifest for a VOICED (PhysioNet) folder.")
     voiced.add_argument("folder")

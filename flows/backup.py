@@ -1,0 +1,173 @@
+"""Nightly backup (dump, verify by restoring into a scratch database, prune) and restore."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pymongo import MongoClient
+
+import voxflow
+from store.backup import (
+    backup_name,
+    compare_with_manifest,
+    list_backups,
+    open_location,
+    prune_backups,
+    record_backup,
+    remove_backup,
+    resolve_backup,
+    restore_database,
+    restore_models,
+    verify_files,
+    write_backup,
+)
+from store.cache import connect_redis
+from store.locks import hold_lock
+from store.mongo import connect_mongo
+from voxflow import services
+from voxflow.errors import BackupError, LockError
+from voxflow.settings import Settings, get_settings
+
+BACKUP_CRON = "0 2 * * *"
+LOCK_NAME = "backup"
+
+
+def scratch_database(live: str, backup_id: str, purpose: str) -> str:
+    """Name of the scratch database a backup is restored into for ``purpose`` ("verify", "restore").
+
+    Examples
+    --------
+    >>> scratch_database("voxflow", "2026-11-27T020000Z", "restore")
+    'voxflow_restore_20261127T020000Z'
+    """
+    return f"{live}_{purpose}_{backup_id.replace('-', '')}"
+
+
+@task(name="dump-backup", cache_policy=NO_CACHE)
+def dump_backup(client: MongoClient, settings: Settings, folder: str, uri: str) -> dict[str, Any]:
+    """Write the dated backup folder; mongodump only when asked for and on PATH."""
+    use_mongodump = settings.backup_use_mongodump and shutil.which("mongodump") is not None
+    if settings.backup_use_mongodump and not use_mongodump:
+        get_run_logger().warning("VOXFLOW_BACKUP_USE_MONGODUMP is set but mongodump is not on PATH: dumping with pymongo")
+    fs, _ = open_location(settings.backup_location)
+    return write_backup(
+        client[settings.mongo_db], fs, folder,
+        models_dir=settings.models_dir, feature_store_dir=settings.feature_store_dir,
+        source=services.redact(uri), version=voxflow.__version__,
+        mongodump_uri=uri if use_mongodump else None,
+    )
+
+
+@task(name="verify-backup", cache_policy=NO_CACHE)
+def verify_backup(client: MongoClient, settings: Settings, folder: str, backup_id: str) -> list[str]:
+    """Check every file, restore into a scratch database, compare counts, checksums and indexes; drop it."""
+    fs, _ = open_location(settings.backup_location)
+    manifest = verify_files(fs, folder)
+    scratch = scratch_database(settings.mongo_db, backup_id, "verify")
+    try:
+        restore_database(fs, folder, manifest, client[scratch], drop=True)
+        return compare_with_manifest(client[scratch], manifest)
+    finally:
+        client.drop_database(scratch)
+
+
+@flow(name="backup-nightly")
+def backup_nightly() -> dict[str, Any]:
+    """Back up the voxflow database, models and feature manifest; verify; apply retention.
+
+    One run at a time (Redis lock ``voxflow:lock:backup``); a second trigger is refused. The result is
+    recorded in the ``backups`` collection whether it succeeds or fails.
+
+    Returns
+    -------
+    dict
+        The ``backups`` record: backup_id, path, counts, verified, status, removed (pruned backups).
+    """
+    settings = get_settings()
+    logger = get_run_logger()
+    uri = services.mongo_uri(settings)
+    client = connect_mongo(uri)
+    db = client[settings.mongo_db]
+    try:
+        with hold_lock(connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s):
+            started_at = datetime.now(timezone.utc)
+            backup_id = backup_name(started_at)
+            fs, root = open_location(settings.backup_location)
+            folder = f"{root}/{backup_id}"
+            record: dict[str, Any] = {
+                "backup_id": backup_id, "started_at": started_at,
+                "path": services.redact(f"{settings.backup_location.rstrip('/')}/{backup_id}"),
+                "verified": False, "error": None,
+            }
+            try:
+                manifest = dump_backup(client, settings, folder, uri)
+                record["counts"] = {name: entry["count"] for name, entry in manifest["collections"].items()}
+                differences = verify_backup(client, settings, folder, backup_id)
+                if differences:
+                    raise BackupError(f"backup {backup_id} failed verification: " + "; ".join(differences))
+                record["verified"] = True
+                record["removed"] = prune_backups(fs, root, keep_daily=settings.backup_keep_daily, keep_weekly=settings.backup_keep_weekly)
+            except BaseException as exc:
+                remove_backup(fs, folder)
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=datetime.now(timezone.utc))
+                record_backup(db, record)
+                raise
+            record.update(status="verified", finished_at=datetime.now(timezone.utc))
+            record_backup(db, record)
+    except LockError as exc:
+        logger.error("Backup refused: %s", exc.reason)
+        raise
+    finally:
+        client.close()
+    logger.info(
+        "Backup %s verified: %d documents in %s; removed %s",
+        backup_id, sum(record["counts"].values()), record["path"], ", ".join(record["removed"]) or "nothing",
+    )
+    return record
+
+
+def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, drop: bool = False) -> dict[str, Any]:
+    """Restore the backup ``wanted`` (name, day or "latest") into a scratch database, or replace one with ``drop``.
+
+    Runs without Prefect on purpose: recovering must not depend on the orchestrator's own database.
+    Every file's checksum is checked before anything is written. Replacing the live database
+    (``settings.mongo_db``) needs ``drop`` and also puts the backed-up model files back under ``models_dir``.
+
+    Returns
+    -------
+    dict
+        backup_id, database, counts per collection, models_restored (files).
+
+    Raises
+    ------
+    BackupError
+        When the backup is missing or corrupt, the target is occupied without ``drop``, or the restored
+        documents differ from the backup.
+    """
+    fs, root = open_location(settings.backup_location)
+    backup_id = resolve_backup(list_backups(fs, root), wanted)
+    target = into or scratch_database(settings.mongo_db, backup_id, "restore")
+    live = target == settings.mongo_db
+    if live and not drop:
+        raise BackupError(f"restoring into the live database {target} replaces it: pass --drop, or leave out --into to restore into a scratch database")
+    folder = f"{root}/{backup_id}"
+    client = connect_mongo(services.mongo_uri(settings))
+    try:
+        with hold_lock(connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s):
+            manifest = verify_files(fs, folder)
+            counts = restore_database(fs, folder, manifest, client[target], drop=drop)
+            differences = compare_with_manifest(client[target], manifest)
+            if differences:
+                raise BackupError(f"database {target} differs from backup {backup_id} after the restore: " + "; ".join(differences))
+            models = restore_models(fs, folder, manifest, settings.models_dir) if live else 0
+    finally:
+        client.close()
+    return {"backup_id": backup_id, "database": target, "counts": counts, "models_restored": models}
+
+
+if __name__ == "__main__":
+    backup_nightly.serve(name="nightly", cron=BACKUP_CRON)

@@ -1,0 +1,94 @@
+"""End to end through the real CLI: backup_nightly on the Prefect server, lock refusal, retention, restore."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pymongo
+import pytest
+from bson import ObjectId
+
+from flows.backup import scratch_database
+from store.backup import COLLECTIONS
+from store.cache import connect_redis
+from store.locks import hold_lock
+from tests.voxflow_cli import last_json, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_scratch_database_names() -> None:
+    assert scratch_database("voxflow", "2026-11-27T020000Z", "verify") == "voxflow_verify_20261127T020000Z"
+
+
+def _snapshot(db: pymongo.database.Database) -> dict[str, list[dict]]:
+    return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"])) for name in COLLECTIONS}
+
+
+def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, str], tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    env = {**cli_env, "VOXFLOW_BACKUP_DIR": str(backups), "VOXFLOW_BACKUP_KEEP_DAILY": "1", "VOXFLOW_BACKUP_KEEP_WEEKLY": "0"}
+    client = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"], tz_aware=True)
+    db = client[env["VOXFLOW_MONGO_DB"]]
+    now = datetime(2026, 11, 27, 1, 59, tzinfo=timezone.utc)
+    db["predictions"].create_index([("audio_sha256", 1), ("model_version", 1)], unique=True)
+    db["predictions"].insert_many([{"audio_sha256": f"{i:064x}", "model_version": "m1", "score": i / 50, "created_at": now} for i in range(50)])
+    db["runs"].insert_one({"run_id": "r1", "status": "completed", "started_at": now})
+    db["labels"].insert_one({"audio_sha256": f"{1:064x}", "label": "healthy", "ref": ObjectId()})
+    before = _snapshot(db)
+    indexes = db["predictions"].index_information()
+
+    first = last_json(run_cli(["backup", "--json"], env))
+    assert first["status"] == "verified" and first["verified"] is True and first["error"] is None
+    assert first["counts"] == {name: len(docs) for name, docs in before.items()}
+    assert first["path"] == f"{backups}/{first['backup_id']}" and (backups / first["backup_id"] / "manifest.json").is_file()
+    assert not [name for name in client.list_database_names() if "_verify_" in name], "the scratch database was left behind"
+    listed = last_json(run_cli(["backup", "--list", "--json"], env))
+    assert [(r["backup_id"], r["verified"], r["status"]) for r in listed] == [(first["backup_id"], True, "verified")]
+
+    # A second trigger while one runs is refused with a clear line, and leaves no backup behind.
+    with hold_lock(connect_redis(env["VOXFLOW_REDIS_URL"]), "backup", ttl_s=30) as held:
+        refused = run_cli(["backup"], env)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert f"voxflow: error: another backup run is in progress (lock voxflow:lock:backup held by {held.token}); refused" in refused.stderr
+    assert "Backup refused: another backup run is in progress" in refused.stderr + refused.stdout
+
+    # Retention: older backups (and today's earlier one) go once the new one is verified.
+    for old in ("2026-11-20T020000Z", "2026-11-26T020000Z"):
+        shutil.copytree(backups / first["backup_id"], backups / old)
+    second = last_json(run_cli(["backup", "--json"], env))
+    assert second["removed"] == ["2026-11-20T020000Z", "2026-11-26T020000Z", first["backup_id"]]
+    assert sorted(p.name for p in backups.iterdir()) == [second["backup_id"]]
+    assert second["counts"]["backups"] == 1  # the first backup's record, written before this dump
+
+    # Restore by default goes to a scratch database; the live one needs --drop.
+    scratch = last_json(run_cli(["restore", "latest", "--json"], env))
+    assert scratch["database"] == scratch_database(env["VOXFLOW_MONGO_DB"], second["backup_id"], "restore")
+    restored = client[scratch["database"]]
+    assert {name: docs for name, docs in _snapshot(restored).items() if name != "backups"} == {n: d for n, d in before.items() if n != "backups"}
+    client.drop_database(scratch["database"])
+
+    for name in COLLECTIONS:
+        db[name].drop()
+    live = run_cli(["restore", second["backup_id"], "--into", env["VOXFLOW_MONGO_DB"]], env)
+    assert live.returncode == 2 and "pass --drop" in live.stderr and "Traceback" not in live.stderr
+
+    # One corrupt byte: refused with the file named, and nothing written anywhere.
+    target = backups / second["backup_id"] / "mongo" / "predictions.bson.gz"
+    good = target.read_bytes()
+    target.write_bytes(good[:100] + bytes([good[100] ^ 0xFF]) + good[101:])
+    corrupt = run_cli(["restore", "latest", "--drop", "--into", env["VOXFLOW_MONGO_DB"]], env)
+    assert corrupt.returncode == 2
+    assert "mongo/predictions.bson.gz fails its sha256 check" in corrupt.stderr and "nothing was restored" in corrupt.stderr
+    assert all(db[name].count_documents({}) == 0 for name in COLLECTIONS)
+    target.write_bytes(good)
+
+    done = last_json(run_cli(["restore", "latest", "--drop", "--into", env["VOXFLOW_MONGO_DB"], "--json"], env))
+    assert done["database"] == env["VOXFLOW_MONGO_DB"]
+    after = _snapshot(db)
+    assert {n: d for n, d in after.items() if n != "backups"} == {n: d for n, d in before.items() if n != "backups"}
+    assert [r["backup_id"] for r in after["backups"]] == [first["backup_id"]]
+    assert db["predictions"].index_information() == indexes
+    client.close()
