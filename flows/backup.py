@@ -32,7 +32,6 @@ from voxflow import services
 from voxflow.errors import BackupError, LockError
 from voxflow.settings import Settings, get_settings
 
-BACKUP_CRON = "0 2 * * *"
 LOCK_NAME = "backup"
 
 
@@ -167,7 +166,3 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
     finally:
         client.close()
     return {"backup_id": backup_id, "database": target, "counts": counts, "models_restored": models}
-
-
-if __name__ == "__main__":
-    backup_nightly.serve(name="nightly", cron=BACKUP_CRON)
