@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from contextlib import contextmanager
 from typing import Iterator
 
 from distributed import Client, LocalCluster
+from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from voxflow.errors import ServiceError
@@ -35,20 +37,30 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return {**single, "NUMBA_CACHE_DIR": str(cache), "DASK_LOGGING__DISTRIBUTED": "warning"}
 
 
-@contextmanager
-def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]:
-    """A Dask client for one flow run.
+def resolve_cluster_class(path: str) -> type[Cluster]:
+    """Import a cluster class named ``package.module.Class`` (or ``package.module:Class``).
 
-    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running;
-    otherwise it starts a LocalCluster of single-threaded worker processes that adapts between
-    ``dask_min_workers`` and ``dask_max_workers``, and closes it afterwards.
+    Raises
+    ------
+    ServiceError
+        When the module or class does not exist (with the pip extra to install for Kubernetes).
     """
-    if settings.dask_address:
-        try:
-            client = Client(settings.dask_address, timeout="20s")
-        except OSError as exc:
-            raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
-        cluster = None
+    module_name, _, class_name = path.replace(":", ".").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ServiceError(
+            f"VOXFLOW_DASK_CLUSTER_CLASS={path} cannot be imported ({exc}); "
+            "for Kubernetes install the extra: pip install 'voxflow[kubernetes]'"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Cluster)):
+        raise ServiceError(f"VOXFLOW_DASK_CLUSTER_CLASS={path} is not a Dask cluster class")
+    return cls
+
+
+def _start_cluster(settings: Settings) -> Cluster:
+    if settings.dask_cluster_class:
+        cluster = resolve_cluster_class(settings.dask_cluster_class)(**settings.dask_cluster_kwargs)
     else:
         cluster = LocalCluster(
             n_workers=settings.dask_min_workers,
@@ -57,7 +69,27 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
             dashboard_address=":0",
             env=worker_env(settings),
         )
-        cluster.adapt(minimum=settings.dask_min_workers, maximum=settings.dask_max_workers)
+    cluster.adapt(minimum=settings.dask_min_workers, maximum=settings.dask_max_workers)
+    return cluster
+
+
+@contextmanager
+def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]:
+    """A Dask client for one flow run.
+
+    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running.
+    Otherwise it starts ``settings.dask_cluster_class`` (default: a LocalCluster of single-threaded
+    worker processes), adapting between ``dask_min_workers`` and ``dask_max_workers``, and closes
+    it afterwards.
+    """
+    if settings.dask_address:
+        try:
+            client = Client(settings.dask_address, timeout="20s")
+        except OSError as exc:
+            raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
+        cluster = None
+    else:
+        cluster = _start_cluster(settings)
         client = Client(cluster)
     try:
         if warm_up:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
         description="Prefect API of a running server; unset starts the embedded one.",
     )
     dask_address: str | None = Field(default=None, description="tcp://host:8786 of an existing Dask scheduler.")
+    dask_cluster_class: str | None = Field(
+        default=None,
+        description="Import path of a Dask cluster class to start instead of a LocalCluster, "
+        "e.g. dask_kubernetes.operator.KubeCluster (see deployments/kubernetes).",
+    )
+    dask_cluster_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON keyword arguments for dask_cluster_class.")
 
     # Dask fan-out.
     dask_min_workers: int = Field(default=1, ge=1)
