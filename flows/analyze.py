@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from distributed import Client
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
@@ -59,10 +61,12 @@ def score_files(
     run_id: str,
     chunk_size: int,
     on_persisted: Callable[[ChunkResult], None] | None = None,
+    client: Client | None = None,
 ) -> FanoutOutcome:
     """Fan the files out to Dask in chunks; persist each chunk as it completes.
 
     ``on_persisted`` is called with each chunk's result after it is stored (the queue acks there).
+    ``client`` reuses a caller's cluster across calls (the queue drain); by default one is started for this call.
     """
     logger = get_run_logger()
     if not files:
@@ -83,7 +87,7 @@ def score_files(
             logger.info(progress.line())
             update_progress_artifact(artifact_id=artifact, progress=progress.percent)
 
-    with dask_client(settings) as client:
+    with nullcontext(client) if client is not None else dask_client(settings) as client:
         window = max(4, 3 * settings.dask_max_workers)
         monitor = ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import redis
 
 from store.cache import _redis_errors_as_service_error
+from voxflow.scaling import percentile
 
 LATENCY_STREAM = "voxflow:metrics:latency"
 
@@ -23,30 +23,19 @@ class LatencySample:
     outcome: str
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) with linear interpolation between closest ranks (numpy's default).
+def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``count``, ``p50_s``, ``p95_s`` and ``max_s`` of latencies in seconds (None when there are none).
+
+    Percentiles interpolate linearly between closest ranks (:func:`voxflow.scaling.percentile`).
 
     Examples
     --------
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
-    2.5
-    >>> percentile([5.0], 95)
-    5.0
+    >>> latency_summary([1.0, 2.0, 3.0, 4.0])
+    {'count': 4, 'p50_s': 2.5, 'p95_s': 3.85, 'max_s': 4.0}
     """
     if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be within 0-100, got {q}")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
-    """``count``, ``p50_s``, ``p95_s`` and ``max_s`` of latencies in seconds (None when there are none)."""
-    if not values:
         return {"count": 0, "p50_s": None, "p95_s": None, "max_s": None}
+    values = list(values)
     return {
         "count": len(values),
         "p50_s": round(percentile(values, 50), 3),

@@ -71,12 +71,13 @@ def entry_time_s(entry_id: str) -> float:
     return int(entry_id.split("-", 1)[0]) / 1000
 
 
-def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float) -> list[str]:
-    """Consumers that hold nothing and were idle at least ``idle_s``: safe to delete from the group.
+def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float, own: str | None = None) -> list[str]:
+    """Consumers that hold nothing and were idle at least ``idle_s`` (or are ``own``): safe to delete.
 
-    A consumer with pending entries is kept until those are claimed, or its entries would be lost.
+    A consumer with pending entries is kept until those are claimed, or its entries would never be
+    delivered again.
     """
-    return [c.name for c in consumers if c.pending == 0 and c.idle_s >= idle_s]
+    return [c.name for c in consumers if c.pending == 0 and (c.idle_s >= idle_s or c.name == own)]
 
 
 def _entry(entry_id: str, fields: dict[str, str]) -> QueueEntry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -161,6 +162,101 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _redis(settings: Settings):
+    from store.cache import connect_redis
+    from voxflow import services
+
+    return connect_redis(services.redis_url(settings))
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    from store.queue import FileQueue, QueueItem
+    from tasks.ingest import check_source, list_source
+
+    for source in args.sources:
+        check_source(source)
+    items, rejected, ignored = [], [], 0
+    for source in args.sources:
+        candidates, refused, skipped = list_source(source)
+        items += [QueueItem(os.path.abspath(c.path), subject_id=c.subject_id, label=c.label) for c in candidates]
+        rejected += [{"path": r.path, "reason": r.reason} for r in refused]
+        ignored += skipped
+    queue = FileQueue(_redis(settings))
+    ids = queue.enqueue(items)
+    report = {"enqueued": len(ids), "rejected": rejected, "ignored": ignored, "depth": queue.status().depth}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for refused in rejected:
+        print(f"not enqueued: {refused['path']}: {refused['reason']}", file=sys.stderr)
+    print(f"enqueued {report['enqueued']} files ({ignored} non-audio ignored); queue depth {report['depth']}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+    from dataclasses import asdict
+
+    from store.latency import LatencyLog, latency_summary
+    from store.queue import FileQueue
+
+    client = _redis(settings)
+    status = FileQueue(client).status()
+    hour_ago_ms = int((time.time() - 3600) * 1000)
+    latency = latency_summary([s.latency_s for s in LatencyLog(client, maxlen=settings.metrics_maxlen).since(hour_ago_ms)])
+    report = {**asdict(status), "latency_last_hour": latency}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    age = "-" if status.oldest_pending_age_s is None else f"{status.oldest_pending_age_s:.1f} s"
+    print(f"depth {status.depth}  delivered-unacked {status.pending}  oldest waiting {age}")
+    print(f"latency (last hour, {latency['count']} files): p50 {latency['p50_s']} s  p95 {latency['p95_s']} s")
+    _print_records([asdict(c) for c in status.consumers], ("name", "pending", "idle_s"), as_json=False, empty="no consumers")
+    return 0
+
+
+def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
+    from flows.drain import drain_queue
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        summary = drain_queue(model_version=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        width = max(map(len, summary))
+        print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from voxflow.deploy import deploy_all
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        report = deploy_all(work_pool=settings.work_pool, timezone=settings.schedule_timezone)
+    if args.json:
+        print(json.dumps(asdict(report)))
+        return 0
+    print(f"work pool {report.work_pool} ({'created' if report.pool_created else 'exists'})")
+    for name, deployment_id in report.deployed.items():
+        print(f"deployed {name}  {deployment_id}")
+    for name, reason in report.skipped.items():
+        print(f"skipped {name}: {reason}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from voxflow.deploy import run_worker
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        run_worker(args.pool or settings.work_pool, run_once=args.run_once)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxflow",
@@ -224,6 +320,26 @@ def build_parser() -> argparse.ArgumentParser:
     svc = add("services", cmd_services, "Show, start or stop the embedded servers (Redis, MongoDB wire server, Prefect).")
     svc.add_argument("action", choices=("status", "start", "stop"), nargs="?", default="status")
     svc.add_argument("--json", action="store_true")
+    enqueue = add("enqueue", cmd_enqueue, "Add audio files (files, folders, globs, manifests) to the voxflow:queue stream.")
+    enqueue.add_argument("sources", nargs="+", metavar="PATH", help="a file, folder (recursive), glob in quotes, or CSV/Parquet manifest")
+    enqueue.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+
+    queue = add("queue", cmd_queue, "Show the queue: depth, oldest waiting file, consumers and their pending entries.")
+    queue.add_argument("action", choices=("status",), nargs="?", default="status")
+    queue.add_argument("--json", action="store_true")
+
+    drain = add("drain", cmd_drain, "Analyse queued files in batches until the queue is empty (the drain-queue flow).")
+    drain.add_argument("--model", help="model version to use (default: the champion)")
+    drain.add_argument("--chunk-size", type=int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
+    drain.add_argument("--batch-size", type=int, help="queue entries per batch (default VOXFLOW_QUEUE_BATCH_SIZE)")
+    drain.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
+
+    deploy = add("deploy", cmd_deploy, "Create the work pool if missing and register the deployments of prefect.yaml.")
+    deploy.add_argument("--json", action="store_true")
+
+    worker = add("worker", cmd_worker, "Run a Prefect process worker for the work pool (VOXFLOW_WORK_POOL).")
+    worker.add_argument("--pool", help="work pool name (default VOXFLOW_WORK_POOL)")
+    worker.add_argument("--run-once", action="store_true", help="run the flow runs due now, then exit")
     return parser
 
 

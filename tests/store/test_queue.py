@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 import redis
 
-from store.latency import LatencyLog, LatencySample, latency_summary, percentile
+from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import ConsumerState, FileQueue, QueueItem, entry_time_s, removable_consumers
 
 
@@ -56,17 +56,15 @@ def test_entry_time_and_removable_consumers_are_pure() -> None:
     assert entry_time_s("1700000000123-7") == pytest.approx(1_700_000_000.123)
     consumers = [ConsumerState("busy", 3, 9999.0), ConsumerState("idle", 0, 5000.0), ConsumerState("fresh", 0, 1.0)]
     assert removable_consumers(consumers, idle_s=3600) == ["idle"]
+    assert removable_consumers(consumers, idle_s=3600, own="fresh") == ["idle", "fresh"]
+    assert removable_consumers(consumers, idle_s=3600, own="busy") == ["idle"]
 
 
-def test_percentiles_match_linear_interpolation() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 50) == pytest.approx(50.5)
-    assert percentile(values, 95) == pytest.approx(95.05)
-    assert percentile([3.0, 1.0, 2.0], 0) == 1.0 and percentile([3.0, 1.0, 2.0], 100) == 3.0
+def test_latency_summary_interpolates_between_ranks() -> None:
+    summary = latency_summary([float(v) for v in range(100, 0, -1)])
+    assert summary == {"count": 100, "p50_s": 50.5, "p95_s": 95.05, "max_s": 100.0}
+    assert latency_summary([7.0]) == {"count": 1, "p50_s": 7.0, "p95_s": 7.0, "max_s": 7.0}
     assert latency_summary([]) == {"count": 0, "p50_s": None, "p95_s": None, "max_s": None}
-    assert latency_summary([1.0, 2.0, 3.0, 4.0]) == {"count": 4, "p50_s": 2.5, "p95_s": 3.85, "max_s": 4.0}
-    with pytest.raises(ValueError):
-        percentile([], 50)
 
 
 def test_latency_samples_round_trip(redis_client: redis.Redis) -> None:

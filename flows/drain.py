@@ -1,0 +1,206 @@
+"""The drain-queue flow: analyse files from the intake queue until it is empty.
+
+Each entry is acknowledged only once its outcome is persisted: a prediction, a quarantine record, or
+an earlier prediction of the same content. A killed drain leaves its entries pending; the next drain
+claims them after ``queue_claim_idle_s`` and skips what was already stored.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from distributed import Client
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.analyze import score_files, skip_known
+from models.artifact import ModelBundle
+from models.registry import load_bundle
+from store.cache import connect_redis
+from store.latency import LatencyLog, LatencySample, latency_summary
+from store.queue import QUEUE_STREAM, FileQueue, QueueEntry, removable_consumers
+from tasks.cluster import dask_client
+from tasks.extract import ChunkResult
+from tasks.ingest import Candidate, hash_candidates
+from tasks.persist import Stores, open_stores, quarantine_docs
+from voxflow import services
+from voxflow.settings import Settings, get_settings
+
+# Consumers idle this long with nothing pending belong to finished or dead drains.
+_STALE_CONSUMER_S = 3600.0
+
+
+@dataclass
+class DrainTotals:
+    """What a drain did so far: entries acknowledged by outcome, and their latencies."""
+
+    acked: int = 0
+    scored: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class BatchAcks:
+    """One batch's entries by file path; acknowledges them as their outcome is persisted."""
+
+    def __init__(self, entries: Sequence[QueueEntry], queue: FileQueue, latency: LatencyLog, totals: DrainTotals) -> None:
+        self._by_path: dict[str, list[QueueEntry]] = defaultdict(list)
+        for entry in entries:
+            self._by_path[str(Path(entry.path))].append(entry)
+        self._queue = queue
+        self._latency = latency
+        self._totals = totals
+
+    def candidates(self) -> list[Candidate]:
+        """One candidate per distinct path (the same path enqueued twice is analysed once)."""
+        return [Candidate(Path(path), entries[0].subject_id, entries[0].label) for path, entries in self._by_path.items()]
+
+    def settle(self, paths: Iterable[str], outcome: str) -> None:
+        """Acknowledge every entry of ``paths`` and record its enqueue-to-persisted latency."""
+        entries = [entry for path in paths for entry in self._by_path.pop(path, [])]
+        acked = set(self._queue.ack([entry.entry_id for entry in entries]))
+        now = time.time()
+        samples = [LatencySample(e.entry_id, e.path, now - e.enqueued_at, outcome) for e in entries if e.entry_id in acked]
+        self._latency.record(samples)
+        self._totals.acked += len(samples)
+        self._totals.latencies.extend(s.latency_s for s in samples)
+
+    def settle_chunk(self, result: ChunkResult) -> None:
+        """``on_persisted`` callback: a chunk's rows are scored, its rejections quarantined."""
+        self.settle(result.table.column("path").to_pylist(), "scored")
+        self.settle([rejection["path"] for rejection in result.rejected], "quarantined")
+
+    def unsettled(self) -> list[str]:
+        """Paths not settled yet (after scoring: content duplicates of another file in the batch)."""
+        return list(self._by_path)
+
+
+def _drain_batch(
+    entries: Sequence[QueueEntry],
+    *,
+    acks: BatchAcks,
+    bundle: ModelBundle,
+    stores: Stores,
+    settings: Settings,
+    run_id: str,
+    chunk_size: int,
+    client: Callable[[], Client],
+    totals: DrainTotals,
+) -> None:
+    found = hash_candidates(acks.candidates(), max_file_bytes=int(settings.max_file_mb * 1e6))
+    if found.rejected:
+        stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
+        acks.settle([r.path for r in found.rejected], "quarantined")
+    pending = skip_known(found.files, bundle.card.version, stores) if found.files else []
+    waiting = {ref.path for ref in pending}
+    acks.settle([ref.path for ref in found.files if ref.path not in waiting], "skipped")
+    if pending:
+        outcome = score_files(pending, bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client())
+        totals.scored += outcome.inserted
+        totals.skipped += outcome.scored - outcome.inserted
+        totals.quarantined += outcome.quarantined
+    # What is left shares its content with a file of this batch, whose outcome is now persisted.
+    acks.settle(acks.unsettled(), "duplicate")
+    totals.skipped += len(found.files) - len(pending)
+    totals.duplicates += len(entries) - len(found.files) - len(found.rejected)
+    totals.quarantined += len(found.rejected)
+    totals.batches += 1
+
+
+@flow(name="drain-queue")
+def drain_queue(model_version: str | None = None, chunk_size: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """Analyse files from the ``voxflow:queue`` stream in batches until it is empty.
+
+    Parameters
+    ----------
+    model_version : str, optional
+        A registered model version; default is the champion (or the shipped baseline).
+    chunk_size : int, optional
+        Files per Dask task; default from settings.
+    batch_size : int, optional
+        Queue entries read per batch; default ``queue_batch_size``.
+
+    Returns
+    -------
+    dict
+        The run summary (entries acknowledged, scored, skipped, duplicates, quarantined, latency
+        percentiles), also stored in the ``runs`` collection.
+    """
+    started = time.perf_counter()
+    settings = get_settings()
+    logger = get_run_logger()
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    bundle = load_bundle(settings.models_dir, model_version or settings.model_version)
+    stores = open_stores(settings)
+    redis = connect_redis(services.redis_url(settings))
+    queue = FileQueue(redis)
+    latency = LatencyLog(redis, maxlen=settings.metrics_maxlen)
+    consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
+    stores.results.start_run(
+        {
+            "run_id": run_id, "source": QUEUE_STREAM, "status": "running", "started_at": datetime.now(timezone.utc),
+            "model_version": bundle.card.version, "feature_version": bundle.card.feature_version,
+            "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+        }
+    )
+    totals = DrainTotals()
+    try:
+        with ExitStack() as stack:
+            clients: list[Client] = []
+
+            def client() -> Client:
+                # One cluster for the whole drain, started only when a batch has something to score.
+                if not clients:
+                    clients.append(stack.enter_context(dask_client(settings)))
+                return clients[0]
+
+            count = batch_size or settings.queue_batch_size
+            while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s):
+                _drain_batch(
+                    entries, acks=BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
+                    run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,
+                )
+                logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)
+    except BaseException as exc:
+        stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
+        raise
+    status = queue.status()
+    queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), own=consumer))
+    wall = time.perf_counter() - started
+    lat = latency_summary(totals.latencies)
+    summary = {
+        "run_id": run_id,
+        "source": QUEUE_STREAM,
+        "status": "completed",
+        "acked": totals.acked,
+        "scored": totals.scored,
+        "skipped": totals.skipped,
+        "duplicates": totals.duplicates,
+        "quarantined": totals.quarantined,
+        "batches": totals.batches,
+        "wall_s": round(wall, 3),
+        "clips_per_s": round(totals.acked / wall, 3) if wall > 0 else 0.0,
+        "latency_p50_s": lat["p50_s"],
+        "latency_p95_s": lat["p95_s"],
+        "depth": status.depth,
+        "model_version": bundle.card.version,
+        "feature_version": bundle.card.feature_version,
+    }
+    stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+    logger.info(
+        "Drain %s completed: %d entries acknowledged (%d scored, %d skipped, %d duplicates, %d quarantined) in %.1f s",
+        run_id, totals.acked, totals.scored, totals.skipped, totals.duplicates, totals.quarantined, wall,
+    )
+    return summary

@@ -1,0 +1,125 @@
+"""Continuous intake end to end: the real CLI enqueues, ``voxflow drain`` scores through Prefect, Dask, Redis, MongoDB."""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pymongo
+import pytest
+import redis
+import soundfile as sf
+
+from features.synth import synth_vowel
+from store.latency import LATENCY_STREAM
+from store.queue import QUEUE_STREAM
+from tests.voxflow_cli import REPO, last_json, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _db(env: dict[str, str]) -> pymongo.database.Database:
+    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
+
+
+def _redis(env: dict[str, str]) -> redis.Redis:
+    return redis.Redis.from_url(env["VOXFLOW_REDIS_URL"], decode_responses=True)
+
+
+def _clips(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"clip{i:03d}.wav"
+        sf.write(path, synth_vowel(f0_hz=90 + 3 * i, duration_s=1.5, sr=16_000, seed=seed + i), 16_000)
+        paths.append(path)
+    return paths
+
+
+def _acked_ids(env: dict[str, str]) -> collections.Counter:
+    """How many latency samples (one per acknowledgement) each queue entry got."""
+    return collections.Counter(fields["entry_id"] for _, fields in _redis(env).xrange(LATENCY_STREAM))
+
+
+def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str], tmp_path: Path) -> None:
+    clips = _clips(tmp_path / "clips", 6)
+    copy = tmp_path / "copy-of-clip0.wav"
+    shutil.copy(clips[0], copy)
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(32_000, dtype=np.float32), 16_000)
+    gone = tmp_path / "gone.wav"
+    shutil.copy(clips[1], gone)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,subject_id\nclips/clip002.wav,s2\n")
+
+    missing = run_cli(["enqueue", str(tmp_path / "nowhere.wav")], cli_env, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.strip() == f"voxflow: error: source not found: {tmp_path / 'nowhere.wav'}"
+
+    added = last_json(run_cli(["enqueue", str(tmp_path / "clips"), str(clips[3]), str(copy), str(silence), str(gone), str(manifest), "--json"], cli_env))
+    assert added == {"enqueued": 11, "rejected": [], "ignored": 0, "depth": 11}
+    gone.unlink()  # enqueued, then deleted before the drain: quarantined at discover
+    entry_ids = {entry_id for entry_id, _ in _redis(cli_env).xrange(QUEUE_STREAM)}
+    before = last_json(run_cli(["queue", "status", "--json"], cli_env))
+    assert before["depth"] == 11 and before["pending"] == 0 and before["oldest_pending_age_s"] >= 0
+
+    summary = last_json(run_cli(["drain", "--json"], cli_env))
+    # 6 distinct clips scored; clip3 twice, clip2 via the manifest and the copy are duplicates; silence and gone quarantined.
+    assert (summary["acked"], summary["scored"], summary["duplicates"], summary["quarantined"]) == (11, 6, 3, 2), summary
+    assert summary["depth"] == 0 and summary["latency_p95_s"] >= summary["latency_p50_s"] > 0
+
+    db = _db(cli_env)
+    assert db.predictions.count_documents({}) == 6
+    stages = {Path(q["path"]).name: q["stage"] for q in db.quarantine.find({"run_id": summary["run_id"]})}
+    assert stages == {"silence.wav": "quality", "gone.wav": "discover"}
+    assert _acked_ids(cli_env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})
+
+    after = last_json(run_cli(["queue", "status", "--json"], cli_env))
+    assert (after["depth"], after["pending"], after["consumers"]) == (0, 0, [])
+    assert after["latency_last_hour"]["count"] == 11
+
+    # The same files again: already stored, acknowledged without scoring.
+    last_json(run_cli(["enqueue", str(tmp_path / "clips"), "--json"], cli_env))
+    again = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (again["acked"], again["scored"], again["skipped"]) == (6, 0, 6), again
+    assert db.predictions.count_documents({}) == 6
+
+
+def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, str], tmp_path: Path) -> None:
+    n = 96
+    _clips(tmp_path / "clips", n)
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "4", "VOXFLOW_QUEUE_BATCH_SIZE": "32"}
+    assert last_json(run_cli(["enqueue", str(tmp_path / "clips"), "--json"], env))["enqueued"] == n
+    entry_ids = {entry_id for entry_id, _ in _redis(env).xrange(QUEUE_STREAM)}
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxflow.cli", "drain", "--json"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    predictions = _db(env).predictions
+    deadline = time.monotonic() + 180
+    while predictions.count_documents({}) < 12:
+        assert proc.poll() is None, "the drain finished before it could be killed"
+        assert time.monotonic() < deadline, "no predictions appeared"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the flow process and its Dask workers, mid-batch
+    proc.wait()
+    stored_before = predictions.count_documents({})
+    assert 12 <= stored_before < n
+    status = last_json(run_cli(["queue", "status", "--json"], env))
+    assert status["depth"] == n - sum(_acked_ids(env).values()) and status["pending"] > 0  # the dead consumer holds a batch
+
+    resumed = last_json(run_cli(["drain", "--json"], {**env, "VOXFLOW_QUEUE_CLAIM_IDLE_S": "1"}))
+    assert resumed["depth"] == 0 and resumed["quarantined"] == 0
+    assert predictions.count_documents({}) == n and resumed["scored"] == n - stored_before
+    duplicated = list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
+    assert duplicated == []
+    assert _acked_ids(env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})
+    final = last_json(run_cli(["queue", "status", "--json"], env))
+    assert (final["depth"], final["pending"]) == (0, 0)
