@@ -30,11 +30,17 @@ class WarmUp(WorkerPlugin):
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    """Environment of worker processes: one BLAS/numba thread each, a numba cache they share."""
-    cache = settings.home / "numba-cache"
-    cache.mkdir(parents=True, exist_ok=True)
+    """Environment of worker processes: one BLAS/numba thread each, quiet Dask logs.
+
+    numba keeps its JIT cache next to librosa in the environment (or in the user's cache folder when
+    that is read-only), shared by every worker and every run; ``numba_cache_dir`` moves it.
+    """
     single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    return {**single, "NUMBA_CACHE_DIR": str(cache), "DASK_LOGGING__DISTRIBUTED": "warning"}
+    env = {**single, "DASK_LOGGING__DISTRIBUTED": "warning"}
+    if settings.numba_cache_dir is not None:
+        settings.numba_cache_dir.mkdir(parents=True, exist_ok=True)
+        env["NUMBA_CACHE_DIR"] = str(settings.numba_cache_dir)
+    return env
 
 
 def resolve_cluster_class(path: str) -> type[Cluster]:

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     # Dask fan-out.
     dask_min_workers: int = Field(default=1, ge=1)
     dask_max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    numba_cache_dir: Path | None = Field(default=None, description="Where workers keep numba's JIT cache (default: numba's own).")
     chunk_size: int = Field(default=48, ge=1, le=4096, description="Files per Dask task (~50 ms each).")
 
     # Audio and quality gate.

@@ -1,0 +1,123 @@
+"""Shared pieces of the benchmarks: a corpus, the plain baselines, and a real `voxflow analyze` run."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from features.synth import synth_vowel  # noqa: E402
+from models.registry import load_bundle  # noqa: E402
+from tasks.extract import AudioPolicy, score_chunk  # noqa: E402
+from tasks.ingest import FileRef, discover  # noqa: E402
+from voxflow import services  # noqa: E402
+from voxflow.settings import Settings  # noqa: E402
+
+VOICED = REPO.parent / "shared" / "data" / "voiced"
+SINGLE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
+def build_corpus(folder: Path, clips: int, *, seed: int = 0) -> Path:
+    """A manifest of the VOICED records (when present) topped up with unique 5 s synthetic vowels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [str(p) for p in sorted(VOICED.glob("voice*.hea"))][:clips]
+    rng = np.random.default_rng(seed)
+    for i in range(clips - len(paths)):
+        pathological = i % 2 == 1
+        y = synth_vowel(
+            f0_hz=float(rng.uniform(90, 260)), duration_s=5.0, sr=16_000, seed=seed * 1_000_003 + i,
+            jitter=0.02 if pathological else 0.004, shimmer=0.1 if pathological else 0.03, hnr_db=9.0 if pathological else 24.0,
+        )
+        path = folder / f"synth{i:05d}.wav"
+        sf.write(path, y, 16_000)
+        paths.append(str(path))
+    manifest = folder / "manifest.csv"
+    pd.DataFrame({"path": paths}).to_csv(manifest, index=False)
+    return manifest
+
+
+def manifest_files(manifest: Path, settings: Settings) -> list[FileRef]:
+    return discover(str(manifest), max_file_bytes=int(settings.max_file_mb * 1e6)).files
+
+
+_POOL_STATE: dict = {}
+
+
+def _pool_init(policy: AudioPolicy, models_dir: str) -> None:
+    _POOL_STATE["policy"] = policy
+    _POOL_STATE["bundle"] = load_bundle(Path(models_dir))
+    from features.extract import warm_up
+
+    warm_up()
+
+
+def _pool_score(ref: FileRef) -> int:
+    return score_chunk(0, [ref], _POOL_STATE["policy"], _POOL_STATE["bundle"]).table.num_rows
+
+
+def pool_rate(files: list[FileRef], settings: Settings, processes: int) -> float:
+    """Clips/s of a plain multiprocessing.Pool running the same per-file code (start-up included)."""
+    os.environ.update(SINGLE_THREAD)
+    started = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes, initializer=_pool_init, initargs=(AudioPolicy.from_settings(settings), str(settings.models_dir))) as pool:
+        done = sum(pool.imap_unordered(_pool_score, files, chunksize=8))
+    assert done == len(files), f"pool scored {done} of {len(files)}"
+    return len(files) / (time.perf_counter() - started)
+
+
+def loop_rate(files: list[FileRef], settings: Settings) -> float:
+    """Clips/s of one process, file after file, no orchestration (after a JIT warm-up)."""
+    policy, bundle = AudioPolicy.from_settings(settings), load_bundle(settings.models_dir)
+    score_chunk(0, files[:2], policy, bundle)
+    started = time.perf_counter()
+    for ref in files:
+        score_chunk(0, [ref], policy, bundle)
+    return len(files) / (time.perf_counter() - started)
+
+
+@contextmanager
+def embedded_home(home: Path, **settings_fields) -> Iterator[Settings]:
+    """Settings on a fresh VOXFLOW_HOME with its embedded servers running; stopped afterwards."""
+    settings = Settings(home=home, **settings_fields)
+    services.ensure_all(settings)
+    try:
+        yield settings
+    finally:
+        services.stop_services(settings)
+
+
+def analyze(manifest: Path, settings: Settings, *, workers: int, extra_env: dict[str, str] | None = None) -> tuple[dict, float]:
+    """Run the real CLI on a fresh database; return its JSON summary and the command's wall time."""
+    env = {
+        **os.environ, "VOXFLOW_HOME": str(settings.home), "VOXFLOW_DASK_MIN_WORKERS": str(workers),
+        "VOXFLOW_DASK_MAX_WORKERS": str(workers), "VOXFLOW_MONGO_DB": f"bench_{time.time_ns()}",
+        "PREFECT_LOGGING_LEVEL": "WARNING", **(extra_env or {}),
+    }
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "voxflow.cli", "analyze", str(manifest), "--json"],
+                          env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"analyze failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def report(result: dict) -> None:
+    """A readable table, then the result as one JSON object on the last line."""
+    width = max(map(len, result))
+    print("\n".join(f"{key:<{width}}  {value}" for key, value in result.items()))
+    print(json.dumps(result))
