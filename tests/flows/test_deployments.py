@@ -1,0 +1,91 @@
+"""Deployments end to end: the session's real ``prefect server``, ``voxflow deploy``, a real worker, a REST trigger."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import pytest
+import soundfile as sf
+import yaml
+
+from features.synth import synth_vowel
+from tests.voxflow_cli import REPO, last_json, run_cli
+
+pytestmark = pytest.mark.slow
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _api(env: dict[str, str], path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        env["PREFECT_API_URL"].rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with _DIRECT.open(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _deployment(env: dict[str, str], name: str) -> dict[str, Any]:
+    """A deployment by name (each flow is named like its deployment)."""
+    return _api(env, f"/deployments/name/{name}/{name}")
+
+
+def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_worker(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # The default pool name, as in prefect.yaml, so that both paths register the same deployment.
+    env = {**cli_env, "VOXFLOW_SCHEDULE_TIMEZONE": "Europe/Paris"}
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    names = {d["name"]: d["entrypoint"] for d in config["deployments"]}
+    assert set(names) == {"analyze-batch", "drain-queue", "retrain-nightly", "backup-nightly"}
+    assert {d["work_pool"]["name"] for d in config["deployments"]} == {"voxflow"}
+
+    report = last_json(run_cli(["deploy", "--json"], env))
+    missing = {name for name, entrypoint in names.items() if not (REPO / entrypoint.partition(":")[0]).is_file()}
+    assert report["work_pool"] == "voxflow" and _api(env, "/work_pools/voxflow")["type"] == "process"
+    assert set(report["deployed"]) == set(names) - missing and set(report["skipped"]) == missing
+    assert all("does not exist yet" in reason for reason in report["skipped"].values())
+    by_voxflow = _deployment(env, "drain-queue")
+
+    # prefect.yaml as Prefect reads it, from the project root: the same deployment, its schedule in UTC.
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--name", "drain-queue"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert cli.returncode == 0, cli.stdout[-2000:] + cli.stderr[-2000:]
+    by_prefect = _deployment(env, "drain-queue")
+
+    assert by_voxflow["id"] == by_prefect["id"] == report["deployed"]["drain-queue"]
+    for key in ("entrypoint", "pull_steps", "concurrency_options", "work_pool_name", "parameters"):
+        assert by_voxflow[key] == by_prefect[key], key
+    assert by_voxflow["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    assert by_voxflow["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+    [voxflow_schedule], [prefect_schedule] = by_voxflow["schedules"], by_prefect["schedules"]
+    assert prefect_schedule["schedule"]["interval"] == voxflow_schedule["schedule"]["interval"] == 60
+    assert (voxflow_schedule["schedule"]["timezone"], prefect_schedule["schedule"]["timezone"]) == ("Europe/Paris", "UTC")
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(4):
+        sf.write(clips / f"c{i}.wav", synth_vowel(f0_hz=110 + 20 * i, duration_s=1.5, sr=16_000, seed=i), 16_000)
+    run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 2}})
+    assert run["parameters"] == {"source": str(clips), "chunk_size": 2}
+
+    worker = run_cli(["worker", "--run-once"], env, timeout=300)
+    assert worker.returncode == 0, worker.stderr[-4000:]
+    deadline = time.monotonic() + 60
+    while (state := _api(env, f"/flow_runs/{run['id']}")["state"]["type"]) not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+        assert time.monotonic() < deadline, f"flow run still {state}"
+        time.sleep(1)
+    assert state == "COMPLETED", worker.stderr[-4000:]
+
+    predictions = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
+    assert predictions.count_documents({"run_id": run["id"]}) == 4
+    assert {Path(p["path"]).parent for p in predictions.find({"run_id": run["id"]})} == {clips}

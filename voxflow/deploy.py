@@ -1,0 +1,153 @@
+"""Register the deployments that ``prefect.yaml`` defines, and run a process worker that executes them.
+
+``prefect.yaml`` stays the one definition: ``voxflow deploy`` reads it, sets each schedule's time zone
+from settings, and registers through Prefect's Python API with the same names, entrypoints, schedules,
+parameters and pull step (the project root as working directory) that ``prefect deploy --all`` gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
+from prefect.exceptions import ObjectNotFound
+from prefect.schedules import Cron, Interval, Schedule
+from prefect.workers.process import ProcessWorker
+
+from voxflow.errors import VoxflowError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment of ``prefect.yaml``, its schedules already in the configured time zone."""
+
+    name: str
+    entrypoint: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    schedules: tuple[dict[str, Any], ...] = ()
+    concurrency_limit: dict[str, Any] | None = None
+
+    @property
+    def entrypoint_file(self) -> str:
+        return self.entrypoint.rpartition(":")[0]
+
+
+@dataclass
+class DeployReport:
+    """What ``deploy_all`` did: the pool, deployment ids by name, and deployments skipped with why."""
+
+    work_pool: str
+    pool_created: bool
+    deployed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def deployment_specs(config: dict[str, Any], *, timezone: str) -> list[DeploymentSpec]:
+    """The deployments of a parsed ``prefect.yaml``, every schedule set to ``timezone``.
+
+    Examples
+    --------
+    >>> config = {"deployments": [{"name": "b", "entrypoint": "f.py:b", "schedules": [{"cron": "0 2 * * *", "timezone": "UTC"}]}]}
+    >>> deployment_specs(config, timezone="Europe/Paris")[0].schedules
+    ({'cron': '0 2 * * *', 'timezone': 'Europe/Paris'},)
+    """
+    return [
+        DeploymentSpec(
+            name=item["name"],
+            entrypoint=item["entrypoint"],
+            description=item.get("description", ""),
+            parameters=dict(item.get("parameters") or {}),
+            schedules=tuple({**schedule, "timezone": timezone} for schedule in item.get("schedules") or ()),
+            concurrency_limit=item.get("concurrency_limit"),
+        )
+        for item in config.get("deployments") or ()
+    ]
+
+
+def prefect_schedule(spec: dict[str, Any]) -> Schedule:
+    """A Prefect schedule from one ``prefect.yaml`` schedule entry (``cron`` or ``interval`` in seconds)."""
+    if "cron" in spec:
+        return Cron(spec["cron"], timezone=spec.get("timezone"))
+    if "interval" in spec:
+        return Interval(timedelta(seconds=float(spec["interval"])), timezone=spec.get("timezone"))
+    raise VoxflowError(f"unsupported schedule in prefect.yaml (use cron or interval): {spec}")
+
+
+def load_specs(timezone: str, *, path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
+    """Read ``prefect.yaml`` and return its deployments in ``timezone``."""
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise VoxflowError(f"cannot read {path}: {exc}") from exc
+    return deployment_specs(config or {}, timezone=timezone)
+
+
+def ensure_work_pool(name: str) -> bool:
+    """Create the process work pool ``name`` unless it exists; True when it was created."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return False
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            log.info("created process work pool %s", name)
+            return True
+
+
+def register(spec: DeploymentSpec, *, work_pool: str, root: Path = PROJECT_ROOT) -> str:
+    """Register one deployment whose flow runs start in ``root``; returns its id."""
+    flow = Flow.from_source(source=str(root), entrypoint=spec.entrypoint)
+    limit = spec.concurrency_limit
+    deployment = flow.to_deployment(
+        name=spec.name,
+        work_pool_name=work_pool,
+        schedules=[prefect_schedule(s) for s in spec.schedules],
+        parameters=spec.parameters,
+        description=spec.description,
+        concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
+    )
+    return str(deployment.apply())
+
+
+def deploy_all(*, work_pool: str, timezone: str, root: Path = PROJECT_ROOT) -> DeployReport:
+    """Create the work pool if missing and register every deployment whose entrypoint file exists.
+
+    A deployment whose flow file is not in ``root`` yet is skipped, with the reason in the report.
+    """
+    report = DeployReport(work_pool=work_pool, pool_created=ensure_work_pool(work_pool))
+    for spec in load_specs(timezone, path=root / "prefect.yaml"):
+        if not (root / spec.entrypoint_file).is_file():
+            report.skipped[spec.name] = f"{spec.entrypoint_file} does not exist yet"
+            log.warning("skipping deployment %s: %s", spec.name, report.skipped[spec.name])
+            continue
+        report.deployed[spec.name] = register(spec, work_pool=work_pool, root=root)
+        log.info("registered deployment %s (%s)", spec.name, report.deployed[spec.name])
+    return report
+
+
+def run_worker(work_pool: str, *, run_once: bool = False) -> None:
+    """Run a process worker for ``work_pool`` in this process (flow runs become child processes).
+
+    With ``run_once`` it submits the runs due now, waits for them and returns.
+    """
+
+    async def work() -> None:
+        async with ProcessWorker(work_pool_name=work_pool) as worker:
+            await worker.start(run_once=run_once, printer=log.info)
+
+    asyncio.run(work())
