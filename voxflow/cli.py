@@ -257,6 +257,24 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
+    """The ``streamlit run`` command line of the ops dashboard (bound to ``dashboard_address``, no usage stats)."""
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", settings.dashboard_address,
+        "--server.port", str(port or settings.dashboard_port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    return subprocess.call(dashboard_command(settings, args.port))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxflow",
@@ -320,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     svc = add("services", cmd_services, "Show, start or stop the embedded servers (Redis, MongoDB wire server, Prefect).")
     svc.add_argument("action", choices=("status", "start", "stop"), nargs="?", default="status")
     svc.add_argument("--json", action="store_true")
+
+    dash = add("dashboard", cmd_dashboard, "Serve the read-only ops dashboard (Streamlit) on VOXFLOW_DASHBOARD_ADDRESS.")
+    dash.add_argument("--port", type=int, help="port to serve on (default VOXFLOW_DASHBOARD_PORT, 8501)")
+
     enqueue = add("enqueue", cmd_enqueue, "Add audio files (files, folders, globs, manifests) to the voxflow:queue stream.")
     enqueue.add_argument("sources", nargs="+", metavar="PATH", help="a file, folder (recursive), glob in quotes, or CSV/Parquet manifest")
     enqueue.add_argument("--json", action="store_true", help="print the counts as one JSON object")

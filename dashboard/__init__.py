@@ -1,0 +1,1 @@
+"""The ops dashboard: a Streamlit app that reads MongoDB and Redis (``voxflow dashboard``)."""

@@ -1,0 +1,39 @@
+"""The champion model as the dashboard shows it: the ``models`` collection first, else the file registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.database import Database
+
+from dashboard.queries import champion_document
+from models.registry import load_bundle
+from voxflow.settings import Settings
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model scoring new clips, where it was found, and what it was trained on."""
+
+    version: str
+    source: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    positive_label: str = "pathological"
+    training_positive_share: float | None = None
+
+
+def current_champion(db: Database, settings: Settings) -> Champion:
+    """The champion from ``models`` (status champion), else the card of the file registry's champion or shipped baseline."""
+    doc = champion_document(db)
+    if doc is not None:
+        training = doc.get("training") or {}
+        return Champion(str(doc["version"]), "models collection", dict(doc.get("metrics") or {}),
+                        str(doc.get("positive_label", "pathological")), _share(training))
+    card = load_bundle(settings.models_dir).card
+    return Champion(card.version, "model registry (card.json)", dict(card.metrics), card.positive_label, _share(card.training))
+
+
+def _share(training: dict[str, Any]) -> float | None:
+    n, positive = training.get("n"), training.get("n_positive")
+    return positive / n if n and positive is not None else None

@@ -1,0 +1,55 @@
+"""What every page shares: settings, the read-only stores, the unreachable-store banner, local times."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.cluster import ClusterSnapshot, read_scheduler
+from dashboard.connections import DashboardStores, open_stores
+from voxflow.settings import Settings, get_settings
+
+
+def settings() -> Settings:
+    """The process-wide voxflow settings."""
+    return get_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _cached_stores() -> DashboardStores:
+    return open_stores(get_settings())
+
+
+def stores() -> DashboardStores:
+    """The stores, connected once per server process; a failed connection is retried on the next refresh."""
+    opened = _cached_stores()
+    if opened.mongo_error or opened.redis_error:
+        _cached_stores.clear()
+    return opened
+
+
+def banner(opened: DashboardStores) -> None:
+    """Show one clear line for each store that could not be reached."""
+    if opened.mongo_error:
+        st.error(opened.mongo_error, icon="🚫")
+    if opened.redis_error:
+        st.error(opened.redis_error, icon="🚫")
+
+
+@st.cache_resource(ttl=5, show_spinner=False)
+def cluster() -> ClusterSnapshot | None:
+    """The configured Dask scheduler's workers (read at most every 5 s), None when none is configured or reachable."""
+    address = get_settings().dask_address
+    return read_scheduler(address) if address else None
+
+
+def local_times(times: pd.Series, tz: str) -> pd.Series:
+    """UTC instants as naive wall-clock times in ``tz`` (charts then show them as they are, whatever the browser's zone)."""
+    return pd.to_datetime(times, utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+
+
+def local_text(when: object, tz: str) -> str:
+    """One instant as ``YYYY-MM-DD HH:MM:SS`` in ``tz``, or "—" when missing."""
+    if when is None or pd.isna(when):
+        return "—"
+    return pd.Timestamp(when).tz_convert(tz).strftime("%Y-%m-%d %H:%M:%S")

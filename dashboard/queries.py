@@ -1,0 +1,323 @@
+"""What the dashboard reads: MongoDB aggregations and Redis stream reads, returned as small DataFrames.
+
+Every function only reads (``find``, ``aggregate``, ``count_documents``; ``XRANGE``/``XINFO``/``XPENDING``)
+and filters on indexed fields (``created_at``, ``started_at``, ``run_id``) so that a page costs the same
+with 100 or 100,000 predictions. Times come back timezone-aware in UTC; pages convert them for display.
+
+Collections and streams written by later producers are read in their documented shapes:
+``scaling_events`` (time, workers_before, workers_after, backlog, reason, recommendation), ``backups``
+(backup_id, started_at, finished_at, path, counts, verified, status), ``models`` (version, status,
+metrics, feature_version, created_at), the queue stream ``voxflow:queue`` with group ``analyzers``,
+``voxflow:metrics:latency`` (field ``latency_s``) and ``voxflow:metrics:workers`` (fields ``workers``,
+``backlog``, ``cpu_pct``, ``memory_pct``, and ``processing``/``queued`` task counts where a producer
+reports them). Absent ones read as empty (missing fields as NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+import pymongo
+import redis
+from pymongo.database import Database
+
+QUEUE_STREAM = "voxflow:queue"
+QUEUE_GROUP = "analyzers"
+THROUGHPUT_STREAM = "voxflow:metrics:throughput"
+LATENCY_STREAM = "voxflow:metrics:latency"
+WORKERS_STREAM = "voxflow:metrics:workers"
+
+# Quarantine stages that are failures of the pipeline itself; discover/decode/quality reject bad input.
+ERROR_STAGES = ("features", "timeout", "worker")
+RUN_FIELDS = (
+    "run_id", "source", "status", "started_at", "finished_at", "seen", "scored", "skipped",
+    "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen",
+)
+WORKER_FIELDS = ("workers", "backlog", "processing", "queued", "cpu_pct", "memory_pct")
+SCORE_BINS = 10
+_KEY_SEPARATOR = "\x1f"
+# Undelivered queue entries are counted up to this many (Redis < 7 has no group lag to ask for).
+_UNDELIVERED_CAP = 100_000
+
+
+def _since(field: str, since: datetime) -> dict[str, Any]:
+    # Wrapped in $and on purpose: nx-27017 0.8.1 silently ignores (or mis-evaluates) a bare date range
+    # in an aggregation $match that it pushes down to SQL; $and takes its correct path. Same on MongoDB.
+    return {"$match": {"$and": [{field: {"$gte": since}}]}}
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+def clips_per_minute(db: Database, since: datetime) -> pd.DataFrame:
+    """Predictions stored per minute since ``since``.
+
+    Returns
+    -------
+    DataFrame
+        ``minute`` (UTC, tz-aware), ``clips`` — one row per minute that stored any, in order.
+    """
+    rows = db["predictions"].aggregate([
+        _since("created_at", since),
+        {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%dT%H:%M", "date": "$created_at"}}, "clips": {"$sum": 1}}},
+        {"$sort": {"_id": 1}},
+    ])
+    frame = _frame([{"minute": r["_id"], "clips": r["clips"]} for r in rows], ["minute", "clips"])
+    frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
+    return frame
+
+
+def predictions_per_day(db: Database, since: datetime, tz: str) -> pd.DataFrame:
+    """Predictions per calendar day in time zone ``tz``.
+
+    Counts are grouped by UTC hour in MongoDB (nx-27017 ignores ``$dateToString``'s ``timezone``),
+    then summed per local day here: exact for whole-hour offsets.
+
+    Returns
+    -------
+    DataFrame
+        ``day`` (local date, ``datetime64``), ``predictions``.
+    """
+    rows = db["predictions"].aggregate([
+        _since("created_at", since),
+        {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%dT%H", "date": "$created_at"}}, "n": {"$sum": 1}}},
+    ])
+    hours = _frame([{"hour": r["_id"], "n": r["n"]} for r in rows], ["hour", "n"])
+    if hours.empty:
+        return pd.DataFrame({"day": pd.Series(dtype="datetime64[ns]"), "predictions": pd.Series(dtype="int64")})
+    local = pd.to_datetime(hours["hour"], utc=True).dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    days = hours.assign(day=local).groupby("day", as_index=False)["n"].sum()
+    return days.rename(columns={"n": "predictions"}).sort_values("day", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Counts over the runs started in a window; rates are None when nothing was analysed."""
+
+    runs: int
+    scored: int
+    quarantined: int
+    errors: int
+
+    @property
+    def analysed(self) -> int:
+        return self.scored + self.quarantined
+
+    @property
+    def quarantine_rate(self) -> float | None:
+        return self.quarantined / self.analysed if self.analysed else None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.analysed if self.analysed else None
+
+
+def run_totals(db: Database, since: datetime) -> RunTotals:
+    """Scored, quarantined and errored files of the runs started since ``since``.
+
+    Errors are the quarantine records of those runs at a pipeline stage (:data:`ERROR_STAGES`).
+    """
+    runs = list(db["runs"].aggregate([
+        _since("started_at", since),
+        {"$group": {"_id": "$run_id", "scored": {"$sum": "$scored"}, "quarantined": {"$sum": "$quarantined"}}},
+    ]))
+    if not runs:
+        return RunTotals(0, 0, 0, 0)
+    errors = db["quarantine"].count_documents({"run_id": {"$in": [r["_id"] for r in runs]}, "stage": {"$in": list(ERROR_STAGES)}})
+    return RunTotals(
+        runs=len(runs),
+        scored=sum(int(r["scored"] or 0) for r in runs),
+        quarantined=sum(int(r["quarantined"] or 0) for r in runs),
+        errors=errors,
+    )
+
+
+def processing_ms_histogram(db: Database, since: datetime) -> pd.DataFrame:
+    """Per-file processing time (decode + features) of predictions since ``since``, counted per whole ms.
+
+    Returns
+    -------
+    DataFrame
+        ``ms`` (lower edge of a 1 ms bin), ``files``, sorted by ``ms``.
+    """
+    total = {"$add": ["$timings_ms.decode", "$timings_ms.features"]}
+    rows = db["predictions"].aggregate([
+        _since("created_at", since),
+        {"$group": {"_id": {"$floor": total}, "files": {"$sum": 1}}},
+    ])
+    frame = _frame([{"ms": r["_id"], "files": r["files"]} for r in rows if r["_id"] is not None], ["ms", "files"])
+    return frame.sort_values("ms", ignore_index=True)
+
+
+def histogram_percentile(histogram: pd.DataFrame, q: float, *, value: str = "ms", weight: str = "files") -> float | None:
+    """The ``q``-th percentile (0-100) of a histogram: the lower edge of the bin where the cumulative share reaches q."""
+    if histogram.empty or histogram[weight].sum() == 0:
+        return None
+    cumulative = histogram[weight].cumsum() / histogram[weight].sum()
+    return float(histogram.loc[(cumulative >= q / 100.0 - 1e-12).idxmax(), value])
+
+
+def latency_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
+    """Enqueue-to-persist latencies (``voxflow:metrics:latency``) since ``since``: ``time`` (UTC), ``latency_s``."""
+    return _stream_frame(client, LATENCY_STREAM, since, ("latency_s",))
+
+
+def worker_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
+    """Cluster samples (``voxflow:metrics:workers``) since ``since``: ``time`` (UTC) and :data:`WORKER_FIELDS`."""
+    return _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS)
+
+
+def throughput_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
+    """Per-chunk throughput samples since ``since``: ``time`` (UTC), ``run_id``, ``files_done``, ``clips_per_s``, ``worker``."""
+    return _stream_frame(client, THROUGHPUT_STREAM, since, ("files_done", "clips_per_s", "chunk_wall_s"), text=("run_id", "worker"))
+
+
+def _stream_frame(client: redis.Redis, stream: str, since: datetime, numeric: tuple[str, ...], text: tuple[str, ...] = ()) -> pd.DataFrame:
+    start = f"{int(since.timestamp() * 1000)}-0"
+    entries = client.xrange(stream, min=start, max="+")
+    columns = ["time", *text, *numeric]
+    frame = _frame(
+        [{"time": int(entry_id.split("-")[0]), **{k: fields.get(k) for k in (*text, *numeric)}} for entry_id, fields in entries],
+        columns,
+    )
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    for name in numeric:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    return frame
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The work queue now: entries not yet delivered, delivered but unacknowledged, and the oldest of them."""
+
+    exists: bool
+    undelivered: int = 0
+    pending: int = 0
+    oldest_age_s: float | None = None
+    consumers: pd.DataFrame | None = None
+
+    @property
+    def backlog(self) -> int:
+        return self.undelivered + self.pending
+
+
+def queue_state(client: redis.Redis, *, now: datetime | None = None) -> QueueState:
+    """Read ``voxflow:queue`` and its group ``analyzers`` (XINFO, XPENDING, XRANGE); never acknowledges anything."""
+    now = now or datetime.now(timezone.utc)
+    if not client.exists(QUEUE_STREAM):
+        return QueueState(exists=False)
+    group = next((g for g in client.xinfo_groups(QUEUE_STREAM) if g["name"] == QUEUE_GROUP), None)
+    last_delivered = group["last-delivered-id"] if group else "0-0"
+    first_undelivered = client.xrange(QUEUE_STREAM, min=f"({last_delivered}", max="+", count=1)
+    if group is not None and group.get("lag") is not None:
+        undelivered = int(group["lag"])
+    else:
+        undelivered = len(client.xrange(QUEUE_STREAM, min=f"({last_delivered}", max="+", count=_UNDELIVERED_CAP))
+    pending, oldest_ids = 0, [entry_id for entry_id, _ in first_undelivered]
+    consumers = pd.DataFrame(columns=["consumer", "pending", "idle_s"])
+    if group is not None:
+        summary = client.xpending(QUEUE_STREAM, QUEUE_GROUP)
+        pending = int(summary["pending"])
+        if pending:
+            oldest_ids.append(summary["min"])
+        consumers = pd.DataFrame(
+            [{"consumer": c["name"], "pending": int(c["pending"]), "idle_s": int(c["idle"]) / 1000} for c in client.xinfo_consumers(QUEUE_STREAM, QUEUE_GROUP)],
+            columns=["consumer", "pending", "idle_s"],
+        )
+    oldest_ms = min((int(i.split("-")[0]) for i in oldest_ids), default=None)
+    age = None if oldest_ms is None else max(0.0, now.timestamp() - oldest_ms / 1000)
+    return QueueState(True, undelivered, pending, age, consumers)
+
+
+def recent_runs(db: Database, *, limit: int = 50) -> pd.DataFrame:
+    """The most recently started runs, newest first, with :data:`RUN_FIELDS` as columns."""
+    docs = db["runs"].find({}, {"_id": 0, **{f: 1 for f in RUN_FIELDS}}).sort("started_at", pymongo.DESCENDING).limit(limit)
+    return _frame(list(docs), list(RUN_FIELDS))
+
+
+def quarantine_reasons(db: Database, run_id: str) -> pd.DataFrame:
+    """One run's quarantined files grouped by stage and reason: ``stage``, ``reason``, ``files``, most frequent first."""
+    # One string key: nx-27017 0.8.1 does not group by a document _id ({"stage": ..., "reason": ...}).
+    rows = db["quarantine"].aggregate([
+        {"$match": {"run_id": run_id}},
+        {"$group": {"_id": {"$concat": ["$stage", _KEY_SEPARATOR, "$reason"]}, "files": {"$sum": 1}}},
+    ])
+    frame = _frame(
+        [dict(zip(("stage", "reason"), r["_id"].split(_KEY_SEPARATOR, 1)), files=r["files"]) for r in rows],
+        ["stage", "reason", "files"],
+    )
+    return frame.sort_values(["files", "stage", "reason"], ascending=[False, True, True], ignore_index=True)
+
+
+def scaling_events(db: Database, since: datetime) -> pd.DataFrame:
+    """Scaling events since ``since`` in time order: time, workers_before, workers_after, backlog, reason, recommendation (action)."""
+    columns = ["time", "workers_before", "workers_after", "backlog", "reason", "recommendation"]
+    docs = db["scaling_events"].find({"time": {"$gte": since}}, {"_id": 0, **{c: 1 for c in columns}}).sort("time", pymongo.ASCENDING)
+    frame = _frame(list(docs), columns)
+    # The recommendation is stored as the policy's dict (action, reason, triggers); its action is what is shown.
+    frame["recommendation"] = frame["recommendation"].map(lambda r: r.get("action") if isinstance(r, dict) else r)
+    return frame
+
+
+def model_documents(db: Database) -> pd.DataFrame:
+    """Champion and challengers from the ``models`` collection: version, status, feature_version, created_at, metrics."""
+    columns = ["version", "status", "feature_version", "created_at", "metrics"]
+    docs = db["models"].find({"status": {"$in": ["champion", "challenger"]}}, {"_id": 0, **{c: 1 for c in columns}})
+    frame = _frame(list(docs), columns)
+    order = frame["status"].map({"champion": 0, "challenger": 1})
+    return frame.assign(_order=order).sort_values(["_order", "created_at"], ascending=[True, False]).drop(columns="_order").reset_index(drop=True)
+
+
+def score_histogram(db: Database, since: datetime, *, model_version: str | None = None) -> pd.DataFrame:
+    """Scores since ``since`` in :data:`SCORE_BINS` equal bins over [0, 1]: ``bin_start``, ``clips``, ``share``."""
+    match: list[dict[str, Any]] = [{"created_at": {"$gte": since}}]
+    if model_version is not None:
+        match.append({"model_version": model_version})
+    rows = db["predictions"].aggregate([
+        {"$match": {"$and": match}},
+        {"$group": {"_id": {"$floor": {"$multiply": ["$score", SCORE_BINS]}}, "clips": {"$sum": 1}}},
+    ])
+    counts = [0] * SCORE_BINS
+    for row in rows:
+        if row["_id"] is not None:
+            counts[min(int(row["_id"]), SCORE_BINS - 1)] += row["clips"]  # a score of exactly 1.0 joins the top bin
+    total = sum(counts)
+    return pd.DataFrame({
+        "bin_start": [i / SCORE_BINS for i in range(SCORE_BINS)],
+        "clips": counts,
+        "share": [c / total if total else 0.0 for c in counts],
+    })
+
+
+def positive_share(db: Database, since: datetime, positive_label: str, *, model_version: str | None = None) -> tuple[int, int]:
+    """(screen-positive clips, all clips) since ``since``."""
+    match: dict[str, Any] = {"created_at": {"$gte": since}}
+    if model_version is not None:
+        match["model_version"] = model_version
+    total = db["predictions"].count_documents(match)
+    positive = db["predictions"].count_documents({**match, "label": positive_label}) if total else 0
+    return positive, total
+
+
+def last_backup(db: Database) -> dict[str, Any] | None:
+    """The most recently started backup document, without ``_id``, or None when there is none."""
+    return db["backups"].find_one({}, {"_id": 0}, sort=[("started_at", pymongo.DESCENDING)])
+
+
+def predictions_count(db: Database) -> int:
+    """How many predictions are stored (from collection metadata, not a scan)."""
+    return db["predictions"].estimated_document_count()
+
+
+def utc_since(hours: float, *, now: datetime | None = None) -> datetime:
+    """The instant ``hours`` before ``now`` (default: the current time), timezone-aware UTC."""
+    return (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
+
+
+def champion_document(db: Database) -> dict[str, Any] | None:
+    """The ``models`` document with status champion, newest first, or None while no registry writes there."""
+    return db["models"].find_one({"status": "champion"}, {"_id": 0}, sort=[("created_at", pymongo.DESCENDING)])

@@ -1,0 +1,72 @@
+"""Models: champion and challengers with metrics, this week's scores against the training data, the last backup."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, queries
+from dashboard.champion import current_champion
+from dashboard.charts import bars
+
+WEEK_H = 24 * 7
+
+
+def body() -> None:
+    settings = context.settings()
+    tz = settings.dashboard_timezone
+    opened = context.stores()
+    context.banner(opened)
+    if opened.db is None:
+        st.info("Model records and backups are in MongoDB; they show again once the server answers.")
+        return
+    db = opened.db
+    champion = current_champion(db, settings)
+    st.metric("Champion", champion.version, help=f"from the {champion.source}")
+
+    st.subheader("Champion and challengers")
+    registered = queries.model_documents(db)
+    if registered.empty:
+        st.caption("No `models` collection yet: the champion comes from the model registry files.")
+        registered = pd.DataFrame([{"version": champion.version, "status": "champion", "metrics": champion.metrics}])
+    metrics = pd.json_normalize(registered["metrics"].map(lambda m: m or {}).tolist())
+    keep = [c for c in ("auc", "uar", "f1", "sensitivity", "specificity", "brier", "threshold", "n") if c in metrics.columns]
+    table = pd.concat([registered[["version", "status"]].reset_index(drop=True), metrics[keep]], axis=1)
+    st.dataframe(table, hide_index=True)
+
+    st.subheader("Score drift: this week against the training data")
+    since = queries.utc_since(WEEK_H)
+    positive, total = queries.positive_share(db, since, champion.positive_label, model_version=champion.version)
+    cols = st.columns(3)
+    week_share = positive / total if total else None
+    cols[0].metric("Clips scored this week", f"{total:,}")
+    cols[1].metric(f"Screen-{champion.positive_label} this week", "—" if week_share is None else f"{week_share:.1%}")
+    train = champion.training_positive_share
+    delta = None if week_share is None or train is None else f"{100 * (week_share - train):+.1f} pp vs training"
+    cols[2].metric(f"{champion.positive_label.capitalize()} in training data", "—" if train is None else f"{train:.1%}", delta=delta, delta_color="off")
+    if total:
+        histogram = queries.score_histogram(db, since, model_version=champion.version)
+        histogram["score bin"] = histogram["bin_start"].map(lambda b: f"{b:.1f}–{b + 1 / queries.SCORE_BINS:.1f}")
+        histogram["share (%)"] = 100 * histogram["share"]
+        st.altair_chart(bars(histogram, x="score bin", y="share (%)", x_title="score (probability of " + champion.positive_label + ")", y_title="clips this week (%)"), width="stretch")
+    else:
+        st.info("No clips scored by the champion this week.")
+
+    st.subheader("Last backup")
+    backup = queries.last_backup(db)
+    if backup is None:
+        st.info("No backups yet.")
+    else:
+        cols = st.columns(3)
+        cols[0].metric("Last backup", context.local_text(backup.get("finished_at") or backup.get("started_at"), tz), help=f"times in {tz}")
+        cols[1].metric("Status", str(backup.get("status", "—")))
+        cols[2].metric("Verified", "yes" if backup.get("verified") else "no")
+        counts = backup.get("counts") or {}
+        if counts:
+            st.dataframe(pd.DataFrame([{"collection": k, "documents": v} for k, v in counts.items()]), hide_index=True)
+        (st.success if backup.get("verified") else st.warning)(
+            f"Backup {backup.get('backup_id', '')} at {backup.get('path', '—')}: " + ("verified." if backup.get("verified") else "not verified."))
+
+
+st.title("Models")
+st.fragment(body, run_every=context.settings().dashboard_refresh_s)()

@@ -1,0 +1,107 @@
+"""Overview: throughput, daily volume, quarantine and error rates, latency, the champion, the scaling triggers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, queries
+from dashboard.connections import DashboardStores
+from dashboard.champion import current_champion
+from dashboard.charts import bars, time_series
+from dashboard.indicators import indicators
+from voxflow.scaling import Signals, Thresholds
+
+DAYS_SHOWN = 14
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _latency(opened: DashboardStores, since: datetime) -> tuple[float | None, float | None, str]:
+    """p50/p95 in seconds: queue latency when the queue reports it, else per-file processing time."""
+    if opened.redis is not None:
+        samples = queries.latency_samples(opened.redis, since)["latency_s"].dropna()
+        if len(samples):
+            return float(samples.quantile(0.5)), float(samples.quantile(0.95)), "enqueue to persist (voxflow:metrics:latency)"
+    histogram = queries.processing_ms_histogram(opened.db, since)
+    p50, p95 = (queries.histogram_percentile(histogram, q) for q in (50, 95))
+    seconds = (None if p is None else p / 1000 for p in (p50, p95))
+    return *seconds, "per-file processing, decode + features (predictions)"
+
+
+def body() -> None:
+    settings = context.settings()
+    tz = settings.dashboard_timezone
+    opened = context.stores()
+    context.banner(opened)
+    if opened.db is None:
+        st.info("The overview needs MongoDB; it shows again once the server answers.")
+        return
+    db = opened.db
+    since = queries.utc_since(settings.dashboard_window_h)
+    window = f"last {settings.dashboard_window_h:g} h"
+    stored = queries.predictions_count(db)
+    totals = queries.run_totals(db, since)
+    p50, p95, latency_source = _latency(opened, since)
+    champion = current_champion(db, settings)
+
+    cols = st.columns(4)
+    cols[0].metric("Predictions stored", f"{stored:,}")
+    cols[1].metric(f"Runs ({window})", f"{totals.runs:,}")
+    cols[2].metric(f"Quarantine rate ({window})", _rate(totals.quarantine_rate), help="quarantined / (scored + quarantined)")
+    cols[3].metric(f"Error rate ({window})", _rate(totals.error_rate), help="pipeline failures (stages " + ", ".join(queries.ERROR_STAGES) + ") / analysed")
+    cols = st.columns(4)
+    cols[0].metric("Latency p50", "—" if p50 is None else f"{p50:.3f} s", help=latency_source)
+    cols[1].metric("Latency p95", "—" if p95 is None else f"{p95:.3f} s", help=latency_source)
+    cols[2].metric("Champion model", champion.version, help=f"from the {champion.source}")
+    cols[3].metric("Files analysed " + f"({window})", f"{totals.analysed:,}")
+    st.caption(f"Latency: {latency_source}. Times in {tz}.")
+
+    if stored == 0 and totals.runs == 0:
+        st.info("No runs yet: `voxflow analyze SOURCE` scores a folder, glob or manifest, and this page fills in.")
+
+    st.subheader("Scaling triggers")
+    cluster = context.cluster()
+    workers = queries.worker_samples(opened.redis, since) if opened.redis is not None else pd.DataFrame()
+    latest = workers.dropna(how="all", subset=list(queries.WORKER_FIELDS)).iloc[-1] if len(workers) else None
+    queue = queries.queue_state(opened.redis) if opened.redis is not None else None
+    signals = Signals(
+        cpu_pct=cluster.cpu_pct if cluster else (None if latest is None or pd.isna(latest["cpu_pct"]) else float(latest["cpu_pct"])),
+        p95_latency_s=p95,
+        error_rate=totals.error_rate,
+        backlog=queue.backlog if queue is not None and queue.exists else None,
+        memory_pct=cluster.memory_pct if cluster else (None if latest is None or pd.isna(latest["memory_pct"]) else float(latest["memory_pct"])),
+    )
+    n_workers = len(cluster.workers) if cluster else (int(latest["workers"]) if latest is not None and not pd.isna(latest["workers"]) else settings.dask_min_workers)
+    shown = indicators(signals, Thresholds.from_settings(settings), workers=n_workers,
+                       min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers)
+    cols = st.columns(len(shown.rows))
+    for col, row in zip(cols, shown.rows):
+        col.metric(row.label, row.value, delta=f"{row.state} (threshold {row.threshold})",
+                   delta_color={"firing": "inverse", "ok": "normal"}.get(row.state, "off"), delta_arrow="off")
+    (st.warning if shown.action != "hold" else st.success)(f"Recommendation: {shown.advice} — {shown.reason}")
+
+    st.subheader(f"Clips per minute ({window})")
+    per_minute = queries.clips_per_minute(db, since)
+    if per_minute.empty:
+        st.info(f"No clips scored in the {window}.")
+    else:
+        per_minute["minute"] = context.local_times(per_minute["minute"], tz)
+        st.altair_chart(time_series(per_minute, x="minute", y="clips", x_title=f"time ({tz})", y_title="clips per minute"), width="stretch")
+
+    st.subheader(f"Predictions per day (last {DAYS_SHOWN} days)")
+    per_day = queries.predictions_per_day(db, since=queries.utc_since(24 * DAYS_SHOWN + 24), tz=tz)
+    per_day = per_day[per_day["day"] > pd.Timestamp.now(tz).tz_localize(None).normalize() - timedelta(days=DAYS_SHOWN)]
+    if per_day.empty:
+        st.info(f"No predictions in the last {DAYS_SHOWN} days.")
+    else:
+        per_day["day"] = per_day["day"].dt.strftime("%Y-%m-%d")
+        st.altair_chart(bars(per_day, x="day", y="predictions", x_title=f"day ({tz})", y_title="predictions per day"), width="stretch")
+
+
+st.title("Overview")
+st.fragment(body, run_every=context.settings().dashboard_refresh_s)()

@@ -1,0 +1,61 @@
+"""Runs: recent runs with their counts and speed; one run's quarantine reasons; links to the Prefect UI."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import context, queries
+from dashboard.charts import bars
+
+
+def body() -> None:
+    settings = context.settings()
+    tz = settings.dashboard_timezone
+    opened = context.stores()
+    context.banner(opened)
+    if opened.db is None:
+        st.info("Runs are stored in MongoDB; they show again once the server answers.")
+        return
+    runs = queries.recent_runs(opened.db)
+    if runs.empty:
+        st.info("No runs yet: `voxflow analyze SOURCE` records one.")
+        return
+    ui = settings.prefect_ui_url.rstrip("/") if settings.prefect_ui_url else None
+    table = runs.assign(
+        started_at=context.local_times(runs["started_at"], tz),
+        finished_at=context.local_times(runs["finished_at"], tz),
+    )
+    config = {
+        "started_at": st.column_config.DatetimeColumn(f"started ({tz})", format="YYYY-MM-DD HH:mm:ss"),
+        "finished_at": st.column_config.DatetimeColumn(f"finished ({tz})", format="YYYY-MM-DD HH:mm:ss"),
+        "wall_s": st.column_config.NumberColumn("wall (s)", format="%.1f"),
+        "clips_per_s": st.column_config.NumberColumn("clips/s", format="%.2f"),
+    }
+    if ui:
+        table["prefect"] = ui + "/runs/flow-run/" + table["run_id"]
+        config["prefect"] = st.column_config.LinkColumn("Prefect UI", display_text="open")
+    st.subheader(f"Recent runs ({len(runs)})")
+    st.dataframe(table, hide_index=True, column_config=config)
+
+    st.subheader("One run")
+    run_id = st.selectbox("Run", runs["run_id"], format_func=lambda r: f"{r} · {runs.set_index('run_id').at[r, 'source']}")
+    run = runs.set_index("run_id").loc[run_id]
+    cols = st.columns(5)
+    cols[0].metric("Status", str(run["status"]))
+    cols[1].metric("Scored", f"{int(run['scored'] or 0):,}")
+    cols[2].metric("Quarantined", f"{int(run['quarantined'] or 0):,}")
+    cols[3].metric("Wall time", "—" if run["wall_s"] != run["wall_s"] else f"{run['wall_s']:.1f} s")
+    cols[4].metric("Throughput", "—" if run["clips_per_s"] != run["clips_per_s"] else f"{run['clips_per_s']:.2f} clips/s")
+    if ui:
+        st.link_button("Open this run in the Prefect UI", f"{ui}/runs/flow-run/{run_id}")
+    reasons = queries.quarantine_reasons(opened.db, run_id)
+    if reasons.empty:
+        st.success("Nothing quarantined in this run.")
+    else:
+        st.dataframe(reasons, hide_index=True)
+        by_stage = reasons.groupby("stage", as_index=False)["files"].sum()
+        st.altair_chart(bars(by_stage, x="stage", y="files", x_title="stage", y_title="quarantined files"), width="stretch")
+
+
+st.title("Runs")
+st.fragment(body, run_every=context.settings().dashboard_refresh_s)()

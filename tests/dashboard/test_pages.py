@@ -1,0 +1,161 @@
+"""Every page in AppTest against a database seeded by a real analyze run: the numbers shown are the stored ones."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import timedelta
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pymongo
+import pytest
+import redis
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import PAGES, Seeded, metrics
+
+pytestmark = pytest.mark.slow
+
+ERROR_STAGES = {"features", "timeout", "worker"}
+
+
+def _tokyo(instant) -> pd.Timestamp:
+    return pd.Timestamp(instant).tz_convert("Asia/Tokyo").tz_localize(None)
+
+
+def _deltas(app: AppTest) -> dict[str, str]:
+    return {m.label: m.proto.delta for m in app.metric}
+
+
+def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis) -> None:
+    s, q = seeded.summary["scored"], seeded.summary["quarantined"]
+    assert (s, q) == (4, 4), seeded.summary
+    processing = [math.floor(r["timings_ms"]["decode"] + r["timings_ms"]["features"]) for r in seeded.results]
+    errors = sum(1 for r in seeded.quarantine if r["stage"] in ERROR_STAGES)
+
+    app = open_page("overview", seeded.env)
+    shown = metrics(app)
+    assert shown["Predictions stored"] == f"{s:,}"
+    assert shown["Runs (last 24 h)"] == "1" and shown["Files analysed (last 24 h)"] == f"{s + q}"
+    assert shown["Quarantine rate (last 24 h)"] == f"{q / (s + q):.2%}" == "50.00%"
+    assert shown["Error rate (last 24 h)"] == f"{errors / (s + q):.2%}"
+    for name, pct in (("Latency p50", 50), ("Latency p95", 95)):
+        assert shown[name] == f"{np.percentile(processing, pct, method='inverted_cdf') / 1000:.3f} s"
+    assert shown["Champion model"] == seeded.summary["model_version"]
+    # Triggers: CPU and memory from the run's last worker sample, backlog from the seeded queue.
+    _, sample = redis_client.xrevrange("voxflow:metrics:workers", count=1)[0]
+    assert (shown["CPU"], shown["Memory"]) == (f"{float(sample['cpu_pct']):.0f}%", f"{float(sample['memory_pct']):.0f}%")
+    assert shown["Backlog"] == "150 files" and _deltas(app)["Backlog"] == "firing (threshold > 100 files)"
+    assert int(sample["workers"]) < 4  # below VOXFLOW_DASK_MAX_WORKERS: the backlog asks for more workers
+    [advice] = [w.value for w in app.warning]
+    assert advice.startswith("Recommendation: Scale out: add workers — firing: ") and "backlog" in advice
+    assert not [i.value for i in app.info if "No clips" in i.value or "No runs" in i.value]
+
+    # With queue latencies reported (seeded), the percentiles and the p95 trigger use them instead.
+    latencies = [0.8, 1.2, 2.6, 3.1, 0.9]
+    for seconds in latencies:
+        redis_client.xadd("voxflow:metrics:latency", {"latency_s": seconds})
+    try:
+        app = open_page("overview", seeded.env)
+    finally:
+        redis_client.delete("voxflow:metrics:latency")
+    shown = metrics(app)
+    assert shown["Latency p95"] == f"{np.percentile(latencies, 95):.3f} s" == "3.000 s"
+    assert shown["p95 latency"] == "3.00 s" and _deltas(app)["p95 latency"].startswith("firing")
+
+
+def test_queue(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
+    app = open_page("queue", seeded.env)
+    shown = metrics(app)
+    assert (shown["Backlog"], shown["Not yet delivered"], shown["Pending (unacknowledged)"]) == ("150 files", "130 files", "20 files")
+    oldest = int(shown["Oldest waiting"].removesuffix(" s").replace(",", ""))
+    elapsed = (pd.Timestamp.now("UTC") - seeded.now).total_seconds()
+    assert 300 <= oldest <= 300 + elapsed + 1
+    consumers = app.dataframe[0].value
+    assert consumers[["consumer", "pending"]].values.tolist() == [["analyzer-1", 20]]
+    assert not [i.value for i in app.info if "backlog" in i.value.lower()]
+
+
+def test_scaling(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis) -> None:
+    stored = list(pymongo.MongoClient(seeded.env["VOXFLOW_MONGO_URI"], tz_aware=True)[seeded.env["VOXFLOW_MONGO_DB"]]["scaling_events"].find().sort("time", 1))
+    assert stored, "the analyze run records at least its cluster start"
+    app = open_page("scaling", seeded.env)
+    assert any("No Dask scheduler configured" in i.value for i in app.info)
+    assert metrics(app)["Scaling events"] == str(len(stored))
+    events = app.dataframe[0].value
+    assert events["workers_after"].tolist() == [e["workers_after"] for e in stored]
+    assert events["recommendation"].tolist() == [e["recommendation"]["action"] for e in stored]
+    assert abs(events["time"].iloc[0] - _tokyo(stored[0]["time"])) < pd.Timedelta(milliseconds=2)
+    infos = [i.value for i in app.info]
+    assert redis_client.xlen("voxflow:metrics:workers") and not [i for i in infos if "No worker samples" in i]
+    # No producer reports task counts yet: the page says so instead of drawing an empty chart.
+    assert [i for i in infos if i.startswith("No task samples")]
+
+
+def test_runs(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
+    run_id = seeded.summary["run_id"]
+    app = open_page("runs", seeded.env)
+    runs = app.dataframe[0].value
+    row = runs.iloc[0]
+    assert len(runs) == 1 and row["run_id"] == run_id and row["status"] == "completed"
+    for key in ("seen", "scored", "skipped", "quarantined"):
+        assert row[key] == seeded.summary[key]
+    assert row["prefect"] == f"http://prefect.example:4200/runs/flow-run/{run_id}"
+    shown = metrics(app)
+    assert (shown["Status"], shown["Scored"], shown["Quarantined"]) == ("completed", "4", "4")
+    assert shown["Throughput"] == f"{seeded.summary['clips_per_s']:.2f} clips/s"
+    assert shown["Wall time"] == f"{seeded.summary['wall_s']:.1f} s"
+    reasons = app.dataframe[1].value
+    expected = Counter((r["stage"], r["reason"]) for r in seeded.quarantine)
+    assert {(r.stage, r.reason): r.files for r in reasons.itertuples()} == dict(expected)
+    assert sum(expected.values()) == 4 and {stage for stage, _ in expected} >= {"decode", "quality"}
+
+
+def test_models(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
+    app = open_page("models", seeded.env)
+    shown = metrics(app)
+    assert shown["Champion"] == seeded.summary["model_version"]
+    table = app.dataframe[0].value
+    assert table["version"].tolist() == [seeded.summary["model_version"], "xgb-fv1-seededchal"]
+    assert table["auc"].tolist() == [0.6138, 0.6512]
+    positive = sum(1 for r in seeded.results if r["label"] == "pathological")
+    assert shown["Clips scored this week"] == "4"
+    assert shown["Screen-pathological this week"] == f"{positive / 4:.1%}"
+    assert shown["Pathological in training data"] == f"{151 / 208:.1%}"
+    assert _deltas(app)["Pathological in training data"] == f"{100 * (positive / 4 - 151 / 208):+.1f} pp vs training"
+    assert shown["Last backup"] == _tokyo(seeded.now - timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S")
+    assert (shown["Status"], shown["Verified"]) == ("completed", "yes")
+
+
+class _Commands(pymongo.monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        self.seen.append((event.database_name, event.command_name))
+
+    def succeeded(self, event: object) -> None:
+        pass
+
+    def failed(self, event: object) -> None:
+        pass
+
+
+def test_pages_only_read(seeded: Seeded, open_page: Callable[..., AppTest], monkeypatch: pytest.MonkeyPatch) -> None:
+    mongo = _Commands()
+    pymongo.monitoring.register(mongo)  # applies to clients created from now on: the dashboard's
+    sent: list[str] = []
+    execute = redis.Redis.execute_command
+
+    def recording(self, *args, **options):
+        sent.append(" ".join(str(a) for a in args[:2] if str(a).isupper() or str(a).lower() in {"groups", "consumers"}).upper())
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", recording)
+    for page in PAGES:
+        open_page(page, seeded.env)
+    ours = {name for db, name in mongo.seen if db == seeded.env["VOXFLOW_MONGO_DB"]}
+    assert ours and ours <= {"find", "aggregate", "count", "getMore"}, ours
+    assert sent and set(sent) <= {"PING", "EXISTS", "XRANGE", "XREVRANGE", "XINFO GROUPS", "XINFO CONSUMERS", "XPENDING"}, set(sent)

@@ -1,0 +1,149 @@
+"""The dashboard's queries against the real MongoDB wire server and Redis, on hand-made documents."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+import redis
+from pymongo.database import Database
+
+from dashboard import queries
+
+NOW = datetime(2026, 11, 27, 12, 0, 30, tzinfo=timezone.utc)
+
+
+def _prediction(i: int, created_at: datetime, *, score: float, label: str, decode: float, features: float, run_id: str = "r1") -> dict:
+    return {
+        "audio_sha256": f"h{i:06d}", "model_version": "m1", "run_id": run_id, "score": score, "label": label,
+        "timings_ms": {"decode": decode, "features": features}, "created_at": created_at,
+    }
+
+
+@pytest.fixture
+def seeded(mongo_db: Database) -> Database:
+    """Seeded: 30 predictions in the last hour, 5 from three days ago (outside a 24 h window)."""
+    docs = [
+        _prediction(i, NOW - timedelta(minutes=i % 3), score=i / 30, label="pathological" if i % 3 == 0 else "healthy",
+                    decode=0.4 + i, features=50.3 + 2 * i)
+        for i in range(30)
+    ]
+    docs += [_prediction(100 + i, NOW - timedelta(days=3), score=0.99, label="pathological", decode=1, features=900) for i in range(5)]
+    mongo_db["predictions"].insert_many(docs)
+    mongo_db["predictions"].create_index([("created_at", -1)])
+    mongo_db["runs"].insert_many([
+        {"run_id": "r1", "started_at": NOW - timedelta(hours=1), "scored": 30, "quarantined": 10, "source": "a", "status": "completed"},
+        {"run_id": "r0", "started_at": NOW - timedelta(days=3), "scored": 5, "quarantined": 50, "source": "b", "status": "completed"},
+    ])
+    mongo_db["quarantine"].insert_many(
+        [{"run_id": "r1", "stage": "quality", "reason": "silence"} for _ in range(6)]
+        + [{"run_id": "r1", "stage": "decode", "reason": "empty file"} for _ in range(3)]
+        + [{"run_id": "r1", "stage": "timeout", "reason": "took longer than 60 s"}]
+        + [{"run_id": "r0", "stage": "worker", "reason": "worker died"} for _ in range(50)]
+    )
+    return mongo_db
+
+
+def test_windows_exclude_old_documents(seeded: Database) -> None:
+    since = NOW - timedelta(hours=24)
+    per_minute = queries.clips_per_minute(seeded, since)
+    assert per_minute["clips"].tolist() == [10, 10, 10]
+    assert per_minute["minute"].tolist() == [NOW.replace(second=0) - timedelta(minutes=m) for m in (2, 1, 0)]
+    totals = queries.run_totals(seeded, since)
+    assert (totals.runs, totals.scored, totals.quarantined, totals.errors) == (1, 30, 10, 1)
+    assert totals.quarantine_rate == pytest.approx(10 / 40) and totals.error_rate == pytest.approx(1 / 40)
+    assert queries.run_totals(seeded, NOW + timedelta(hours=1)) == queries.RunTotals(0, 0, 0, 0)
+    assert queries.run_totals(seeded, NOW + timedelta(hours=1)).error_rate is None
+
+
+def test_processing_percentiles_match_numpy_on_the_raw_values(seeded: Database) -> None:
+    histogram = queries.processing_ms_histogram(seeded, NOW - timedelta(hours=24))
+    raw = [math.floor(0.4 + i + 50.3 + 2 * i) for i in range(30)]
+    assert int(histogram["files"].sum()) == 30
+    for q in (50, 95):
+        assert queries.histogram_percentile(histogram, q) == np.percentile(raw, q, method="inverted_cdf")
+    assert queries.histogram_percentile(histogram.iloc[0:0], 95) is None
+
+
+def test_predictions_per_day_follow_the_time_zone(mongo_db: Database) -> None:
+    # 23:30 UTC on the 26th is already the 27th in Tokyo (UTC+9) and still the 26th in New York.
+    late = datetime(2026, 11, 26, 23, 30, tzinfo=timezone.utc)
+    mongo_db["predictions"].insert_many([_prediction(i, late, score=0.5, label="healthy", decode=1, features=1) for i in range(4)])
+    since = late - timedelta(days=1)
+    tokyo = queries.predictions_per_day(mongo_db, since, "Asia/Tokyo")
+    assert tokyo["day"].dt.strftime("%Y-%m-%d").tolist() == ["2026-11-27"] and tokyo["predictions"].tolist() == [4]
+    new_york = queries.predictions_per_day(mongo_db, since, "America/New_York")
+    assert new_york["day"].dt.strftime("%Y-%m-%d").tolist() == ["2026-11-26"]
+    assert queries.predictions_per_day(mongo_db, late + timedelta(hours=1), "UTC").empty
+
+
+def test_scores_reasons_and_share(seeded: Database) -> None:
+    since = NOW - timedelta(days=2)
+    histogram = queries.score_histogram(seeded, since, model_version="m1")
+    assert histogram["clips"].tolist() == [3] * 10 and histogram["share"].sum() == pytest.approx(1.0)
+    assert queries.positive_share(seeded, since, "pathological", model_version="m1") == (10, 30)
+    assert queries.positive_share(seeded, since, "pathological", model_version="other") == (0, 0)
+    reasons = queries.quarantine_reasons(seeded, "r1")
+    assert reasons.values.tolist() == [["quality", "silence", 6], ["decode", "empty file", 3], ["timeout", "took longer than 60 s", 1]]
+    assert queries.quarantine_reasons(seeded, "nope").empty
+    assert queries.recent_runs(seeded)["run_id"].tolist() == ["r1", "r0"]
+
+
+def test_absent_collections_read_as_empty(mongo_db: Database) -> None:
+    since = NOW - timedelta(days=1)
+    assert queries.scaling_events(mongo_db, since).empty and queries.model_documents(mongo_db).empty
+    mongo_db["scaling_events"].insert_one({"time": NOW, "workers_before": 0, "workers_after": 2, "backlog": 7, "reason": "cluster start",
+                                           "recommendation": {"action": "hold", "reason": "no trigger firing", "triggers": {}}})
+    assert queries.scaling_events(mongo_db, since)[["workers_after", "recommendation"]].values.tolist() == [[2, "hold"]]
+    assert queries.last_backup(mongo_db) is None and queries.champion_document(mongo_db) is None
+    assert queries.recent_runs(mongo_db).empty and queries.clips_per_minute(mongo_db, since).empty
+    assert queries.score_histogram(mongo_db, since)["clips"].sum() == 0
+
+
+def test_models_champion_first_then_newest_challengers(mongo_db: Database) -> None:
+    mongo_db["models"].insert_many([  # seeded in the documented shape of the models collection
+        {"version": "c-old", "status": "challenger", "metrics": {"auc": 0.6}, "created_at": NOW - timedelta(days=2)},
+        {"version": "retired", "status": "retired", "metrics": {}, "created_at": NOW},
+        {"version": "champ", "status": "champion", "metrics": {"auc": 0.7}, "created_at": NOW - timedelta(days=9)},
+        {"version": "c-new", "status": "challenger", "metrics": {"auc": 0.65}, "created_at": NOW - timedelta(days=1)},
+    ])
+    assert queries.model_documents(mongo_db)["version"].tolist() == ["champ", "c-new", "c-old"]
+    assert queries.champion_document(mongo_db)["version"] == "champ"
+
+
+@pytest.fixture
+def clean_redis(redis_client: redis.Redis) -> redis.Redis:
+    redis_client.flushdb()
+    return redis_client
+
+
+def test_queue_state_counts_undelivered_pending_and_oldest(clean_redis: redis.Redis) -> None:
+    assert queries.queue_state(clean_redis) == queries.QueueState(exists=False)
+    start_ms = int(NOW.timestamp() * 1000) - 600_000
+    for i in range(150):  # seeded: the queue shape the intake engineer documents
+        clean_redis.xadd(queries.QUEUE_STREAM, {"path": f"/a/{i}.wav"}, id=f"{start_ms + i}-0")
+    clean_redis.xgroup_create(queries.QUEUE_STREAM, queries.QUEUE_GROUP, id="0")
+    clean_redis.xreadgroup(queries.QUEUE_GROUP, "w1", {queries.QUEUE_STREAM: ">"}, count=20)
+    clean_redis.xreadgroup(queries.QUEUE_GROUP, "w2", {queries.QUEUE_STREAM: ">"}, count=5)
+    ids = [entry_id for entry_id, _ in clean_redis.xrange(queries.QUEUE_STREAM, count=3)]
+    clean_redis.xack(queries.QUEUE_STREAM, queries.QUEUE_GROUP, *ids)  # the three oldest are done
+    state = queries.queue_state(clean_redis, now=NOW)
+    assert (state.undelivered, state.pending, state.backlog) == (125, 22, 147)
+    assert state.oldest_age_s == pytest.approx(600 - 0.003, abs=1e-6)
+    assert state.consumers.set_index("consumer")["pending"].to_dict() == {"w1": 17, "w2": 5}
+
+
+def test_stream_samples_since(clean_redis: redis.Redis) -> None:
+    base = int(NOW.timestamp() * 1000)
+    for i, latency in enumerate([0.5, 1.5, 3.0]):
+        clean_redis.xadd(queries.LATENCY_STREAM, {"latency_s": latency}, id=f"{base + i * 1000}-0")
+    clean_redis.xadd(queries.WORKERS_STREAM, {"workers": 3, "processing": 2, "queued": 9, "cpu_pct": 75.5, "memory_pct": 40}, id=f"{base}-0")
+    latency = queries.latency_samples(clean_redis, NOW + timedelta(milliseconds=500))
+    assert latency["latency_s"].tolist() == [1.5, 3.0]
+    assert latency["time"].iloc[0] == NOW + timedelta(seconds=1)
+    workers = queries.worker_samples(clean_redis, NOW)
+    assert workers.iloc[0][["workers", "processing", "queued", "cpu_pct", "memory_pct"]].tolist() == [3, 2, 9, 75.5, 40]
+    assert np.isnan(workers.iloc[0]["backlog"])  # a field the sample does not carry
+    assert queries.throughput_samples(clean_redis, NOW).empty
