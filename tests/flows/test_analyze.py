@@ -47,6 +47,12 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert doc["label"] in {"healthy", "pathological"} and len(doc["top_factors"]) == 3
     assert doc["duration_s"] == pytest.approx(38080 / 8000, abs=0.01) and doc["sample_rate"] == 8000
 
+    # Adaptive scaling reacts within one run: 1 worker at start, the second added under backlog.
+    events = list(pymongo.MongoClient(cli_env["VOXFLOW_MONGO_URI"])[cli_env["VOXFLOW_MONGO_DB"]]["scaling_events"].find({"run_id": first["run_id"]}).sort("time", 1))
+    assert [(e["workers_before"], e["workers_after"]) for e in events][:2] == [(0, 1), (1, 2)], events
+    assert events[1]["reason"] == "dask adaptive" and events[1]["backlog"] > 0
+    assert first["workers_max_seen"] == 2
+
     again = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))
     assert again["scored"] == 0 and again["skipped"] == first["scored"]
     assert predictions.count_documents({}) == first["scored"]
