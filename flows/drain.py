@@ -24,13 +24,13 @@ from prefect.runtime import flow_run
 
 from flows.analyze import score_files, skip_known
 from models.artifact import ModelBundle
-from models.registry import load_bundle
 from store.cache import connect_redis
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import QUEUE_STREAM, FileQueue, QueueEntry, removable_consumers
 from tasks.cluster import dask_client
 from tasks.extract import ChunkResult
 from tasks.ingest import Candidate, hash_candidates
+from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs
 from voxflow import services
 from voxflow.settings import Settings, get_settings
@@ -120,7 +120,9 @@ def _drain_batch(
 
 
 @flow(name="drain-queue")
-def drain_queue(model_version: str | None = None, chunk_size: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
+def drain_queue(
+    model_version: str | None = None, chunk_size: int | None = None, batch_size: int | None = None, linger_s: float = 0.0
+) -> dict[str, Any]:
     """Analyse files from the ``voxflow:queue`` stream in batches until it is empty.
 
     Parameters
@@ -131,6 +133,8 @@ def drain_queue(model_version: str | None = None, chunk_size: int | None = None,
         Files per Dask task; default from settings.
     batch_size : int, optional
         Queue entries read per batch; default ``queue_batch_size``.
+    linger_s : float
+        Once the queue is empty, wait this long for new entries before finishing (the cluster stays up).
 
     Returns
     -------
@@ -142,7 +146,7 @@ def drain_queue(model_version: str | None = None, chunk_size: int | None = None,
     settings = get_settings()
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    bundle = load_bundle(settings.models_dir, model_version or settings.model_version)
+    bundle = load_champion(settings, model_version or settings.model_version)
     stores = open_stores(settings)
     redis = connect_redis(services.redis_url(settings))
     queue = FileQueue(redis)
@@ -167,7 +171,7 @@ def drain_queue(model_version: str | None = None, chunk_size: int | None = None,
                 return clients[0]
 
             count = batch_size or settings.queue_batch_size
-            while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s):
+            while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s):
                 _drain_batch(
                     entries, acks=BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
                     run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,

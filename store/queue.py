@@ -17,6 +17,7 @@ from store.cache import _redis_errors_as_service_error
 
 QUEUE_STREAM = "voxflow:queue"
 QUEUE_GROUP = "analyzers"
+_BLOCK_SLICE_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class FileQueue:
                 pipe.xadd(self.stream, fields)
             return list(pipe.execute())
 
-    def read(self, consumer: str, *, count: int, claim_idle_s: float) -> list[QueueEntry]:
+    def read(self, consumer: str, *, count: int, claim_idle_s: float, block_s: float = 0.0) -> list[QueueEntry]:
         """Up to ``count`` entries for ``consumer``: first those other consumers left idle, then new ones.
 
         Parameters
@@ -133,6 +134,8 @@ class FileQueue:
             Most entries to return.
         claim_idle_s : float
             Pending entries idle at least this long are claimed (XAUTOCLAIM) from their consumer.
+        block_s : float
+            When nothing is waiting, wait this long for new entries (0: return at once).
         """
         self.ensure_group()
         with _redis_errors_as_service_error():
@@ -140,9 +143,16 @@ class FileQueue:
                 self.stream, self.group, consumer, min_idle_time=int(claim_idle_s * 1000), start_id="0-0", count=count
             )
             entries = [_entry(entry_id, fields) for entry_id, fields in claimed if fields]
-            if len(entries) < count:
-                for _, delivered in self._client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count - len(entries)):
+            deadline = time.monotonic() + (block_s if not entries else 0.0)
+            while len(entries) < count:
+                wait_ms = int((deadline - time.monotonic()) * 1000)
+                # Block in short slices: a client socket timeout must not end a long wait.
+                block_ms = min(wait_ms, _BLOCK_SLICE_MS) if wait_ms > 0 else None
+                replies = self._client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count - len(entries), block=block_ms)
+                for _, delivered in replies or ():
                     entries.extend(_entry(entry_id, fields) for entry_id, fields in delivered)
+                if entries or block_ms is None:
+                    break
         return entries
 
     def ack(self, entry_ids: Sequence[str]) -> list[str]:

@@ -220,7 +220,7 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
     from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
-        summary = drain_queue(model_version=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size)
+        summary = drain_queue(model_version=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size, linger_s=args.linger)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -354,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--model", help="model version to use (default: the champion)")
     drain.add_argument("--chunk-size", type=int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
     drain.add_argument("--batch-size", type=int, help="queue entries per batch (default VOXFLOW_QUEUE_BATCH_SIZE)")
+    drain.add_argument("--linger", type=float, default=0.0, metavar="SECONDS", help="once empty, wait this long for new files before finishing")
     drain.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     deploy = add("deploy", cmd_deploy, "Create the work pool if missing and register the deployments of prefect.yaml.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Iterator
@@ -74,3 +75,16 @@ def test_latency_samples_round_trip(redis_client: redis.Redis) -> None:
     samples = log.since(start_ms)
     assert [(s.entry_id, s.latency_s, s.outcome) for s in samples] == [("1-0", 1.25, "scored"), ("2-0", 0.5, "quarantined")]
     redis_client.delete(log.stream)
+
+
+def test_read_waits_for_new_entries_only_when_asked(queue: FileQueue) -> None:
+    started = time.monotonic()
+    assert queue.read("c", count=5, claim_idle_s=60) == []
+    assert queue.read("c", count=5, claim_idle_s=60, block_s=0.3) == []
+    assert time.monotonic() - started >= 0.25
+    late = threading.Timer(0.2, lambda: queue.enqueue([QueueItem("/late.wav")]))
+    late.start()
+    started = time.monotonic()
+    assert [e.path for e in queue.read("c", count=5, claim_idle_s=60, block_s=10)] == ["/late.wav"]
+    assert time.monotonic() - started < 5
+    late.join()
