@@ -15,11 +15,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from models.artifact import ModelBundle
-from models.registry import load_bundle
 from tasks.cluster import dask_client
 from tasks.extract import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, balanced_chunk_size, fan_out
 from tasks.ingest import Discovery, FileRef, discover
+from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
@@ -127,7 +127,7 @@ def analyze_batch(source: str, model_version: str | None = None, chunk_size: int
     settings = get_settings()
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    bundle = load_bundle(settings.models_dir, model_version or settings.model_version)
+    bundle = load_champion(settings, model_version or settings.model_version)
     card = bundle.card
     stores = open_stores(settings)
     stores.results.start_run(

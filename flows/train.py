@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard, save_model
-from models.registry import set_champion
+from models.registry import save_version
 from models.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_booster
 from tasks.cluster import dask_client
 from tasks.extract import AudioPolicy, extract_chunk
 from tasks.ingest import FileRef, chunked, discover
+from tasks.model_registry import code_version, register_model
 from voxflow.errors import SourceError
 from voxflow.settings import Settings, get_settings
 
@@ -50,7 +52,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
     manifest : str
         CSV/Parquet manifest; rows without a label are ignored.
     out_dir : str, optional
-        Where to write the model folder; default ``VOXFLOW_HOME/models/<version>``.
+        Where to write the model folder (not registered); default ``VOXFLOW_HOME/models/<version>``, registered.
     positive : str
         The label value that means "screen positive".
     promote : bool
@@ -86,22 +88,16 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
             "n_positive": report.n_positive,
             "positive_label": positive,
             "rejected": len(rejected),
+            "data_hash": hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest(),
+            "code_version": code_version(),
         },
         "metrics": {"cv": "subject-grouped stratified 5x5", **report.as_dict()},
         "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS},
     }
-    target = Path(out_dir) if out_dir else None
-    staging = target or settings.models_dir / ".staging"
-    card: ModelCard = save_model(booster, card_fields, staging)
-    if target is None:
-        final = settings.models_dir / card.version
-        if final.exists():
-            for leftover in staging.iterdir():
-                leftover.unlink()
-            staging.rmdir()
-        else:
-            staging.rename(final)
-        if promote:
-            set_champion(settings.models_dir, card.version)
+    if out_dir:
+        card: ModelCard = save_model(booster, card_fields, Path(out_dir))
+    else:
+        card = save_version(booster, card_fields, settings.models_dir)
+        register_model(card, settings, promote=promote)
     logger.info("Model %s saved (threshold %.3f)%s", card.version, card.threshold, " and promoted to champion" if promote else "")
     return card.to_dict()

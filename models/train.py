@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
@@ -38,9 +39,28 @@ class CVReport:
     specificity: float
     brier: float
     threshold: float
+    target_sensitivity: float | None = None
+    fold_aucs: tuple[float, ...] = ()
+    calibration: tuple[dict[str, float | int], ...] = field(default=())
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready metrics: floats rounded to 4 places, tuples as lists."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, float):
+                return round(value, 4)
+            if isinstance(value, (tuple, list)):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {k: plain(v) for k, v in self.__dict__.items()}
+
+
+def class_weight(labels: np.ndarray) -> float:
+    """``scale_pos_weight`` that makes both classes weigh the same in total (negatives / positives)."""
+    n_pos = max(int(np.sum(labels)), 1)
+    return max(len(labels) - n_pos, 1) / n_pos
 
 
 def fit_booster(
@@ -55,9 +75,7 @@ def fit_booster(
         1 for the positive (pathological) class, 0 otherwise.
     """
     labels = np.asarray(labels, dtype=np.int32)
-    n_pos = max(int(labels.sum()), 1)
-    n_neg = max(len(labels) - n_pos, 1)
-    merged = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "scale_pos_weight": n_neg / n_pos}
+    merged = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "scale_pos_weight": class_weight(labels)}
     return xgb.train(merged, xgb.DMatrix(features, label=labels, missing=np.nan), num_boost_round=rounds)
 
 
@@ -69,6 +87,50 @@ def balanced_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     cuts = (candidates[:-1] + candidates[1:]) / 2
     best = max(cuts, key=lambda c: balanced_accuracy_score(labels, scores >= c))
     return float(best)
+
+
+def sensitivity_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
+    """The highest score cut that still flags at least ``target`` of the positives (most specific such cut)."""
+    positives = np.sort(np.asarray(scores)[np.asarray(labels) == 1])
+    if len(positives) == 0:
+        return 0.5
+    # Flagging scores >= cut: keep the ceil(target * n)-th highest positive score.
+    keep = int(np.ceil(target * len(positives)))
+    return float(positives[len(positives) - max(keep, 1)])
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, *, target_sensitivity: float | None = None) -> float:
+    """Balanced-accuracy cut, or the cut reaching ``target_sensitivity`` when one is set."""
+    if target_sensitivity is None:
+        return balanced_threshold(labels, scores)
+    return sensitivity_threshold(labels, scores, target_sensitivity)
+
+
+def calibration_table(labels: np.ndarray, scores: np.ndarray, *, bins: int = 10) -> list[dict[str, float | int]]:
+    """Reliability table: per equal-width score bin, the count, mean score and observed positive rate.
+
+    Returns
+    -------
+    list of dict
+        ``bin_low``, ``bin_high``, ``n``, ``mean_score``, ``positive_rate``; empty bins are left out.
+    """
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    table = []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            table.append(
+                {
+                    "bin_low": float(edges[b]),
+                    "bin_high": float(edges[b + 1]),
+                    "n": int(mask.sum()),
+                    "mean_score": float(scores[mask].mean()),
+                    "positive_rate": float(labels[mask].mean()),
+                }
+            )
+    return table
 
 
 def _oof_scores(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, n_splits: int, params: dict | None, rounds: int, seed: int) -> np.ndarray:
@@ -91,11 +153,14 @@ def cross_validate(
     params: dict | None = None,
     rounds: int = DEFAULT_ROUNDS,
     seed: int = 0,
+    target_sensitivity: float | None = None,
 ) -> CVReport:
     """Repeated, stratified, subject-grouped K-fold: no subject is in both train and test.
 
-    Each fold's threshold maximises balanced accuracy on out-of-fold scores of an inner grouped
-    3-fold pass over that fold's training rows (training-set scores are overfit, test rows unseen).
+    Each fold's threshold maximises balanced accuracy (or reaches ``target_sensitivity``) on
+    out-of-fold scores of an inner grouped 3-fold pass over that fold's training rows (training-set
+    scores are overfit, test rows unseen). The same ``seed`` gives the same folds for the same rows,
+    so two recipes can be compared fold for fold.
     The reported ``threshold`` is chosen the same way on the outer out-of-fold scores of all rows,
     averaged over repeats: the cut a model trained on all the data should use.
     """
@@ -107,7 +172,7 @@ def cross_validate(
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + repeat)
         for train_idx, test_idx in splitter.split(features, labels, groups):
             inner = _oof_scores(features[train_idx], labels[train_idx], groups[train_idx], n_splits=3, params=params, rounds=rounds, seed=seed + repeat)
-            threshold = balanced_threshold(labels[train_idx], inner)
+            threshold = choose_threshold(labels[train_idx], inner, target_sensitivity=target_sensitivity)
             booster = fit_booster(features[train_idx], labels[train_idx], params=params, rounds=rounds, seed=seed)
             scores = booster.predict(xgb.DMatrix(features[test_idx], missing=np.nan))
             oof_sum[test_idx] += scores
@@ -119,6 +184,7 @@ def cross_validate(
             per_fold["spec"].append(float((~predicted[truth == 0]).mean()) if (truth == 0).any() else np.nan)
             per_fold["brier"].append(brier_score_loss(truth, scores))
     mean = {k: float(np.nanmean(v)) for k, v in per_fold.items()}
+    oof = oof_sum / n_repeats
     return CVReport(
         n=len(labels),
         n_positive=int(labels.sum()),
@@ -131,5 +197,8 @@ def cross_validate(
         sensitivity=mean["sens"],
         specificity=mean["spec"],
         brier=mean["brier"],
-        threshold=balanced_threshold(labels, oof_sum / n_repeats),
+        threshold=choose_threshold(labels, oof, target_sensitivity=target_sensitivity),
+        target_sensitivity=target_sensitivity,
+        fold_aucs=tuple(float(a) for a in per_fold["auc"]),
+        calibration=tuple(calibration_table(labels, oof)),
     )

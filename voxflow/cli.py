@@ -128,6 +128,99 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+MODEL_COLUMNS = ("created_at", "version", "status", "feature_version", "auc", "uar", "promoted_at", "reason")
+METRIC_ROWS = ("n", "n_positive", "auc", "auc_std", "uar", "f1", "sensitivity", "specificity", "brier", "threshold")
+
+
+def _model_store(settings: Settings):
+    from store.models import ModelStore
+    from store.mongo import connect_mongo
+    from voxflow import services
+
+    store = ModelStore(connect_mongo(services.mongo_uri(settings))[settings.mongo_db])
+    store.ensure_indexes()
+    return store
+
+
+def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from store.labels import LabelStore
+    from store.mongo import connect_mongo
+    from tasks.labels import read_labels, read_voiced_labels
+    from voxflow import services
+    from voxflow.errors import SourceError
+
+    source = Path(args.file)
+    max_bytes = int(settings.max_file_mb * 1e6)
+    if args.voiced:
+        rows, rejected = read_voiced_labels(source, max_file_bytes=max_bytes)
+    elif source.is_file():
+        rows, rejected = read_labels(source, positive=args.positive, max_file_bytes=max_bytes)
+    else:
+        raise SourceError(f"label manifest {source} does not exist (a VOICED folder needs --voiced)")
+    store = LabelStore(connect_mongo(services.mongo_uri(settings))[settings.mongo_db])
+    store.ensure_indexes()
+    written = store.replace([row.to_doc(source=args.source or source.name) for row in rows])
+    for refused in rejected:
+        print(f"not imported: {refused['row']}: {refused['reason']}", file=sys.stderr)
+    positives = sum(row.label for row in rows)
+    report = {"imported": written, "positive": positives, "negative": len(rows) - positives, "rejected": len(rejected), "total": store.count()}
+    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {len(rows) - positives} negative), {len(rejected)} rejected; {report['total']} in the labels collection")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    store = _model_store(settings)
+    if args.action == "list":
+        docs = store.list(limit=args.limit)
+        records = [{**doc, "auc": (doc.get("metrics") or {}).get("auc"), "uar": (doc.get("metrics") or {}).get("uar")} for doc in docs]
+        if not args.json:
+            records = [{k: v for k, v in r.items() if k in MODEL_COLUMNS} for r in records]
+        _print_records(records, MODEL_COLUMNS, as_json=args.json, empty="no registered models: the shipped baseline is champion")
+        return 0
+    if args.action == "promote":
+        if not args.version:
+            print("voxflow: error: models promote needs a VERSION", file=sys.stderr)
+            return 2
+        doc = store.promote(args.version, args.reason or "promoted by hand")
+        report = {"champion": doc["version"], "reason": doc["reason"]}
+    else:
+        retired, restored = store.rollback()
+        report = {"retired": retired["version"], "champion": restored["version"] if restored else None}
+    if args.json:
+        print(json.dumps(report))
+    elif args.action == "promote":
+        print(f"{report['champion']} is champion")
+    else:
+        print(f"retired {report['retired']}; champion is now {report['champion'] or 'the shipped baseline'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.ingest import check_source
+
+    check_source(args.manifest)
+    from flows.evaluate import evaluate_manifest
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        report = evaluate_manifest(manifest=args.manifest, positive=args.positive)
+    print("\n".join(f"{name:<12} {report[name]}" for name in METRIC_ROWS))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("calibration", "fold_aucs")}))
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from flows.retrain import retrain_nightly
+    from voxflow.orchestration import prefect_api
+
+    with prefect_api(settings):
+        result = retrain_nightly()
+    if not args.json:
+        print(f"{result['version']}: {result['status']} ({result['reason']})")
+    print(json.dumps({**result, "metrics": {k: v for k, v in result["metrics"].items() if k not in ("calibration", "fold_aucs")}}))
+    return 0
+
+
 def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.voiced import voiced_manifest
 
@@ -363,6 +456,27 @@ def build_parser() -> argparse.ArgumentParser:
     worker = add("worker", cmd_worker, "Run a Prefect process worker for the work pool (VOXFLOW_WORK_POOL).")
     worker.add_argument("--pool", help="work pool name (default VOXFLOW_WORK_POOL)")
     worker.add_argument("--run-once", action="store_true", help="run the flow runs due now, then exit")
+    labels = add("labels", cmd_labels, "Import reference labels (path or sha256, label, subject_id) into the labels collection.")
+    labels.add_argument("action", choices=("import",))
+    labels.add_argument("file", help="CSV/Parquet manifest (relative paths resolve against its folder), or a VOICED folder with --voiced")
+    labels.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy)")
+    labels.add_argument("--voiced", action="store_true", help="FILE is a VOICED (PhysioNet) folder: labels from its -info.txt files")
+    labels.add_argument("--source", help="name recorded with each label (default: the file name)")
+    labels.add_argument("--json", action="store_true")
+
+    models = add("models", cmd_models, "List registered models, promote one to champion, or roll back to the previous champion.")
+    models.add_argument("action", choices=("list", "promote", "rollback"))
+    models.add_argument("version", nargs="?", help="the version to promote")
+    models.add_argument("--reason", help="why, recorded with the promotion")
+    models.add_argument("--limit", type=int, default=50)
+    models.add_argument("--json", action="store_true")
+
+    evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
+    evaluate.add_argument("manifest")
+    evaluate.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy)")
+
+    retrain = add("retrain", cmd_retrain, "Run the retrain-nightly flow now: labels -> CV -> challenger -> champion if it wins.")
+    retrain.add_argument("--json", action="store_true", help="only the JSON result")
     return parser
 
 

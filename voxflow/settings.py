@@ -64,6 +64,12 @@ class Settings(BaseSettings):
 
     # Models.
     model_version: str | None = Field(default=None, description="Pin a registered model; unset uses the champion.")
+    promotion_margin: float = Field(default=0.01, ge=0, le=1, description="AUC gain a challenger needs over the champion, on the same CV folds, to be promoted.")
+    target_sensitivity: float | None = Field(default=None, gt=0, le=1, description="Choose the threshold on training folds for this sensitivity; unset maximises balanced accuracy.")
+    cv_splits: int = Field(default=5, ge=2, description="Folds of the subject-grouped cross-validation.")
+    cv_repeats: int = Field(default=5, ge=1, description="Repeats of the subject-grouped cross-validation.")
+    retrain_min_labels: int = Field(default=20, ge=4, description="Fewest labelled recordings with features a retrain accepts.")
+    distributed_training_rows: int = Field(default=100_000, ge=1, description="From this many rows the final model trains on the Dask cluster (xgboost.dask).")
 
     # Scaling triggers (the platform's scaling guide); evaluated by voxflow.scaling.recommend.
     trigger_cpu_pct: float = Field(default=70.0, gt=0, le=100, description="Scale out above this sustained CPU %.")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from models.artifact import read_bundle, save_model, score
-from models.registry import load_bundle, set_champion, SHIPPED_DIR
 from models.train import fit_booster
 from voxflow.errors import ModelError
 
@@ -47,14 +46,3 @@ def test_wrong_feature_count_is_a_model_error(tmp_path: Path) -> None:
     _model(tmp_path / "m")
     with pytest.raises(ModelError, match="expects 3 features"):
         score(read_bundle(tmp_path / "m"), np.zeros((2, 5)))
-
-
-def test_registry_prefers_champion_then_shipped(tmp_path: Path) -> None:
-    models_dir = tmp_path / "registry"
-    assert load_bundle(models_dir).card.version == read_bundle(SHIPPED_DIR).card.version
-    card, _, _ = _model(models_dir / "staging", seed=1)
-    (models_dir / "staging").rename(models_dir / card.version)
-    set_champion(models_dir, card.version)
-    assert load_bundle(models_dir).card.version == card.version
-    with pytest.raises(ModelError, match="not found"):
-        load_bundle(models_dir, "xgb-fv1-doesnotexist")

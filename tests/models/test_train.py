@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.train import balanced_threshold, cross_validate, fit_booster
+from models.train import balanced_threshold, calibration_table, cross_validate, fit_booster, sensitivity_threshold
 
 
 def _separable(n: int = 120, seed: int = 0, signal: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,3 +56,44 @@ def test_fit_booster_predicts_the_signal_direction() -> None:
 @pytest.mark.parametrize("bad", [np.zeros(10), np.ones(10)])
 def test_threshold_of_constant_scores_defaults(bad: np.ndarray) -> None:
     assert balanced_threshold(np.array([0, 1] * 5), bad) == 0.5
+
+
+def test_sensitivity_threshold_flags_the_target_share_of_positives() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 50 + [1] * 100)
+    scores = np.concatenate([rng.uniform(0, 0.6, 50), rng.uniform(0.3, 1.0, 100)])
+    for target in (0.5, 0.8, 0.95):
+        cut = sensitivity_threshold(labels, scores, target)
+        flagged = scores[labels == 1] >= cut
+        assert flagged.mean() >= target
+        # the most specific such cut: raising it past the next positive loses the target
+        assert (scores[labels == 1] > cut).mean() < target
+
+
+def test_target_sensitivity_cv_trades_specificity_for_sensitivity() -> None:
+    features, labels, groups = _separable(signal=1.0, seed=2)
+    balanced = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=40)
+    sensitive = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=40, target_sensitivity=0.95)
+    assert sensitive.sensitivity > balanced.sensitivity and sensitive.specificity < balanced.specificity
+    assert sensitive.auc == balanced.auc  # same folds, same seeds: only the threshold moved
+    assert sensitive.as_dict()["target_sensitivity"] == 0.95
+
+
+def test_same_seed_same_folds() -> None:
+    features, labels, groups = _separable(seed=4)
+    first = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=30)
+    again = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=30)
+    other = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=30, seed=9)
+    assert first.fold_aucs == again.fold_aucs and len(first.fold_aucs) == 8
+    assert first.fold_aucs != other.fold_aucs
+
+
+def test_calibration_table_counts_every_row_and_observes_rates() -> None:
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    scores = np.array([0.05, 0.15, 0.15, 0.55, 0.58, 0.92, 0.95, 0.99])
+    table = calibration_table(labels, scores, bins=10)
+    assert sum(row["n"] for row in table) == 8
+    by_bin = {row["bin_low"]: row for row in table}
+    assert by_bin[0.1]["positive_rate"] == 0.5 and by_bin[0.1]["n"] == 2
+    assert by_bin[0.9]["n"] == 3 and by_bin[0.9]["mean_score"] == pytest.approx((0.92 + 0.95 + 0.99) / 3)
+    assert len(calibration_table(labels, np.ones(8))) == 1  # a score of exactly 1.0 lands in the last bin

@@ -1,0 +1,44 @@
+"""Check a labelled cohort before retraining: the retrain flow's subject-grouped repeated CV on any manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.retrain import assemble_training_set, check_trainable, cross_validate_recipe
+from tasks.labels import read_labels
+from voxflow.errors import SourceError
+from voxflow.settings import get_settings
+
+
+@flow(name="evaluate-manifest")
+def evaluate_manifest(manifest: str, positive: str | None = None) -> dict[str, Any]:
+    """Cross-validate the current recipe on MANIFEST (path, label, optional subject_id); nothing is registered.
+
+    Parameters
+    ----------
+    manifest : str
+        CSV/Parquet; relative paths resolve against its folder; without ``subject_id`` each recording is its own subject.
+    positive : str, optional
+        The label value that means screen-positive; default accepts 0/1 or pathological/healthy.
+
+    Returns
+    -------
+    dict
+        The CV metrics (auc, uar, f1, sensitivity, specificity, brier, threshold, calibration...), n, dropped.
+    """
+    settings = get_settings()
+    logger = get_run_logger()
+    path = Path(manifest)
+    if not path.is_file():
+        raise SourceError(f"manifest {manifest} does not exist")
+    rows, rejected = read_labels(path, positive=positive, max_file_bytes=int(settings.max_file_mb * 1e6))
+    for refused in rejected[:5]:
+        logger.warning("Row %s left out: %s", refused["row"], refused["reason"])
+    data = assemble_training_set(rows, settings)
+    check_trainable(data, min_rows=settings.retrain_min_labels)
+    report = cross_validate_recipe(data, settings)
+    logger.info("Evaluated %s: AUC %.3f ± %.3f, UAR %.3f (n=%d)", path.name, report.auc, report.auc_std, report.uar, report.n)
+    return {**report.as_dict(), "rejected": len(rejected), "dropped": len(data.dropped)}

@@ -1,0 +1,165 @@
+"""Nightly retraining: labels + stored features -> subject-grouped CV -> challenger -> champion when it wins."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from models.artifact import ModelCard
+from models.promotion import should_promote
+from models.registry import save_version
+from models.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, CVReport, cross_validate, fit_booster
+from store.cache import connect_redis
+from store.labels import LabelStore
+from store.locks import hold_lock
+from store.models import ModelStore
+from store.mongo import connect_mongo
+from tasks.cluster import dask_client
+from tasks.labels import LabelledAudio
+from tasks.model_registry import code_version, model_document, resolve_bundle
+from tasks.training_data import TrainingSet, training_set
+from voxflow import services
+from voxflow.errors import LockError, SourceError
+from voxflow.settings import Settings, get_settings
+
+LOCK_NAME = "retrain"
+CV_SEED = 0
+
+
+def check_trainable(data: TrainingSet, *, min_rows: int) -> None:
+    """Refuse data too small or one-sided to cross-validate.
+
+    Raises
+    ------
+    SourceError
+    """
+    positives = int(data.labels.sum())
+    if len(data.labels) < min_rows:
+        raise SourceError(f"{len(data.labels)} labelled recordings have features; training needs at least {min_rows}")
+    if positives == 0 or positives == len(data.labels):
+        raise SourceError(f"the labels hold one class only ({positives} positive of {len(data.labels)})")
+
+
+@task(name="assemble-training-set", cache_policy=NO_CACHE)
+def assemble_training_set(rows: list[LabelledAudio], settings: Settings) -> TrainingSet:
+    """Join labels to the feature store by sha256; extract the missing ones on Dask."""
+    data = training_set(rows, settings, open_client=lambda: dask_client(settings))
+    logger = get_run_logger()
+    logger.info("Training set: %d rows (%d from the feature store, %d extracted), %d dropped", len(data.labels), data.from_store, data.extracted, len(data.dropped))
+    for dropped in data.dropped[:5]:
+        logger.warning("Dropped %s: %s", dropped["path"] or dropped["audio_sha256"][:12], dropped["reason"])
+    return data
+
+
+@task(name="cross-validate", cache_policy=NO_CACHE)
+def cross_validate_recipe(data: TrainingSet, settings: Settings, *, columns: list[int] | None = None, params: dict | None = None, rounds: int = DEFAULT_ROUNDS) -> CVReport:
+    """Subject-grouped repeated CV of one recipe; the fixed seed gives every recipe the same folds."""
+    features = data.features if columns is None else data.features[:, columns]
+    return cross_validate(
+        features, data.labels, data.groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats,
+        params=params, rounds=rounds, seed=CV_SEED, target_sensitivity=settings.target_sensitivity,
+    )
+
+
+def champion_on_same_folds(champion: ModelCard, data: TrainingSet, settings: Settings) -> tuple[dict[str, Any], str]:
+    """The champion's recipe (features, params, rounds) cross-validated on the challenger's folds.
+
+    When its features are not all in the current feature set, its recorded metrics stand in (said in the note).
+    """
+    names = list(FEATURE_NAMES)
+    if not set(champion.feature_names) <= set(names):
+        return dict(champion.metrics), f"champion {champion.version} uses features absent from feature version {FEATURE_VERSION}: compared with its recorded metrics"
+    params = {k: v for k, v in champion.params.items() if k != "rounds"}
+    report = cross_validate_recipe(
+        data, settings, columns=[names.index(n) for n in champion.feature_names], params=params, rounds=int(champion.params.get("rounds", DEFAULT_ROUNDS))
+    )
+    return report.as_dict(), f"champion {champion.version} recipe re-run on the same folds"
+
+
+def fit_final(data: TrainingSet, settings: Settings) -> Any:
+    """The model on all rows: in this process, or across the Dask cluster from ``distributed_training_rows``."""
+    if len(data.labels) < settings.distributed_training_rows:
+        return fit_booster(data.features, data.labels, seed=CV_SEED)
+    from models.distributed import fit_booster_dask
+
+    with dask_client(settings) as client:
+        return fit_booster_dask(client, data.features, data.labels, seed=CV_SEED)
+
+
+@flow(name="retrain-nightly")
+def retrain_nightly() -> dict[str, Any]:
+    """Retrain from the ``labels`` collection, register a challenger, promote it when it beats the champion.
+
+    One run at a time (Redis lock ``voxflow:lock:retrain``): a second trigger is refused.
+
+    Returns
+    -------
+    dict
+        version, status (champion/challenger), reason, metrics, champion_version, champion_metrics, n, dropped.
+    """
+    settings = get_settings()
+    logger = get_run_logger()
+    client = connect_mongo(services.mongo_uri(settings))
+    db = client[settings.mongo_db]
+    try:
+        with hold_lock(connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s):
+            return _retrain(db, settings, logger)
+    except LockError as exc:
+        logger.error("Retrain refused: %s", exc.reason)
+        raise
+    finally:
+        client.close()
+
+
+def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
+    labels, models = LabelStore(db), ModelStore(db)
+    models.ensure_indexes()
+    rows = [LabelledAudio.from_doc(doc) for doc in labels.all()]
+    if len(rows) < settings.retrain_min_labels:
+        raise SourceError(f"the labels collection holds {len(rows)} labels; retraining needs at least {settings.retrain_min_labels} (voxflow labels import FILE)")
+    data = assemble_training_set(rows, settings)
+    check_trainable(data, min_rows=settings.retrain_min_labels)
+    report = cross_validate_recipe(data, settings)
+    logger.info("Challenger CV: AUC %.3f ± %.3f, UAR %.3f, sensitivity %.3f, specificity %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.sensitivity, report.specificity, report.n)
+    champion_doc = models.champion()
+    champion = resolve_bundle(models, settings.models_dir).card
+    champion_metrics, note = champion_on_same_folds(champion, data, settings)
+    logger.info("Champion %s: AUC %.3f, UAR %.3f (%s)", champion.version, champion_metrics["auc"], champion_metrics["uar"], note)
+    card = save_version(
+        fit_final(data, settings),
+        {
+            "feature_version": FEATURE_VERSION,
+            "feature_names": FEATURE_NAMES,
+            "threshold": round(report.threshold, 6),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "training": {
+                "source": "labels collection", "n": report.n, "n_positive": report.n_positive,
+                "from_feature_store": data.from_store, "extracted": data.extracted, "dropped": len(data.dropped),
+                "data_hash": data.data_hash, "code_version": code_version(),
+            },
+            "metrics": {"cv": f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", **report.as_dict()},
+            "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS},
+        },
+        settings.models_dir,
+    )
+    result = {
+        "version": card.version, "champion_version": champion.version, "n": report.n, "dropped": len(data.dropped),
+        "metrics": report.as_dict(), "champion_metrics": champion_metrics,
+    }
+    if card.version == champion.version:
+        return {**result, "status": "champion", "reason": "identical to the champion (same data, same recipe)"}
+    models.register({**model_document(card, settings.models_dir), "champion_metrics": champion_metrics, "compared_with": note})
+    decision = should_promote(report.as_dict(), champion_metrics, settings.promotion_margin)
+    if decision.promote:
+        models.promote(card.version, decision.reason)
+        logger.info("Promoted %s to champion (was %s): %s", card.version, champion_doc["version"] if champion_doc else f"shipped {champion.version}", decision.reason)
+    else:
+        models.set_reason(card.version, decision.reason)
+        logger.info("Kept %s as challenger: %s", card.version, decision.reason)
+    status = models.get(card.version)["status"]
+    return {**result, "status": status, "reason": decision.reason}

@@ -1,0 +1,43 @@
+"""When a challenger replaces the champion: a pure rule on cross-validated metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to promote, and the reason recorded on the challenger either way."""
+
+    promote: bool
+    reason: str
+
+
+def should_promote(challenger: Mapping[str, Any], champion: Mapping[str, Any], margin: float) -> Decision:
+    """Promote when the challenger's AUC beats the champion's by ``margin`` and its UAR is no worse by more.
+
+    Both metric sets must come from the same cross-validation folds (same rows, same seeds).
+
+    Parameters
+    ----------
+    challenger, champion : mapping
+        Metrics with ``auc`` and ``uar``.
+    margin : float
+        Required AUC gain, and the largest UAR loss tolerated.
+
+    Examples
+    --------
+    >>> should_promote({"auc": 0.80, "uar": 0.70}, {"auc": 0.75, "uar": 0.70}, 0.02).promote
+    True
+    >>> should_promote({"auc": 0.76, "uar": 0.70}, {"auc": 0.75, "uar": 0.70}, 0.02).promote
+    False
+    """
+    auc, uar = float(challenger["auc"]), float(challenger["uar"])
+    best_auc, best_uar = float(champion["auc"]), float(champion["uar"])
+    gain = auc - best_auc
+    if gain < margin:
+        return Decision(False, f"AUC {auc:.3f} vs champion {best_auc:.3f}: gain {gain:+.3f} is below the margin {margin:.3f}")
+    if uar < best_uar - margin:
+        return Decision(False, f"AUC gain {gain:+.3f} but UAR {uar:.3f} falls below champion {best_uar:.3f} by more than {margin:.3f}")
+    return Decision(True, f"AUC {auc:.3f} beats champion {best_auc:.3f} by {gain:+.3f} (margin {margin:.3f}); UAR {uar:.3f} vs {best_uar:.3f}")

@@ -1,0 +1,124 @@
+"""The ``models`` collection: which registered model is champion, challenger or retired, and why."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pymongo
+from pymongo.database import Database
+
+from voxflow.errors import ModelError
+
+CHAMPION, CHALLENGER, RETIRED = "champion", "challenger", "retired"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ModelStore:
+    """Registry metadata, one document per model version (artifacts stay files, see models/registry.py).
+
+    Parameters
+    ----------
+    db : pymongo.database.Database
+        The voxflow database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._models = db["models"]
+
+    def ensure_indexes(self) -> None:
+        """Unique version; status for the champion lookup."""
+        self._models.create_index([("version", pymongo.ASCENDING)], unique=True)
+        self._models.create_index([("status", pymongo.ASCENDING)])
+
+    def register(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Record a new model as challenger (``doc`` holds version, booster_sha256, metrics, data_hash...).
+
+        Registering a version again (the same booster bytes) updates its metrics and reason, keeps its status.
+        """
+        fields = {k: v for k, v in doc.items() if k not in ("status", "created_at")}
+        self._models.update_one(
+            {"version": doc["version"]},
+            {"$set": fields, "$setOnInsert": {"status": CHALLENGER, "created_at": doc.get("created_at", _now())}},
+            upsert=True,
+        )
+        return self.get(doc["version"])
+
+    def get(self, version: str) -> dict[str, Any]:
+        """The document of ``version``.
+
+        Raises
+        ------
+        ModelError
+            When no such version is registered.
+        """
+        doc = self._models.find_one({"version": version}, {"_id": 0})
+        if doc is None:
+            raise ModelError(f"model {version!r} is not registered (see `voxflow models list`)")
+        return doc
+
+    def find(self, version: str) -> dict[str, Any] | None:
+        """The document of ``version``, or None."""
+        return self._models.find_one({"version": version}, {"_id": 0})
+
+    def champion(self) -> dict[str, Any] | None:
+        """The champion's document, or None while the shipped baseline is champion."""
+        return self._models.find_one({"status": CHAMPION}, {"_id": 0}, sort=[("promoted_at", pymongo.DESCENDING)])
+
+    def list(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Every registered model, newest first."""
+        return list(self._models.find({}, {"_id": 0}).sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit))
+
+    def set_reason(self, version: str, reason: str) -> None:
+        """Record why a model has its status (e.g. why a challenger was not promoted)."""
+        self._models.update_one({"version": version}, {"$set": {"reason": reason}})
+
+    def promote(self, version: str, reason: str) -> dict[str, Any]:
+        """Make ``version`` the champion; the previous champion is retired.
+
+        Raises
+        ------
+        ModelError
+            When ``version`` is not registered.
+        """
+        self.get(version)
+        now = _now()
+        self._models.update_one({"version": version}, {"$set": {"status": CHAMPION, "promoted_at": now, "rolled_back": False, "reason": reason}})
+        self._models.update_many(
+            {"status": CHAMPION, "version": {"$ne": version}},
+            {"$set": {"status": RETIRED, "retired_at": now, "reason": f"replaced by {version}"}},
+        )
+        return self.get(version)
+
+    def rollback(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Retire the champion and bring back the one it replaced (None: the shipped baseline is champion again).
+
+        A rolled-back model is never brought back by a later rollback; promote it by name instead.
+
+        Raises
+        ------
+        ModelError
+            When no model is champion (the shipped baseline cannot be rolled back).
+        """
+        current = self.champion()
+        if current is None:
+            raise ModelError("nothing to roll back: no registered champion (the shipped baseline is in use)")
+        previous = self._models.find_one(
+            {"status": RETIRED, "promoted_at": {"$ne": None}, "rolled_back": {"$ne": True}, "version": {"$ne": current["version"]}},
+            {"_id": 0},
+            sort=[("retired_at", pymongo.DESCENDING)],
+        )
+        now = _now()
+        self._models.update_one(
+            {"version": current["version"]}, {"$set": {"status": RETIRED, "retired_at": now, "rolled_back": True, "reason": "rolled back"}}
+        )
+        if previous is None:
+            return self.get(current["version"]), None
+        self._models.update_one(
+            {"version": previous["version"]},
+            {"$set": {"status": CHAMPION, "promoted_at": now, "reason": f"restored by rollback of {current['version']}"}},
+        )
+        return self.get(current["version"]), self.get(previous["version"])

@@ -1,0 +1,141 @@
+"""Labelled audio from manifests and the VOICED adapter: rows keyed by content hash, labels made binary."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.ingest import content_hash
+from tasks.voiced import voiced_manifest
+from voxflow.errors import SourceError
+
+_TRUE = {"1", "1.0", "true", "yes", POSITIVE_LABEL}
+_FALSE = {"0", "0.0", "false", "no", NEGATIVE_LABEL}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KNOWN_COLUMNS = {"path", "sha256", "audio_sha256", "label", "subject_id"}
+
+
+@dataclass(frozen=True)
+class LabelledAudio:
+    """One labelled recording: its content hash, 1 for positive (pathological), and where it lies if known."""
+
+    sha256: str
+    label: int
+    path: str | None = None
+    subject_id: str | None = None
+    original_label: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_doc(self, *, source: str) -> dict[str, Any]:
+        """The ``labels`` collection document."""
+        return {
+            "audio_sha256": self.sha256,
+            "label": POSITIVE_LABEL if self.label else NEGATIVE_LABEL,
+            "original_label": self.original_label,
+            "subject_id": self.subject_id,
+            "path": self.path,
+            "source": source,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "LabelledAudio":
+        return cls(
+            sha256=doc["audio_sha256"], label=int(doc["label"] == POSITIVE_LABEL), path=doc.get("path"),
+            subject_id=doc.get("subject_id"), original_label=doc.get("original_label", ""), metadata=doc.get("metadata") or {},
+        )
+
+
+def binary_label(value: object, *, positive: str | None = None) -> int:
+    """1 for the positive class, 0 otherwise.
+
+    Without ``positive``, labels must be 0/1 (true/false, yes/no) or pathological/healthy.
+
+    Raises
+    ------
+    SourceError
+        When the value cannot be read as a binary label.
+    """
+    text = str(value).strip()
+    if positive is not None:
+        return int(text == positive)
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return 1
+    if lowered in _FALSE:
+        return 0
+    raise SourceError(f"label {text!r} is not 0/1 nor {POSITIVE_LABEL}/{NEGATIVE_LABEL}: name the positive label with --positive")
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or pd.isna(value) or str(value).strip() == "" else str(value).strip()
+
+
+def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> tuple[list[LabelledAudio], list[dict[str, str]]]:
+    """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
+
+    Relative paths resolve against the manifest's folder; files are hashed (their content is the key).
+    Other columns are kept as metadata. The same audio twice keeps its last row.
+
+    Returns
+    -------
+    (rows, rejected)
+        ``rejected`` holds ``{"row", "reason"}`` for rows without a usable label or audio.
+    """
+    try:
+        frame = pd.read_parquet(manifest) if manifest.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(manifest, dtype=str)
+    except Exception as exc:  # pandas raises many types for a bad file
+        raise SourceError(f"manifest {manifest} could not be read: {exc}") from exc
+    hash_column = next((c for c in ("audio_sha256", "sha256") if c in frame.columns), None)
+    if "label" not in frame.columns or ("path" not in frame.columns and hash_column is None):
+        raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(map(str, frame.columns))})")
+    rows: dict[str, LabelledAudio] = {}
+    rejected: list[dict[str, str]] = []
+    for number, record in enumerate(frame.to_dict("records"), start=2):
+        where = f"{manifest.name}:{number}"
+        raw_label, raw_path = _text(record.get("label")), _text(record.get("path"))
+        sha = (_text(record.get(hash_column)) or "").lower() if hash_column else ""
+        if raw_label is None:
+            rejected.append({"row": where, "reason": "no label"})
+            continue
+        try:
+            label = binary_label(raw_label, positive=positive)
+        except SourceError as exc:
+            rejected.append({"row": where, "reason": exc.reason})
+            continue
+        path = None
+        if raw_path is not None:
+            path = Path(raw_path) if Path(raw_path).is_absolute() else manifest.parent / raw_path
+            try:
+                sha = content_hash(path, max_bytes=max_file_bytes)[0]
+            except OSError as exc:
+                rejected.append({"row": where, "reason": f"{path}: {exc.strerror or exc}"})
+                continue
+        if not _SHA256.match(sha):
+            rejected.append({"row": where, "reason": "no readable path and no valid sha256"})
+            continue
+        metadata = {k: v for k, v in record.items() if k not in _KNOWN_COLUMNS and _text(v) is not None}
+        rows[sha] = LabelledAudio(sha, label, str(path) if path else None, _text(record.get("subject_id")), raw_label, metadata)
+    return list(rows.values()), rejected
+
+
+def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> tuple[list[LabelledAudio], list[dict[str, str]]]:
+    """Labelled rows of a VOICED (PhysioNet) folder, from its ``voiceNNN-info.txt`` files."""
+    frame = voiced_manifest(folder)
+    rows, rejected = [], []
+    for record in frame.to_dict("records"):
+        path = folder / record["path"]
+        try:
+            sha = content_hash(path, max_bytes=max_file_bytes)[0]
+        except OSError as exc:
+            rejected.append({"row": str(path), "reason": exc.strerror or str(exc)})
+            continue
+        rows.append(
+            LabelledAudio(sha, binary_label(record["label"]), str(path), record["subject_id"], record["label"], {"diagnosis": record["diagnosis"]})
+        )
+    return rows, rejected

@@ -1,0 +1,73 @@
+"""The registry as flows use it: model files (models/registry.py) plus the ``models`` collection (store/models.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import voxflow
+from models.artifact import ModelBundle, ModelCard
+from models.registry import load_bundle
+from store.models import ModelStore
+from store.mongo import connect_mongo
+from voxflow import services
+from voxflow.settings import Settings
+
+_RECIPE = Path(__file__).resolve().parents[1] / "models" / "train.py"
+
+
+def code_version() -> str:
+    """voxflow's version and a short hash of the training recipe's source, e.g. ``0.1.0+3f2a9c01``."""
+    return f"{voxflow.__version__}+{hashlib.sha256(_RECIPE.read_bytes()).hexdigest()[:8]}"
+
+
+def model_document(card: ModelCard, models_dir: Path) -> dict[str, Any]:
+    """The ``models`` document of a saved model (status is set by the store)."""
+    return {
+        "version": card.version,
+        "booster_sha256": card.booster_sha256,
+        "feature_version": card.feature_version,
+        "data_hash": card.training.get("data_hash"),
+        "code_version": card.training.get("code_version"),
+        "metrics": card.metrics,
+        "threshold": card.threshold,
+        "positive_label": card.positive_label,
+        "training": card.training,
+        "params": card.params,
+        "path": str(models_dir / card.version),
+    }
+
+
+def resolve_bundle(store: ModelStore, models_dir: Path, version: str | None = None) -> ModelBundle:
+    """Load ``version``, else the champion the ``models`` collection names, else the shipped baseline.
+
+    A registered version must match the booster sha256 recorded in the collection.
+    """
+    wanted = version
+    if wanted is None:
+        champion = store.champion()
+        wanted = champion["version"] if champion else None
+    doc = store.find(wanted) if wanted else None
+    return load_bundle(models_dir, wanted, expected_sha256=doc["booster_sha256"] if doc else None)
+
+
+def load_champion(settings: Settings, version: str | None = None) -> ModelBundle:
+    """The model inference uses: ``version`` when pinned, else the registered champion, else the shipped baseline."""
+    client = connect_mongo(services.mongo_uri(settings))
+    try:
+        return resolve_bundle(ModelStore(client[settings.mongo_db]), settings.models_dir, version)
+    finally:
+        client.close()
+
+
+def register_model(card: ModelCard, settings: Settings, *, promote: bool = False, reason: str = "trained from a manifest") -> dict[str, Any]:
+    """Record a saved model in the ``models`` collection as challenger, or champion when ``promote``."""
+    client = connect_mongo(services.mongo_uri(settings))
+    try:
+        store = ModelStore(client[settings.mongo_db])
+        store.ensure_indexes()
+        store.register({**model_document(card, settings.models_dir), "reason": reason})
+        return store.promote(card.version, f"{reason}; promoted by hand") if promote else store.get(card.version)
+    finally:
+        client.close()

@@ -1,0 +1,101 @@
+"""Retraining end to end: the real CLI, Prefect server, Dask workers, Redis lock and the MongoDB wire server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pymongo
+import pytest
+import redis
+
+from store.locks import lock_key
+from tests.voxflow_cli import last_json, run_cli
+from voxflow.demo import write_demo_corpus
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """40 labelled synthetic clips no other test analyses (own seed: own content hashes)."""
+    return write_demo_corpus(tmp_path / "corpus", n=40, seed=20261127)
+
+
+@pytest.fixture
+def retrain_env(cli_env: dict[str, str]) -> dict[str, str]:
+    # A margin no recipe can clear on this easy data: the challenger stays challenger, deterministically.
+    return {**cli_env, "VOXFLOW_CV_REPEATS": "2", "VOXFLOW_PROMOTION_MARGIN": "0.5"}
+
+
+def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Path, tmp_path: Path) -> None:
+    env = retrain_env
+    manifest = pd.read_csv(corpus)
+    half = tmp_path / "half.csv"
+    manifest.iloc[::2].assign(path=[str(corpus.parent / p) for p in manifest["path"].iloc[::2]]).to_csv(half, index=False)
+    analysed = last_json(run_cli(["analyze", str(half), "--json"], env))
+    baseline_version = analysed["model_version"]
+
+    imported = last_json(run_cli(["labels", "import", str(corpus), "--json"], env))
+    assert imported == {"imported": 40, "positive": 20, "negative": 20, "rejected": 0, "total": 40}
+
+    result = last_json(run_cli(["retrain", "--json"], env))
+    assert result["n"] == 40 and result["dropped"] == 0 and result["status"] == "challenger"
+    assert "below the margin 0.500" in result["reason"] and result["champion_version"] == baseline_version
+    assert result["metrics"]["auc"] > 0.9 and result["metrics"]["n_splits"] == 5 and result["metrics"]["n_repeats"] == 2
+    version = result["version"]
+
+    listed = last_json(run_cli(["models", "list", "--json"], env))
+    doc = next(d for d in listed if d["version"] == version)
+    assert doc["status"] == "challenger" and doc["reason"] == result["reason"]
+    # 20 clips came from the feature store the analyze run wrote, the other 20 were extracted on Dask.
+    assert doc["training"]["from_feature_store"] == 20 and doc["training"]["extracted"] == 20
+    assert len(doc["data_hash"]) == 64 and doc["feature_version"] >= 1 and doc["code_version"]
+    assert {"auc", "uar", "f1", "sensitivity", "specificity", "brier", "threshold", "calibration"} <= set(doc["metrics"])
+    assert doc["champion_metrics"]["auc"] > 0.5 and "same folds" in doc["compared_with"]
+    assert Path(doc["path"], "model.ubj").is_file()
+
+    assert last_json(run_cli(["models", "promote", version, "--json"], env))["champion"] == version
+    scored = last_json(run_cli(["analyze", str(corpus), "--json"], env))
+    assert scored["model_version"] == version
+    predictions = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
+    assert predictions.count_documents({"model_version": version}) == 40
+
+    rolled = last_json(run_cli(["models", "rollback", "--json"], env))
+    assert rolled == {"retired": version, "champion": None}
+    assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == baseline_version
+
+    # The registry's checksum guards the artifact: a swapped booster is refused, by name.
+    run_cli(["models", "promote", version], env)
+    booster = Path(doc["path"], "model.ubj")
+    booster.write_bytes(booster.read_bytes()[:-1] + b"\x00")
+    refused = run_cli(["analyze", str(half), "--json"], env)
+    assert refused.returncode != 0 and version in refused.stderr and "does not match" in refused.stderr
+
+
+def test_second_retrain_is_refused_while_one_runs(retrain_env: dict[str, str]) -> None:
+    client = redis.Redis.from_url(retrain_env["VOXFLOW_REDIS_URL"])
+    client.set(lock_key("retrain"), "otherhost:4242:token", px=60_000)
+    try:
+        proc = run_cli(["retrain"], retrain_env)
+    finally:
+        client.delete(lock_key("retrain"))
+    assert proc.returncode == 2
+    assert "another retrain run is in progress" in proc.stderr and "otherhost:4242" in proc.stderr
+
+
+def test_evaluate_prints_the_table_and_json(retrain_env: dict[str, str], corpus: Path, tmp_path: Path) -> None:
+    manifest = pd.read_csv(corpus)
+    numeric = tmp_path / "cohort.parquet"
+    # Labels as 0/1, no subject_id column, paths relative to the manifest's folder.
+    pd.DataFrame({"path": [f"corpus/{p}" for p in manifest["path"]], "label": (manifest["label"] == "pathological").astype(int)}).to_parquet(numeric)
+    proc = run_cli(["evaluate", str(numeric)], retrain_env)
+    report = last_json(proc)
+    assert report["n"] == 40 and report["auc"] > 0.9 and 0 <= report["uar"] <= 1
+    assert "auc " in proc.stdout and "specificity" in proc.stdout
+
+    words = tmp_path / "words.csv"
+    manifest.assign(path=[f"corpus/{p}" for p in manifest["path"]], label=manifest["label"].map({"pathological": "dysphonic", "healthy": "control"})).to_csv(words, index=False)
+    assert last_json(run_cli(["evaluate", str(words), "--positive", "dysphonic"], retrain_env))["n_positive"] == 20
+    refused = run_cli(["evaluate", str(words)], retrain_env)
+    assert refused.returncode == 2 and "--positive" in refused.stderr

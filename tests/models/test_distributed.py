@@ -1,0 +1,26 @@
+"""xgboost.dask training on a LocalCluster gives a booster like the in-process one."""
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from distributed import Client, LocalCluster
+
+from models.distributed import fit_booster_dask
+from models.train import fit_booster
+
+pytestmark = pytest.mark.slow
+
+
+def test_dask_booster_learns_the_signal_and_saves_as_ubj() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(3000) < 0.7).astype(np.int32)
+    features = rng.normal(size=(3000, 5))
+    features[:, 2] += 1.5 * labels
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+        booster = fit_booster_dask(client, features, labels, params={"eta": 0.3}, rounds=30, chunk_rows=1000)
+    scores = booster.predict(xgb.DMatrix(features, missing=np.nan))
+    local = fit_booster(features, labels, params={"eta": 0.3}, rounds=30).predict(xgb.DMatrix(features, missing=np.nan))
+    assert scores[labels == 1].mean() > scores[labels == 0].mean() + 0.3
+    # Class weights as in-process: balanced classes, so the mean score sits near 0.5, not near 0.7.
+    assert abs(scores.mean() - local.mean()) < 0.05 and abs(scores.mean() - 0.5) < 0.1
+    assert len(booster.save_raw(raw_format="ubj")) > 0

@@ -1,0 +1,46 @@
+"""Model folders: content-addressed versions, the shipped baseline as fallback, checksums on load."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.registry import load_bundle, save_version, shipped_bundle
+from models.train import fit_booster
+from voxflow.errors import ModelError
+
+FIELDS = {"feature_version": 9, "feature_names": ("a", "b"), "threshold": 0.5, "created_at": "2026-11-27T00:00:00+00:00"}
+
+
+def _booster(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 60)
+    return fit_booster(rng.normal(size=(60, 2)) + labels[:, None], labels, rounds=10, seed=seed)
+
+
+def test_saved_version_is_its_content_address_and_loads(tmp_path: Path) -> None:
+    card = save_version(_booster(), FIELDS, tmp_path)
+    assert (tmp_path / card.version / "model.ubj").is_file() and not (tmp_path / ".staging").exists()
+    again = save_version(_booster(), FIELDS, tmp_path)  # same bytes: same version, folder kept
+    assert again.version == card.version
+    assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card == card
+
+
+def test_no_version_is_the_shipped_baseline(tmp_path: Path) -> None:
+    assert load_bundle(tmp_path).card.version == shipped_bundle().card.version
+    assert load_bundle(tmp_path, shipped_bundle().card.version).card.version == shipped_bundle().card.version
+
+
+def test_unknown_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        load_bundle(tmp_path, "xgb-fv1-doesnotexist")
+
+
+def test_artifact_must_match_the_registry_checksum(tmp_path: Path) -> None:
+    card = save_version(_booster(), FIELDS, tmp_path)
+    other = save_version(_booster(seed=1), FIELDS, tmp_path)
+    # Swapping a version's files for another valid model passes the card check, not the registry's.
+    for name in ("model.ubj", "card.json"):
+        (tmp_path / card.version / name).write_bytes((tmp_path / other.version / name).read_bytes())
+    with pytest.raises(ModelError, match="differs from the registry"):
+        load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256)

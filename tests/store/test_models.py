@@ -1,0 +1,51 @@
+"""The models collection on a real MongoDB wire server: register, promote, rollback."""
+
+import pytest
+from pymongo.database import Database
+
+from store.models import ModelStore
+from voxflow.errors import ModelError
+
+
+def _doc(version: str, auc: float) -> dict:
+    return {"version": version, "booster_sha256": version * 4, "feature_version": 1, "data_hash": "d", "metrics": {"auc": auc, "uar": 0.6}}
+
+
+def test_register_is_challenger_and_keeps_status_on_repeat(mongo_db: Database) -> None:
+    store = ModelStore(mongo_db)
+    store.ensure_indexes()
+    assert store.champion() is None and store.list() == []
+    assert store.register(_doc("a", 0.7))["status"] == "challenger"
+    store.promote("a", "first")
+    again = store.register({**_doc("a", 0.71)})
+    assert again["status"] == "champion" and again["metrics"]["auc"] == 0.71
+    assert mongo_db["models"].count_documents({}) == 1
+
+
+def test_promote_retires_the_previous_champion(mongo_db: Database) -> None:
+    store = ModelStore(mongo_db)
+    for version in ("a", "b"):
+        store.register(_doc(version, 0.7))
+    store.promote("a", "first")
+    champion = store.promote("b", "better")
+    assert champion["status"] == "champion" and champion["reason"] == "better" and champion["promoted_at"] is not None
+    assert store.champion()["version"] == "b"
+    assert store.get("a")["status"] == "retired" and store.get("a")["reason"] == "replaced by b"
+    with pytest.raises(ModelError, match="not registered"):
+        store.promote("zzz", "typo")
+
+
+def test_rollback_walks_back_then_to_the_shipped_baseline(mongo_db: Database) -> None:
+    store = ModelStore(mongo_db)
+    for version in ("a", "b", "c"):
+        store.register(_doc(version, 0.7))
+        store.promote(version, "newer")
+    retired, restored = store.rollback()
+    assert (retired["version"], restored["version"]) == ("c", "b")
+    retired, restored = store.rollback()  # c was rolled back: never brought back by a later rollback
+    assert (retired["version"], restored["version"]) == ("b", "a")
+    retired, restored = store.rollback()
+    assert retired["version"] == "a" and restored is None and store.champion() is None
+    with pytest.raises(ModelError, match="nothing to roll back"):
+        store.rollback()
+    assert store.promote("c", "by hand")["status"] == "champion"

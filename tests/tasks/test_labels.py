@@ -1,0 +1,61 @@
+"""Labelled manifests and the VOICED adapter: hashing, relative paths, label vocabularies, rejections."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.ingest import content_hash
+from tasks.labels import LabelledAudio, binary_label, read_labels, read_voiced_labels
+from voxflow.errors import SourceError
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("0", 0), ("pathological", 1), ("Healthy", 0), ("true", 1), (0, 0)])
+def test_binary_label_vocabulary(value: object, expected: int) -> None:
+    assert binary_label(value) == expected
+
+
+def test_binary_label_needs_positive_for_other_words() -> None:
+    with pytest.raises(SourceError, match="--positive"):
+        binary_label("dysphonia")
+    assert binary_label("dysphonia", positive="dysphonia") == 1 and binary_label("normal", positive="dysphonia") == 0
+
+
+def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "a.wav").write_bytes(b"RIFF-a")
+    (tmp_path / "audio" / "b.wav").write_bytes(b"RIFF-b")
+    known = "ab" * 32
+    pd.DataFrame(
+        [
+            {"path": "audio/a.wav", "sha256": None, "label": "dysphonia", "subject_id": "s1", "age": "40"},
+            {"path": str(tmp_path / "audio" / "b.wav"), "sha256": None, "label": "normal", "subject_id": "s2", "age": None},
+            {"path": None, "sha256": known, "label": "dysphonia", "subject_id": None, "age": None},
+            {"path": "audio/missing.wav", "sha256": None, "label": "normal", "subject_id": "s3", "age": None},
+            {"path": None, "sha256": "not-a-hash", "label": "normal", "subject_id": "s4", "age": None},
+            {"path": "audio/a.wav", "sha256": None, "label": None, "subject_id": "s1", "age": None},
+        ]
+    ).to_csv(tmp_path / "labels.csv", index=False)
+    rows, rejected = read_labels(tmp_path / "labels.csv", positive="dysphonia", max_file_bytes=10**6)
+    by_hash = {row.sha256: row for row in rows}
+    a = by_hash[content_hash(tmp_path / "audio" / "a.wav", max_bytes=10**6)[0]]
+    assert a.label == 1 and a.subject_id == "s1" and a.metadata == {"age": "40"} and a.path == str(tmp_path / "audio" / "a.wav")
+    assert by_hash[known].label == 1 and by_hash[known].path is None
+    assert len(rows) == 3
+    reasons = sorted(r["reason"] for r in rejected)
+    assert len(rejected) == 3 and "no label" in reasons and any("missing.wav" in r for r in reasons)
+    assert LabelledAudio.from_doc(a.to_doc(source="x")) == a
+
+
+def test_manifest_without_label_column_is_refused(tmp_path: Path) -> None:
+    pd.DataFrame({"path": ["a.wav"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(SourceError, match="'label' column"):
+        read_labels(tmp_path / "m.csv", max_file_bytes=10**6)
+
+
+def test_voiced_adapter_labels_every_record(voiced_dir: Path) -> None:
+    rows, rejected = read_voiced_labels(voiced_dir, max_file_bytes=10**8)
+    assert len(rows) == 208 and not rejected
+    assert sum(row.label for row in rows) == 151
+    first = min(rows, key=lambda row: row.subject_id)
+    assert first.subject_id == "voice001" and first.path.endswith("voice001.hea") and "diagnosis" in first.metadata
