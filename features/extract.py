@@ -1,19 +1,30 @@
-"""All features of one decoded clip, in the schema's column order."""
+"""All features of one decoded clip, in the schema's column order, and why some are NaN.
+
+One pitch track (Praat) feeds the voice and formant features, one power spectrogram the spectral
+and cepstral ones: each intermediate result is computed once per clip.
+"""
 
 from __future__ import annotations
 
+import math
+
 import librosa
+import numpy as np
 import parselmouth
 
 from features.audio import Audio
 from features.cepstral import cepstral_features
+from features.formants import FORMANT_NAMES, formant_features
+from features.perturbation import JITTER_NAMES, SHIMMER_NAMES
 from features.schema import FEATURE_NAMES, N_MFCC
 from features.spectral import spectral_features
+from features.spectrogram import power_spectrogram
 from features.synth import synth_vowel
-from features.voice import voice_features
+from features.voice import BREAK_NAMES, analyse_pitch, voice_features
 from voxflow.errors import FeatureError
 
 WARM_UP_RATE = 16_000
+_PERIOD_NAMES = frozenset((*BREAK_NAMES, *JITTER_NAMES, *SHIMMER_NAMES))
 
 
 def extract_features(audio: Audio) -> dict[str, float]:
@@ -27,23 +38,65 @@ def extract_features(audio: Audio) -> dict[str, float]:
     Returns
     -------
     dict of str to float
-        Keys exactly ``FEATURE_NAMES``, in order; NaN where a feature is undefined for this clip.
+        Keys exactly ``FEATURE_NAMES``, in order; NaN where a feature is undefined for this clip
+        (:func:`feature_flags` names the reasons).
 
     Raises
     ------
     FeatureError
-        Praat or librosa refused the samples.
+        Praat, librosa or the linear-prediction solver refused the samples.
     """
     y, sr = audio.samples, audio.sample_rate
     try:
+        track = analyse_pitch(y, sr=sr)
+        spectrogram = power_spectrogram(y, sr=sr)
         values = {
-            **voice_features(y, sr=sr),
-            **cepstral_features(y, sr=sr),
-            **spectral_features(y, sr=sr, n_mfcc=N_MFCC),
+            **voice_features(track),
+            **cepstral_features(spectrogram),
+            **formant_features(y, sr=sr, times=track.times[track.voiced] if track.is_voice else track.times[:0]),
+            **spectral_features(y, spectrogram, n_mfcc=N_MFCC),
         }
-    except (parselmouth.PraatError, librosa.ParameterError) as exc:
+    except (parselmouth.PraatError, librosa.ParameterError, np.linalg.LinAlgError) as exc:
         raise FeatureError(f"{type(exc).__name__}: {str(exc).strip()}") from exc
     return {name: values[name] for name in FEATURE_NAMES}
+
+
+def feature_flags(features: dict[str, float]) -> tuple[str, ...]:
+    """Why features of a clip are NaN, read from the NaN pattern of :func:`extract_features`.
+
+    Parameters
+    ----------
+    features : dict of str to float
+        One clip's features (keys ``FEATURE_NAMES``).
+
+    Returns
+    -------
+    tuple of str
+        In this order, each only when it applies:
+
+        - ``"too_short_for_pitch"``: under three periods of the 60 Hz pitch floor (~50 ms) or
+          five pitch frames; every voice and formant feature is NaN.
+        - ``"unvoiced"``: fewer than five voiced pitch frames (silence, noise); every voice and
+          formant feature but ``voiced_fraction`` is NaN.
+        - ``"too_few_periods"``: voiced, but some jitter, shimmer or voice-break measure has no
+          run of valid periods.
+        - ``"no_formants"``: voiced, but fewer than five frames show F1, F2 or F3.
+        - ``"digital_silence"``: no frame above -120 dBFS; MFCC, spectral shape and CPPS are NaN.
+    """
+    nan = {name for name, value in features.items() if math.isnan(value)}
+    flags = []
+    if "voiced_fraction" in nan:
+        flags.append("too_short_for_pitch")
+    elif "f0_mean_hz" in nan:
+        flags.append("unvoiced")
+    else:
+        if nan & _PERIOD_NAMES:
+            flags.append("too_few_periods")
+        if nan.intersection(FORMANT_NAMES):
+            flags.append("no_formants")
+    if "cpps_db" in nan:
+        flags.append("digital_silence")
+    return tuple(flags)
 
 
 def warm_up() -> None:

@@ -1,59 +1,89 @@
-"""Voice-source features from Praat (via parselmouth): F0, jitter, shimmer, harmonics-to-noise ratio.
+"""Voice-source features from one Praat pitch track and one glottal-pulse train: F0, voice breaks,
+jitter, shimmer, harmonics-to-noise ratio.
 
-One autocorrelation pitch track and one periodic PointProcess serve every measure. HNR comes from
-that same pitch track: Praat's harmonicity is ``10 log10(r / (1 - r))`` of the normalised
-autocorrelation peak ``r`` of each frame (Boersma 1993), which the track already holds as the
-strength of its chosen candidate. On synthetic vowels it recovers the added noise's HNR within
-0.65 dB at 10, 20 and 30 dB and costs nothing; ``To Harmonicity (cc)`` is within 0.8 dB and costs
-another 30-60 ms per 5 s clip. Jitter and shimmer use Praat's standard arguments (period range
-0.1-20 ms, period factor 1.3, amplitude factor 1.6).
+Praat (via parselmouth) computes the autocorrelation pitch track, the periodic PointProcess
+(``To PointProcess (cc)``) and the per-period peak amplitudes (``To AmplitudeTier (period)``);
+jitter and shimmer are then computed in numpy (:mod:`features.perturbation`), bit-for-bit Praat's
+own definitions. HNR comes from the same pitch track: Praat's harmonicity is ``10 log10(r / (1 - r))``
+of the normalised autocorrelation peak ``r`` of each frame (Boersma 1993), which the track already
+holds as the strength of its chosen candidate. On synthetic vowels it recovers the added noise's HNR
+within 0.65 dB at 10, 20 and 30 dB and costs nothing; ``To Harmonicity (cc)`` is within 0.8 dB and
+costs another 30-60 ms per 5 s clip. NHR is the voice report's ``(1 - r) / r`` of the same frames.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import parselmouth
 from parselmouth.praat import call
 
-PERIOD_FLOOR_S = 0.0001
-PERIOD_CEILING_S = 0.02
-MAX_PERIOD_FACTOR = 1.3
-MAX_AMPLITUDE_FACTOR = 1.6
+from features.perturbation import (
+    JITTER_NAMES,
+    MAX_PERIOD_FACTOR,
+    PERIOD_CEILING_S,
+    PERIOD_FLOOR_S,
+    SHIMMER_NAMES,
+    jitter,
+    shimmer,
+)
+
+F0_MIN_HZ = 60.0
+F0_MAX_HZ = 600.0
 PITCH_WINDOW_PERIODS = 3  # Praat's autocorrelation window holds three periods of the pitch floor
 MIN_VOICED_FRAMES = 5  # fewer voiced frames than this (~60 ms) is a spurious detection, not a voice
 R_LIMIT = 1e-15  # Praat's clamp on r before converting to dB
+VOICE_BREAK_PERIODS = 1.25  # a pulse interval over 1.25 periods of the pitch floor is a break (Praat's voice report)
 
-JITTERS = {"jitter_local": "local", "jitter_rap": "rap", "jitter_ppq5": "ppq5"}
-SHIMMERS = {
-    "shimmer_local": "local",
-    "shimmer_local_db": "local_dB",
-    "shimmer_apq3": "apq3",
-    "shimmer_apq5": "apq5",
-    "shimmer_apq11": "apq11",
-}
-VOICE_NAMES = (
-    "f0_mean_hz",
-    "f0_std_hz",
-    "f0_min_hz",
-    "f0_max_hz",
-    "f0_std_st",
-    "voiced_fraction",
-    "jitter_local",
-    "jitter_local_abs_us",
-    "jitter_rap",
-    "jitter_ppq5",
-    *SHIMMERS,
-    "hnr_mean_db",
-    "hnr_std_db",
-)
+F0_NAMES = ("f0_mean_hz", "f0_std_hz", "f0_min_hz", "f0_max_hz", "f0_range_st", "f0_std_st", "voiced_fraction")
+BREAK_NAMES = ("voice_breaks", "voice_break_degree")
+HNR_NAMES = ("hnr_mean_db", "hnr_std_db", "nhr_mean")
+VOICE_NAMES = (*F0_NAMES, *BREAK_NAMES, *JITTER_NAMES, *SHIMMER_NAMES, *HNR_NAMES)
 
 
-def voice_features(y: np.ndarray, *, sr: int, f0_min_hz: float = 60.0, f0_max_hz: float = 600.0) -> dict[str, float]:
-    """F0 statistics, jitter, shimmer and HNR of a (sustained) voice.
+@dataclass(frozen=True)
+class PitchTrack:
+    """One clip's Praat pitch analysis, shared by the voice and formant features.
 
-    Undefined measures are NaN: all of them for a clip too short for five pitch frames (~110 ms
-    at a 60 Hz floor), all but ``voiced_fraction`` when fewer than five frames are voiced (silence,
-    noise), and whichever Praat reports as undefined.
+    Attributes
+    ----------
+    sound : parselmouth.Sound or None
+        The clip as Praat holds it; None when it is too short for a pitch frame.
+    pitch : parselmouth.Pitch or None
+        Autocorrelation pitch track of ``sound``.
+    times : np.ndarray, shape (t,)
+        Frame centres in seconds.
+    f0_hz : np.ndarray, shape (t,)
+        F0 of each frame, 0 where unvoiced.
+    strength : np.ndarray, shape (t,)
+        Normalised autocorrelation peak of the chosen candidate.
+    f0_min_hz : float
+        The pitch floor the track was computed with.
+    """
+
+    sound: parselmouth.Sound | None
+    pitch: parselmouth.Pitch | None
+    times: np.ndarray
+    f0_hz: np.ndarray
+    strength: np.ndarray
+    f0_min_hz: float
+
+    @property
+    def voiced(self) -> np.ndarray:
+        """Shape (t,) bool: frames with a pitch."""
+        return self.f0_hz > 0
+
+    @property
+    def is_voice(self) -> bool:
+        """Enough voiced frames to call the clip a voice."""
+        return int(self.voiced.sum()) >= MIN_VOICED_FRAMES
+
+
+def analyse_pitch(
+    y: np.ndarray, *, sr: int, f0_min_hz: float = F0_MIN_HZ, f0_max_hz: float = F0_MAX_HZ
+) -> PitchTrack:
+    """Praat's autocorrelation pitch track (``To Pitch (ac)``, standard settings) of a clip.
 
     Parameters
     ----------
@@ -66,41 +96,81 @@ def voice_features(y: np.ndarray, *, sr: int, f0_min_hz: float = 60.0, f0_max_hz
 
     Returns
     -------
-    dict of str to float
-        Keys ``VOICE_NAMES``: F0 in Hz (``f0_std_st`` in semitones), jitter and shimmer as ratios
-        (``jitter_local_abs_us`` in microseconds, ``shimmer_local_db`` in dB), HNR in dB over
-        voiced frames.
+    PitchTrack
+        With no frames when ``y`` is shorter than three periods of ``f0_min_hz``.
     """
-    out = dict.fromkeys(VOICE_NAMES, float("nan"))
+    empty = np.empty(0)
     if len(y) < PITCH_WINDOW_PERIODS * sr / f0_min_hz:
-        return out
+        return PitchTrack(None, None, empty, empty, empty, f0_min_hz)
     sound = parselmouth.Sound(np.asarray(y, dtype=np.float64), sampling_frequency=sr)
     pitch = sound.to_pitch_ac(pitch_floor=f0_min_hz, pitch_ceiling=f0_max_hz)
-    if pitch.n_frames < MIN_VOICED_FRAMES:
-        return out
     frames = pitch.selected_array
-    voiced = frames["frequency"] > 0
-    out["voiced_fraction"] = float(voiced.mean())
-    if voiced.sum() < MIN_VOICED_FRAMES:
+    return PitchTrack(sound, pitch, pitch.xs(), frames["frequency"], frames["strength"], f0_min_hz)
+
+
+def _praat_values(data: parselmouth.Data) -> np.ndarray:
+    """The numbers of a PointProcess (shape (1, n): times) or of a tier's table (shape (n, 2))."""
+    return call(data, "To Matrix").values
+
+
+def _voice_breaks(pulses: np.ndarray, *, duration_s: float, f0_min_hz: float) -> dict[str, float]:
+    """Praat's voice report: count of runs of pulse intervals longer than 1.25 floor periods, and their
+    summed length as a share of the clip (Praat's loop leaves out the last interval; so do we)."""
+    intervals = np.diff(pulses)[:-1]
+    long = intervals > VOICE_BREAK_PERIODS / f0_min_hz
+    starts = long & ~np.concatenate(([False], long[:-1]))
+    return {"voice_breaks": float(starts.sum()), "voice_break_degree": float(intervals[long].sum() / duration_s)}
+
+
+def voice_features(track: PitchTrack) -> dict[str, float]:
+    """F0 statistics, voice breaks, jitter, shimmer and HNR of a (sustained) voice.
+
+    Undefined measures are NaN: all of them for a clip too short for five pitch frames (~110 ms
+    at a 60 Hz floor), all but ``voiced_fraction`` when fewer than five frames are voiced (silence,
+    noise), and jitter or shimmer measures for which no run of periods counts.
+
+    Parameters
+    ----------
+    track : PitchTrack
+        The clip's pitch analysis (:func:`analyse_pitch`).
+
+    Returns
+    -------
+    dict of str to float
+        Keys ``VOICE_NAMES``: F0 in Hz (range and spread also in semitones), voice breaks (count and
+        share of the duration), jitter and shimmer as ratios (``jitter_local_abs_us`` in
+        microseconds, ``shimmer_local_db`` in dB), HNR in dB and NHR over voiced frames.
+    """
+    out = dict.fromkeys(VOICE_NAMES, float("nan"))
+    if len(track.times) < MIN_VOICED_FRAMES:
+        return out
+    out["voiced_fraction"] = float(track.voiced.mean())
+    if not track.is_voice:
         return out
 
-    f0 = frames["frequency"][voiced]
+    f0 = track.f0_hz[track.voiced]
+    semitones = 12.0 * np.log2(f0)
     out.update(
         f0_mean_hz=float(f0.mean()),
         f0_std_hz=float(f0.std()),
         f0_min_hz=float(f0.min()),
         f0_max_hz=float(f0.max()),
-        f0_std_st=float(np.std(12.0 * np.log2(f0))),
+        f0_range_st=float(semitones.max() - semitones.min()),
+        f0_std_st=float(semitones.std()),
     )
-    r = np.clip(frames["strength"][voiced], R_LIMIT, 1.0 - R_LIMIT)
+    r = np.clip(track.strength[track.voiced], R_LIMIT, 1.0 - R_LIMIT)
     hnr = 10.0 * np.log10(r / (1.0 - r))
-    out.update(hnr_mean_db=float(hnr.mean()), hnr_std_db=float(hnr.std()))
+    out.update(hnr_mean_db=float(hnr.mean()), hnr_std_db=float(hnr.std()), nhr_mean=float(np.mean((1.0 - r) / r)))
 
-    points = call([sound, pitch], "To PointProcess (cc)")
-    periods = (0, 0, PERIOD_FLOOR_S, PERIOD_CEILING_S, MAX_PERIOD_FACTOR)
-    for name, kind in JITTERS.items():
-        out[name] = float(call(points, f"Get jitter ({kind})", *periods))
-    out["jitter_local_abs_us"] = float(call(points, "Get jitter (local, absolute)", *periods)) * 1e6
-    for name, kind in SHIMMERS.items():
-        out[name] = float(call([sound, points], f"Get shimmer ({kind})", *periods, MAX_AMPLITUDE_FACTOR))
+    points = call([track.sound, track.pitch], "To PointProcess (cc)")
+    pulses = _praat_values(points)[0]
+    if len(pulses) >= 3:
+        out.update(_voice_breaks(pulses, duration_s=track.sound.duration, f0_min_hz=track.f0_min_hz))
+    out.update(jitter(pulses))
+    peaks = call(
+        [track.sound, points], "To AmplitudeTier (period)", 0, 0, PERIOD_FLOOR_S, PERIOD_CEILING_S, MAX_PERIOD_FACTOR
+    )
+    table = _praat_values(call(peaks, "Down to TableOfReal"))
+    if len(table):
+        out.update(shimmer(table[:, 0], table[:, 1]))
     return out

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from features.synth import synth_vowel
+
+# Property-based tests draw the same examples on every run (a failure reproduces, CI cannot flake)
+# and keep no example database in the working tree.
+settings.register_profile("voxflow", derandomize=True, database=None)
+settings.load_profile("voxflow")
 
 # tests/features/conftest.py -> repo root is parents[2]; ../shared sits beside the repo (also in CI).
 VOICED_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "voiced"
