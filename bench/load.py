@@ -129,7 +129,8 @@ def main() -> None:
         queue.enqueue([QueueItem(str(clips.pop())) for _ in range(2)])
         started = time.perf_counter()
         if not wait_until_empty(queue, [Phase("start", 0, 0)], timeout_s=300):
-            sys.exit("the drain did not start")
+            drainer.kill()
+            sys.exit(f"the drain did not start:\n{drainer.communicate()[1][-4000:]}")
         start_s = time.perf_counter() - started
         begin_ms = int(time.time() * 1000)
         for phase in phases:
