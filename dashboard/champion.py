@@ -20,6 +20,7 @@ class Champion:
     source: str
     metrics: dict[str, Any] = field(default_factory=dict)
     positive_label: str = "pathological"
+    threshold: float | None = None
     training_positive_share: float | None = None
 
 
@@ -28,10 +29,12 @@ def current_champion(db: Database, settings: Settings) -> Champion:
     doc = champion_document(db)
     if doc is not None:
         training = doc.get("training") or {}
-        return Champion(str(doc["version"]), "models collection", dict(doc.get("metrics") or {}),
-                        str(doc.get("positive_label", "pathological")), _share(training))
+        metrics = dict(doc.get("metrics") or {})
+        threshold = doc.get("threshold", metrics.get("threshold"))
+        return Champion(str(doc["version"]), "models collection", metrics, str(doc.get("positive_label", "pathological")),
+                        None if threshold is None else float(threshold), _share(training))
     card = load_bundle(settings.models_dir).card
-    return Champion(card.version, "model registry (card.json)", dict(card.metrics), card.positive_label, _share(card.training))
+    return Champion(card.version, "model registry (card.json)", dict(card.metrics), card.positive_label, card.threshold, _share(card.training))
 
 
 def _share(training: dict[str, Any]) -> float | None:

@@ -1,8 +1,9 @@
 """What the dashboard reads: MongoDB aggregations and Redis stream reads, returned as small DataFrames.
 
-Every function only reads (``find``, ``aggregate``, ``count_documents``; ``XRANGE``/``XINFO``/``XPENDING``)
-and filters on indexed fields (``created_at``, ``started_at``, ``run_id``) so that a page costs the same
-with 100 or 100,000 predictions. Times come back timezone-aware in UTC; pages convert them for display.
+Every function only reads (``find``, ``aggregate``; ``XRANGE``/``XINFO``/``XPENDING``)
+and filters on indexed fields (``created_at``, ``started_at``, ``run_id``): a query's cost follows the
+documents in its time window, not the size of the collection. (``count_documents`` is avoided: nx-27017
+answers it ten times slower than the equivalent aggregation.) Times come back timezone-aware in UTC; pages convert them for display.
 
 Collections and streams written by later producers are read in their documented shapes:
 ``scaling_events`` (time, workers_before, workers_after, backlog, reason, recommendation), ``backups``
@@ -26,7 +27,6 @@ from pymongo.database import Database
 
 QUEUE_STREAM = "voxflow:queue"
 QUEUE_GROUP = "analyzers"
-THROUGHPUT_STREAM = "voxflow:metrics:throughput"
 LATENCY_STREAM = "voxflow:metrics:latency"
 WORKERS_STREAM = "voxflow:metrics:workers"
 
@@ -43,36 +43,56 @@ _KEY_SEPARATOR = "\x1f"
 _UNDELIVERED_CAP = 100_000
 
 
-def _since(field: str, since: datetime) -> dict[str, Any]:
+def _since(field: str, since: datetime, until: datetime | None = None) -> dict[str, Any]:
     # Wrapped in $and on purpose: nx-27017 0.8.1 silently ignores (or mis-evaluates) a bare date range
     # in an aggregation $match that it pushes down to SQL; $and takes its correct path. Same on MongoDB.
-    return {"$match": {"$and": [{field: {"$gte": since}}]}}
+    bounds = [{field: {"$gte": since}}] + ([{field: {"$lt": until}}] if until is not None else [])
+    return {"$match": {"$and": bounds}}
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def clips_per_minute(db: Database, since: datetime) -> pd.DataFrame:
-    """Predictions stored per minute since ``since``.
+def recent_predictions(db: Database, since: datetime) -> pd.DataFrame:
+    """Creation time and per-file processing time (decode + features) of the predictions since ``since``.
+
+    An indexed ``find`` of two fields: its cost follows the window, not the collection. The live Overview
+    derives its per-minute counts, today's count and processing percentiles from it, because on nx-27017
+    an aggregation with a date ``$match`` either scans the whole collection in Python or (as a bare range)
+    is mis-evaluated.
 
     Returns
     -------
     DataFrame
-        ``minute`` (UTC, tz-aware), ``clips`` — one row per minute that stored any, in order.
+        ``created_at`` (UTC, tz-aware), ``processing_ms``.
     """
-    rows = db["predictions"].aggregate([
-        _since("created_at", since),
-        {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%dT%H:%M", "date": "$created_at"}}, "clips": {"$sum": 1}}},
-        {"$sort": {"_id": 1}},
-    ])
-    frame = _frame([{"minute": r["_id"], "clips": r["clips"]} for r in rows], ["minute", "clips"])
-    frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
-    return frame
+    docs = db["predictions"].find({"created_at": {"$gte": since}}, {"_id": 0, "created_at": 1, "timings_ms": 1})
+    rows = [(d["created_at"], (d.get("timings_ms") or {}).get("decode"), (d.get("timings_ms") or {}).get("features")) for d in docs]
+    frame = pd.DataFrame(rows, columns=["created_at", "decode", "features"])
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["processing_ms"] = pd.to_numeric(frame["decode"], errors="coerce") + pd.to_numeric(frame["features"], errors="coerce")
+    return frame[["created_at", "processing_ms"]]
 
 
-def predictions_per_day(db: Database, since: datetime, tz: str) -> pd.DataFrame:
-    """Predictions per calendar day in time zone ``tz``.
+def per_minute(recent: pd.DataFrame, since: datetime) -> pd.DataFrame:
+    """Clips per minute since ``since`` from :func:`recent_predictions`: ``minute`` (UTC), ``clips``, minutes with any."""
+    window = recent[recent["created_at"] >= since]
+    counts = window.groupby(window["created_at"].dt.floor("min")).size()
+    return pd.DataFrame({"minute": counts.index, "clips": counts.to_numpy()}) if len(counts) else pd.DataFrame(
+        {"minute": pd.Series(dtype="datetime64[ns, UTC]"), "clips": pd.Series(dtype="int64")})
+
+
+def processing_percentiles(recent: pd.DataFrame, since: datetime, qs: tuple[float, ...] = (50, 95)) -> list[float | None]:
+    """Percentiles (0-100, nearest rank at or above) of per-file processing time in ms since ``since``; None without files."""
+    values = recent.loc[recent["created_at"] >= since, "processing_ms"].dropna()
+    if values.empty:
+        return [None for _ in qs]
+    return [float(values.quantile(q / 100.0, interpolation="higher")) for q in qs]
+
+
+def predictions_per_day(db: Database, since: datetime, tz: str, *, until: datetime | None = None) -> pd.DataFrame:
+    """Predictions created in [``since``, ``until``) per calendar day in time zone ``tz``.
 
     Counts are grouped by UTC hour in MongoDB (nx-27017 ignores ``$dateToString``'s ``timezone``),
     then summed per local day here: exact for whole-hour offsets.
@@ -83,7 +103,7 @@ def predictions_per_day(db: Database, since: datetime, tz: str) -> pd.DataFrame:
         ``day`` (local date, ``datetime64``), ``predictions``.
     """
     rows = db["predictions"].aggregate([
-        _since("created_at", since),
+        _since("created_at", since, until),
         {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%dT%H", "date": "$created_at"}}, "n": {"$sum": 1}}},
     ])
     hours = _frame([{"hour": r["_id"], "n": r["n"]} for r in rows], ["hour", "n"])
@@ -127,38 +147,17 @@ def run_totals(db: Database, since: datetime) -> RunTotals:
     ]))
     if not runs:
         return RunTotals(0, 0, 0, 0)
-    errors = db["quarantine"].count_documents({"run_id": {"$in": [r["_id"] for r in runs]}, "stage": {"$in": list(ERROR_STAGES)}})
+    errored = db["quarantine"].aggregate([
+        {"$match": {"run_id": {"$in": [r["_id"] for r in runs]}, "stage": {"$in": list(ERROR_STAGES)}}},
+        {"$group": {"_id": None, "n": {"$sum": 1}}},
+    ])
+    errors = next((int(r["n"]) for r in errored), 0)
     return RunTotals(
         runs=len(runs),
         scored=sum(int(r["scored"] or 0) for r in runs),
         quarantined=sum(int(r["quarantined"] or 0) for r in runs),
         errors=errors,
     )
-
-
-def processing_ms_histogram(db: Database, since: datetime) -> pd.DataFrame:
-    """Per-file processing time (decode + features) of predictions since ``since``, counted per whole ms.
-
-    Returns
-    -------
-    DataFrame
-        ``ms`` (lower edge of a 1 ms bin), ``files``, sorted by ``ms``.
-    """
-    total = {"$add": ["$timings_ms.decode", "$timings_ms.features"]}
-    rows = db["predictions"].aggregate([
-        _since("created_at", since),
-        {"$group": {"_id": {"$floor": total}, "files": {"$sum": 1}}},
-    ])
-    frame = _frame([{"ms": r["_id"], "files": r["files"]} for r in rows if r["_id"] is not None], ["ms", "files"])
-    return frame.sort_values("ms", ignore_index=True)
-
-
-def histogram_percentile(histogram: pd.DataFrame, q: float, *, value: str = "ms", weight: str = "files") -> float | None:
-    """The ``q``-th percentile (0-100) of a histogram: the lower edge of the bin where the cumulative share reaches q."""
-    if histogram.empty or histogram[weight].sum() == 0:
-        return None
-    cumulative = histogram[weight].cumsum() / histogram[weight].sum()
-    return float(histogram.loc[(cumulative >= q / 100.0 - 1e-12).idxmax(), value])
 
 
 def latency_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
@@ -169,11 +168,6 @@ def latency_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
 def worker_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
     """Cluster samples (``voxflow:metrics:workers``) since ``since``: ``time`` (UTC) and :data:`WORKER_FIELDS`."""
     return _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS)
-
-
-def throughput_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
-    """Per-chunk throughput samples since ``since``: ``time`` (UTC), ``run_id``, ``files_done``, ``clips_per_s``, ``worker``."""
-    return _stream_frame(client, THROUGHPUT_STREAM, since, ("files_done", "clips_per_s", "chunk_wall_s"), text=("run_id", "worker"))
 
 
 def _stream_frame(client: redis.Redis, stream: str, since: datetime, numeric: tuple[str, ...], text: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -272,35 +266,44 @@ def model_documents(db: Database) -> pd.DataFrame:
     return frame.assign(_order=order).sort_values(["_order", "created_at"], ascending=[True, False]).drop(columns="_order").reset_index(drop=True)
 
 
-def score_histogram(db: Database, since: datetime, *, model_version: str | None = None) -> pd.DataFrame:
-    """Scores since ``since`` in :data:`SCORE_BINS` equal bins over [0, 1]: ``bin_start``, ``clips``, ``share``."""
-    match: list[dict[str, Any]] = [{"created_at": {"$gte": since}}]
-    if model_version is not None:
-        match.append({"model_version": model_version})
+@dataclass(frozen=True)
+class ScoreDistribution:
+    """Scores in :data:`SCORE_BINS` equal bins over [0, 1] (``bin_start``, ``clips``, ``share``) and the screen-positive count."""
+
+    histogram: pd.DataFrame
+    positive: int
+    total: int
+
+
+def score_distribution(db: Database, since: datetime, *, model_version: str, threshold: float | None, positive_label: str) -> ScoreDistribution:
+    """How ``model_version`` scored clips since ``since``.
+
+    One ``$bucket`` pass: the model's ``threshold`` is an extra boundary, so the positives (score >= threshold,
+    how labels are assigned) are counted in the same scan. Without a threshold they are counted by label.
+    """
+    edges = [i / SCORE_BINS for i in range(SCORE_BINS)]
+    boundaries = sorted(set(edges + ([threshold] if threshold is not None and 0 < threshold < 1 else []))) + [1.0 + 1e-9]
     rows = db["predictions"].aggregate([
-        {"$match": {"$and": match}},
-        {"$group": {"_id": {"$floor": {"$multiply": ["$score", SCORE_BINS]}}, "clips": {"$sum": 1}}},
+        {"$match": {"$and": [{"created_at": {"$gte": since}}, {"model_version": model_version}]}},
+        {"$bucket": {"groupBy": "$score", "boundaries": boundaries, "default": "out of range", "output": {"clips": {"$sum": 1}}}},
     ])
-    counts = [0] * SCORE_BINS
-    for row in rows:
-        if row["_id"] is not None:
-            counts[min(int(row["_id"]), SCORE_BINS - 1)] += row["clips"]  # a score of exactly 1.0 joins the top bin
+    by_edge = {float(r["_id"]): int(r["clips"]) for r in rows if r["_id"] != "out of range"}
+    counts = [sum(n for edge, n in by_edge.items() if low <= edge < low + 1 / SCORE_BINS - 1e-12) for low in edges]
     total = sum(counts)
-    return pd.DataFrame({
-        "bin_start": [i / SCORE_BINS for i in range(SCORE_BINS)],
+    if threshold is not None:
+        positive = sum(n for edge, n in by_edge.items() if edge >= threshold)
+    else:
+        labels = db["predictions"].aggregate([
+            {"$match": {"$and": [{"created_at": {"$gte": since}}, {"model_version": model_version}, {"label": positive_label}]}},
+            {"$group": {"_id": None, "n": {"$sum": 1}}},
+        ])
+        positive = next((int(r["n"]) for r in labels), 0)
+    histogram = pd.DataFrame({
+        "bin_start": edges,
         "clips": counts,
         "share": [c / total if total else 0.0 for c in counts],
     })
-
-
-def positive_share(db: Database, since: datetime, positive_label: str, *, model_version: str | None = None) -> tuple[int, int]:
-    """(screen-positive clips, all clips) since ``since``."""
-    match: dict[str, Any] = {"created_at": {"$gte": since}}
-    if model_version is not None:
-        match["model_version"] = model_version
-    total = db["predictions"].count_documents(match)
-    positive = db["predictions"].count_documents({**match, "label": positive_label}) if total else 0
-    return positive, total
+    return ScoreDistribution(histogram, positive, total)
 
 
 def last_backup(db: Database) -> dict[str, Any] | None:

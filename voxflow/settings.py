@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
     dashboard_refresh_s: float = Field(default=15.0, ge=1, description="Auto-refresh interval of every page.")
     dashboard_timezone: str = Field(default="UTC", description="IANA time zone the dashboard shows times in.")
-    dashboard_window_h: float = Field(default=24.0, gt=0, description="Window of the rates and latency percentiles.")
+    dashboard_window_h: float = Field(default=1.0, gt=0, description="Window of the live rates and latency percentiles (hours).")
     dashboard_mongo_uri: SecretStr | None = Field(default=None, description="Read-only MongoDB user for the dashboard; unset uses mongo_uri.")
     dashboard_redis_url: SecretStr | None = Field(default=None, description="Read-only Redis user for the dashboard; unset uses redis_url.")
     prefect_ui_url: str | None = Field(

@@ -35,20 +35,19 @@ def body() -> None:
     st.dataframe(table, hide_index=True)
 
     st.subheader("Score drift: this week against the training data")
-    since = queries.utc_since(WEEK_H)
-    positive, total = queries.positive_share(db, since, champion.positive_label, model_version=champion.version)
+    scores = queries.score_distribution(db, queries.utc_since(WEEK_H), model_version=champion.version,
+                                        threshold=champion.threshold, positive_label=champion.positive_label)
     cols = st.columns(3)
-    week_share = positive / total if total else None
-    cols[0].metric("Clips scored this week", f"{total:,}")
+    week_share = scores.positive / scores.total if scores.total else None
+    cols[0].metric("Clips scored this week", f"{scores.total:,}")
     cols[1].metric(f"Screen-{champion.positive_label} this week", "—" if week_share is None else f"{week_share:.1%}")
     train = champion.training_positive_share
     delta = None if week_share is None or train is None else f"{100 * (week_share - train):+.1f} pp vs training"
     cols[2].metric(f"{champion.positive_label.capitalize()} in training data", "—" if train is None else f"{train:.1%}", delta=delta, delta_color="off")
-    if total:
-        histogram = queries.score_histogram(db, since, model_version=champion.version)
-        histogram["score bin"] = histogram["bin_start"].map(lambda b: f"{b:.1f}–{b + 1 / queries.SCORE_BINS:.1f}")
-        histogram["share (%)"] = 100 * histogram["share"]
-        st.altair_chart(bars(histogram, x="score bin", y="share (%)", x_title="score (probability of " + champion.positive_label + ")", y_title="clips this week (%)"), width="stretch")
+    if scores.total:
+        histogram = scores.histogram.assign(
+            bin=lambda f: f["bin_start"].map(lambda b: f"{b:.1f}–{b + 1 / queries.SCORE_BINS:.1f}"), percent=lambda f: 100 * f["share"])
+        st.altair_chart(bars(histogram, x="bin", y="percent", x_title=f"score (probability of {champion.positive_label})", y_title="clips this week (%)"), width="stretch")
     else:
         st.info("No clips scored by the champion this week.")
 

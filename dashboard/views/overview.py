@@ -6,31 +6,47 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
+from pymongo.database import Database
 
 from dashboard import context, queries
-from dashboard.connections import DashboardStores
 from dashboard.champion import current_champion
 from dashboard.charts import bars, time_series
+from dashboard.connections import DashboardStores
 from dashboard.indicators import indicators
 from voxflow.scaling import Signals, Thresholds
 
 DAYS_SHOWN = 14
+CHART_HOURS = 6
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _past_days(_db: Database, where: str, start: datetime, end: datetime, tz: str) -> pd.DataFrame:
+    # Finished days no longer change (predictions are only ever added, stamped now): read them once an hour.
+    return queries.predictions_per_day(_db, start, tz, until=end)
+
+
+def _per_day(db: Database, recent: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """Predictions per local day over the last DAYS_SHOWN days: finished days cached, today from ``recent``."""
+    today = pd.Timestamp.now(tz).normalize()
+    start = (today - timedelta(days=DAYS_SHOWN - 1)).tz_convert("UTC").to_pydatetime()
+    past = _past_days(db, f"{db.client.address}/{db.name}", start, today.tz_convert("UTC").to_pydatetime(), tz)
+    today_count = int((recent["created_at"] >= today).sum())
+    live = pd.DataFrame({"day": [today.tz_localize(None)], "predictions": [today_count]}) if today_count else past.iloc[0:0]
+    return pd.concat([past, live], ignore_index=True)
 
 
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"
 
 
-def _latency(opened: DashboardStores, since: datetime) -> tuple[float | None, float | None, str]:
+def _latency(opened: DashboardStores, recent: pd.DataFrame, since: datetime) -> tuple[float | None, float | None, str]:
     """p50/p95 in seconds: queue latency when the queue reports it, else per-file processing time."""
     if opened.redis is not None:
         samples = queries.latency_samples(opened.redis, since)["latency_s"].dropna()
         if len(samples):
             return float(samples.quantile(0.5)), float(samples.quantile(0.95)), "enqueue to persist (voxflow:metrics:latency)"
-    histogram = queries.processing_ms_histogram(opened.db, since)
-    p50, p95 = (queries.histogram_percentile(histogram, q) for q in (50, 95))
-    seconds = (None if p is None else p / 1000 for p in (p50, p95))
-    return *seconds, "per-file processing, decode + features (predictions)"
+    p50, p95 = (None if ms is None else ms / 1000 for ms in queries.processing_percentiles(recent, since))
+    return p50, p95, "per-file processing, decode + features (predictions)"
 
 
 def body() -> None:
@@ -43,10 +59,13 @@ def body() -> None:
         return
     db = opened.db
     since = queries.utc_since(settings.dashboard_window_h)
+    chart_since = queries.utc_since(CHART_HOURS)
+    today = pd.Timestamp.now(tz).normalize().tz_convert("UTC").to_pydatetime()
     window = f"last {settings.dashboard_window_h:g} h"
     stored = queries.predictions_count(db)
     totals = queries.run_totals(db, since)
-    p50, p95, latency_source = _latency(opened, since)
+    recent = queries.recent_predictions(db, min(since, chart_since, today))
+    p50, p95, latency_source = _latency(opened, recent, since)
     champion = current_champion(db, settings)
 
     cols = st.columns(4)
@@ -85,23 +104,21 @@ def body() -> None:
                    delta_color={"firing": "inverse", "ok": "normal"}.get(row.state, "off"), delta_arrow="off")
     (st.warning if shown.action != "hold" else st.success)(f"Recommendation: {shown.advice} — {shown.reason}")
 
-    st.subheader(f"Clips per minute ({window})")
-    per_minute = queries.clips_per_minute(db, since)
+    st.subheader(f"Clips per minute (last {CHART_HOURS} h)")
+    per_minute = queries.per_minute(recent, chart_since)
     if per_minute.empty:
-        st.info(f"No clips scored in the {window}.")
+        st.info(f"No clips scored in the last {CHART_HOURS} h.")
     else:
         per_minute["minute"] = context.local_times(per_minute["minute"], tz)
         st.altair_chart(time_series(per_minute, x="minute", y="clips", x_title=f"time ({tz})", y_title="clips per minute"), width="stretch")
 
     st.subheader(f"Predictions per day (last {DAYS_SHOWN} days)")
-    per_day = queries.predictions_per_day(db, since=queries.utc_since(24 * DAYS_SHOWN + 24), tz=tz)
-    per_day = per_day[per_day["day"] > pd.Timestamp.now(tz).tz_localize(None).normalize() - timedelta(days=DAYS_SHOWN)]
+    per_day = _per_day(db, recent, tz)
     if per_day.empty:
         st.info(f"No predictions in the last {DAYS_SHOWN} days.")
     else:
         per_day["day"] = per_day["day"].dt.strftime("%Y-%m-%d")
         st.altair_chart(bars(per_day, x="day", y="predictions", x_title=f"day ({tz})", y_title="predictions per day"), width="stretch")
-
 
 st.title("Overview")
 st.fragment(body, run_every=context.settings().dashboard_refresh_s)()

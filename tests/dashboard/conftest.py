@@ -39,6 +39,7 @@ def open_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         st.cache_resource.clear()
+        st.cache_data.clear()
         app = AppTest.from_file(str(APP), default_timeout=30).switch_page(f"views/{page}.py").run()
         assert not app.exception, [e.value for e in app.exception]
         assert [t.value for t in app.title] == [page.capitalize()]
@@ -47,6 +48,7 @@ def open_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest
     yield run
     get_settings.cache_clear()
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 def metrics(app: AppTest) -> dict[str, str]:

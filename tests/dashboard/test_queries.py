@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -48,9 +47,12 @@ def seeded(mongo_db: Database) -> Database:
 
 def test_windows_exclude_old_documents(seeded: Database) -> None:
     since = NOW - timedelta(hours=24)
-    per_minute = queries.clips_per_minute(seeded, since)
+    recent = queries.recent_predictions(seeded, since)
+    assert len(recent) == 30
+    per_minute = queries.per_minute(recent, since)
     assert per_minute["clips"].tolist() == [10, 10, 10]
     assert per_minute["minute"].tolist() == [NOW.replace(second=0) - timedelta(minutes=m) for m in (2, 1, 0)]
+    assert queries.per_minute(recent, NOW - timedelta(seconds=10))["clips"].tolist() == [10]
     totals = queries.run_totals(seeded, since)
     assert (totals.runs, totals.scored, totals.quarantined, totals.errors) == (1, 30, 10, 1)
     assert totals.quarantine_rate == pytest.approx(10 / 40) and totals.error_rate == pytest.approx(1 / 40)
@@ -59,12 +61,12 @@ def test_windows_exclude_old_documents(seeded: Database) -> None:
 
 
 def test_processing_percentiles_match_numpy_on_the_raw_values(seeded: Database) -> None:
-    histogram = queries.processing_ms_histogram(seeded, NOW - timedelta(hours=24))
-    raw = [math.floor(0.4 + i + 50.3 + 2 * i) for i in range(30)]
-    assert int(histogram["files"].sum()) == 30
-    for q in (50, 95):
-        assert queries.histogram_percentile(histogram, q) == np.percentile(raw, q, method="inverted_cdf")
-    assert queries.histogram_percentile(histogram.iloc[0:0], 95) is None
+    recent = queries.recent_predictions(seeded, NOW - timedelta(days=4))
+    assert len(recent) == 35  # the window reaches the old ones too; the percentiles below do not
+    raw = [0.4 + i + 50.3 + 2 * i for i in range(30)]
+    p50, p95 = queries.processing_percentiles(recent, NOW - timedelta(hours=24))
+    assert (p50, p95) == (np.percentile(raw, 50, method="higher"), np.percentile(raw, 95, method="higher"))
+    assert queries.processing_percentiles(recent, NOW + timedelta(hours=1)) == [None, None]
 
 
 def test_predictions_per_day_follow_the_time_zone(mongo_db: Database) -> None:
@@ -81,10 +83,16 @@ def test_predictions_per_day_follow_the_time_zone(mongo_db: Database) -> None:
 
 def test_scores_reasons_and_share(seeded: Database) -> None:
     since = NOW - timedelta(days=2)
-    histogram = queries.score_histogram(seeded, since, model_version="m1")
-    assert histogram["clips"].tolist() == [3] * 10 and histogram["share"].sum() == pytest.approx(1.0)
-    assert queries.positive_share(seeded, since, "pathological", model_version="m1") == (10, 30)
-    assert queries.positive_share(seeded, since, "pathological", model_version="other") == (0, 0)
+    # Scores are i/30: three per bin; the threshold 0.5 is itself a score and counts as positive.
+    by_threshold = queries.score_distribution(seeded, since, model_version="m1", threshold=0.5, positive_label="pathological")
+    assert by_threshold.histogram["clips"].tolist() == [3] * 10 and by_threshold.histogram["share"].sum() == pytest.approx(1.0)
+    assert (by_threshold.positive, by_threshold.total) == (15, 30)
+    off_edge = queries.score_distribution(seeded, since, model_version="m1", threshold=0.41, positive_label="pathological")
+    assert off_edge.histogram["clips"].tolist() == [3] * 10 and off_edge.positive == 17  # 13/30 = 0.433 is the first at or above
+    by_label = queries.score_distribution(seeded, since, model_version="m1", threshold=None, positive_label="pathological")
+    assert (by_label.positive, by_label.total) == (10, 30) and by_label.histogram["clips"].tolist() == [3] * 10
+    other = queries.score_distribution(seeded, since, model_version="other", threshold=0.5, positive_label="pathological")
+    assert (other.positive, other.total, other.histogram["clips"].sum()) == (0, 0, 0)
     reasons = queries.quarantine_reasons(seeded, "r1")
     assert reasons.values.tolist() == [["quality", "silence", 6], ["decode", "empty file", 3], ["timeout", "took longer than 60 s", 1]]
     assert queries.quarantine_reasons(seeded, "nope").empty
@@ -98,8 +106,15 @@ def test_absent_collections_read_as_empty(mongo_db: Database) -> None:
                                            "recommendation": {"action": "hold", "reason": "no trigger firing", "triggers": {}}})
     assert queries.scaling_events(mongo_db, since)[["workers_after", "recommendation"]].values.tolist() == [[2, "hold"]]
     assert queries.last_backup(mongo_db) is None and queries.champion_document(mongo_db) is None
-    assert queries.recent_runs(mongo_db).empty and queries.clips_per_minute(mongo_db, since).empty
-    assert queries.score_histogram(mongo_db, since)["clips"].sum() == 0
+    assert queries.recent_runs(mongo_db).empty and queries.recent_predictions(mongo_db, since).empty
+    assert queries.per_minute(queries.recent_predictions(mongo_db, since), since).empty
+    assert queries.score_distribution(mongo_db, since, model_version="m1", threshold=0.5, positive_label="pathological").total == 0
+
+
+def test_a_score_of_one_is_in_the_top_bin(mongo_db: Database) -> None:
+    mongo_db["predictions"].insert_many([_prediction(i, NOW, score=s, label="x", decode=1, features=1) for i, s in enumerate([1.0, 0.0, 0.95])])
+    shown = queries.score_distribution(mongo_db, NOW - timedelta(hours=1), model_version="m1", threshold=0.9, positive_label="x")
+    assert shown.histogram["clips"].tolist() == [1] + [0] * 8 + [2] and (shown.positive, shown.total) == (2, 3)
 
 
 def test_models_champion_first_then_newest_challengers(mongo_db: Database) -> None:
@@ -146,4 +161,3 @@ def test_stream_samples_since(clean_redis: redis.Redis) -> None:
     workers = queries.worker_samples(clean_redis, NOW)
     assert workers.iloc[0][["workers", "processing", "queued", "cpu_pct", "memory_pct"]].tolist() == [3, 2, 9, 75.5, 40]
     assert np.isnan(workers.iloc[0]["backlog"])  # a field the sample does not carry
-    assert queries.throughput_samples(clean_redis, NOW).empty
