@@ -37,9 +37,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from features.audio import Audio, decode_audio  # noqa: E402
+from features.cepstral import cepstral_features  # noqa: E402
 from features.extract import extract_features, warm_up  # noqa: E402
-from features.schema import FEATURE_NAMES, FEATURE_VERSION  # noqa: E402
+from features.formants import formant_features  # noqa: E402
+from features.schema import FEATURE_NAMES, FEATURE_VERSION, N_MFCC  # noqa: E402
+from features.spectral import spectral_features  # noqa: E402
+from features.spectrogram import power_spectrogram  # noqa: E402
 from features.synth import synth_vowel  # noqa: E402
+from features.voice import analyse_pitch, voice_features  # noqa: E402
 
 VOICED = REPO.parent / "shared" / "data" / "voiced"
 SR = 16_000
@@ -130,11 +135,40 @@ def time_extractors(
     return times
 
 
+def stage_breakdown(clips: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, float]:
+    """Median CPU ms per clip of each stage of voxflow's extraction, run as extract_features runs them."""
+    stages: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for _, y in clips:
+            clock = time.thread_time()
+
+            def lap(name: str) -> None:
+                nonlocal clock
+                now = time.thread_time()
+                stages.setdefault(name, []).append((now - clock) * 1000)
+                clock = now
+
+            track = analyse_pitch(y, sr=SR)
+            lap("pitch (Praat To Pitch (ac))")
+            voice_features(track)
+            lap("pulses, jitter, shimmer, HNR")
+            formant_features(y, sr=SR, times=track.times[track.voiced])
+            lap("formants (LPC)")
+            spectrogram = power_spectrogram(y, sr=SR)
+            lap("spectrogram")
+            spectral_features(y, spectrogram, n_mfcc=N_MFCC)
+            lap("MFCC + spectral")
+            cepstral_features(spectrogram)
+            lap("CPPS")
+    return {name: float(np.median(values)) for name, values in stages.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin this process to")
+    parser.add_argument("--breakdown", action="store_true", help="also time each stage of voxflow's set")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.core})
 
@@ -160,6 +194,9 @@ def main() -> None:
     counts = {"voxflow": len(FEATURE_NAMES), "opensmile": 88, "naive": len(naive(clips[0][1]))}
     for name, t in per_clip.items():
         print(f"{name:<10} {counts[name]:>8} {ms[name]:>12.1f} {np.percentile(t[0], 90):>7.1f} {wall_ms[name]:>13.1f}")
+    if args.breakdown:
+        for stage, value in stage_breakdown(clips, args.repeats).items():
+            print(f"  voxflow stage {stage:<32} {value:6.1f} CPU ms/clip")
     ratio = ms["opensmile"] / ms["voxflow"] if "opensmile" in ms else None
     if ratio is not None:
         print(f"openSMILE / voxflow: {ratio:.2f}x   naive / voxflow: {ms['naive'] / ms['voxflow']:.2f}x")

@@ -53,7 +53,7 @@ def extract_features(audio: Audio) -> dict[str, float]:
         values = {
             **voice_features(track),
             **cepstral_features(spectrogram),
-            **formant_features(y, sr=sr, times=track.times[track.voiced] if track.is_voice else track.times[:0]),
+            **formant_features(y, sr=sr, times=track.times[track.voiced]),
             **spectral_features(y, spectrogram, n_mfcc=N_MFCC),
         }
     except (parselmouth.PraatError, librosa.ParameterError, np.linalg.LinAlgError) as exc:

@@ -108,9 +108,23 @@ def analyse_pitch(
     return PitchTrack(sound, pitch, pitch.xs(), frames["frequency"], frames["strength"], f0_min_hz)
 
 
-def _praat_values(data: parselmouth.Data) -> np.ndarray:
-    """The numbers of a PointProcess (shape (1, n): times) or of a tier's table (shape (n, 2))."""
-    return call(data, "To Matrix").values
+def _pulse_times(points: parselmouth.Data) -> np.ndarray:
+    """Shape (n,): the times of a PointProcess (Praat refuses to convert an empty one)."""
+    if call(points, "Get number of points") == 0:
+        return np.empty(0)
+    return call(points, "To Matrix").values[0]
+
+
+def _period_peaks(sound: parselmouth.Sound, points: parselmouth.Data) -> tuple[np.ndarray, np.ndarray]:
+    """Times and peak amplitudes, shapes (m,) and (m,), of Praat's ``To AmplitudeTier (period)``
+    (empty where Praat finds too few pulses for one)."""
+    if call(points, "Get number of points") < 3:
+        return np.empty(0), np.empty(0)
+    peaks = call([sound, points], "To AmplitudeTier (period)", 0, 0, PERIOD_FLOOR_S, PERIOD_CEILING_S, MAX_PERIOD_FACTOR)
+    if call(peaks, "Get number of points") == 0:
+        return np.empty(0), np.empty(0)
+    table = call(call(peaks, "Down to TableOfReal"), "To Matrix").values
+    return table[:, 0], table[:, 1]
 
 
 def _voice_breaks(pulses: np.ndarray, *, duration_s: float, f0_min_hz: float) -> dict[str, float]:
@@ -163,14 +177,9 @@ def voice_features(track: PitchTrack) -> dict[str, float]:
     out.update(hnr_mean_db=float(hnr.mean()), hnr_std_db=float(hnr.std()), nhr_mean=float(np.mean((1.0 - r) / r)))
 
     points = call([track.sound, track.pitch], "To PointProcess (cc)")
-    pulses = _praat_values(points)[0]
+    pulses = _pulse_times(points)
     if len(pulses) >= 3:
         out.update(_voice_breaks(pulses, duration_s=track.sound.duration, f0_min_hz=track.f0_min_hz))
     out.update(jitter(pulses))
-    peaks = call(
-        [track.sound, points], "To AmplitudeTier (period)", 0, 0, PERIOD_FLOOR_S, PERIOD_CEILING_S, MAX_PERIOD_FACTOR
-    )
-    table = _praat_values(call(peaks, "Down to TableOfReal"))
-    if len(table):
-        out.update(shimmer(table[:, 0], table[:, 1]))
+    out.update(shimmer(*_period_peaks(track.sound, points)))
     return out

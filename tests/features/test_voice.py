@@ -178,3 +178,19 @@ def test_hnr_agrees_with_praat_harmonicity_on_voiced_records(voiced_dir):
         praat.append(call(harmonicity, "Get mean", 0, 0))
         assert mine[-1] == pytest.approx(praat[-1], abs=HNR_PARITY_DB), header.name
     assert np.corrcoef(mine, praat)[0, 1] > HNR_PARITY_PEARSON
+
+
+@pytest.mark.parametrize("n_pulses", [0, 1, 2, 3])
+def test_too_few_pulses_give_empty_arrays_not_praat_errors(n_pulses):
+    import parselmouth
+    from parselmouth.praat import call
+
+    from features.voice import _period_peaks, _pulse_times
+
+    sound = parselmouth.Sound(synth_vowel(f0_hz=150.0, duration_s=1.0).astype(np.float64), sampling_frequency=SR)
+    points = call("Create empty PointProcess", "pulses", 0.0, 1.0)
+    for i in range(n_pulses):
+        call(points, "Add point", 0.1 + i / 150.0)
+    assert len(_pulse_times(points)) == n_pulses
+    times, amplitudes = _period_peaks(sound, points)
+    assert len(times) == len(amplitudes) <= max(n_pulses - 2, 0)
