@@ -2,9 +2,10 @@
 
 50 ms Hann frames (three periods of a 60 Hz voice, so that the cepstral peak of the lowest voices
 shows two full periods; see :mod:`features.cepstral`), 10 ms hop, centred with zero padding like
-``librosa.stft``, zero-padded to a 1024-point FFT at 16 kHz. Computed directly with scipy's FFT in
-float32: ``librosa.stft`` spends more time framing and copying than transforming (~6 ms of ~7 ms
-per 5 s clip).
+``librosa.stft``; the FFT is as long as the frame (800 points, 20 Hz bins at 16 kHz): padding to
+1024 points cost 20 % more across spectrogram, spectral and cepstral features for interpolated bins
+(on VOICED, every feature correlates >= 0.999 between the two). Computed directly with scipy's FFT
+in float32: ``librosa.stft`` spends more time framing and copying than transforming.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class PowerSpectrogram:
     sr : int
         Sample rate of the clip.
     n_fft : int
-        FFT length (``power`` has ``1 + n_fft // 2`` bins, ``sr / n_fft`` Hz apart).
+        FFT length, the frame's (``power`` has ``1 + n_fft // 2`` bins, ``sr / n_fft`` Hz apart).
     win_length : int
         Samples per frame.
     hop : int
@@ -92,7 +93,7 @@ def power_spectrogram(y: np.ndarray, *, sr: int) -> PowerSpectrogram:
         ``1 + n // hop`` frames.
     """
     win_length = int(round(FRAME_S * sr))
-    n_fft = 1 << (win_length - 1).bit_length()
+    n_fft = win_length
     hop = int(round(HOP_S * sr))
     padded = np.pad(np.asarray(y, dtype=np.float32), win_length // 2)
     if len(padded) < win_length:

@@ -14,7 +14,7 @@ from features.synth import synth_vowel
 SR = 16_000
 T = np.arange(2 * SR) / SR
 TONE = np.sin(2 * np.pi * 1000 * T)  # full scale, 1 kHz
-BIN_HZ = SR / 1024
+BIN_HZ = SR / 800
 # White noise: each frame's band energies scatter by a few percent; measured within 0.1 dB of the
 # exact ratio of the band widths, and a slope within 0.1 dB/kHz of flat.
 NOISE_BALANCE_TOLERANCE_DB = 0.3
