@@ -49,6 +49,19 @@ def _latency(opened: DashboardStores, recent: pd.DataFrame, since: datetime) -> 
     return p50, p95, "per-file processing, decode + features (predictions)"
 
 
+def _cluster_load(opened: DashboardStores, since: datetime, min_workers: int) -> tuple[float | None, float | None, int]:
+    """CPU %, memory % and workers: from the Dask scheduler when one is reachable, else the last worker sample."""
+    cluster = context.cluster()
+    if cluster is not None:
+        return cluster.cpu_pct, cluster.memory_pct, len(cluster.workers)
+    samples = queries.worker_samples(opened.redis, since) if opened.redis is not None else pd.DataFrame()
+    if samples.empty:
+        return None, None, min_workers
+    last = samples.iloc[-1]
+    cpu, memory, workers = (None if pd.isna(last[name]) else float(last[name]) for name in ("cpu_pct", "memory_pct", "workers"))
+    return cpu, memory, min_workers if workers is None else int(workers)
+
+
 def body() -> None:
     settings = context.settings()
     tz = settings.dashboard_timezone
@@ -77,25 +90,19 @@ def body() -> None:
     cols[0].metric("Latency p50", "—" if p50 is None else f"{p50:.3f} s", help=latency_source)
     cols[1].metric("Latency p95", "—" if p95 is None else f"{p95:.3f} s", help=latency_source)
     cols[2].metric("Champion model", champion.version, help=f"from the {champion.source}")
-    cols[3].metric("Files analysed " + f"({window})", f"{totals.analysed:,}")
+    cols[3].metric(f"Files analysed ({window})", f"{totals.analysed:,}")
     st.caption(f"Latency: {latency_source}. Times in {tz}.")
 
     if stored == 0 and totals.runs == 0:
         st.info("No runs yet: `voxflow analyze SOURCE` scores a folder, glob or manifest, and this page fills in.")
 
     st.subheader("Scaling triggers")
-    cluster = context.cluster()
-    workers = queries.worker_samples(opened.redis, since) if opened.redis is not None else pd.DataFrame()
-    latest = workers.dropna(how="all", subset=list(queries.WORKER_FIELDS)).iloc[-1] if len(workers) else None
+    cpu, memory, n_workers = _cluster_load(opened, since, settings.dask_min_workers)
     queue = queries.queue_state(opened.redis) if opened.redis is not None else None
     signals = Signals(
-        cpu_pct=cluster.cpu_pct if cluster else (None if latest is None or pd.isna(latest["cpu_pct"]) else float(latest["cpu_pct"])),
-        p95_latency_s=p95,
-        error_rate=totals.error_rate,
-        backlog=queue.backlog if queue is not None and queue.exists else None,
-        memory_pct=cluster.memory_pct if cluster else (None if latest is None or pd.isna(latest["memory_pct"]) else float(latest["memory_pct"])),
+        cpu_pct=cpu, p95_latency_s=p95, error_rate=totals.error_rate,
+        backlog=queue.backlog if queue is not None and queue.exists else None, memory_pct=memory,
     )
-    n_workers = len(cluster.workers) if cluster else (int(latest["workers"]) if latest is not None and not pd.isna(latest["workers"]) else settings.dask_min_workers)
     shown = indicators(signals, Thresholds.from_settings(settings), workers=n_workers,
                        min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers)
     cols = st.columns(len(shown.rows))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import context, queries
@@ -44,8 +45,8 @@ def body() -> None:
     cols[0].metric("Status", str(run["status"]))
     cols[1].metric("Scored", f"{int(run['scored'] or 0):,}")
     cols[2].metric("Quarantined", f"{int(run['quarantined'] or 0):,}")
-    cols[3].metric("Wall time", "—" if run["wall_s"] != run["wall_s"] else f"{run['wall_s']:.1f} s")
-    cols[4].metric("Throughput", "—" if run["clips_per_s"] != run["clips_per_s"] else f"{run['clips_per_s']:.2f} clips/s")
+    cols[3].metric("Wall time", "—" if pd.isna(run["wall_s"]) else f"{run['wall_s']:.1f} s")
+    cols[4].metric("Throughput", "—" if pd.isna(run["clips_per_s"]) else f"{run['clips_per_s']:.2f} clips/s")
     if ui:
         st.link_button("Open this run in the Prefect UI", f"{ui}/runs/flow-run/{run_id}")
     reasons = queries.quarantine_reasons(opened.db, run_id)

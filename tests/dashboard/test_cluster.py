@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from distributed import LocalCluster
 
 from dashboard.cluster import read_scheduler, snapshot

@@ -46,6 +46,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> No
 def test_dashboard_renders_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))} | seeded.env
+    env["PYTHONUNBUFFERED"] = "1"  # the URL line must reach the pipe before SIGTERM
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxflow.cli", "dashboard", "--port", str(port)],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -58,11 +59,11 @@ def test_dashboard_renders_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=20)[0].decode(errors="replace")
     (tmp_path / "dashboard.png").write_bytes(page.png)
-    assert f"URL: http://127.0.0.1:{port}" in output  # bound to the loopback default, not 0.0.0.0
-    assert page.title == "Overview"
+    assert f"URL: http://127.0.0.1:{port}" in output, output[-2000:]  # bound to the loopback default, not 0.0.0.0
+    assert page.title == "Overview", page.title
     assert len(page.marks) >= 2 and min(page.marks) > 0, page.marks  # clips/min and per-day charts drew their marks
     image = Image.open(io.BytesIO(page.png)).convert("L")
-    assert image.size == (1400, 900)
+    assert image.size == (1400, 900), image.size
     assert len(image.getcolors(256)) > 20  # text, metrics and charts, not a blank page
     if os.environ.get("VOXFLOW_SAVE_SCREENSHOT"):
         Path(os.environ["VOXFLOW_SAVE_SCREENSHOT"]).write_bytes(page.png)
