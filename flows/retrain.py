@@ -13,7 +13,17 @@ from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
 from models.promotion import should_promote
 from models.registry import save_version
-from models.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, CVReport, cross_validate, fit_booster
+from models.train import (
+    DEFAULT_N_FEATURES,
+    DEFAULT_PARAMS,
+    DEFAULT_ROUNDS,
+    CVReport,
+    FittedModel,
+    cross_validate,
+    fit_model,
+    recorded_recipe,
+    select_columns,
+)
 from store.cache import connect_redis
 from store.labels import LabelStore
 from store.locks import hold_lock
@@ -57,38 +67,51 @@ def assemble_training_set(rows: list[LabelledAudio], settings: Settings) -> Trai
 
 
 @task(name="cross-validate", cache_policy=NO_CACHE)
-def cross_validate_recipe(data: TrainingSet, settings: Settings, *, columns: list[int] | None = None, params: dict | None = None, rounds: int = DEFAULT_ROUNDS) -> CVReport:
+def cross_validate_recipe(
+    data: TrainingSet, settings: Settings, *, columns: list[int] | None = None, params: dict | None = None,
+    rounds: int = DEFAULT_ROUNDS, n_features: int | None = DEFAULT_N_FEATURES,
+) -> CVReport:
     """Subject-grouped repeated CV of one recipe; the fixed seed gives every recipe the same folds."""
     features = data.features if columns is None else data.features[:, columns]
     return cross_validate(
         features, data.labels, data.groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats,
-        params=params, rounds=rounds, seed=CV_SEED, target_sensitivity=settings.target_sensitivity,
+        params=params, rounds=rounds, n_features=n_features, seed=CV_SEED, target_sensitivity=settings.target_sensitivity,
     )
+
+
+def _recipe_columns(champion: ModelCard) -> list[int] | None:
+    """The current columns the champion's recipe may use, or None when they cannot be offered to it."""
+    names = list(FEATURE_NAMES)
+    if champion.params.get("n_features") is not None:
+        # Selection is part of that recipe: it must choose again among the whole set it chose from.
+        return list(range(len(names))) if champion.feature_version == FEATURE_VERSION else None
+    if set(champion.feature_names) <= set(names):
+        return [names.index(n) for n in champion.feature_names]
+    return None
 
 
 def champion_on_same_folds(champion: ModelCard, data: TrainingSet, settings: Settings) -> tuple[dict[str, Any], str]:
-    """The champion's recipe (features, params, rounds) cross-validated on the challenger's folds.
+    """The champion's recipe (features, params, rounds, selection) cross-validated on the challenger's folds.
 
-    When its features are not all in the current feature set, its recorded metrics stand in (said in the note).
+    When its features cannot be offered from the current feature set, its recorded metrics stand in (said in the note).
     """
-    names = list(FEATURE_NAMES)
-    if not set(champion.feature_names) <= set(names):
-        return dict(champion.metrics), f"champion {champion.version} uses features absent from feature version {FEATURE_VERSION}: compared with its recorded metrics"
-    params = {k: v for k, v in champion.params.items() if k != "rounds"}
-    report = cross_validate_recipe(
-        data, settings, columns=[names.index(n) for n in champion.feature_names], params=params, rounds=int(champion.params.get("rounds", DEFAULT_ROUNDS))
-    )
+    columns = _recipe_columns(champion)
+    if columns is None:
+        return dict(champion.metrics), f"champion {champion.version} (feature version {champion.feature_version}) cannot be re-run on feature version {FEATURE_VERSION}: compared with its recorded metrics"
+    params, rounds, n_features = recorded_recipe(champion.params)
+    report = cross_validate_recipe(data, settings, columns=columns, params=params, rounds=rounds, n_features=n_features)
     return report.as_dict(), f"champion {champion.version} recipe re-run on the same folds"
 
 
-def fit_final(data: TrainingSet, settings: Settings) -> Any:
+def fit_final(data: TrainingSet, settings: Settings) -> FittedModel:
     """The model on all rows: in this process, or across the Dask cluster from ``distributed_training_rows``."""
     if len(data.labels) < settings.distributed_training_rows:
-        return fit_booster(data.features, data.labels, seed=CV_SEED)
+        return fit_model(data.features, data.labels, seed=CV_SEED)
     from models.distributed import fit_booster_dask
 
+    columns = select_columns(data.features, data.labels, DEFAULT_N_FEATURES)
     with dask_client(settings) as client:
-        return fit_booster_dask(client, data.features, data.labels, seed=CV_SEED)
+        return FittedModel(fit_booster_dask(client, data.features[:, columns], data.labels, seed=CV_SEED), columns)
 
 
 @flow(name="retrain-nightly")
@@ -130,11 +153,12 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     champion = resolve_bundle(models, settings.models_dir).card
     champion_metrics, note = champion_on_same_folds(champion, data, settings)
     logger.info("Champion %s: AUC %.3f, UAR %.3f (%s)", champion.version, champion_metrics["auc"], champion_metrics["uar"], note)
+    model = fit_final(data, settings)
     card = save_version(
-        fit_final(data, settings),
+        model.booster,
         {
             "feature_version": FEATURE_VERSION,
-            "feature_names": FEATURE_NAMES,
+            "feature_names": tuple(FEATURE_NAMES[i] for i in model.columns),
             "threshold": round(report.threshold, 6),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "training": {
@@ -143,7 +167,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
                 "data_hash": data.data_hash, "code_version": code_version(),
             },
             "metrics": {"cv": f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", **report.as_dict()},
-            "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS},
+            "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},
         },
         settings.models_dir,
     )

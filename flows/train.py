@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard, save_model
 from models.registry import save_version
-from models.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_booster
+from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_model
 from tasks.cluster import dask_client
 from tasks.extract import AudioPolicy, extract_chunk
 from tasks.ingest import FileRef, chunked, discover
@@ -75,10 +75,10 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
     groups = np.array([row["subject_id"] or row["audio_sha256"] for row in rows])
     report = cross_validate(features, labels, groups)
     logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
-    booster = fit_booster(features, labels)
+    model = fit_model(features, labels)
     card_fields = {
         "feature_version": FEATURE_VERSION,
-        "feature_names": FEATURE_NAMES,
+        "feature_names": tuple(FEATURE_NAMES[i] for i in model.columns),
         "threshold": round(report.threshold, 6),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training": {
@@ -92,12 +92,12 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
             "code_version": code_version(),
         },
         "metrics": {"cv": "subject-grouped stratified 5x5", **report.as_dict()},
-        "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS},
+        "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},
     }
     if out_dir:
-        card: ModelCard = save_model(booster, card_fields, Path(out_dir))
+        card: ModelCard = save_model(model.booster, card_fields, Path(out_dir))
     else:
-        card = save_version(booster, card_fields, settings.models_dir)
+        card = save_version(model.booster, card_fields, settings.models_dir)
         register_model(card, settings, promote=promote)
     logger.info("Model %s saved (threshold %.3f)%s", card.version, card.threshold, " and promoted to champion" if promote else "")
     return card.to_dict()

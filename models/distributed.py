@@ -33,7 +33,7 @@ def fit_booster_dask(
         Rows per Dask partition.
     """
     labels = np.asarray(labels, dtype=np.int32)
-    merged = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "scale_pos_weight": class_weight(labels)}
+    merged = {**DEFAULT_PARAMS, "scale_pos_weight": class_weight(labels), **(params or {}), "seed": seed}
     merged.pop("nthread", None)  # each worker uses its own threads
     x = da.from_array(np.asarray(features, dtype=np.float64), chunks=(chunk_rows, -1))
     y = da.from_array(labels, chunks=chunk_rows)

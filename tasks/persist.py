@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from features.schema import FEATURE_NAMES
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
 from store.cache import LiveMetrics, PredictionCache, connect_redis
 from store.feature_store import FeatureStore
@@ -92,7 +92,8 @@ def persist_scored(stores: Stores, table: pa.Table, rejected: Sequence[dict[str,
     """
     now = datetime.now(timezone.utc)
     if table.num_rows:
-        stores.features.write_chunk(table, feature_version=card.feature_version, run_id=run_id, chunk_id=chunk_id)
+        # The table holds this code's FEATURE_NAMES, whatever feature version the scoring model was trained on.
+        stores.features.write_chunk(table, feature_version=FEATURE_VERSION, run_id=run_id, chunk_id=chunk_id)
     docs = prediction_docs(table, run_id=run_id, card=card, created_at=now)
     inserted = stores.results.insert_predictions(docs) if docs else 0
     if rejected:
