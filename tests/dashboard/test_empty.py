@@ -1,0 +1,44 @@
+"""A fresh install: every page explains what is missing, with no exception and no made-up numbers."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import PAGES, metrics
+from voxflow import services
+from voxflow.settings import Settings
+
+EXPECTED_NOTES = {
+    "overview": "No runs yet",
+    "queue": "No queue yet",
+    "scaling": "No worker samples or scaling events",
+    "runs": "No runs yet",
+    "models": "No clips scored by the champion this week",
+}
+
+
+@pytest.fixture(scope="module")
+def empty_env(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An empty MongoDB database and an empty embedded Redis of its own."""
+    home = tmp_path_factory.mktemp("empty")
+    yield {"VOXFLOW_HOME": str(home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings), "VOXFLOW_MONGO_DB": f"empty_{uuid.uuid4().hex[:10]}"}
+    services.stop_service(Settings(home=Path(home)), "redis")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_database(page: str, empty_env: dict[str, str], open_page: Callable[..., AppTest]) -> None:
+    app = open_page(page, empty_env)
+    assert not app.error, [e.value for e in app.error]
+    notes = [i.value for i in app.info]
+    assert any(n.startswith(EXPECTED_NOTES[page]) or EXPECTED_NOTES[page] in n for n in notes), notes
+    shown = metrics(app)
+    if page == "overview":
+        assert shown["Predictions stored"] == "0" and shown["Runs (last 1 h)"] == "0"
+        assert shown["Quarantine rate (last 1 h)"] == shown["Latency p95"] == shown["Backlog"] == "—"
+    if page == "models":
+        assert shown["Clips scored this week"] == "0" and any(n.startswith("No backups yet") for n in notes)
