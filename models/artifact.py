@@ -110,6 +110,22 @@ def read_bundle(directory: Path) -> ModelBundle:
     return ModelBundle(booster_ubj=raw, card=card)
 
 
+def check_feature_set(card: ModelCard, *, feature_version: int, feature_names: tuple[str, ...]) -> None:
+    """Refuse a model trained on another feature set than the one this code computes.
+
+    Raises
+    ------
+    ModelError
+        Naming both versions and what to do.
+    """
+    if card.feature_version != feature_version or tuple(card.feature_names) != tuple(feature_names):
+        raise ModelError(
+            f"model {card.version} was trained on feature version {card.feature_version} "
+            f"({len(card.feature_names)} features) but this voxflow computes version {feature_version} "
+            f"({len(feature_names)} features): retrain it (voxflow train / make model) or pin a compatible model"
+        )
+
+
 @lru_cache(maxsize=4)
 def _booster(raw: bytes) -> xgb.Booster:
     booster = xgb.Booster(params={"nthread": 1})

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import voxflow
-from models.artifact import ModelBundle, ModelCard
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from models.artifact import ModelBundle, ModelCard, check_feature_set
 from models.registry import load_bundle
 from store.models import ModelStore
 from store.mongo import connect_mongo
@@ -56,9 +57,11 @@ def load_champion(settings: Settings, version: str | None = None) -> ModelBundle
     """The model inference uses: ``version`` when pinned, else the registered champion, else the shipped baseline."""
     client = connect_mongo(services.mongo_uri(settings))
     try:
-        return resolve_bundle(ModelStore(client[settings.mongo_db]), settings.models_dir, version)
+        bundle = resolve_bundle(ModelStore(client[settings.mongo_db]), settings.models_dir, version)
     finally:
         client.close()
+    check_feature_set(bundle.card, feature_version=FEATURE_VERSION, feature_names=FEATURE_NAMES)
+    return bundle
 
 
 def register_model(card: ModelCard, settings: Settings, *, promote: bool = False, reason: str = "trained from a manifest") -> dict[str, Any]:

@@ -46,3 +46,14 @@ def test_wrong_feature_count_is_a_model_error(tmp_path: Path) -> None:
     _model(tmp_path / "m")
     with pytest.raises(ModelError, match="expects 3 features"):
         score(read_bundle(tmp_path / "m"), np.zeros((2, 5)))
+
+
+def test_model_for_another_feature_set_is_refused(tmp_path: Path) -> None:
+    from models.artifact import check_feature_set
+
+    card, _, _ = _model(tmp_path / "m")
+    check_feature_set(card, feature_version=9, feature_names=NAMES)
+    with pytest.raises(ModelError, match="trained on feature version 9 .* computes version 2"):
+        check_feature_set(card, feature_version=2, feature_names=NAMES)
+    with pytest.raises(ModelError, match="3 features.*4 features"):
+        check_feature_set(card, feature_version=9, feature_names=(*NAMES, "d"))
