@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.audio import decode_audio
-from features.extract import extract_features
+from features.extract import extract_features, feature_flags
 from features.quality import quality_gate
 from features.schema import FEATURE_NAMES
 from models.artifact import ModelBundle, score
@@ -80,7 +80,7 @@ def analyse_file(ref: FileRef, policy: AudioPolicy) -> dict[str, Any]:
         "duration_s": audio.duration_s,
         "source_rate": audio.source_rate,
         "channels": audio.channels,
-        "quality_flags": list(flags),
+        "quality_flags": [*flags, *feature_flags(features)],
         "decode_ms": round((decoded - started) * 1e3, 2),
         "features_ms": round((done - decoded) * 1e3, 2),
         **features,
