@@ -26,6 +26,7 @@ from tasks.labels import read_voiced_labels  # noqa: E402
 from tasks.training_data import training_set  # noqa: E402
 from voxflow.settings import get_settings  # noqa: E402
 
+# Explicit, so these rows keep meaning what they measured whatever the defaults become.
 REGULARISED = {"max_depth": 2, "lambda": 10.0, "alpha": 1.0, "gamma": 1.0, "min_child_weight": 5}
 
 
@@ -54,6 +55,9 @@ def variants() -> dict[str, tuple[dict, int, int | None]]:
         "regularised-monotone": (REGULARISED | {"monotone_constraints": _monotone()}, 200, None),
         "regularised-top8": (REGULARISED, 200, 8),
         "regularised-top15": (REGULARISED, 200, 15),
+        "default-all-features": ({}, DEFAULT_ROUNDS, None),
+        "default-top15": ({}, DEFAULT_ROUNDS, 15),
+        "default-no-class-weights": ({"scale_pos_weight": 1.0}, DEFAULT_ROUNDS, DEFAULT_N_FEATURES),
         "default": ({}, DEFAULT_ROUNDS, DEFAULT_N_FEATURES),
     }
 

@@ -21,6 +21,7 @@ from models.train import (
     FittedModel,
     cross_validate,
     fit_model,
+    keep_columns,
     recorded_recipe,
     select_columns,
 )
@@ -111,7 +112,7 @@ def fit_final(data: TrainingSet, settings: Settings) -> FittedModel:
 
     columns = select_columns(data.features, data.labels, DEFAULT_N_FEATURES)
     with dask_client(settings) as client:
-        return FittedModel(fit_booster_dask(client, data.features[:, columns], data.labels, seed=CV_SEED), columns)
+        return FittedModel(fit_booster_dask(client, keep_columns(data.features, columns), data.labels, seed=CV_SEED), columns)
 
 
 @flow(name="retrain-nightly")
@@ -158,13 +159,14 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
         model.booster,
         {
             "feature_version": FEATURE_VERSION,
-            "feature_names": tuple(FEATURE_NAMES[i] for i in model.columns),
+            "feature_names": FEATURE_NAMES,
             "threshold": round(report.threshold, 6),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "training": {
                 "source": "labels collection", "n": report.n, "n_positive": report.n_positive,
                 "from_feature_store": data.from_store, "extracted": data.extracted, "dropped": len(data.dropped),
                 "data_hash": data.data_hash, "code_version": code_version(),
+                "selected_features": [FEATURE_NAMES[i] for i in model.columns],
             },
             "metrics": {"cv": f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", **report.as_dict()},
             "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},

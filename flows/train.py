@@ -78,7 +78,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
     model = fit_model(features, labels)
     card_fields = {
         "feature_version": FEATURE_VERSION,
-        "feature_names": tuple(FEATURE_NAMES[i] for i in model.columns),
+        "feature_names": FEATURE_NAMES,
         "threshold": round(report.threshold, 6),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training": {
@@ -90,6 +90,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
             "rejected": len(rejected),
             "data_hash": hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest(),
             "code_version": code_version(),
+            "selected_features": [FEATURE_NAMES[i] for i in model.columns],
         },
         "metrics": {"cv": "subject-grouped stratified 5x5", **report.as_dict()},
         "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},

@@ -184,25 +184,36 @@ def select_columns(features: np.ndarray, labels: np.ndarray, n_features: int | N
     return np.sort(rank_features(features, np.asarray(labels))[:n_features])
 
 
+def keep_columns(features: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """A copy with every column outside ``columns`` set to NaN (missing).
+
+    A booster fitted on it reads the full feature vector yet never splits on the blanked columns
+    (XGBoost finds no split in a feature without values), so a model card can keep the whole feature set.
+    """
+    kept = np.full(features.shape, np.nan)
+    kept[:, columns] = features[:, columns]
+    return kept
+
+
 @dataclass(frozen=True)
 class FittedModel:
-    """A booster and the feature columns it reads (all of them, or the ones selected on its training rows)."""
+    """A booster over the full feature vector, and the columns it was allowed to use (selected on its training rows)."""
 
     booster: xgb.Booster
     columns: np.ndarray
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return self.booster.predict(xgb.DMatrix(features[:, self.columns], missing=np.nan))
+        return self.booster.predict(xgb.DMatrix(features, missing=np.nan))
 
 
 def fit_model(
     features: np.ndarray, labels: np.ndarray, *, params: dict | None = None, rounds: int = DEFAULT_ROUNDS,
     n_features: int | None = DEFAULT_N_FEATURES, seed: int = 0,
 ) -> FittedModel:
-    """Select the ``n_features`` strongest columns on these rows only (None keeps all), then fit a booster."""
+    """Select the ``n_features`` strongest columns on these rows only (None keeps all), then fit a booster on them."""
     labels = np.asarray(labels, dtype=np.int32)
     columns = select_columns(features, labels, n_features)
-    return FittedModel(fit_booster(features[:, columns], labels, params=params, rounds=rounds, seed=seed), columns)
+    return FittedModel(fit_booster(keep_columns(features, columns), labels, params=params, rounds=rounds, seed=seed), columns)
 
 
 def _oof_scores(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int, **recipe: Any) -> np.ndarray:

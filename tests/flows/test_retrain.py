@@ -28,49 +28,62 @@ def retrain_env(cli_env: dict[str, str]) -> dict[str, str]:
     return {**cli_env, "VOXFLOW_CV_REPEATS": "2", "VOXFLOW_PROMOTION_MARGIN": "0.5"}
 
 
+def _absolute(corpus: Path, rows: pd.DataFrame, target: Path) -> Path:
+    rows.assign(path=[str(corpus.parent / p) for p in rows["path"]]).to_csv(target, index=False)
+    return target
+
+
 def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Path, tmp_path: Path) -> None:
     env = retrain_env
     manifest = pd.read_csv(corpus)
-    half = tmp_path / "half.csv"
-    manifest.iloc[::2].assign(path=[str(corpus.parent / p) for p in manifest["path"].iloc[::2]]).to_csv(half, index=False)
-    analysed = last_json(run_cli(["analyze", str(half), "--json"], env))
-    baseline_version = analysed["model_version"]
+    half = _absolute(corpus, manifest.iloc[:20], tmp_path / "half.csv")
+
+    # Half the labels, no features stored yet: all extracted on Dask.
+    assert last_json(run_cli(["labels", "import", str(half), "--json"], env))["imported"] == 20
+    first = last_json(run_cli(["retrain", "--json"], env))
+    assert first["n"] == 20 and first["dropped"] == 0 and first["status"] == "challenger"
+    assert "below the margin 0.500" in first["reason"]
+    assert first["metrics"]["auc"] > 0.9 and first["metrics"]["n_splits"] == 5 and first["metrics"]["n_repeats"] == 2
+    a = first["version"]
+    assert last_json(run_cli(["models", "promote", a, "--json"], env))["champion"] == a
+
+    # Inference uses the champion and records it; the analyze run fills the feature store.
+    scored = last_json(run_cli(["analyze", str(corpus), "--json"], env))
+    assert scored["model_version"] == a and scored["scored"] == 40
+    predictions = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
+    assert predictions.count_documents({"model_version": a}) == 40
 
     imported = last_json(run_cli(["labels", "import", str(corpus), "--json"], env))
     assert imported == {"imported": 40, "positive": 20, "negative": 20, "rejected": 0, "total": 40}
-
-    result = last_json(run_cli(["retrain", "--json"], env))
-    assert result["n"] == 40 and result["dropped"] == 0 and result["status"] == "challenger"
-    assert "below the margin 0.500" in result["reason"] and result["champion_version"] == baseline_version
-    assert result["metrics"]["auc"] > 0.9 and result["metrics"]["n_splits"] == 5 and result["metrics"]["n_repeats"] == 2
-    version = result["version"]
+    second = last_json(run_cli(["retrain", "--json"], env))
+    b = second["version"]
+    assert second["n"] == 40 and second["status"] == "challenger" and second["champion_version"] == a and b != a
 
     listed = last_json(run_cli(["models", "list", "--json"], env))
-    doc = next(d for d in listed if d["version"] == version)
-    assert doc["status"] == "challenger" and doc["reason"] == result["reason"]
-    # 20 clips came from the feature store the analyze run wrote, the other 20 were extracted on Dask.
-    assert doc["training"]["from_feature_store"] == 20 and doc["training"]["extracted"] == 20
-    assert len(doc["data_hash"]) == 64 and doc["feature_version"] >= 1 and doc["code_version"]
+    doc = next(d for d in listed if d["version"] == b)
+    assert doc["status"] == "challenger" and doc["reason"] == second["reason"]
+    # Every feature came from the store the analyze run wrote: nothing re-extracted.
+    assert doc["training"]["from_feature_store"] == 40 and doc["training"]["extracted"] == 0
+    assert len(doc["data_hash"]) == 64 and doc["data_hash"] != next(d for d in listed if d["version"] == a)["data_hash"]
+    assert doc["feature_version"] >= 1 and doc["code_version"] and len(doc["training"]["selected_features"]) <= 8
     assert {"auc", "uar", "f1", "sensitivity", "specificity", "brier", "threshold", "calibration"} <= set(doc["metrics"])
     assert doc["champion_metrics"]["auc"] > 0.5 and "same folds" in doc["compared_with"]
     assert Path(doc["path"], "model.ubj").is_file()
+    table = run_cli(["models", "list"], env)
+    assert table.returncode == 0 and b in table.stdout and "challenger" in table.stdout
 
-    assert last_json(run_cli(["models", "promote", version, "--json"], env))["champion"] == version
-    scored = last_json(run_cli(["analyze", str(corpus), "--json"], env))
-    assert scored["model_version"] == version
-    predictions = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
-    assert predictions.count_documents({"model_version": version}) == 40
-
-    rolled = last_json(run_cli(["models", "rollback", "--json"], env))
-    assert rolled == {"retired": version, "champion": None}
-    assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == baseline_version
+    run_cli(["models", "promote", b], env)
+    assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == b
+    assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": b, "champion": a}
+    assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == a
+    assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": a, "champion": None}
 
     # The registry's checksum guards the artifact: a swapped booster is refused, by name.
-    run_cli(["models", "promote", version], env)
-    booster = Path(doc["path"], "model.ubj")
+    run_cli(["models", "promote", a], env)
+    booster = Path(next(d for d in listed if d["version"] == a)["path"], "model.ubj")
     booster.write_bytes(booster.read_bytes()[:-1] + b"\x00")
     refused = run_cli(["analyze", str(half), "--json"], env)
-    assert refused.returncode != 0 and version in refused.stderr and "does not match" in refused.stderr
+    assert refused.returncode != 0 and a in refused.stderr and "does not match" in refused.stderr
 
 
 def test_second_retrain_is_refused_while_one_runs(retrain_env: dict[str, str]) -> None:

@@ -114,7 +114,10 @@ def test_rank_features_puts_the_signal_first_and_fit_model_keeps_it() -> None:
     assert rank_features(features, labels)[0] == 0
     model = fit_model(features, labels, n_features=2, rounds=20)
     assert 0 in model.columns and len(model.columns) == 2
-    assert model.predict(features).shape == (len(labels),)
+    # The booster reads all 6 columns (its card keeps the whole feature set) but splits only on the 2 kept.
+    assert model.booster.num_features() == 6 and model.predict(features).shape == (len(labels),)
+    split_on = {int(name[1:]) for name in model.booster.get_score(importance_type="weight")}
+    assert split_on and split_on <= set(model.columns.tolist())
 
 
 def test_feature_selection_happens_inside_the_folds() -> None:
