@@ -255,6 +255,24 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
+    """The ``streamlit run`` command line of the ops dashboard (bound to ``dashboard_address``, no usage stats)."""
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", settings.dashboard_address,
+        "--server.port", str(port or settings.dashboard_port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    return subprocess.call(dashboard_command(settings, args.port))
+
+
 def _redis(settings: Settings):
     from store.cache import connect_redis
     from voxflow import services
@@ -350,24 +368,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
-    """The ``streamlit run`` command line of the ops dashboard (bound to ``dashboard_address``, no usage stats)."""
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    return [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", settings.dashboard_address,
-        "--server.port", str(port or settings.dashboard_port),
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-    ]
-
-
-def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    import subprocess
-
-    return subprocess.call(dashboard_command(settings, args.port))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxflow",
@@ -456,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = add("worker", cmd_worker, "Run a Prefect process worker for the work pool (VOXFLOW_WORK_POOL).")
     worker.add_argument("--pool", help="work pool name (default VOXFLOW_WORK_POOL)")
     worker.add_argument("--run-once", action="store_true", help="run the flow runs due now, then exit")
+
     labels = add("labels", cmd_labels, "Import reference labels (path or sha256, label, subject_id) into the labels collection.")
     labels.add_argument("action", choices=("import",))
     labels.add_argument("file", help="CSV/Parquet manifest (relative paths resolve against its folder), or a VOICED folder with --voiced")
