@@ -17,6 +17,7 @@ from pymongo.database import Database
 
 from store.cache import connect_redis
 from store.mongo import connect_mongo
+from tests.voxflow_cli import server_env
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -99,15 +100,7 @@ def voiced_dir() -> Path:
 def cli_env(test_settings: Settings, prefect_api: str, redis_client: redis.Redis) -> dict[str, str]:
     """Environment for one test's CLI runs: the session's servers, its own MongoDB database, a clean Redis db."""
     redis_client.flushdb()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))}
-    env.update(
-        VOXFLOW_HOME=str(test_settings.home),
-        VOXFLOW_REDIS_URL=services.redis_url(test_settings),
-        VOXFLOW_MONGO_URI=services.mongo_uri(test_settings),
-        VOXFLOW_MONGO_DB=f"t_{uuid.uuid4().hex[:10]}",
-        VOXFLOW_DASK_MAX_WORKERS="2",
-        PREFECT_API_URL=prefect_api,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
+    return server_env(
+        home=test_settings.home, redis_url=services.redis_url(test_settings), mongo_uri=services.mongo_uri(test_settings),
+        mongo_db=f"t_{uuid.uuid4().hex[:10]}", prefect_api=prefect_api,
     )
-    return env

@@ -37,6 +37,15 @@ def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_
         print(frame[shown].to_string(index=False))
 
 
+def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    """A run summary as aligned ``key  value`` lines, or as one JSON object."""
+    if as_json:
+        print(json.dumps(summary))
+        return
+    width = max(map(len, summary))
+    print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()))
+
+
 def _result_store(settings: Settings):
     from store.mongo import ResultStore, connect_mongo
     from voxflow import services
@@ -53,11 +62,7 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
     with prefect_api(settings):
         summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        width = max(map(len, summary))
-        print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()))
+    _print_summary(summary, as_json=args.json)
     return 0
 
 
@@ -332,11 +337,7 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
 
     with prefect_api(settings):
         summary = drain_queue(model_version=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size, linger_s=args.linger)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        width = max(map(len, summary))
-        print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()))
+    _print_summary(summary, as_json=args.json)
     return 0
 
 

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from features.synth import synth_vowel
 from store.mongo import connect_mongo
-from tests.voxflow_cli import last_json, run_cli
+from tests.voxflow_cli import last_json, run_cli, server_env
 from voxflow import services
 from voxflow.settings import Settings, get_settings
 
@@ -103,16 +103,9 @@ def seed_future_producers(db: Database, client: redis.Redis, *, model_version: s
 def seeded(test_settings: Settings, prefect_api: str, redis_client: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     """One real analyze run (CLI, Prefect, Dask, stores: runs, predictions, quarantine, scaling events, worker samples), then the seeded rest."""
     redis_client.flushdb()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))}
-    env.update(
-        VOXFLOW_HOME=str(test_settings.home),
-        VOXFLOW_REDIS_URL=services.redis_url(test_settings),
-        VOXFLOW_MONGO_URI=services.mongo_uri(test_settings),
-        VOXFLOW_MONGO_DB=f"dash_{uuid.uuid4().hex[:10]}",
-        VOXFLOW_DASK_MAX_WORKERS="2",
-        PREFECT_API_URL=prefect_api,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
+    env = server_env(
+        home=test_settings.home, redis_url=services.redis_url(test_settings), mongo_uri=services.mongo_uri(test_settings),
+        mongo_db=f"dash_{uuid.uuid4().hex[:10]}", prefect_api=prefect_api,
     )
     corpus = tmp_path_factory.mktemp("dash") / "corpus"
     _corpus(corpus)
