@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from features.synth import synth_vowel  # noqa: E402
 from models.registry import load_bundle  # noqa: E402
+from store.cache import connect_redis  # noqa: E402
 from tasks.extract import AudioPolicy, score_chunk  # noqa: E402
 from tasks.ingest import FileRef, discover  # noqa: E402
 from voxflow import services  # noqa: E402
@@ -101,7 +102,8 @@ def embedded_home(home: Path, **settings_fields) -> Iterator[Settings]:
 
 
 def analyze(manifest: Path, settings: Settings, *, workers: int, extra_env: dict[str, str] | None = None) -> tuple[dict, float]:
-    """Run the real CLI on a fresh database; return its JSON summary and the command's wall time."""
+    """Run the real CLI on a fresh database and an empty cache; return its JSON summary and the command's wall time."""
+    connect_redis(services.redis_url(settings)).flushdb()  # a cached score would make the run skip the file
     env = {
         **os.environ, "VOXFLOW_HOME": str(settings.home), "VOXFLOW_DASK_MIN_WORKERS": str(workers),
         "VOXFLOW_DASK_MAX_WORKERS": str(workers), "VOXFLOW_MONGO_DB": f"bench_{time.time_ns()}",
