@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import pandas as pd
 import pymongo
 import pytest
 import redis
@@ -94,6 +95,15 @@ def voiced_dir() -> Path:
     if not VOICED_DIR.is_dir():
         pytest.skip(f"VOICED recordings not found at {VOICED_DIR} (../shared is absent)")
     return VOICED_DIR
+
+
+@pytest.fixture
+def voiced_manifest(voiced_dir: Path, tmp_path: Path) -> Path:
+    """A CSV manifest of the 208 VOICED records (path, subject_id)."""
+    records = sorted(voiced_dir.glob("voice*.hea"))
+    manifest = tmp_path / "voiced.csv"
+    pd.DataFrame({"path": [str(p) for p in records], "subject_id": [p.stem for p in records]}).to_csv(manifest, index=False)
+    return manifest
 
 
 @pytest.fixture

@@ -6,8 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+import pymongo
+from pymongo.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,3 +44,39 @@ def last_json(proc: subprocess.CompletedProcess) -> Any:
     """The JSON value on the last line of stdout (the contract of ``--json``)."""
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start ``voxflow ARGS`` in a session of its own (so a test can kill it with its workers).
+
+    Output goes to temporary files, not pipes: nobody reads it while the test waits, and a full pipe
+    would stall the process.
+    """
+    stdout, stderr = tempfile.TemporaryFile(mode="w+"), tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxflow.cli", *args], env=env, cwd=REPO, stdout=stdout, stderr=stderr, start_new_session=True
+    )
+    proc.output_files = (stdout, stderr)  # type: ignore[attr-defined]
+    return proc
+
+
+def finish(proc: subprocess.Popen, *, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Wait for a process from ``start_cli`` and return it, with its output, as a finished process."""
+    proc.wait(timeout=timeout)
+    out, err = (handle.seek(0) or handle.read() for handle in proc.output_files)  # type: ignore[attr-defined]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def env_db(env: dict[str, str]) -> Database:
+    """The MongoDB database a CLI environment writes to."""
+    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
+
+
+def wait_for_predictions(env: dict[str, str], proc: subprocess.Popen, at_least: int, *, timeout_s: float = 240) -> None:
+    """Block until ``at_least`` predictions are stored, while ``proc`` is still running (to interrupt it mid-run)."""
+    predictions = env_db(env)["predictions"]
+    deadline = time.monotonic() + timeout_s
+    while predictions.count_documents({}) < at_least:
+        assert proc.poll() is None, "the process finished before it could be interrupted"
+        assert time.monotonic() < deadline, "no predictions appeared"
+        time.sleep(0.2)

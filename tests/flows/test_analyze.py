@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pymongo
 import pytest
 import soundfile as sf
 
 from features.synth import synth_vowel
-from tests.voxflow_cli import REPO, last_json, run_cli
+from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
-
-
-def _predictions(env: dict[str, str]) -> pymongo.collection.Collection:
-    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
-
-
-@pytest.fixture
-def voiced_manifest(voiced_dir: Path, tmp_path: Path) -> Path:
-    records = sorted(voiced_dir.glob("voice*.hea"))
-    manifest = tmp_path / "voiced.csv"
-    pd.DataFrame({"path": [str(p) for p in records], "subject_id": [p.stem for p in records]}).to_csv(manifest, index=False)
-    return manifest
 
 
 def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voiced_manifest: Path) -> None:
@@ -40,7 +23,7 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert first["skipped"] == 0 and first["clips_per_s"] > 0
     for key in ("run_id", "wall_s", "model_version", "feature_version"):
         assert key in first
-    predictions = _predictions(cli_env)
+    predictions = env_db(cli_env)["predictions"]
     assert predictions.count_documents({}) == first["scored"]
     doc = predictions.find_one({"subject_id": "voice001"})
     assert doc["model_version"] == first["model_version"] and 0.0 <= doc["score"] <= 1.0
@@ -48,7 +31,7 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert doc["duration_s"] == pytest.approx(38080 / 8000, abs=0.01) and doc["sample_rate"] == 8000
 
     # Adaptive scaling reacts within one run: 1 worker at start, the second added under backlog.
-    events = list(pymongo.MongoClient(cli_env["VOXFLOW_MONGO_URI"])[cli_env["VOXFLOW_MONGO_DB"]]["scaling_events"].find({"run_id": first["run_id"]}).sort("time", 1))
+    events = list(env_db(cli_env)["scaling_events"].find({"run_id": first["run_id"]}).sort("time", 1))
     assert [(e["workers_before"], e["workers_after"]) for e in events][:2] == [(0, 1), (1, 2)], events
     assert events[1]["reason"] == "dask adaptive" and events[1]["backlog"] > 0
     assert first["workers_max_seen"] == 2
@@ -129,16 +112,9 @@ def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, s
 
 def test_killed_run_resumes_without_duplicates(cli_env: dict[str, str], voiced_manifest: Path) -> None:
     env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxflow.cli", "analyze", str(voiced_manifest), "--json"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    predictions = _predictions(env)
-    deadline = time.monotonic() + 240
-    while predictions.count_documents({}) < 40:
-        assert proc.poll() is None, "the run finished before it could be killed"
-        assert time.monotonic() < deadline, "no predictions appeared"
-        time.sleep(0.2)
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+    predictions = env_db(env)["predictions"]
+    wait_for_predictions(env, proc, 40)
     os.killpg(proc.pid, signal.SIGKILL)  # the flow process and its Dask workers, mid-run
     proc.wait()
     stored_before = predictions.count_documents({})

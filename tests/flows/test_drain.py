@@ -6,13 +6,9 @@ import collections
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pymongo
 import pytest
 import redis
 import soundfile as sf
@@ -20,13 +16,9 @@ import soundfile as sf
 from features.synth import synth_vowel
 from store.latency import LATENCY_STREAM
 from store.queue import QUEUE_STREAM
-from tests.voxflow_cli import REPO, last_json, run_cli
+from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
-
-
-def _db(env: dict[str, str]) -> pymongo.database.Database:
-    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
 
 
 def _redis(env: dict[str, str]) -> redis.Redis:
@@ -74,7 +66,7 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     assert (summary["acked"], summary["scored"], summary["duplicates"], summary["quarantined"]) == (11, 6, 3, 2), summary
     assert summary["depth"] == 0 and summary["latency_p95_s"] >= summary["latency_p50_s"] > 0
 
-    db = _db(cli_env)
+    db = env_db(cli_env)
     assert db.predictions.count_documents({}) == 6
     stages = {Path(q["path"]).name: q["stage"] for q in db.quarantine.find({"run_id": summary["run_id"]})}
     assert stages == {"silence.wav": "quality", "gone.wav": "discover"}
@@ -98,16 +90,9 @@ def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, 
     assert last_json(run_cli(["enqueue", str(tmp_path / "clips"), "--json"], env))["enqueued"] == n
     entry_ids = {entry_id for entry_id, _ in _redis(env).xrange(QUEUE_STREAM)}
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxflow.cli", "drain", "--json"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    predictions = _db(env).predictions
-    deadline = time.monotonic() + 180
-    while predictions.count_documents({}) < 12:
-        assert proc.poll() is None, "the drain finished before it could be killed"
-        assert time.monotonic() < deadline, "no predictions appeared"
-        time.sleep(0.2)
+    proc = start_cli(["drain", "--json"], env)
+    predictions = env_db(env).predictions
+    wait_for_predictions(env, proc, 12, timeout_s=180)
     os.killpg(proc.pid, signal.SIGKILL)  # the flow process and its Dask workers, mid-batch
     proc.wait()
     stored_before = predictions.count_documents({})

@@ -10,12 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import psutil
-import pymongo
 import pytest
 
-from tests.voxflow_cli import REPO, last_json, run_cli
+from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -23,56 +21,24 @@ pytestmark = pytest.mark.slow
 N_VOICED = 208
 
 
-@pytest.fixture
-def voiced_manifest(voiced_dir: Path, tmp_path: Path) -> Path:
-    records = sorted(voiced_dir.glob("voice*.hea"))
-    manifest = tmp_path / "voiced.csv"
-    pd.DataFrame({"path": [str(p) for p in records]}).to_csv(manifest, index=False)
-    return manifest
-
-
-def _db(env: dict[str, str]) -> pymongo.database.Database:
-    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
-
-
-def _wait_for_predictions(env: dict[str, str], proc: subprocess.Popen, at_least: int) -> None:
-    deadline = time.monotonic() + 240
-    while _db(env)["predictions"].count_documents({}) < at_least:
-        assert proc.poll() is None, "the run ended before the failure could be injected"
-        assert time.monotonic() < deadline, "no predictions appeared"
-        time.sleep(0.2)
-
-
 def _assert_exactly_once(env: dict[str, str]) -> None:
-    predictions = _db(env)["predictions"]
+    predictions = env_db(env)["predictions"]
     assert predictions.count_documents({}) == N_VOICED
     repeated = list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
     assert repeated == []
 
 
-def _start_analyze(manifest: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "voxflow.cli", "analyze", str(manifest), "--json"],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-
-
-def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[str, str], voiced_manifest: Path) -> None:
     env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8", "VOXFLOW_DASK_MIN_WORKERS": "2"}
-    proc = _start_analyze(voiced_manifest, env)
-    _wait_for_predictions(env, proc, 24)
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+    wait_for_predictions(env, proc, 24)
     workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
     assert workers, "no Dask worker processes found under the analyze process"
     os.kill(workers[0].pid, signal.SIGKILL)
-    summary = last_json(_finish(proc))
+    summary = last_json(finish(proc))
     assert summary["scored"] == N_VOICED and summary["quarantined"] == 0
     _assert_exactly_once(env)
-    events = list(_db(env)["scaling_events"].find({"run_id": summary["run_id"]}))
+    events = list(env_db(env)["scaling_events"].find({"run_id": summary["run_id"]}))
     assert events and events[0]["workers_after"] >= 1 and "recommendation" in events[0]
 
 
@@ -80,12 +46,12 @@ def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_mani
     if os.environ.get("VOXFLOW_TEST_MONGO_URI"):
         pytest.skip("the outage is injected by stopping the embedded server")
     env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
-    proc = _start_analyze(voiced_manifest, env)
-    _wait_for_predictions(env, proc, 16)
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+    wait_for_predictions(env, proc, 16)
     assert services.stop_service(test_settings, "mongo")
     time.sleep(4.0)  # writes fail and back off meanwhile
     assert services.mongo_uri(test_settings) == env["VOXFLOW_MONGO_URI"]  # restarted on the same port
-    summary = last_json(_finish(proc))
+    summary = last_json(finish(proc))
     assert summary["status"] == "completed" and summary["scored"] == N_VOICED
     _assert_exactly_once(env)
 
