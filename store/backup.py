@@ -14,6 +14,9 @@ are left out; each document is read whole, so none is ever half in. Limits: a do
 the backup whose ObjectId (another process, same second) sorts below the mark is in; documents with
 non-ObjectId ids are always in; updates and deletes during the backup may or may not show; collections
 are not consistent with each other.
+
+The ``prediction_counts`` rollup is derived from ``predictions`` and ``quarantine``: it is not backed up,
+and a restore rebuilds it from the restored documents (so it always matches them).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from store.counts import rebuild_counts
 from voxflow.errors import BackupError
 
 log = logging.getLogger(__name__)
@@ -278,7 +282,7 @@ def verify_files(fs: AbstractFileSystem, folder: str) -> dict[str, Any]:
 
 
 def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str, Any], db: Database, *, drop: bool) -> dict[str, int]:
-    """Load a verified backup's collections and indexes into ``db``.
+    """Load a verified backup's collections and indexes into ``db``, then rebuild its ``prediction_counts`` rollup.
 
     Parameters
     ----------
@@ -309,6 +313,7 @@ def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str,
             target.create_index(spec["key"], **spec["options"])
         if counts[name] != entry["count"]:
             raise BackupError(f"restoring {name} into {db.name} stored {counts[name]} documents, the backup holds {entry['count']}")
+    rebuild_counts(db)
     return counts
 
 

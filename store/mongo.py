@@ -11,6 +11,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
+from store.counts import COUNTS, Increments, add_counts, counts_missing, prediction_increments, quarantine_increments, rebuild_counts
 from voxflow.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -70,18 +71,24 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
             attempt += 1
 
 
-def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> int:
+def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert ``docs`` unordered; returns those inserted, leaving out duplicates of stored documents."""
     try:
-        return len(collection.insert_many(docs, ordered=False).inserted_ids)
+        collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         details = exc.details
         if details.get("writeConcernErrors") or any(e.get("code") != _DUPLICATE_KEY for e in details["writeErrors"]):
             raise
-        return int(details["nInserted"])
+        skipped = {e["index"] for e in details["writeErrors"]}
+        return [doc for i, doc in enumerate(docs) if i not in skipped]
+    return docs
 
 
 class ResultStore:
     """Predictions, quarantine records and run documents in one MongoDB database.
+
+    Every prediction and quarantine record inserted is also counted in the ``prediction_counts`` rollup
+    (:mod:`store.counts`), whichever flow writes it.
 
     Parameters
     ----------
@@ -96,6 +103,8 @@ class ResultStore:
         self._quarantine = db["quarantine"]
         self._runs = db["runs"]
         self._scaling_events = db["scaling_events"]
+        self._counts = db[COUNTS]
+        self._db = db
         self._retry_s = retry_s
 
     def ensure_indexes(self) -> None:
@@ -114,6 +123,14 @@ class ResultStore:
             self._scaling_events.create_index([("time", desc)])
 
         _retrying("create indexes", create, budget_s=self._retry_s)
+
+    def ensure_counts(self) -> bool:
+        """Rebuild the ``prediction_counts`` rollup when results exist without it (a database from before it); True if rebuilt."""
+        if not _retrying("check the counts", lambda: counts_missing(self._db), budget_s=self._retry_s):
+            return False
+        buckets = _retrying("rebuild the counts", lambda: rebuild_counts(self._db), budget_s=self._retry_s)
+        log.info("rebuilt %s from the stored results: %d quarter hours", COUNTS, buckets)
+        return True
 
     def known_hashes(self, hashes: Iterable[str], model_version: str) -> set[str]:
         """Return those of ``hashes`` already scored by ``model_version`` (looked up 1,000 at a time)."""
@@ -135,13 +152,18 @@ class ResultStore:
         Returns
         -------
         int
-            How many were new. After a retry, documents written by the failed attempt count as already stored.
+            How many were new (and counted in the rollup). After a retry, documents written by the failed
+            attempt count as already stored.
         """
-        return self._insert(self._predictions, docs)
+        inserted = self._insert(self._predictions, docs)
+        self._count(prediction_increments(inserted))
+        return len(inserted)
 
     def insert_quarantine(self, docs: Sequence[dict[str, Any]]) -> int:
-        """Insert quarantine records (one per rejected file per run); returns how many were written."""
-        return self._insert(self._quarantine, docs)
+        """Insert quarantine records (one per rejected file per run, each with ``created_at``); returns how many were written."""
+        inserted = self._insert(self._quarantine, docs)
+        self._count(quarantine_increments(inserted))
+        return len(inserted)
 
     def insert_scaling_event(self, event: dict[str, Any]) -> None:
         """Record a change in the worker count (time, workers before/after, backlog, reason, recommendation)."""
@@ -195,9 +217,13 @@ class ResultStore:
         """Run documents, most recently started first, without ``_id``."""
         return self._find(self._runs, {}, sort_key="started_at", limit=limit)
 
-    def _insert(self, collection: Collection, docs: Sequence[dict[str, Any]]) -> int:
+    def _count(self, increments: Increments) -> None:
+        if increments:
+            _retrying(f"count into {COUNTS}", lambda: add_counts(self._counts, increments), budget_s=self._retry_s)
+
+    def _insert(self, collection: Collection, docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if not docs:
-            return 0
+            return []
         # pymongo sets _id on what it inserts: copy once, so the caller's dicts stay clean and a retry
         # resends the same _ids, which the server reports as duplicates instead of storing twice.
         copies = [dict(doc) for doc in docs]

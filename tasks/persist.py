@@ -33,10 +33,11 @@ class Stores:
 
 
 def open_stores(settings: Settings) -> Stores:
-    """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes."""
+    """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes and the per-quarter-hour counts."""
     mongo = connect_mongo(services.mongo_uri(settings))
     results = ResultStore(mongo[settings.mongo_db], retry_s=settings.mongo_retry_s)
     results.ensure_indexes()
+    results.ensure_counts()
     redis = connect_redis(services.redis_url(settings))
     return Stores(
         results=results,

@@ -31,6 +31,7 @@ from store.backup import (
     write_backup,
 )
 from store.cache import connect_redis
+from store.counts import COUNTS
 from store.feature_store import FeatureStore
 from store.mongo import ResultStore
 from voxflow import services
@@ -172,6 +173,32 @@ def test_backup_wipe_restore_gives_identical_documents_and_indexes(mongo_db: Dat
     assert restore_models(fs, folder, manifest, models_again) == 3
     assert (models_again / "m1" / "model.ubj").read_bytes() == (registry[0] / "m1" / "model.ubj").read_bytes()
     assert not (models_again / ".staging").exists()
+
+
+def test_the_counts_rollup_is_rebuilt_by_a_restore_not_backed_up(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:
+    _populate(mongo_db, n=40)
+    ResultStore(mongo_db).insert_predictions(
+        [{"audio_sha256": f"t{i}", "model_version": "m1", "score": i / 10, "threshold": 0.5, "created_at": T0 + timedelta(hours=1)} for i in range(10)]
+    )
+    def rollup(db: Database) -> dict[datetime, tuple[int, int, int]]:
+        return {c["_id"]: (c.get("predictions", 0), c.get("positives", 0), c.get("quarantined", 0)) for c in db[COUNTS].find()}
+
+    counts = rollup(mongo_db)
+    assert sorted(counts.values()) == [(10, 5, 0), (40, 0, 5)]
+    fs, folder, manifest = _backup(mongo_db, str(tmp_path / "backups"), registry)
+    assert COUNTS not in manifest["collections"] and not any(COUNTS in path for path in manifest["files"])
+
+    for name in COLLECTIONS:
+        mongo_db[name].drop()
+    mongo_db[COUNTS].update_many({}, {"$inc": {"predictions": 1000}})  # stale: from before the wipe
+    restore_database(fs, folder, manifest, mongo_db, drop=False)
+    assert rollup(mongo_db) == counts
+    elsewhere = mongo_db.client[f"{mongo_db.name}_r"]
+    try:
+        restore_database(fs, folder, manifest, elsewhere, drop=False)
+        assert rollup(elsewhere) == counts
+    finally:
+        mongo_db.client.drop_database(elsewhere.name)
 
 
 def test_a_changed_document_shows_in_the_comparison(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:

@@ -1,0 +1,87 @@
+"""The prediction_counts rollup against a real MongoDB wire-protocol server: kept on insert, rebuilt from the results."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pymongo.database import Database
+
+from store.counts import COUNTS, bucket_start, counts_missing, rebuild_counts
+from store.mongo import ResultStore
+
+T0 = datetime(2026, 11, 27, 9, 14, 59, 999_000, tzinfo=timezone.utc)  # the last millisecond of a quarter hour
+
+
+def prediction(i: int, created_at: datetime, *, score: float = 0.2, threshold: float | None = 0.5) -> dict:
+    return {"audio_sha256": f"{i:064x}", "model_version": "m1", "run_id": "run-a", "score": score, "threshold": threshold, "created_at": created_at}
+
+
+def rejected(i: int, created_at: datetime) -> dict:
+    return {"run_id": "run-a", "path": f"/bad/{i}.wav", "stage": "decode", "reason": "empty file", "created_at": created_at}
+
+
+def rollup(db: Database) -> dict[datetime, tuple[int, int, int]]:
+    return {doc["_id"]: (doc.get("predictions", 0), doc.get("positives", 0), doc.get("quarantined", 0)) for doc in db[COUNTS].find()}
+
+
+@pytest.fixture
+def results(mongo_db: Database) -> ResultStore:
+    store = ResultStore(mongo_db, retry_s=5)
+    store.ensure_indexes()
+    return store
+
+
+def test_buckets_are_utc_quarter_hours() -> None:
+    assert bucket_start(T0) == datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+    assert bucket_start(T0 + timedelta(milliseconds=1)) == datetime(2026, 11, 27, 9, 15, tzinfo=timezone.utc)
+    india = timezone(timedelta(hours=5, minutes=30))
+    assert bucket_start(datetime(2026, 11, 27, 14, 50, tzinfo=india)) == datetime(2026, 11, 27, 9, 15, tzinfo=timezone.utc)
+    assert bucket_start(datetime(2026, 11, 27, 9, 50)) == datetime(2026, 11, 27, 9, 45, tzinfo=timezone.utc)  # naive = UTC
+
+
+def test_only_inserted_documents_are_counted(results: ResultStore, mongo_db: Database) -> None:
+    first = [prediction(i, T0, score=i / 10) for i in range(10)]  # scores 0.5 .. 0.9 are positive
+    assert results.insert_predictions(first) == 10
+    quarter = bucket_start(T0)
+    assert rollup(mongo_db) == {quarter: (10, 5, 0)}
+    # A rerun: the same chunk again adds nothing; an overlapping one adds only its new documents.
+    assert results.insert_predictions(first) == 0
+    later = T0 + timedelta(minutes=1)
+    overlap = [prediction(i, later, score=0.7) for i in range(8, 13)]  # 8 and 9 are stored already
+    assert results.insert_predictions(overlap) == 3
+    assert rollup(mongo_db) == {quarter: (10, 5, 0), bucket_start(later): (3, 3, 0)}
+    assert results.insert_quarantine([rejected(i, later) for i in range(4)]) == 4
+    assert rollup(mongo_db)[bucket_start(later)] == (3, 3, 4)
+    assert mongo_db["predictions"].count_documents({}) == 13 and mongo_db["quarantine"].count_documents({}) == 4
+
+
+def test_a_prediction_without_threshold_is_not_positive(results: ResultStore, mongo_db: Database) -> None:
+    results.insert_predictions([prediction(1, T0, score=0.9, threshold=None), prediction(2, T0, score=0.9)])
+    assert rollup(mongo_db) == {bucket_start(T0): (2, 1, 0)}
+    rebuild_counts(mongo_db)
+    assert rollup(mongo_db) == {bucket_start(T0): (2, 1, 0)}
+
+
+def test_rebuild_matches_what_inserts_kept(results: ResultStore, mongo_db: Database) -> None:
+    times = [T0 - timedelta(days=2), T0 - timedelta(hours=5, minutes=31), T0, T0 + timedelta(seconds=1), T0 + timedelta(minutes=50)]
+    for chunk, when in enumerate(times):
+        results.insert_predictions([prediction(100 * chunk + i, when, score=(i % 4) / 4) for i in range(5 + chunk)])
+        results.insert_quarantine([rejected(100 * chunk + i, when) for i in range(chunk)])
+    mongo_db["quarantine"].insert_one({"run_id": "old", "stage": "decode", "reason": "no time"})  # no created_at: in no bucket
+    kept = rollup(mongo_db)
+    assert len(kept) == 5 and sum(p for p, _, _ in kept.values()) == 5 + 6 + 7 + 8 + 9
+    assert rebuild_counts(mongo_db) == 5
+    assert rollup(mongo_db) == kept
+
+
+def test_ensure_counts_rebuilds_a_database_from_before_the_rollup(results: ResultStore, mongo_db: Database) -> None:
+    assert not counts_missing(mongo_db) and results.ensure_counts() is False  # empty: nothing to count
+    mongo_db["predictions"].insert_many([prediction(i, T0, score=0.6) for i in range(7)])  # written without the rollup
+    mongo_db["quarantine"].insert_many([rejected(i, T0) for i in range(2)])
+    assert counts_missing(mongo_db)
+    assert results.ensure_counts() is True
+    assert rollup(mongo_db) == {bucket_start(T0): (7, 7, 2)}
+    assert results.ensure_counts() is False  # present now: left alone, kept by inserts from here on
+    results.insert_predictions([prediction(50, T0)])
+    assert rollup(mongo_db) == {bucket_start(T0): (8, 7, 2)}
