@@ -1,6 +1,6 @@
 """All features of one decoded clip, in the schema's column order, and why some are NaN.
 
-One pitch track (Praat) feeds the voice and formant features, one power spectrogram the spectral
+One pitch track (Praat's algorithm, :mod:`features.pitch`) feeds the voice and formant features, one power spectrogram the spectral
 and cepstral ones: each intermediate result is computed once per clip.
 """
 
@@ -10,7 +10,6 @@ import math
 
 import librosa
 import numpy as np
-import parselmouth
 
 from features.audio import Audio
 from features.cepstral import cepstral_features
@@ -44,7 +43,7 @@ def extract_features(audio: Audio) -> dict[str, float]:
     Raises
     ------
     FeatureError
-        Praat, librosa or the linear-prediction solver refused the samples.
+        librosa or the linear-prediction solver refused the samples.
     """
     y, sr = audio.samples, audio.sample_rate
     try:
@@ -56,7 +55,7 @@ def extract_features(audio: Audio) -> dict[str, float]:
             **formant_features(y, sr=sr, times=track.times[track.voiced]),
             **spectral_features(y, spectrogram, n_mfcc=N_MFCC),
         }
-    except (parselmouth.PraatError, librosa.ParameterError, np.linalg.LinAlgError) as exc:
+    except (librosa.ParameterError, np.linalg.LinAlgError) as exc:
         raise FeatureError(f"{type(exc).__name__}: {str(exc).strip()}") from exc
     return {name: values[name] for name in FEATURE_NAMES}
 

@@ -1,14 +1,16 @@
-"""Voice-source features from one Praat pitch track and one glottal-pulse train: F0, voice breaks,
+"""Voice-source features from one pitch track and one glottal-pulse train: F0, voice breaks,
 jitter, shimmer, harmonics-to-noise ratio.
 
-Praat (via parselmouth) computes the autocorrelation pitch track, the periodic PointProcess
-(``To PointProcess (cc)``) and the per-period peak amplitudes (``To AmplitudeTier (period)``);
-jitter and shimmer are then computed in numpy (:mod:`features.perturbation`), bit-for-bit Praat's
-own definitions. HNR comes from the same pitch track: Praat's harmonicity is ``10 log10(r / (1 - r))``
-of the normalised autocorrelation peak ``r`` of each frame (Boersma 1993), which the track already
-holds as the strength of its chosen candidate. On synthetic vowels it recovers the added noise's HNR
-within 0.65 dB at 10, 20 and 30 dB and costs nothing; ``To Harmonicity (cc)`` is within 0.8 dB and
-costs another 30-60 ms per 5 s clip. NHR is the voice report's ``(1 - r) / r`` of the same frames.
+The autocorrelation pitch track (:mod:`features.pitch`, Praat's ``To Pitch (ac)``), the periodic pulses
+and the per-period peak amplitudes (:mod:`features.pulses`, Praat's ``To PointProcess (cc)`` and
+``To AmplitudeTier (period)``) are our own transcriptions of Praat's algorithms, in numpy and numba,
+checked against parselmouth on the VOICED recordings; jitter and shimmer are then computed in numpy
+(:mod:`features.perturbation`), bit-for-bit Praat's own definitions. HNR comes from the same pitch
+track: Praat's harmonicity is ``10 log10(r / (1 - r))`` of the normalised autocorrelation peak ``r`` of
+each frame (Boersma 1993), which the track already holds as the strength of its chosen candidate. On
+synthetic vowels it recovers the added noise's HNR within 0.65 dB at 10, 20 and 30 dB and costs
+nothing; ``To Harmonicity (cc)`` is within 0.8 dB and costs another 30-60 ms per 5 s clip. NHR is the
+voice report's ``(1 - r) / r`` of the same frames.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import parselmouth
-from parselmouth.praat import call
 
 from features.perturbation import (
     JITTER_NAMES,
@@ -28,6 +28,8 @@ from features.perturbation import (
     jitter,
     shimmer,
 )
+from features.pitch import Pitch, to_pitch_ac
+from features.pulses import period_peaks, pulse_times
 
 F0_MIN_HZ = 60.0
 F0_MAX_HZ = 600.0
@@ -44,30 +46,39 @@ VOICE_NAMES = (*F0_NAMES, *BREAK_NAMES, *JITTER_NAMES, *SHIMMER_NAMES, *HNR_NAME
 
 @dataclass(frozen=True)
 class PitchTrack:
-    """One clip's Praat pitch analysis, shared by the voice and formant features.
+    """One clip's pitch analysis, shared by the voice and formant features.
 
     Attributes
     ----------
-    sound : parselmouth.Sound or None
-        The clip as Praat holds it; None when it is too short for a pitch frame.
-    pitch : parselmouth.Pitch or None
-        Autocorrelation pitch track of ``sound``.
-    times : np.ndarray, shape (t,)
-        Frame centres in seconds.
-    f0_hz : np.ndarray, shape (t,)
-        F0 of each frame, 0 where unvoiced.
-    strength : np.ndarray, shape (t,)
-        Normalised autocorrelation peak of the chosen candidate.
+    samples : np.ndarray, shape (n,), float64
+        The clip.
+    sr : int
+        Its sample rate.
+    pitch : Pitch or None
+        Autocorrelation pitch track of ``samples``; None when the clip is too short for a pitch frame.
     f0_min_hz : float
         The pitch floor the track was computed with.
     """
 
-    sound: parselmouth.Sound | None
-    pitch: parselmouth.Pitch | None
-    times: np.ndarray
-    f0_hz: np.ndarray
-    strength: np.ndarray
+    samples: np.ndarray
+    sr: int
+    pitch: Pitch | None
     f0_min_hz: float
+
+    @property
+    def times(self) -> np.ndarray:
+        """Shape (t,): frame centres in seconds."""
+        return self.pitch.times if self.pitch is not None else np.empty(0)
+
+    @property
+    def f0_hz(self) -> np.ndarray:
+        """Shape (t,): F0 of each frame, 0 where unvoiced."""
+        return self.pitch.f0_hz if self.pitch is not None else np.empty(0)
+
+    @property
+    def strength(self) -> np.ndarray:
+        """Shape (t,): normalised autocorrelation peak of the chosen candidate."""
+        return self.pitch.strength if self.pitch is not None else np.empty(0)
 
     @property
     def voiced(self) -> np.ndarray:
@@ -99,32 +110,10 @@ def analyse_pitch(
     PitchTrack
         With no frames when ``y`` is shorter than three periods of ``f0_min_hz``.
     """
-    empty = np.empty(0)
+    y = np.asarray(y, dtype=np.float64)
     if len(y) < PITCH_WINDOW_PERIODS * sr / f0_min_hz:
-        return PitchTrack(None, None, empty, empty, empty, f0_min_hz)
-    sound = parselmouth.Sound(np.asarray(y, dtype=np.float64), sampling_frequency=sr)
-    pitch = sound.to_pitch_ac(pitch_floor=f0_min_hz, pitch_ceiling=f0_max_hz)
-    frames = pitch.selected_array
-    return PitchTrack(sound, pitch, pitch.xs(), frames["frequency"], frames["strength"], f0_min_hz)
-
-
-def _pulse_times(points: parselmouth.Data) -> np.ndarray:
-    """Shape (n,): the times of a PointProcess (Praat refuses to convert an empty one)."""
-    if call(points, "Get number of points") == 0:
-        return np.empty(0)
-    return call(points, "To Matrix").values[0]
-
-
-def _period_peaks(sound: parselmouth.Sound, points: parselmouth.Data) -> tuple[np.ndarray, np.ndarray]:
-    """Times and peak amplitudes, shapes (m,) and (m,), of Praat's ``To AmplitudeTier (period)``
-    (empty where Praat finds too few pulses for one)."""
-    if call(points, "Get number of points") < 3:
-        return np.empty(0), np.empty(0)
-    peaks = call([sound, points], "To AmplitudeTier (period)", 0, 0, PERIOD_FLOOR_S, PERIOD_CEILING_S, MAX_PERIOD_FACTOR)
-    if call(peaks, "Get number of points") == 0:
-        return np.empty(0), np.empty(0)
-    table = call(call(peaks, "Down to TableOfReal"), "To Matrix").values
-    return table[:, 0], table[:, 1]
+        return PitchTrack(y, sr, None, f0_min_hz)
+    return PitchTrack(y, sr, to_pitch_ac(y, sr=sr, f0_min_hz=f0_min_hz, f0_max_hz=f0_max_hz), f0_min_hz)
 
 
 def _voice_breaks(pulses: np.ndarray, *, duration_s: float, f0_min_hz: float) -> dict[str, float]:
@@ -176,10 +165,17 @@ def voice_features(track: PitchTrack) -> dict[str, float]:
     hnr = 10.0 * np.log10(r / (1.0 - r))
     out.update(hnr_mean_db=float(hnr.mean()), hnr_std_db=float(hnr.std()), nhr_mean=float(np.mean((1.0 - r) / r)))
 
-    points = call([track.sound, track.pitch], "To PointProcess (cc)")
-    pulses = _pulse_times(points)
+    pulses = pulse_times(track.samples, track.pitch, sr=track.sr)
     if len(pulses) >= 3:
-        out.update(_voice_breaks(pulses, duration_s=track.sound.duration, f0_min_hz=track.f0_min_hz))
+        out.update(_voice_breaks(pulses, duration_s=len(track.samples) / track.sr, f0_min_hz=track.f0_min_hz))
     out.update(jitter(pulses))
-    out.update(shimmer(*_period_peaks(track.sound, points)))
+    peaks = period_peaks(
+        track.samples,
+        pulses,
+        sr=track.sr,
+        period_floor_s=PERIOD_FLOOR_S,
+        period_ceiling_s=PERIOD_CEILING_S,
+        max_period_factor=MAX_PERIOD_FACTOR,
+    )
+    out.update(shimmer(*peaks))
     return out
