@@ -1,6 +1,9 @@
-"""What every page shares: settings, the read-only stores, the unreachable-store banner, local times."""
+"""What every page shares: settings, the read-only stores, the unreachable-store banner, auto-refresh, local times."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 import pandas as pd
 import streamlit as st
@@ -34,6 +37,38 @@ def banner(opened: DashboardStores) -> None:
         st.error(opened.mongo_error, icon="🚫")
     if opened.redis_error:
         st.error(opened.redis_error, icon="🚫")
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a page's body is given on each refresh: the settings and the opened stores."""
+
+    settings: Settings
+    stores: DashboardStores
+
+    @property
+    def tz(self) -> str:
+        """The IANA time zone times are shown in."""
+        return self.settings.dashboard_timezone
+
+
+def show(title: str, body: Callable[[Page], None], *, needs: Literal["mongo", "redis"] | None = None, unavailable: str = "") -> None:
+    """Title the page and run ``body`` in a fragment that Streamlit re-runs every ``dashboard_refresh_s``.
+
+    Each run opens the stores and shows a banner for any that is unreachable; when the store the page
+    ``needs`` is one of them, the ``unavailable`` line is shown instead of the body.
+    """
+    st.title(title)
+
+    def refresh() -> None:
+        opened = stores()
+        banner(opened)
+        if (needs == "mongo" and opened.db is None) or (needs == "redis" and opened.redis is None):
+            st.info(unavailable)
+            return
+        body(Page(settings(), opened))
+
+    st.fragment(refresh, run_every=settings().dashboard_refresh_s, key=f"page-{title.lower()}")()
 
 
 @st.cache_resource(ttl=5, show_spinner=False)

@@ -1,8 +1,9 @@
 """What the dashboard reads: MongoDB aggregations and Redis stream reads, returned as small DataFrames.
 
 Every function only reads (``find``, ``aggregate``; ``XRANGE``/``XINFO``/``XPENDING``)
-and filters on indexed fields (``created_at``, ``started_at``, ``run_id``): a query's cost follows the
-documents in its time window, not the size of the collection. (``count_documents`` is avoided: nx-27017
+and filters on indexed fields (``created_at``, ``started_at``, ``run_id``, ``_id``): a query's cost follows the
+documents in its time window, not the size of the collection; counts over days come from the
+``prediction_counts`` rollup the writers keep (:mod:`store.counts`). (``count_documents`` is avoided: nx-27017
 answers it ten times slower than the equivalent aggregation.) Times come back timezone-aware in UTC; pages convert them for display.
 
 Collections and streams written by later producers are read in their documented shapes:
@@ -10,8 +11,8 @@ Collections and streams written by later producers are read in their documented 
 (backup_id, started_at, finished_at, path, counts, verified, status), ``models`` (version, status,
 metrics, feature_version, created_at), the queue stream ``voxflow:queue`` with group ``analyzers``,
 ``voxflow:metrics:latency`` (field ``latency_s``) and ``voxflow:metrics:workers`` (fields ``workers``,
-``backlog``, ``cpu_pct``, ``memory_pct``, and ``processing``/``queued`` task counts where a producer
-reports them). Absent ones read as empty (missing fields as NaN).
+``backlog``, ``cpu_pct``, ``memory_pct``, and ``processing``/``queued``: the run's tasks on a worker and
+waiting for one, recorded by ``tasks.scaling.ScalingMonitor``). Absent ones read as empty (missing fields as NaN).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import pandas as pd
 import pymongo
 import redis
 from pymongo.database import Database
+
+from store.counts import COUNTS, bucket_start
+from store.counts import FIELDS as COUNT_FIELDS  # predictions, positives, quarantined
 
 QUEUE_STREAM = "voxflow:queue"
 QUEUE_GROUP = "analyzers"
@@ -43,11 +47,10 @@ _KEY_SEPARATOR = "\x1f"
 _UNDELIVERED_CAP = 100_000
 
 
-def _since(field: str, since: datetime, until: datetime | None = None) -> dict[str, Any]:
+def _since(field: str, since: datetime) -> dict[str, Any]:
     # Wrapped in $and on purpose: nx-27017 0.8.1 silently ignores (or mis-evaluates) a bare date range
     # in an aggregation $match that it pushes down to SQL; $and takes its correct path. Same on MongoDB.
-    bounds = [{field: {"$gte": since}}] + ([{field: {"$lt": until}}] if until is not None else [])
-    return {"$match": {"$and": bounds}}
+    return {"$match": {"$and": [{field: {"$gte": since}}]}}
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -91,27 +94,25 @@ def processing_percentiles(recent: pd.DataFrame, since: datetime, qs: tuple[floa
     return [float(values.quantile(q / 100.0, interpolation="higher")) for q in qs]
 
 
-def predictions_per_day(db: Database, since: datetime, tz: str, *, until: datetime | None = None) -> pd.DataFrame:
-    """Predictions created in [``since``, ``until``) per calendar day in time zone ``tz``.
+def counts_per_day(db: Database, since: datetime, tz: str) -> pd.DataFrame:
+    """Predictions, screen-positives and quarantined files per calendar day in time zone ``tz``, from ``since`` on.
 
-    Counts are grouped by UTC hour in MongoDB (nx-27017 ignores ``$dateToString``'s ``timezone``),
-    then summed per local day here: exact for whole-hour offsets.
+    Reads the ``prediction_counts`` rollup (:mod:`store.counts`: one small document per UTC quarter hour,
+    kept as results are stored) and sums its quarter hours per local day: exact in every time zone, and its
+    cost follows the days shown, not the predictions stored.
 
     Returns
     -------
     DataFrame
-        ``day`` (local date, ``datetime64``), ``predictions``.
+        ``day`` (local date, ``datetime64``), ``predictions``, ``positives``, ``quarantined``; days without any are absent.
     """
-    rows = db["predictions"].aggregate([
-        _since("created_at", since, until),
-        {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%dT%H", "date": "$created_at"}}, "n": {"$sum": 1}}},
-    ])
-    hours = _frame([{"hour": r["_id"], "n": r["n"]} for r in rows], ["hour", "n"])
-    if hours.empty:
-        return pd.DataFrame({"day": pd.Series(dtype="datetime64[ns]"), "predictions": pd.Series(dtype="int64")})
-    local = pd.to_datetime(hours["hour"], utc=True).dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-    days = hours.assign(day=local).groupby("day", as_index=False)["n"].sum()
-    return days.rename(columns={"n": "predictions"}).sort_values("day", ignore_index=True)
+    docs = db[COUNTS].find({"_id": {"$gte": bucket_start(since)}})
+    buckets = _frame(list(docs), ["_id", *COUNT_FIELDS])
+    if buckets.empty:
+        return pd.DataFrame({"day": pd.Series(dtype="datetime64[ns]"), **{name: pd.Series(dtype="int64") for name in COUNT_FIELDS}})
+    day = pd.to_datetime(buckets["_id"], utc=True).dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    days = buckets[list(COUNT_FIELDS)].fillna(0).astype("int64").groupby(day.rename("day")).sum().reset_index()
+    return days.sort_values("day", ignore_index=True)
 
 
 @dataclass(frozen=True)

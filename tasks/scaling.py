@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from distributed import Client
 
@@ -24,10 +24,27 @@ def cluster_load(workers: dict[str, Any]) -> tuple[float | None, float | None]:
     return sum(cpu) / len(cpu), (sum(memory) / len(memory) if memory else None)
 
 
+def task_counts(pending: Collection[Any], processing: Mapping[str, Sequence[Any]]) -> tuple[int, int]:
+    """(processing, queued) of a run's tasks: ``pending`` keys the scheduler has on a worker, and those it has not yet.
+
+    ``processing`` is ``Client.processing()``: each worker's assigned keys (executing or ready to run there).
+
+    Examples
+    --------
+    >>> task_counts({"c0", "c1", "c2", "c3"}, {"w1": ["c0"], "w2": ["c1", "other-run"]})
+    (2, 2)
+    """
+    assigned = {key for keys in processing.values() for key in keys}
+    running = sum(1 for key in pending if key in assigned)
+    return running, len(pending) - running
+
+
 class ScalingMonitor:
     """Samples the cluster after each chunk; writes a ``scaling_events`` document when the worker count changes.
 
-    Every sample also goes to the ``voxflow:metrics:workers`` Redis stream for the dashboard.
+    Every sample also goes to the ``voxflow:metrics:workers`` Redis stream for the dashboard, with the run's
+    tasks processing on workers and queued (submitted, not yet on a worker): the client's pending futures
+    against one ``Client.processing()`` call, which lists only the keys assigned to workers.
     """
 
     def __init__(self, client: Client, *, results: ResultStore, metrics: LiveMetrics, thresholds: Thresholds, run_id: str, min_workers: int, max_workers: int) -> None:
@@ -53,6 +70,8 @@ class ScalingMonitor:
         """Sample the cluster now; record an event if the worker count moved since the last sample."""
         workers = self._client.scheduler_info(n_workers=-1)["workers"]
         cpu, memory = cluster_load(workers)
+        pending = [key for key, state in list(self._client.futures.items()) if state.status == "pending"]
+        processing, queued = task_counts(pending, self._client.processing())
         signals = Signals(
             cpu_pct=cpu,
             p95_latency_s=percentile(list(self._latencies), 95),
@@ -80,7 +99,7 @@ class ScalingMonitor:
         self.max_workers_seen = max(self.max_workers_seen, count)
         self._metrics.record(
             "workers",
-            {"run_id": self._run_id, "workers": count, "backlog": backlog, "cpu_pct": round(cpu or 0.0, 1),
+            {"run_id": self._run_id, "workers": count, "backlog": backlog, "processing": processing, "queued": queued, "cpu_pct": round(cpu or 0.0, 1),
              "memory_pct": round(memory or 0.0, 1), "p95_latency_s": round(signals.p95_latency_s or 0.0, 3), "action": advice.action},
         )
         return advice

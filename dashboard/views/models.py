@@ -12,16 +12,9 @@ from dashboard.charts import bars
 WEEK_H = 24 * 7
 
 
-def body() -> None:
-    settings = context.settings()
-    tz = settings.dashboard_timezone
-    opened = context.stores()
-    context.banner(opened)
-    if opened.db is None:
-        st.info("Model records and backups are in MongoDB; they show again once the server answers.")
-        return
-    db = opened.db
-    champion = current_champion(db, settings)
+def body(page: context.Page) -> None:
+    db, tz = page.stores.db, page.tz
+    champion = current_champion(db, page.settings)
     st.metric("Champion", champion.version, help=f"from the {champion.source}")
 
     st.subheader("Champion and challengers")
@@ -67,5 +60,4 @@ def body() -> None:
             f"Backup {backup.get('backup_id', '')} at {backup.get('path', '—')}: " + ("verified." if backup.get("verified") else "not verified."))
 
 
-st.title("Models")
-st.fragment(body, run_every=context.settings().dashboard_refresh_s)()
+context.show("Models", body, needs="mongo", unavailable="Model records and backups are in MongoDB; they show again once the server answers.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pandas as pd
 import streamlit as st
@@ -13,26 +13,11 @@ from dashboard.champion import current_champion
 from dashboard.charts import bars, time_series
 from dashboard.connections import DashboardStores
 from dashboard.indicators import indicators
+from store.counts import COUNTS, counts_missing
 from voxflow.scaling import Signals, Thresholds
 
 DAYS_SHOWN = 14
 CHART_HOURS = 6
-
-
-@st.cache_data(ttl=3600, show_spinner=False)
-def _past_days(_db: Database, where: str, start: datetime, end: datetime, tz: str) -> pd.DataFrame:
-    # Finished days no longer change (predictions are only ever added, stamped now): read them once an hour.
-    return queries.predictions_per_day(_db, start, tz, until=end)
-
-
-def _per_day(db: Database, recent: pd.DataFrame, tz: str) -> pd.DataFrame:
-    """Predictions per local day over the last DAYS_SHOWN days: finished days cached, today from ``recent``."""
-    today = pd.Timestamp.now(tz).normalize()
-    start = (today - timedelta(days=DAYS_SHOWN - 1)).tz_convert("UTC").to_pydatetime()
-    past = _past_days(db, f"{db.client.address}/{db.name}", start, today.tz_convert("UTC").to_pydatetime(), tz)
-    today_count = int((recent["created_at"] >= today).sum())
-    live = pd.DataFrame({"day": [today.tz_localize(None)], "predictions": [today_count]}) if today_count else past.iloc[0:0]
-    return pd.concat([past, live], ignore_index=True)
 
 
 def _rate(value: float | None) -> str:
@@ -62,22 +47,38 @@ def _cluster_load(opened: DashboardStores, since: datetime, min_workers: int) ->
     return cpu, memory, min_workers if workers is None else int(workers)
 
 
-def body() -> None:
-    settings = context.settings()
-    tz = settings.dashboard_timezone
-    opened = context.stores()
-    context.banner(opened)
-    if opened.db is None:
-        st.info("The overview needs MongoDB; it shows again once the server answers.")
+def _per_day(db: Database, stored: int, tz: str) -> None:
+    """Today's counts and the last DAYS_SHOWN local days from the ``prediction_counts`` rollup."""
+    today = pd.Timestamp.now(tz).normalize()
+    first = (today - pd.DateOffset(days=DAYS_SHOWN - 1)).normalize()  # calendar days: right across DST changes
+    per_day = queries.counts_per_day(db, first.tz_convert("UTC").to_pydatetime(), tz)
+    shown_today = per_day[per_day["day"] == today.tz_localize(None)]
+    scored, positive, quarantined = (int(shown_today[name].sum()) for name in ("predictions", "positives", "quarantined"))
+    cols = st.columns(3)
+    cols[0].metric("Scored today", f"{scored:,}", help=f"predictions stored since midnight ({tz})")
+    cols[1].metric("Screen-positive today", f"{positive:,}" + (f" ({positive / scored:.1%})" if scored else ""),
+                   help="score at or above the model's threshold")
+    cols[2].metric("Quarantined today", f"{quarantined:,}")
+    if per_day.empty:
+        if stored and counts_missing(db):
+            st.info(f"Per-day counts are not built for this database yet: the next `voxflow analyze` or queue drain builds `{COUNTS}` from the stored predictions.")
+        else:
+            st.info(f"No predictions in the last {DAYS_SHOWN} days.")
         return
+    long = per_day.assign(day=per_day["day"].dt.strftime("%Y-%m-%d")).rename(columns={"predictions": "scored"}).melt(
+        id_vars="day", value_vars=["scored", "quarantined"], var_name="files", value_name="count")
+    st.altair_chart(bars(long, x="day", y="count", x_title=f"day ({tz})", y_title="files per day", color="files"), width="stretch")
+
+
+def body(page: context.Page) -> None:
+    settings, opened, tz = page.settings, page.stores, page.tz
     db = opened.db
     since = queries.utc_since(settings.dashboard_window_h)
     chart_since = queries.utc_since(CHART_HOURS)
-    today = pd.Timestamp.now(tz).normalize().tz_convert("UTC").to_pydatetime()
     window = f"last {settings.dashboard_window_h:g} h"
     stored = queries.predictions_count(db)
     totals = queries.run_totals(db, since)
-    recent = queries.recent_predictions(db, min(since, chart_since, today))
+    recent = queries.recent_predictions(db, min(since, chart_since))
     p50, p95, latency_source = _latency(opened, recent, since)
     champion = current_champion(db, settings)
 
@@ -119,13 +120,8 @@ def body() -> None:
         per_minute["minute"] = context.local_times(per_minute["minute"], tz)
         st.altair_chart(time_series(per_minute, x="minute", y="clips", x_title=f"time ({tz})", y_title="clips per minute"), width="stretch")
 
-    st.subheader(f"Predictions per day (last {DAYS_SHOWN} days)")
-    per_day = _per_day(db, recent, tz)
-    if per_day.empty:
-        st.info(f"No predictions in the last {DAYS_SHOWN} days.")
-    else:
-        per_day["day"] = per_day["day"].dt.strftime("%Y-%m-%d")
-        st.altair_chart(bars(per_day, x="day", y="predictions", x_title=f"day ({tz})", y_title="predictions per day"), width="stretch")
+    st.subheader(f"Files per day (last {DAYS_SHOWN} days)")
+    _per_day(db, stored, tz)
 
-st.title("Overview")
-st.fragment(body, run_every=context.settings().dashboard_refresh_s)()
+
+context.show("Overview", body, needs="mongo", unavailable="The overview needs MongoDB; it shows again once the server answers.")

@@ -8,14 +8,8 @@ from dashboard import context, queries
 from dashboard.charts import time_series
 
 
-def body() -> None:
-    settings = context.settings()
-    tz = settings.dashboard_timezone
-    opened = context.stores()
-    context.banner(opened)
-    if opened.redis is None:
-        st.info("The queue lives in Redis; it shows again once Redis answers.")
-        return
+def body(page: context.Page) -> None:
+    settings, opened, tz = page.settings, page.stores, page.tz
     state = queries.queue_state(opened.redis)
     if not state.exists:
         st.info(f"No queue yet: the stream `{queries.QUEUE_STREAM}` does not exist. Batches run by `voxflow analyze` do not queue.")
@@ -42,5 +36,4 @@ def body() -> None:
         samples = samples.assign(time=context.local_times(samples["time"], tz))
         st.altair_chart(time_series(samples, x="time", y="backlog", x_title=f"time ({tz})", y_title="backlog (files)"), width="stretch")
 
-st.title("Queue")
-st.fragment(body, run_every=context.settings().dashboard_refresh_s)()
+context.show("Queue", body, needs="redis", unavailable="The queue lives in Redis; it shows again once Redis answers.")

@@ -9,15 +9,9 @@ from dashboard import context, queries
 from dashboard.charts import bars
 
 
-def body() -> None:
-    settings = context.settings()
-    tz = settings.dashboard_timezone
-    opened = context.stores()
-    context.banner(opened)
-    if opened.db is None:
-        st.info("Runs are stored in MongoDB; they show again once the server answers.")
-        return
-    runs = queries.recent_runs(opened.db)
+def body(page: context.Page) -> None:
+    settings, db, tz = page.settings, page.stores.db, page.tz
+    runs = queries.recent_runs(db)
     if runs.empty:
         st.info("No runs yet: `voxflow analyze SOURCE` records one.")
         return
@@ -49,7 +43,7 @@ def body() -> None:
     cols[4].metric("Throughput", "—" if pd.isna(run["clips_per_s"]) else f"{run['clips_per_s']:.2f} clips/s")
     if ui:
         st.link_button("Open this run in the Prefect UI", f"{ui}/runs/flow-run/{run_id}")
-    reasons = queries.quarantine_reasons(opened.db, run_id)
+    reasons = queries.quarantine_reasons(db, run_id)
     if reasons.empty:
         st.success("Nothing quarantined in this run.")
     else:
@@ -58,5 +52,4 @@ def body() -> None:
         st.altair_chart(bars(by_stage, x="stage", y="files", x_title="stage", y_title="quarantined files"), width="stretch")
 
 
-st.title("Runs")
-st.fragment(body, run_every=context.settings().dashboard_refresh_s)()
+context.show("Runs", body, needs="mongo", unavailable="Runs are stored in MongoDB; they show again once the server answers.")

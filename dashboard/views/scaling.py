@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import context, queries
 from dashboard.charts import bars, time_series
 
 
-def body() -> None:
-    settings = context.settings()
-    tz = settings.dashboard_timezone
-    opened = context.stores()
-    context.banner(opened)
+def _last_task_sample(samples: pd.DataFrame, tz: str) -> None:
+    """The task counts of the latest worker sample that carries them, as metrics (shown while no scheduler answers)."""
+    counted = samples.dropna(subset=["processing", "queued"])
+    if counted.empty:
+        return
+    last = counted.iloc[-1]
+    cols = st.columns(3)
+    cols[0].metric("Tasks processing (last sample)", f"{int(last['processing'])}")
+    cols[1].metric("Tasks queued (last sample)", f"{int(last['queued'])}")
+    cols[2].metric("Last sample", context.local_text(last["time"], tz), help=f"from `{queries.WORKERS_STREAM}`, times in {tz}")
+
+
+def body(page: context.Page) -> None:
+    settings, opened, tz = page.settings, page.stores, page.tz
     since = queries.utc_since(settings.dashboard_window_h)
     window = f"last {settings.dashboard_window_h:g} h"
 
@@ -51,6 +61,8 @@ def body() -> None:
     if samples is None or samples[["processing", "queued"]].dropna(how="all").empty:
         st.info(f"No task samples (`{queries.WORKERS_STREAM}`) in the {window}.")
     else:
+        if cluster is None:
+            _last_task_sample(samples, tz)
         long = samples.assign(time=context.local_times(samples["time"], tz)).melt(
             id_vars="time", value_vars=["processing", "queued"], var_name="tasks", value_name="count").dropna()
         st.altair_chart(time_series(long, x="time", y="count", x_title=f"time ({tz})", y_title="tasks", color="tasks"), width="stretch")
@@ -64,5 +76,4 @@ def body() -> None:
         st.dataframe(table, hide_index=True, column_config={"time": st.column_config.DatetimeColumn(f"time ({tz})", format="YYYY-MM-DD HH:mm:ss")})
 
 
-st.title("Scaling")
-st.fragment(body, run_every=context.settings().dashboard_refresh_s)()
+context.show("Scaling", body)

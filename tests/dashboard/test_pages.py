@@ -13,6 +13,7 @@ import pytest
 import redis
 from streamlit.testing.v1 import AppTest
 
+from store.counts import BUCKET, COUNTS
 from tests.dashboard.conftest import PAGES, Seeded, metrics
 
 pytestmark = pytest.mark.slow
@@ -51,6 +52,13 @@ def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_clien
     [advice] = [w.value for w in app.warning]
     assert advice.startswith("Recommendation: Scale out: add workers — firing: ") and "backlog" in advice
     assert not [i.value for i in app.info if "No clips" in i.value or "No runs" in i.value]
+    # Today's figures come from the prediction_counts rollup: they equal a direct count of the stored documents.
+    midnight = pd.Timestamp.now("Asia/Tokyo").normalize()
+    today = [r for r in seeded.results if pd.Timestamp(r["created_at"]) >= midnight]
+    assert shown["Scored today"] == f"{len(today)}"
+    positive = sum(1 for r in today if r["score"] >= r["threshold"])
+    assert shown["Screen-positive today"] == (f"{positive} ({positive / len(today):.1%})" if today else "0")
+    assert shown["Quarantined today"] == f"{sum(1 for r in seeded.quarantine if pd.Timestamp(r['created_at']) >= midnight)}"
 
     # With queue latencies reported (seeded), the percentiles and the p95 trigger use them instead.
     latencies = [0.8, 1.2, 2.6, 3.1, 0.9]
@@ -63,6 +71,22 @@ def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_clien
     shown = metrics(app)
     assert shown["Latency p95"] == f"{np.percentile(latencies, 95):.3f} s" == "3.000 s"
     assert shown["p95 latency"] == "3.00 s" and _deltas(app)["p95 latency"].startswith("firing")
+
+
+def test_the_rollup_matches_a_direct_count_of_the_runs_documents(seeded: Seeded) -> None:
+    db = pymongo.MongoClient(seeded.env["VOXFLOW_MONGO_URI"], tz_aware=True)[seeded.env["VOXFLOW_MONGO_DB"]]
+    buckets = list(db[COUNTS].find())
+    assert buckets, "the analyze run kept the rollup as it persisted its chunks"
+    predictions = list(db["predictions"].find({}, {"_id": 0, "score": 1, "threshold": 1, "created_at": 1}))
+    assert len(predictions) == seeded.summary["scored"] == 4
+    assert {name: sum(b.get(name, 0) for b in buckets) for name in ("predictions", "positives", "quarantined")} == {
+        "predictions": len(predictions),
+        "positives": sum(1 for p in predictions if p["score"] >= p["threshold"]),
+        "quarantined": db["quarantine"].count_documents({}),
+    }
+    for bucket in buckets:  # each quarter hour holds exactly the documents created in it
+        inside = [p for p in predictions if bucket["_id"] <= p["created_at"] < bucket["_id"] + BUCKET]
+        assert bucket.get("predictions", 0) == len(inside)
 
 
 def test_queue(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
@@ -89,8 +113,14 @@ def test_scaling(seeded: Seeded, open_page: Callable[..., AppTest], redis_client
     assert abs(events["time"].iloc[0] - _tokyo(stored[0]["time"])) < pd.Timedelta(milliseconds=2)
     infos = [i.value for i in app.info]
     assert redis_client.xlen("voxflow:metrics:workers") and not [i for i in infos if "No worker samples" in i]
-    # No producer reports task counts yet: the page says so instead of drawing an empty chart.
-    assert [i for i in infos if i.startswith("No task samples")]
+    # The run's samples carry its task counts; with no scheduler to ask, the page shows the latest from the stream.
+    assert not [i for i in infos if i.startswith("No task samples")]
+    entry_id, sample = redis_client.xrevrange("voxflow:metrics:workers", count=1)[0]
+    shown = metrics(app)
+    assert (shown["Tasks processing (last sample)"], shown["Tasks queued (last sample)"]) == (sample["processing"], sample["queued"])
+    assert shown["Last sample"] == _tokyo(pd.Timestamp(int(entry_id.split("-")[0]), unit="ms", tz="UTC")).strftime("%Y-%m-%d %H:%M:%S")
+    counts = [(int(f["processing"]), int(f["queued"])) for _, f in redis_client.xrange("voxflow:metrics:workers")]
+    assert counts[-1] == (0, 0) and max(p + q for p, q in counts) >= 1  # the run's last sample follows its last chunk
 
 
 def test_runs(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:

@@ -10,6 +10,7 @@ import redis
 from pymongo.database import Database
 
 from dashboard import queries
+from store.mongo import ResultStore
 
 NOW = datetime(2026, 11, 27, 12, 0, 30, tzinfo=timezone.utc)
 
@@ -69,16 +70,25 @@ def test_processing_percentiles_match_numpy_on_the_raw_values(seeded: Database) 
     assert queries.processing_percentiles(recent, NOW + timedelta(hours=1)) == [None, None]
 
 
-def test_predictions_per_day_follow_the_time_zone(mongo_db: Database) -> None:
-    # 23:30 UTC on the 26th is already the 27th in Tokyo (UTC+9) and still the 26th in New York.
-    late = datetime(2026, 11, 26, 23, 30, tzinfo=timezone.utc)
-    mongo_db["predictions"].insert_many([_prediction(i, late, score=0.5, label="healthy", decode=1, features=1) for i in range(4)])
-    since = late - timedelta(days=1)
-    tokyo = queries.predictions_per_day(mongo_db, since, "Asia/Tokyo")
-    assert tokyo["day"].dt.strftime("%Y-%m-%d").tolist() == ["2026-11-27"] and tokyo["predictions"].tolist() == [4]
-    new_york = queries.predictions_per_day(mongo_db, since, "America/New_York")
-    assert new_york["day"].dt.strftime("%Y-%m-%d").tolist() == ["2026-11-26"]
-    assert queries.predictions_per_day(mongo_db, late + timedelta(hours=1), "UTC").empty
+def test_counts_per_day_follow_the_time_zone(mongo_db: Database) -> None:
+    results = ResultStore(mongo_db)  # written as the product writes them: the rollup is kept on insert
+    results.ensure_indexes()
+    # 18:35 UTC on the 26th is 00:05 on the 27th in India (UTC+5:30), where whole-hour buckets would say the 26th;
+    # 23:30 UTC is the 27th in Tokyo (UTC+9) and India, still the 26th in New York.
+    early, late = datetime(2026, 11, 26, 18, 35, tzinfo=timezone.utc), datetime(2026, 11, 26, 23, 30, tzinfo=timezone.utc)
+    results.insert_predictions([dict(_prediction(i, early, score=0.9, label="pathological", decode=1, features=1), threshold=0.5) for i in range(2)])
+    results.insert_predictions([dict(_prediction(10 + i, late, score=s, label="x", decode=1, features=1), threshold=0.5) for i, s in enumerate([0.2, 0.5, 0.7, 0.1])])
+    results.insert_quarantine([{"run_id": "r1", "stage": "decode", "reason": "empty file", "created_at": late}])
+    since = late - timedelta(days=2)
+
+    def shown(tz: str, start: datetime = since) -> list[list]:
+        days = queries.counts_per_day(mongo_db, start, tz)
+        return days.assign(day=days["day"].dt.strftime("%Y-%m-%d")).values.tolist()
+
+    assert shown("Asia/Kolkata") == shown("Asia/Tokyo") == [["2026-11-27", 6, 4, 1]]
+    assert shown("America/New_York") == shown("UTC") == [["2026-11-26", 6, 4, 1]]
+    assert shown("UTC", early + timedelta(minutes=30)) == [["2026-11-26", 4, 2, 1]]
+    assert shown("UTC", late + timedelta(hours=1)) == []
 
 
 def test_scores_reasons_and_share(seeded: Database) -> None:

@@ -1,4 +1,17 @@
-from tasks.scaling import cluster_load
+"""The scaling monitor: cluster load and task counts (pure), and its samples from a real LocalCluster."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from distributed import Client, Event, LocalCluster
+from pymongo.database import Database
+
+from store.cache import LiveMetrics
+from store.mongo import ResultStore
+from tasks.scaling import ScalingMonitor, cluster_load, task_counts
+from voxflow.scaling import Thresholds
 
 
 def test_cluster_load_means_cpu_and_memory_share() -> None:
@@ -9,3 +22,35 @@ def test_cluster_load_means_cpu_and_memory_share() -> None:
     cpu, memory = cluster_load(workers)
     assert cpu == 75.0 and memory == 30.0
     assert cluster_load({}) == (None, None)
+
+
+def _wait_for(event_name: str) -> str:
+    Event(event_name).wait(timeout=30)
+    return event_name
+
+
+def test_samples_carry_the_runs_tasks_processing_and_queued(mongo_db: Database, redis_client: redis.Redis) -> None:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        monitor = ScalingMonitor(client, results=ResultStore(mongo_db), metrics=LiveMetrics(redis_client, maxlen=100),
+                                 thresholds=Thresholds(cpu_pct=70, p95_latency_s=2, error_rate=0.01, backlog=100, memory_pct=85),
+                                 run_id="run-tasks", min_workers=1, max_workers=1)
+        futures = [client.submit(_wait_for, "go-tasks", key=f"blocked-{i}") for i in range(5)]
+        deadline = time.monotonic() + 10
+        while not any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monitor.observe(backlog=5)
+        _, sample = redis_client.xrevrange("voxflow:metrics:workers", count=1)[0]
+        assert sample["run_id"] == "run-tasks"
+        running, queued = int(sample["processing"]), int(sample["queued"])
+        assert running + queued == 5 and 1 <= running <= 2, sample  # one thread: the rest wait on the scheduler
+        Event("go-tasks").set()
+        client.gather(futures)
+        monitor.observe(backlog=0)
+        _, sample = redis_client.xrevrange("voxflow:metrics:workers", count=1)[0]
+        assert (sample["processing"], sample["queued"]) == ("0", "0")
+
+
+def test_task_counts_split_pending_keys_by_whether_a_worker_has_them() -> None:
+    assert task_counts([], {}) == (0, 0)
+    assert task_counts(["a", "b", "c"], {"w1": ["a"], "w2": ["x"]}) == (1, 2)
+    assert task_counts(["a", "b"], {"w1": ["a", "b"]}) == (2, 0)
