@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from models.artifact import ModelBundle
 from tasks.cluster import dask_client
 from tasks.extract import AudioPolicy, ChunkResult
-from tasks.fanout import FanoutOutcome, balanced_chunk_size, fan_out
+from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import Discovery, FileRef, discover
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs
@@ -94,9 +94,8 @@ def score_files(
             run_id=run_id, min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers,
         )
         return fan_out(
-            client, files, policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores,
-            run_id=run_id, chunk_size=balanced_chunk_size(len(files), max_chunk=chunk_size, workers=settings.dask_max_workers),
-            window=window, monitor=monitor, on_progress=report,
+            client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),
+            policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id, window=window, monitor=monitor, on_progress=report,
         )
 
 

@@ -10,7 +10,7 @@ from distributed import Client, Future, as_completed
 
 from models.artifact import ModelBundle
 from tasks.extract import AudioPolicy, ChunkResult, rows_to_table, score_chunk
-from tasks.ingest import FileRef, chunked
+from tasks.ingest import FileRef
 from tasks.persist import Stores, persist_scored
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
@@ -27,13 +27,30 @@ class FanoutOutcome:
     max_workers_seen: int = 0
 
 
-def balanced_chunk_size(n_files: int, *, max_chunk: int, workers: int) -> int:
-    """Chunk size for a batch: at most ``max_chunk``, small enough that every worker gets two chunks.
+MIN_CHUNK = 4  # files (~0.2 s of work): below this a chunk's persist and bookkeeping cost more than the tail it evens out
 
-    Large batches use ``max_chunk`` (tasks of seconds, which adaptive scaling can measure);
-    a small batch is split so it still spreads over the cluster.
+
+def plan_chunks(files: Sequence[FileRef], *, max_chunk: int, workers: int) -> list[list[FileRef]]:
+    """Split a batch into Dask tasks by guided self-scheduling.
+
+    While work is plentiful every chunk holds ``max_chunk`` files (tasks of seconds, which adaptive
+    scaling can measure). Once the files left would no longer give every worker two such chunks,
+    each chunk takes ``1 / (2 * workers)`` of what is left, down to ``MIN_CHUNK`` files, so the
+    workers run out of work together instead of one finishing a full chunk alone; a small batch
+    is spread over every worker the same way.
+
+    Returns
+    -------
+    list of list of FileRef
+        Consecutive chunks covering ``files`` in order.
     """
-    return max(1, min(max_chunk, -(-n_files // (2 * workers))))
+    floor = min(MIN_CHUNK, max_chunk)
+    chunks, start = [], 0
+    while start < len(files):
+        size = max(floor, min(max_chunk, -(-(len(files) - start) // (2 * workers))))
+        chunks.append(list(files[start : start + size]))
+        start += size
+    return chunks
 
 
 def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
@@ -52,26 +69,25 @@ def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
 
 def fan_out(
     client: Client,
-    files: Sequence[FileRef],
+    chunks: Sequence[list[FileRef]],
     *,
     policy: AudioPolicy,
     bundle: ModelBundle,
     stores: Stores,
     run_id: str,
-    chunk_size: int,
     window: int,
     monitor: ScalingMonitor,
     on_progress: Callable[[Progress, ChunkResult, int], None],
 ) -> FanoutOutcome:
-    """Score ``files`` on the cluster, at most ``window`` chunks in flight, persisting as they finish.
+    """Score ``chunks`` of files on the cluster, at most ``window`` in flight, persisting as they finish.
 
     A chunk whose task fails (a worker killed repeatedly, a crash in native code) is split and
     its files retried one by one, so a single poisonous file is quarantined and the rest scored.
     """
     outcome = FanoutOutcome()
-    progress = Progress(total=len(files))
+    progress = Progress(total=sum(map(len, chunks)))
     model = client.scatter(bundle, broadcast=True)
-    waiting = deque(chunked(files, chunk_size))
+    waiting = deque(chunks)
     next_id = 0
     in_flight: dict[Future, list[FileRef]] = {}
     tracker = as_completed()
@@ -85,7 +101,7 @@ def fan_out(
 
     while waiting and len(in_flight) < window:
         submit(waiting.popleft())
-    monitor.observe(backlog=len(files))
+    monitor.observe(backlog=progress.total)
     for future in tracker:
         chunk = in_flight.pop(future)
         if future.status == "error":
