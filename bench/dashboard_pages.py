@@ -5,7 +5,9 @@
 (Not bench/dashboard.py: run as a script, that name would shadow the dashboard package.)
 
 Seeds a scratch database on the embedded nx-27017 (a temporary VOXFLOW_HOME): predictions spread
-over 30 days, runs, quarantine records, scaling events, models, a backup, a queue and metric streams.
+over 30 days (stored chunk by chunk through ``ResultStore``, which keeps the ``prediction_counts`` rollup),
+runs, quarantine records, scaling events, models, a backup, a queue and metric streams. Also times
+storing one more chunk, with and without the rollup's upsert.
 """
 
 from __future__ import annotations
@@ -30,40 +32,45 @@ from voxflow.settings import Settings
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = ("overview", "queue", "scaling", "runs", "models")
-BATCH = 5_000
+CHUNK = 48  # files per persisted chunk
 DAYS = 30
 
 
 def seed(settings: Settings, n: int) -> None:
-    """Write ``n`` predictions and the documents every page reads."""
+    """Write ``n`` predictions and the documents every page reads.
+
+    Predictions and quarantine records go through ``ResultStore`` in chunks of CHUNK documents sharing one
+    ``created_at``, as ``tasks.persist`` writes them: the ``prediction_counts`` rollup is kept the product's way.
+    """
     db = connect_mongo(services.mongo_uri(settings))[settings.mongo_db]
-    ResultStore(db).ensure_indexes()
+    results = ResultStore(db)
+    results.ensure_indexes()
     db["scaling_events"].create_index([("time", -1)])
     rng = np.random.default_rng(0)
     now = datetime.now(timezone.utc)
     n_runs = max(1, n // 500)
     ages = np.sort(rng.uniform(0, DAYS * 86_400, n))[::-1]
     scores = rng.beta(2, 2, n)
-    for start in range(0, n, BATCH):
-        docs = [
+    for start in range(0, n, CHUNK):
+        created_at = now - timedelta(seconds=float(ages[start]))
+        results.insert_predictions([
             {
                 "audio_sha256": f"{i:064x}", "model_version": "xgb-bench", "feature_version": 1, "run_id": f"run-{i * n_runs // n:05d}",
                 "path": f"/data/clip{i}.wav", "score": float(scores[i]), "label": "pathological" if scores[i] >= 0.5 else "healthy",
                 "threshold": 0.5, "quality_flags": [], "duration_s": 5.0, "sample_rate": 16_000,
                 "timings_ms": {"decode": float(rng.uniform(0.5, 3)), "features": float(rng.gamma(4, 20))},
-                "created_at": now - timedelta(seconds=float(ages[i])),
+                "created_at": created_at,
             }
-            for i in range(start, min(start + BATCH, n))
-        ]
-        db["predictions"].insert_many(docs, ordered=False)
+            for i in range(start, min(start + CHUNK, n))
+        ])
+    results.insert_quarantine([
+        {"run_id": f"run-{r:05d}", "stage": stage, "reason": f"{stage} problem", "path": f"/q/{r}-{j}", "created_at": now}
+        for r in range(n_runs) for j, stage in enumerate(["quality"] * 15 + ["decode"] * 4 + ["timeout"])
+    ])
     db["runs"].insert_many([
         {"run_id": f"run-{r:05d}", "source": f"/batches/{r}", "status": "completed", "started_at": now - timedelta(seconds=DAYS * 86_400 * (1 - r / n_runs)),
          "seen": 520, "scored": 500, "skipped": 0, "quarantined": 20, "wall_s": 60.0, "clips_per_s": 8.6, "model_version": "xgb-bench"}
         for r in range(n_runs)
-    ])
-    db["quarantine"].insert_many([
-        {"run_id": f"run-{r:05d}", "stage": stage, "reason": f"{stage} problem", "path": f"/q/{r}-{j}", "created_at": now}
-        for r in range(n_runs) for j, stage in enumerate(["quality"] * 15 + ["decode"] * 4 + ["timeout"])
     ])
     db["scaling_events"].insert_many([
         {"time": now - timedelta(minutes=10 * k), "workers_before": 1 + k % 4, "workers_after": 1 + (k + 1) % 4, "backlog": 10 * k,
@@ -80,7 +87,7 @@ def seed(settings: Settings, n: int) -> None:
     client.xreadgroup(queries.QUEUE_GROUP, "a1", {queries.QUEUE_STREAM: ">"}, count=100)
     for i in range(2_000):
         client.xadd(queries.LATENCY_STREAM, {"latency_s": float(rng.gamma(2, 0.3))})
-        client.xadd(queries.WORKERS_STREAM, {"workers": 1 + i % 4, "backlog": i % 300, "cpu_pct": 60.0, "memory_pct": 30.0})
+        client.xadd(queries.WORKERS_STREAM, {"workers": 1 + i % 4, "backlog": i % 300, "processing": 1 + i % 4, "queued": i % 12, "cpu_pct": 60.0, "memory_pct": 30.0})
 
 
 def page_queries(settings: Settings) -> dict[str, Callable[[], object]]:
@@ -89,9 +96,11 @@ def page_queries(settings: Settings) -> dict[str, Callable[[], object]]:
     client = connect_redis(services.redis_url(settings))
     window, chart, week = (queries.utc_since(h) for h in (settings.dashboard_window_h, 6, 24 * 7))
     champion = queries.champion_document(db)
+    fortnight = queries.utc_since(24 * 14)
     return {
         "overview": lambda: (
             queries.predictions_count(db), queries.run_totals(db, window), queries.latency_samples(client, window),
+            queries.counts_per_day(db, fortnight, settings.dashboard_timezone),
             queries.processing_percentiles(queries.recent_predictions(db, min(window, chart)), window),
             queries.worker_samples(client, window), queries.queue_state(client), queries.champion_document(db),
         ),
@@ -102,6 +111,22 @@ def page_queries(settings: Settings) -> dict[str, Callable[[], object]]:
             queries.champion_document(db), queries.model_documents(db), queries.last_backup(db),
             queries.score_distribution(db, week, model_version=champion["version"], threshold=champion["threshold"], positive_label="pathological"),
         ),
+    }
+
+
+def chunk_persist_ms(settings: Settings, repeats: int) -> dict[str, float]:
+    """Median ms to store one chunk of CHUNK new predictions: a bare ``insert_many``, and ``ResultStore`` (which adds its rollup upsert)."""
+    db = connect_mongo(services.mongo_uri(settings))[settings.mongo_db]
+    results = ResultStore(db)
+    batches = iter(range(10**9, 10**10, CHUNK))
+
+    def chunk() -> list[dict]:
+        start, now = next(batches), datetime.now(timezone.utc)
+        return [{"audio_sha256": f"{i:064x}", "model_version": "xgb-bench", "score": 0.7, "threshold": 0.5, "created_at": now} for i in range(start, start + CHUNK)]
+
+    return {
+        "insert_many": median_ms(lambda: db["predictions"].insert_many(chunk(), ordered=False), repeats),
+        "result_store": median_ms(lambda: results.insert_predictions(chunk()), repeats),
     }
 
 
@@ -152,13 +177,15 @@ def main() -> None:
             for page in PAGES:
                 cold, warm = render_ms(page, args.repeats)
                 pages[page] = {"queries_ms": median_ms(reads[page], args.repeats), "render_ms": warm, "first_render_ms": cold}
+            persist = chunk_persist_ms(settings, 4 * args.repeats)
         finally:
             services.stop_services(settings)
     print(f"{'page':<10} {'queries ms':>11} {'AppTest render ms':>18} {'first render ms':>16}")
     for page, cost in pages.items():
         print(f"{page:<10} {cost['queries_ms']:>11} {cost['render_ms']:>18} {cost['first_render_ms']:>16}")
+    print(f"one chunk of {CHUNK} new predictions: insert_many {persist['insert_many']} ms, ResultStore (+ prediction_counts upsert) {persist['result_store']} ms")
     print(f"seeded {args.predictions:,} predictions in {seed_s:.1f} s; median of {args.repeats} renders after a warm-up; first render = empty st.cache_data; nx-27017 + embedded Redis")
-    print(json.dumps({"bench": "dashboard", "predictions": args.predictions, "seed_s": round(seed_s, 1), "pages": pages}))
+    print(json.dumps({"bench": "dashboard", "predictions": args.predictions, "seed_s": round(seed_s, 1), "pages": pages, "chunk_persist_ms": persist}))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from typing import Any
 from pymongo.database import Database
 
 from dashboard.queries import champion_document
-from models.registry import load_bundle
 from voxflow.settings import Settings
 
 
@@ -33,6 +32,8 @@ def current_champion(db: Database, settings: Settings) -> Champion:
         threshold = doc.get("threshold", metrics.get("threshold"))
         return Champion(str(doc["version"]), "models collection", metrics, str(doc.get("positive_label", "pathological")),
                         None if threshold is None else float(threshold), _share(training))
+    from models.registry import load_bundle  # imports xgboost (~1 s): only when the models collection has no champion
+
     card = load_bundle(settings.models_dir).card
     return Champion(card.version, "model registry (card.json)", dict(card.metrics), card.positive_label, card.threshold, _share(card.training))
 
