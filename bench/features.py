@@ -149,9 +149,9 @@ def stage_breakdown(clips: list[tuple[str, np.ndarray]], repeats: int) -> dict[s
                 clock = now
 
             track = analyse_pitch(y, sr=SR)
-            lap("pitch (Praat To Pitch (ac))")
+            lap("pitch (own Praat-ac tracker)")
             voice_features(track)
-            lap("pulses, jitter, shimmer, HNR")
+            lap("pulses, peaks, jitter, shimmer, HNR")
             formant_features(y, sr=SR, times=track.times[track.voiced])
             lap("formants (LPC)")
             spectrogram = power_spectrogram(y, sr=SR)
