@@ -1,14 +1,20 @@
-"""The prediction_counts rollup against a real MongoDB wire-protocol server: kept on insert, rebuilt from the results."""
+"""The prediction_counts rollup against a real MongoDB wire-protocol server: kept on insert (also by a real queue drain), rebuilt from the results."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from pymongo.database import Database
 
+from features.synth import synth_vowel
 from store.counts import COUNTS, bucket_start, counts_missing, rebuild_counts
 from store.mongo import ResultStore
+from tests.voxflow_cli import env_db, last_json, run_cli
 
 T0 = datetime(2026, 11, 27, 9, 14, 59, 999_000, tzinfo=timezone.utc)  # the last millisecond of a quarter hour
 
@@ -85,3 +91,33 @@ def test_ensure_counts_rebuilds_a_database_from_before_the_rollup(results: Resul
     assert results.ensure_counts() is False  # present now: left alone, kept by inserts from here on
     results.insert_predictions([prediction(50, T0)])
     assert rollup(mongo_db) == {bucket_start(T0): (8, 7, 2)}
+
+
+def _direct(db: Database) -> tuple[int, int, int]:
+    """(predictions, positives, quarantined) counted over the collections themselves."""
+    scores = list(db["predictions"].find({}, {"_id": 0, "score": 1, "threshold": 1}))
+    return len(scores), sum(1 for p in scores if p["score"] >= p["threshold"]), db["quarantine"].count_documents({})
+
+
+@pytest.mark.slow
+def test_a_queue_drain_and_its_repeat_keep_the_counts_equal_to_the_collections(cli_env: dict[str, str], tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(4):
+        sf.write(clips / f"clip{i}.wav", synth_vowel(f0_hz=100 + 40 * i, duration_s=1.5, sr=16_000, seed=i), 16_000)
+    shutil.copy(clips / "clip0.wav", tmp_path / "copy.wav")  # same content: scored once
+    sf.write(tmp_path / "silence.wav", np.zeros(16_000, dtype=np.float32), 16_000)  # quarantined at the quality gate
+    sources = [str(clips), str(tmp_path / "copy.wav"), str(tmp_path / "silence.wav")]
+    db = env_db(cli_env)
+
+    last_json(run_cli(["enqueue", *sources, "--json"], cli_env))
+    first = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (first["scored"], first["quarantined"]) == (4, 1), first
+    counted = tuple(sum(b.get(name, 0) for b in db[COUNTS].find()) for name in ("predictions", "positives", "quarantined"))
+    assert counted == _direct(db) and counted[0] == 4
+
+    last_json(run_cli(["enqueue", *sources, "--json"], cli_env))  # the same files again: already stored, re-quarantined
+    again = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (again["scored"], again["quarantined"]) == (0, 1), again
+    recounted = tuple(sum(b.get(name, 0) for b in db[COUNTS].find()) for name in ("predictions", "positives", "quarantined"))
+    assert recounted == _direct(db) == (counted[0], counted[1], counted[2] + 1)
