@@ -8,9 +8,12 @@ buckets add up to exact local days in any time zone, half- and quarter-hour offs
 
 :class:`store.mongo.ResultStore` keeps it on every insert, counting only the documents actually inserted
 (duplicates of stored predictions are skipped, so a rerun or a resumed drain adds nothing): one ``$inc``
-upsert per quarter hour touched, and a chunk's documents share one timestamp. It is derived data, so it is
-not backed up; :func:`rebuild_counts` recomputes it from ``predictions`` and ``quarantine`` after a
-restore, for a database from before the rollup, or after a crash between an insert and its count.
+upsert per quarter hour touched, and a chunk's documents share one timestamp. There is no transaction
+around an insert and its count, so it can drift in rare failures: a process killed between the two, or a
+connection lost mid-write (a retried insert counts what the lost attempt stored as already stored; a
+retried ``$inc`` whose first attempt landed counts twice). It is derived data, so it is not backed up:
+:func:`rebuild_counts` recomputes it from ``predictions`` and ``quarantine`` on restore, for a database
+from before the rollup, or to repair such drift.
 """
 
 from __future__ import annotations
