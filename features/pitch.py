@@ -11,9 +11,10 @@ voicelessness) per frame.
 
 Three departures, each for speed and each checked against Praat: the FFT is 1200 points instead of
 2048 (lags up to half the window, the only ones read, are the same for any length of at least 1.5
-windows); the refinement is a few parabolic steps instead of Brent's method, and only for candidates
-that can be voiced and are within ``ESTIMATE_MARGIN`` of their frame's best (the rest cannot change
-the path); frames are processed in cache-sized blocks. Numpy does the framing and FFTs, numba the
+windows); before the path, candidates are refined by two parabolic steps instead of Brent's method,
+and only those that can be voiced and are within ``ESTIMATE_MARGIN`` of their frame's best (the rest
+cannot change the path), Brent's method then refining the chosen one as Praat does; frames are
+processed in cache-sized blocks. Numpy does the framing and FFTs, numba the
 candidates, refinement and path.
 
 Agreement with Praat (parselmouth) on the VOICED recordings is tested in ``tests/features/test_pitch.py``.
@@ -39,12 +40,13 @@ VOICED_UNVOICED_COST = 0.14
 INTERPOLATION_DEPTH = 0.5  # lags up to half the window are kept for interpolation
 STRENGTH_SINC_DEPTH = 30
 REFINE_SINC_DEPTH = 70
-# Praat refines every candidate by Brent's method on the depth-70 sinc interpolation (to ~1e-8 of a
-# lag). Here the candidates in the race take two parabolic steps (half, then a tenth of a lag) and the
-# chosen one two more (a twentieth, a hundredth: flat, lopsided peaks need them); on the 78,373 frames
-# of the 208 VOICED records F0 is then within 3e-6 and strength within 2e-9 of Praat's.
+FINE_SINC_DEPTH = 700  # Praat refines candidates above 0.3 times the sample rate more finely
+BRENT_TOLERANCE = 1e-10
+SQRT_EPSILON = math.sqrt(2.0**-52)
+# Praat refines every candidate by Brent's method on the depth-70 sinc interpolation; here only the
+# chosen one is, after the path. The candidates in the race get two parabolic steps (half, then a
+# tenth of a lag) on the same interpolation: within 2.3e-6 in strength of Brent's on VOICED.
 ESTIMATE_STEPS = (0.5, 0.1)
-FINAL_STEPS = (0.05, 0.01)
 BLOCK_FRAMES = 32
 # Candidates scoring this far below their frame's best keep their first estimate unless chosen: on the
 # 208 VOICED records 0.05 changed one record's path (47 frames an octave off), 0.1 and up none.
@@ -86,7 +88,7 @@ def _window(nsamp_window: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     return window, autocorrelation / autocorrelation[0]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sinc(y: np.ndarray, x: float, max_depth: int) -> float:
     """Praat's ``NUM_interpolate_sinc``: ``y`` read at 1-based position ``x`` through a Hann-tapered sinc
     (cosines by rotation rather than one ``cos`` per term, both sides in one loop: the same values to rounding)."""
@@ -128,7 +130,73 @@ def _sinc(y: np.ndarray, x: float, max_depth: int) -> float:
     return result
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _improve_maximum(y: np.ndarray, ixmid: int, depth: int) -> tuple[float, float]:
+    """Praat's ``NUMimproveMaximum`` with sinc interpolation: Brent's minimisation of minus the
+    interpolated ``y`` over ``[ixmid - 1, ixmid + 1]`` (1-based); returns (position, maximum)."""
+    size = len(y)
+    if ixmid <= 1:
+        return 1.0, y[0]
+    if ixmid >= size:
+        return float(size), y[size - 1]
+    a, b = ixmid - 1.0, ixmid + 1.0
+    golden = 1.0 - 0.6180339887498948482
+    v = a + golden * (b - a)
+    fv = -_sinc(y, v, depth)
+    x = w = v
+    fx = fw = fv
+    for _ in range(60):
+        middle = 0.5 * (a + b)
+        tol_act = SQRT_EPSILON * abs(x) + BRENT_TOLERANCE / 3.0
+        if abs(x - middle) + 0.5 * (b - a) <= 2.0 * tol_act:
+            break
+        step = golden * (b - x if x < middle else a - x)
+        if abs(x - w) >= tol_act:
+            t = (x - w) * (fx - fv)
+            q = (x - v) * (fx - fw)
+            p = (x - v) * q - (x - w) * t
+            q = 2.0 * (q - t)
+            if q > 0.0:
+                p = -p
+            else:
+                q = -q
+            if abs(p) < abs(step * q) and p > q * (a - x + 2.0 * tol_act) and p < q * (b - x - 2.0 * tol_act):
+                step = p / q
+        if abs(step) < tol_act:
+            step = tol_act if step > 0.0 else -tol_act
+        t = x + step
+        ft = -_sinc(y, t, depth)
+        if ft <= fx:
+            if t < x:
+                b = x
+            else:
+                a = x
+            v, w, x = w, x, t
+            fv, fw, fx = fw, fx, ft
+        else:
+            if t < x:
+                a = t
+            else:
+                b = t
+            if ft <= fw or w == x:
+                v, w = w, t
+                fv, fw = fw, ft
+            elif ft <= fv or v == x or v == w:
+                v, fv = t, ft
+    return x, -fx
+
+
+@njit(cache=True, error_model="numpy")
+def _refine(r: np.ndarray, lag: int, sr: float, frequency: float) -> tuple[float, float]:
+    """Praat's second pass for one candidate: (frequency, strength) at the maximum of the sinc-interpolated
+    ``r`` (lags -m..m) near ``lag``; strengths above 1 (short windows) are reflected around 1."""
+    offset = -(len(r) - 1) // 2 - 1
+    depth = FINE_SINC_DEPTH if frequency > 0.3 * sr else REFINE_SINC_DEPTH
+    xmid, ymid = _improve_maximum(r, lag - offset, depth)
+    return sr / (xmid + offset), (1.0 / ymid if ymid > 1.0 else ymid)
+
+
+@njit(cache=True, error_model="numpy")
 def _climb(r: np.ndarray, x: float, steps: tuple[float, ...]) -> tuple[float, float]:
     """Parabolic steps up the depth-70 sinc interpolation of ``r`` from 1-based position ``x``: per step
     size ``h``, to the vertex of the parabola through ``x - h``, ``x`` and ``x + h`` when it lies between
@@ -148,7 +216,7 @@ def _climb(r: np.ndarray, x: float, steps: tuple[float, ...]) -> tuple[float, fl
     return x, (1.0 / value if value > 1.0 else value)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _frames(
     y: np.ndarray, left: np.ndarray, window: np.ndarray, n_fft: int, nsamp_period: int, half_period: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +240,7 @@ def _frames(
     return frames, local_peak
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _normalise(ac: np.ndarray, window_r: np.ndarray, out: np.ndarray) -> None:
     """Praat's normalised autocorrelation, lags -m..m into ``out`` (shape (2 m + 1,)): ``ac`` (lags
     0..m) over its lag-0 value and over the window's own normalised autocorrelation."""
@@ -182,7 +250,7 @@ def _normalise(ac: np.ndarray, window_r: np.ndarray, out: np.ndarray) -> None:
         out[m + i] = out[m - i] = ac[i] / (ac[0] * window_r[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _power(spectrum: np.ndarray) -> None:
     """Replace each complex value by its squared magnitude, in place."""
     for f in range(spectrum.shape[0]):
@@ -191,14 +259,14 @@ def _power(spectrum: np.ndarray) -> None:
             spectrum[f, k] = z.real * z.real + z.imag * z.imag
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _local_score(strength: float, frequency: float) -> float:
     """A candidate's own score in the path finder, up to a constant: strength plus the octave cost's
     preference for high frequencies."""
     return strength + OCTAVE_COST * math.log2(frequency)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _track(
     ac: np.ndarray,
     window_r: np.ndarray,
@@ -220,8 +288,6 @@ def _track(
     freq = np.zeros((n_frames, max_candidates))
     strength = np.zeros((n_frames, max_candidates))
     lags = np.zeros((n_frames, max_candidates), dtype=np.int64)
-    position = np.zeros((n_frames, max_candidates))
-    climbed = np.zeros((n_frames, max_candidates), dtype=np.bool_)
     count = np.ones(n_frames, dtype=np.int64)
     for f in range(n_frames):
         if intensity[f] == 0.0:  # absolute silence around the centre: voiceless only
@@ -260,13 +326,11 @@ def _track(
         for k in range(1, n):
             top = max(top, _local_score(strength[f, k], freq[f, k]))
         for k in range(1, n):
-            position[f, k] = lags[f, k] - offset
             # refining moves a candidate by less than a lag: one whose lag is over a lag short of the
             # ceiling's stays voiceless; one far below the frame's best is not in a close race
             if lags[f, k] + 1 >= sr / ceiling and _local_score(strength[f, k], freq[f, k]) >= top - ESTIMATE_MARGIN:
-                position[f, k], strength[f, k] = _climb(rf, position[f, k], ESTIMATE_STEPS)
-                climbed[f, k] = True
-                freq[f, k] = sr / (position[f, k] + offset)
+                x, strength[f, k] = _climb(rf, lags[f, k] - offset, ESTIMATE_STEPS)
+                freq[f, k] = sr / (x + offset)
 
     chosen = _path(freq, strength, count, intensity, ceiling, dt)
     f0 = np.zeros(n_frames)
@@ -275,13 +339,11 @@ def _track(
         k = chosen[f]
         if k > 0:
             _normalise(ac[f], window_r, rf)
-            x = position[f, k] if climbed[f, k] else _climb(rf, position[f, k], ESTIMATE_STEPS)[0]
-            x, chosen_strength[f] = _climb(rf, x, FINAL_STEPS)
-            f0[f] = sr / (x + offset)
+            f0[f], chosen_strength[f] = _refine(rf, lags[f, k], sr, freq[f, k])
     return f0, chosen_strength
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _path(
     freq: np.ndarray, strength: np.ndarray, count: np.ndarray, intensity: np.ndarray, ceiling: float, dt: float
 ) -> np.ndarray:
@@ -377,7 +439,8 @@ def to_pitch_ac(y: np.ndarray, *, sr: int, f0_min_hz: float, f0_max_hz: float) -
     n_frames, t1 = frame_times(len(y), sr=sr, window_s=window_s, step_s=dt)
     times = t1 + dt * np.arange(max(n_frames, 0))
     empty = np.zeros(len(times))
-    global_peak = float(np.max(np.abs(y - y.mean()))) if len(y) else 0.0
+    # the mean exactly rounded (as Praat's), so that a constant signal has no peak at all
+    global_peak = float(np.max(np.abs(y - math.fsum(y) / len(y)))) if len(y) else 0.0
     if global_peak == 0.0 or len(times) == 0:
         return Pitch(times, empty, empty.copy(), t1, dt, ceiling)
 

@@ -33,7 +33,7 @@ MAX_PERIODS = 1.25
 PEAK_WINDOW_SHARE = 0.2  # the amplitude window reaches this share of each neighbouring period
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _f0_at(t: float, f0: np.ndarray, t1: float, dt: float, xmax: float) -> float:
     """Praat's ``Pitch_getValueAtTime`` (Hertz, linear): NaN outside the clip or where the nearest frame is unvoiced."""
     if t < 0.0 or t > xmax:
@@ -53,7 +53,7 @@ def _f0_at(t: float, f0: np.ndarray, t1: float, dt: float, xmax: float) -> float
     return f0[near - 1] + phase * (f0[far - 1] - f0[near - 1])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _find_extremum(y: np.ndarray, dx: float, tmin: float, tmax: float) -> float:
     """Praat's ``Sound_findExtremum`` (maxima and minima): time of the largest absolute sample in
     ``[tmin, tmax]``, parabolically interpolated."""
@@ -89,7 +89,7 @@ def _find_extremum(y: np.ndarray, dx: float, tmin: float, tmax: float) -> float:
     return x1 + (imin - 1 + position - 1) * dx
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _sums(y: np.ndarray, a: int, b: int, n: int) -> tuple[float, float, float]:
     """Sums over ``n`` samples from 0-based ``a`` and ``b`` of y[a]^2, y[b]^2 and y[a] y[b]."""
     norm1 = norm2 = product = 0.0
@@ -101,7 +101,7 @@ def _sums(y: np.ndarray, a: int, b: int, n: int) -> tuple[float, float, float]:
     return norm1, norm2, product
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _correlations(y: np.ndarray, a: int, b: int, width: int, out: np.ndarray, scratch: np.ndarray) -> None:
     """Normalised correlation of ``y[a:a + width]`` with ``y[b + j:b + j + width]`` for each ``j`` of ``out``
     (0 where the product is 0); the shifts run in the inner loop, so it vectorises. ``scratch``: shape
@@ -124,7 +124,7 @@ def _correlations(y: np.ndarray, a: int, b: int, width: int, out: np.ndarray, sc
             out[j] = product[j] / math.sqrt(norm1 * (squares[j + width] - squares[j]))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _maximum_correlation(
     y: np.ndarray, dx: float, t1: float, window_s: float, tmin2: float, tmax2: float, scratch: np.ndarray
 ) -> tuple[float, float, float]:
@@ -178,7 +178,7 @@ def _maximum_correlation(
     return best, t1 + (ir - ileft1) * dx, peak
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _voiced_interval_after(after: float, f0: np.ndarray, t1: float, dt: float, xmax: float) -> tuple[bool, float, float]:
     """Praat's ``Pitch_getVoicedIntervalAfter``: the next voiced stretch (whole frames) from ``after`` on."""
     n = len(f0)
@@ -204,7 +204,7 @@ def _voiced_interval_after(after: float, f0: np.ndarray, t1: float, dt: float, x
     return True, tleft, tright
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pulses(y: np.ndarray, dx: float, f0: np.ndarray, t1: float, dt: float) -> np.ndarray:
     xmax = len(y) * dx
     global_peak = 0.0
@@ -284,7 +284,7 @@ def pulse_times(y: np.ndarray, pitch: Pitch, *, sr: int) -> np.ndarray:
     return _pulses(np.asarray(y, dtype=np.float64), 1.0 / sr, pitch.f0_hz, pitch.t1, pitch.dt)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _period_peaks(
     y: np.ndarray, dx: float, times: np.ndarray, period_floor: float, period_ceiling: float, max_factor: float
 ) -> tuple[np.ndarray, np.ndarray]:
