@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+import psutil
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +119,61 @@ def analyze(manifest: Path, settings: Settings, *, workers: int, extra_env: dict
     if proc.returncode != 0:
         sys.exit(f"analyze failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of every finished child process of this one, and theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def services_cpu_s(settings: Settings) -> float:
+    """CPU seconds the embedded servers (Redis, nx-27017, Prefect and its children) have used so far."""
+    total = 0.0
+    for status in services.services_status(settings):
+        if status.pid is None:
+            continue
+        root = psutil.Process(status.pid)
+        for process in (root, *root.children(recursive=True)):
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
+
+
+def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, workers: int, rounds: int) -> dict:
+    """``rounds`` alternating runs of the plain pool and `voxflow analyze` at ``workers`` processes.
+
+    A machine shared with other jobs slows whichever run it lands on, so each round pairs a pool
+    run with the voxflow run right after it, and the figures are medians over rounds. CPU seconds
+    per clip (every process of each side, servers included for voxflow) tell orchestration cost
+    apart from waiting on a busy machine.
+    """
+    samples: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        cpu = children_cpu_s()
+        pool = pool_rate(files, settings, workers)
+        pool_cpu = children_cpu_s() - cpu
+        cpu, servers = children_cpu_s(), services_cpu_s(settings)
+        summary, command_s = analyze(manifest, settings, workers=workers)
+        voxflow_cpu = children_cpu_s() - cpu + services_cpu_s(settings) - servers
+        analysed = summary["scored"] + summary["quarantined"]
+        for key, value in {
+            "pool_clips_per_s": pool,
+            "voxflow_clips_per_s": summary["clips_per_s"],
+            "voxflow_command_clips_per_s": analysed / command_s,
+            "voxflow_share_of_pool": summary["clips_per_s"] / pool,
+            "voxflow_command_share_of_pool": analysed / command_s / pool,
+            "pool_cpu_ms_per_clip": 1000 * pool_cpu / len(files),
+            "voxflow_cpu_ms_per_clip": 1000 * voxflow_cpu / analysed,
+        }.items():
+            samples.setdefault(key, []).append(value)
+        print(f"  round: pool {pool:5.1f} clips/s, voxflow {summary['clips_per_s']:5.1f} clips/s "
+              f"({summary['clips_per_s'] / pool:.0%}); CPU ms/clip pool {1000 * pool_cpu / len(files):.0f}, "
+              f"voxflow {1000 * voxflow_cpu / analysed:.0f}", flush=True)
+    return {key: round(statistics.median(values), 3) for key, values in samples.items()}
 
 
 def report(result: dict) -> None:
