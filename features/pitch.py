@@ -9,9 +9,9 @@ are candidates, placed by parabolic interpolation with a depth-30 sinc strength 
 interpolation; a Viterbi path with octave-jump and voiced/unvoiced costs picks one candidate (or
 voicelessness) per frame.
 
-Three departures, each for speed and each checked against Praat: the FFT is 1200 points instead of
+Four departures, each for speed and each checked against Praat: the FFT is 1200 points instead of
 2048 (lags up to half the window, the only ones read, are the same for any length of at least 1.5
-windows); before the path, candidates are refined by two parabolic steps instead of Brent's method,
+windows) and in float32 (strengths move by at most 3.4e-7, HNR by 1.5e-4 dB, on VOICED); before the path, candidates are refined by two parabolic steps instead of Brent's method,
 and only those that can be voiced and are within ``ESTIMATE_MARGIN`` of their frame's best (the rest
 cannot change the path), Brent's method then refining the chosen one as Praat does; frames are
 processed in cache-sized blocks. Numpy does the framing and FFTs, numba the
@@ -225,7 +225,7 @@ def _frames(
     n_frames = len(left)
     nsamp_window = len(window)
     half_window = nsamp_window // 2
-    frames = np.zeros((n_frames, n_fft))
+    frames = np.zeros((n_frames, n_fft), dtype=np.float32)
     local_peak = np.zeros(n_frames)
     for f in range(n_frames):
         total = 0.0
@@ -439,8 +439,11 @@ def to_pitch_ac(y: np.ndarray, *, sr: int, f0_min_hz: float, f0_max_hz: float) -
     n_frames, t1 = frame_times(len(y), sr=sr, window_s=window_s, step_s=dt)
     times = t1 + dt * np.arange(max(n_frames, 0))
     empty = np.zeros(len(times))
-    # the mean exactly rounded (as Praat's), so that a constant signal has no peak at all
-    global_peak = float(np.max(np.abs(y - math.fsum(y) / len(y)))) if len(y) else 0.0
+    global_peak = 0.0
+    if len(y):
+        mean = y.mean()
+        mean += (y - mean).mean()  # one correction step, as Praat's exact mean: a constant signal has no peak
+        global_peak = float(np.max(np.abs(y - mean)))
     if global_peak == 0.0 or len(times) == 0:
         return Pitch(times, empty, empty.copy(), t1, dt, ceiling)
 

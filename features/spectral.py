@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import math
+
 import librosa
 import numpy as np
 import scipy.fft
+from numba import njit
 
 from features.spectrogram import LEVEL_FLOOR_DBFS, PowerSpectrogram
 
@@ -29,6 +32,7 @@ LOW_BAND_HZ = (50.0, 1000.0)
 HIGH_BAND_HZ = (1000.0, 5000.0)
 HAMMARBERG_SPLIT_HZ = 2000.0
 SLOPE_BAND_HZ = (50.0, 5000.0)
+TINY = float(np.finfo(np.float32).tiny)  # keeps the centroid of an all-zero frame finite
 
 SHAPE_NAMES = (
     "spectral_centroid_mean_hz",
@@ -58,6 +62,62 @@ def _mel_basis(sr: int, n_fft: int) -> np.ndarray:
 
 def _band(frequencies: np.ndarray, low: float, high: float) -> np.ndarray:
     return (frequencies >= low) & (frequencies < high)
+
+
+@njit(cache=True, error_model="numpy")
+def _shape(power: np.ndarray, log_power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Per frame, in one pass over its bins (float64 sums): spectral centroid, bandwidth and 85 %
+    rolloff of the magnitude spectrum, flatness of the power spectrum, and, over the bins below 5 kHz,
+    the dB spectrum's least-squares slope from 50 Hz (dB/kHz), the alpha ratio and the Hammarberg index.
+    ``log_power`` is ``log(max(power, POWER_FLOOR))``, computed by numpy (vectorised, unlike numba's).
+
+    Returns shape (t, 7), in that order.
+    """
+    n_frames, n_bins = power.shape
+    top = np.searchsorted(freqs, HIGH_BAND_HZ[1])
+    slope_band = (freqs[:top] >= SLOPE_BAND_HZ[0]) & (freqs[:top] < SLOPE_BAND_HZ[1])
+    khz = (freqs[:top] - freqs[:top][slope_band].mean()) / 1000.0
+    khz_norm = np.sum(khz[slope_band] ** 2)
+    db = 10.0 / np.log(10.0)
+    out = np.empty((n_frames, 7))
+    magnitude = np.empty(n_bins)
+    for f in range(n_frames):
+        total = first = second = log_sum = floored_sum = 0.0
+        for k in range(n_bins):
+            magnitude[k] = math.sqrt(power[f, k])
+            total += magnitude[k]
+            first += magnitude[k] * freqs[k]
+            second += magnitude[k] * freqs[k] * freqs[k]
+            log_sum += log_power[f, k]
+            floored_sum += max(power[f, k], POWER_FLOOR)
+        total = max(total, TINY)
+        centroid = first / total
+        out[f, 0] = centroid
+        out[f, 1] = math.sqrt(max(second / total - centroid * centroid, 0.0))
+        running, k = 0.0, 0
+        while k < n_bins - 1 and running + magnitude[k] < ROLLOFF_SHARE * total:
+            running += magnitude[k]
+            k += 1
+        out[f, 2] = freqs[k]
+        out[f, 3] = math.exp(log_sum / n_bins) / (floored_sum / n_bins)
+        tilt = low = high = 0.0
+        peak_low = peak_high = -np.inf
+        for k in range(top):
+            level = db * log_power[f, k]
+            if slope_band[k]:
+                tilt += level * khz[k]
+            if LOW_BAND_HZ[0] <= freqs[k] < LOW_BAND_HZ[1]:
+                low += power[f, k]
+            elif HIGH_BAND_HZ[0] <= freqs[k] < HIGH_BAND_HZ[1]:
+                high += power[f, k]
+            if freqs[k] < HAMMARBERG_SPLIT_HZ:
+                peak_low = max(peak_low, level)
+            else:
+                peak_high = max(peak_high, level)
+        out[f, 4] = tilt / khz_norm
+        out[f, 5] = 10.0 * math.log10(max(high, POWER_FLOOR) / max(low, POWER_FLOOR))
+        out[f, 6] = peak_low - peak_high
+    return out
 
 
 def _zero_crossing_rate(y: np.ndarray, spectrogram: PowerSpectrogram) -> np.ndarray:
@@ -102,26 +162,8 @@ def spectral_features(y: np.ndarray, spectrogram: PowerSpectrogram, *, n_mfcc: i
     delta = librosa.feature.delta(mfcc, width=DELTA_WIDTH, mode="nearest")
     out.update(zip(mfcc_names(n_mfcc), (*mfcc.mean(axis=1), *mfcc.std(axis=1), *delta.std(axis=1))))
 
-    magnitude = np.sqrt(power)
-    total = np.maximum(magnitude.sum(axis=1), np.finfo(np.float32).tiny)
-    moments = magnitude @ np.stack([freqs, freqs**2], axis=1).astype(np.float32) / total[:, None]
-    centroid = moments[:, 0]
-    bandwidth = np.sqrt(np.maximum(moments[:, 1] - centroid**2, 0.0))
-    rolloff = freqs[np.argmax(np.cumsum(magnitude, axis=1) >= ROLLOFF_SHARE * total[:, None], axis=1)]
     log_power = np.log(np.maximum(power, POWER_FLOOR))
-    flatness = np.exp(log_power.mean(axis=1)) / np.maximum(power, POWER_FLOOR).mean(axis=1)
-
-    top = int(np.searchsorted(freqs, HIGH_BAND_HZ[1]))
-    power_db = (10.0 / np.log(10.0)) * log_power[:, :top]
-    freqs = freqs[:top]
-    slope_band = _band(freqs, *SLOPE_BAND_HZ)
-    khz = (freqs[slope_band] - freqs[slope_band].mean()) / 1000.0
-    slope = power_db[:, slope_band] @ khz.astype(np.float32) / (khz @ khz)
-    bands = np.stack([_band(freqs, *LOW_BAND_HZ), _band(freqs, *HIGH_BAND_HZ)], axis=1).astype(np.float32)
-    low_energy, high_energy = np.maximum(power[:, :top] @ bands, POWER_FLOOR).T
-    alpha = 10.0 * np.log10(high_energy / low_energy)
-    below = freqs < HAMMARBERG_SPLIT_HZ
-    hammarberg = power_db[:, below].max(axis=1) - power_db[:, ~below].max(axis=1)
+    centroid, bandwidth, rolloff, flatness, slope, alpha, hammarberg = _shape(power, log_power, freqs).T
     loudness = np.sum(mel**LOUDNESS_EXPONENT, axis=1)
     zcr = _zero_crossing_rate(y, spectrogram)[active]
 
