@@ -5,7 +5,7 @@ vectorised over frames: the clip is resampled to 8 kHz (F1-F3 of adult voices li
 and four to five resonances fit below 4 kHz, so order 10 models them with a pair to spare for the
 source's tilt), pre-emphasised above 50 Hz, cut into 25 ms Hamming frames centred on the voiced
 pitch frames, and each frame's predictor polynomial is solved by Levinson-Durbin, its roots found
-as the eigenvalues of its companion matrix. A root is a formant when it lies above 90 Hz (below,
+by Aberth-Ehrlich iteration. A root is a formant when it lies above 90 Hz (below,
 it models the glottal source) with a bandwidth under 700 Hz (wider ones shape the spectral slope,
 not a resonance); F1-F3 are a frame's three lowest formants.
 
@@ -18,8 +18,12 @@ VOICED records, F1 correlates 0.85, F2 0.54 and F3 0.64: the two disagree most o
 
 from __future__ import annotations
 
+import cmath
+import math
+
 import numpy as np
 import soxr
+from numba import njit
 
 ANALYSIS_RATE = 8_000
 LPC_ORDER = 10
@@ -32,6 +36,10 @@ MIN_FRAMES = 5  # the same floor as the voice features: fewer voiced frames is n
 # Frames spread evenly over the voiced ones: root finding costs ~14 us a frame; on 21 VOICED records
 # the means over 100 frames are within 3 % (centre) and 7.5 % (bandwidth) of those over all ~380.
 MAX_FRAMES = 100
+ROOT_START_RADIUS = 0.9
+ROOT_START_ANGLE = 0.4  # off the real axis, so that conjugate pairs can separate
+ROOT_MAX_STEPS = 100
+ROOT_TOLERANCE = 1e-12
 FORMANT_NAMES = tuple(
     f"f{i}_{what}" for i in range(1, N_FORMANTS + 1) for what in ("mean_hz", "bandwidth_hz")
 )
@@ -52,6 +60,39 @@ def _lpc(frames: np.ndarray, order: int) -> np.ndarray:
         a[:, 1 : i + 1] += k[:, None] * a[:, i - 1 :: -1][:, :i]
         error *= 1.0 - k * k
     return a
+
+
+@njit(cache=True, error_model="numpy")
+def _roots(a: np.ndarray) -> np.ndarray:
+    """Roots of each monic polynomial ``a[f] = [1, a1 .. ap]``, shape (f, p), by Aberth-Ehrlich iteration
+    (simultaneous Newton steps, each deflated by the other roots) from points on a circle of radius 0.9.
+    On 52 VOICED records the formant features agree with those from the companion matrix's eigenvalues
+    (``np.linalg.eigvals``) to 1e-14, at 70 % of the cost."""
+    n_frames, p = a.shape[0], a.shape[1] - 1
+    roots = np.empty((n_frames, p), dtype=np.complex128)
+    z = np.empty(p, dtype=np.complex128)
+    for f in range(n_frames):
+        for i in range(p):
+            z[i] = ROOT_START_RADIUS * cmath.exp(1j * (2.0 * math.pi * i / p + ROOT_START_ANGLE))
+        for _ in range(ROOT_MAX_STEPS):
+            largest = 0.0
+            for i in range(p):
+                value, slope = a[f, 0] + 0j, 0j
+                for k in range(1, p + 1):
+                    slope = slope * z[i] + value
+                    value = value * z[i] + a[f, k]
+                ratio = value / slope
+                repulsion = 0j
+                for j in range(p):
+                    if j != i:
+                        repulsion += 1.0 / (z[i] - z[j])
+                step = ratio / (1.0 - ratio * repulsion)
+                z[i] -= step
+                largest = max(largest, abs(step))
+            if largest < ROOT_TOLERANCE:
+                break
+        roots[f] = z
+    return roots
 
 
 def formant_features(y: np.ndarray, *, sr: int, times: np.ndarray) -> dict[str, float]:
@@ -84,10 +125,7 @@ def formant_features(y: np.ndarray, *, sr: int, times: np.ndarray) -> dict[str, 
     frames = padded[starts[:, None] + np.arange(length)] * np.hamming(length)
     a = _lpc(frames, LPC_ORDER)
 
-    companion = np.zeros((len(a), LPC_ORDER, LPC_ORDER))
-    companion[:, 0, :] = -a[:, 1:]
-    companion[:, np.arange(1, LPC_ORDER), np.arange(LPC_ORDER - 1)] = 1.0
-    roots = np.linalg.eigvals(companion)  # (f, order)
+    roots = _roots(a)  # (f, order)
     with np.errstate(divide="ignore"):
         freq = np.angle(roots) * ANALYSIS_RATE / (2.0 * np.pi)
         bandwidth = -np.log(np.abs(roots)) * ANALYSIS_RATE / np.pi
