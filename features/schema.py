@@ -7,13 +7,19 @@ Version 2: voice breaks, F0 range, jitter DDP, shimmer DDA, NHR, formants F1-F3,
 spectral slope, alpha ratio, Hammarberg index and loudness added; every spectral feature (MFCC
 included) now reads one shared 50 ms spectrogram (32 ms frames before); jitter and shimmer are
 computed in numpy from Praat's pulses, with the same values.
+
+Version 3: the pitch track, glottal pulses and period peaks come from our own numpy/numba transcription
+of Praat's algorithms (:mod:`features.pitch`, :mod:`features.pulses`) instead of parselmouth: on the
+VOICED recordings the same voicing in every frame, F0 within 1.5e-6, jitter and shimmer within 2e-13,
+HNR within 1.5e-4 dB of Praat's. Spectral shape measures are summed in float64 in one pass (they move
+by at most 3e-6 relative); formant roots come from Aberth iteration (same formants to 1e-14).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION: int = 2
+FEATURE_VERSION: int = 3
 N_MFCC = 13
 
 

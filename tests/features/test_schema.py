@@ -27,5 +27,5 @@ def test_schema_covers_exactly_what_the_modules_compute():
     assert sorted(computed) == sorted(FEATURE_NAMES)
 
 
-def test_version_is_2():
-    assert FEATURE_VERSION == 2
+def test_version_is_3():
+    assert FEATURE_VERSION == 3
