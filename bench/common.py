@@ -151,6 +151,9 @@ def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, w
     per clip (every process of each side, servers included for voxflow) tell orchestration cost
     apart from waiting on a busy machine.
     """
+    from features.extract import warm_up
+
+    warm_up()  # numba compiles into its disk cache here, not inside the first timed run
     samples: dict[str, list[float]] = {}
     for _ in range(rounds):
         cpu = children_cpu_s()

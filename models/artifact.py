@@ -7,12 +7,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 
 from voxflow.errors import ModelError
+
+if TYPE_CHECKING:  # xgboost (and the scikit-learn it pulls in) costs ~1.4 s of imports: only processes that score pay it
+    import xgboost as xgb
 
 BOOSTER_FILE = "model.ubj"
 CARD_FILE = "card.json"
@@ -128,6 +130,8 @@ def check_feature_set(card: ModelCard, *, feature_version: int, feature_names: t
 
 @lru_cache(maxsize=4)
 def _booster(raw: bytes) -> xgb.Booster:
+    import xgboost as xgb
+
     booster = xgb.Booster(params={"nthread": 1})
     booster.load_model(bytearray(raw))
     return booster
@@ -156,6 +160,8 @@ def score(bundle: ModelBundle, features: np.ndarray, *, n_factors: int = 3) -> S
         )
     if len(features) == 0:
         return Scored(scores=np.empty(0), labels=[], top_factors=[])
+    import xgboost as xgb
+
     booster = _booster(bundle.booster_ubj)
     matrix = xgb.DMatrix(features, feature_names=list(card.feature_names), missing=np.nan)
     scores = booster.predict(matrix)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
-
-import xgboost as xgb
+from typing import TYPE_CHECKING, Any
 
 from models.artifact import CARD_FILE, ModelBundle, ModelCard, read_bundle, save_model
 from voxflow.errors import ModelError
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "baseline"
 STAGING = ".staging"

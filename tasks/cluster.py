@@ -19,12 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class WarmUp(WorkerPlugin):
-    """Pay numba's JIT and the feature libraries' imports once per worker, not once per chunk."""
+    """Pay numba's JIT and the feature and model libraries' imports when a worker starts, not in its first chunk."""
 
     idempotent = True
     name = "voxflow-warm-up"
 
     def setup(self, worker: object) -> None:
+        import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
+
         from features.extract import warm_up
 
         warm_up()
