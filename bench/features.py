@@ -1,4 +1,4 @@
-"""Feature extraction cost per clip: voxflow's v2 set vs openSMILE eGeMAPSv02 vs a naive librosa+Praat loop.
+"""Feature extraction cost per clip: voxflow's feature set vs openSMILE eGeMAPSv02 vs a naive librosa+Praat loop.
 
 All three run in this one process, pinned to one core with one BLAS/OpenMP/numba thread, on the same
 clips: the VOICED recordings (read from ``<repo>/../shared/data/voiced``, never copied) and

@@ -102,35 +102,34 @@ def _sums(y: np.ndarray, a: int, b: int, n: int) -> tuple[float, float, float]:
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _correlations(y: np.ndarray, a: int, b: int, width: int, out: np.ndarray, scratch: np.ndarray) -> None:
+def _correlations(y: np.ndarray, a: int, b: int, width: int, out: np.ndarray) -> None:
     """Normalised correlation of ``y[a:a + width]`` with ``y[b + j:b + j + width]`` for each ``j`` of ``out``
-    (0 where the product is 0); the shifts run in the inner loop, so it vectorises. ``scratch``: shape
-    (2, >= len(out) + width)."""
+    (0 where the product is 0). The shifts run in the inner loop over local slices, so it vectorises."""
     n = len(out)
-    product = scratch[0, :n]
-    product[:] = 0.0
-    squares = scratch[1, : n + width]
-    squares[0] = 0.0
-    for k in range(n + width - 1):
-        squares[k + 1] = squares[k] + y[b + k] * y[b + k]
+    x = y[a : a + width]
+    segment = y[b : b + width + n]
+    product = np.zeros(n)
     norm1 = 0.0
     for k in range(width):
-        u = y[a + k]
+        u = x[k]
         norm1 += u * u
+        row = segment[k : k + n]
         for j in range(n):
-            product[j] += u * y[b + k + j]
+            product[j] += u * row[j]
+    squares = np.empty(width + n)
+    squares[0] = 0.0
+    for k in range(width + n - 1):
+        squares[k + 1] = squares[k] + segment[k] * segment[k]
     for j in range(n):
-        if product[j] != 0.0:
-            out[j] = product[j] / math.sqrt(norm1 * (squares[j + width] - squares[j]))
+        out[j] = product[j] / math.sqrt(norm1 * (squares[j + width] - squares[j])) if product[j] != 0.0 else 0.0
 
 
 @njit(cache=True, error_model="numpy")
 def _maximum_correlation(
-    y: np.ndarray, dx: float, t1: float, window_s: float, tmin2: float, tmax2: float, scratch: np.ndarray
+    y: np.ndarray, dx: float, t1: float, window_s: float, tmin2: float, tmax2: float
 ) -> tuple[float, float, float]:
     """Praat's ``Sound_findMaximumCorrelation``: (correlation, time, window peak) of the window of
-    ``window_s`` whose centre in ``[tmin2, tmax2]`` best matches the one centred on ``t1``. ``scratch``:
-    shape (3, k), k more than the samples in ``window_s`` plus ``tmax2 - tmin2``."""
+    ``window_s`` whose centre in ``[tmin2, tmax2]`` best matches the one centred on ``t1``."""
     x1 = 0.5 * dx
     nx = len(y)
     half = 0.5 * window_s
@@ -139,11 +138,10 @@ def _maximum_correlation(
     ileft2min = int(math.floor((tmin2 - half - x1) / dx + 1.0))
     ileft2max = int(math.ceil((tmax2 - half - x1) / dx + 1.0))
     n_shifts = ileft2max - ileft2min + 1
-    correlation = scratch[2, : max(n_shifts, 0)]
-    correlation[:] = 0.0
+    correlation = np.zeros(max(n_shifts, 0))
     width = iright1 - ileft1 + 1
     if ileft1 >= 1 and iright1 <= nx and ileft2min >= 1 and ileft2max + width - 1 <= nx and n_shifts > 0:
-        _correlations(y, ileft1 - 1, ileft2min - 1, width, correlation, scratch)
+        _correlations(y, ileft1 - 1, ileft2min - 1, width, correlation)
     else:  # near the clip's edges Praat sums only the sample pairs that lie inside it
         for j in range(n_shifts):
             shift = ileft2min + j - ileft1
@@ -210,8 +208,6 @@ def _pulses(y: np.ndarray, dx: float, f0: np.ndarray, t1: float, dt: float) -> n
     global_peak = 0.0
     for value in y:
         global_peak = max(global_peak, abs(value))
-    longest_period = 1.0 / np.min(f0[f0 > 0.0])
-    scratch = np.empty((3, int(2.0 * longest_period / dx) + 8))
     points = []
     t = 0.0
     added_right = -1e308
@@ -229,7 +225,7 @@ def _pulses(y: np.ndarray, dx: float, f0: np.ndarray, t1: float, dt: float) -> n
             if math.isnan(period_f0):
                 break
             correlation, tmax, peak = _maximum_correlation(
-                y, dx, tmax, 1.0 / period_f0, tmax - MAX_PERIODS / period_f0, tmax - MIN_PERIODS / period_f0, scratch
+                y, dx, tmax, 1.0 / period_f0, tmax - MAX_PERIODS / period_f0, tmax - MIN_PERIODS / period_f0
             )
             if correlation == -1.0:
                 tmax -= 1.0 / period_f0
@@ -246,7 +242,7 @@ def _pulses(y: np.ndarray, dx: float, f0: np.ndarray, t1: float, dt: float) -> n
             if math.isnan(period_f0):
                 break
             correlation, tmax, peak = _maximum_correlation(
-                y, dx, tmax, 1.0 / period_f0, tmax + MIN_PERIODS / period_f0, tmax + MAX_PERIODS / period_f0, scratch
+                y, dx, tmax, 1.0 / period_f0, tmax + MIN_PERIODS / period_f0, tmax + MAX_PERIODS / period_f0
             )
             if correlation == -1.0:
                 tmax += 1.0 / period_f0
