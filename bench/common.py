@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))
 from features.synth import synth_vowel  # noqa: E402
 from models.registry import load_bundle  # noqa: E402
 from store.cache import connect_redis  # noqa: E402
-from tasks.extract import AudioPolicy, score_chunk  # noqa: E402
+from tasks.chunk import AudioPolicy  # noqa: E402
+from tasks.extract import score_chunk  # noqa: E402
 from tasks.ingest import FileRef, discover  # noqa: E402
 from voxflow import services  # noqa: E402
 from voxflow.settings import Settings  # noqa: E402

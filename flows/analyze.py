@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 
 from models.artifact import ModelBundle
 from tasks.cluster import dask_client
-from tasks.extract import AudioPolicy, ChunkResult
+from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import Discovery, FileRef, discover
 from tasks.model_registry import load_champion

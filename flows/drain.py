@@ -28,7 +28,7 @@ from store.cache import connect_redis
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import QUEUE_STREAM, FileQueue, QueueEntry, removable_consumers
 from tasks.cluster import dask_client
-from tasks.extract import ChunkResult
+from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, hash_candidates
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs

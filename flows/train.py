@@ -17,7 +17,8 @@ from models.artifact import ModelCard, save_model
 from models.registry import save_version
 from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_model
 from tasks.cluster import dask_client
-from tasks.extract import AudioPolicy, extract_chunk
+from tasks.chunk import AudioPolicy
+from tasks.extract import extract_chunk
 from tasks.ingest import FileRef, chunked, discover
 from tasks.model_registry import code_version, register_model
 from voxflow.errors import SourceError

@@ -6,48 +6,18 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from features.audio import decode_audio
 from features.extract import extract_features, feature_flags
 from features.quality import quality_gate
-from features.schema import FEATURE_NAMES
 from models.artifact import ModelBundle, score
+from tasks.chunk import AudioPolicy, ChunkResult, rows_to_table
 from tasks.deadline import time_limit
 from tasks.ingest import FileRef
 from voxflow.errors import VoxflowError
-from voxflow.settings import Settings
-
-
-@dataclass(frozen=True)
-class AudioPolicy:
-    """The settings a worker needs to decode and gate audio (plain values, cheap to ship)."""
-
-    sample_rate: int
-    min_duration_s: float
-    max_duration_s: float
-    silence_dbfs: float
-    clipping_fraction: float
-    file_timeout_s: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "AudioPolicy":
-        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
-
-
-@dataclass
-class ChunkResult:
-    """What one chunk produced: a row per analysed file, and a record per rejected one."""
-
-    chunk_id: int
-    table: pa.Table
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    worker: str = ""
-    wall_s: float = 0.0
 
 
 def analyse_file(ref: FileRef, policy: AudioPolicy) -> dict[str, Any]:
@@ -132,27 +102,3 @@ def score_chunk(chunk_id: int, files: Sequence[FileRef], policy: AudioPolicy, bu
         worker=f"{socket.gethostname()}:{os.getpid()}",
         wall_s=time.perf_counter() - started,
     )
-
-
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows to an Arrow table with a fixed schema, so empty chunks still carry every column."""
-    schema = pa.schema(
-        [
-            ("audio_sha256", pa.string()),
-            ("path", pa.string()),
-            ("subject_id", pa.string()),
-            ("reference_label", pa.string()),
-            ("size_bytes", pa.int64()),
-            ("duration_s", pa.float64()),
-            ("source_rate", pa.int32()),
-            ("channels", pa.int32()),
-            ("quality_flags", pa.list_(pa.string())),
-            ("decode_ms", pa.float64()),
-            ("features_ms", pa.float64()),
-            *[(name, pa.float64()) for name in FEATURE_NAMES],
-            ("score", pa.float64()),
-            ("label", pa.string()),
-            ("top_factors", pa.string()),
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)

@@ -14,7 +14,8 @@ from distributed import Client, as_completed
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from store.feature_store import FeatureStore
-from tasks.extract import AudioPolicy, extract_chunk, rows_to_table
+from tasks.chunk import AudioPolicy, rows_to_table
+from tasks.extract import extract_chunk
 from tasks.ingest import Candidate, chunked, hash_candidates
 from tasks.labels import LabelledAudio
 from voxflow.settings import Settings

@@ -8,7 +8,8 @@ from features.schema import FEATURE_NAMES
 from features.synth import synth_vowel
 from models.registry import SHIPPED_DIR
 from models.artifact import read_bundle
-from tasks.extract import AudioPolicy, extract_chunk, score_chunk
+from tasks.chunk import AudioPolicy
+from tasks.extract import extract_chunk, score_chunk
 from tasks.ingest import FileRef
 
 POLICY = AudioPolicy(sample_rate=16_000, min_duration_s=0.5, max_duration_s=30.0, silence_dbfs=-60.0, clipping_fraction=0.01, file_timeout_s=30.0)
