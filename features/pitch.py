@@ -126,8 +126,7 @@ def _sinc(y: np.ndarray, x: float, max_depth: int) -> float:
         cos_right, sin_right = cos_right * cos_dr - sin_right * sin_dr, cos_right * sin_dr + sin_right * cos_dr
         half_sin_left = -half_sin_left
         half_sin_right = -half_sin_right
-    result = left_sum + right_sum
-    return result
+    return left_sum + right_sum
 
 
 @njit(cache=True, error_model="numpy")

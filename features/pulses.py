@@ -204,6 +204,8 @@ def _voiced_interval_after(after: float, f0: np.ndarray, t1: float, dt: float, x
 
 @njit(cache=True, error_model="numpy")
 def _pulses(y: np.ndarray, dx: float, f0: np.ndarray, t1: float, dt: float) -> np.ndarray:
+    """Praat's ``Sound_Pitch_to_PointProcess_cc`` on samples ``dx`` apart and a pitch track (F0 per frame,
+    0 where unvoiced, first frame at ``t1``, ``dt`` apart): sorted pulse times in seconds."""
     xmax = len(y) * dx
     global_peak = 0.0
     for value in y:
@@ -284,6 +286,7 @@ def pulse_times(y: np.ndarray, pitch: Pitch, *, sr: int) -> np.ndarray:
 def _period_peaks(
     y: np.ndarray, dx: float, times: np.ndarray, period_floor: float, period_ceiling: float, max_factor: float
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Praat's ``PointProcess_Sound_to_AmplitudeTier_period``: times and Hann-windowed RMS of the pulses that count."""
     x1 = 0.5 * dx
     keep_t = np.empty(len(times))
     keep_a = np.empty(len(times))
