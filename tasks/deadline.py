@@ -24,8 +24,10 @@ class _Expired(BaseException):
 def time_limit(seconds: float, *, what: str) -> Iterator[None]:
     """Interrupt the calling thread when the block runs longer than ``seconds``.
 
-    The interrupt lands at the next Python bytecode, so a single long native call (one Praat
-    command on a clip already capped by ``max_duration_s``) finishes first; nothing can stall forever.
+    The interrupt lands at the next Python bytecode, so a single long native call (one numba or
+    XGBoost call on a clip already capped by ``max_duration_s``) finishes first; nothing can stall
+    forever. A block that outlives the limit fails even when a library swallowed or wrapped the
+    interrupt, or finished just as it fired.
 
     Raises
     ------
@@ -35,6 +37,7 @@ def time_limit(seconds: float, *, what: str) -> Iterator[None]:
     target = ctypes.c_ulong(threading.get_ident())
     lock = threading.Lock()
     state = {"done": False, "fired": False}
+    message = f"{what}: gave up after the {seconds:g} s per-file limit"
 
     def expire() -> None:
         with lock:
@@ -42,16 +45,26 @@ def time_limit(seconds: float, *, what: str) -> Iterator[None]:
                 state["fired"] = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Expired))
 
+    def stop() -> bool:
+        """End the watch; True when the limit expired (an interrupt still pending is dropped)."""
+        with lock:
+            state["done"] = True
+            if state["fired"]:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
+        timer.cancel()
+        return state["fired"]
+
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()
     try:
         yield
-    except _Expired:
-        raise FileTimeout(f"{what}: gave up after the {seconds:g} s per-file limit") from None
-    finally:
-        with lock:
-            state["done"] = True
-            if state["fired"]:  # the block ended as the timer fired: drop the still-pending interrupt
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
-        timer.cancel()
+    except (_Expired, Exception):
+        if stop():
+            raise FileTimeout(message) from None
+        raise
+    except BaseException:  # KeyboardInterrupt, SystemExit: never turned into a timeout
+        stop()
+        raise
+    if stop():
+        raise FileTimeout(message)

@@ -19,3 +19,30 @@ def test_block_within_limit_is_untouched_and_nothing_fires_later() -> None:
         total = sum(range(1000))
     time.sleep(0.4)  # an interrupt left pending would surface here
     assert total == 499500
+
+
+def test_a_library_that_swallows_the_interrupt_still_times_out() -> None:
+    with pytest.raises(FileTimeout, match="greedy.wav"):
+        with time_limit(0.1, what="greedy.wav"):
+            deadline = time.perf_counter() + 0.5
+            while time.perf_counter() < deadline:
+                try:
+                    time.sleep(0.01)
+                except BaseException:  # noqa: BLE001 - what some libraries do
+                    pass
+
+
+def test_a_library_that_wraps_the_interrupt_still_times_out() -> None:
+    with pytest.raises(FileTimeout, match="wrapped.wav"):
+        with time_limit(0.1, what="wrapped.wav"):
+            try:
+                while True:
+                    time.sleep(0.01)
+            except BaseException as exc:
+                raise RuntimeError("library error") from exc
+
+
+def test_errors_within_the_limit_pass_through() -> None:
+    with pytest.raises(ValueError, match="bad header"):
+        with time_limit(5.0, what="bad.wav"):
+            raise ValueError("bad header")
