@@ -110,7 +110,7 @@ def page_queries(settings: Settings) -> dict[str, Callable[[], object]]:
         "runs": lambda: (queries.recent_runs(db), queries.quarantine_reasons(db, "run-00000")),
         "models": lambda: (
             queries.champion_document(db), queries.model_documents(db), queries.last_backup(db),
-            queries.score_distribution(db, week, model_version=champion["version"], threshold=champion["threshold"], positive_label="pathological"),
+            queries.score_distribution(db, week, model_version=champion["version"]),
         ),
     }
 

@@ -26,7 +26,7 @@ import pymongo
 import redis
 from pymongo.database import Database
 
-from store.counts import COUNTS, bucket_start
+from store.counts import COUNTS, SCORE_BINS, bucket_start, model_scores
 from store.counts import FIELDS as COUNT_FIELDS  # predictions, positives, quarantined
 
 QUEUE_STREAM = "voxflow:queue"
@@ -41,7 +41,6 @@ RUN_FIELDS = (
     "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen",
 )
 WORKER_FIELDS = ("workers", "backlog", "processing", "queued", "cpu_pct", "memory_pct")
-SCORE_BINS = 10
 _KEY_SEPARATOR = "\x1f"
 # Undelivered queue entries are counted up to this many (Redis < 7 has no group lag to ask for).
 _UNDELIVERED_CAP = 100_000
@@ -276,31 +275,16 @@ class ScoreDistribution:
     total: int
 
 
-def score_distribution(db: Database, since: datetime, *, model_version: str, threshold: float | None, positive_label: str) -> ScoreDistribution:
-    """How ``model_version`` scored clips since ``since``.
+def score_distribution(db: Database, since: datetime, *, model_version: str) -> ScoreDistribution:
+    """How ``model_version`` scored clips from the quarter hour of ``since`` on.
 
-    One ``$bucket`` pass: the model's ``threshold`` is an extra boundary, so the positives (score >= threshold,
-    how labels are assigned) are counted in the same scan. Without a threshold they are counted by label.
+    Reads the ``score_counts`` rollup (:mod:`store.counts`), whose positives follow each prediction's own
+    threshold, as its label did: a few hundred small documents a week, whatever the predictions stored.
     """
-    edges = [i / SCORE_BINS for i in range(SCORE_BINS)]
-    boundaries = sorted(set(edges + ([threshold] if threshold is not None and 0 < threshold < 1 else []))) + [1.0 + 1e-9]
-    rows = db["predictions"].aggregate([
-        {"$match": {"$and": [{"created_at": {"$gte": since}}, {"model_version": model_version}]}},
-        {"$bucket": {"groupBy": "$score", "boundaries": boundaries, "default": "out of range", "output": {"clips": {"$sum": 1}}}},
-    ])
-    by_edge = {float(r["_id"]): int(r["clips"]) for r in rows if r["_id"] != "out of range"}
-    counts = [sum(n for edge, n in by_edge.items() if low <= edge < low + 1 / SCORE_BINS - 1e-12) for low in edges]
+    counts, positive = model_scores(db, since, model_version)
     total = sum(counts)
-    if threshold is not None:
-        positive = sum(n for edge, n in by_edge.items() if edge >= threshold)
-    else:
-        labels = db["predictions"].aggregate([
-            {"$match": {"$and": [{"created_at": {"$gte": since}}, {"model_version": model_version}, {"label": positive_label}]}},
-            {"$group": {"_id": None, "n": {"$sum": 1}}},
-        ])
-        positive = next((int(r["n"]) for r in labels), 0)
     histogram = pd.DataFrame({
-        "bin_start": edges,
+        "bin_start": [i / SCORE_BINS for i in range(SCORE_BINS)],
         "clips": counts,
         "share": [c / total if total else 0.0 for c in counts],
     })

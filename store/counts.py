@@ -1,4 +1,10 @@
-"""Predictions, screen-positives and quarantined files per UTC quarter hour: the ``prediction_counts`` rollup.
+"""Rollups kept as results are stored, per UTC quarter hour: ``prediction_counts`` and ``score_counts``.
+
+``prediction_counts``: predictions, screen-positives and quarantined files. ``score_counts``: one document
+per quarter hour and model version (``t``, the bucket's start in Unix seconds, ``model_version``,
+``positives`` and ``b00``...``b09``, the clips per tenth of the score range), which the dashboard's
+score-drift histogram reads. Its ``_id`` and ``t`` avoid date-like strings and ``$set`` datetimes, which
+nx-27017 mishandles in upserts.
 
 The dashboard's per-day figures read these few documents instead of aggregating ``predictions`` (on
 nx-27017 a date-ranged aggregation scans the whole collection). One document per quarter hour:
@@ -27,12 +33,15 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 COUNTS = "prediction_counts"
+SCORES = "score_counts"
 BUCKET = timedelta(minutes=15)
 FIELDS = ("predictions", "positives", "quarantined")
+SCORE_BINS = 10
+BIN_FIELDS = tuple(f"b{i:02d}" for i in range(SCORE_BINS))
 
-_MINUTE = "%Y-%m-%dT%H:%M"
-_NEVER = 2.0  # stands in for a missing threshold: above every score (in [0, 1])
 Increments = dict[datetime, Counter]  # bucket start -> counts to add
+ScoreIncrements = dict[tuple[datetime, str], Counter]  # (bucket start, model version) -> counts to add
+_READ_BATCH = 5_000
 
 
 def bucket_start(when: datetime) -> datetime:
@@ -53,8 +62,34 @@ def prediction_increments(docs: Iterable[Mapping[str, Any]]) -> Increments:
     for doc in _timed(docs):
         bucket = increments[bucket_start(doc["created_at"])]
         bucket["predictions"] += 1
-        bucket["positives"] += int(doc.get("threshold") is not None and doc["score"] >= doc["threshold"])
+        bucket["positives"] += _positive(doc)
     return increments
+
+
+def score_bin(score: float) -> str:
+    """The ``score_counts`` field of the bin holding ``score`` in [0, 1]; 1.0 falls in the top bin.
+
+    Examples
+    --------
+    >>> score_bin(0.0), score_bin(0.349), score_bin(1.0)
+    ('b00', 'b03', 'b09')
+    """
+    return BIN_FIELDS[min(max(int(score * SCORE_BINS), 0), SCORE_BINS - 1)]
+
+
+def score_increments(docs: Iterable[Mapping[str, Any]]) -> ScoreIncrements:
+    """Clips per score bin, and screen-positives, to add per bucket and model for newly inserted predictions."""
+    increments: ScoreIncrements = defaultdict(Counter)
+    for doc in _timed(docs):
+        counts = increments[(bucket_start(doc["created_at"]), doc["model_version"])]
+        counts[score_bin(doc["score"])] += 1
+        counts["positives"] += _positive(doc)
+    return increments
+
+
+def _positive(doc: Mapping[str, Any]) -> int:
+    """1 when the prediction is screen-positive by its own threshold (the rule its label follows)."""
+    return int(doc.get("threshold") is not None and doc["score"] >= doc["threshold"])
 
 
 def quarantine_increments(docs: Iterable[Mapping[str, Any]]) -> Increments:
@@ -77,30 +112,77 @@ def add_counts(collection: Collection, increments: Increments) -> None:
         collection.bulk_write(updates, ordered=False)
 
 
-def rebuild_counts(db: Database) -> int:
-    """Recompute the rollup from every document of ``predictions`` and ``quarantine``; returns the buckets written.
+def add_score_counts(collection: Collection, increments: ScoreIncrements) -> None:
+    """Apply ``increments`` to the ``score_counts`` ``collection``: one ``$inc`` upsert per bucket and model."""
+    updates = [
+        UpdateOne({"_id": _score_id(start, model)}, {"$inc": dict(counts), "$set": {"t": _epoch(start), "model_version": model}}, upsert=True)
+        for (start, model), counts in increments.items() if counts
+    ]
+    if updates:
+        collection.bulk_write(updates, ordered=False)
 
-    Two aggregations grouped per minute (a few seconds per 100,000 predictions on nx-27017), folded into
-    quarter hours here. Run it while nothing writes results: counts added meanwhile may be lost or doubled.
+
+def _score_id(start: datetime, model_version: str) -> str:
+    return f"{model_version}|{_epoch(start)}"
+
+
+def _epoch(start: datetime) -> int:
+    return int(start.timestamp())
+
+
+def model_scores(db: Database, since: datetime, model_version: str) -> tuple[list[int], int]:
+    """Clips per score bin (``SCORE_BINS`` of them) and screen-positives of ``model_version`` from the quarter hour of ``since`` on."""
+    bins, positives = [0] * SCORE_BINS, 0
+    for doc in db[SCORES].find({"model_version": model_version, "t": {"$gte": _epoch(bucket_start(since))}}):
+        bins = [n + int(doc.get(name, 0)) for n, name in zip(bins, BIN_FIELDS)]
+        positives += int(doc.get("positives", 0))
+    return bins, positives
+
+
+def rebuild_counts(db: Database) -> int:
+    """Recompute both rollups from every document of ``predictions`` and ``quarantine``; returns the quarter hours written.
+
+    One streamed pass over each collection (only the fields counted), through the same increment functions
+    as live inserts: ~10 s per 100,000 predictions on nx-27017. Run it while nothing writes results:
+    counts added meanwhile may be lost or doubled.
     """
-    minute = {"$dateToString": {"format": _MINUTE, "date": "$created_at"}}
-    predictions = db["predictions"].aggregate([{"$group": {
-        "_id": minute, "predictions": {"$sum": 1}, "positives": {"$sum": {"$cond": [{"$gte": ["$score", {"$ifNull": ["$threshold", _NEVER]}]}, 1, 0]}},
-    }}])
-    quarantined = db["quarantine"].aggregate([{"$group": {"_id": minute, "quarantined": {"$sum": 1}}}])
     buckets: Increments = defaultdict(Counter)
-    for row in [*predictions, *quarantined]:
-        if row["_id"] is not None:  # documents without created_at belong to no bucket
-            start = bucket_start(datetime.strptime(row["_id"], _MINUTE))
-            buckets[start].update({name: int(row[name]) for name in FIELDS if name in row})
+    scores: ScoreIncrements = defaultdict(Counter)
+    fields = {"_id": 0, "created_at": 1, "score": 1, "threshold": 1, "model_version": 1}
+    for batch in _batches(db["predictions"].find({}, fields, batch_size=_READ_BATCH)):
+        for start, counts in prediction_increments(batch).items():
+            buckets[start].update(counts)
+        for key, counts in score_increments(batch).items():
+            scores[key].update(counts)
+    for batch in _batches(db["quarantine"].find({}, {"_id": 0, "created_at": 1}, batch_size=_READ_BATCH)):
+        for start, counts in quarantine_increments(batch).items():
+            buckets[start].update(counts)
     db[COUNTS].drop()
+    db[SCORES].drop()
     if buckets:
         db[COUNTS].insert_many([{"_id": start, **{name: counts[name] for name in FIELDS}} for start, counts in sorted(buckets.items())])
+    if scores:
+        db[SCORES].insert_many([
+            {"_id": _score_id(start, model), "t": _epoch(start), "model_version": model, "positives": counts["positives"], **{name: counts[name] for name in BIN_FIELDS}}
+            for (start, model), counts in sorted(scores.items())
+        ])
     return len(buckets)
 
 
+def _batches(cursor: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for doc in cursor:
+        batch.append(doc)
+        if len(batch) == _READ_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def counts_missing(db: Database) -> bool:
-    """True when ``db`` holds predictions or quarantine records but no rollup (from collection metadata, no scan)."""
-    if db[COUNTS].estimated_document_count():
-        return False
-    return bool(db["predictions"].estimated_document_count() or db["quarantine"].estimated_document_count())
+    """True when ``db`` holds results that a rollup lacks entirely (from collection metadata, no scan)."""
+    predictions = db["predictions"].estimated_document_count()
+    if predictions and not db[SCORES].estimated_document_count():
+        return True
+    return bool((predictions or db["quarantine"].estimated_document_count()) and not db[COUNTS].estimated_document_count())

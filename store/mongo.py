@@ -11,7 +11,19 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
-from store.counts import COUNTS, Increments, add_counts, counts_missing, prediction_increments, quarantine_increments, rebuild_counts
+from store.counts import (
+    COUNTS,
+    SCORES,
+    Increments,
+    ScoreIncrements,
+    add_counts,
+    add_score_counts,
+    counts_missing,
+    prediction_increments,
+    quarantine_increments,
+    rebuild_counts,
+    score_increments,
+)
 from voxflow.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -87,8 +99,8 @@ def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict
 class ResultStore:
     """Predictions, quarantine records and run documents in one MongoDB database.
 
-    Every prediction and quarantine record inserted is also counted in the ``prediction_counts`` rollup
-    (:mod:`store.counts`), whichever flow writes it.
+    Every prediction and quarantine record inserted is also counted in the ``prediction_counts`` and
+    ``score_counts`` rollups (:mod:`store.counts`), whichever flow writes it.
 
     Parameters
     ----------
@@ -104,6 +116,7 @@ class ResultStore:
         self._runs = db["runs"]
         self._scaling_events = db["scaling_events"]
         self._counts = db[COUNTS]
+        self._scores = db[SCORES]
         self._db = db
         self._retry_s = retry_s
 
@@ -121,15 +134,16 @@ class ResultStore:
             self._runs.create_index([("run_id", asc)], unique=True)
             self._runs.create_index([("started_at", desc)])
             self._scaling_events.create_index([("time", desc)])
+            self._scores.create_index([("model_version", asc), ("t", asc)])
 
         _retrying("create indexes", create, budget_s=self._retry_s)
 
     def ensure_counts(self) -> bool:
-        """Rebuild the ``prediction_counts`` rollup when results exist without it (a database from before it); True if rebuilt."""
+        """Rebuild the rollups when results exist without them (a database from before them); True if rebuilt."""
         if not _retrying("check the counts", lambda: counts_missing(self._db), budget_s=self._retry_s):
             return False
         buckets = _retrying("rebuild the counts", lambda: rebuild_counts(self._db), budget_s=self._retry_s)
-        log.info("rebuilt %s from the stored results: %d quarter hours", COUNTS, buckets)
+        log.info("rebuilt %s and %s from the stored results: %d quarter hours", COUNTS, SCORES, buckets)
         return True
 
     def known_hashes(self, hashes: Iterable[str], model_version: str) -> set[str]:
@@ -156,7 +170,7 @@ class ResultStore:
             attempt count as already stored.
         """
         inserted = self._insert(self._predictions, docs)
-        self._count(prediction_increments(inserted))
+        self._count(prediction_increments(inserted), score_increments(inserted))
         return len(inserted)
 
     def insert_quarantine(self, docs: Sequence[dict[str, Any]]) -> int:
@@ -217,9 +231,11 @@ class ResultStore:
         """Run documents, most recently started first, without ``_id``."""
         return self._find(self._runs, {}, sort_key="started_at", limit=limit)
 
-    def _count(self, increments: Increments) -> None:
+    def _count(self, increments: Increments, scores: ScoreIncrements | None = None) -> None:
         if increments:
             _retrying(f"count into {COUNTS}", lambda: add_counts(self._counts, increments), budget_s=self._retry_s)
+        if scores:
+            _retrying(f"count into {SCORES}", lambda: add_score_counts(self._scores, scores), budget_s=self._retry_s)
 
     def _insert(self, collection: Collection, docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if not docs:

@@ -28,8 +28,7 @@ def body(page: context.Page) -> None:
     st.dataframe(table, hide_index=True)
 
     st.subheader("Score drift: this week against the training data")
-    scores = queries.score_distribution(db, queries.utc_since(WEEK_H), model_version=champion.version,
-                                        threshold=champion.threshold, positive_label=champion.positive_label)
+    scores = queries.score_distribution(db, queries.utc_since(WEEK_H), model_version=champion.version)
     cols = st.columns(3)
     week_share = scores.positive / scores.total if scores.total else None
     cols[0].metric("Clips scored this week", f"{scores.total:,}")

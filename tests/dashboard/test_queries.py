@@ -91,18 +91,31 @@ def test_counts_per_day_follow_the_time_zone(mongo_db: Database) -> None:
     assert shown("UTC", late + timedelta(hours=1)) == []
 
 
-def test_scores_reasons_and_share(seeded: Database) -> None:
+def test_score_distribution_follows_each_predictions_threshold(mongo_db: Database) -> None:
+    results = ResultStore(mongo_db)  # written as the product writes them: the score rollup is kept on insert
+    results.ensure_indexes()
+    # Scores i/30: three per bin. Threshold 0.5 (itself a score, so positive), then a chunk by a model with 0.41.
+    results.insert_predictions([dict(_prediction(i, NOW - timedelta(minutes=i % 3), score=i / 30, label="x", decode=1, features=1), threshold=0.5)
+                                for i in range(30)])
+    results.insert_predictions([dict(_prediction(100 + i, NOW, score=i / 30, label="x", decode=1, features=1), model_version="m2", threshold=0.41)
+                                for i in range(30)])
+    results.insert_predictions([dict(_prediction(200 + i, NOW, score=0.9, label="x", decode=1, features=1), model_version="m3") for i in range(4)])
+    results.insert_predictions([dict(_prediction(300 + i, NOW - timedelta(days=3), score=0.99, label="x", decode=1, features=1), threshold=0.5)
+                                for i in range(5)])
     since = NOW - timedelta(days=2)
-    # Scores are i/30: three per bin; the threshold 0.5 is itself a score and counts as positive.
-    by_threshold = queries.score_distribution(seeded, since, model_version="m1", threshold=0.5, positive_label="pathological")
-    assert by_threshold.histogram["clips"].tolist() == [3] * 10 and by_threshold.histogram["share"].sum() == pytest.approx(1.0)
-    assert (by_threshold.positive, by_threshold.total) == (15, 30)
-    off_edge = queries.score_distribution(seeded, since, model_version="m1", threshold=0.41, positive_label="pathological")
-    assert off_edge.histogram["clips"].tolist() == [3] * 10 and off_edge.positive == 17  # 13/30 = 0.433 is the first at or above
-    by_label = queries.score_distribution(seeded, since, model_version="m1", threshold=None, positive_label="pathological")
-    assert (by_label.positive, by_label.total) == (10, 30) and by_label.histogram["clips"].tolist() == [3] * 10
-    other = queries.score_distribution(seeded, since, model_version="other", threshold=0.5, positive_label="pathological")
+    m1 = queries.score_distribution(mongo_db, since, model_version="m1")
+    assert m1.histogram["clips"].tolist() == [3] * 10 and m1.histogram["share"].sum() == pytest.approx(1.0)
+    assert (m1.positive, m1.total) == (15, 30)
+    m2 = queries.score_distribution(mongo_db, since, model_version="m2")
+    assert m2.histogram["clips"].tolist() == [3] * 10 and m2.positive == 17  # 13/30 = 0.433 is the first at or above 0.41
+    m3 = queries.score_distribution(mongo_db, since, model_version="m3")  # no threshold recorded: never positive
+    assert (m3.positive, m3.total, m3.histogram["clips"].tolist()) == (0, 4, [0] * 9 + [4])
+    assert queries.score_distribution(mongo_db, NOW - timedelta(days=4), model_version="m1").total == 35
+    other = queries.score_distribution(mongo_db, since, model_version="other")
     assert (other.positive, other.total, other.histogram["clips"].sum()) == (0, 0, 0)
+
+
+def test_reasons_and_runs(seeded: Database) -> None:
     reasons = queries.quarantine_reasons(seeded, "r1")
     assert reasons.values.tolist() == [["quality", "silence", 6], ["decode", "empty file", 3], ["timeout", "took longer than 60 s", 1]]
     assert queries.quarantine_reasons(seeded, "nope").empty
@@ -118,12 +131,13 @@ def test_absent_collections_read_as_empty(mongo_db: Database) -> None:
     assert queries.last_backup(mongo_db) is None and queries.champion_document(mongo_db) is None
     assert queries.recent_runs(mongo_db).empty and queries.recent_predictions(mongo_db, since).empty
     assert queries.per_minute(queries.recent_predictions(mongo_db, since), since).empty
-    assert queries.score_distribution(mongo_db, since, model_version="m1", threshold=0.5, positive_label="pathological").total == 0
+    assert queries.score_distribution(mongo_db, since, model_version="m1").total == 0
 
 
 def test_a_score_of_one_is_in_the_top_bin(mongo_db: Database) -> None:
-    mongo_db["predictions"].insert_many([_prediction(i, NOW, score=s, label="x", decode=1, features=1) for i, s in enumerate([1.0, 0.0, 0.95])])
-    shown = queries.score_distribution(mongo_db, NOW - timedelta(hours=1), model_version="m1", threshold=0.9, positive_label="x")
+    ResultStore(mongo_db).insert_predictions([dict(_prediction(i, NOW, score=s, label="x", decode=1, features=1), threshold=0.9)
+                                              for i, s in enumerate([1.0, 0.0, 0.95])])
+    shown = queries.score_distribution(mongo_db, NOW - timedelta(hours=1), model_version="m1")
     assert shown.histogram["clips"].tolist() == [1] + [0] * 8 + [2] and (shown.positive, shown.total) == (2, 3)
 
 

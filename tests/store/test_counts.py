@@ -12,7 +12,7 @@ import soundfile as sf
 from pymongo.database import Database
 
 from features.synth import synth_vowel
-from store.counts import COUNTS, bucket_start, counts_missing, rebuild_counts
+from store.counts import COUNTS, SCORES, bucket_start, counts_missing, model_scores, rebuild_counts
 from store.mongo import ResultStore
 from tests.voxflow_cli import env_db, last_json, run_cli
 
@@ -29,6 +29,10 @@ def rejected(i: int, created_at: datetime) -> dict:
 
 def rollup(db: Database) -> dict[datetime, tuple[int, int, int]]:
     return {doc["_id"]: (doc.get("predictions", 0), doc.get("positives", 0), doc.get("quarantined", 0)) for doc in db[COUNTS].find()}
+
+
+def score_rollup(db: Database) -> dict[str, dict]:
+    return {doc["_id"]: {k: v for k, v in doc.items() if k != "_id" and v} for doc in db[SCORES].find()}
 
 
 @pytest.fixture
@@ -75,10 +79,22 @@ def test_rebuild_matches_what_inserts_kept(results: ResultStore, mongo_db: Datab
         results.insert_predictions([prediction(100 * chunk + i, when, score=(i % 4) / 4) for i in range(5 + chunk)])
         results.insert_quarantine([rejected(100 * chunk + i, when) for i in range(chunk)])
     mongo_db["quarantine"].insert_one({"run_id": "old", "stage": "decode", "reason": "no time"})  # no created_at: in no bucket
-    kept = rollup(mongo_db)
-    assert len(kept) == 5 and sum(p for p, _, _ in kept.values()) == 5 + 6 + 7 + 8 + 9
+    results.insert_predictions([dict(prediction(900 + i, T0, score=1.0), model_version="m2") for i in range(3)])
+    kept, kept_scores = rollup(mongo_db), score_rollup(mongo_db)
+    assert len(kept) == 5 and sum(p for p, _, _ in kept.values()) == 5 + 6 + 7 + 8 + 9 + 3
+    assert len(kept_scores) == 6  # five quarter hours of m1, one of m2
     assert rebuild_counts(mongo_db) == 5
-    assert rollup(mongo_db) == kept
+    assert rollup(mongo_db) == kept and score_rollup(mongo_db) == kept_scores
+
+
+def test_score_bins_per_model_and_window(results: ResultStore, mongo_db: Database) -> None:
+    results.insert_predictions([prediction(i, T0, score=s) for i, s in enumerate([0.0, 0.05, 0.1, 0.49, 0.5, 0.99, 1.0])])
+    results.insert_predictions([prediction(50, T0 - timedelta(hours=1), score=0.7)])
+    results.insert_predictions([dict(prediction(60, T0, score=0.3), model_version="m2")])
+    assert model_scores(mongo_db, T0 - timedelta(minutes=5), "m1") == ([2, 1, 0, 0, 1, 1, 0, 0, 0, 2], 3)
+    assert model_scores(mongo_db, T0 - timedelta(hours=1), "m1") == ([2, 1, 0, 0, 1, 1, 0, 1, 0, 2], 4)
+    assert model_scores(mongo_db, T0 - timedelta(minutes=5), "m2") == ([0, 0, 0, 1, 0, 0, 0, 0, 0, 0], 0)
+    assert model_scores(mongo_db, T0 + timedelta(minutes=1), "m1") == ([0] * 10, 0)  # the quarter hour after T0's
 
 
 def test_ensure_counts_rebuilds_a_database_from_before_the_rollup(results: ResultStore, mongo_db: Database) -> None:
@@ -88,6 +104,7 @@ def test_ensure_counts_rebuilds_a_database_from_before_the_rollup(results: Resul
     assert counts_missing(mongo_db)
     assert results.ensure_counts() is True
     assert rollup(mongo_db) == {bucket_start(T0): (7, 7, 2)}
+    assert model_scores(mongo_db, T0, "m1") == ([0] * 6 + [7] + [0] * 3, 7)
     assert results.ensure_counts() is False  # present now: left alone, kept by inserts from here on
     results.insert_predictions([prediction(50, T0)])
     assert rollup(mongo_db) == {bucket_start(T0): (8, 7, 2)}
@@ -121,3 +138,10 @@ def test_a_queue_drain_and_its_repeat_keep_the_counts_equal_to_the_collections(c
     assert (again["scored"], again["quarantined"]) == (0, 1), again
     recounted = tuple(sum(b.get(name, 0) for b in db[COUNTS].find()) for name in ("predictions", "positives", "quarantined"))
     assert recounted == _direct(db) == (counted[0], counted[1], counted[2] + 1)
+
+
+def test_a_database_with_only_the_older_rollup_gets_the_score_rollup(results: ResultStore, mongo_db: Database) -> None:
+    results.insert_predictions([prediction(i, T0, score=0.6) for i in range(3)])
+    mongo_db[SCORES].drop()  # as left by the version that kept prediction_counts only
+    assert counts_missing(mongo_db) and results.ensure_counts() is True
+    assert model_scores(mongo_db, T0, "m1") == ([0] * 6 + [3] + [0] * 3, 3)
