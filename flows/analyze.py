@@ -126,9 +126,9 @@ def analyze_batch(source: str, model_version: str | None = None, chunk_size: int
     settings = get_settings()
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    bundle = load_champion(settings, model_version or settings.model_version)
-    card = bundle.card
     stores = open_stores(settings)
+    bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
+    card = bundle.card
     stores.results.start_run(
         {
             "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),

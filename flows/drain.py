@@ -146,8 +146,8 @@ def drain_queue(
     settings = get_settings()
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    bundle = load_champion(settings, model_version or settings.model_version)
     stores = open_stores(settings)
+    bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
     redis = connect_redis(services.redis_url(settings))
     queue = FileQueue(redis)
     latency = LatencyLog(redis, maxlen=settings.metrics_maxlen)

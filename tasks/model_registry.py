@@ -53,13 +53,12 @@ def resolve_bundle(store: ModelStore, models_dir: Path, version: str | None = No
     return load_bundle(models_dir, wanted, expected_sha256=doc["booster_sha256"] if doc else None)
 
 
-def load_champion(settings: Settings, version: str | None = None) -> ModelBundle:
-    """The model inference uses: ``version`` when pinned, else the registered champion, else the shipped baseline."""
-    client = connect_mongo(services.mongo_uri(settings))
-    try:
-        bundle = resolve_bundle(ModelStore(client[settings.mongo_db]), settings.models_dir, version)
-    finally:
-        client.close()
+def load_champion(models: ModelStore, models_dir: Path, version: str | None = None) -> ModelBundle:
+    """The model inference uses: ``version`` when pinned, else the registered champion, else the shipped baseline.
+
+    ``models`` is the run's own ``models`` collection (``Stores.models``): no connection of its own.
+    """
+    bundle = resolve_bundle(models, models_dir, version)
     check_feature_set(bundle.card, feature_version=FEATURE_VERSION, feature_names=FEATURE_NAMES)
     return bundle
 

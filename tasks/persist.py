@@ -13,6 +13,7 @@ from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
 from store.cache import LiveMetrics, PredictionCache, connect_redis
 from store.feature_store import FeatureStore
+from store.models import ModelStore
 from store.mongo import ResultStore, connect_mongo
 from tasks.ingest import Rejection
 from voxflow import services
@@ -27,6 +28,7 @@ class Stores:
     """Every store a run writes to, opened once per flow run."""
 
     results: ResultStore
+    models: ModelStore
     cache: PredictionCache
     metrics: LiveMetrics
     features: FeatureStore
@@ -34,13 +36,14 @@ class Stores:
 
 def open_stores(settings: Settings) -> Stores:
     """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes and the per-quarter-hour counts."""
-    mongo = connect_mongo(services.mongo_uri(settings))
-    results = ResultStore(mongo[settings.mongo_db], retry_s=settings.mongo_retry_s)
+    db = connect_mongo(services.mongo_uri(settings))[settings.mongo_db]
+    results = ResultStore(db, retry_s=settings.mongo_retry_s)
     results.ensure_indexes()
     results.ensure_counts()
     redis = connect_redis(services.redis_url(settings))
     return Stores(
         results=results,
+        models=ModelStore(db),
         cache=PredictionCache(redis, ttl_s=settings.cache_ttl_s),
         metrics=LiveMetrics(redis, maxlen=settings.metrics_maxlen),
         features=FeatureStore(settings.feature_store_dir),
