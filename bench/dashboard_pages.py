@@ -5,7 +5,7 @@
 (Not bench/dashboard.py: run as a script, that name would shadow the dashboard package.)
 
 Seeds a scratch database on the embedded nx-27017 (a temporary VOXFLOW_HOME): predictions spread
-over 30 days (stored chunk by chunk through ``ResultStore``, which keeps the ``prediction_counts`` rollup),
+over 30 days (stored chunk by chunk through ``ResultStore``, which keeps the ``prediction_counts`` and ``score_counts`` rollups),
 runs, quarantine records, scaling events, models, a backup, a queue and metric streams. Also times
 storing one more chunk, with and without the rollup's upsert.
 """
@@ -41,7 +41,7 @@ def seed(settings: Settings, n: int) -> None:
     """Write ``n`` predictions and the documents every page reads.
 
     Predictions and quarantine records go through ``ResultStore`` in chunks of CHUNK documents sharing one
-    ``created_at``, as ``tasks.persist`` writes them: the ``prediction_counts`` rollup is kept the product's way.
+    ``created_at``, as ``tasks.persist`` writes them: both rollups are kept the product's way.
     """
     db = connect_mongo(services.mongo_uri(settings))[settings.mongo_db]
     results = ResultStore(db)
@@ -187,7 +187,7 @@ def main() -> None:
     print(f"{'page':<10} {'queries ms':>11} {'AppTest render ms':>18} {'first render ms':>16}")
     for page, cost in pages.items():
         print(f"{page:<10} {cost['queries_ms']:>11} {cost['render_ms']:>18} {cost['first_render_ms']:>16}")
-    print(f"one chunk of {CHUNK} new predictions: insert_many {persist['insert_many']} ms, ResultStore (+ prediction_counts upsert) {persist['result_store']} ms")
+    print(f"one chunk of {CHUNK} new predictions: insert_many {persist['insert_many']} ms, ResultStore (+ the two rollup upserts) {persist['result_store']} ms")
     print(f"each fresh AppTest first scans the installed packages for Streamlit components: {scan} ms (a server does it once, at start)")
     print(f"seeded {args.predictions:,} predictions in {seed_s:.1f} s; medians of {args.repeats} renders after a warm-up (imports done); first render = empty st.cache_data; nx-27017 + embedded Redis")
     print(json.dumps({"bench": "dashboard", "predictions": args.predictions, "seed_s": round(seed_s, 1), "pages": pages, "apptest_component_scan_ms": scan, "chunk_persist_ms": persist}))
