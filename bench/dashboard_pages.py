@@ -7,7 +7,7 @@
 Seeds a scratch database on the embedded nx-27017 (a temporary VOXFLOW_HOME): predictions spread
 over 30 days (stored chunk by chunk through ``ResultStore``, which keeps the ``prediction_counts`` and ``score_counts`` rollups),
 runs, quarantine records, scaling events, models, a backup, a queue and metric streams. Also times
-storing one more chunk, with and without the rollup's upsert.
+storing one more chunk, with and without the rollups' upserts.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def page_queries(settings: Settings) -> dict[str, Callable[[], object]]:
 
 
 def chunk_persist_ms(settings: Settings, repeats: int) -> dict[str, float]:
-    """Median ms to store one chunk of CHUNK new predictions: a bare ``insert_many``, and ``ResultStore`` (which adds its rollup upsert)."""
+    """Median ms to store one chunk of CHUNK new predictions: a bare ``insert_many``, and ``ResultStore`` (which adds the rollups' upserts)."""
     db = connect_mongo(services.mongo_uri(settings))[settings.mongo_db]
     results = ResultStore(db)
     batches = iter(range(10**9, 10**10, CHUNK))
