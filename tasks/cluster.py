@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
@@ -81,7 +84,7 @@ def resolve_cluster_class(path: str) -> type[Cluster]:
     return cls
 
 
-def _start_cluster(settings: Settings) -> Cluster:
+def _start_cluster(settings: Settings, *, scheduler_port: int = 0) -> Cluster:
     if settings.dask_cluster_class:
         cluster = resolve_cluster_class(settings.dask_cluster_class)(**settings.dask_cluster_kwargs)
     else:
@@ -89,6 +92,8 @@ def _start_cluster(settings: Settings) -> Cluster:
             n_workers=settings.dask_min_workers,
             threads_per_worker=1,
             processes=True,
+            host="127.0.0.1",
+            scheduler_port=scheduler_port,
             dashboard_address=":0",
             env=worker_env(settings),
         )
@@ -120,3 +125,53 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
             client.register_plugin(WarmUp())
         log.info("Dask cluster ready: %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
         yield client
+
+
+@contextmanager
+def local_cluster_ahead(settings: Settings) -> Iterator[None]:
+    """Start the run's local cluster on a thread now, while the caller imports and sets up the flow run.
+
+    Starting and warming up the workers (process spawn, imports, numba cache) takes seconds, as does a
+    command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. For the block's
+    duration ``VOXFLOW_DASK_ADDRESS`` names the cluster's scheduler, its port chosen here so that the
+    address is known before the scheduler answers: flows started in the block connect to it (their
+    client waits for it) as to any existing scheduler. Settings that already name a scheduler or a
+    cluster class are left alone. The cluster closes on exit.
+    """
+    if settings.dask_address or settings.dask_cluster_class:
+        yield
+        return
+    port = _free_port()
+    with ExitStack() as stack:
+        # Nannies read the pre-spawn environment whenever adaptive scaling adds one: set for the cluster's life.
+        stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()}))
+        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, port)
+        stack.callback(lambda: starting.result().close())
+        stack.enter_context(_environ("VOXFLOW_DASK_ADDRESS", f"tcp://127.0.0.1:{port}"))
+        yield
+
+
+@contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _start_warm(settings: Settings, port: int) -> Cluster:
+    cluster = _start_cluster(settings, scheduler_port=port)
+    with Client(cluster) as client:
+        client.register_plugin(WarmUp())
+    return cluster
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -57,11 +57,14 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
     check_source(args.source)
-    from flows.analyze import analyze_batch
-    from voxflow.orchestration import prefect_api
+    from tasks.cluster import local_cluster_ahead
 
-    with prefect_api(settings):
-        summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size)
+    with local_cluster_ahead(settings):  # the workers start while Prefect and the flow's imports do
+        from flows.analyze import analyze_batch
+        from voxflow.orchestration import prefect_api
+
+        with prefect_api(settings):
+            summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size)
     _print_summary(summary, as_json=args.json)
     return 0
 

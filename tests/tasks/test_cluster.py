@@ -1,10 +1,12 @@
 import os
+import sys
 from pathlib import Path
 
 import dask
 import pytest
+from distributed import Client
 
-from tasks.cluster import dask_client, pre_spawn_environ
+from tasks.cluster import dask_client, local_cluster_ahead, pre_spawn_environ
 from voxflow.settings import Settings
 
 _DASK_DEFAULT = "distributed.nanny.pre-spawn-environ"
@@ -29,3 +31,27 @@ def test_local_workers_start_with_glibcs_own_malloc_settings(tmp_path: Path, mon
     assert len(trim) == 2 and set(trim.values()) == {None}
     assert set(threads.values()) == {"1"}
     assert dask.config.get(_DASK_DEFAULT) == before  # restored once the cluster is closed
+
+
+@pytest.mark.timeout(180)
+def test_a_cluster_started_ahead_is_what_flows_in_the_block_connect_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VOXFLOW_DASK_ADDRESS", raising=False)
+    settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
+    with local_cluster_ahead(settings):
+        address = os.environ["VOXFLOW_DASK_ADDRESS"]
+        inside = Settings(home=tmp_path)  # what a flow's get_settings() reads
+        assert inside.dask_address == address and address.startswith("tcp://127.0.0.1:")
+        with dask_client(inside) as client:  # waits for the scheduler if the thread is still starting it
+            client.wait_for_workers(2, timeout=60)
+            warmed = client.run(lambda: "xgboost" in sys.modules and "features.extract" in sys.modules)
+            trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert len(warmed) == 2 and all(warmed.values()) and set(trim.values()) == {None}
+    assert "VOXFLOW_DASK_ADDRESS" not in os.environ
+    with pytest.raises(OSError):  # closed with the block
+        Client(address, timeout="2s")
+
+
+def test_an_existing_scheduler_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLOW_DASK_ADDRESS", "tcp://10.0.0.7:8786")
+    with local_cluster_ahead(Settings(home=tmp_path)):
+        assert os.environ["VOXFLOW_DASK_ADDRESS"] == "tcp://10.0.0.7:8786"
