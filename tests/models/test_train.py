@@ -155,3 +155,40 @@ def test_recorded_recipe_reproduces_how_an_old_card_was_trained() -> None:
     now = fit_booster(features, labels, params=params, rounds=rounds)
     matrix = xgb.DMatrix(features, missing=np.nan)
     assert np.allclose(then.predict(matrix), now.predict(matrix), atol=1e-6)
+
+
+def test_auc_directions_follow_each_columns_own_auc() -> None:
+    from models.train import auc_directions
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    features = np.column_stack([
+        [1.0, 2, 3, 4, 5, 6],  # rises with the label
+        [6.0, 5, 4, 3, 2, 1],  # falls with it
+        [1.0, 2, 3, 1, 2, 3],  # at chance
+        np.full(6, np.nan),  # blanked by keep_columns
+    ])
+    assert auc_directions(features, labels).tolist() == [1, -1, 0, 0]
+
+
+def test_default_recipe_scores_move_with_each_columns_direction() -> None:
+    import xgboost as xgb
+
+    from models.train import booster_params
+
+    rng = np.random.default_rng(7)
+    rise = rng.uniform(-3, 3, 300)
+    # Positives are likelier in the middle than below it, rarer again at the top: AUC above chance, not monotone.
+    labels = (rng.random(300) < np.where(rise < 0, 0.3, np.where(rise < 2, 0.9, 0.2))).astype(np.int32)
+    features = np.column_stack([rise, -rise + rng.normal(0, 0.5, 300), np.full(300, np.nan)])  # last: blanked by keep_columns
+    params = booster_params(features, labels)
+    assert params["monotone_constraints"] == "(1,-1,0)" and "monotone_by_auc" not in params
+    grid = np.zeros((50, 3))
+    grid[:, 0], grid[:, 2] = np.linspace(-3, 3, 50), np.nan
+
+    def falls(params: dict | None) -> int:
+        steps = np.diff(fit_booster(features, labels, params=params, rounds=100).predict(xgb.DMatrix(grid)))
+        return int((steps < -1e-7).sum())
+
+    assert falls(None) == 0
+    # An explicit False (what recorded_recipe gives cards from before the key) trains unconstrained: the dip shows.
+    assert falls({"monotone_by_auc": False}) > 0
