@@ -105,7 +105,9 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
 
 
 @flow(name="analyze-batch")
-def analyze_batch(source: str, model_version: str | None = None, chunk_size: int | None = None) -> dict[str, Any]:
+def analyze_batch(
+    source: str, model_version: str | None = None, chunk_size: int | None = None, dask_address: str | None = None
+) -> dict[str, Any]:
     """Analyse every audio file of SOURCE and store scored, explained predictions.
 
     Parameters
@@ -116,6 +118,9 @@ def analyze_batch(source: str, model_version: str | None = None, chunk_size: int
         A registered model version; default is the champion (or the shipped baseline).
     chunk_size : int, optional
         Files per Dask task; default from settings.
+    dask_address : str, optional
+        A running Dask scheduler to fan out to, instead of the configured cluster (the CLI passes the
+        one it started ahead).
 
     Returns
     -------
@@ -124,6 +129,8 @@ def analyze_batch(source: str, model_version: str | None = None, chunk_size: int
     """
     started = time.perf_counter()
     settings = get_settings()
+    if dask_address:
+        settings = settings.model_copy(update={"dask_address": dask_address})
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
     stores = open_stores(settings)

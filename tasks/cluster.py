@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import dask
 from distributed import Client, LocalCluster
@@ -61,6 +60,12 @@ def pre_spawn_environ() -> dict[str, object]:
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     return environ
+
+
+def _spawn_config() -> ContextManager[object]:
+    """Dask's config with :func:`pre_spawn_environ`: held for a cluster's life, since every nanny reads it,
+    adaptive scaling's later ones included."""
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()})
 
 
 def resolve_cluster_class(path: str) -> type[Cluster]:
@@ -117,8 +122,7 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
             except OSError as exc:
                 raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
         else:
-            # Nannies read the pre-spawn environment whenever adaptive scaling adds one: set for the cluster's life.
-            stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()}))
+            stack.enter_context(_spawn_config())
             client = Client(stack.enter_context(_start_cluster(settings)))
         stack.callback(client.close)  # before the cluster closes: callbacks run last in, first out
         if warm_up:
@@ -128,40 +132,24 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
 
 
 @contextmanager
-def local_cluster_ahead(settings: Settings) -> Iterator[None]:
+def local_cluster_ahead(settings: Settings) -> Iterator[str | None]:
     """Start the run's local cluster on a thread now, while the caller imports and sets up the flow run.
 
     Starting and warming up the workers (process spawn, imports, numba cache) takes seconds, as does a
-    command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. For the block's
-    duration ``VOXFLOW_DASK_ADDRESS`` names the cluster's scheduler, its port chosen here so that the
-    address is known before the scheduler answers: flows started in the block connect to it (their
-    client waits for it) as to any existing scheduler. Settings that already name a scheduler or a
-    cluster class are left alone. The cluster closes on exit.
+    command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. Yields the
+    scheduler's address, its port chosen here so that it is known before the scheduler answers (a
+    client of it waits until it does), for the flow's ``dask_address`` parameter; yields None, and
+    starts nothing, when settings already name a scheduler or a cluster class. The cluster closes on exit.
     """
     if settings.dask_address or settings.dask_cluster_class:
-        yield
+        yield None
         return
     port = _free_port()
     with ExitStack() as stack:
-        # Nannies read the pre-spawn environment whenever adaptive scaling adds one: set for the cluster's life.
-        stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()}))
+        stack.enter_context(_spawn_config())
         starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, port)
         stack.callback(lambda: starting.result().close())
-        stack.enter_context(_environ("VOXFLOW_DASK_ADDRESS", f"tcp://127.0.0.1:{port}"))
-        yield
-
-
-@contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+        yield f"tcp://127.0.0.1:{port}"
 
 
 def _start_warm(settings: Settings, port: int) -> Cluster:

@@ -34,24 +34,22 @@ def test_local_workers_start_with_glibcs_own_malloc_settings(tmp_path: Path, mon
 
 
 @pytest.mark.timeout(180)
-def test_a_cluster_started_ahead_is_what_flows_in_the_block_connect_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("VOXFLOW_DASK_ADDRESS", raising=False)
+def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
-    with local_cluster_ahead(settings):
-        address = os.environ["VOXFLOW_DASK_ADDRESS"]
-        inside = Settings(home=tmp_path)  # what a flow's get_settings() reads
-        assert inside.dask_address == address and address.startswith("tcp://127.0.0.1:")
-        with dask_client(inside) as client:  # waits for the scheduler if the thread is still starting it
+    with local_cluster_ahead(settings) as address:
+        assert address is not None and address.startswith("tcp://127.0.0.1:")
+        # What analyze_batch does with its dask_address parameter; the client waits while the thread starts the scheduler.
+        with dask_client(settings.model_copy(update={"dask_address": address})) as client:
             client.wait_for_workers(2, timeout=60)
             warmed = client.run(lambda: "xgboost" in sys.modules and "features.extract" in sys.modules)
             trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
     assert len(warmed) == 2 and all(warmed.values()) and set(trim.values()) == {None}
-    assert "VOXFLOW_DASK_ADDRESS" not in os.environ
     with pytest.raises(OSError):  # closed with the block
         Client(address, timeout="2s")
 
 
-def test_an_existing_scheduler_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VOXFLOW_DASK_ADDRESS", "tcp://10.0.0.7:8786")
-    with local_cluster_ahead(Settings(home=tmp_path)):
-        assert os.environ["VOXFLOW_DASK_ADDRESS"] == "tcp://10.0.0.7:8786"
+def test_an_existing_scheduler_or_cluster_class_starts_nothing_ahead(tmp_path: Path) -> None:
+    with local_cluster_ahead(Settings(home=tmp_path, dask_address="tcp://10.0.0.7:8786")) as address:
+        assert address is None
+    with local_cluster_ahead(Settings(home=tmp_path, dask_cluster_class="distributed.LocalCluster")) as address:
+        assert address is None
