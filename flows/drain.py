@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 from distributed import Client
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from flows.analyze import score_files, skip_known
 from models.artifact import ModelBundle
@@ -103,11 +104,11 @@ def _drain_batch(
     if found.rejected:
         stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
         acks.settle([r.path for r in found.rejected], "quarantined")
-    pending = skip_known(found.files, bundle.card.version, stores) if found.files else []
+    pending = skip_known(quote(found.files), bundle.card.version, stores) if found.files else []  # quote(): see flows/analyze.py
     waiting = {ref.path for ref in pending}
     acks.settle([ref.path for ref in found.files if ref.path not in waiting], "skipped")
     if pending:
-        outcome = score_files(pending, bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client())
+        outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client())
         totals.scored += outcome.inserted
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined

@@ -18,6 +18,10 @@ from voxflow.settings import Settings, get_settings
 
 VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
 
+# Prefect's client-side usage telemetry starts when prefect is imported; voxflow does not phone home
+# (DO_NOT_TRACK=0 in the environment turns it back on). The servers voxflow starts have theirs off too.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
 RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "scored", "skipped", "quarantined", "wall_s", "clips_per_s", "source")

@@ -1,6 +1,9 @@
 """The front door: help that tells a user what to do, and services status without secrets."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,11 @@ def test_analyze_hands_the_flow_the_cluster_it_started_ahead(
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["status"] == "completed"
     with pytest.raises(OSError):  # the command closed its cluster
         Client(str(seen["address"]), timeout="2s")
+
+
+def test_prefect_telemetry_is_off_unless_asked_for() -> None:
+    code = "import os, voxflow.cli, prefect; print(os.environ.get('DO_NOT_TRACK'))"
+    env = {k: v for k, v in os.environ.items() if k != "DO_NOT_TRACK"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()[-1] == "1"
+    kept = subprocess.run([sys.executable, "-c", code], env={**env, "DO_NOT_TRACK": "0"}, capture_output=True, text=True, check=True)
+    assert kept.stdout.split()[-1] == "0"
