@@ -8,7 +8,7 @@ import xgboost as xgb
 import xgboost.dask as dxgb
 from distributed import Client
 
-from models.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, class_weight
+from models.train import DEFAULT_ROUNDS, booster_params
 
 
 def fit_booster_dask(
@@ -21,7 +21,7 @@ def fit_booster_dask(
     seed: int = 0,
     chunk_rows: int = 50_000,
 ) -> xgb.Booster:
-    """Same model as :func:`models.train.fit_booster` (same params and class weights), trained by the workers.
+    """Same model as :func:`models.train.fit_booster` (same params, class weights and monotone constraints), trained by the workers.
 
     Parameters
     ----------
@@ -33,7 +33,7 @@ def fit_booster_dask(
         Rows per Dask partition.
     """
     labels = np.asarray(labels, dtype=np.int32)
-    merged = {**DEFAULT_PARAMS, "scale_pos_weight": class_weight(labels), **(params or {}), "seed": seed}
+    merged = booster_params(features, labels, params=params, seed=seed)
     merged.pop("nthread", None)  # each worker uses its own threads
     x = da.from_array(np.asarray(features, dtype=np.float64), chunks=(chunk_rows, -1))
     y = da.from_array(labels, chunks=chunk_rows)
