@@ -11,11 +11,11 @@ VOICED ?= ../shared/data/voiced
 
 venv: $(VENV)/.installed
 
+# The last step compiles the numba kernels into their on-disk cache (~16 s once), not in the first run's workers.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,kubernetes]'
-	# Compile the numba kernels into their on-disk cache now (~16 s once), not in the first run's workers.
 	$(BIN)/python -c "from features.extract import warm_up; warm_up()"
 	touch $@
 
