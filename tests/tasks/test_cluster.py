@@ -34,7 +34,8 @@ def test_local_workers_start_with_glibcs_own_malloc_settings(tmp_path: Path, mon
 
 
 @pytest.mark.timeout(180)
-def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path) -> None:
+def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # as in the test above
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
     with local_cluster_ahead(settings) as address:
         assert address is not None and address.startswith("tcp://127.0.0.1:")
