@@ -164,7 +164,7 @@ def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, w
         summary, command_s = analyze(manifest, settings, workers=workers)
         voxflow_cpu = children_cpu_s() - cpu + services_cpu_s(settings) - servers
         analysed = summary["scored"] + summary["quarantined"]
-        for key, value in {
+        row = {
             "pool_clips_per_s": pool,
             "voxflow_clips_per_s": summary["clips_per_s"],
             "voxflow_command_clips_per_s": analysed / command_s,
@@ -172,11 +172,12 @@ def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, w
             "voxflow_command_share_of_pool": analysed / command_s / pool,
             "pool_cpu_ms_per_clip": 1000 * pool_cpu / len(files),
             "voxflow_cpu_ms_per_clip": 1000 * voxflow_cpu / analysed,
-        }.items():
+        }
+        for key, value in row.items():
             samples.setdefault(key, []).append(value)
-        print(f"  round: pool {pool:5.1f} clips/s, voxflow {summary['clips_per_s']:5.1f} clips/s "
-              f"({summary['clips_per_s'] / pool:.0%}); CPU ms/clip pool {1000 * pool_cpu / len(files):.0f}, "
-              f"voxflow {1000 * voxflow_cpu / analysed:.0f}", flush=True)
+        print(f"  round: pool {pool:5.1f} clips/s, voxflow {row['voxflow_clips_per_s']:5.1f} clips/s "
+              f"({row['voxflow_share_of_pool']:.0%}), command {row['voxflow_command_clips_per_s']:5.1f} clips/s; "
+              f"CPU ms/clip pool {row['pool_cpu_ms_per_clip']:.0f}, voxflow {row['voxflow_cpu_ms_per_clip']:.0f}", flush=True)
     return {key: round(statistics.median(values), 3) for key, values in samples.items()}
 
 

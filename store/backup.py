@@ -15,8 +15,8 @@ the backup whose ObjectId (another process, same second) sorts below the mark is
 non-ObjectId ids are always in; updates and deletes during the backup may or may not show; collections
 are not consistent with each other.
 
-The ``prediction_counts`` rollup is derived from ``predictions`` and ``quarantine``: it is not backed up,
-and a restore rebuilds it from the restored documents (so it always matches them).
+The ``prediction_counts`` and ``score_counts`` rollups are derived from ``predictions`` and ``quarantine``:
+they are not backed up, and a restore rebuilds them from the restored documents (so they always match them).
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def verify_files(fs: AbstractFileSystem, folder: str) -> dict[str, Any]:
 
 
 def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str, Any], db: Database, *, drop: bool) -> dict[str, int]:
-    """Load a verified backup's collections and indexes into ``db``, then rebuild its ``prediction_counts`` rollup.
+    """Load a verified backup's collections and indexes into ``db``, then rebuild its rollups (:mod:`store.counts`).
 
     Parameters
     ----------

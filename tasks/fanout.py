@@ -27,7 +27,7 @@ class FanoutOutcome:
     max_workers_seen: int = 0
 
 
-MIN_CHUNK = 4  # files (~0.2 s of work): below this a chunk's persist and bookkeeping cost more than the tail it evens out
+MIN_CHUNK = 4  # files (~0.1 s of work): below this a chunk's persist and bookkeeping cost more than the tail it evens out
 
 
 def plan_chunks(files: Sequence[FileRef], *, max_chunk: int, workers: int) -> list[list[FileRef]]:
