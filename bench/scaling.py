@@ -3,8 +3,11 @@
 The pool runs the same per-file code on the same clips in this invocation: the machine's practical
 ceiling. Both include their start-up (processes, imports, JIT warm-up); at each count the two
 alternate over ``--rounds`` and the figures are medians (see ``common.paired_rounds``).
+With ``--clips-per-worker`` each count gets that many clips per worker (weak scaling), so every
+run lasts about as long and start-up weighs the same at 1 and at 16 workers.
 
     .venv/bin/python bench/scaling.py --clips 500 --workers 1 2 --rounds 3
+    .venv/bin/python bench/scaling.py --clips-per-worker 400 --workers 1 2 4 8 16 --rounds 1
 """
 
 from __future__ import annotations
@@ -14,25 +17,36 @@ import os
 import tempfile
 from pathlib import Path
 
-from common import build_corpus, embedded_home, manifest_files, paired_rounds, report
+from common import build_corpus, embedded_home, manifest_files, paired_rounds, report, write_manifest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=500)
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--clips", type=int, default=500, help="the same clips at every worker count")
+    sizes.add_argument("--clips-per-worker", type=int, help="this many clips per worker at each count instead")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    per_worker = args.clips_per_worker
     rows = {}
     with tempfile.TemporaryDirectory(prefix="voxflow-bench-") as tmp:
-        manifest = build_corpus(Path(tmp) / "corpus", args.clips)
+        corpus = Path(tmp) / "corpus"
+        manifest = build_corpus(corpus, per_worker * max(args.workers) if per_worker else args.clips)
         with embedded_home(Path(tmp) / "home") as settings:
-            files = manifest_files(manifest, settings)
+            every_file = manifest_files(manifest, settings)
             for workers in args.workers:
-                rows[str(workers)] = row = paired_rounds(manifest, files, settings, workers=workers, rounds=args.rounds)
-                print(f"{workers:>3} workers: pool {row['pool_clips_per_s']:6.1f} clips/s · voxflow {row['voxflow_clips_per_s']:6.1f} "
-                      f"clips/s ({row['voxflow_share_of_pool']:.0%} of the pool)", flush=True)
-    report({"bench": "scaling", "clips": args.clips, "cpus": os.cpu_count(), "rounds": args.rounds, "workers": rows})
+                files, count_manifest = every_file, manifest
+                if per_worker:
+                    files = every_file[: per_worker * workers]
+                    count_manifest = write_manifest(corpus / f"manifest-{workers}.csv", [ref.path for ref in files])
+                rows[str(workers)] = row = paired_rounds(count_manifest, files, settings, workers=workers, rounds=args.rounds)
+                row["clips"] = len(files)
+                print(f"{workers:>3} workers, {len(files)} clips: pool {row['pool_clips_per_s']:6.1f} clips/s · voxflow "
+                      f"{row['voxflow_clips_per_s']:6.1f} clips/s ({row['voxflow_share_of_pool']:.0%} of the pool; "
+                      f"command {row['voxflow_command_share_of_pool']:.0%})", flush=True)
+    size = {"clips_per_worker": per_worker} if per_worker else {"clips": args.clips}
+    report({"bench": "scaling", **size, "cpus": os.cpu_count(), "rounds": args.rounds, "workers": rows})
 
 
 if __name__ == "__main__":
