@@ -187,6 +187,10 @@ def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, w
             "voxflow_command_share_of_pool": analysed / command_s / pool,
             "pool_cpu_ms_per_clip": 1000 * pool_cpu / len(files),
             "voxflow_cpu_ms_per_clip": 1000 * voxflow_cpu / analysed,
+            # where voxflow's seconds went: the flow's phases, and the command around the flow
+            "voxflow_discover_s": summary["discover_s"],
+            "voxflow_score_s": summary["score_s"],
+            "voxflow_outside_flow_s": command_s - summary["wall_s"],
         }
         for key, value in row.items():
             samples.setdefault(key, []).append(value)

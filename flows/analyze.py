@@ -146,15 +146,18 @@ def analyze_batch(
     )
     try:
         found = discover_files(source, settings)
+        discovered = time.perf_counter()
         if found.rejected:
             stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
         # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
         pending = skip_known(quote(found.files), card.version, stores)
+        checked = time.perf_counter()
         outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
     except BaseException as exc:
         stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
         raise
-    wall = time.perf_counter() - started
+    finished = time.perf_counter()
+    wall = finished - started
     analysed = outcome.scored + outcome.quarantined
     summary = {
         "run_id": run_id,
@@ -167,6 +170,10 @@ def analyze_batch(
         "ignored": found.ignored,
         "wall_s": round(wall, 3),
         "clips_per_s": round(analysed / wall, 3) if wall > 0 else 0.0,
+        # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.
+        "discover_s": round(discovered - started, 3),
+        "skip_known_s": round(checked - discovered, 3),
+        "score_s": round(finished - checked, 3),
         "model_version": card.version,
         "feature_version": card.feature_version,
         "workers_max_seen": outcome.max_workers_seen,

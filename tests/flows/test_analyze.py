@@ -23,6 +23,8 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert first["skipped"] == 0 and first["clips_per_s"] > 0
     for key in ("run_id", "wall_s", "model_version", "feature_version"):
         assert key in first
+    phases = [first["discover_s"], first["skip_known_s"], first["score_s"]]
+    assert min(phases) >= 0 and first["score_s"] > 0 and sum(phases) <= first["wall_s"] + 0.01, first
     predictions = env_db(cli_env)["predictions"]
     assert predictions.count_documents({}) == first["scored"]
     doc = predictions.find_one({"subject_id": "voice001"})

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tasks.ingest import Discovery, check_source, chunked, content_hash, discover
+from tasks.ingest import Discovery, check_source, chunked, content_hash, discover, read_manifest
 from voxflow.errors import SourceError
 
 MAX = 50_000_000
@@ -97,6 +97,13 @@ def test_manifest_resolves_relative_paths_and_keeps_labels(tmp_path: Path) -> No
     by_name = {Path(f.path).name: f for f in found.files}
     assert by_name["x.wav"].label == "healthy" and by_name["y.wav"].subject_id == "s2"
     assert [(Path(r.path).name, r.reason) for r in found.rejected] == [("missing.wav", "file not found")]
+
+
+def test_manifest_rows_without_a_path_are_skipped_and_blank_fields_are_none(tmp_path: Path) -> None:
+    absolute = tmp_path / "elsewhere" / "z.wav"
+    (tmp_path / "m.csv").write_text(f"path,subject_id\na.wav,s1\n,s2\n{absolute},\n")
+    candidates = read_manifest(tmp_path / "m.csv")
+    assert [(c.path, c.subject_id, c.label) for c in candidates] == [(tmp_path / "a.wav", "s1", None), (absolute, None, None)]
 
 
 def test_parquet_manifest_and_missing_path_column(tmp_path: Path) -> None:
