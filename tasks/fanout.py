@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from distributed import Client, Future, as_completed
 
 from models.artifact import ModelBundle
-from tasks.chunk import AudioPolicy, ChunkResult, rows_to_table
+from tasks.chunk import AudioPolicy, ChunkResult, rows_to_table, score_on_worker
 from tasks.ingest import FileRef
 from tasks.persist import Stores, persist_scored
 from tasks.progress import Progress
@@ -53,13 +53,6 @@ def plan_chunks(files: Sequence[FileRef], *, max_chunk: int, workers: int) -> li
     return chunks
 
 
-def _score_on_worker(chunk_id: int, files: list[FileRef], policy: AudioPolicy, model: ModelBundle) -> ChunkResult:
-    """``tasks.extract.score_chunk``, imported where it runs: the flow process never loads the feature stack."""
-    from tasks.extract import score_chunk
-
-    return score_chunk(chunk_id, files, policy, model)
-
-
 def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
     """Quarantine records for a file whose worker kept dying or whose task failed outright."""
     return [
@@ -101,7 +94,7 @@ def fan_out(
 
     def submit(chunk: list[FileRef]) -> None:
         nonlocal next_id
-        future = client.submit(_score_on_worker, next_id, chunk, policy, model, pure=False, key=f"score-chunk-{run_id}-{next_id}")
+        future = client.submit(score_on_worker, next_id, chunk, policy, model, pure=False, key=f"score-chunk-{run_id}-{next_id}")
         next_id += 1
         in_flight[future] = chunk
         tracker.add(future)
