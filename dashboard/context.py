@@ -8,8 +8,11 @@ from typing import Callable, Literal
 import pandas as pd
 import streamlit as st
 
+from pymongo.database import Database
+
 from dashboard.cluster import ClusterSnapshot, read_scheduler
 from dashboard.connections import DashboardStores, open_stores
+from store.counts import counts_missing
 from voxflow.settings import Settings, get_settings
 
 
@@ -37,6 +40,16 @@ def banner(opened: DashboardStores) -> None:
         st.error(opened.mongo_error, icon="🚫")
     if opened.redis_error:
         st.error(opened.redis_error, icon="🚫")
+
+
+def rollup_hint(db: Database) -> None:
+    """Say so when the results predate the rollups that the charts read (two metadata counts, no scan)."""
+    if counts_missing(db):
+        st.warning(
+            "This database holds results from before the per-quarter-hour counts that these charts read, so they "
+            "show nothing yet: the next `voxflow analyze` or `voxflow drain` rebuilds the counts once from the stored results.",
+            icon="⏳",
+        )
 
 
 @dataclass(frozen=True)

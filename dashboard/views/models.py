@@ -14,6 +14,7 @@ WEEK_H = 24 * 7
 
 def body(page: context.Page) -> None:
     db, tz = page.stores.db, page.tz
+    context.rollup_hint(db)
     champion = current_champion(db, page.settings)
     st.metric("Champion", champion.version, help=f"from the {champion.source}")
 

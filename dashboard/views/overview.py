@@ -73,6 +73,7 @@ def _per_day(db: Database, stored: int, tz: str) -> None:
 def body(page: context.Page) -> None:
     settings, opened, tz = page.settings, page.stores, page.tz
     db = opened.db
+    context.rollup_hint(db)
     since = queries.utc_since(settings.dashboard_window_h)
     chart_since = queries.utc_since(CHART_HOURS)
     window = f"last {settings.dashboard_window_h:g} h"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from store.mongo import connect_mongo
 from tests.dashboard.conftest import PAGES, metrics
 from voxflow import services
 from voxflow.settings import Settings
@@ -42,3 +44,27 @@ def test_empty_database(page: str, empty_env: dict[str, str], open_page: Callabl
         assert shown["Quarantine rate (last 1 h)"] == shown["Latency p95"] == shown["Backlog"] == "—"
     if page == "models":
         assert shown["Clips scored this week"] == "0" and any(n.startswith("No backups yet") for n in notes)
+
+
+@pytest.fixture(scope="module")
+def pre_rollup_env(test_settings: Settings, empty_env: dict[str, str]) -> dict[str, str]:
+    """A database with a prediction written before the rollups existed (no counts documents)."""
+    env = {**empty_env, "VOXFLOW_MONGO_DB": f"prerollup_{uuid.uuid4().hex[:10]}"}
+    db = connect_mongo(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
+    db["predictions"].insert_one({
+        "audio_sha256": "0" * 64, "model_version": "xgb-old", "score": 0.7, "label": "pathological", "threshold": 0.5,
+        "run_id": "r-old", "created_at": datetime.now(timezone.utc),
+    })
+    return env
+
+
+@pytest.mark.parametrize("page", ["overview", "models"])
+def test_results_from_before_the_rollups_are_explained(page: str, pre_rollup_env: dict[str, str], open_page: Callable[..., AppTest]) -> None:
+    app = open_page(page, pre_rollup_env)
+    assert not app.error, [e.value for e in app.error]
+    assert any("rebuilds the counts" in w.value for w in app.warning), [w.value for w in app.warning]
+
+
+@pytest.mark.parametrize("page", ["overview", "models"])
+def test_no_rollup_note_on_an_empty_database(page: str, empty_env: dict[str, str], open_page: Callable[..., AppTest]) -> None:
+    assert not any("rebuilds the counts" in w.value for w in open_page(page, empty_env).warning)
