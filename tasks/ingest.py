@@ -132,7 +132,7 @@ def read_manifest(path: Path) -> list[Candidate]:
             return [None] * len(frame)
         return [None if pd.isna(value) else str(value) for value in frame[column]]
 
-    # Column-wise: a manifest of 100,000 rows is read in well under a second (iterrows took ~0.2 ms a row).
+    # Column-wise: 4,000 rows take 0.04 s, against 0.29 s row by row with iterrows.
     folder = path.parent
     return [
         Candidate(path=Path(raw) if Path(raw).is_absolute() else folder / raw, subject_id=subject, label=label)
