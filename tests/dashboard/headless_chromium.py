@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -75,6 +78,29 @@ async def _session(ws_url: str, url: str, *, width: int, height: int, timeout_s:
     return Rendered(state["title"], state["marks"], base64.b64decode(shot["data"]))
 
 
+def _stop(browser: subprocess.Popen[bytes]) -> None:
+    """Stop Chromium and every helper it started: they write into the profile folder until they exit,
+    so removing it after the main process alone has gone can fail ("Directory not empty")."""
+    os.killpg(browser.pid, signal.SIGTERM)
+    browser.wait(timeout=10)
+    if not _group_gone(browser.pid, timeout_s=10):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(browser.pid, signal.SIGKILL)
+        _group_gone(browser.pid, timeout_s=5)
+
+
+def _group_gone(pgid: int, *, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.killpg(pgid, 0)  # raises once no process of the group is left
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 def render(url: str, *, width: int = 1400, height: int = 900, timeout_s: float = 40.0, min_charts: int = 2) -> Rendered:
     """Open ``url`` in headless Chromium, wait until the h1 and ``min_charts`` charts with marks are there, and screenshot it."""
     port = _free_port()
@@ -82,7 +108,7 @@ def render(url: str, *, width: int = 1400, height: int = 900, timeout_s: float =
         browser = subprocess.Popen(
             ["chromium", *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
              f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 20
@@ -99,5 +125,4 @@ def render(url: str, *, width: int = 1400, height: int = 900, timeout_s: float =
                 time.sleep(0.2)
             return asyncio.run(_session(targets[0]["webSocketDebuggerUrl"], url, width=width, height=height, timeout_s=timeout_s, min_charts=min_charts))
         finally:
-            browser.terminate()
-            browser.wait(timeout=10)
+            _stop(browser)
