@@ -134,52 +134,52 @@ def analyze_batch(
         settings = settings.model_copy(update={"dask_address": dask_address})
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    stores = open_stores(settings)
-    bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
-    card = bundle.card
-    stores.results.start_run(
-        {
-            "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
-            "model_version": card.version, "feature_version": card.feature_version,
-            "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+    with open_stores(settings) as stores:
+        bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
+        card = bundle.card
+        stores.results.start_run(
+            {
+                "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
+                "model_version": card.version, "feature_version": card.feature_version,
+                "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+            }
+        )
+        try:
+            found = discover_files(source, settings)
+            discovered = time.perf_counter()
+            if found.rejected:
+                stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
+            # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
+            pending = skip_known(quote(found.files), card.version, stores)
+            checked = time.perf_counter()
+            outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
+        except BaseException as exc:
+            stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
+            raise
+        finished = time.perf_counter()
+        wall = finished - started
+        analysed = outcome.scored + outcome.quarantined
+        summary = {
+            "run_id": run_id,
+            "source": source,
+            "status": "completed",
+            "seen": found.seen,
+            "scored": outcome.inserted,
+            "skipped": len(found.files) - len(pending) + found.duplicates + (outcome.scored - outcome.inserted),
+            "quarantined": outcome.quarantined + len(found.rejected),
+            "ignored": found.ignored,
+            "wall_s": round(wall, 3),
+            "clips_per_s": round(analysed / wall, 3) if wall > 0 else 0.0,
+            # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.
+            "discover_s": round(discovered - started, 3),
+            "skip_known_s": round(checked - discovered, 3),
+            "score_s": round(finished - checked, 3),
+            "model_version": card.version,
+            "feature_version": card.feature_version,
+            "workers_max_seen": outcome.max_workers_seen,
+            "chunks": outcome.chunks,
         }
-    )
-    try:
-        found = discover_files(source, settings)
-        discovered = time.perf_counter()
-        if found.rejected:
-            stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
-        # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
-        pending = skip_known(quote(found.files), card.version, stores)
-        checked = time.perf_counter()
-        outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
-    except BaseException as exc:
-        stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
-        raise
-    finished = time.perf_counter()
-    wall = finished - started
-    analysed = outcome.scored + outcome.quarantined
-    summary = {
-        "run_id": run_id,
-        "source": source,
-        "status": "completed",
-        "seen": found.seen,
-        "scored": outcome.inserted,
-        "skipped": len(found.files) - len(pending) + found.duplicates + (outcome.scored - outcome.inserted),
-        "quarantined": outcome.quarantined + len(found.rejected),
-        "ignored": found.ignored,
-        "wall_s": round(wall, 3),
-        "clips_per_s": round(analysed / wall, 3) if wall > 0 else 0.0,
-        # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.
-        "discover_s": round(discovered - started, 3),
-        "skip_known_s": round(checked - discovered, 3),
-        "score_s": round(finished - checked, 3),
-        "model_version": card.version,
-        "feature_version": card.feature_version,
-        "workers_max_seen": outcome.max_workers_seen,
-        "chunks": outcome.chunks,
-    }
-    stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
-    create_markdown_artifact(markdown=_summary_markdown(summary), key="analyze-summary", description=f"voxflow run {run_id}")
-    logger.info("Run %s completed: %d scored, %d skipped, %d quarantined in %.1f s", run_id, summary["scored"], summary["skipped"], summary["quarantined"], wall)
-    return summary
+        stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+        create_markdown_artifact(markdown=_summary_markdown(summary), key="analyze-summary", description=f"voxflow run {run_id}")
+        logger.info("Run %s completed: %d scored, %d skipped, %d quarantined in %.1f s", run_id, summary["scored"], summary["skipped"], summary["quarantined"], wall)
+        return summary

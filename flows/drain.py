@@ -147,65 +147,65 @@ def drain_queue(
     settings = get_settings()
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    stores = open_stores(settings)
-    bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
-    redis = connect_redis(services.redis_url(settings))
-    queue = FileQueue(redis)
-    latency = LatencyLog(redis, maxlen=settings.metrics_maxlen)
-    consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
-    stores.results.start_run(
-        {
-            "run_id": run_id, "source": QUEUE_STREAM, "status": "running", "started_at": datetime.now(timezone.utc),
-            "model_version": bundle.card.version, "feature_version": bundle.card.feature_version,
-            "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+    with open_stores(settings) as stores:
+        bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
+        redis = connect_redis(services.redis_url(settings))
+        queue = FileQueue(redis)
+        latency = LatencyLog(redis, maxlen=settings.metrics_maxlen)
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
+        stores.results.start_run(
+            {
+                "run_id": run_id, "source": QUEUE_STREAM, "status": "running", "started_at": datetime.now(timezone.utc),
+                "model_version": bundle.card.version, "feature_version": bundle.card.feature_version,
+                "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+            }
+        )
+        totals = DrainTotals()
+        try:
+            with ExitStack() as stack:
+                clients: list[Client] = []
+
+                def client() -> Client:
+                    # One cluster for the whole drain, started only when a batch has something to score.
+                    if not clients:
+                        clients.append(stack.enter_context(dask_client(settings)))
+                    return clients[0]
+
+                count = batch_size or settings.queue_batch_size
+                while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s):
+                    _drain_batch(
+                        entries, acks=BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
+                        run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,
+                    )
+                    logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)
+        except BaseException as exc:
+            stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
+            raise
+        status = queue.status()
+        queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), own=consumer))
+        wall = time.perf_counter() - started
+        lat = latency_summary(totals.latencies)
+        summary = {
+            "run_id": run_id,
+            "source": QUEUE_STREAM,
+            "status": "completed",
+            "acked": totals.acked,
+            "scored": totals.scored,
+            "skipped": totals.skipped,
+            "duplicates": totals.duplicates,
+            "quarantined": totals.quarantined,
+            "batches": totals.batches,
+            "wall_s": round(wall, 3),
+            "clips_per_s": round(totals.acked / wall, 3) if wall > 0 else 0.0,
+            "latency_p50_s": lat["p50_s"],
+            "latency_p95_s": lat["p95_s"],
+            "depth": status.depth,
+            "model_version": bundle.card.version,
+            "feature_version": bundle.card.feature_version,
         }
-    )
-    totals = DrainTotals()
-    try:
-        with ExitStack() as stack:
-            clients: list[Client] = []
-
-            def client() -> Client:
-                # One cluster for the whole drain, started only when a batch has something to score.
-                if not clients:
-                    clients.append(stack.enter_context(dask_client(settings)))
-                return clients[0]
-
-            count = batch_size or settings.queue_batch_size
-            while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s):
-                _drain_batch(
-                    entries, acks=BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
-                    run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,
-                )
-                logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)
-    except BaseException as exc:
-        stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
-        raise
-    status = queue.status()
-    queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), own=consumer))
-    wall = time.perf_counter() - started
-    lat = latency_summary(totals.latencies)
-    summary = {
-        "run_id": run_id,
-        "source": QUEUE_STREAM,
-        "status": "completed",
-        "acked": totals.acked,
-        "scored": totals.scored,
-        "skipped": totals.skipped,
-        "duplicates": totals.duplicates,
-        "quarantined": totals.quarantined,
-        "batches": totals.batches,
-        "wall_s": round(wall, 3),
-        "clips_per_s": round(totals.acked / wall, 3) if wall > 0 else 0.0,
-        "latency_p50_s": lat["p50_s"],
-        "latency_p95_s": lat["p95_s"],
-        "depth": status.depth,
-        "model_version": bundle.card.version,
-        "feature_version": bundle.card.feature_version,
-    }
-    stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
-    logger.info(
-        "Drain %s completed: %d entries acknowledged (%d scored, %d skipped, %d duplicates, %d quarantined) in %.1f s",
-        run_id, totals.acked, totals.scored, totals.skipped, totals.duplicates, totals.quarantined, wall,
-    )
-    return summary
+        stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+        logger.info(
+            "Drain %s completed: %d entries acknowledged (%d scored, %d skipped, %d duplicates, %d quarantined) in %.1f s",
+            run_id, totals.acked, totals.scored, totals.skipped, totals.duplicates, totals.quarantined, wall,
+        )
+        return summary

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import pyarrow as pa
+import pymongo
+import redis
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
@@ -25,18 +27,30 @@ _CACHED_FIELDS = ("audio_sha256", "model_version", "score", "label", "run_id")
 
 @dataclass
 class Stores:
-    """Every store a run writes to, opened once per flow run."""
+    """Every store a run writes to, opened once per flow run; ``with`` closes its clients."""
 
     results: ResultStore
     models: ModelStore
     cache: PredictionCache
     metrics: LiveMetrics
     features: FeatureStore
+    clients: tuple[pymongo.MongoClient, redis.Redis]
+
+    def __enter__(self) -> "Stores":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Closed here, pymongo's monitor threads end while the run's workers shut down; left open,
+        # pymongo's exit handler waits for them (~0.4 s at the end of every command).
+        mongo, cache = self.clients
+        mongo.close()
+        cache.close()
 
 
 def open_stores(settings: Settings) -> Stores:
     """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes and the per-quarter-hour counts."""
-    db = connect_mongo(services.mongo_uri(settings))[settings.mongo_db]
+    mongo = connect_mongo(services.mongo_uri(settings))
+    db = mongo[settings.mongo_db]
     results = ResultStore(db, retry_s=settings.mongo_retry_s)
     results.ensure_indexes()
     results.ensure_counts()
@@ -47,6 +61,7 @@ def open_stores(settings: Settings) -> Stores:
         cache=PredictionCache(redis, ttl_s=settings.cache_ttl_s),
         metrics=LiveMetrics(redis, maxlen=settings.metrics_maxlen),
         features=FeatureStore(settings.feature_store_dir),
+        clients=(mongo, redis),
     )
 
 
