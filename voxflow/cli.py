@@ -7,14 +7,20 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import pandas as pd
 from pydantic import ValidationError
 
 from voxflow.errors import VoxflowError
 from voxflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from store.models import ModelStore
 
 VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
 
@@ -50,11 +56,15 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()), flush=True)
 
 
-def _result_store(settings: Settings):
-    from store.mongo import ResultStore, connect_mongo
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The configured MongoDB database for one command, its client closed afterwards: left open,
+    pymongo's exit handler waits for the client's monitor threads (~0.4 s per command)."""
+    from store.mongo import connect_mongo
     from voxflow import services
 
-    return ResultStore(connect_mongo(services.mongo_uri(settings))[settings.mongo_db])
+    with connect_mongo(services.mongo_uri(settings)) as client:
+        yield client[settings.mongo_db]
 
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,21 +84,31 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
-    records = _result_store(settings).find_predictions(
-        run_id=args.run, label=args.label, min_score=args.min_score, max_score=args.max_score, limit=args.limit
-    )
+    from store.mongo import ResultStore
+
+    with _database(settings) as db:
+        records = ResultStore(db).find_predictions(
+            run_id=args.run, label=args.label, min_score=args.min_score, max_score=args.max_score, limit=args.limit
+        )
     _print_records(records, RESULT_COLUMNS, as_json=args.json, empty="no predictions match")
     return 0
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    records = _result_store(settings).find_quarantine(run_id=args.run, limit=args.limit)
+    from store.mongo import ResultStore
+
+    with _database(settings) as db:
+        records = ResultStore(db).find_quarantine(run_id=args.run, limit=args.limit)
     _print_records(records, QUARANTINE_COLUMNS, as_json=args.json, empty="nothing quarantined")
     return 0
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    _print_records(_result_store(settings).find_runs(limit=args.limit), RUN_COLUMNS, as_json=args.json, empty="no runs yet")
+    from store.mongo import ResultStore
+
+    with _database(settings) as db:
+        records = ResultStore(db).find_runs(limit=args.limit)
+    _print_records(records, RUN_COLUMNS, as_json=args.json, empty="no runs yet")
     return 0
 
 
@@ -109,10 +129,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     if args.list:
         from store.backup import recent_backups
-        from store.mongo import connect_mongo
-        from voxflow import services
 
-        records = recent_backups(connect_mongo(services.mongo_uri(settings))[settings.mongo_db], limit=args.limit)
+        with _database(settings) as db:
+            records = recent_backups(db, limit=args.limit)
         _print_records(records, BACKUP_COLUMNS, as_json=args.json, empty="no backups recorded")
         return 0
     from flows.backup import backup_nightly
@@ -144,21 +163,9 @@ MODEL_COLUMNS = ("created_at", "version", "status", "feature_version", "auc", "u
 METRIC_ROWS = ("n", "n_positive", "auc", "auc_std", "uar", "f1", "sensitivity", "specificity", "brier", "threshold")
 
 
-def _model_store(settings: Settings):
-    from store.models import ModelStore
-    from store.mongo import connect_mongo
-    from voxflow import services
-
-    store = ModelStore(connect_mongo(services.mongo_uri(settings))[settings.mongo_db])
-    store.ensure_indexes()
-    return store
-
-
 def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from store.labels import LabelStore
-    from store.mongo import connect_mongo
     from tasks.labels import read_labels, read_voiced_labels
-    from voxflow import services
     from voxflow.errors import SourceError
 
     source = Path(args.file)
@@ -169,19 +176,29 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
         rows, rejected = read_labels(source, positive=args.positive, max_file_bytes=max_bytes)
     else:
         raise SourceError(f"label manifest {source} does not exist (a VOICED folder needs --voiced)")
-    store = LabelStore(connect_mongo(services.mongo_uri(settings))[settings.mongo_db])
-    store.ensure_indexes()
-    written = store.replace([row.to_doc(source=args.source or source.name) for row in rows])
+    with _database(settings) as db:
+        store = LabelStore(db)
+        store.ensure_indexes()
+        written = store.replace([row.to_doc(source=args.source or source.name) for row in rows])
+        total = store.count()
     for refused in rejected:
         print(f"not imported: {refused['row']}: {refused['reason']}", file=sys.stderr)
     positives = sum(row.label for row in rows)
-    report = {"imported": written, "positive": positives, "negative": len(rows) - positives, "rejected": len(rejected), "total": store.count()}
+    report = {"imported": written, "positive": positives, "negative": len(rows) - positives, "rejected": len(rejected), "total": total}
     print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {len(rows) - positives} negative), {len(rejected)} rejected; {report['total']} in the labels collection")
     return 0
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    store = _model_store(settings)
+    from store.models import ModelStore
+
+    with _database(settings) as db:
+        store = ModelStore(db)
+        store.ensure_indexes()
+        return _models_action(args, store)
+
+
+def _models_action(args: argparse.Namespace, store: ModelStore) -> int:
     if args.action == "list":
         docs = store.list(limit=args.limit)
         records = [{**doc, "auc": (doc.get("metrics") or {}).get("auc"), "uar": (doc.get("metrics") or {}).get("uar")} for doc in docs]
