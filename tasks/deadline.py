@@ -56,8 +56,8 @@ def time_limit(seconds: float, *, what: str) -> Iterator[None]:
 
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
-    timer.start()
     try:
+        timer.start()  # inside: a very short limit can fire while the timer thread is still starting
         yield
     except (_Expired, Exception):
         if stop():

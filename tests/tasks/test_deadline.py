@@ -1,3 +1,4 @@
+import threading
 import time
 
 import pytest
@@ -46,3 +47,17 @@ def test_errors_within_the_limit_pass_through() -> None:
     with pytest.raises(ValueError, match="bad header"):
         with time_limit(5.0, what="bad.wav"):
             raise ValueError("bad header")
+
+
+def test_a_limit_that_fires_while_the_timer_starts_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen in CI under load with a 1 ms limit: the interrupt landed before the block was entered.
+    start = threading.Timer.start
+
+    def slow_start(timer: threading.Timer) -> None:
+        start(timer)
+        time.sleep(0.05)  # the limit expires here, while the context manager is still setting up
+
+    monkeypatch.setattr(threading.Timer, "start", slow_start)
+    with pytest.raises(FileTimeout, match="early.wav"):
+        with time_limit(0.001, what="early.wav"):
+            pass
