@@ -28,7 +28,7 @@ from store.cache import connect_redis
 from store.labels import LabelStore
 from store.locks import hold_lock
 from store.models import ModelStore
-from store.mongo import connect_mongo
+from store.mongo import open_database
 from tasks.cluster import dask_client
 from tasks.labels import LabelledAudio
 from tasks.model_registry import code_version, model_document, resolve_bundle
@@ -127,16 +127,14 @@ def retrain_nightly() -> dict[str, Any]:
     """
     settings = get_settings()
     logger = get_run_logger()
-    client = connect_mongo(services.mongo_uri(settings))
-    db = client[settings.mongo_db]
     try:
-        with hold_lock(connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        with open_database(services.mongo_uri(settings), settings.mongo_db) as db, hold_lock(
+            connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s
+        ):
             return _retrain(db, settings, logger)
     except LockError as exc:
         logger.error("Retrain refused: %s", exc.reason)
         raise
-    finally:
-        client.close()
 
 
 def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:

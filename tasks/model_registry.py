@@ -11,7 +11,7 @@ from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelBundle, ModelCard, check_feature_set
 from models.registry import load_bundle
 from store.models import ModelStore
-from store.mongo import connect_mongo
+from store.mongo import open_database
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -65,11 +65,8 @@ def load_champion(models: ModelStore, models_dir: Path, version: str | None = No
 
 def register_model(card: ModelCard, settings: Settings, *, promote: bool = False, reason: str = "trained from a manifest") -> dict[str, Any]:
     """Record a saved model in the ``models`` collection as challenger, or champion when ``promote``."""
-    client = connect_mongo(services.mongo_uri(settings))
-    try:
-        store = ModelStore(client[settings.mongo_db])
+    with open_database(services.mongo_uri(settings), settings.mongo_db) as db:
+        store = ModelStore(db)
         store.ensure_indexes()
         store.register({**model_document(card, settings.models_dir), "reason": reason})
         return store.promote(card.version, f"{reason}; promoted by hand") if promote else store.get(card.version)
-    finally:
-        client.close()
