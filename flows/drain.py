@@ -25,7 +25,6 @@ from prefect.utilities.annotations import quote
 
 from flows.analyze import score_files, skip_known
 from models.artifact import ModelBundle
-from store.cache import connect_redis
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import QUEUE_STREAM, FileQueue, QueueEntry, removable_consumers
 from tasks.cluster import dask_client
@@ -33,7 +32,6 @@ from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, hash_candidates
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs
-from voxflow import services
 from voxflow.settings import Settings, get_settings
 
 # Consumers idle this long with nothing pending belong to finished or dead drains.
@@ -149,9 +147,8 @@ def drain_queue(
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with open_stores(settings) as stores:
         bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
-        redis = connect_redis(services.redis_url(settings))
-        queue = FileQueue(redis)
-        latency = LatencyLog(redis, maxlen=settings.metrics_maxlen)
+        queue = FileQueue(stores.redis)
+        latency = LatencyLog(stores.redis, maxlen=settings.metrics_maxlen)
         consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
         stores.results.start_run(
             {

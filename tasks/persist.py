@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import pyarrow as pa
-import pymongo
-import redis
+from pymongo import MongoClient
+from redis import Redis
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
@@ -34,7 +34,8 @@ class Stores:
     cache: PredictionCache
     metrics: LiveMetrics
     features: FeatureStore
-    clients: tuple[pymongo.MongoClient, redis.Redis]
+    mongo: MongoClient
+    redis: Redis
 
     def __enter__(self) -> "Stores":
         return self
@@ -42,9 +43,8 @@ class Stores:
     def __exit__(self, *exc_info: object) -> None:
         # Closed here, pymongo's monitor threads end while the run's workers shut down; left open,
         # pymongo's exit handler waits for them (~0.4 s at the end of every command).
-        mongo, cache = self.clients
-        mongo.close()
-        cache.close()
+        self.mongo.close()
+        self.redis.close()
 
 
 def open_stores(settings: Settings) -> Stores:
@@ -54,14 +54,15 @@ def open_stores(settings: Settings) -> Stores:
     results = ResultStore(db, retry_s=settings.mongo_retry_s)
     results.ensure_indexes()
     results.ensure_counts()
-    redis = connect_redis(services.redis_url(settings))
+    redis_client = connect_redis(services.redis_url(settings))
     return Stores(
         results=results,
         models=ModelStore(db),
-        cache=PredictionCache(redis, ttl_s=settings.cache_ttl_s),
-        metrics=LiveMetrics(redis, maxlen=settings.metrics_maxlen),
+        cache=PredictionCache(redis_client, ttl_s=settings.cache_ttl_s),
+        metrics=LiveMetrics(redis_client, maxlen=settings.metrics_maxlen),
         features=FeatureStore(settings.feature_store_dir),
-        clients=(mongo, redis),
+        mongo=mongo,
+        redis=redis_client,
     )
 
 

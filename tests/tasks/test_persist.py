@@ -13,9 +13,8 @@ def test_stores_close_their_clients_when_the_run_ends(test_settings: Settings, r
     # Left open, pymongo's exit handler waits for its monitor threads: ~0.4 s at the end of every command.
     before = set(threading.enumerate())
     with open_stores(test_settings) as stores:
-        mongo, cache = stores.clients
-        mongo.admin.command("ping")
-        cache.ping()
+        stores.mongo.admin.command("ping")
+        stores.redis.ping()
         monitors = [t for t in set(threading.enumerate()) - before if t.name.startswith("pymongo")]
         assert monitors, "the run's MongoClient started no monitor threads"
     deadline = time.monotonic() + 3.0
