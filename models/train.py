@@ -105,8 +105,7 @@ def auc_directions(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     -------
     np.ndarray of int, shape (d,)
     """
-    labels = np.asarray(labels)
-    return np.array([int(np.sign(_column_auc(features[:, j], labels) - 0.5)) for j in range(features.shape[1])], dtype=int)
+    return np.sign(column_aucs(features, labels) - 0.5).astype(int)
 
 
 def booster_params(features: np.ndarray, labels: np.ndarray, *, params: dict | None = None, seed: int = 0) -> dict[str, Any]:
@@ -204,11 +203,15 @@ def _column_auc(values: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def column_aucs(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each column's own ROC AUC as a score of ``labels`` (0.5 for a column without values or spread)."""
+    labels = np.asarray(labels)
+    return np.array([_column_auc(features[:, j], labels) for j in range(features.shape[1])])
+
+
 def rank_features(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Column indices, strongest first, by how far each column's own ROC AUC is from chance."""
-    labels = np.asarray(labels)
-    strength = np.array([abs(_column_auc(features[:, j], labels) - 0.5) for j in range(features.shape[1])])
-    return np.argsort(-strength, kind="stable")
+    return np.argsort(-np.abs(column_aucs(features, labels) - 0.5), kind="stable")
 
 
 def select_columns(features: np.ndarray, labels: np.ndarray, n_features: int | None) -> np.ndarray:
