@@ -81,12 +81,13 @@ async def _session(ws_url: str, url: str, *, width: int, height: int, timeout_s:
 def _stop(browser: subprocess.Popen[bytes]) -> None:
     """Stop Chromium and every helper it started: they write into the profile folder until they exit,
     so removing it after the main process alone has gone can fail ("Directory not empty")."""
-    os.killpg(browser.pid, signal.SIGTERM)
-    browser.wait(timeout=10)
-    if not _group_gone(browser.pid, timeout_s=10):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(browser.pid, signal.SIGKILL)
-        _group_gone(browser.pid, timeout_s=5)
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):  # Chromium may already have exited (crashed, say)
+            os.killpg(browser.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then SIGKILL
+            browser.wait(timeout=wait_s)
+        if _group_gone(browser.pid, timeout_s=wait_s):
+            return
 
 
 def _group_gone(pgid: int, *, timeout_s: float) -> bool:
