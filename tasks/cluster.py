@@ -15,6 +15,7 @@ from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from voxflow.errors import ServiceError
+from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,13 @@ class WarmUp(WorkerPlugin):
     name = "voxflow-warm-up"
 
     def setup(self, worker: object) -> None:
-        import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
+        with imports_uncollected():
+            import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
 
-        from features.extract import warm_up
+            from features.extract import warm_up
 
-        warm_up()
+            warm_up()
+        freeze_at_exit()
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

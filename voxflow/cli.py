@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from voxflow.errors import VoxflowError
+from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.cluster import local_cluster_ahead
 
     with local_cluster_ahead(settings) as dask_address:  # the workers start while Prefect and the flow's imports do
-        from flows.analyze import analyze_batch
-        from voxflow.orchestration import prefect_api
+        with imports_uncollected():
+            from flows.analyze import analyze_batch
+            from voxflow.orchestration import prefect_api
 
         with prefect_api(settings):
             summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size, dask_address=dask_address)
@@ -512,11 +514,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         field = "VOXFLOW_" + "_".join(map(str, error["loc"])).upper() if error["loc"] else "settings"
         print(f"voxflow: error: bad setting {field}: {error['msg']}", file=sys.stderr)
         return 2
+    freeze_at_exit()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for package in VOXFLOW_PACKAGES:
         logging.getLogger(package).setLevel(settings.log_level)
     # distributed's own config sets its loggers when it is imported: settle it first, then quieten it.
-    import distributed  # noqa: F401
+    with imports_uncollected():
+        import distributed  # noqa: F401
 
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     try:

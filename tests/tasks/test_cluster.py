@@ -1,3 +1,4 @@
+import gc
 import os
 import sys
 from pathlib import Path
@@ -44,7 +45,9 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, mo
             client.wait_for_workers(2, timeout=60)
             warmed = client.run(lambda: "xgboost" in sys.modules and "features.extract" in sys.modules)
             trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+            frozen = client.run(gc.get_freeze_count)  # the libraries' objects, out of every later collection
     assert len(warmed) == 2 and all(warmed.values()) and set(trim.values()) == {None}
+    assert all(count > 100_000 for count in frozen.values())
     with pytest.raises(OSError):  # closed with the block
         Client(address, timeout="2s")
 
