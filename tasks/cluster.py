@@ -44,8 +44,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     that is read-only), shared by every worker and every run; ``numba_cache_dir`` moves it.
     """
     single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    # The statistical profiler samples the running thread every 10 ms and costs GIL time on CPU-bound work.
-    env = {**single, "DASK_LOGGING__DISTRIBUTED": "warning", "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+    env = {**single, "DASK_LOGGING__DISTRIBUTED": "warning"}
     if settings.numba_cache_dir is not None:
         settings.numba_cache_dir.mkdir(parents=True, exist_ok=True)
         env["NUMBA_CACHE_DIR"] = str(settings.numba_cache_dir)
@@ -66,9 +65,14 @@ def pre_spawn_environ() -> dict[str, object]:
 
 
 def _spawn_config() -> ContextManager[object]:
-    """Dask's config with :func:`pre_spawn_environ`: held for a cluster's life, since every nanny reads it,
-    adaptive scaling's later ones included."""
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()})
+    """Dask's config for new workers, held for a cluster's life (every nanny reads it, adaptive scaling's
+    later ones included): :func:`pre_spawn_environ`, and no statistical profiler.
+
+    The profiler samples the running thread every 10 ms and costs GIL time on CPU-bound work. It is
+    switched off here, in the config each nanny hands its worker, because that config is applied over
+    whatever the worker's own environment says.
+    """
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ(), "distributed.worker.profile.enabled": False})
 
 
 def resolve_cluster_class(path: str) -> type[Cluster]:

@@ -21,7 +21,7 @@ def test_pre_spawn_environ_keeps_dasks_thread_caps_but_not_its_malloc_trim() -> 
 
 
 @pytest.mark.timeout(120)
-def test_local_workers_start_with_glibcs_own_malloc_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_workers_start_with_glibcs_own_malloc_settings_and_no_profiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # An earlier plain LocalCluster in this test process leaves the variable in os.environ; voxflow's CLI processes start clean.
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
@@ -29,8 +29,10 @@ def test_local_workers_start_with_glibcs_own_malloc_settings(tmp_path: Path, mon
     with dask_client(settings, warm_up=False) as client:
         trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
         threads = client.run(os.environ.get, "OMP_NUM_THREADS")
+        profiling = client.run(dask.config.get, "distributed.worker.profile.enabled")
     assert len(trim) == 2 and set(trim.values()) == {None}
     assert set(threads.values()) == {"1"}
+    assert set(profiling.values()) == {False}  # the nanny's config reaches the worker over its environment
     assert dask.config.get(_DASK_DEFAULT) == before  # restored once the cluster is closed
 
 
