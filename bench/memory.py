@@ -20,6 +20,8 @@ import psutil
 
 from common import REPO, build_corpus, embedded_home, report
 
+from tasks.cluster import local_worker_processes
+
 
 def peak_worker_rss(manifest: Path, home: Path, workers: int) -> tuple[float, float]:
     """Run analyze and poll its Dask worker processes; return (max peak RSS MiB over workers, wall s)."""
@@ -34,9 +36,8 @@ def peak_worker_rss(manifest: Path, home: Path, workers: int) -> tuple[float, fl
         parent = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
-                for child in parent.children(recursive=True):
-                    if "spawn_main" in " ".join(child.cmdline()):
-                        peaks[child.pid] = max(peaks.get(child.pid, 0), child.memory_info().rss)
+                for worker in local_worker_processes(parent):
+                    peaks[worker.pid] = max(peaks.get(worker.pid, 0), worker.memory_info().rss)
             except psutil.Error:
                 pass
             time.sleep(0.1)

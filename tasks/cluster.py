@@ -7,12 +7,14 @@ import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import ContextManager, Iterator
+from typing import Iterator
 
 import dask
+import psutil
 from distributed import Client, LocalCluster
 from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.utils import get_mp_context
 
 from voxflow.errors import ServiceError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
@@ -64,15 +66,54 @@ def pre_spawn_environ() -> dict[str, object]:
     return environ
 
 
-def _spawn_config() -> ContextManager[object]:
-    """Dask's config for new workers, held for a cluster's life (every nanny reads it, adaptive scaling's
-    later ones included): :func:`pre_spawn_environ`, and no statistical profiler.
+WORKER_PRELOAD = "tasks.worker_preload"
 
-    The profiler samples the running thread every 10 ms and costs GIL time on CPU-bound work. It is
-    switched off here, in the config each nanny hands its worker, because that config is applied over
-    whatever the worker's own environment says.
+
+@contextmanager
+def _spawn_config(settings: Settings) -> Iterator[None]:
+    """Dask's config for new workers, held for a cluster's life (every nanny reads it, adaptive scaling's
+    later ones included).
+
+    - Their environment: :func:`pre_spawn_environ` and :func:`worker_env`. Dask sets it in this
+      process before starting one, so the forkserver (started with the first) has it from its start:
+      numba and BLAS read theirs when imported, which a forked worker no longer does.
+    - How they start (``dask_start_method``): forked from a server that imported :mod:`tasks.worker_preload`,
+      or spawned.
+    - No statistical profiler: it samples the running thread every 10 ms and costs GIL time on
+      CPU-bound work. Said here, in the config each nanny hands its worker, because that config is
+      applied over whatever the worker's environment says.
     """
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ(), "distributed.worker.profile.enabled": False})
+    config = {
+        "distributed.nanny.pre-spawn-environ": {**pre_spawn_environ(), **worker_env(settings)},
+        "distributed.worker.multiprocessing-method": settings.dask_start_method,
+        "distributed.worker.profile.enabled": False,
+    }
+    with dask.config.set(config):
+        if settings.dask_start_method == "forkserver":
+            # distributed names its own preload modules the first time it asks for the context; ours
+            # (which imports distributed) replaces them. No effect once the forkserver runs.
+            get_mp_context().set_forkserver_preload([WORKER_PRELOAD])
+        yield
+
+
+def local_worker_processes(root: psutil.Process) -> list[psutil.Process]:
+    """The Dask worker processes of local clusters started under ``root`` (a CLI or flow process).
+
+    Spawned workers run ``multiprocessing.spawn``; forked ones are children of ``root``'s forkserver.
+    """
+    def is_worker(process: psutil.Process) -> bool:
+        if "spawn_main" in " ".join(process.cmdline()):
+            return True
+        return process.ppid() != root.pid and "forkserver" in " ".join(psutil.Process(process.ppid()).cmdline())
+
+    workers = []
+    for process in root.children(recursive=True):
+        try:
+            if is_worker(process):
+                workers.append(process)
+        except psutil.Error:  # exited meanwhile
+            continue
+    return workers
 
 
 def resolve_cluster_class(path: str) -> type[Cluster]:
@@ -107,7 +148,6 @@ def _start_cluster(settings: Settings, *, scheduler_port: int = 0) -> Cluster:
             host="127.0.0.1",
             scheduler_port=scheduler_port,
             dashboard_address=":0",
-            env=worker_env(settings),
         )
     cluster.adapt(minimum=settings.dask_min_workers, maximum=settings.dask_max_workers)
     return cluster
@@ -129,7 +169,7 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
             except OSError as exc:
                 raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
         else:
-            stack.enter_context(_spawn_config())
+            stack.enter_context(_spawn_config(settings))
             client = Client(stack.enter_context(_start_cluster(settings)))
         stack.callback(client.close)  # before the cluster closes: callbacks run last in, first out
         if warm_up:
@@ -153,7 +193,7 @@ def local_cluster_ahead(settings: Settings) -> Iterator[str | None]:
         return
     port = _free_port()
     with ExitStack() as stack:
-        stack.enter_context(_spawn_config())
+        stack.enter_context(_spawn_config(settings))
         starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, port)
         stack.callback(lambda: starting.result().close())
         yield f"tcp://127.0.0.1:{port}"

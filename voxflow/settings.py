@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     dask_min_workers: int = Field(default=1, ge=1)
     dask_max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     numba_cache_dir: Path | None = Field(default=None, description="Where workers keep numba's JIT cache (default: numba's own).")
+    dask_start_method: Literal["forkserver", "spawn"] = Field(
+        default_factory=lambda: "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn",
+        description="How local workers start: forked from one process that has loaded the feature stack, or each a fresh interpreter.",
+    )
     chunk_size: int = Field(default=48, ge=1, le=4096, description="Files per Dask task (~50 ms each).")
 
     # Audio and quality gate.

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from tasks.cluster import local_worker_processes
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -32,7 +33,7 @@ def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[s
     env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8", "VOXFLOW_DASK_MIN_WORKERS": "2"}
     proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
     wait_for_predictions(env, proc, 24)
-    workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    workers = local_worker_processes(psutil.Process(proc.pid))
     assert workers, "no Dask worker processes found under the analyze process"
     os.kill(workers[0].pid, signal.SIGKILL)
     summary = last_json(finish(proc))

@@ -4,10 +4,11 @@ import sys
 from pathlib import Path
 
 import dask
+import psutil
 import pytest
 from distributed import Client
 
-from tasks.cluster import dask_client, local_cluster_ahead, pre_spawn_environ
+from tasks.cluster import WORKER_PRELOAD, dask_client, local_cluster_ahead, local_worker_processes, pre_spawn_environ
 from voxflow.settings import Settings
 
 _DASK_DEFAULT = "distributed.nanny.pre-spawn-environ"
@@ -59,3 +60,18 @@ def test_an_existing_scheduler_or_cluster_class_starts_nothing_ahead(tmp_path: P
         assert address is None
     with local_cluster_ahead(Settings(home=tmp_path, dask_cluster_class="distributed.LocalCluster")) as address:
         assert address is None
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_start_the_configured_way(tmp_path: Path, method: str) -> None:
+    settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2, dask_start_method=method)
+    with dask_client(settings) as client:
+        client.wait_for_workers(2, timeout=60)
+        forked = client.run(lambda: WORKER_PRELOAD in sys.modules)  # imported by the forkserver only
+        config = client.run(dask.config.get, "distributed.worker.multiprocessing-method")
+        pids = client.run(os.getpid)
+        found = {process.pid for process in local_worker_processes(psutil.Process())}
+    assert len(forked) == 2 and set(forked.values()) == {method == "forkserver"}
+    assert set(config.values()) == {method}
+    assert found == set(pids.values())
