@@ -2,7 +2,8 @@
 
 The feature stack, XGBoost and numba's compiled kernels cost a worker ~2 s of CPU to import and load.
 Loaded here, every worker forked afterwards starts with them in memory and shares their pages:
-adaptive scaling adds two workers in ~0.3 s instead of 3-4 s on a 2-core machine.
+adaptive scaling from 2 to 4 workers takes 1.4 s instead of 3.7 s on a 2-core machine
+(``bench/worker_start.py``).
 """
 
 from voxflow.garbage import imports_uncollected
