@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ from voxflow import services  # noqa: E402
 from voxflow.settings import Settings  # noqa: E402
 
 VOICED = REPO.parent / "shared" / "data" / "voiced"
+_PR_SET_CHILD_SUBREAPER = 36
 SINGLE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
 
@@ -128,13 +130,33 @@ def analyze(manifest: Path, settings: Settings, *, workers: int, extra_env: dict
         "VOXFLOW_DASK_MAX_WORKERS": str(workers), "VOXFLOW_MONGO_DB": f"bench_{time.time_ns()}",
         "PREFECT_LOGGING_LEVEL": "WARNING", **(extra_env or {}),
     }
+    _adopt_orphans()
+    ours = {child.pid for child in psutil.Process().children()}  # the servers, a pool's resource tracker...
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "voxflow.cli", "analyze", str(manifest), "--json"],
                           env=env, cwd=REPO, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
+    _reap_orphans(keep=ours)
     if proc.returncode != 0:
         sys.exit(f"analyze failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def _adopt_orphans() -> None:
+    """Become the reaper of this process's orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    The CLI's forkserver outlives the CLI by a moment and is then nobody's child: its CPU, and that
+    of the workers it forked, would never reach :func:`children_cpu_s`.
+    """
+    if ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _reap_orphans(*, keep: set[int]) -> None:
+    """Wait for the children adopted since ``keep`` was listed: they exit once their CLI has."""
+    for child in psutil.Process().children():
+        if child.pid not in keep:
+            child.wait(timeout=30)
 
 
 def children_cpu_s() -> float:

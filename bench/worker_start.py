@@ -1,8 +1,9 @@
 """How fast local Dask workers start: forked from the preloaded forkserver vs spawned, same invocation.
 
 Each measurement runs in a fresh interpreter, as every `voxflow analyze` does: a cluster of
-``--workers`` warm workers (imports, numba kernels, warm-up plugin), then adaptive scaling raised to
-twice as many (what a growing backlog triggers). Methods alternate over ``--rounds``; medians.
+``--workers`` warm workers (imports, numba kernels, warm-up plugin) and their memory, then adaptive
+scaling raised to twice as many (what a growing backlog triggers). Methods alternate over ``--rounds``;
+medians.
 
     .venv/bin/python bench/worker_start.py --workers 2 --rounds 3
 """
@@ -25,8 +26,11 @@ METHODS = ("spawn", "forkserver")
 
 
 def measure(method: str, workers: int, home: Path) -> dict[str, float]:
-    """In this process: seconds to start ``workers`` warm workers, then to adapt up to twice as many."""
-    from tasks.cluster import dask_client
+    """In this process: seconds to start ``workers`` warm workers, their private and proportional memory
+    (USS, PSS: pages shared with the forkserver count once), then seconds to adapt up to twice as many."""
+    import psutil
+
+    from tasks.cluster import dask_client, local_worker_processes
     from voxflow.settings import Settings
 
     settings = Settings(home=home, dask_min_workers=workers, dask_max_workers=workers, dask_start_method=method)
@@ -35,11 +39,15 @@ def measure(method: str, workers: int, home: Path) -> dict[str, float]:
         client.wait_for_workers(workers, timeout=120)
         client.run(lambda: None)  # every worker past its warm-up plugin
         ready = time.perf_counter()
+        memory = [process.memory_full_info() for process in local_worker_processes(psutil.Process())]
         client.cluster.adapt(minimum=2 * workers, maximum=2 * workers)
         client.wait_for_workers(2 * workers, timeout=120)
         client.run(lambda: None)
         grown = time.perf_counter()
-    return {"start_s": ready - started, "adapt_up_s": grown - ready}
+    return {
+        "start_s": ready - started, "adapt_up_s": grown - ready,
+        "worker_uss_mib": statistics.mean(m.uss for m in memory) / 2**20, "worker_pss_mib": statistics.mean(m.pss for m in memory) / 2**20,
+    }
 
 
 def main() -> None:
@@ -61,7 +69,8 @@ def main() -> None:
                     cwd=REPO, capture_output=True, text=True, check=True,
                 )
                 row = json.loads(child.stdout.strip().splitlines()[-1])
-                print(f"  {method:<10} start {row['start_s']:.2f} s, adapt up {row['adapt_up_s']:.2f} s", flush=True)
+                print(f"  {method:<10} start {row['start_s']:.2f} s, adapt up {row['adapt_up_s']:.2f} s, "
+                      f"worker USS {row['worker_uss_mib']:.0f} MiB, PSS {row['worker_pss_mib']:.0f} MiB", flush=True)
                 for key, value in row.items():
                     samples.setdefault(f"{method}_{key}", []).append(value)
     medians = {key: round(statistics.median(values), 3) for key, values in samples.items()}
