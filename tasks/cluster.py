@@ -70,7 +70,7 @@ WORKER_PRELOAD = "tasks.worker_preload"
 
 
 @contextmanager
-def _spawn_config(settings: Settings) -> Iterator[None]:
+def _worker_config(settings: Settings) -> Iterator[None]:
     """Dask's config for new workers, held for a cluster's life (every nanny reads it, adaptive scaling's
     later ones included).
 
@@ -169,7 +169,7 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
             except OSError as exc:
                 raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
         else:
-            stack.enter_context(_spawn_config(settings))
+            stack.enter_context(_worker_config(settings))
             client = Client(stack.enter_context(_start_cluster(settings)))
         stack.callback(client.close)  # before the cluster closes: callbacks run last in, first out
         if warm_up:
@@ -193,7 +193,7 @@ def local_cluster_ahead(settings: Settings) -> Iterator[str | None]:
         return
     port = _free_port()
     with ExitStack() as stack:
-        stack.enter_context(_spawn_config(settings))
+        stack.enter_context(_worker_config(settings))
         starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, port)
         stack.callback(lambda: starting.result().close())
         yield f"tcp://127.0.0.1:{port}"
