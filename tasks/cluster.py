@@ -78,7 +78,8 @@ def _worker_config(settings: Settings) -> Iterator[None]:
       process before starting one, so the forkserver (started with the first) has it from its start:
       numba and BLAS read theirs when imported, which a forked worker no longer does.
     - How they start (``dask_start_method``): forked from a server that imported :mod:`tasks.worker_preload`,
-      or spawned.
+      or spawned. There is one forkserver per process, started with the first cluster's environment:
+      a later cluster in the same process with another ``numba_cache_dir`` still gets the first one.
     - No statistical profiler: it samples the running thread every 10 ms and costs GIL time on
       CPU-bound work. Said here, in the config each nanny hands its worker, because that config is
       applied over whatever the worker's environment says.
