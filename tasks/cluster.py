@@ -36,7 +36,7 @@ class WarmUp(WorkerPlugin):
             from features.extract import warm_up
 
             warm_up()
-        freeze_at_exit()
+        freeze_at_exit()  # a spawned worker's shutdown; a forked one ends with os._exit and has none
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -4,8 +4,9 @@ Importing Prefect, pandas and distributed (the CLI), or numba, librosa and XGBoo
 allocates a few hundred thousand objects that live as long as the process. Every full collection
 walks all of them: during the imports themselves (0.4-0.6 s of the CLI's start, 0.2-0.5 s of a
 worker's on this machine) and again in the final collections of interpreter shutdown (0.6 s in a
-worker: most of the time a cluster took to close). ``gc.freeze`` moves them to a generation no
-collection visits; what they leave in reference cycles at exit is reclaimed with the process.
+spawned worker: most of the time a cluster took to close). ``gc.freeze`` moves them to a generation no
+collection visits (in the forkserver, before the forks: no collection in a worker writes to those
+shared pages); what they leave in reference cycles at exit is reclaimed with the process.
 """
 
 from __future__ import annotations
