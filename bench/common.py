@@ -122,11 +122,16 @@ def embedded_home(home: Path, **settings_fields) -> Iterator[Settings]:
         services.stop_services(settings)
 
 
-def analyze(manifest: Path, settings: Settings, *, workers: int, extra_env: dict[str, str] | None = None) -> tuple[dict, float]:
-    """Run the real CLI on a fresh database and an empty cache; return its JSON summary and the command's wall time."""
+def analyze(
+    manifest: Path, settings: Settings, *, workers: int, min_workers: int | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[dict, float]:
+    """Run the real CLI on a fresh database and an empty cache; return its JSON summary and the command's wall time.
+
+    The cluster adapts from ``min_workers`` (default: ``workers``, a fixed size) up to ``workers``.
+    """
     connect_redis(services.redis_url(settings)).flushdb()  # a cached score would make the run skip the file
     env = {
-        **os.environ, "VOXFLOW_HOME": str(settings.home), "VOXFLOW_DASK_MIN_WORKERS": str(workers),
+        **os.environ, "VOXFLOW_HOME": str(settings.home), "VOXFLOW_DASK_MIN_WORKERS": str(min_workers or workers),
         "VOXFLOW_DASK_MAX_WORKERS": str(workers), "VOXFLOW_MONGO_DB": f"bench_{time.time_ns()}",
         "PREFECT_LOGGING_LEVEL": "WARNING", **(extra_env or {}),
     }
@@ -181,7 +186,9 @@ def services_cpu_s(settings: Settings) -> float:
     return total
 
 
-def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, workers: int, rounds: int) -> dict:
+def paired_rounds(
+    manifest: Path, files: list[FileRef], settings: Settings, *, workers: int, rounds: int, min_workers: int | None = None
+) -> dict:
     """``rounds`` alternating runs of the plain pool and `voxflow analyze` at ``workers`` processes.
 
     A machine shared with other jobs slows whichever run it lands on, so each round pairs a pool
@@ -198,7 +205,7 @@ def paired_rounds(manifest: Path, files: list[FileRef], settings: Settings, *, w
         pool = pool_rate(files, settings, workers)
         pool_cpu = children_cpu_s() - cpu
         cpu, servers = children_cpu_s(), services_cpu_s(settings)
-        summary, command_s = analyze(manifest, settings, workers=workers)
+        summary, command_s = analyze(manifest, settings, workers=workers, min_workers=min_workers)
         voxflow_cpu = children_cpu_s() - cpu + services_cpu_s(settings) - servers
         analysed = summary["scored"] + summary["quarantined"]
         row = {

@@ -6,6 +6,7 @@ figures are medians (see ``common.paired_rounds``); the voxflow rate is the flow
 start to its summary), the command rate adds the CLI's imports and Prefect's flow-run set-up.
 
     .venv/bin/python bench/overhead.py --clips 500 --rounds 3
+    .venv/bin/python bench/overhead.py --clips 500 --rounds 3 --min-workers 1   # the default adaptive bounds
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-workers", type=int, help="adaptive scaling from this many workers up to --workers (default: a fixed size)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="voxflow-bench-") as tmp:
         manifest = build_corpus(Path(tmp) / "corpus", args.clips)
         with embedded_home(Path(tmp) / "home") as settings:
-            medians = paired_rounds(manifest, manifest_files(manifest, settings), settings, workers=args.workers, rounds=args.rounds)
-    report({"bench": "overhead", "clips": args.clips, "workers": args.workers, "rounds": args.rounds, **medians, "goal": 0.9,
+            medians = paired_rounds(
+                manifest, manifest_files(manifest, settings), settings, workers=args.workers, rounds=args.rounds, min_workers=args.min_workers
+            )
+    report({"bench": "overhead", "clips": args.clips, "workers": args.workers, "min_workers": args.min_workers or args.workers,
+            "rounds": args.rounds, **medians, "goal": 0.9,
             "load_avg_1m": round(os.getloadavg()[0], 2)})
 
 
