@@ -69,12 +69,12 @@ class BatchAcks:
     def settle(self, paths: Iterable[str], outcome: str) -> None:
         """Acknowledge every entry of ``paths`` and record its enqueue-to-persisted latency."""
         entries = [entry for path in paths for entry in self._by_path.pop(path, [])]
-        acked = set(self._queue.ack([entry.entry_id for entry in entries]))
         now = time.time()
-        samples = [LatencySample(e.entry_id, e.path, now - e.enqueued_at, outcome) for e in entries if e.entry_id in acked]
-        self._latency.record(samples)
-        self._totals.acked += len(samples)
-        self._totals.latencies.extend(s.latency_s for s in samples)
+        samples = [LatencySample(e.entry_id, e.path, now - e.enqueued_at, outcome) for e in entries]
+        acked = set(self._queue.ack([entry.entry_id for entry in entries], log=self._latency, samples=samples))
+        recorded = [s for s in samples if s.entry_id in acked]
+        self._totals.acked += len(recorded)
+        self._totals.latencies.extend(s.latency_s for s in recorded)
 
     def settle_chunk(self, result: ChunkResult) -> None:
         """``on_persisted`` callback: a chunk's rows are scored, its rejections quarantined."""

@@ -45,23 +45,15 @@ def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
 
 
 class LatencyLog:
-    """Latency samples in a Redis stream capped near ``maxlen`` (fields ``latency_s``, ``outcome``, ``path``, ``entry_id``)."""
+    """Latency samples in a Redis stream capped near ``maxlen`` (fields ``latency_s``, ``outcome``, ``path``, ``entry_id``).
+
+    Samples are appended by :meth:`store.queue.FileQueue.ack`, in the same atomic step as the acknowledgement.
+    """
 
     def __init__(self, client: redis.Redis, *, maxlen: int, stream: str = LATENCY_STREAM) -> None:
         self._client = client
-        self._maxlen = maxlen
+        self.maxlen = maxlen
         self.stream = stream
-
-    def record(self, samples: Sequence[LatencySample]) -> None:
-        """Append samples in one pipelined round trip."""
-        if not samples:
-            return
-        with _redis_errors_as_service_error():
-            pipe = self._client.pipeline(transaction=False)
-            for s in samples:
-                fields = {"entry_id": s.entry_id, "path": s.path, "latency_s": round(s.latency_s, 4), "outcome": s.outcome}
-                pipe.xadd(self.stream, fields, maxlen=self._maxlen, approximate=True)
-            pipe.execute()
 
     def since(self, start_ms: int) -> list[LatencySample]:
         """Every sample recorded at or after ``start_ms`` (epoch milliseconds), oldest first."""

@@ -14,6 +14,7 @@ from typing import Sequence
 import redis
 
 from store.cache import _redis_errors_as_service_error
+from store.latency import LatencyLog, LatencySample
 
 QUEUE_STREAM = "voxflow:queue"
 QUEUE_GROUP = "analyzers"
@@ -92,6 +93,32 @@ def _entry(entry_id: str, fields: dict[str, str]) -> QueueEntry:
     )
 
 
+# KEYS: the queue stream [, the latency stream]; ARGV: group, latency maxlen, then per entry: id, path, latency_s, outcome.
+# Redis runs a script to its end once sent, whatever becomes of the client, but keeps what it wrote
+# before a runtime error: the latency key is checked before the first write.
+_ACK_AND_RECORD = """
+if KEYS[2] then
+    local kind = redis.call('TYPE', KEYS[2])['ok']
+    if kind ~= 'stream' and kind ~= 'none' then
+        return redis.error_reply('WRONGTYPE latency log ' .. KEYS[2] .. ' holds a ' .. kind .. ', not a stream')
+    end
+end
+local acked = {}
+for i = 3, #ARGV, 4 do
+    local id = ARGV[i]
+    if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
+        table.insert(acked, id)
+        if KEYS[2] and ARGV[i + 1] ~= '' then
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+                'entry_id', id, 'path', ARGV[i + 1], 'latency_s', ARGV[i + 2], 'outcome', ARGV[i + 3])
+        end
+    end
+    redis.call('XDEL', KEYS[1], id)
+end
+return acked
+"""
+
+
 class FileQueue:
     """Redis Stream ``stream`` with consumer group ``group`` (created with MKSTREAM on first use)."""
 
@@ -155,20 +182,24 @@ class FileQueue:
                     break
         return entries
 
-    def ack(self, entry_ids: Sequence[str]) -> list[str]:
+    def ack(self, entry_ids: Sequence[str], *, log: LatencyLog | None = None, samples: Sequence[LatencySample] = ()) -> list[str]:
         """Acknowledge and delete entries atomically; returns the ids that were still pending (acked now).
 
-        An id acknowledged before (by this or another consumer) is not returned again.
+        An id acknowledged before (by this or another consumer) is not returned again. With ``log``,
+        every entry acknowledged now also gets its sample (from ``samples``, by entry id) appended to
+        the log in the same step (one Lua script): a consumer killed mid-way leaves both or neither,
+        so the log holds exactly one sample per acknowledgement.
         """
         if not entry_ids:
             return []
+        by_id = {sample.entry_id: sample for sample in samples}
+        args: list[str | int | float] = [self.group, log.maxlen if log else 0]
+        for entry_id in entry_ids:
+            sample = by_id.get(entry_id)
+            args += [entry_id, *((sample.path, round(sample.latency_s, 4), sample.outcome) if sample else ("", "", ""))]
+        keys = [self.stream, log.stream] if log else [self.stream]
         with _redis_errors_as_service_error():
-            pipe = self._client.pipeline(transaction=True)
-            for entry_id in entry_ids:
-                pipe.xack(self.stream, self.group, entry_id)
-            pipe.xdel(self.stream, *entry_ids)
-            replies = pipe.execute()
-        return [entry_id for entry_id, acked in zip(entry_ids, replies) if acked]
+            return list(self._client.eval(_ACK_AND_RECORD, len(keys), *keys, *args))
 
     def status(self, *, now: float | None = None) -> QueueStatus:
         """Depth, pending count, age of the oldest file not yet done, and each consumer's pending entries."""

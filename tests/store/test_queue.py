@@ -68,12 +68,33 @@ def test_latency_summary_interpolates_between_ranks() -> None:
     assert latency_summary([]) == {"count": 0, "p50_s": None, "p95_s": None, "max_s": None}
 
 
-def test_latency_samples_round_trip(redis_client: redis.Redis) -> None:
+def test_an_ack_records_one_latency_sample_per_entry_acked_now(queue: FileQueue, redis_client: redis.Redis) -> None:
     log = LatencyLog(redis_client, maxlen=1000, stream=f"vxtest:latency:{uuid.uuid4().hex[:8]}")
+    ids = queue.enqueue([QueueItem("/a.wav"), QueueItem("/b.wav")])
+    queue.read("c1", count=10, claim_idle_s=60)
     start_ms = int(time.time() * 1000)
-    log.record([LatencySample("1-0", "/a.wav", 1.25, "scored"), LatencySample("2-0", "/b.wav", 0.5, "quarantined")])
-    samples = log.since(start_ms)
-    assert [(s.entry_id, s.latency_s, s.outcome) for s in samples] == [("1-0", 1.25, "scored"), ("2-0", 0.5, "quarantined")]
+    samples = [LatencySample(ids[0], "/a.wav", 1.25, "scored"), LatencySample(ids[1], "/b.wav", 0.5, "quarantined")]
+    assert queue.ack(ids, log=log, samples=samples) == ids
+    assert queue.ack(ids, log=log, samples=samples) == []  # acked before: no second sample
+    recorded = log.since(start_ms)
+    assert [(s.entry_id, s.path, s.latency_s, s.outcome) for s in recorded] == [(ids[0], "/a.wav", 1.25, "scored"), (ids[1], "/b.wav", 0.5, "quarantined")]
+    assert queue.status().depth == 0
+    redis_client.delete(log.stream)
+
+
+def test_an_ack_and_its_sample_are_one_step(queue: FileQueue, redis_client: redis.Redis) -> None:
+    # Writes to the latency stream fail (the key holds a string): the acknowledgement must not happen without its sample.
+    log = LatencyLog(redis_client, maxlen=1000, stream=f"vxtest:latency:{uuid.uuid4().hex[:8]}")
+    redis_client.set(log.stream, "not a stream")
+    [entry_id] = queue.enqueue([QueueItem("/a.wav")])
+    queue.read("c1", count=10, claim_idle_s=60)
+    with pytest.raises(redis.ResponseError):
+        queue.ack([entry_id], log=log, samples=[LatencySample(entry_id, "/a.wav", 1.0, "scored")])
+    redis_client.delete(log.stream)
+    status = queue.status()
+    assert (status.depth, status.pending) == (1, 1)  # still there, still pending: the next ack records it
+    assert queue.ack([entry_id], log=log, samples=[LatencySample(entry_id, "/a.wav", 1.0, "scored")]) == [entry_id]
+    assert [s.entry_id for s in log.since(0)] == [entry_id]
     redis_client.delete(log.stream)
 
 
