@@ -17,10 +17,12 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.utils import get_mp_context
 
 from voxflow.errors import ServiceError
-from voxflow.garbage import freeze_at_exit, imports_uncollected
+from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
+
+WORKER_PRELOAD = "tasks.worker_preload"  # the feature stack, XGBoost and numba's kernels, loaded once per process
 
 
 class WarmUp(WorkerPlugin):
@@ -30,12 +32,8 @@ class WarmUp(WorkerPlugin):
     name = "voxflow-warm-up"
 
     def setup(self, worker: object) -> None:
-        with imports_uncollected():
-            import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
-
-            from features.extract import warm_up
-
-            warm_up()
+        # A forked worker has it from the forkserver already; a spawned one (or a remote cluster's) loads it here.
+        importlib.import_module(WORKER_PRELOAD)
         freeze_at_exit()  # a spawned worker's shutdown; a forked one ends with os._exit and has none
 
 
@@ -64,9 +62,6 @@ def pre_spawn_environ() -> dict[str, object]:
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     return environ
-
-
-WORKER_PRELOAD = "tasks.worker_preload"
 
 
 @contextmanager

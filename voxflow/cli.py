@@ -77,7 +77,7 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
         with prefect_api(settings):
             summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size, dask_address=dask_address)
-        _print_summary(summary, as_json=args.json)  # before the workers shut down (~0.7 s)
+        _print_summary(summary, as_json=args.json)  # before the workers shut down
     return 0
 
 

@@ -46,7 +46,7 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, mo
         # What analyze_batch does with its dask_address parameter; the client waits while the thread starts the scheduler.
         with dask_client(settings.model_copy(update={"dask_address": address})) as client:
             client.wait_for_workers(2, timeout=60)
-            warmed = client.run(lambda: "xgboost" in sys.modules and "features.extract" in sys.modules)
+            warmed = client.run(lambda: WORKER_PRELOAD in sys.modules and "xgboost" in sys.modules and "features.extract" in sys.modules)
             trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
             frozen = client.run(gc.get_freeze_count)  # the libraries' objects, out of every later collection
     assert len(warmed) == 2 and all(warmed.values()) and set(trim.values()) == {None}
@@ -68,7 +68,7 @@ def test_workers_start_the_configured_way(tmp_path: Path, method: str) -> None:
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2, dask_start_method=method)
     with dask_client(settings) as client:
         client.wait_for_workers(2, timeout=60)
-        forked = client.run(lambda: WORKER_PRELOAD in sys.modules)  # imported by the forkserver only
+        forked = client.run(lambda: "forkserver" in " ".join(psutil.Process().parent().cmdline()))
         config = client.run(dask.config.get, "distributed.worker.multiprocessing-method")
         pids = client.run(os.getpid)
         found = {process.pid for process in local_worker_processes(psutil.Process())}
