@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import pandas as pd
-
 from features.wfdb import wfdb_signal_files
 from voxflow.errors import SourceError
 
@@ -120,6 +118,8 @@ def read_manifest(path: Path) -> list[Candidate]:
 
     Relative paths resolve against the manifest's folder.
     """
+    import pandas as pd  # here, not at the top: Dask workers import this module for FileRef, and never read manifests
+
     try:
         frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path, dtype=str)
     except Exception as exc:  # pandas raises many types for a bad file

@@ -1,18 +1,42 @@
 """Imported once by the forkserver that local Dask workers fork from (``dask_start_method="forkserver"``),
 or by each worker's warm-up plugin where there is none (spawned workers, a remote cluster's).
 
-The feature stack, XGBoost and numba's compiled kernels cost a worker ~2 s of CPU to import and load.
-Loaded here, every worker forked afterwards starts with them in memory and shares their pages:
-adaptive scaling from 2 to 4 workers takes 1.4 s instead of 3.9 s on a 2-core machine, and a
-worker's private memory is 52 MiB instead of 198 (``bench/worker_start.py``).
+The worker's code (:mod:`tasks.extract`: the feature stack, XGBoost) and numba's compiled kernels
+cost a worker ~2 s of CPU to import and load. Loaded here, every worker forked afterwards starts
+with them in memory and shares their pages: adaptive scaling from 2 to 4 workers takes 1.4 s
+instead of 3.9 s on a 2-core machine, and a worker's private memory is 52 MiB instead of 198
+(``bench/worker_start.py``).
 """
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from voxflow.garbage import imports_uncollected
 
+
+@contextmanager
+def _unimportable(module: str) -> Iterator[None]:
+    """``import module`` raises ImportError inside the block (unless it is imported already)."""
+    if module in sys.modules:
+        yield
+        return
+    sys.modules[module] = None  # type: ignore[assignment]  # Python's marker for "not importable"
+    try:
+        yield
+    finally:
+        del sys.modules[module]
+
+
 with imports_uncollected():  # and frozen before the forks: no collection in a worker touches their pages
     import distributed  # noqa: F401
-    import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
 
+    # XGBoost imports scikit-learn (installed for librosa) for its estimator classes when it can:
+    # ~0.6 s of imports (scipy.stats, pandas) that a worker scoring with a Booster never uses.
+    with _unimportable("sklearn"):
+        import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
+
+    import tasks.extract  # noqa: F401  (what a worker's first task would import)
     from features.extract import warm_up
 
     warm_up()

@@ -46,10 +46,13 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, mo
         # What analyze_batch does with its dask_address parameter; the client waits while the thread starts the scheduler.
         with dask_client(settings.model_copy(update={"dask_address": address})) as client:
             client.wait_for_workers(2, timeout=60)
-            warmed = client.run(lambda: WORKER_PRELOAD in sys.modules and "xgboost" in sys.modules and "features.extract" in sys.modules)
+            warmed = client.run(lambda: WORKER_PRELOAD in sys.modules and "xgboost" in sys.modules and "tasks.extract" in sys.modules)
             trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
             frozen = client.run(gc.get_freeze_count)  # the libraries' objects, out of every later collection
+            # XGBoost would import scikit-learn (and with it scipy.stats and pandas), tasks.ingest pandas: ~1 s a worker never uses
+            lean = client.run(lambda: [name for name in ("sklearn", "pandas") if name in sys.modules])
     assert len(warmed) == 2 and all(warmed.values()) and set(trim.values()) == {None}
+    assert list(lean.values()) == [[], []]
     assert all(count > 100_000 for count in frozen.values())
     with pytest.raises(OSError):  # closed with the block
         Client(address, timeout="2s")
