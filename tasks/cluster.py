@@ -14,15 +14,13 @@ import psutil
 from distributed import Client, LocalCluster
 from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
-from distributed.utils import get_mp_context
 
+from tasks.forkserver import WORKER_PRELOAD, start_forkserver, worker_env
 from voxflow.errors import ServiceError
 from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
-
-WORKER_PRELOAD = "tasks.worker_preload"  # the feature stack, XGBoost and numba's kernels, loaded once per process
 
 
 class WarmUp(WorkerPlugin):
@@ -35,20 +33,6 @@ class WarmUp(WorkerPlugin):
         # A forked worker has it from the forkserver already; a spawned one (or a remote cluster's) loads it here.
         importlib.import_module(WORKER_PRELOAD)
         freeze_at_exit()  # a spawned worker's shutdown; a forked one ends with os._exit and has none
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """Environment of worker processes: one BLAS/numba thread each, quiet Dask logs.
-
-    numba keeps its JIT cache next to librosa in the environment (or in the user's cache folder when
-    that is read-only), shared by every worker and every run; ``numba_cache_dir`` moves it.
-    """
-    single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    env = {**single, "DASK_LOGGING__DISTRIBUTED": "warning"}
-    if settings.numba_cache_dir is not None:
-        settings.numba_cache_dir.mkdir(parents=True, exist_ok=True)
-        env["NUMBA_CACHE_DIR"] = str(settings.numba_cache_dir)
-    return env
 
 
 def pre_spawn_environ() -> dict[str, object]:
@@ -69,12 +53,10 @@ def _worker_config(settings: Settings) -> Iterator[None]:
     """Dask's config for new workers, held for a cluster's life (every nanny reads it, adaptive scaling's
     later ones included).
 
-    - Their environment: :func:`pre_spawn_environ` and :func:`worker_env`. Dask sets it in this
-      process before starting one, so the forkserver (started with the first) has it from its start:
-      numba and BLAS read theirs when imported, which a forked worker no longer does.
-    - How they start (``dask_start_method``): forked from a server that imported :mod:`tasks.worker_preload`,
-      or spawned. There is one forkserver per process, started with the first cluster's environment:
-      a later cluster in the same process with another ``numba_cache_dir`` still gets the first one.
+    - Their environment: :func:`pre_spawn_environ` and :func:`worker_env`, set by Dask in this process
+      before it starts one (a spawned worker's) or by :func:`~tasks.forkserver.start_forkserver`.
+    - How they start (``dask_start_method``): forked from the forkserver (started here unless it runs
+      already), or spawned.
     - No statistical profiler: it samples the running thread every 10 ms and costs GIL time on
       CPU-bound work. Said here, in the config each nanny hands its worker, because that config is
       applied over whatever the worker's environment says.
@@ -85,10 +67,7 @@ def _worker_config(settings: Settings) -> Iterator[None]:
         "distributed.worker.profile.enabled": False,
     }
     with dask.config.set(config):
-        if settings.dask_start_method == "forkserver":
-            # distributed names its own preload modules the first time it asks for the context; ours
-            # (which imports distributed) replaces them. No effect once the forkserver runs.
-            get_mp_context().set_forkserver_preload([WORKER_PRELOAD])
+        start_forkserver(settings)
         yield
 
 

