@@ -10,12 +10,13 @@ from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 import dask
+import distributed.utils
 import psutil
 from distributed import Client, LocalCluster
 from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from tasks.forkserver import WORKER_PRELOAD, start_forkserver, worker_env
+from tasks.forkserver import WORKER_PRELOAD, is_forkserver, start_forkserver, worker_env
 from voxflow.errors import ServiceError
 from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
@@ -67,7 +68,10 @@ def _worker_config(settings: Settings) -> Iterator[None]:
         "distributed.worker.profile.enabled": False,
     }
     with dask.config.set(config):
-        start_forkserver(settings)
+        if start_forkserver(settings):
+            # The first time distributed asks for the forkserver context, it imports pandas and lz4 into
+            # this process (~0.5 s) only to name them as the forkserver's preload: ours runs already.
+            distributed.utils._forkserver_preload_set = True
         yield
 
 
@@ -79,7 +83,7 @@ def local_worker_processes(root: psutil.Process) -> list[psutil.Process]:
     def is_worker(process: psutil.Process) -> bool:
         if "spawn_main" in " ".join(process.cmdline()):
             return True
-        return process.ppid() != root.pid and "forkserver" in " ".join(psutil.Process(process.ppid()).cmdline())
+        return process.ppid() != root.pid and is_forkserver(psutil.Process(process.ppid()))
 
     workers = []
     for process in root.children(recursive=True):

@@ -8,6 +8,8 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
+import psutil
+
 from voxflow.settings import Settings
 
 WORKER_PRELOAD = "tasks.worker_preload"  # the feature stack, XGBoost and numba's kernels, loaded once per process
@@ -27,19 +29,30 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_forkserver(settings: Settings) -> None:
+def start_forkserver(settings: Settings) -> bool:
     """Start this process's forkserver now, in the workers' environment, importing :mod:`tasks.worker_preload`.
 
     Its imports and numba's kernels (~2.5 s of CPU) then load beside the caller's own work, and a
     local cluster's workers fork from it when they start. There is one forkserver per process: once
     it runs, this does nothing (a later cluster with another ``numba_cache_dir`` still gets the first).
     Nothing starts where workers are spawned or settings name a scheduler or a cluster class.
+
+    Returns
+    -------
+    bool
+        Whether local workers fork from this process's forkserver.
     """
     if settings.dask_start_method != "forkserver" or settings.dask_address or settings.dask_cluster_class:
-        return
+        return False
     multiprocessing.get_context("forkserver").set_forkserver_preload([WORKER_PRELOAD])
     with _environ(worker_env(settings)):  # numba and BLAS read theirs when imported: in the forkserver
         multiprocessing.forkserver.ensure_running()
+    return True
+
+
+def is_forkserver(process: psutil.Process) -> bool:
+    """Whether ``process`` is a multiprocessing forkserver (the children it forks have its command line too)."""
+    return "from multiprocessing.forkserver import main" in " ".join(process.cmdline())
 
 
 @contextmanager

@@ -13,13 +13,13 @@ _PROBE = """
 import json, os, sys
 from pathlib import Path
 import psutil
-from tasks.forkserver import start_forkserver
+from tasks.forkserver import is_forkserver, start_forkserver
 from voxflow.settings import Settings
 
 settings = Settings(home=Path(sys.argv[1]), numba_cache_dir=Path(sys.argv[1]) / "numba", dask_min_workers=1, dask_max_workers=1,
                     **json.loads(sys.argv[2]))
 start_forkserver(settings)
-servers = [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+servers = [p for p in psutil.Process().children() if is_forkserver(p)]
 report = {"servers": len(servers), "own_omp": os.environ.get("OMP_NUM_THREADS"), "own_numba": os.environ.get("NUMBA_CACHE_DIR")}
 if servers:
     environ = servers[0].environ()
@@ -28,6 +28,7 @@ if servers:
     with dask_client(settings, warm_up=False) as client:
         client.wait_for_workers(1, timeout=60)
         report["worker_parents"] = list(client.run(lambda: psutil.Process().ppid()).values())
+    report["pandas_here"] = "pandas" in sys.modules  # distributed would import it here to name it as a preload
     report["server_pid"] = servers[0].pid
 print(json.dumps(report))
 """
@@ -48,6 +49,7 @@ def test_the_forkserver_starts_early_in_the_workers_environment_and_the_cluster_
     assert report["omp"] == "1" and report["numba"] == str(tmp_path / "numba")
     assert report["own_omp"] is None and report["own_numba"] is None  # the caller's environment is as it was
     assert report["worker_parents"] == [report["server_pid"]]
+    assert not report["pandas_here"]
 
 
 @pytest.mark.timeout(60)
