@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _written_order(path: Path) -> tuple[int, str]:
@@ -48,6 +50,8 @@ class FeatureStore:
         pandas.DataFrame
             The requested ``columns`` (all when None); empty when nothing was written for that version.
         """
+        import pandas as pd  # here: the flow process only writes
+
         files = sorted(self.root.glob(f"feature_version={feature_version}/run_id=*/chunk-*.parquet"), key=_written_order)
         if not files:
             return pd.DataFrame(columns=list(columns or []))
