@@ -123,11 +123,13 @@ def embedded_home(home: Path, **settings_fields) -> Iterator[Settings]:
 
 
 def analyze(
-    manifest: Path, settings: Settings, *, workers: int, min_workers: int | None = None, extra_env: dict[str, str] | None = None
+    manifest: Path, settings: Settings, *, workers: int, min_workers: int | None = None, extra_env: dict[str, str] | None = None,
+    checkout: Path = REPO,
 ) -> tuple[dict, float]:
     """Run the real CLI on a fresh database and an empty cache; return its JSON summary and the command's wall time.
 
     The cluster adapts from ``min_workers`` (default: ``workers``, a fixed size) up to ``workers``.
+    ``checkout`` is the voxflow source tree the command runs (this one, or another checkout for ``ab.py``).
     """
     connect_redis(services.redis_url(settings)).flushdb()  # a cached score would make the run skip the file
     env = {
@@ -139,7 +141,7 @@ def analyze(
     ours = {child.pid for child in psutil.Process().children()}  # the servers, a pool's resource tracker...
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "voxflow.cli", "analyze", str(manifest), "--json"],
-                          env=env, cwd=REPO, capture_output=True, text=True, check=False)
+                          env=env, cwd=checkout, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     _reap_orphans(keep=ours)
     if proc.returncode != 0:

@@ -2,9 +2,9 @@
 or by each worker's warm-up plugin where there is none (spawned workers, a remote cluster's).
 
 The worker's code (:mod:`tasks.extract`: the feature stack, XGBoost) and numba's compiled kernels
-cost a worker ~2 s of CPU to import and load. Loaded here, every worker forked afterwards starts
-with them in memory and shares their pages: adaptive scaling from 2 to 4 workers takes 1.4 s
-instead of 3.9 s on a 2-core machine, and a worker's private memory is 52 MiB instead of 198
+cost a worker ~2.5 s of CPU to import and load. Loaded here, every worker forked afterwards starts
+with them in memory and shares their pages: adaptive scaling from 2 to 4 workers takes 1.45 s
+instead of 4.84 s on a 2-core machine, and a worker's private memory is 37 MiB instead of 189
 (``bench/worker_start.py``).
 """
 
@@ -36,7 +36,9 @@ with imports_uncollected():  # and frozen before the forks: no collection in a w
     with _unimportable("sklearn"):
         import xgboost  # noqa: F401  (imported lazily by models.artifact, so the flow process never pays for it)
 
-    import tasks.extract  # noqa: F401  (what a worker's first task would import)
     from features.extract import warm_up
+    from tasks.chunk import rows_to_table
+    from tasks.extract import score_chunk  # noqa: F401  (what a worker's first task would import)
 
     warm_up()
+    rows_to_table([])  # pyarrow imports pandas the first time it converts Python values
