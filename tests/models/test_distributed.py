@@ -1,24 +1,28 @@
-"""xgboost.dask training on a LocalCluster gives a booster like the in-process one."""
+"""xgboost.dask training on the flows' own cluster (preloaded, forked workers) gives a booster like the in-process one."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xgboost as xgb
-from distributed import Client, LocalCluster
 
 from models.distributed import fit_booster_dask
 from models.train import fit_booster
+from tasks.cluster import dask_client
+from voxflow.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 
-def test_dask_booster_learns_the_signal_and_saves_as_ubj() -> None:
+def test_dask_booster_learns_the_signal_and_saves_as_ubj(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     labels = (rng.random(3000) < 0.7).astype(np.int32)
     features = rng.normal(size=(3000, 5))
     features[:, 2] += 1.5 * labels
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+    # The retrain flow's cluster: its workers imported XGBoost without scikit-learn (tasks/worker_preload.py).
+    with dask_client(Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)) as client:
+        client.wait_for_workers(2, timeout=60)
         booster = fit_booster_dask(client, features, labels, params={"eta": 0.3}, rounds=30, chunk_rows=1000)
     scores = booster.predict(xgb.DMatrix(features, missing=np.nan))
     in_process = fit_booster(features, labels, params={"eta": 0.3}, rounds=30)
