@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import REPO, analyze, build_corpus, children_cpu_s, embedded_home, report, services_cpu_s
+from common import REPO, analyze, analyze_with_cpu, build_corpus, embedded_home, report
 
 
 def main() -> None:
@@ -36,9 +36,7 @@ def main() -> None:
                 analyze(manifest, settings, workers=args.workers, checkout=checkout)
             for round_ in range(args.rounds):
                 for side, checkout in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
-                    cpu, servers = children_cpu_s(), services_cpu_s(settings)
-                    summary, command_s = analyze(manifest, settings, workers=args.workers, checkout=checkout)
-                    cpu_s = children_cpu_s() - cpu + services_cpu_s(settings) - servers
+                    summary, command_s, cpu_s = analyze_with_cpu(manifest, settings, workers=args.workers, checkout=checkout)
                     for key, value in {"command_s": command_s, "flow_s": summary["wall_s"], "outside_flow_s": command_s - summary["wall_s"], "cpu_s": cpu_s}.items():
                         samples.setdefault(f"{side}_{key}", []).append(value)
                     print(f"  {side:8s} command {command_s:6.2f} s, flow {summary['wall_s']:6.2f} s, CPU {cpu_s:6.2f} s", flush=True)

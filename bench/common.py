@@ -149,6 +149,14 @@ def analyze(
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
+def analyze_with_cpu(manifest: Path, settings: Settings, **options) -> tuple[dict, float, float]:
+    """:func:`analyze` (same ``options``), and the CPU seconds of every process the command ran plus the
+    embedded servers' meanwhile."""
+    cpu, servers = children_cpu_s(), services_cpu_s(settings)
+    summary, command_s = analyze(manifest, settings, **options)
+    return summary, command_s, children_cpu_s() - cpu + services_cpu_s(settings) - servers
+
+
 def _adopt_orphans() -> None:
     """Become the reaper of this process's orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``).
 
@@ -206,9 +214,7 @@ def paired_rounds(
         cpu = children_cpu_s()
         pool = pool_rate(files, settings, workers)
         pool_cpu = children_cpu_s() - cpu
-        cpu, servers = children_cpu_s(), services_cpu_s(settings)
-        summary, command_s = analyze(manifest, settings, workers=workers, min_workers=min_workers)
-        voxflow_cpu = children_cpu_s() - cpu + services_cpu_s(settings) - servers
+        summary, command_s, voxflow_cpu = analyze_with_cpu(manifest, settings, workers=workers, min_workers=min_workers)
         analysed = summary["scored"] + summary["quarantined"]
         row = {
             "pool_clips_per_s": pool,
