@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import glob
 import hashlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from features.wfdb import wfdb_signal_files
 from voxflow.errors import SourceError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".hea"})
 MANIFEST_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
@@ -116,29 +121,46 @@ def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
 def read_manifest(path: Path) -> list[Candidate]:
     """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
 
-    Relative paths resolve against the manifest's folder.
+    Relative paths resolve against the manifest's folder. CSV cells are read as text, and empty or
+    NA-like ones (``NA``, ``null``, ``nan``...) as missing, as pandas would read them.
     """
-    import pandas as pd  # here, not at the top: Dask workers import this module for FileRef, and never read manifests
-
     try:
-        frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path, dtype=str)
-    except Exception as exc:  # pandas raises many types for a bad file
+        table = _manifest_table(path)
+    except Exception as exc:  # pyarrow raises many types for a bad file
         raise SourceError(f"manifest {path} could not be read: {exc}") from exc
-    if "path" not in frame.columns:
-        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(map(str, frame.columns))})")
+    if "path" not in table.column_names:
+        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(table.column_names)})")
 
     def texts(column: str) -> list[str | None]:
-        if column not in frame.columns:
-            return [None] * len(frame)
-        return [None if pd.isna(value) else str(value) for value in frame[column]]
+        if column not in table.column_names:
+            return [None] * table.num_rows
+        return [None if _missing(value) else str(value) for value in table.column(column).to_pylist()]
 
-    # Column-wise: 4,000 rows take 0.04 s, against 0.29 s row by row with iterrows.
     folder = path.parent
     return [
         Candidate(path=Path(raw) if Path(raw).is_absolute() else folder / raw, subject_id=subject, label=label)
         for raw, subject, label in zip(texts("path"), texts("subject_id"), texts("label"))
         if raw is not None
     ]
+
+
+def _manifest_table(path: Path) -> "pa.Table":
+    # pyarrow rather than pandas, which would add ~0.4 s of imports to every analyze of a manifest;
+    # imported here because the CLI imports this module before it starts the workers' forkserver.
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return pq.read_table(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    as_text = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True)
+    return pa_csv.read_csv(path, convert_options=as_text)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:

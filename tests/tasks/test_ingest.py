@@ -106,6 +106,14 @@ def test_manifest_rows_without_a_path_are_skipped_and_blank_fields_are_none(tmp_
     assert [(c.path, c.subject_id, c.label) for c in candidates] == [(tmp_path / "a.wav", "s1", None), (absolute, None, None)]
 
 
+def test_manifest_cells_stay_text_and_na_like_cells_are_missing(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("\ufeffpath,subject_id,label\na.wav,007,NA\nb.wav,1.50,null\n\n")
+    candidates = read_manifest(tmp_path / "m.csv")
+    assert [(c.path.name, c.subject_id, c.label) for c in candidates] == [("a.wav", "007", None), ("b.wav", "1.50", None)]
+    pd.DataFrame({"path": ["a.wav", "b.wav"], "label": [1.0, float("nan")], "subject_id": [7, 8]}).to_parquet(tmp_path / "m.parquet")
+    assert [(c.label, c.subject_id) for c in read_manifest(tmp_path / "m.parquet")] == [("1.0", "7"), (None, "8")]
+
+
 def test_parquet_manifest_and_missing_path_column(tmp_path: Path) -> None:
     _tone(tmp_path / "x.wav")
     pd.DataFrame({"path": ["x.wav"]}).to_parquet(tmp_path / "m.parquet")
