@@ -2,8 +2,9 @@
 
 For changes to a command's fixed costs (imports, start-up, exit) that are smaller than the drift of
 a shared machine between two bench runs: each round runs both commands back to back, in alternating
-order, and the figures are medians. Each side first runs once unmeasured (numba compiles its kernel
-cache for each checkout's source paths).
+order, and the figures are medians. Each side's modules are first compiled to bytecode (a worktree has
+none, and with PYTHONDONTWRITEBYTECODE every process would compile them again), then each side runs once
+unmeasured (numba compiles its kernel cache for each checkout's source paths).
 
     git worktree add /tmp/voxflow-base <commit>
     .venv/bin/python bench/ab.py /tmp/voxflow-base --clips 500 --rounds 7
@@ -12,12 +13,21 @@ cache for each checkout's source paths).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import tempfile
+import tomllib
 from pathlib import Path
 
 from common import REPO, analyze, analyze_with_cpu, build_corpus, embedded_home, report
+
+
+def compile_packages(checkout: Path) -> None:
+    """Compile the checkout's packages (those its pyproject.toml installs) to bytecode, as `make venv` does."""
+    find = tomllib.loads((checkout / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for pattern in find["include"]:
+        compileall.compile_dir(checkout / pattern.rstrip("*"), quiet=1)
 
 
 def main() -> None:
@@ -33,11 +43,12 @@ def main() -> None:
         manifest = build_corpus(Path(tmp) / "corpus", args.clips)
         with embedded_home(Path(tmp) / "home") as settings:
             for checkout in sides.values():
+                compile_packages(checkout)
                 analyze(manifest, settings, workers=args.workers, checkout=checkout)
             for round_ in range(args.rounds):
                 for side, checkout in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
                     summary, command_s, cpu_s = analyze_with_cpu(manifest, settings, workers=args.workers, checkout=checkout)
-                    for key, value in {"command_s": command_s, "flow_s": summary["wall_s"], "outside_flow_s": command_s - summary["wall_s"], "cpu_s": cpu_s}.items():
+                    for key, value in {"command_s": command_s, "flow_s": summary["wall_s"], "discover_s": summary["discover_s"], "outside_flow_s": command_s - summary["wall_s"], "cpu_s": cpu_s}.items():
                         samples.setdefault(f"{side}_{key}", []).append(value)
                     print(f"  {side:8s} command {command_s:6.2f} s, flow {summary['wall_s']:6.2f} s, CPU {cpu_s:6.2f} s", flush=True)
     medians = {key: round(statistics.median(values), 3) for key, values in samples.items()}
