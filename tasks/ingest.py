@@ -145,7 +145,7 @@ def read_manifest(path: Path) -> list[Candidate]:
 
 
 def _manifest_table(path: Path) -> "pa.Table":
-    # pyarrow rather than pandas, which would add ~0.4 s of imports to every analyze of a manifest;
+    # pyarrow rather than pandas, whose import (~0.6 s) would run in every analyze of a manifest while the workers wait;
     # imported here because the CLI imports this module before it starts the workers' forkserver.
     import pyarrow as pa
     import pyarrow.csv as pa_csv
