@@ -75,7 +75,7 @@ def seed(settings: Settings, n: int) -> None:
     ])
     db["scaling_events"].insert_many([
         {"time": now - timedelta(minutes=10 * k), "workers_before": 1 + k % 4, "workers_after": 1 + (k + 1) % 4, "backlog": 10 * k,
-         "reason": "dask adaptive", "recommendation": {"action": "hold"}}
+         "reason": "worker added", "recommendation": {"action": "hold"}}
         for k in range(144)
     ])
     db["models"].insert_one({"version": "xgb-bench", "status": "champion", "threshold": 0.5, "metrics": {"auc": 0.7}, "created_at": now, "training": {"n": 208, "n_positive": 151}})

@@ -90,14 +90,14 @@ def score_files(
 
     with nullcontext(client) if client is not None else dask_client(settings) as client:
         window = max(4, 3 * settings.dask_max_workers)
-        monitor = ScalingMonitor(
+        with ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),
             run_id=run_id, min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers,
-        )
-        return fan_out(
-            client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),
-            policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id, window=window, monitor=monitor, on_progress=report,
-        )
+        ) as monitor:
+            return fan_out(
+                client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),
+                policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id, window=window, monitor=monitor, on_progress=report,
+            )
 
 
 def _summary_markdown(summary: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Collection, Mapping, Sequence
@@ -10,9 +11,12 @@ from distributed import Client
 
 from store.cache import LiveMetrics
 from store.mongo import ResultStore
+from tasks.worker_changes import ADDED, REMOVED, WORKER_TOPIC, WorkerChanges
 from voxflow.scaling import Recommendation, Signals, Thresholds, percentile, recommend
 
 LATENCY_WINDOW = 500
+
+log = logging.getLogger(__name__)
 
 
 def cluster_load(workers: dict[str, Any]) -> tuple[float | None, float | None]:
@@ -40,11 +44,19 @@ def task_counts(pending: Collection[Any], processing: Mapping[str, Sequence[Any]
 
 
 class ScalingMonitor:
-    """Samples the cluster after each chunk; writes a ``scaling_events`` document when the worker count changes.
+    """Records every change in the worker count as a ``scaling_events`` document; samples the cluster after each chunk.
+
+    The changes come from :class:`~tasks.worker_changes.WorkerChanges`, registered on the scheduler, as
+    they happen: each document carries the scheduler's time of the change, and a worker lost and
+    restarted between two chunks is recorded too. They are written at the next sample
+    (:meth:`observe`), with that sample's backlog, signals and the policy's advice. A scheduler that
+    refuses the plugin (one without voxflow installed) leaves the samples: the workers that came or went
+    since the last one, stamped with its time.
 
     Every sample also goes to the ``voxflow:metrics:workers`` Redis stream for the dashboard, with the run's
     tasks processing on workers and queued (submitted, not yet on a worker): the client's pending futures
-    against one ``Client.processing()`` call, which lists only the keys assigned to workers.
+    against one ``Client.processing()`` call, which lists only the keys assigned to workers. Use it as a
+    context manager: leaving it ends the subscription (a queue drain reuses its client across runs).
     """
 
     def __init__(self, client: Client, *, results: ResultStore, metrics: LiveMetrics, thresholds: Thresholds, run_id: str, min_workers: int, max_workers: int) -> None:
@@ -57,8 +69,26 @@ class ScalingMonitor:
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._analysed = 0
         self._errors = 0
-        self.workers: int | None = None
+        self._changes: deque[tuple[float, str, str]] = deque()  # (time, change, worker), appended on the client's event-loop thread
+        self._members: set[str] | None = None  # the workers as of the changes recorded
         self.max_workers_seen = 0
+        client.subscribe_topic(WORKER_TOPIC, self._on_change)
+        try:
+            client.register_plugin(WorkerChanges())
+            self._heard = True
+        except Exception as exc:  # whatever unpickling it on the scheduler raised
+            log.warning("The Dask scheduler refused voxflow's worker-changes plugin (%s): worker changes are recorded per chunk", exc)
+            self._heard = False
+
+    def __enter__(self) -> "ScalingMonitor":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._client.unsubscribe_topic(WORKER_TOPIC)
+
+    def _on_change(self, event: tuple[float, dict[str, str]]) -> None:
+        timestamp, message = event
+        self._changes.append((timestamp, message["change"], message["worker"]))
 
     def add_files(self, latencies_s: Sequence[float], errors: int) -> None:
         """Account for a finished chunk: per-file processing times and how many files failed."""
@@ -67,7 +97,7 @@ class ScalingMonitor:
         self._errors += errors
 
     def observe(self, backlog: int) -> Recommendation:
-        """Sample the cluster now; record an event if the worker count moved since the last sample."""
+        """Sample the cluster now; record the changes in its workers since the last sample."""
         workers = self._client.scheduler_info(n_workers=-1)["workers"]
         cpu, memory = cluster_load(workers)
         pending = [key for key, state in list(self._client.futures.items()) if state.status == "pending"]
@@ -82,20 +112,36 @@ class ScalingMonitor:
         count = len(workers)
         advice = recommend(signals, self._thresholds, workers=count, min_workers=self._bounds[0], max_workers=self._bounds[1])
         now = datetime.now(timezone.utc)
-        if count != self.workers:
+
+        def record(at: datetime, before: int, reason: str) -> None:
             self._results.insert_scaling_event(
-                {
-                    "time": now,
-                    "run_id": self._run_id,
-                    "workers_before": self.workers or 0,
-                    "workers_after": count,
-                    "backlog": backlog,
-                    "reason": "cluster start" if self.workers is None else "dask adaptive",
-                    "signals": signals.__dict__,
-                    "recommendation": advice.as_dict(),
-                }
+                {"time": at, "run_id": self._run_id, "workers_before": before, "workers_after": len(self._members or ()), "backlog": backlog,
+                 "reason": reason, "signals": signals.__dict__, "recommendation": advice.as_dict()}
             )
-        self.workers = count
+            self.max_workers_seen = max(self.max_workers_seen, len(self._members or ()))
+
+        def change(worker: str, what: str, at: datetime) -> None:
+            members = self._members if self._members is not None else set()
+            if (worker in members) == (what == ADDED):
+                return  # membership is by address: a change the first sample or an earlier event already showed
+            before = len(members)
+            if what == ADDED:
+                members.add(worker)
+            else:
+                members.discard(worker)
+            record(at, before, what)
+
+        if self._members is None:
+            self._members = set(workers)
+            record(now, 0, "cluster start")
+        while self._changes:
+            timestamp, what, worker = self._changes.popleft()
+            change(worker, what, datetime.fromtimestamp(timestamp, timezone.utc))
+        if not self._heard:
+            for worker in set(workers) - self._members:
+                change(worker, ADDED, now)
+            for worker in self._members - set(workers):
+                change(worker, REMOVED, now)
         self.max_workers_seen = max(self.max_workers_seen, count)
         self._metrics.record(
             "workers",

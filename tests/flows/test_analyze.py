@@ -35,7 +35,7 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     # Adaptive scaling reacts within one run: 1 worker at start, the second added under backlog.
     events = list(env_db(cli_env)["scaling_events"].find({"run_id": first["run_id"]}).sort("time", 1))
     assert [(e["workers_before"], e["workers_after"]) for e in events][:2] == [(0, 1), (1, 2)], events
-    assert events[1]["reason"] == "dask adaptive" and events[1]["backlog"] > 0
+    assert events[1]["reason"] == "worker added" and events[1]["backlog"] > 0
     assert first["workers_max_seen"] == 2
 
     again = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))

@@ -41,6 +41,7 @@ def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[s
     _assert_exactly_once(env)
     events = list(env_db(env)["scaling_events"].find({"run_id": summary["run_id"]}))
     assert events and events[0]["workers_after"] >= 1 and "recommendation" in events[0]
+    assert any(e["reason"] == "worker removed" and e["workers_after"] < e["workers_before"] for e in events), events  # the killed one
 
 
 def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_manifest: Path, test_settings: Settings) -> None:

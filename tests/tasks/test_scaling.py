@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
+import pytest
 import redis
 from distributed import Client, Event, LocalCluster
 from pymongo.database import Database
@@ -12,6 +14,9 @@ from store.cache import LiveMetrics
 from store.mongo import ResultStore
 from tasks.scaling import ScalingMonitor, cluster_load, task_counts
 from voxflow.scaling import Thresholds
+
+THRESHOLDS = Thresholds(cpu_pct=70, p95_latency_s=2, error_rate=0.01, backlog=100, memory_pct=85)
+SLACK = timedelta(milliseconds=50)  # nx-27017 stores times to the millisecond
 
 
 def test_cluster_load_means_cpu_and_memory_share() -> None:
@@ -32,7 +37,7 @@ def _wait_for(event_name: str) -> str:
 def test_samples_carry_the_runs_tasks_processing_and_queued(mongo_db: Database, redis_client: redis.Redis) -> None:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
         monitor = ScalingMonitor(client, results=ResultStore(mongo_db), metrics=LiveMetrics(redis_client, maxlen=100),
-                                 thresholds=Thresholds(cpu_pct=70, p95_latency_s=2, error_rate=0.01, backlog=100, memory_pct=85),
+                                 thresholds=THRESHOLDS,
                                  run_id="run-tasks", min_workers=1, max_workers=1)
         futures = [client.submit(_wait_for, "go-tasks", key=f"blocked-{i}") for i in range(5)]
         deadline = time.monotonic() + 10
@@ -54,3 +59,51 @@ def test_task_counts_split_pending_keys_by_whether_a_worker_has_them() -> None:
     assert task_counts([], {}) == (0, 0)
     assert task_counts(["a", "b", "c"], {"w1": ["a"], "w2": ["x"]}) == (1, 2)
     assert task_counts(["a", "b"], {"w1": ["a", "b"]}) == (2, 0)
+
+
+def test_every_change_in_the_worker_count_is_recorded_at_its_time(mongo_db: Database, redis_client: redis.Redis) -> None:
+    # A worker added and retired between two samples: counting workers at each sample saw 1 and 1, and recorded nothing.
+    results = ResultStore(mongo_db)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        with ScalingMonitor(client, results=results, metrics=LiveMetrics(redis_client, maxlen=100), thresholds=THRESHOLDS,
+                            run_id="run-changes", min_workers=1, max_workers=2) as monitor:
+            monitor.observe(backlog=3)
+            before_add = datetime.now(timezone.utc)
+            cluster.scale(2)
+            client.wait_for_workers(2, timeout=30)
+            cluster.scale(1)
+            deadline = time.monotonic() + 30
+            while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            after_retire = datetime.now(timezone.utc)
+            events: list[dict] = []
+            while len(events) < 3 and time.monotonic() < deadline:  # the scheduler's events reach the client asynchronously
+                time.sleep(0.05)
+                monitor.observe(backlog=0)
+                events = sorted(results.find_scaling_events(run_id="run-changes"), key=lambda e: e["time"])
+    assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [
+        (0, 1, "cluster start"), (1, 2, "worker added"), (2, 1, "worker removed")
+    ], events
+    times = [e["time"].replace(tzinfo=timezone.utc) for e in events[1:]]
+    assert before_add - SLACK <= times[0] <= times[1] <= after_retire + SLACK
+    assert monitor.max_workers_seen == 2
+
+
+def test_a_scheduler_that_refuses_the_plugin_leaves_the_samples(
+    mongo_db: Database, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = ResultStore(mongo_db)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        def refuse(plugin: object) -> None:  # what a scheduler without voxflow installed answers
+            raise ModuleNotFoundError("No module named 'tasks'")
+
+        monkeypatch.setattr(client, "register_plugin", refuse)
+        with ScalingMonitor(client, results=results, metrics=LiveMetrics(redis_client, maxlen=100), thresholds=THRESHOLDS,
+                            run_id="run-sampled", min_workers=1, max_workers=2) as monitor:
+            monitor.observe(backlog=3)
+            cluster.scale(2)
+            client.wait_for_workers(2, timeout=30)
+            monitor.observe(backlog=1)
+    events = sorted(results.find_scaling_events(run_id="run-sampled"), key=lambda e: e["time"])
+    assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [(0, 1, "cluster start"), (1, 2, "worker added")]
+    assert "refused voxflow's worker-changes plugin" in caplog.text and monitor.max_workers_seen == 2
