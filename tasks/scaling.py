@@ -84,7 +84,8 @@ class ScalingMonitor:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._client.unsubscribe_topic(WORKER_TOPIC)
+        if self._client.status == "running":  # a closed client has no subscription left, and must not mask the run's error
+            self._client.unsubscribe_topic(WORKER_TOPIC)
 
     def _on_change(self, event: tuple[float, dict[str, str]]) -> None:
         timestamp, message = event
