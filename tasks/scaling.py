@@ -114,15 +114,19 @@ class ScalingMonitor:
         advice = recommend(signals, self._thresholds, workers=count, min_workers=self._bounds[0], max_workers=self._bounds[1])
         now = datetime.now(timezone.utc)
 
+        first_sample = self._members is None
+        if self._members is None:
+            self._members = set(workers)
+        members = self._members  # changed in place by change() below
+
         def record(at: datetime, before: int, reason: str) -> None:
             self._results.insert_scaling_event(
-                {"time": at, "run_id": self._run_id, "workers_before": before, "workers_after": len(self._members or ()), "backlog": backlog,
+                {"time": at, "run_id": self._run_id, "workers_before": before, "workers_after": len(members), "backlog": backlog,
                  "reason": reason, "signals": signals.__dict__, "recommendation": advice.as_dict()}
             )
-            self.max_workers_seen = max(self.max_workers_seen, len(self._members or ()))
+            self.max_workers_seen = max(self.max_workers_seen, len(members))
 
         def change(worker: str, what: str, at: datetime) -> None:
-            members = self._members if self._members is not None else set()
             if (worker in members) == (what == ADDED):
                 return  # membership is by address: a change the first sample or an earlier event already showed
             before = len(members)
@@ -132,16 +136,15 @@ class ScalingMonitor:
                 members.discard(worker)
             record(at, before, what)
 
-        if self._members is None:
-            self._members = set(workers)
+        if first_sample:
             record(now, 0, "cluster start")
         while self._changes:
             timestamp, what, worker = self._changes.popleft()
             change(worker, what, datetime.fromtimestamp(timestamp, timezone.utc))
         if not self._heard:
-            for worker in set(workers) - self._members:
+            for worker in set(workers) - members:
                 change(worker, ADDED, now)
-            for worker in self._members - set(workers):
+            for worker in members - set(workers):
                 change(worker, REMOVED, now)
         self.max_workers_seen = max(self.max_workers_seen, count)
         self._metrics.record(

@@ -30,7 +30,7 @@ def test_the_dask_task_loads_no_store_or_orchestration_clients() -> None:
 
 
 def test_the_flow_process_reads_a_manifest_without_pandas(tmp_path: Path) -> None:
-    # ~0.4 s of imports per command that pyarrow, which the flow process has loaded anyway, makes unnecessary.
+    # ~0.6 s of imports per command that pyarrow, which the flow process has loaded anyway, makes unnecessary.
     (tmp_path / "m.csv").write_text("path,label\na.wav,healthy\n")
     code = f"import flows.analyze\nfrom pathlib import Path\nfrom tasks.ingest import read_manifest\nread_manifest(Path({str(tmp_path / 'm.csv')!r}))"
     assert imported_after(code, ("pandas",)) == []

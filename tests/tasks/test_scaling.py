@@ -19,6 +19,11 @@ THRESHOLDS = Thresholds(cpu_pct=70, p95_latency_s=2, error_rate=0.01, backlog=10
 SLACK = timedelta(milliseconds=50)  # nx-27017 stores times to the millisecond
 
 
+def _monitor(client: Client, mongo_db: Database, redis_client: redis.Redis, run_id: str, *, max_workers: int) -> ScalingMonitor:
+    return ScalingMonitor(client, results=ResultStore(mongo_db), metrics=LiveMetrics(redis_client, maxlen=100), thresholds=THRESHOLDS,
+                          run_id=run_id, min_workers=1, max_workers=max_workers)
+
+
 def test_cluster_load_means_cpu_and_memory_share() -> None:
     workers = {
         "a": {"metrics": {"cpu": 150.0, "memory": 500}, "memory_limit": 1000},  # psutil can exceed 100 %: cap it
@@ -36,9 +41,7 @@ def _wait_for(event_name: str) -> str:
 
 def test_samples_carry_the_runs_tasks_processing_and_queued(mongo_db: Database, redis_client: redis.Redis) -> None:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        monitor = ScalingMonitor(client, results=ResultStore(mongo_db), metrics=LiveMetrics(redis_client, maxlen=100),
-                                 thresholds=THRESHOLDS,
-                                 run_id="run-tasks", min_workers=1, max_workers=1)
+        monitor = _monitor(client, mongo_db, redis_client, "run-tasks", max_workers=1)
         futures = [client.submit(_wait_for, "go-tasks", key=f"blocked-{i}") for i in range(5)]
         deadline = time.monotonic() + 10
         while not any(client.processing().values()) and time.monotonic() < deadline:
@@ -65,8 +68,7 @@ def test_every_change_in_the_worker_count_is_recorded_at_its_time(mongo_db: Data
     # A worker added and retired between two samples: counting workers at each sample saw 1 and 1, and recorded nothing.
     results = ResultStore(mongo_db)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        with ScalingMonitor(client, results=results, metrics=LiveMetrics(redis_client, maxlen=100), thresholds=THRESHOLDS,
-                            run_id="run-changes", min_workers=1, max_workers=2) as monitor:
+        with _monitor(client, mongo_db, redis_client, "run-changes", max_workers=2) as monitor:
             monitor.observe(backlog=3)
             before_add = datetime.now(timezone.utc)
             cluster.scale(2)
@@ -98,8 +100,7 @@ def test_a_scheduler_that_refuses_the_plugin_leaves_the_samples(
             raise ModuleNotFoundError("No module named 'tasks'")
 
         monkeypatch.setattr(client, "register_plugin", refuse)
-        with ScalingMonitor(client, results=results, metrics=LiveMetrics(redis_client, maxlen=100), thresholds=THRESHOLDS,
-                            run_id="run-sampled", min_workers=1, max_workers=2) as monitor:
+        with _monitor(client, mongo_db, redis_client, "run-sampled", max_workers=2) as monitor:
             monitor.observe(backlog=3)
             cluster.scale(2)
             client.wait_for_workers(2, timeout=30)
