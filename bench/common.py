@@ -25,6 +25,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from features.audio import decode_audio  # noqa: E402
 from features.synth import synth_vowel  # noqa: E402
 from models.registry import load_bundle  # noqa: E402
 from store.cache import connect_redis  # noqa: E402
@@ -90,14 +91,38 @@ def _pool_score(ref: FileRef) -> int:
     return score_chunk(0, [ref], _POOL_STATE["policy"], _POOL_STATE["bundle"]).table.num_rows
 
 
-def pool_rate(files: list[FileRef], settings: Settings, processes: int) -> float:
-    """Clips/s of a plain multiprocessing.Pool running the same per-file code (start-up included)."""
+def egemaps_smile():  # -> opensmile.Smile; opensmile is an optional benchmark peer
+    """openSMILE's eGeMAPSv02 functionals extractor (88 features per clip); ImportError without the bench extra."""
+    import opensmile
+
+    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
+
+
+def _smile_init() -> None:
+    _POOL_STATE["smile"] = egemaps_smile()
+
+
+def _smile_score(ref: FileRef) -> int:
+    audio = decode_audio(ref.path)  # as voxflow decodes: mono, 16 kHz
+    return len(_POOL_STATE["smile"].process_signal(audio.samples, audio.sample_rate))
+
+
+def pool_rate(files: list[FileRef], settings: Settings, processes: int, *, opensmile: bool = False) -> float:
+    """Clips/s of a plain multiprocessing.Pool running the same per-file code (start-up included).
+
+    With ``opensmile`` the pool decodes each file the same way and extracts openSMILE's eGeMAPSv02
+    instead of voxflow's features and score: the peer's feature code under the same harness.
+    """
     os.environ.update(SINGLE_THREAD)
     started = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes, initializer=_pool_init, initargs=(AudioPolicy.from_settings(settings), str(settings.models_dir))) as pool:
-        done = sum(pool.imap_unordered(_pool_score, files, chunksize=8))
-    assert done == len(files), f"pool scored {done} of {len(files)}"
+    if opensmile:
+        setup, work = {"initializer": _smile_init}, _smile_score
+    else:
+        setup, work = {"initializer": _pool_init, "initargs": (AudioPolicy.from_settings(settings), str(settings.models_dir))}, _pool_score
+    with ctx.Pool(processes, **setup) as pool:
+        done = sum(pool.imap_unordered(work, files, chunksize=8))
+    assert done == len(files), f"pool did {done} of {len(files)} files"
     return len(files) / (time.perf_counter() - started)
 
 
@@ -197,14 +222,16 @@ def services_cpu_s(settings: Settings) -> float:
 
 
 def paired_rounds(
-    manifest: Path, files: list[FileRef], settings: Settings, *, workers: int, rounds: int, min_workers: int | None = None
+    manifest: Path, files: list[FileRef], settings: Settings, *, workers: int, rounds: int, min_workers: int | None = None,
+    opensmile: bool = False,
 ) -> dict:
     """``rounds`` alternating runs of the plain pool and `voxflow analyze` at ``workers`` processes.
 
     A machine shared with other jobs slows whichever run it lands on, so each round pairs a pool
     run with the voxflow run right after it, and the figures are medians over rounds. CPU seconds
     per clip (every process of each side, servers included for voxflow) tell orchestration cost
-    apart from waiting on a busy machine.
+    apart from waiting on a busy machine. With ``opensmile`` each round ends with the same pool
+    running openSMILE's eGeMAPSv02 on the same files (:func:`pool_rate`).
     """
     from features.extract import warm_up
 
@@ -229,11 +256,18 @@ def paired_rounds(
             "voxflow_score_s": summary["score_s"],
             "voxflow_outside_flow_s": command_s - summary["wall_s"],
         }
+        if opensmile:
+            cpu = children_cpu_s()
+            row["opensmile_clips_per_s"] = pool_rate(files, settings, workers, opensmile=True)
+            row["opensmile_cpu_ms_per_clip"] = 1000 * (children_cpu_s() - cpu) / len(files)
+            row["voxflow_command_over_opensmile"] = row["voxflow_command_clips_per_s"] / row["opensmile_clips_per_s"]
         for key, value in row.items():
             samples.setdefault(key, []).append(value)
         print(f"  round: pool {pool:5.1f} clips/s, voxflow {row['voxflow_clips_per_s']:5.1f} clips/s "
               f"({row['voxflow_share_of_pool']:.0%}), command {row['voxflow_command_clips_per_s']:5.1f} clips/s; "
-              f"CPU ms/clip pool {row['pool_cpu_ms_per_clip']:.0f}, voxflow {row['voxflow_cpu_ms_per_clip']:.0f}", flush=True)
+              f"CPU ms/clip pool {row['pool_cpu_ms_per_clip']:.0f}, voxflow {row['voxflow_cpu_ms_per_clip']:.0f}"
+              + (f"; openSMILE {row['opensmile_clips_per_s']:5.1f} clips/s, {row['opensmile_cpu_ms_per_clip']:.0f} CPU ms/clip" if opensmile else ""),
+              flush=True)
     return {key: round(statistics.median(values), 3) for key, values in samples.items()}
 
 

