@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from distributed import as_completed
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,10 +16,9 @@ from models.artifact import ModelCard, save_model
 from models.registry import save_version
 from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_model
 from tasks.cluster import dask_client
-from tasks.chunk import AudioPolicy
-from tasks.extract import extract_chunk
-from tasks.ingest import FileRef, chunked, discover
+from tasks.ingest import FileRef, discover
 from tasks.model_registry import code_version, register_model
+from tasks.training_data import extract_on_cluster
 from voxflow.errors import SourceError
 from voxflow.settings import Settings, get_settings
 
@@ -33,12 +31,9 @@ VOICED_ATTRIBUTION = (
 @task(name="extract-training-features", cache_policy=NO_CACHE)
 def extract_training_features(files: list[FileRef], settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Features for every labelled file, computed on the Dask cluster by the analyze code path."""
-    policy = AudioPolicy.from_settings(settings)
     rows, rejected = [], []
     with dask_client(settings) as client:
-        futures = [client.submit(extract_chunk, chunk, policy, pure=False) for chunk in chunked(files, settings.chunk_size)]
-        for future in as_completed(futures):
-            chunk_rows, chunk_rejected = future.result()
+        for chunk_rows, chunk_rejected in extract_on_cluster(client, files, settings):
             rows.extend(chunk_rows)
             rejected.extend(chunk_rejected)
     return rows, rejected
@@ -61,6 +56,8 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
     dataset : str
         Name and licence of the training data, recorded on the model card.
     """
+    if out_dir and promote:
+        raise ValueError("out_dir writes a model folder that is not registered, and only a registered model can be promoted: pass one of them")
     settings = get_settings()
     logger = get_run_logger()
     found = discover(manifest, max_file_bytes=int(settings.max_file_mb * 1e6))

@@ -7,7 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 from distributed import Client, as_completed
@@ -16,7 +16,7 @@ from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from store.feature_store import FeatureStore
 from tasks.chunk import AudioPolicy, rows_to_table
 from tasks.extract import extract_chunk
-from tasks.ingest import Candidate, chunked, hash_candidates
+from tasks.ingest import Candidate, FileRef, chunked, hash_candidates
 from tasks.labels import LabelledAudio
 from voxflow.settings import Settings
 
@@ -42,6 +42,14 @@ class TrainingSet:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def extract_on_cluster(client: Client, refs: Sequence[FileRef], settings: Settings) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Feature rows and rejections of ``refs``, a chunk at a time as the cluster finishes it (the analyze code path)."""
+    policy = AudioPolicy.from_settings(settings)
+    futures = [client.submit(extract_chunk, chunk, policy, pure=False) for chunk in chunked(refs, settings.chunk_size)]
+    for future in as_completed(futures):
+        yield future.result()
+
+
 def _extract_missing(rows: Sequence[LabelledAudio], settings: Settings, client: Client, store: FeatureStore) -> tuple[dict[str, list[float]], list[dict[str, str]]]:
     candidates = [Candidate(Path(row.path), subject_id=row.subject_id) for row in rows if row.path]
     found = hash_candidates(candidates, max_file_bytes=int(settings.max_file_mb * 1e6))
@@ -50,12 +58,9 @@ def _extract_missing(rows: Sequence[LabelledAudio], settings: Settings, client: 
     changed = [ref for ref in found.files if ref.sha256 not in wanted]
     dropped += [{"audio_sha256": "", "path": ref.path, "reason": "file changed since its label was imported"} for ref in changed]
     refs = [ref for ref in found.files if ref.sha256 in wanted]
-    policy = AudioPolicy.from_settings(settings)
-    futures = [client.submit(extract_chunk, chunk, policy, pure=False) for chunk in chunked(refs, settings.chunk_size)]
     run_id = f"training-{uuid.uuid4().hex[:12]}"
     features: dict[str, list[float]] = {}
-    for chunk_id, future in enumerate(as_completed(futures)):
-        chunk_rows, rejected = future.result()
+    for chunk_id, (chunk_rows, rejected) in enumerate(extract_on_cluster(client, refs, settings)):
         dropped += [{"audio_sha256": r["audio_sha256"], "path": r["path"], "reason": r["reason"]} for r in rejected]
         if chunk_rows:
             store.write_chunk(rows_to_table(chunk_rows), feature_version=FEATURE_VERSION, run_id=run_id, chunk_id=chunk_id)

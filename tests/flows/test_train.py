@@ -1,0 +1,46 @@
+"""`voxflow train` end to end (the path `make model` ships the baseline with): real CLI, Prefect, Dask, MongoDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.artifact import read_bundle
+from tests.voxflow_cli import last_json, run_cli
+from voxflow.demo import write_demo_corpus
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    """24 labelled synthetic clips (wav/flac/ogg/mp3) of their own seed, in a manifest with relative paths."""
+    return write_demo_corpus(tmp_path / "corpus", n=24, seed=20261128)
+
+
+def test_train_to_a_folder_then_registered_and_promoted(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
+    env = {**cli_env, "VOXFLOW_CV_REPEATS": "2"}
+    out = tmp_path / "model"
+    trained = last_json(run_cli(["train", str(manifest), "--out", str(out), "--dataset", "synthetic test vowels"], env))
+    assert trained["n"] == 24 and trained["n_positive"] == 12 and trained["auc"] > 0.9
+
+    bundle = read_bundle(out)  # checks the booster against the sha256 on its card
+    card = json.loads((out / "card.json").read_text())
+    assert bundle.card.version == card["version"] == trained["version"]
+    assert card["training"]["dataset"] == "synthetic test vowels" and card["training"]["rejected"] == 0
+    assert len(card["training"]["data_hash"]) == 64 and 1 <= len(card["training"]["selected_features"]) <= 8
+    assert last_json(run_cli(["models", "list", "--json"], env)) == []  # a folder of its own is not registered
+
+    promoted = last_json(run_cli(["train", str(manifest), "--promote"], env))
+    assert promoted["version"] == trained["version"]  # same data, same recipe: the same booster
+    [doc] = last_json(run_cli(["models", "list", "--json"], env))
+    assert doc["version"] == trained["version"] and doc["status"] == "champion"
+    assert last_json(run_cli(["analyze", str(manifest), "--json"], env))["model_version"] == trained["version"]
+
+
+def test_train_refuses_a_folder_that_should_be_promoted(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
+    refused = run_cli(["train", str(manifest), "--out", str(tmp_path / "model"), "--promote"], cli_env)
+    assert refused.returncode == 2 and "not allowed with argument" in refused.stderr
+    assert not (tmp_path / "model").exists()
