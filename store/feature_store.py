@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -17,6 +18,16 @@ def _written_order(path: Path) -> tuple[int, str]:
     return path.stat().st_mtime_ns, str(path)
 
 
+def _check_run_id(run_id: str) -> None:
+    if not run_id or "/" in run_id or run_id in (".", ".."):
+        raise ValueError(f"run_id {run_id!r} cannot name a partition folder")
+
+
+def _chunk_id(path: Path) -> int:
+    """The id in a chunk file's name (``chunk-00007.parquet`` -> 7)."""
+    return int(path.name.removeprefix("chunk-").removesuffix(".parquet"))
+
+
 class FeatureStore:
     """Feature tables under ``root/feature_version=N/run_id=R/chunk-00007.parquet``.
 
@@ -28,11 +39,25 @@ class FeatureStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._next_chunk_ids: dict[str, int] = {}
+
+    def new_chunk_id(self, run_id: str) -> int:
+        """A chunk id not yet used in ``run_id``, by this store or by the files of the run already written.
+
+        A chunk file with a used id would replace that chunk's features; ids continue across every
+        fan-out of a run (the batches of a queue drain) and after a run resumed under the same id.
+        """
+        _check_run_id(run_id)
+        if run_id not in self._next_chunk_ids:
+            written = self.root.glob(f"feature_version=*/run_id={glob.escape(run_id)}/chunk-*.parquet")
+            self._next_chunk_ids[run_id] = 1 + max(map(_chunk_id, written), default=-1)
+        chunk_id = self._next_chunk_ids[run_id]
+        self._next_chunk_ids[run_id] += 1
+        return chunk_id
 
     def write_chunk(self, table: pa.Table, *, feature_version: int, run_id: str, chunk_id: int) -> Path:
         """Write one chunk's features atomically (temporary file, then rename); returns the file written."""
-        if not run_id or "/" in run_id or run_id in (".", ".."):
-            raise ValueError(f"run_id {run_id!r} cannot name a partition folder")
+        _check_run_id(run_id)
         folder = self.root / f"feature_version={feature_version}" / f"run_id={run_id}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"chunk-{chunk_id:05d}.parquet"

@@ -41,3 +41,13 @@ def test_read_of_an_unwritten_version_is_empty(tmp_path: Path) -> None:
 def test_run_id_must_name_one_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="partition"):
         FeatureStore(tmp_path).write_chunk(chunk(["a"], 1.0), feature_version=1, run_id="../escape", chunk_id=0)
+    with pytest.raises(ValueError, match="partition"):
+        FeatureStore(tmp_path).new_chunk_id("../escape")
+
+
+def test_new_chunk_ids_never_repeat_within_a_run(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    assert [store.new_chunk_id("r1") for _ in range(3)] == [0, 1, 2]  # nothing written yet: handed out ids count too
+    assert store.new_chunk_id("r2") == 0
+    store.write_chunk(chunk(["a"], 1.0), feature_version=3, run_id="r3", chunk_id=11)
+    assert FeatureStore(tmp_path).new_chunk_id("r3") == 12  # a run resumed by another process continues after its files
