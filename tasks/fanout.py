@@ -43,7 +43,14 @@ def plan_chunks(files: Sequence[FileRef], *, max_chunk: int, workers: int) -> li
     -------
     list of list of FileRef
         Consecutive chunks covering ``files`` in order.
+
+    Raises
+    ------
+    ValueError
+        When ``max_chunk`` is below 1.
     """
+    if max_chunk < 1:
+        raise ValueError(f"max_chunk must be at least 1, got {max_chunk}")
     floor = min(MIN_CHUNK, max_chunk)
     chunks, start = [], 0
     while start < len(files):
@@ -83,19 +90,23 @@ def fan_out(
 
     A chunk whose task fails (a worker killed repeatedly, a crash in native code) is split and
     its files retried one by one, so a single poisonous file is quarantined and the rest scored.
+    Chunk ids come from the feature store, so they stay unique across every fan-out of a run (the
+    batches of a queue drain): no chunk's feature file replaces another's. A cancelled chunk (the
+    cluster lost every copy of the model) is not split, since that says nothing about its files: it
+    fails the run, and a re-run or the next drain scores them.
     """
     outcome = FanoutOutcome()
     progress = Progress(total=sum(map(len, chunks)))
-    model = client.scatter(bundle, broadcast=True)
+    # Unhashed: a content key would equal the one the previous fan-out of this process just released,
+    # and the scheduler, forgetting it, cancels the chunks that depend on it ("lost dependencies").
+    model = client.scatter(bundle, broadcast=True, hash=False)
     waiting = deque(chunks)
-    next_id = 0
     in_flight: dict[Future, list[FileRef]] = {}
     tracker = as_completed()
 
     def submit(chunk: list[FileRef]) -> None:
-        nonlocal next_id
-        future = client.submit(score_on_worker, next_id, chunk, policy, model, pure=False, key=f"score-chunk-{run_id}-{next_id}")
-        next_id += 1
+        chunk_id = stores.features.new_chunk_id(run_id)
+        future = client.submit(score_on_worker, chunk_id, chunk, policy, model, pure=False, key=f"score-chunk-{run_id}-{chunk_id}")
         in_flight[future] = chunk
         tracker.add(future)
 

@@ -1,7 +1,31 @@
+"""Chunk planning (pure), and the fan-out on a real in-process Dask cluster with the real stores."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import soundfile as sf
+from distributed import Client, LocalCluster
 from hypothesis import given
 from hypothesis import strategies as st
+from pymongo.database import Database
 
-from tasks.fanout import MIN_CHUNK, plan_chunks
+import tasks.fanout
+from features.schema import FEATURE_VERSION
+from features.synth import synth_vowel
+from models.artifact import ModelBundle
+from store.feature_store import FeatureStore
+from tasks.chunk import AudioPolicy, score_on_worker
+from tasks.fanout import MIN_CHUNK, FanoutOutcome, fan_out, plan_chunks
+from tasks.ingest import FileRef, discover
+from tasks.model_registry import load_champion
+from tasks.persist import Stores, open_stores
+from tasks.scaling import ScalingMonitor
+from voxflow.scaling import Thresholds
+from voxflow.settings import Settings
 
 
 def test_large_batches_use_the_configured_chunk_then_taper() -> None:
@@ -30,3 +54,73 @@ def test_chunks_cover_the_batch_in_order_within_bounds(n: int, max_chunk: int, w
     assert [item for chunk in chunks for item in chunk] == list(range(n))
     assert all(1 <= len(chunk) <= max_chunk for chunk in chunks)
     assert all(len(chunk) >= min(MIN_CHUNK, max_chunk) for chunk in chunks[:-1])
+
+
+def test_a_chunk_size_below_one_is_refused() -> None:
+    for max_chunk in (0, -1):
+        with pytest.raises(ValueError, match="max_chunk must be at least 1"):
+            plan_chunks([1, 2, 3], max_chunk=max_chunk, workers=2)
+
+
+@pytest.fixture
+def stores(test_settings: Settings, mongo_db: Database, tmp_path: Path) -> Iterator[Stores]:
+    """The real stores on this test's own database, with a feature store of its own."""
+    with open_stores(test_settings.model_copy(update={"mongo_db": mongo_db.name})) as opened:
+        yield dataclasses.replace(opened, features=FeatureStore(tmp_path / "features"))
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        yield client
+
+
+def _clips(folder: Path, n: int) -> list[FileRef]:
+    folder.mkdir()
+    for i in range(n):
+        sf.write(folder / f"clip{i}.wav", synth_vowel(f0_hz=100 + 7 * i, duration_s=1.0, sr=16_000, seed=i), 16_000)
+    return discover(str(folder), max_file_bytes=10_000_000).files
+
+
+def _fan_out(client: Client, batches: list[list[FileRef]], stores: Stores, run_id: str, *, max_chunk: int) -> list[FanoutOutcome]:
+    """Fan out each batch in turn, as a queue drain does: one run, one cluster, one model bundle."""
+    settings = Settings(home=Path("/nonexistent"))
+    bundle = load_champion(stores.models, settings.models_dir)
+    thresholds = Thresholds.from_settings(settings)
+    with ScalingMonitor(client, results=stores.results, metrics=stores.metrics, thresholds=thresholds, run_id=run_id, min_workers=1, max_workers=1) as monitor:
+        return [
+            fan_out(
+                client, plan_chunks(batch, max_chunk=max_chunk, workers=1), policy=AudioPolicy.from_settings(settings), bundle=bundle,
+                stores=stores, run_id=run_id, window=4, monitor=monitor, on_progress=lambda *_: None,
+            )
+            for batch in batches
+        ]
+
+
+def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
+    client: Client, stores: Stores, mongo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _clips(tmp_path / "clips", 6)
+    poison = files[4].path
+
+    def crash_on_poison(chunk_id: int, chunk: list[FileRef], policy: AudioPolicy, model: ModelBundle) -> object:
+        if any(ref.path == poison for ref in chunk):
+            raise RuntimeError("stand-in for a crash in native code")
+        return score_on_worker(chunk_id, chunk, policy, model)
+
+    monkeypatch.setattr(tasks.fanout, "score_on_worker", crash_on_poison)
+    [outcome] = _fan_out(client, [files], stores, "run-poison", max_chunk=3)
+    assert (outcome.inserted, outcome.quarantined) == (5, 1)
+    assert sorted(doc["path"] for doc in mongo_db.predictions.find()) == sorted(ref.path for ref in files if ref.path != poison)
+    [record] = mongo_db.quarantine.find({"run_id": "run-poison"})
+    assert (record["path"], record["stage"], record["error_class"]) == (poison, "worker", "RuntimeError")
+    assert "stand-in for a crash in native code" in record["reason"]
+
+
+def test_fan_outs_of_one_run_keep_every_chunks_features(client: Client, stores: Stores, tmp_path: Path) -> None:
+    files = _clips(tmp_path / "clips", 8)
+    # Back to back, the second fan-out's model copy used to share its key with the one the first had just released.
+    outcomes = _fan_out(client, [files[:4], files[4:]], stores, "run-batches", max_chunk=2)
+    assert [outcome.inserted for outcome in outcomes] == [4, 4]
+    stored = stores.features.read(feature_version=FEATURE_VERSION, columns=["audio_sha256"])
+    assert sorted(stored["audio_sha256"]) == sorted(ref.sha256 for ref in files)
