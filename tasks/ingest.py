@@ -74,19 +74,25 @@ def is_audio(path: Path) -> bool:
 
 
 def _is_wfdb_signal(path: Path) -> bool:
-    return path.suffix.lower() == ".dat" and path.with_suffix(".hea").exists()
+    # os.path.exists: a header that cannot be reached (a folder listed but not entered) is no reason to stop the walk.
+    return path.suffix.lower() == ".dat" and os.path.exists(path.with_suffix(".hea"))
 
 
-def _walk(root: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
-    """Yield every entry below ``root``, following directory links once (loops are cut)."""
-    stat = root.stat()
+def _list_folder(folder: Path, seen_dirs: set[tuple[int, int]]) -> list[os.DirEntry]:
+    """A folder's entries by name; none for a folder walked before (a directory link loop)."""
+    stat = folder.stat()
     if (stat.st_dev, stat.st_ino) in seen_dirs:
-        return
+        return []
     seen_dirs.add((stat.st_dev, stat.st_ino))
+    return sorted(os.scandir(folder), key=lambda e: e.name)
+
+
+def _walk(root: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path | Rejection]:
+    """Yield every entry below ``root``, following directory links once, and a Rejection for each folder that cannot be read."""
     try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except PermissionError:
-        yield root  # reported as unreadable by the caller
+        entries = _list_folder(root, seen_dirs)
+    except OSError as exc:
+        yield Rejection(str(root), "discover", f"folder not readable: {_explain_folder(exc)}", type(exc).__name__)
         return
     for entry in entries:
         path = Path(entry.path)
@@ -101,19 +107,20 @@ def _walk(root: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
 
 def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], int]:
     candidates, rejected, ignored = [], [], 0
-    for path in _walk(root, set()):
-        if path.is_dir():
-            rejected.append(Rejection(str(path), "discover", "folder not readable: permission denied", "PermissionError"))
-        elif is_audio(path):
-            candidates.append(Candidate(path))
-        elif not _is_wfdb_signal(path):
+    for item in _walk(root, set()):
+        if isinstance(item, Rejection):
+            rejected.append(item)
+        elif is_audio(item):
+            candidates.append(Candidate(item))
+        elif not _is_wfdb_signal(item):
             ignored += 1
     return candidates, rejected, ignored
 
 
 def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
     matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-    files = [p for p in matches if not p.is_dir()]
+    # A match inside a folder that cannot be entered is a file hashing rejects (see list_source).
+    files = [p for p in matches if not os.path.isdir(p)]
     audio = [Candidate(p) for p in files if is_audio(p)]
     return audio, sum(1 for p in files if not is_audio(p) and not _is_wfdb_signal(p))
 
@@ -172,11 +179,12 @@ def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
         When the source does not exist or a manifest is malformed.
     """
     path = Path(source).expanduser()
-    if path.is_dir():
+    # os.path's tests answer False where Path's raise: a glob inside a folder that cannot be entered is no error.
+    if os.path.isdir(path):
         return _folder_candidates(path)
-    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+    if os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
         return read_manifest(path), [], 0
-    if path.is_file():
+    if os.path.isfile(path):
         if not is_audio(path):
             raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
         return [Candidate(path)], [], 0
@@ -197,7 +205,7 @@ def check_source(source: str) -> None:
         When the path does not exist and, as a glob, matches nothing.
     """
     path = Path(source).expanduser()
-    if path.exists():
+    if os.path.exists(path):
         return
     if GLOB_CHARS & set(source) and next(glob.iglob(str(path), recursive=True), None) is not None:
         return
@@ -233,11 +241,19 @@ def _explain(path: Path, exc: OSError) -> str:
         return f"broken symlink: target {os.readlink(path)} does not exist"
     if exc.errno == errno.ENOENT:
         return "file not found"
+    if exc.errno in (errno.EACCES, errno.EPERM) and not os.access(path.parent, os.X_OK):
+        return f"permission denied: its folder {path.parent} cannot be entered by this user"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied: the file is not readable by this user"
     if exc.errno == errno.EFBIG:
         return exc.strerror or "file too large"
     return f"cannot read file: {exc.strerror or exc}"
+
+
+def _explain_folder(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or str(exc)
 
 
 def _hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection:
@@ -247,6 +263,8 @@ def _hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection
         sha, size = content_hash(candidate.path, max_bytes=max_bytes)
     except OSError as exc:
         return Rejection(str(candidate.path), "discover", _explain(candidate.path, exc), type(exc).__name__)
+    except ValueError as exc:  # a path no system call accepts, e.g. with a NUL byte from a manifest or the queue
+        return Rejection(str(candidate.path), "discover", f"invalid path: {exc}", type(exc).__name__)
     return FileRef(str(candidate.path), sha, size, candidate.subject_id, candidate.label)
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from tasks.ingest import Discovery, check_source, chunked, content_hash, discover, read_manifest
+from tasks.ingest import Candidate, Discovery, check_source, chunked, content_hash, discover, hash_candidates, read_manifest
 from voxflow.errors import SourceError
 
 MAX = 50_000_000
@@ -62,31 +65,89 @@ def test_oversized_file_is_rejected_before_reading(tmp_path: Path) -> None:
     assert found.files == [] and "file too large" in found.rejected[0].reason
 
 
-def _discover_unprivileged(folder: str, queue: multiprocessing.Queue) -> None:
-    os.setgid(65534)
-    os.setuid(65534)
-    found = discover(folder, max_file_bytes=MAX)
-    queue.put([(r.path, r.reason) for r in found.rejected])
-
-
-def test_unreadable_file_is_rejected_as_permission_denied(tmp_path_factory: pytest.TempPathFactory) -> None:
-    folder = Path(os.path.realpath("/tmp")) / f"voxflow-perm-{os.getpid()}"
-    folder.mkdir(mode=0o755, exist_ok=True)
-    secret = _tone(folder / "secret.wav")
-    secret.chmod(0o000)
+def _discover_in_child(source: str, queue: multiprocessing.Queue) -> None:
+    if os.geteuid() == 0:  # root reads everything: drop to 'nobody'
+        os.setgid(65534)
+        os.setuid(65534)
     try:
-        if os.geteuid() != 0:
-            rejected = [(r.path, r.reason) for r in discover(str(folder), max_file_bytes=MAX).rejected]
-        else:  # root reads everything: drop to 'nobody' in a forked child that already has voxflow imported
-            queue: multiprocessing.Queue = multiprocessing.get_context("fork").Queue()
-            child = multiprocessing.get_context("fork").Process(target=_discover_unprivileged, args=(str(folder), queue))
-            child.start()
-            rejected = queue.get(timeout=30)
-            child.join(timeout=30)
-        assert rejected == [(str(secret), "permission denied: the file is not readable by this user")]
-    finally:
-        secret.unlink()
-        folder.rmdir()
+        queue.put(discover(source, max_file_bytes=MAX))
+    except Exception as exc:  # noqa: BLE001 - the parent raises it
+        queue.put(exc)
+
+
+def _discover_unprivileged(source: str) -> Discovery:
+    """discover() subject to permission checks: in a forked child (voxflow already imported), as 'nobody' under root."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_discover_in_child, args=(source, queue))
+    child.start()
+    found = queue.get(timeout=60)
+    child.join(timeout=30)
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+@pytest.fixture
+def reachable_tmp() -> Iterator[Path]:
+    """A folder 'nobody' can reach (pytest's tmp_path is private to its user); removed with whatever modes the test left."""
+    folder = Path(tempfile.mkdtemp(prefix="voxflow-perm-", dir=os.path.realpath("/tmp")))
+    folder.chmod(0o755)
+    yield folder
+
+    def restore(path: Path) -> None:
+        path.chmod(0o755)
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                restore(child)
+
+    restore(folder)
+    shutil.rmtree(folder)
+
+
+def test_unreadable_file_is_rejected_as_permission_denied(reachable_tmp: Path) -> None:
+    secret = _tone(reachable_tmp / "secret.wav")
+    secret.chmod(0o000)
+    rejected = [(r.path, r.reason) for r in _discover_unprivileged(str(reachable_tmp)).rejected]
+    assert rejected == [(str(secret), "permission denied: the file is not readable by this user")]
+
+
+def test_folders_that_cannot_be_listed_or_entered_are_rejected_not_fatal(reachable_tmp: Path) -> None:
+    ok = _tone(reachable_tmp / "ok.wav", seed=1)
+    fine = _tone(reachable_tmp / "open" / "fine.wav", seed=2)
+    inside = _tone(reachable_tmp / "listed" / "inside.wav", seed=3)
+    (reachable_tmp / "listed" / "notes.txt").write_text("not audio")
+    (reachable_tmp / "listed" / "record.dat").write_bytes(b"\0" * 16)
+    _tone(reachable_tmp / "listed" / "deeper" / "deep.wav", seed=4)
+    nested = _tone(reachable_tmp / "open" / "listed too" / "nested.wav", seed=5)
+    _tone(reachable_tmp / "sealed" / "hidden.wav", seed=6)
+    for folder, mode in (("listed", 0o644), ("open/listed too", 0o644), ("sealed", 0o000)):  # 644: read without execute
+        (reachable_tmp / folder).chmod(mode)
+
+    found = _discover_unprivileged(str(reachable_tmp))
+    assert sorted(f.path for f in found.files) == sorted([str(ok), str(fine)])
+    assert sorted((r.path, r.stage, r.reason) for r in found.rejected) == sorted(
+        [
+            (str(reachable_tmp / "listed" / "deeper"), "discover", "folder not readable: permission denied"),
+            (str(inside), "discover", f"permission denied: its folder {inside.parent} cannot be entered by this user"),
+            (str(nested), "discover", f"permission denied: its folder {nested.parent} cannot be entered by this user"),
+            (str(reachable_tmp / "sealed"), "discover", "folder not readable: permission denied"),
+        ]
+    )
+    assert found.ignored == 2  # notes.txt and record.dat, whose header could not be looked for
+
+    by_glob = _discover_unprivileged(str(reachable_tmp / "listed" / "*"))
+    assert by_glob.files == [] and [r.path for r in by_glob.rejected] == [str(inside)]
+    assert by_glob.ignored == 3  # and the folder 'deeper', which cannot be told from a file there
+
+
+def test_a_path_with_a_nul_byte_is_rejected_not_fatal(tmp_path: Path) -> None:
+    ok = _tone(tmp_path / "ok.wav")
+    found = hash_candidates([Candidate(tmp_path / "bad\0name.wav"), Candidate(ok)], max_file_bytes=MAX)
+    assert [f.path for f in found.files] == [str(ok)]
+    assert [(r.path, r.stage, r.reason, r.error_class) for r in found.rejected] == [
+        (str(tmp_path / "bad\0name.wav"), "discover", "invalid path: embedded null byte", "ValueError")
+    ]
 
 
 def test_manifest_resolves_relative_paths_and_keeps_labels(tmp_path: Path) -> None:
