@@ -119,8 +119,22 @@ def hold_lock(client: redis.Redis, name: str, *, ttl_s: float) -> Iterator[Redis
     renewer.start()
     try:
         yield lock
-    finally:
-        stop.set()
-        renewer.join()
-        if not lock.release():
-            log.warning("lock %s was no longer ours at release (it expired and may be held by another run)", lock.key)
+    except BaseException:
+        _stop_and_release(lock, stop, renewer, body_failed=True)
+        raise
+    _stop_and_release(lock, stop, renewer, body_failed=False)
+
+
+def _stop_and_release(lock: RedisLock, stop: threading.Event, renewer: threading.Thread, *, body_failed: bool) -> None:
+    stop.set()
+    renewer.join()
+    try:
+        released = lock.release()
+    except ServiceError as exc:
+        if not body_failed:
+            raise
+        # The block's own exception says what went wrong; the lock expires on its own after its TTL.
+        log.error("could not release lock %s after the run failed (it expires on its own): %s", lock.key, exc.reason)
+        return
+    if not released:
+        log.warning("lock %s was no longer ours at release (it expired and may be held by another run)", lock.key)

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from store.locks import RedisLock, hold_lock, lock_key
-from voxflow.errors import LockError
+from voxflow.errors import LockError, ServiceError
 
 
 @pytest.fixture
@@ -74,3 +74,20 @@ def test_a_crashed_holder_lock_expires(client: redis.Redis) -> None:
     assert RedisLock(client, "test-flow", ttl_s=1).acquire() is False
     time.sleep(0.3)
     assert RedisLock(client, "test-flow", ttl_s=1).acquire() is True
+
+
+def test_a_failed_release_does_not_hide_the_blocks_own_error(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreachable(self: RedisLock) -> bool:
+        raise ServiceError("Redis unreachable (lock test-flow): connection refused")
+
+    with pytest.raises(ValueError, match="the run's own error"):
+        with hold_lock(client, "test-flow", ttl_s=5):
+            monkeypatch.setattr(RedisLock, "release", unreachable)
+            raise ValueError("the run's own error")
+    assert "could not release lock voxflow:lock:test-flow" in caplog.text and "connection refused" in caplog.text
+    with pytest.raises(ServiceError):  # after a block that succeeded, a failed release is the error to report
+        with hold_lock(client, "test-flow-2", ttl_s=5):
+            pass
+    client.delete(lock_key("test-flow-2"))
