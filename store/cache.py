@@ -24,23 +24,31 @@ def _redis_errors_as_service_error() -> Iterator[None]:
         raise ServiceError(f"Redis unreachable: {exc}") from exc
 
 
-def _prediction_key(audio_sha256: str, model_version: str) -> str:
-    return f"voxflow:cache:pred:{audio_sha256}:{model_version}"
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 class PredictionCache:
-    """Recent predictions by (audio_sha256, model_version), as JSON strings that expire after ``ttl_s``."""
+    """Recent predictions of one MongoDB database by (audio_sha256, model_version), as JSON that expires after ``ttl_s``.
 
-    def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
+    Keys are ``voxflow:cache:pred:{database}:{audio_sha256}:{model_version}``: a prediction cached for
+    one database never stands in for a document missing from another.
+    """
+
+    def __init__(self, client: redis.Redis, *, ttl_s: int, database: str) -> None:
         self._client = client
         self._ttl_s = ttl_s
+        self._prefix = f"voxflow:cache:pred:{database}:"
+
+    def _key(self, audio_sha256: str, model_version: str) -> str:
+        return f"{self._prefix}{audio_sha256}:{model_version}"
 
     def get_many(self, hashes: Sequence[str], model_version: str) -> dict[str, dict[str, Any]]:
         """Return the cached prediction of each hash that has one (one MGET)."""
         if not hashes:
             return {}
         with _redis_errors_as_service_error():
-            values = self._client.mget([_prediction_key(h, model_version) for h in hashes])
+            values = self._client.mget([self._key(h, model_version) for h in hashes])
         return {h: json.loads(value) for h, value in zip(hashes, values) if value is not None}
 
     def put_many(self, docs: Sequence[Mapping[str, Any]]) -> None:
@@ -50,8 +58,19 @@ class PredictionCache:
         with _redis_errors_as_service_error():
             pipe = self._client.pipeline(transaction=False)
             for doc in docs:
-                pipe.set(_prediction_key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
+                pipe.set(self._key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
             pipe.execute()
+
+    def clear(self) -> int:
+        """Delete every prediction cached for this database (after its documents were replaced); returns how many.
+
+        Databases whose name extends this one's after a colon lose theirs too: harmless for a cache.
+        """
+        with _redis_errors_as_service_error():
+            pipe = self._client.pipeline(transaction=False)
+            for key in self._client.scan_iter(match=f"{_glob_escape(self._prefix)}*", count=1000):
+                pipe.unlink(key)
+            return sum(pipe.execute())
 
 
 class LiveMetrics:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -48,22 +49,28 @@ class Stores:
 
 
 def open_stores(settings: Settings) -> Stores:
-    """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes and the per-quarter-hour counts."""
-    mongo = connect_mongo(services.mongo_uri(settings))
-    db = mongo[settings.mongo_db]
-    results = ResultStore(db, retry_s=settings.mongo_retry_s)
-    results.ensure_indexes()
-    results.ensure_counts()
-    redis_client = connect_redis(services.redis_url(settings))
-    return Stores(
-        results=results,
-        models=ModelStore(db),
-        cache=PredictionCache(redis_client, ttl_s=settings.cache_ttl_s),
-        metrics=LiveMetrics(redis_client, maxlen=settings.metrics_maxlen),
-        features=FeatureStore(settings.feature_store_dir),
-        mongo=mongo,
-        redis=redis_client,
-    )
+    """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes and the per-quarter-hour counts.
+
+    The prediction cache is scoped to ``settings.mongo_db``. When any step fails, the clients opened so far are closed.
+    """
+    with ExitStack() as opened:
+        mongo = opened.enter_context(connect_mongo(services.mongo_uri(settings)))
+        db = mongo[settings.mongo_db]
+        results = ResultStore(db, retry_s=settings.mongo_retry_s)
+        results.ensure_indexes()
+        results.ensure_counts()
+        redis_client = opened.enter_context(connect_redis(services.redis_url(settings)))
+        stores = Stores(
+            results=results,
+            models=ModelStore(db),
+            cache=PredictionCache(redis_client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
+            metrics=LiveMetrics(redis_client, maxlen=settings.metrics_maxlen),
+            features=FeatureStore(settings.feature_store_dir),
+            mongo=mongo,
+            redis=redis_client,
+        )
+        opened.pop_all()
+    return stores
 
 
 def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at: datetime) -> list[dict[str, Any]]:

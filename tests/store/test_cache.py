@@ -14,7 +14,7 @@ def sha() -> str:
 
 
 def test_put_then_get_many(redis_client: redis.Redis) -> None:
-    cache = PredictionCache(redis_client, ttl_s=60)
+    cache = PredictionCache(redis_client, ttl_s=60, database="dba")
     docs = [{"audio_sha256": sha(), "model_version": "m1", "score": 0.25 * i, "label": "healthy"} for i in range(3)]
     cache.put_many(docs)
     missing = sha()
@@ -25,10 +25,21 @@ def test_put_then_get_many(redis_client: redis.Redis) -> None:
 
 
 def test_cached_predictions_expire_within_ttl(redis_client: redis.Redis) -> None:
-    cache = PredictionCache(redis_client, ttl_s=45)
+    cache = PredictionCache(redis_client, ttl_s=45, database="dba")
     doc = {"audio_sha256": sha(), "model_version": "m1", "score": 0.9, "label": "pathological"}
     cache.put_many([doc])
-    assert 0 < redis_client.ttl(f"voxflow:cache:pred:{doc['audio_sha256']}:m1") <= 45
+    assert 0 < redis_client.ttl(f"voxflow:cache:pred:dba:{doc['audio_sha256']}:m1") <= 45
+
+
+def test_each_database_has_its_own_predictions_and_clears_only_its_own(redis_client: redis.Redis) -> None:
+    dba, dbb = (PredictionCache(redis_client, ttl_s=60, database=f"{name}-{uuid.uuid4().hex[:6]}*") for name in ("dba", "dbb"))
+    docs = [{"audio_sha256": sha(), "model_version": "m1", "score": 0.5, "label": "healthy"} for _ in range(3)]
+    hashes = [doc["audio_sha256"] for doc in docs]
+    dba.put_many(docs)
+    dbb.put_many(docs[:1])
+    assert dbb.get_many(hashes, "m1") == {hashes[0]: docs[0]}
+    assert dba.clear() == 3
+    assert dba.get_many(hashes, "m1") == {} and dbb.get_many(hashes, "m1") == {hashes[0]: docs[0]}
 
 
 def test_metrics_stream_is_bounded_and_recent_is_newest_last(redis_client: redis.Redis) -> None:

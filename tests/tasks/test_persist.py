@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
+import pytest
+
+from store.mongo import ResultStore
 from tasks.persist import open_stores
 from voxflow.settings import Settings
+
+
+def _ended(threads: list[threading.Thread], *, timeout_s: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(t.is_alive() for t in threads)
+
+
+def _new_mongo_monitors(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in set(threading.enumerate()) - before if t.name.startswith("pymongo")]
 
 
 def test_stores_close_their_clients_when_the_run_ends(test_settings: Settings, redis_client: object) -> None:
@@ -15,9 +30,32 @@ def test_stores_close_their_clients_when_the_run_ends(test_settings: Settings, r
     with open_stores(test_settings) as stores:
         stores.mongo.admin.command("ping")
         stores.redis.ping()
-        monitors = [t for t in set(threading.enumerate()) - before if t.name.startswith("pymongo")]
+        monitors = _new_mongo_monitors(before)
         assert monitors, "the run's MongoClient started no monitor threads"
-    deadline = time.monotonic() + 3.0
-    while any(t.is_alive() for t in monitors) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.is_alive() for t in monitors)
+    assert _ended(monitors)
+
+
+def test_a_failure_while_opening_closes_the_clients_opened_so_far(
+    test_settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(self: ResultStore) -> None:
+        raise OSError("counts could not be ensured")  # after ensure_indexes: the client is connected
+
+    monkeypatch.setattr(ResultStore, "ensure_counts", unreachable)
+    before = set(threading.enumerate())
+    with pytest.raises(OSError, match="counts could not be ensured"):
+        open_stores(test_settings)
+    monitors = _new_mongo_monitors(before)
+    assert monitors and _ended(monitors)
+
+
+def test_the_prediction_cache_is_the_databases_own(test_settings: Settings, redis_client: object) -> None:
+    doc = {"audio_sha256": uuid.uuid4().hex * 2, "model_version": "m1", "score": 0.5, "label": "healthy", "run_id": "r"}
+    names = [f"vxtest_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with open_stores(test_settings.model_copy(update={"mongo_db": names[0]})) as dba:
+        dba.cache.put_many([doc])
+        assert dba.cache.get_many([doc["audio_sha256"]], "m1") == {doc["audio_sha256"]: doc}
+        dba.mongo.drop_database(names[0])
+    with open_stores(test_settings.model_copy(update={"mongo_db": names[1]})) as dbb:
+        assert dbb.cache.get_many([doc["audio_sha256"]], "m1") == {}
+        dbb.mongo.drop_database(names[1])
