@@ -25,7 +25,7 @@ from store.backup import (
     verify_files,
     write_backup,
 )
-from store.cache import connect_redis
+from store.cache import PredictionCache, connect_redis
 from store.locks import hold_lock
 from store.mongo import connect_mongo
 from voxflow import services
@@ -79,44 +79,21 @@ def backup_nightly() -> dict[str, Any]:
     """Back up the voxflow database, models and feature manifest; verify; apply retention.
 
     One run at a time (Redis lock ``voxflow:lock:backup``); a second trigger is refused. The result is
-    recorded in the ``backups`` collection whether it succeeds or fails.
+    recorded in the ``backups`` collection whether it succeeds or fails. A failed run removes only the
+    folder it created; a failure to prune old backups is logged and recorded and keeps the new backup.
 
     Returns
     -------
     dict
-        The ``backups`` record: backup_id, path, counts, verified, status, removed (pruned backups).
+        The ``backups`` record: backup_id, path, counts, verified, status, removed (pruned backups), prune_error.
     """
     settings = get_settings()
     logger = get_run_logger()
     uri = services.mongo_uri(settings)
     client = connect_mongo(uri)
-    db = client[settings.mongo_db]
     try:
-        with hold_lock(connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s):
-            started_at = datetime.now(timezone.utc)
-            backup_id = backup_name(started_at)
-            fs, root = open_location(settings.backup_location)
-            folder = f"{root}/{backup_id}"
-            record: dict[str, Any] = {
-                "backup_id": backup_id, "started_at": started_at,
-                "path": services.redact(f"{settings.backup_location.rstrip('/')}/{backup_id}"),
-                "verified": False, "error": None,
-            }
-            try:
-                manifest = dump_backup(client, settings, folder, uri)
-                record["counts"] = {name: entry["count"] for name, entry in manifest["collections"].items()}
-                differences = verify_backup(client, settings, folder, backup_id)
-                if differences:
-                    raise BackupError(f"backup {backup_id} failed verification: " + "; ".join(differences))
-                record["verified"] = True
-                record["removed"] = prune_backups(fs, root, keep_daily=settings.backup_keep_daily, keep_weekly=settings.backup_keep_weekly)
-            except BaseException as exc:
-                remove_backup(fs, folder)
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=datetime.now(timezone.utc))
-                record_backup(db, record)
-                raise
-            record.update(status="verified", finished_at=datetime.now(timezone.utc))
-            record_backup(db, record)
+        with connect_redis(services.redis_url(settings)) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+            record = _take_backup(client, settings, uri)
     except LockError as exc:
         logger.error("Backup refused: %s", exc.reason)
         raise
@@ -124,16 +101,71 @@ def backup_nightly() -> dict[str, Any]:
         client.close()
     logger.info(
         "Backup %s verified: %d documents in %s; removed %s",
-        backup_id, sum(record["counts"].values()), record["path"], ", ".join(record["removed"]) or "nothing",
+        record["backup_id"], sum(record["counts"].values()), record["path"], ", ".join(record["removed"]) or "nothing",
     )
     return record
+
+
+def _take_backup(client: MongoClient, settings: Settings, uri: str) -> dict[str, Any]:
+    """Dump, verify, then prune (the caller holds the lock); record the outcome in ``backups``.
+
+    Raises
+    ------
+    BackupError
+        When the dump or its verification fails (also when the backup's folder already exists).
+    """
+    started_at = datetime.now(timezone.utc)
+    backup_id = backup_name(started_at)
+    fs, root = open_location(settings.backup_location)
+    folder = f"{root}/{backup_id}"
+    db = client[settings.mongo_db]
+    record: dict[str, Any] = {
+        "backup_id": backup_id, "started_at": started_at,
+        "path": services.redact(f"{settings.backup_location.rstrip('/')}/{backup_id}"),
+        "verified": False, "error": None,
+    }
+    created = False
+    try:
+        # write_backup refuses a folder that exists (names go down to the second): that one is not ours to remove.
+        created = not fs.exists(folder)
+        manifest = dump_backup(client, settings, folder, uri)
+        record["counts"] = {name: entry["count"] for name, entry in manifest["collections"].items()}
+        differences = verify_backup(client, settings, folder, backup_id)
+        if differences:
+            raise BackupError(f"backup {backup_id} failed verification: " + "; ".join(differences))
+        record["verified"] = True
+    except BaseException as exc:
+        if created:
+            remove_backup(fs, folder)
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=datetime.now(timezone.utc))
+        record_backup(db, record)
+        raise
+    record.update(status="verified", **_apply_retention(settings, backup_id), finished_at=datetime.now(timezone.utc))
+    record_backup(db, record)
+    return record
+
+
+def _apply_retention(settings: Settings, backup_id: str) -> dict[str, Any]:
+    """Prune old backups; a failure is logged and returned, never raised: the new backup ``backup_id`` stays.
+
+    Returns
+    -------
+    dict
+        removed (names pruned) and prune_error (None, or what stopped the pruning).
+    """
+    fs, root = open_location(settings.backup_location)
+    try:
+        return {"removed": prune_backups(fs, root, keep_daily=settings.backup_keep_daily, keep_weekly=settings.backup_keep_weekly), "prune_error": None}
+    except Exception as exc:
+        get_run_logger().error("Backup %s is verified and kept, but pruning old backups failed: %s: %s", backup_id, type(exc).__name__, exc)
+        return {"removed": [], "prune_error": f"{type(exc).__name__}: {exc}"}
 
 
 def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, drop: bool = False) -> dict[str, Any]:
     """Restore the backup ``wanted`` (name, day or "latest") into a scratch database, or replace one with ``drop``.
 
     Runs without Prefect on purpose: recovering must not depend on the orchestrator's own database.
-    Every file's checksum is checked before anything is written. Replacing the live database
+    Every file's checksum is checked before anything is written; the target's cached predictions are cleared. Replacing the live database
     (``settings.mongo_db``) needs ``drop`` and also puts the backed-up model files back under ``models_dir``.
 
     Returns
@@ -156,8 +188,10 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
     folder = f"{root}/{backup_id}"
     client = connect_mongo(services.mongo_uri(settings))
     try:
-        with hold_lock(connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        with connect_redis(services.redis_url(settings)) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
             manifest = verify_files(fs, folder)
+            # Predictions cached for documents the restore drops would make analyze skip their files.
+            PredictionCache(redis_client, ttl_s=settings.cache_ttl_s, database=target).clear()
             counts = restore_database(fs, folder, manifest, client[target], drop=drop)
             differences = compare_with_manifest(client[target], manifest)
             if differences:

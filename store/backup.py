@@ -389,8 +389,13 @@ def remove_backup(fs: AbstractFileSystem, folder: str) -> None:
 
 
 def record_backup(db: Database, record: Mapping[str, Any]) -> None:
-    """Insert or update the ``backups`` document of ``record["backup_id"]``."""
-    db["backups"].update_one({"backup_id": record["backup_id"]}, {"$set": dict(record)}, upsert=True)
+    """Insert the ``backups`` document of one backup run (``record`` itself is left without an ``_id``).
+
+    Each run has a document of its own, also a run refused because its folder name was taken: an upsert
+    on ``backup_id`` would overwrite that folder's verified record with the failure (and on nx-27017,
+    which compares date-like strings as dates, it never matches a name like ``2026-11-27T020000Z``).
+    """
+    db["backups"].insert_one(dict(record))
 
 
 def recent_backups(db: Database, *, limit: int = 20) -> list[dict[str, Any]]:

@@ -1,20 +1,31 @@
-"""End to end through the real CLI: backup_nightly on the Prefect server, lock refusal, retention, restore."""
+"""End to end: backup_nightly on the Prefect server (through the real CLI, or in this process to inject a failure), restore."""
 
 from __future__ import annotations
 
 import shutil
+import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
+from typing import Iterator
 
 import pymongo
 import pytest
+import redis
 from bson import ObjectId
+from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
-from flows.backup import scratch_database
-from store.backup import COLLECTIONS
-from store.cache import connect_redis
+import flows.backup
+from flows.backup import backup_nightly, restore_backup, scratch_database
+from store.backup import COLLECTIONS, verify_files
+from store.cache import PredictionCache, connect_redis
 from store.locks import hold_lock
-from tests.voxflow_cli import last_json, run_cli
+from store.mongo import connect_mongo
+from tests.voxflow_cli import env_db, last_json, run_cli
+from voxflow.errors import BackupError
+from voxflow.orchestration import prefect_api
+from voxflow.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +103,89 @@ def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, s
     assert [r["backup_id"] for r in after["backups"]] == [first["backup_id"]]
     assert db["predictions"].index_information() == indexes
     client.close()
+
+
+@pytest.fixture
+def in_process(cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The CLI's environment in this process, backups under ``tmp_path``: flows run here on the session's Prefect server."""
+    for key, value in cli_env.items():
+        if key.startswith("VOXFLOW_") or key == "PREFECT_API_URL":
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VOXFLOW_BACKUP_DIR", str(tmp_path / "backups"))
+    get_settings.cache_clear()
+    settings = get_settings()
+    # No run logs to the API: its log worker would flush after the session's Prefect server stopped.
+    with prefect_api(settings), temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}), connect_mongo(cli_env["VOXFLOW_MONGO_URI"]) as client:
+        client[settings.mongo_db]["runs"].insert_one({"run_id": "r1", "status": "completed"})
+        yield settings
+        client.drop_database(settings.mongo_db)
+    get_settings.cache_clear()
+
+
+def name_redis_clients(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[str]:
+    """Give every Redis client ``module`` connects a name of its own, and keep the clients alive (only close() ends them)."""
+    names: list[str] = []
+    clients: list[redis.Redis] = []
+
+    def connect_named(url: str) -> redis.Redis:
+        client = connect_redis(url)
+        names.append(f"vxtest-{uuid.uuid4().hex[:10]}")
+        client.client_setname(names[-1])
+        clients.append(client)
+        return client
+
+    monkeypatch.setattr(module, "connect_redis", connect_named)
+    return names
+
+
+def still_connected(redis_client: redis.Redis, names: list[str], *, timeout_s: float = 3.0) -> set[str]:
+    """The clients named ``names`` that Redis still has a connection of, once closed ones had time to go."""
+    deadline = time.monotonic() + timeout_s
+    while (open_names := {client["name"] for client in redis_client.client_list()} & set(names)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return open_names
+
+
+def test_a_pruning_failure_keeps_the_new_backup_and_is_recorded(
+    in_process: Settings, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_error(*args: object, **kwargs: object) -> list[str]:
+        raise OSError("Input/output error removing 2026-11-20T020000Z")
+
+    monkeypatch.setattr(flows.backup, "prune_backups", disk_error)
+    record = backup_nightly()
+    assert record["status"] == "verified" and record["verified"] is True and record["removed"] == []
+    assert record["prune_error"] == "OSError: Input/output error removing 2026-11-20T020000Z"
+    verify_files(*flows.backup.open_location(f"{in_process.backup_location}/{record['backup_id']}"))
+    stored = list(env_db(cli_env)["backups"].find({}, {"_id": 0}))
+    assert [(r["backup_id"], r["status"], r["prune_error"]) for r in stored] == [(record["backup_id"], "verified", record["prune_error"])]
+
+
+def test_a_run_whose_folder_exists_leaves_that_backup_and_its_record_alone(
+    in_process: Settings, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis
+) -> None:
+    names = name_redis_clients(monkeypatch, flows.backup)
+    first = backup_nightly()
+    monkeypatch.setattr(flows.backup, "backup_name", lambda at: first["backup_id"])  # a second run in the same second
+    with pytest.raises(BackupError, match="already exists"):
+        backup_nightly()
+    verify_files(*flows.backup.open_location(f"{in_process.backup_location}/{first['backup_id']}"))
+    stored = list(env_db(cli_env)["backups"].find({}, {"_id": 0}).sort([("started_at", 1)]))
+    assert [(r["backup_id"], r["status"]) for r in stored] == [(first["backup_id"], "verified"), (first["backup_id"], "failed")]
+    assert "already exists" in stored[1]["error"] and stored[0]["error"] is None
+    assert len(names) == 2 and not still_connected(redis_client, names)
+
+
+def test_restore_into_the_live_database_clears_its_cached_predictions(
+    in_process: Settings, monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis
+) -> None:
+    backup_id = backup_nightly()["backup_id"]
+    live, other = (PredictionCache(redis_client, ttl_s=60, database=name) for name in (in_process.mongo_db, f"{in_process.mongo_db}_other"))
+    doc = {"audio_sha256": uuid.uuid4().hex * 2, "model_version": "m1", "score": 0.5, "label": "healthy"}
+    live.put_many([doc])
+    other.put_many([doc])
+    names = name_redis_clients(monkeypatch, flows.backup)
+    restore_backup(in_process, backup_id, into=in_process.mongo_db, drop=True)
+    assert live.get_many([doc["audio_sha256"]], "m1") == {}, "predictions of dropped documents are still cached"
+    assert other.get_many([doc["audio_sha256"]], "m1") == {doc["audio_sha256"]: doc}
+    assert len(names) == 1 and not still_connected(redis_client, names)
