@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
-from models.promotion import should_promote
+from models.promotion import Decision, should_promote
 from models.registry import save_version
 from models.train import (
     DEFAULT_N_FEATURES,
@@ -114,6 +114,22 @@ def fit_final(data: TrainingSet, settings: Settings) -> FittedModel:
         return FittedModel(fit_booster_dask(client, keep_columns(data.features, columns), data.labels, seed=CV_SEED), columns)
 
 
+def unless_rolled_back(decision: Decision, registered: Mapping[str, Any]) -> Decision:
+    """``decision``, except that a version an operator rolled back is never promoted by a retrain.
+
+    A retrain on the same labels rebuilds the same version; it comes back only through ``voxflow models promote``.
+
+    Examples
+    --------
+    >>> unless_rolled_back(Decision(True, "AUC up"), {"version": "v1", "rolled_back": True}).promote
+    False
+    """
+    if not (decision.promote and registered.get("rolled_back")):
+        return decision
+    version = registered["version"]
+    return Decision(False, f"{decision.reason}; not promoted: {version} was rolled back (voxflow models promote {version} brings it back)")
+
+
 @flow(name="retrain-nightly")
 def retrain_nightly() -> dict[str, Any]:
     """Retrain from the ``labels`` collection, register a challenger, promote it when it beats the champion.
@@ -128,9 +144,9 @@ def retrain_nightly() -> dict[str, Any]:
     settings = get_settings()
     logger = get_run_logger()
     try:
-        with open_database(services.mongo_uri(settings), settings.mongo_db) as db, hold_lock(
-            connect_redis(services.redis_url(settings)), LOCK_NAME, ttl_s=settings.lock_ttl_s
-        ):
+        with open_database(services.mongo_uri(settings), settings.mongo_db) as db, connect_redis(
+            services.redis_url(settings)
+        ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
             return _retrain(db, settings, logger)
     except LockError as exc:
         logger.error("Retrain refused: %s", exc.reason)
@@ -176,8 +192,8 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     }
     if card.version == champion.version:
         return {**result, "status": "champion", "reason": "identical to the champion (same data, same recipe)"}
-    models.register({**model_document(card, settings.models_dir), "champion_metrics": champion_metrics, "compared_with": note})
-    decision = should_promote(report.as_dict(), champion_metrics, settings.promotion_margin)
+    registered = models.register({**model_document(card, settings.models_dir), "champion_metrics": champion_metrics, "compared_with": note})
+    decision = unless_rolled_back(should_promote(report.as_dict(), champion_metrics, settings.promotion_margin), registered)
     if decision.promote:
         models.promote(card.version, decision.reason)
         logger.info("Promoted %s to champion (was %s): %s", card.version, champion_doc["version"] if champion_doc else f"shipped {champion.version}", decision.reason)

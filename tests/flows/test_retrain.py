@@ -9,9 +9,14 @@ import pymongo
 import pytest
 import redis
 
+import flows.retrain
+from flows.retrain import retrain_nightly
 from store.locks import lock_key
+from tests.flows.test_backup import in_process, name_redis_clients, still_connected  # noqa: F401 (in_process: a fixture)
 from tests.voxflow_cli import last_json, run_cli
 from voxflow.demo import write_demo_corpus
+from voxflow.errors import LockError
+from voxflow.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +80,10 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     run_cli(["models", "promote", b], env)
     assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == b
     assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": b, "champion": a}
+    # The same labels rebuild b, which wins at margin 0 (same recipe, same folds): rolled back, it stays retired.
+    rebuilt = last_json(run_cli(["retrain", "--json"], {**env, "VOXFLOW_PROMOTION_MARGIN": "0"}))
+    assert rebuilt["version"] == b and rebuilt["status"] == "retired" and f"{b} was rolled back" in rebuilt["reason"]
+    assert next(d for d in last_json(run_cli(["models", "list", "--json"], env)) if d["version"] == a)["status"] == "champion"
     assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == a
     assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": a, "champion": None}
 
@@ -95,6 +104,17 @@ def test_second_retrain_is_refused_while_one_runs(retrain_env: dict[str, str]) -
         client.delete(lock_key("retrain"))
     assert proc.returncode == 2
     assert "another retrain run is in progress" in proc.stderr and "otherhost:4242" in proc.stderr
+
+
+def test_a_refused_retrain_closes_its_redis_client(in_process: Settings, monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> None:
+    names = name_redis_clients(monkeypatch, flows.retrain)
+    redis_client.set(lock_key("retrain"), "otherhost:4242:token", px=60_000)
+    try:
+        with pytest.raises(LockError, match="another retrain run is in progress"):
+            retrain_nightly()
+    finally:
+        redis_client.delete(lock_key("retrain"))
+    assert len(names) == 1 and not still_connected(redis_client, names)
 
 
 def test_evaluate_prints_the_table_and_json(retrain_env: dict[str, str], corpus: Path, tmp_path: Path) -> None:
