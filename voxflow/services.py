@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -26,7 +27,6 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
 import pymongo.errors
@@ -49,6 +49,13 @@ _LOG_TAIL_LINES = 20
 
 # Servers started by this process, kept so that their exit is reaped (no zombies that look alive).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+# What each matches ends with a secret of a connection string (see redact), after the part to keep.
+_SECRET_PATTERNS = (
+    re.compile(r"^(?P<keep>[a-z][a-z0-9+.-]*://[^:@/?#]*:).+(?=@)", re.IGNORECASE),
+    re.compile(r"(?P<keep>[?&;][a-z]*password=)[^&;#]+", re.IGNORECASE),
+    re.compile(r"(?P<keep>AWS_SESSION_TOKEN(?::|%3A))[^,&;#]+", re.IGNORECASE),
+)
 
 # Health checks go straight to the server: an HTTP(S)_PROXY from the environment must not intercept them.
 _DIRECT_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -103,24 +110,52 @@ class _Service:
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with its password (user info or ``password=`` parameter) replaced by ``***``.
+    """Return ``url`` with its secrets replaced by ``***``.
+
+    Secrets are the password of the user info, ``password=`` (and ``...Password=``) parameters and an
+    ``AWS_SESSION_TOKEN`` in ``authMechanismProperties``. An unescaped ``/ ? # @`` in a password still
+    leaves nothing of it: the user info runs to the last ``@``, so an ``@`` in the query after a
+    ``user:password`` is hidden with it.
 
     Examples
     --------
     >>> redact("mongodb://voxflow:s3cret@db:27017/?authSource=admin")
     'mongodb://voxflow:***@db:27017/?authSource=admin'
     """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hosts = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        if has_password:
-            netloc = f"{user}:***@{hosts}"
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url  # urlunsplit would turn unix:///path into unix:/path
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    for pattern in _SECRET_PATTERNS:
+        url = pattern.sub(r"\g<keep>***", url)
+    return url
+
+
+def check_redis_url(url: str) -> None:
+    """Raise ValueError, in words free of the URL's secrets, unless redis-py accepts ``url``."""
+    _check_url(url, redis.ConnectionPool.from_url, "Redis URL")
+
+
+def check_mongo_uri(uri: str) -> None:
+    """Raise ValueError, in words free of the URI's secrets, unless pymongo accepts ``uri``.
+
+    Nothing is resolved or connected to: a ``mongodb+srv://`` host is looked up on first use.
+    """
+    _check_url(uri, _parse_mongo_uri, "MongoDB URI")
+
+
+def _parse_mongo_uri(uri: str) -> None:
+    pymongo.MongoClient(uri, connect=False).close()
+
+
+def _check_url(url: str, parse: Callable[[str], object], what: str) -> None:
+    try:
+        parse(url)
+        return
+    except (ValueError, pymongo.errors.PyMongoError):
+        pass
+    # The parsers' messages may quote part of the URL; say why with the secrets already taken out.
+    try:
+        parse(redact(url))
+    except (ValueError, pymongo.errors.PyMongoError) as exc:
+        raise ValueError(f"not a valid {what}: {exc}") from None
+    raise ValueError(f"not a valid {what}: percent-escape the characters / ? # @ : % in its user name and password")
 
 
 def redis_url(settings: Settings) -> str:
@@ -423,9 +458,25 @@ def _redis_socket_path(settings: Settings) -> Path:
     if len(str(path)) <= _MAX_UNIX_SOCKET_PATH:
         return path
     key = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
-    short_dir = Path("/tmp") / f"voxflow-{key}"
-    short_dir.mkdir(mode=0o700, exist_ok=True)
-    return short_dir / "redis.sock"
+    return _private_dir(Path("/tmp") / f"voxflow-{key}") / "redis.sock"
+
+
+def _private_dir(path: Path) -> Path:
+    """Create ``path`` with mode 0700, or check that the one there is a folder only this user can enter.
+
+    Its name is predictable: another local user could have made it first, to take the socket's place.
+    """
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    found = path.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise ServiceError(
+            f"{path} (for the embedded Redis socket) is not a private folder of this user "
+            f"(owner uid {found.st_uid}, mode {stat.filemode(found.st_mode)}): remove it, or choose a shorter VOXFLOW_HOME"
+        )
+    return path
 
 
 def _redis_launch(settings: Settings, previous_port: int | None) -> _Launch:
@@ -491,14 +542,13 @@ def _redis_answers(url: str) -> bool:
 
 
 def _mongo_answers(uri: str) -> bool:
-    client: pymongo.MongoClient = pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
     try:
-        client.admin.command("ping")
+        # In the try: a mongodb+srv:// host is looked up when the client is made.
+        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000) as client:
+            client.admin.command("ping")
         return True
     except pymongo.errors.PyMongoError:
         return False
-    finally:
-        client.close()
 
 
 def _prefect_answers(api_url: str) -> bool:

@@ -7,10 +7,21 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _is_http_url(url: str) -> bool:
+    # urlsplit's own messages may quote part of a password, so they are not passed on.
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class Settings(BaseSettings):
@@ -44,7 +55,8 @@ class Settings(BaseSettings):
 
     # Dask fan-out.
     dask_min_workers: int = Field(default=1, ge=1)
-    dask_max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Default: the CPU count, raised to the minimum when that is set higher.
+    dask_max_workers: int = Field(default_factory=lambda data: max(os.cpu_count() or 1, data.get("dask_min_workers", 1)), ge=1)
     numba_cache_dir: Path | None = Field(default=None, description="Where workers keep numba's JIT cache (default: numba's own).")
     dask_start_method: Literal["forkserver", "spawn"] = Field(
         default_factory=lambda: "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn",
@@ -110,7 +122,50 @@ class Settings(BaseSettings):
     work_pool: str = Field(default="voxflow", min_length=1, description="Prefect process work pool of the deployments.")
     schedule_timezone: str = Field(default="UTC", description="IANA time zone of the deployment schedules (cron 02:00/03:00).")
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(default="INFO", description="Level of voxflow's own loggers, in any case.")
+
+    @field_validator("home", "numba_cache_dir")
+    @classmethod
+    def _absolute_path(cls, path: Path | None) -> Path | None:
+        # Servers run in folders of their own and workers elsewhere: a relative or ~ path must mean one place.
+        return path.expanduser().resolve() if path is not None else None
+
+    @field_validator("backup_dir")
+    @classmethod
+    def _absolute_backup_dir(cls, location: str | None) -> str | None:
+        if location is None or "://" in location:
+            return location
+        return str(Path(location).expanduser().resolve())
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
+    @field_validator("redis_url", "dashboard_redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None:
+            from voxflow.services import check_redis_url  # imports redis: only for a configured URL
+
+            check_redis_url(url.get_secret_value())
+        return url
+
+    @field_validator("mongo_uri", "dashboard_mongo_uri")
+    @classmethod
+    def _check_mongo_uri(cls, uri: SecretStr | None) -> SecretStr | None:
+        if uri is not None:
+            from voxflow.services import check_mongo_uri  # imports pymongo: only for a configured URI
+
+            check_mongo_uri(uri.get_secret_value())
+        return uri
+
+    @field_validator("prefect_api_url", "prefect_ui_url")
+    @classmethod
+    def _check_http_url(cls, url: str | None) -> str | None:
+        if url is not None and not _is_http_url(url):
+            raise ValueError("must be an http:// or https:// URL with a host and, if any, a numeric port")
+        return url
 
     @field_validator("dashboard_timezone", "schedule_timezone")
     @classmethod
@@ -125,10 +180,12 @@ class Settings(BaseSettings):
     def _check_workers(self) -> "Settings":
         if self.dask_max_workers < self.dask_min_workers:
             raise ValueError(
-                f"dask_max_workers ({self.dask_max_workers}) is below dask_min_workers ({self.dask_min_workers})"
+                f"VOXFLOW_DASK_MAX_WORKERS ({self.dask_max_workers}) is below VOXFLOW_DASK_MIN_WORKERS ({self.dask_min_workers})"
             )
         if self.max_duration_s <= self.min_duration_s:
-            raise ValueError("max_duration_s must be greater than min_duration_s")
+            raise ValueError(
+                f"VOXFLOW_MAX_DURATION_S ({self.max_duration_s}) must be greater than VOXFLOW_MIN_DURATION_S ({self.min_duration_s})"
+            )
         return self
 
     @property

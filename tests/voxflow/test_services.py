@@ -43,6 +43,17 @@ def status_of(settings: Settings, name: str) -> services.ServiceStatus:
         ("rediss://cache:6380/0?password=s3cret&ssl_cert_reqs=none", "rediss://cache:6380/0?password=***&ssl_cert_reqs=none"),
         ("unix:///tmp/voxflow/redis.sock", "unix:///tmp/voxflow/redis.sock"),
         ("http://127.0.0.1:4200/api", "http://127.0.0.1:4200/api"),
+        ("redis://:pa/ss@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://:pa#ss@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://:pa?ss@host:6379/0", "redis://:***@host:6379/0"),
+        ("mongodb://u:pa@ss@db/", "mongodb://u:***@db/"),
+        (
+            "mongodb://db/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok123",
+            "mongodb://db/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:***",
+        ),
+        ("mongodb://db/?tls=true&tlsCertificateKeyFilePassword=pw", "mongodb://db/?tls=true&tlsCertificateKeyFilePassword=***"),
+        ("unix:///tmp/r.sock?password=pw", "unix:///tmp/r.sock?password=***"),
+        ("unix:///tmp/r.sock?db=0&password=pw", "unix:///tmp/r.sock?db=0&password=***"),
     ],
 )
 def test_redact_hides_passwords(url: str, shown: str) -> None:
@@ -104,15 +115,48 @@ def test_embedded_redis_keeps_stream_entries_after_a_kill(own_settings: Settings
     client.close()
 
 
-def test_deep_home_gets_a_short_redis_socket(tmp_path: Path) -> None:
-    settings = embedded_settings(tmp_path / ("deep-" * 20))
-    url = services.redis_url(settings)
+def test_a_relative_home_is_the_callers_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = embedded_settings(Path("relhome"))
     try:
-        assert url.startswith("unix:///tmp/voxflow-") and len(url) < 60
-        assert connect_redis(url).ping()
+        assert connect_redis(services.redis_url(settings)).ping()
     finally:
         services.stop_services(settings)
-        shutil.rmtree(Path(url.removeprefix("unix://")).parent)
+    assert (tmp_path / "relhome" / "services" / "redis").is_dir()
+
+
+@pytest.fixture
+def deep_home(tmp_path: Path) -> Iterator[tuple[Settings, Path]]:
+    """Settings whose home is too deep for a socket path, and the /tmp folder its Redis socket went to."""
+    settings = embedded_settings(tmp_path / ("deep-" * 20))
+    socket_dir = Path(services.redis_url(settings).removeprefix("unix://")).parent
+    services.stop_services(settings)
+    yield settings, socket_dir
+    services.stop_services(settings)
+    shutil.rmtree(socket_dir)
+
+
+def test_deep_home_gets_a_short_redis_socket(deep_home: tuple[Settings, Path]) -> None:
+    settings, socket_dir = deep_home
+    url = services.redis_url(settings)
+    assert url == f"unix://{socket_dir}/redis.sock" and url.startswith("unix:///tmp/voxflow-") and len(url) < 60
+    assert connect_redis(url).ping()
+    assert socket_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_socket_folder_others_can_enter_is_refused(deep_home: tuple[Settings, Path]) -> None:
+    settings, socket_dir = deep_home
+    socket_dir.chmod(0o755)
+    with pytest.raises(ServiceError, match=r"is not a private folder of this user .*drwxr-xr-x"):
+        services.redis_url(settings)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the folder to another user needs root")
+def test_a_socket_folder_of_another_user_is_refused(deep_home: tuple[Settings, Path]) -> None:
+    settings, socket_dir = deep_home
+    os.chown(socket_dir, 65534, 65534)
+    with pytest.raises(ServiceError, match="owner uid 65534"):
+        services.redis_url(settings)
 
 
 def test_a_server_that_fails_to_start_reports_its_log(tmp_path: Path) -> None:
