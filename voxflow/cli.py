@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from voxflow.errors import VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
@@ -63,6 +64,28 @@ def _database(settings: Settings) -> ContextManager[Database]:
     from voxflow import services
 
     return open_database(services.mongo_uri(settings), settings.mongo_db)
+
+
+def _number_in(low: float, high: float | None = None, *, convert: Callable[[str], float] = int) -> Callable[[str], Any]:
+    """An argparse ``type`` that reads a number with ``convert`` and refuses one outside [``low``, ``high``]."""
+    kind = "an integer" if convert is int else "a number"
+    wanted = f"{kind} from {low} to {high}" if high is not None else f"{kind} of at least {low}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        # Written so that NaN is refused too.
+        if value is None or not (low <= value and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number_in(1)
+_score = _number_in(0, 1, convert=float)
 
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
@@ -411,21 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "Score every audio file of SOURCE and store the predictions.")
     analyze.add_argument("source", help="a folder (recursive), a glob in quotes, a CSV/Parquet manifest with a 'path' column, or one file")
     analyze.add_argument("--model", help="model version to use (default: the champion, else the shipped baseline)")
-    analyze.add_argument("--chunk-size", type=int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
+    analyze.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
     analyze.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     results = add("results", cmd_results, "Show stored predictions, newest first.")
     results.add_argument("--run", help="only this run id")
     results.add_argument("--label", help="only this predicted label (healthy, pathological)")
-    results.add_argument("--min-score", type=float)
-    results.add_argument("--max-score", type=float)
+    results.add_argument("--min-score", type=_score)
+    results.add_argument("--max-score", type=_score)
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
     quarantine.add_argument("--run", help="only this run id")
 
     runs = add("runs", cmd_runs, "Show recent runs and their counts.")
     for command in (results, quarantine, runs):
-        command.add_argument("--limit", type=int, default=50)
+        command.add_argument("--limit", type=_positive_int, default=50)
         command.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     train = add("train", cmd_train, "Train a model from a labelled manifest (path, label, subject_id) with subject-grouped CV.")
@@ -438,12 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup = add("backup", cmd_backup, "Back up MongoDB, models and the feature manifest to VOXFLOW_BACKUP_DIR, verify it, apply retention.")
     backup.add_argument("--list", action="store_true", help="show recorded backups instead of taking one")
-    backup.add_argument("--limit", type=int, default=20)
+    backup.add_argument("--limit", type=_positive_int, default=20)
     backup.add_argument("--json", action="store_true", help="print JSON on the last line")
 
     restore = add("restore", cmd_restore, "Restore a backup after checking every file's checksum; into a scratch database unless --into.")
     restore.add_argument("date", help="backup name (2026-11-27T020000Z), a day (2026-11-27: its newest) or 'latest'")
-    restore.add_argument("--into", help="target database (default VOXFLOW_MONGO_DB_restore_<backup>)")
+    restore.add_argument("--into", help="target database (default VOXFLOW_MONGO_DB_restore_<backup without dashes>, e.g. voxflow_restore_20261127T020000Z)")
     restore.add_argument("--drop", action="store_true", help="replace the target's collections; needed to restore into the live database")
     restore.add_argument("--json", action="store_true", help="print JSON on the last line")
 
@@ -453,14 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add("demo-corpus", cmd_demo_corpus, "Write a small labelled synthetic corpus, plus broken files, to FOLDER.")
     demo.add_argument("folder")
-    demo.add_argument("-n", type=int, default=40, help="number of clips")
+    demo.add_argument("-n", type=_positive_int, default=40, help="number of clips")
 
     svc = add("services", cmd_services, "Show, start or stop the embedded servers (Redis, MongoDB wire server, Prefect).")
     svc.add_argument("action", choices=("status", "start", "stop"), nargs="?", default="status")
     svc.add_argument("--json", action="store_true")
 
     dash = add("dashboard", cmd_dashboard, "Serve the read-only ops dashboard (Streamlit) on VOXFLOW_DASHBOARD_ADDRESS.")
-    dash.add_argument("--port", type=int, help="port to serve on (default VOXFLOW_DASHBOARD_PORT, 8501)")
+    dash.add_argument("--port", type=_number_in(1, 65535), help="port to serve on (default VOXFLOW_DASHBOARD_PORT, 8501)")
 
     enqueue = add("enqueue", cmd_enqueue, "Add audio files (files, folders, globs, manifests) to the voxflow:queue stream.")
     enqueue.add_argument("sources", nargs="+", metavar="PATH", help="a file, folder (recursive), glob in quotes, or CSV/Parquet manifest")
@@ -472,9 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     drain = add("drain", cmd_drain, "Analyse queued files in batches until the queue is empty (the drain-queue flow).")
     drain.add_argument("--model", help="model version to use (default: the champion)")
-    drain.add_argument("--chunk-size", type=int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
-    drain.add_argument("--batch-size", type=int, help="queue entries per batch (default VOXFLOW_QUEUE_BATCH_SIZE)")
-    drain.add_argument("--linger", type=float, default=0.0, metavar="SECONDS", help="once empty, wait this long for new files before finishing")
+    drain.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
+    drain.add_argument("--batch-size", type=_positive_int, help="queue entries per batch (default VOXFLOW_QUEUE_BATCH_SIZE)")
+    drain.add_argument("--linger", type=_number_in(0, convert=float), default=0.0, metavar="SECONDS", help="once empty, wait this long for new files before finishing")
     drain.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     deploy = add("deploy", cmd_deploy, "Create the work pool if missing and register the deployments of prefect.yaml.")
@@ -496,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=("list", "promote", "rollback"))
     models.add_argument("version", nargs="?", help="the version to promote")
     models.add_argument("--reason", help="why, recorded with the promotion")
-    models.add_argument("--limit", type=int, default=50)
+    models.add_argument("--limit", type=_positive_int, default=50)
     models.add_argument("--json", action="store_true")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
@@ -508,15 +531,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_setting(exc: ValidationError | SettingsError) -> str:
+    """One line on the first bad setting, naming its environment variable."""
+    if isinstance(exc, SettingsError):  # a value that is not JSON where JSON is expected
+        return f"bad setting: {exc}" + (f": {exc.__cause__}" if exc.__cause__ else "")
+    error = exc.errors()[0]
+    reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    if not error["loc"]:
+        return f"bad settings: {reason}"
+    field = str(error["loc"][0])
+    # A field read by its alias (PREFECT_API_URL) is named by that alias.
+    variable = f"VOXFLOW_{field.upper()}" if field in Settings.model_fields else field
+    return f"bad setting {variable}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voxflow`` command."""
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = "VOXFLOW_" + "_".join(map(str, error["loc"])).upper() if error["loc"] else "settings"
-        print(f"voxflow: error: bad setting {field}: {error['msg']}", file=sys.stderr)
+    except (ValidationError, SettingsError) as exc:
+        print(f"voxflow: error: {_bad_setting(exc)}", file=sys.stderr)
         return 2
     freeze_at_exit()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -531,6 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args, settings)
     except VoxflowError as exc:
         print(f"voxflow: error: {exc.reason}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder given to a command (demo-corpus /proc/x, -o, --out)
+        print(f"voxflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("voxflow: interrupted; re-run the same command to finish the rest", file=sys.stderr)

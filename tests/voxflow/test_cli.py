@@ -73,3 +73,84 @@ def test_prefect_telemetry_is_off_unless_asked_for() -> None:
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()[-1] == "1"
     kept = subprocess.run([sys.executable, "-c", code], env={**env, "DO_NOT_TRACK": "0"}, capture_output=True, text=True, check=True)
     assert kept.stdout.split()[-1] == "0"
+
+
+def bare_env(home: Path, **variables: str) -> dict[str, str]:
+    """A CLI environment with no VOXFLOW_/PREFECT_ variables but ``variables`` and a home of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))}
+    return {**env, "VOXFLOW_HOME": str(home), **variables}
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, expected: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("voxflow: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("VOXFLOW_LOG_LEVEL", "loud", "bad setting VOXFLOW_LOG_LEVEL: Input should be 'DEBUG'"),
+        ("VOXFLOW_DASK_CLUSTER_KWARGS", "notjson", 'bad setting: error parsing value for field "dask_cluster_kwargs"'),
+        ("VOXFLOW_REDIS_URL", "http://x", "bad setting VOXFLOW_REDIS_URL: not a valid Redis URL: Redis URL must specify"),
+        ("VOXFLOW_REDIS_URL", "redis://:xq7zz9@host:abc", "not a valid Redis URL: Port could not be cast to integer value as 'abc'"),
+        ("VOXFLOW_REDIS_URL", "redis://:xq7/zz9@host:6379/0", "not a valid Redis URL: percent-escape"),
+        ("VOXFLOW_DASHBOARD_REDIS_URL", "redis://:xq7#zz9@host/0", "bad setting VOXFLOW_DASHBOARD_REDIS_URL: not a valid Redis URL"),
+        ("VOXFLOW_MONGO_URI", "mongodb://u:xq7zz9@host:abc/", "bad setting VOXFLOW_MONGO_URI: not a valid MongoDB URI: Port contains"),
+        ("VOXFLOW_MONGO_URI", "mongodb://u:xq7@zz9@host/", "not a valid MongoDB URI: percent-escape"),
+        ("VOXFLOW_MONGO_URI", "redis://host/", "not a valid MongoDB URI: Invalid URI scheme"),
+        ("PREFECT_API_URL", "http://u:xq7/zz9@host:4200/api", "bad setting PREFECT_API_URL: must be an http:// or https:// URL"),
+        ("PREFECT_API_URL", "localhost:4200/api", "bad setting PREFECT_API_URL"),
+        ("VOXFLOW_MIN_DURATION_S", "500", "bad settings: VOXFLOW_MAX_DURATION_S (120.0) must be greater than VOXFLOW_MIN_DURATION_S (500.0)"),
+    ],
+)
+def test_a_bad_setting_is_one_line_without_its_secret(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    proc = run_cli(["services", "status", "--json"], bare_env(tmp_path, **{variable: value}), timeout=60)
+    assert_one_line_error(proc, expected)
+    assert "xq7" not in proc.stderr and "zz9" not in proc.stderr
+
+
+def test_log_level_in_any_case_and_max_workers_from_the_minimum(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, VOXFLOW_LOG_LEVEL="debug", VOXFLOW_DASK_MIN_WORKERS=str((os.cpu_count() or 1) + 1))
+    rows = last_json(run_cli(["services", "status", "--json"], env, timeout=60))
+    assert [row["state"] for row in rows] == ["stopped"] * 3
+
+
+def test_a_file_error_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli(["demo-corpus", "/proc/voxflow-nope", "-n", "1"], bare_env(tmp_path), timeout=60)
+    assert_one_line_error(proc, "/proc/voxflow-nope")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["analyze", "x", "--chunk-size", "-1"], "argument --chunk-size: must be an integer of at least 1, not '-1'"),
+        (["analyze", "x", "--chunk-size", "0"], "argument --chunk-size: must be an integer of at least 1, not '0'"),
+        (["drain", "--batch-size", "-1"], "argument --batch-size: must be an integer of at least 1"),
+        (["drain", "--chunk-size", "two"], "argument --chunk-size: must be an integer of at least 1, not 'two'"),
+        (["drain", "--linger", "-1"], "argument --linger: must be a number of at least 0, not '-1'"),
+        (["results", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
+        (["results", "--min-score", "nan"], "argument --min-score: must be a number from 0 to 1, not 'nan'"),
+        (["backup", "--list", "--limit", "-5"], "argument --limit: must be an integer of at least 1"),
+        (["models", "list", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
+        (["demo-corpus", "x", "-n", "0"], "argument -n: must be an integer of at least 1"),
+        (["dashboard", "--port", "70000"], "argument --port: must be an integer from 1 to 65535, not '70000'"),
+    ],
+)
+def test_counts_and_bounds_of_options_are_checked(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_drain_bounds_pass_through() -> None:
+    args = build_parser().parse_args(["drain", "--chunk-size", "5", "--batch-size", "7", "--linger", "0.5"])
+    assert (args.chunk_size, args.batch_size, args.linger) == (5, 7, 0.5)
+
+
+def test_restore_help_names_the_real_scratch_database(capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.backup import scratch_database
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["restore", "--help"])
+    assert scratch_database("voxflow", "2026-11-27T020000Z", "restore") in capsys.readouterr().out
