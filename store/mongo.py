@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import pymongo
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from store.counts import (
     COUNTS,
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DUPLICATE_KEY = 11000
+# Server error codes of a refused user: unauthorised for the operation, or wrong credentials.
+_UNAUTHORIZED = 13
+_AUTHENTICATION_FAILED = 18
 _LOOKUP_BATCH = 1000
 
 
@@ -52,7 +55,11 @@ def open_database(uri: str, name: str) -> Iterator[Database]:
     Left open, a client's monitor threads make pymongo's exit handler wait (~0.4 s per command).
     """
     with connect_mongo(uri) as client:
-        yield client[name]
+        try:
+            yield client[name]
+        except OperationFailure as exc:
+            _raise_if_refused(exc, f"database {name}")
+            raise
 
 
 def backoff_delays(budget_s: float, *, first_s: float = 0.2, factor: float = 2.0, max_delay_s: float = 5.0) -> list[float]:
@@ -76,6 +83,13 @@ def _reason(exc: ConnectionFailure) -> str:
     return str(exc).split(", Timeout:")[0]
 
 
+def _raise_if_refused(exc: OperationFailure, what: str) -> None:
+    """Raise a ServiceError when ``exc`` says the server refused the configured user or its rights."""
+    if exc.code in (_UNAUTHORIZED, _AUTHENTICATION_FAILED):
+        reason = (exc.details or {}).get("errmsg") or str(exc)
+        raise ServiceError(f"MongoDB refused the configured user ({what}): {reason}; check the user and password of the MongoDB URI") from exc
+
+
 def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
     """Run ``operation``, retrying with backoff while MongoDB is unreachable, for about ``budget_s``."""
     began = time.monotonic()
@@ -92,6 +106,9 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
             log.warning("MongoDB unreachable (%s): %s; retry %d in %.1f s", what, _reason(exc), attempt, delay)
             time.sleep(delay)
             attempt += 1
+        except OperationFailure as exc:
+            _raise_if_refused(exc, what)  # not retried: the configuration must change
+            raise
 
 
 def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from store.mongo import ResultStore, backoff_delays, connect_mongo
+from store.mongo import ResultStore, _retrying, backoff_delays, connect_mongo, open_database
 from voxflow import services
 from voxflow.errors import ServiceError
 from voxflow.settings import Settings
@@ -136,3 +136,29 @@ def test_insert_waits_for_a_restarted_mongo(results: ResultStore, mongo_db: Data
     assert results.known_hashes([prediction(i)["audio_sha256"] for i in range(300)], "m1") == {
         prediction(i)["audio_sha256"] for i in range(300)
     }
+
+
+def refused_user() -> None:
+    # What pymongo raises when the server rejects the URI's user (no MongoDB with users is at hand here).
+    raise OperationFailure("Authentication failed.", code=18, details={"ok": 0.0, "errmsg": "Authentication failed.", "code": 18})
+
+
+def test_a_refused_user_fails_at_once_without_retrying() -> None:
+    attempts = []
+
+    def operation() -> None:
+        attempts.append(time.monotonic())
+        refused_user()
+
+    with pytest.raises(ServiceError, match=r"MongoDB refused the configured user \(insert 1 into runs\): Authentication failed\."):
+        _retrying("insert 1 into runs", operation, budget_s=30)
+    assert len(attempts) == 1
+
+
+def test_a_refused_user_in_an_open_database_is_a_service_error(test_settings: Settings) -> None:
+    with pytest.raises(ServiceError, match=r"MongoDB refused the configured user \(database voxflow\)"):
+        with open_database(services.mongo_uri(test_settings), "voxflow"):
+            refused_user()
+    with pytest.raises(DuplicateKeyError):  # other refusals of the server stay what they are
+        with open_database(services.mongo_uri(test_settings), "voxflow"):
+            raise DuplicateKeyError("E11000 duplicate key", code=11000)
