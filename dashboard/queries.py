@@ -28,10 +28,9 @@ from pymongo.database import Database
 
 from store.counts import COUNTS, SCORE_BINS, bucket_start, model_scores
 from store.counts import FIELDS as COUNT_FIELDS  # predictions, positives, quarantined
+from store.latency import LATENCY_STREAM
+from store.queue import QUEUE_GROUP, QUEUE_STREAM
 
-QUEUE_STREAM = "voxflow:queue"
-QUEUE_GROUP = "analyzers"
-LATENCY_STREAM = "voxflow:metrics:latency"
 WORKERS_STREAM = "voxflow:metrics:workers"
 
 # Quarantine stages that are failures of the pipeline itself; discover/decode/quality reject bad input.

@@ -185,3 +185,11 @@ def test_stream_samples_since(clean_redis: redis.Redis) -> None:
     workers = queries.worker_samples(clean_redis, NOW)
     assert workers.iloc[0][["workers", "processing", "queued", "cpu_pct", "memory_pct"]].tolist() == [3, 2, 9, 75.5, 40]
     assert np.isnan(workers.iloc[0]["backlog"])  # a field the sample does not carry
+
+
+def test_streams_are_the_ones_their_writers_name() -> None:
+    from store import latency, queue
+
+    # The same objects, not equal copies: one definition to change.
+    assert queries.QUEUE_STREAM is queue.QUEUE_STREAM and queries.QUEUE_GROUP is queue.QUEUE_GROUP
+    assert queries.LATENCY_STREAM is latency.LATENCY_STREAM
