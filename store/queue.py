@@ -33,7 +33,10 @@ class QueueItem:
 
 @dataclass(frozen=True)
 class QueueEntry:
-    """One delivered stream entry: its id, the file and when it was enqueued (epoch seconds)."""
+    """One delivered stream entry: its id, the file and when it was enqueued (epoch seconds).
+
+    ``path`` is empty for an entry written without one (by another producer): it names no file.
+    """
 
     entry_id: str
     path: str
@@ -82,11 +85,19 @@ def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float, ow
     return [c.name for c in consumers if c.pending == 0 and (c.idle_s >= idle_s or c.name == own)]
 
 
+def _enqueued_at(entry_id: str, fields: dict[str, str]) -> float:
+    try:
+        return float(fields["enqueued_at"])
+    except (KeyError, ValueError):  # another producer's entry: Redis's own time of the entry
+        return entry_time_s(entry_id)
+
+
 def _entry(entry_id: str, fields: dict[str, str]) -> QueueEntry:
+    # Never raises on an entry's fields: an entry that cannot be read would be delivered again to every drain.
     return QueueEntry(
         entry_id=entry_id,
-        path=fields["path"],
-        enqueued_at=float(fields.get("enqueued_at") or entry_time_s(entry_id)),
+        path=fields.get("path", ""),
+        enqueued_at=_enqueued_at(entry_id, fields),
         sha256=fields.get("sha256") or None,
         subject_id=fields.get("subject_id") or None,
         label=fields.get("label") or None,
