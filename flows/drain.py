@@ -29,7 +29,7 @@ from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import QUEUE_STREAM, FileQueue, QueueEntry, removable_consumers
 from tasks.cluster import dask_client
 from tasks.chunk import ChunkResult
-from tasks.ingest import Candidate, hash_candidates
+from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs
 from voxflow.settings import Settings, get_settings
@@ -51,27 +51,40 @@ class DrainTotals:
     latencies: list[float] = field(default_factory=list)
 
 
+def _pathless_name(entry: QueueEntry) -> str:
+    """What stands for the path of an entry without one, in its quarantine record and latency sample."""
+    return f"queue entry {entry.entry_id}"
+
+
 class BatchAcks:
     """One batch's entries by file path; acknowledges them as their outcome is persisted."""
 
     def __init__(self, entries: Sequence[QueueEntry], queue: FileQueue, latency: LatencyLog, totals: DrainTotals) -> None:
         self._by_path: dict[str, list[QueueEntry]] = defaultdict(list)
         for entry in entries:
-            self._by_path[str(Path(entry.path))].append(entry)
+            self._by_path[str(Path(entry.path)) if entry.path else _pathless_name(entry)].append(entry)
         self._queue = queue
         self._latency = latency
         self._totals = totals
 
     def candidates(self) -> list[Candidate]:
         """One candidate per distinct path (the same path enqueued twice is analysed once)."""
-        return [Candidate(Path(path), entries[0].subject_id, entries[0].label) for path, entries in self._by_path.items()]
+        return [Candidate(Path(path), entries[0].subject_id, entries[0].label) for path, entries in self._by_path.items() if entries[0].path]
+
+    def pathless(self) -> list[Rejection]:
+        """Entries without a path (another producer's): quarantined and acknowledged, or every drain would read them again."""
+        return [
+            Rejection(path, "discover", "queue entry has no 'path' field (or an empty one): it names no file", "KeyError")
+            for path, entries in self._by_path.items()
+            if not entries[0].path
+        ]
 
     def settle(self, paths: Iterable[str], outcome: str) -> None:
         """Acknowledge every entry of ``paths`` and record its enqueue-to-persisted latency."""
-        entries = [entry for path in paths for entry in self._by_path.pop(path, [])]
+        settled = [(path, entry) for path in paths for entry in self._by_path.pop(path, [])]
         now = time.time()
-        samples = [LatencySample(e.entry_id, e.path, now - e.enqueued_at, outcome) for e in entries]
-        acked = set(self._queue.ack([entry.entry_id for entry in entries], log=self._latency, samples=samples))
+        samples = [LatencySample(e.entry_id, e.path or path, now - e.enqueued_at, outcome) for path, e in settled]
+        acked = set(self._queue.ack([entry.entry_id for _, entry in settled], log=self._latency, samples=samples))
         recorded = [s for s in samples if s.entry_id in acked]
         self._totals.acked += len(recorded)
         self._totals.latencies.extend(s.latency_s for s in recorded)
@@ -98,7 +111,7 @@ def _drain_batch(
     client: Callable[[], Client],
     totals: DrainTotals,
 ) -> None:
-    found = hash_candidates(acks.candidates(), max_file_bytes=int(settings.max_file_mb * 1e6))
+    found = hash_candidates(acks.candidates(), rejected=acks.pathless(), max_file_bytes=int(settings.max_file_mb * 1e6))
     if found.rejected:
         stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
         acks.settle([r.path for r in found.rejected], "quarantined")

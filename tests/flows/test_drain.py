@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import redis
 import soundfile as sf
@@ -108,3 +109,35 @@ def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, 
     assert _acked_ids(env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})
     final = last_json(run_cli(["queue", "status", "--json"], env))
     assert (final["depth"], final["pending"]) == (0, 0)
+
+
+def test_a_drain_of_several_batches_keeps_every_scored_files_features(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "2", "VOXFLOW_QUEUE_BATCH_SIZE": "4"}
+    _clips(tmp_path / "clips", 10)
+    assert last_json(run_cli(["enqueue", str(tmp_path / "clips"), "--json"], env))["enqueued"] == 10
+
+    summary = last_json(run_cli(["drain", "--json"], env))
+    assert (summary["batches"], summary["scored"]) == (3, 10), summary
+    scored = {doc["audio_sha256"] for doc in env_db(env).predictions.find({"run_id": summary["run_id"]})}
+    run_files = (Path(env["VOXFLOW_HOME"]) / "features").glob(f"feature_version=*/run_id={summary['run_id']}/chunk-*.parquet")
+    stored = {sha for path in run_files for sha in pq.read_table(path, columns=["audio_sha256"]).column("audio_sha256").to_pylist()}
+    assert len(scored) == 10 and stored == scored  # a later batch's chunk files used to replace the earlier batches'
+
+
+def test_entries_naming_no_usable_file_are_quarantined_once(cli_env: dict[str, str], tmp_path: Path) -> None:
+    [clip] = _clips(tmp_path / "clips", 1)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path\n{clip}\nclips/bad\0name.wav\n")
+    assert last_json(run_cli(["enqueue", str(manifest), "--json"], cli_env))["enqueued"] == 2
+    pathless = _redis(cli_env).xadd(QUEUE_STREAM, {"file": str(clip)})  # another producer's entry, without 'path'
+
+    summary = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (summary["acked"], summary["scored"], summary["quarantined"], summary["depth"]) == (3, 1, 2, 0), summary
+    reasons = {q["path"]: (q["stage"], q["reason"]) for q in env_db(cli_env).quarantine.find({"run_id": summary["run_id"]})}
+    assert reasons == {
+        str(tmp_path / "clips" / "bad\0name.wav"): ("discover", "invalid path: embedded null byte"),
+        f"queue entry {pathless}": ("discover", "queue entry has no 'path' field (or an empty one): it names no file"),
+    }
+    assert _acked_ids(cli_env)[pathless] == 1
+    again = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (again["acked"], again["batches"]) == (0, 0)
