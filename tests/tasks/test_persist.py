@@ -43,10 +43,11 @@ def test_a_failure_while_opening_closes_the_clients_opened_so_far(
 
     monkeypatch.setattr(ResultStore, "ensure_counts", unreachable)
     before = set(threading.enumerate())
-    with pytest.raises(OSError, match="counts could not be ensured"):
+    # Its traceback keeps open_stores' frame alive, as a caller that logs or stores the error does.
+    with pytest.raises(OSError, match="counts could not be ensured") as failed:
         open_stores(test_settings)
     monitors = _new_mongo_monitors(before)
-    assert monitors and _ended(monitors)
+    assert monitors and _ended(monitors), failed.traceback
 
 
 def test_the_prediction_cache_is_the_databases_own(test_settings: Settings, redis_client: object) -> None:
