@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -14,13 +14,13 @@ import pytest
 import redis
 import soundfile as sf
 import streamlit as st
-from pymongo.database import Database
 from streamlit.testing.v1 import AppTest
 
 from features.synth import synth_vowel
-from store.mongo import connect_mongo
+from store.queue import FileQueue, QueueItem
 from tests.voxflow_cli import last_json, run_cli, server_env
 from voxflow import services
+from voxflow.demo import write_demo_corpus
 from voxflow.settings import Settings, get_settings
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -58,13 +58,15 @@ def metrics(app: AppTest) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Seeded:
-    """A database filled by a real ``voxflow analyze`` run, plus documents seeded for producers not built yet."""
+    """A database and Redis filled by the real producers (see :func:`seeded`)."""
 
     env: dict[str, str]
     summary: dict[str, Any]
     quarantine: list[dict[str, Any]]
     results: list[dict[str, Any]]
-    now: datetime
+    now: datetime  # just before the queue was filled
+    backup: dict[str, Any]
+    models: list[dict[str, Any]]
 
 
 def _corpus(root: Path) -> None:
@@ -79,46 +81,43 @@ def _corpus(root: Path) -> None:
     sf.write(root / "short.wav", synth_vowel(f0_hz=120, duration_s=0.05, sr=rate, seed=9), rate)
 
 
-def seed_future_producers(db: Database, client: redis.Redis, *, model_version: str, now: datetime) -> None:
-    """SEEDED, not produced by an analyze run: a backup, model records and a queue with a consumer, in their documented shapes."""
-    db["backups"].insert_one({
-        "backup_id": "seeded-backup-1", "started_at": now - timedelta(hours=3, minutes=2), "finished_at": now - timedelta(hours=3),
-        "path": "/backups/seeded-backup-1", "counts": {"predictions": 4, "runs": 1}, "verified": True, "status": "completed",
-    })
-    db["models"].insert_many([
-        {"version": model_version, "status": "champion", "feature_version": 1, "created_at": now - timedelta(days=5),
-         "metrics": {"auc": 0.6138, "uar": 0.5561, "sensitivity": 0.8582, "specificity": 0.2539},
-         "training": {"n": 208, "n_positive": 151}},
-        {"version": "xgb-fv1-seededchal", "status": "challenger", "feature_version": 1, "created_at": now - timedelta(days=1),
-         "metrics": {"auc": 0.6512, "uar": 0.6003, "sensitivity": 0.80, "specificity": 0.40}},
-    ])
-    start_ms = int(now.timestamp() * 1000) - 300_000
-    for i in range(150):
-        client.xadd("voxflow:queue", {"path": f"/incoming/{i}.wav"}, id=f"{start_ms + i}-0")
-    client.xgroup_create("voxflow:queue", "analyzers", id="0")
-    client.xreadgroup("analyzers", "analyzer-1", {"voxflow:queue": ">"}, count=20)
+def train_models(env: dict[str, str], root: Path) -> list[dict[str, Any]]:
+    """Two models by ``voxflow train``: a champion (promoted) and a challenger; returns ``voxflow models list``."""
+    for seed, promote in ((1, ["--promote"]), (2, [])):
+        manifest = write_demo_corpus(root / f"labelled{seed}", n=20 + 4 * seed, seed=20261128 + seed)
+        last_json(run_cli(["train", str(manifest), *promote], env))
+    return last_json(run_cli(["models", "list", "--json"], env))
+
+
+def enqueue_and_hold(client: redis.Redis, *, files: int, held: int) -> None:
+    """``files`` entries on the intake queue, of which consumer ``analyzer-1`` has read ``held`` and not acknowledged them."""
+    queue = FileQueue(client)
+    queue.enqueue([QueueItem(path=f"/incoming/{i}.wav") for i in range(files)])
+    queue.read("analyzer-1", count=held, claim_idle_s=300)
 
 
 @pytest.fixture(scope="session")
 def seeded(test_settings: Settings, prefect_api: str, redis_client: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
-    """One real analyze run (CLI, Prefect, Dask, stores: runs, predictions, quarantine, scaling events, worker samples), then the seeded rest."""
+    """Every producer by its real command: train (champion, challenger), one analyze run (runs, predictions,
+    quarantine, scaling events, worker samples), a backup, and a queue that a consumer is working on."""
     redis_client.flushdb()
     env = server_env(
         home=test_settings.home, redis_url=services.redis_url(test_settings), mongo_uri=services.mongo_uri(test_settings),
         mongo_db=f"dash_{uuid.uuid4().hex[:10]}", prefect_api=prefect_api,
     )
-    corpus = tmp_path_factory.mktemp("dash") / "corpus"
-    _corpus(corpus)
-    summary = last_json(run_cli(["analyze", str(corpus), "--json"], env))
+    root = tmp_path_factory.mktemp("dash")
+    models = train_models(env, root)
+    _corpus(root / "corpus")
+    summary = last_json(run_cli(["analyze", str(root / "corpus"), "--json"], env))
     quarantine = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], env))
     results = last_json(run_cli(["results", "--run", summary["run_id"], "--limit", "100", "--json"], env))
+    backup = last_json(run_cli(["backup", "--json"], {**env, "VOXFLOW_BACKUP_DIR": str(root / "backups")}))
     now = datetime.now(timezone.utc)
-    db = connect_mongo(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
-    seed_future_producers(db, redis_client, model_version=summary["model_version"], now=now)
+    enqueue_and_hold(redis_client, files=150, held=20)
     dashboard_env = {
         "VOXFLOW_HOME": env["VOXFLOW_HOME"], "VOXFLOW_REDIS_URL": env["VOXFLOW_REDIS_URL"],
         "VOXFLOW_MONGO_URI": env["VOXFLOW_MONGO_URI"], "VOXFLOW_MONGO_DB": env["VOXFLOW_MONGO_DB"],
         "VOXFLOW_DASK_MAX_WORKERS": "4", "VOXFLOW_DASHBOARD_TIMEZONE": "Asia/Tokyo",
         "PREFECT_UI_URL": "http://prefect.example:4200",
     }
-    return Seeded(dashboard_env, summary, quarantine, results, now)
+    return Seeded(dashboard_env, summary, quarantine, results, now, backup, models)
