@@ -404,8 +404,6 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     print(f"work pool {report.work_pool} ({'created' if report.pool_created else 'exists'})")
     for name, deployment_id in report.deployed.items():
         print(f"deployed {name}  {deployment_id}")
-    for name, reason in report.skipped.items():
-        print(f"skipped {name}: {reason}")
     return 0
 
 
@@ -453,9 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = add("train", cmd_train, "Train a model from a labelled manifest (path, label, subject_id) with subject-grouped CV.")
     train.add_argument("manifest")
-    train.add_argument("--out", help="write the model folder here instead of VOXFLOW_HOME/models/<version>")
+    destination = train.add_mutually_exclusive_group()
+    destination.add_argument("--out", help="write the model folder here, unregistered, instead of VOXFLOW_HOME/models/<version>")
+    destination.add_argument("--promote", action="store_true", help="make it the champion used by analyze")
     train.add_argument("--positive", default="pathological", help="label value that means screen-positive")
-    train.add_argument("--promote", action="store_true", help="make it the champion used by analyze")
     train.add_argument("--dataset", default="", help="training data name and licence for the model card")
     train.add_argument("--voiced", action="store_true", help="record the VOICED database attribution on the card")
 

@@ -49,12 +49,11 @@ class DeploymentSpec:
 
 @dataclass
 class DeployReport:
-    """What ``deploy_all`` did: the pool, deployment ids by name, and deployments skipped with why."""
+    """What ``deploy_all`` did: the pool, and deployment ids by name."""
 
     work_pool: str
     pool_created: bool
     deployed: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def deployment_specs(config: dict[str, Any], *, timezone: str) -> list[DeploymentSpec]:
@@ -125,16 +124,19 @@ def register(spec: DeploymentSpec, *, work_pool: str, root: Path = PROJECT_ROOT)
 
 
 def deploy_all(*, work_pool: str, timezone: str, root: Path = PROJECT_ROOT) -> DeployReport:
-    """Create the work pool if missing and register every deployment whose entrypoint file exists.
+    """Create the work pool if missing and register every deployment of ``root/prefect.yaml``.
 
-    A deployment whose flow file is not in ``root`` yet is skipped, with the reason in the report.
+    Raises
+    ------
+    VoxflowError
+        When a deployment's flow file is not in ``root`` (before anything is created).
     """
+    specs = load_specs(timezone, path=root / "prefect.yaml")
+    missing = [f"{spec.name} ({spec.entrypoint_file})" for spec in specs if not (root / spec.entrypoint_file).is_file()]
+    if missing:
+        raise VoxflowError(f"{root / 'prefect.yaml'} names flow files that do not exist: {', '.join(missing)}")
     report = DeployReport(work_pool=work_pool, pool_created=ensure_work_pool(work_pool))
-    for spec in load_specs(timezone, path=root / "prefect.yaml"):
-        if not (root / spec.entrypoint_file).is_file():
-            report.skipped[spec.name] = f"{spec.entrypoint_file} does not exist yet"
-            log.warning("skipping deployment %s: %s", spec.name, report.skipped[spec.name])
-            continue
+    for spec in specs:
         report.deployed[spec.name] = register(spec, work_pool=work_pool, root=root)
         log.info("registered deployment %s (%s)", spec.name, report.deployed[spec.name])
     return report
