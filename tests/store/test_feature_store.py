@@ -23,12 +23,15 @@ def test_write_chunk_layout_leaves_no_temporary_files(tmp_path: Path) -> None:
 
 
 def test_read_keeps_the_last_written_row_per_hash(tmp_path: Path) -> None:
+    # Written in the reverse of their names' order: the write time decides, not the path.
     store = FeatureStore(tmp_path)
-    store.write_chunk(chunk(["a", "b"], 1.0), feature_version=1, run_id="r1", chunk_id=0)
-    store.write_chunk(chunk(["b", "c"], 2.0), feature_version=1, run_id="r2", chunk_id=0)
+    first = store.write_chunk(chunk(["b", "c"], 2.0), feature_version=1, run_id="r2", chunk_id=0)
+    last = store.write_chunk(chunk(["a", "b"], 1.0), feature_version=1, run_id="r1", chunk_id=0)
+    written = first.stat().st_mtime_ns + 1_000_000_000  # apart by more than the file system's clock tick
+    os.utime(last, ns=(written, written))
     store.write_chunk(chunk(["z"], 9.0), feature_version=2, run_id="r2", chunk_id=1)
     frame = store.read(feature_version=1)
-    assert dict(zip(frame["audio_sha256"], frame["f0_mean"])) == {"a": 1.0, "b": 2.0, "c": 2.0}
+    assert dict(zip(frame["audio_sha256"], frame["f0_mean"])) == {"a": 1.0, "b": 1.0, "c": 2.0}
     assert list(store.read(feature_version=1, columns=["hnr_db"]).columns) == ["hnr_db"]
     assert store.read(feature_version=2)["audio_sha256"].tolist() == ["z"]
 
