@@ -1,13 +1,12 @@
-"""Fixtures shared by the feature tests: the VOICED folder and a synthetic vowel."""
+"""Shared by the feature tests: a synthetic vowel, and ``mono_audio`` (``voiced_dir`` comes from tests/conftest.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
+from features.audio import Audio
 from features.synth import synth_vowel
 
 # Property-based tests draw the same examples on every run (a failure reproduces, CI cannot flake)
@@ -15,18 +14,14 @@ from features.synth import synth_vowel
 settings.register_profile("voxflow", derandomize=True, database=None)
 settings.load_profile("voxflow")
 
-# tests/features/conftest.py -> repo root is parents[2]; ../shared sits beside the repo (also in CI).
-VOICED_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "voiced"
-
-
-@pytest.fixture(scope="session")
-def voiced_dir() -> Path:
-    if not VOICED_DIR.is_dir():
-        pytest.skip(f"VOICED data not found at {VOICED_DIR}: ../shared is absent")
-    return VOICED_DIR
-
 
 @pytest.fixture
 def vowel() -> np.ndarray:
     """Three seconds of a mildly perturbed /a/ at 150 Hz, 16 kHz, peak 0.5."""
     return synth_vowel(f0_hz=150.0, duration_s=3.0, jitter=0.01, shimmer=0.04, hnr_db=25.0)
+
+
+def mono_audio(y: np.ndarray, sr: int = 16_000) -> Audio:
+    """``y`` as a decoded mono clip at ``sr`` (as if read from a file at that rate), float32."""
+    y = np.asarray(y, dtype=np.float32)
+    return Audio(samples=y, sample_rate=sr, source_rate=sr, channels=1, duration_s=len(y) / sr)

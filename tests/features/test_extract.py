@@ -11,20 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import features.extract as extract
-from features.audio import Audio, decode_audio
+from features.audio import decode_audio
 from features.extract import extract_features, feature_flags, warm_up
 from features.schema import FEATURE_NAMES
 from features.synth import synth_vowel
 from features.formants import FORMANT_NAMES
 from features.voice import VOICE_NAMES
+from tests.features.conftest import mono_audio
 from voxflow.errors import FeatureError
 
 SR = 16_000
-
-
-def _audio(y: np.ndarray) -> Audio:
-    y = np.asarray(y, dtype=np.float32)
-    return Audio(samples=y, sample_rate=SR, source_rate=SR, channels=1, duration_s=len(y) / SR)
 
 
 # what each flag may leave NaN (feature_flags' docstring)
@@ -49,27 +45,27 @@ def _check_shape(features: dict[str, float]) -> tuple[str, ...]:
 
 
 def test_a_vowel_gets_every_feature(vowel):
-    features = extract_features(_audio(vowel))
+    features = extract_features(mono_audio(vowel))
     assert _check_shape(features) == ()
     assert all(math.isfinite(v) for v in features.values())
 
 
 def test_silence():
-    features = extract_features(_audio(np.zeros(SR * 2)))
+    features = extract_features(mono_audio(np.zeros(SR * 2)))
     assert _check_shape(features) == ("unvoiced", "digital_silence")
     assert features["voiced_fraction"] == 0.0 and features["rms_mean_dbfs"] == -120.0
     assert math.isnan(features["f0_mean_hz"]) and math.isnan(features["cpps_db"]) and math.isnan(features["mfcc1_mean"])
 
 
 def test_white_noise():
-    features = extract_features(_audio(0.1 * np.random.default_rng(0).standard_normal(SR * 2)))
+    features = extract_features(mono_audio(0.1 * np.random.default_rng(0).standard_normal(SR * 2)))
     assert _check_shape(features) == ("unvoiced",)
     assert math.isnan(features["f0_mean_hz"]) and math.isnan(features["hnr_mean_db"])
     assert math.isfinite(features["cpps_db"]) and features["spectral_flatness_mean"] > 0.4
 
 
 def test_fifty_milliseconds():
-    features = extract_features(_audio(synth_vowel(f0_hz=150.0, duration_s=0.05)))
+    features = extract_features(mono_audio(synth_vowel(f0_hz=150.0, duration_s=0.05)))
     assert _check_shape(features) == ("too_short_for_pitch",)
     assert all(math.isnan(features[name]) for name in (*VOICE_NAMES, *FORMANT_NAMES))
     assert all(math.isfinite(v) for name, v in features.items() if name not in {*VOICE_NAMES, *FORMANT_NAMES})
@@ -77,7 +73,7 @@ def test_fifty_milliseconds():
 
 def test_clipped_square_wave():
     t = np.arange(SR * 2) / SR
-    features = extract_features(_audio(np.sign(np.sin(2 * np.pi * 150 * t))))
+    features = extract_features(mono_audio(np.sign(np.sin(2 * np.pi * 150 * t))))
     # a square wave has harmonics but no resonances: LPC finds at most one formant-like pole
     assert _check_shape(features) == ("no_formants",)
     assert features["f0_mean_hz"] == pytest.approx(150.0, rel=0.01)
@@ -85,8 +81,8 @@ def test_clipped_square_wave():
 
 
 def test_pathological_voice_reads_worse_than_a_healthy_one():
-    healthy = extract_features(_audio(synth_vowel(f0_hz=140.0, duration_s=3.0, jitter=0.004, shimmer=0.025, hnr_db=25)))
-    sick = extract_features(_audio(synth_vowel(f0_hz=140.0, duration_s=3.0, jitter=0.03, shimmer=0.12, hnr_db=8.0)))
+    healthy = extract_features(mono_audio(synth_vowel(f0_hz=140.0, duration_s=3.0, jitter=0.004, shimmer=0.025, hnr_db=25)))
+    sick = extract_features(mono_audio(synth_vowel(f0_hz=140.0, duration_s=3.0, jitter=0.03, shimmer=0.12, hnr_db=8.0)))
     for name in ("jitter_local", "jitter_ppq5", "shimmer_local", "shimmer_apq11", "nhr_mean"):
         assert sick[name] > 2 * healthy[name], name
     for name in ("hnr_mean_db", "cpps_db"):
@@ -99,7 +95,7 @@ def test_library_refusals_become_feature_errors(monkeypatch, vowel):
 
     monkeypatch.setattr(extract, "voice_features", refuse)
     with pytest.raises(FeatureError, match="ParameterError: Audio buffer is not finite everywhere"):
-        extract_features(_audio(vowel))
+        extract_features(mono_audio(vowel))
 
 
 def test_warm_up_runs():
@@ -129,7 +125,7 @@ def test_degenerate_input_never_raises_and_every_nan_is_flagged(kind, n, level):
         "click": lambda: np.where(np.arange(n) == n // 2, level, 0.0),
     }
     y = make[kind]()
-    _check_shape(extract_features(_audio(y)))
+    _check_shape(extract_features(mono_audio(y)))
 
 
 def test_flags_name_the_reasons_in_a_fixed_order():

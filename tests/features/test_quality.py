@@ -11,15 +11,11 @@ import soundfile as sf
 from features.audio import Audio, decode_audio
 from features.quality import quality_gate
 from features.synth import synth_vowel
+from tests.features.conftest import mono_audio
 from voxflow.errors import QualityError
 
 DEFAULTS = dict(min_duration_s=0.5, max_duration_s=120.0, silence_dbfs=-60.0, clipping_fraction=0.01)
 SR = 16_000
-
-
-def _audio(y: np.ndarray) -> Audio:
-    y = np.asarray(y, dtype=np.float32)
-    return Audio(samples=y, sample_rate=SR, source_rate=SR, channels=1, duration_s=len(y) / SR)
 
 
 def _scaled_to_dbfs(y: np.ndarray, dbfs: float) -> np.ndarray:
@@ -27,7 +23,7 @@ def _scaled_to_dbfs(y: np.ndarray, dbfs: float) -> np.ndarray:
 
 
 def test_a_healthy_vowel_passes_without_flags(vowel):
-    assert quality_gate(_audio(vowel), **DEFAULTS) == ()
+    assert quality_gate(mono_audio(vowel), **DEFAULTS) == ()
 
 
 def test_nan_in_a_float_wav(tmp_path: Path, vowel):
@@ -40,31 +36,31 @@ def test_nan_in_a_float_wav(tmp_path: Path, vowel):
 
 def test_digital_silence():
     with pytest.raises(QualityError, match="silence: every sample is zero"):
-        quality_gate(_audio(np.zeros(SR)), **DEFAULTS)
+        quality_gate(mono_audio(np.zeros(SR)), **DEFAULTS)
 
 
 def test_quiet_noise_is_silence_with_its_level_in_the_reason():
     hiss = _scaled_to_dbfs(np.random.default_rng(0).standard_normal(SR), -70.0)
     with pytest.raises(QualityError) as err:
-        quality_gate(_audio(hiss), **DEFAULTS)
+        quality_gate(mono_audio(hiss), **DEFAULTS)
     assert err.value.reason == "silence: RMS -70.0 dBFS below -60 dBFS"
 
 
 def test_too_short(vowel):
     with pytest.raises(QualityError) as err:
-        quality_gate(_audio(vowel[:800]), **DEFAULTS)
+        quality_gate(mono_audio(vowel[:800]), **DEFAULTS)
     assert err.value.reason == "clip too short: 0.05 s < 0.5 s minimum"
 
 
 def test_too_long(vowel):
     with pytest.raises(QualityError, match=r"clip too long: 3.0 s > 2.0 s maximum"):
-        quality_gate(_audio(vowel), **{**DEFAULTS, "max_duration_s": 2.0})
+        quality_gate(mono_audio(vowel), **{**DEFAULTS, "max_duration_s": 2.0})
 
 
 def test_square_wave_at_half_scale_is_clipped():
     t = np.arange(SR) / SR
     with pytest.raises(QualityError) as err:
-        quality_gate(_audio(0.5 * np.sign(np.sin(2 * np.pi * 150 * t + 0.1))), **DEFAULTS)
+        quality_gate(mono_audio(0.5 * np.sign(np.sin(2 * np.pi * 150 * t + 0.1))), **DEFAULTS)
     assert err.value.reason == "clipped: 100.0% of samples in flat tops at the peak level (limit 1.0%)"
 
 
@@ -77,12 +73,12 @@ def test_clipped_file_is_refused_after_resampling(tmp_path, rate):
 
 
 def test_quiet_clip_passes_flagged_low_level(vowel):
-    assert quality_gate(_audio(_scaled_to_dbfs(vowel, -45.0)), **DEFAULTS) == ("low_level",)
+    assert quality_gate(mono_audio(_scaled_to_dbfs(vowel, -45.0)), **DEFAULTS) == ("low_level",)
 
 
 def test_a_little_clipping_passes_flagged():
     y = synth_vowel(f0_hz=150.0, duration_s=2.0, jitter=0.01, shimmer=0.04, hnr_db=25.0)
-    audio = _audio(np.clip(2.3 * y, -1.0, 1.0))  # 0.6 % of samples flat at full scale
+    audio = mono_audio(np.clip(2.3 * y, -1.0, 1.0))  # 0.6 % of samples flat at full scale
     assert quality_gate(audio, **DEFAULTS) == ("some_clipping",)
     with pytest.raises(QualityError, match="clipped"):
         quality_gate(audio, **{**DEFAULTS, "clipping_fraction": 0.005})
