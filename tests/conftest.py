@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from store.cache import connect_redis
 from store.mongo import connect_mongo
-from tests.voxflow_cli import server_env
+from tests.voxflow_cli import close_env_clients, server_env
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -58,6 +58,7 @@ def test_settings(voxflow_home: Path) -> Iterator[Settings]:
         PREFECT_API_URL=None,
     )
     yield settings
+    close_env_clients()
     services.stop_services(settings)
 
 

@@ -1,4 +1,4 @@
-"""Run the real ``voxflow`` CLI in a subprocess and read its ``--json`` output (shared by tests)."""
+"""Run the real ``voxflow`` CLI in a subprocess and read its ``--json`` output; the database it writes to (shared by tests)."""
 
 from __future__ import annotations
 
@@ -67,9 +67,22 @@ def finish(proc: subprocess.Popen, *, timeout: float = 300) -> subprocess.Comple
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def env_db(env: dict[str, str]) -> Database:
-    """The MongoDB database a CLI environment writes to."""
-    return pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]
+# One client per (URI, tz_aware) for the whole session, closed by close_env_clients (tests/conftest.py's test_settings).
+_ENV_CLIENTS: dict[tuple[str, bool], pymongo.MongoClient] = {}
+
+
+def env_db(env: dict[str, str], *, tz_aware: bool = False) -> Database:
+    """The MongoDB database a CLI environment writes to, on a client shared by the session (not one per call)."""
+    key = (env["VOXFLOW_MONGO_URI"], tz_aware)
+    if key not in _ENV_CLIENTS:
+        _ENV_CLIENTS[key] = pymongo.MongoClient(key[0], tz_aware=tz_aware)
+    return _ENV_CLIENTS[key][env["VOXFLOW_MONGO_DB"]]
+
+
+def close_env_clients() -> None:
+    """Close the clients ``env_db`` opened (at the end of the session, before the servers stop)."""
+    while _ENV_CLIENTS:
+        _ENV_CLIENTS.popitem()[1].close()
 
 
 def wait_for_predictions(env: dict[str, str], proc: subprocess.Popen, at_least: int, *, timeout_s: float = 240) -> None:
