@@ -14,6 +14,7 @@ from pymongo.database import Database
 from features.synth import synth_vowel
 from store.counts import COUNTS, SCORES, bucket_start, counts_missing, model_scores, rebuild_counts
 from store.mongo import ResultStore
+from tests.store.conftest import rollup
 from tests.voxflow_cli import env_db, last_json, run_cli
 
 T0 = datetime(2026, 11, 27, 9, 14, 59, 999_000, tzinfo=timezone.utc)  # the last millisecond of a quarter hour
@@ -27,19 +28,8 @@ def rejected(i: int, created_at: datetime) -> dict:
     return {"run_id": "run-a", "path": f"/bad/{i}.wav", "stage": "decode", "reason": "empty file", "created_at": created_at}
 
 
-def rollup(db: Database) -> dict[datetime, tuple[int, int, int]]:
-    return {doc["_id"]: (doc.get("predictions", 0), doc.get("positives", 0), doc.get("quarantined", 0)) for doc in db[COUNTS].find()}
-
-
 def score_rollup(db: Database) -> dict[str, dict]:
     return {doc["_id"]: {k: v for k, v in doc.items() if k != "_id" and v} for doc in db[SCORES].find()}
-
-
-@pytest.fixture
-def results(mongo_db: Database) -> ResultStore:
-    store = ResultStore(mongo_db, retry_s=5)
-    store.ensure_indexes()
-    return store
 
 
 def test_buckets_are_utc_quarter_hours() -> None:

@@ -30,13 +30,6 @@ def prediction(i: int, *, model_version: str = "m1", run_id: str = "run-a", minu
     }
 
 
-@pytest.fixture
-def results(mongo_db: Database) -> ResultStore:
-    store = ResultStore(mongo_db, retry_s=30)
-    store.ensure_indexes()
-    return store
-
-
 def test_duplicates_count_as_already_stored(results: ResultStore, mongo_db: Database) -> None:
     first = [prediction(i) for i in range(3)]
     assert results.insert_predictions(first) == 3
