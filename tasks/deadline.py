@@ -57,14 +57,20 @@ def time_limit(seconds: float, *, what: str) -> Iterator[None]:
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     try:
-        timer.start()  # inside: a very short limit can fire while the timer thread is still starting
-        yield
-    except (_Expired, Exception):
+        try:
+            timer.start()  # inside: a very short limit can fire while the timer thread is still starting
+            yield
+        except (_Expired, Exception):
+            if stop():
+                raise FileTimeout(message) from None
+            raise
+        except BaseException:  # KeyboardInterrupt, SystemExit: never turned into a timeout
+            stop()
+            raise
         if stop():
-            raise FileTimeout(message) from None
-        raise
-    except BaseException:  # KeyboardInterrupt, SystemExit: never turned into a timeout
+            raise FileTimeout(message)
+    except _Expired:
+        # Delivered after the block, before stop() held its lock (in a handler above, or on the way to
+        # stop()). The timer fires once, so nothing else can land here.
         stop()
-        raise
-    if stop():
-        raise FileTimeout(message)
+        raise FileTimeout(message) from None
