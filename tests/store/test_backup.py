@@ -34,6 +34,8 @@ from store.cache import connect_redis
 from store.counts import COUNTS
 from store.feature_store import FeatureStore
 from store.mongo import ResultStore
+from tests.helpers import snapshot
+from tests.store.conftest import rollup
 from voxflow import services
 from voxflow.errors import BackupError
 from voxflow.settings import Settings
@@ -119,10 +121,6 @@ def _populate(db: Database, n: int = 300) -> None:
     # "backups" stays empty: a collection that was never created is backed up as zero documents.
 
 
-def _snapshot(db: Database) -> dict[str, list[dict[str, Any]]]:
-    return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"])) for name in COLLECTIONS}
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> tuple[Path, Path]:
     models = tmp_path / "models"
@@ -146,7 +144,7 @@ def _backup(db: Database, location: str, registry: tuple[Path, Path], name: str 
 
 def test_backup_wipe_restore_gives_identical_documents_and_indexes(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:
     _populate(mongo_db)
-    before = _snapshot(mongo_db)
+    before = snapshot(mongo_db)
     indexes = {name: mongo_db[name].index_information() for name in COLLECTIONS}
     fs, folder, manifest = _backup(mongo_db, str(tmp_path / "backups"), registry)
 
@@ -164,7 +162,7 @@ def test_backup_wipe_restore_gives_identical_documents_and_indexes(mongo_db: Dat
 
     restored = restore_database(fs, folder, verify_files(fs, folder), mongo_db, drop=False)
     assert restored == {name: len(docs) for name, docs in before.items()}
-    assert _snapshot(mongo_db) == before  # every document, every field, ObjectIds and tz-aware datetimes included
+    assert snapshot(mongo_db) == before  # every document, every field, ObjectIds and tz-aware datetimes included
     assert mongo_db["predictions"].find_one({"audio_sha256": f"{5:064x}"})["created_at"] == T0 + timedelta(milliseconds=5)
     assert {name: mongo_db[name].index_information() for name in COLLECTIONS} == indexes
     assert compare_with_manifest(mongo_db, manifest) == []
@@ -180,9 +178,6 @@ def test_the_counts_rollup_is_rebuilt_by_a_restore_not_backed_up(mongo_db: Datab
     ResultStore(mongo_db).insert_predictions(
         [{"audio_sha256": f"t{i}", "model_version": "m1", "score": i / 10, "threshold": 0.5, "created_at": T0 + timedelta(hours=1)} for i in range(10)]
     )
-    def rollup(db: Database) -> dict[datetime, tuple[int, int, int]]:
-        return {c["_id"]: (c.get("predictions", 0), c.get("positives", 0), c.get("quarantined", 0)) for c in db[COUNTS].find()}
-
     counts = rollup(mongo_db)
     assert sorted(counts.values()) == [(10, 5, 0), (40, 0, 5)]
     fs, folder, manifest = _backup(mongo_db, str(tmp_path / "backups"), registry)
@@ -240,13 +235,13 @@ def test_a_corrupt_or_missing_file_is_refused_and_nothing_changes(
 def test_restore_refuses_an_occupied_target_unless_dropping(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:
     _populate(mongo_db, n=10)
     fs, folder, manifest = _backup(mongo_db, str(tmp_path / "backups"), registry)
-    before = _snapshot(mongo_db)
+    before = snapshot(mongo_db)
     mongo_db["predictions"].insert_one({"audio_sha256": "written after the backup", "model_version": "m1"})
     with pytest.raises(BackupError, match="already has documents in predictions, runs, quarantine"):
         restore_database(fs, folder, manifest, mongo_db, drop=False)
     assert mongo_db["predictions"].count_documents({}) == 11
     restore_database(fs, folder, manifest, mongo_db, drop=True)
-    assert _snapshot(mongo_db) == before
+    assert snapshot(mongo_db) == before
 
 
 def test_documents_written_during_the_backup_are_whole_or_absent(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:
@@ -320,12 +315,12 @@ def test_retention_prunes_exactly_what_the_settings_say(mongo_db: Database, regi
 
 def test_memory_filesystem_url_works_too(mongo_db: Database, registry: tuple[Path, Path]) -> None:
     _populate(mongo_db, n=5)
-    before = _snapshot(mongo_db)
+    before = snapshot(mongo_db)
     fs, folder, manifest = _backup(mongo_db, "memory://voxflow-test-backups", registry)
     for name in COLLECTIONS:
         mongo_db[name].drop()
     restore_database(fs, folder, verify_files(fs, folder), mongo_db, drop=False)
-    assert _snapshot(mongo_db) == before
+    assert snapshot(mongo_db) == before
     fs.rm(folder, recursive=True)
 
 
