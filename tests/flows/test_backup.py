@@ -3,39 +3,31 @@
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
-from typing import Iterator
 
 import pymongo
 import pytest
 import redis
 from bson import ObjectId
-from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 import flows.backup
 from flows.backup import backup_nightly, restore_backup, scratch_database
 from store.backup import COLLECTIONS, verify_files
 from store.cache import PredictionCache, connect_redis
 from store.locks import hold_lock
-from store.mongo import connect_mongo
+from tests.flows.conftest import name_redis_clients, still_connected
+from tests.helpers import snapshot
 from tests.voxflow_cli import env_db, last_json, run_cli
 from voxflow.errors import BackupError
-from voxflow.orchestration import prefect_api
-from voxflow.settings import Settings, get_settings
+from voxflow.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 
 def test_scratch_database_names() -> None:
     assert scratch_database("voxflow", "2026-11-27T020000Z", "verify") == "voxflow_verify_20261127T020000Z"
-
-
-def _snapshot(db: pymongo.database.Database) -> dict[str, list[dict]]:
-    return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"])) for name in COLLECTIONS}
 
 
 def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -48,7 +40,7 @@ def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, s
     db["predictions"].insert_many([{"audio_sha256": f"{i:064x}", "model_version": "m1", "score": i / 50, "created_at": now} for i in range(50)])
     db["runs"].insert_one({"run_id": "r1", "status": "completed", "started_at": now})
     db["labels"].insert_one({"audio_sha256": f"{1:064x}", "label": "healthy", "ref": ObjectId()})
-    before = _snapshot(db)
+    before = snapshot(db)
     indexes = db["predictions"].index_information()
 
     first = last_json(run_cli(["backup", "--json"], env))
@@ -78,7 +70,7 @@ def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, s
     scratch = last_json(run_cli(["restore", "latest", "--json"], env))
     assert scratch["database"] == scratch_database(env["VOXFLOW_MONGO_DB"], second["backup_id"], "restore")
     restored = client[scratch["database"]]
-    assert {name: docs for name, docs in _snapshot(restored).items() if name != "backups"} == {n: d for n, d in before.items() if n != "backups"}
+    assert {name: docs for name, docs in snapshot(restored).items() if name != "backups"} == {n: d for n, d in before.items() if n != "backups"}
     client.drop_database(scratch["database"])
 
     for name in COLLECTIONS:
@@ -98,52 +90,11 @@ def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, s
 
     done = last_json(run_cli(["restore", "latest", "--drop", "--into", env["VOXFLOW_MONGO_DB"], "--json"], env))
     assert done["database"] == env["VOXFLOW_MONGO_DB"]
-    after = _snapshot(db)
+    after = snapshot(db)
     assert {n: d for n, d in after.items() if n != "backups"} == {n: d for n, d in before.items() if n != "backups"}
     assert [r["backup_id"] for r in after["backups"]] == [first["backup_id"]]
     assert db["predictions"].index_information() == indexes
     client.close()
-
-
-@pytest.fixture
-def in_process(cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The CLI's environment in this process, backups under ``tmp_path``: flows run here on the session's Prefect server."""
-    for key, value in cli_env.items():
-        if key.startswith("VOXFLOW_") or key == "PREFECT_API_URL":
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("VOXFLOW_BACKUP_DIR", str(tmp_path / "backups"))
-    get_settings.cache_clear()
-    settings = get_settings()
-    # No run logs to the API: its log worker would flush after the session's Prefect server stopped.
-    with prefect_api(settings), temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}), connect_mongo(cli_env["VOXFLOW_MONGO_URI"]) as client:
-        client[settings.mongo_db]["runs"].insert_one({"run_id": "r1", "status": "completed"})
-        yield settings
-        client.drop_database(settings.mongo_db)
-    get_settings.cache_clear()
-
-
-def name_redis_clients(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[str]:
-    """Give every Redis client ``module`` connects a name of its own, and keep the clients alive (only close() ends them)."""
-    names: list[str] = []
-    clients: list[redis.Redis] = []
-
-    def connect_named(url: str) -> redis.Redis:
-        client = connect_redis(url)
-        names.append(f"vxtest-{uuid.uuid4().hex[:10]}")
-        client.client_setname(names[-1])
-        clients.append(client)
-        return client
-
-    monkeypatch.setattr(module, "connect_redis", connect_named)
-    return names
-
-
-def still_connected(redis_client: redis.Redis, names: list[str], *, timeout_s: float = 3.0) -> set[str]:
-    """The clients named ``names`` that Redis still has a connection of, once closed ones had time to go."""
-    deadline = time.monotonic() + timeout_s
-    while (open_names := {client["name"] for client in redis_client.client_list()} & set(names)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return open_names
 
 
 def test_a_pruning_failure_keeps_the_new_backup_and_is_recorded(

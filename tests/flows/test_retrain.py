@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pymongo
 import pytest
 import redis
 
 import flows.retrain
 from flows.retrain import retrain_nightly
 from store.locks import lock_key
-from tests.flows.test_backup import in_process, name_redis_clients, still_connected  # noqa: F401 (in_process: a fixture)
-from tests.voxflow_cli import last_json, run_cli
+from tests.flows.conftest import name_redis_clients, still_connected
+from tests.voxflow_cli import env_db, last_json, run_cli
 from voxflow.demo import write_demo_corpus
 from voxflow.errors import LockError
 from voxflow.settings import Settings
@@ -55,7 +54,7 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     # Inference uses the champion and records it; the analyze run fills the feature store.
     scored = last_json(run_cli(["analyze", str(corpus), "--json"], env))
     assert scored["model_version"] == a and scored["scored"] == 40
-    predictions = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
+    predictions = env_db(env)["predictions"]
     assert predictions.count_documents({"model_version": a}) == 40
 
     imported = last_json(run_cli(["labels", "import", str(corpus), "--json"], env))
