@@ -1,9 +1,10 @@
-"""Run the real ``voxflow`` CLI in a subprocess and read its ``--json`` output; the database it writes to (shared by tests)."""
+"""Run the real ``voxflow`` CLI in a subprocess and read its ``--json`` output; the database it writes to, free ports (shared by tests)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,13 @@ def close_env_clients() -> None:
     """Close the clients ``env_db`` opened (at the end of the session, before the servers stop)."""
     while _ENV_CLIENTS:
         _ENV_CLIENTS.popitem()[1].close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (bound, then released): for a server to start on, or as a closed port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_for_predictions(env: dict[str, str], proc: subprocess.Popen, at_least: int, *, timeout_s: float = 240) -> None:

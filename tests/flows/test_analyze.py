@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from features.synth import synth_vowel
+from tests.flows.conftest import repeated_hashes
 from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
@@ -126,5 +127,4 @@ def test_killed_run_resumes_without_duplicates(cli_env: dict[str, str], voiced_m
     total = predictions.count_documents({})
     assert resumed["skipped"] == stored_before and resumed["scored"] == total - stored_before
     assert resumed["scored"] + resumed["skipped"] + resumed["quarantined"] == 208
-    distinct = list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
-    assert distinct == []
+    assert repeated_hashes(predictions) == []

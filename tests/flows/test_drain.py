@@ -17,6 +17,7 @@ import soundfile as sf
 from features.synth import synth_vowel
 from store.latency import LATENCY_STREAM
 from store.queue import QUEUE_STREAM
+from tests.flows.conftest import repeated_hashes
 from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
@@ -104,8 +105,7 @@ def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, 
     resumed = last_json(run_cli(["drain", "--json"], {**env, "VOXFLOW_QUEUE_CLAIM_IDLE_S": "1"}))
     assert resumed["depth"] == 0 and resumed["quarantined"] == 0
     assert predictions.count_documents({}) == n and resumed["scored"] == n - stored_before
-    duplicated = list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
-    assert duplicated == []
+    assert repeated_hashes(predictions) == []
     assert _acked_ids(env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})
     final = last_json(run_cli(["queue", "status", "--json"], env))
     assert (final["depth"], final["pending"]) == (0, 0)

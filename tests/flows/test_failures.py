@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from tests.flows.conftest import repeated_hashes
+from tests.voxflow_cli import REPO, env_db, finish, free_port, last_json, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
 from voxflow import services
 from voxflow.settings import Settings
@@ -25,8 +25,7 @@ N_VOICED = 208
 def _assert_exactly_once(env: dict[str, str]) -> None:
     predictions = env_db(env)["predictions"]
     assert predictions.count_documents({}) == N_VOICED
-    repeated = list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
-    assert repeated == []
+    assert repeated_hashes(predictions) == []
 
 
 def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[str, str], voiced_manifest: Path) -> None:
@@ -58,14 +57,8 @@ def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_mani
     _assert_exactly_once(env)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_existing_dask_cluster_by_address(cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     logs = tmp_path / "dask.log"
