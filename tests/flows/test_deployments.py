@@ -10,13 +10,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pymongo
 import pytest
 import soundfile as sf
 import yaml
 
 from features.synth import synth_vowel
-from tests.voxflow_cli import REPO, last_json, run_cli
+from tests.voxflow_cli import REPO, env_db, last_json, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +83,6 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
         time.sleep(1)
     assert state == "COMPLETED", worker.stderr[-4000:]
 
-    predictions = pymongo.MongoClient(env["VOXFLOW_MONGO_URI"])[env["VOXFLOW_MONGO_DB"]]["predictions"]
+    predictions = env_db(env)["predictions"]
     assert predictions.count_documents({"run_id": run["id"]}) == 4
     assert {Path(p["path"]).parent for p in predictions.find({"run_id": run["id"]})} == {clips}
