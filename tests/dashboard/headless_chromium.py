@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 
 from tornado.websocket import websocket_connect
+
+from tests.voxflow_cli import free_port
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 
@@ -40,12 +41,6 @@ class Rendered:
     title: str
     marks: list[int]  # marks drawn by each chart (SVG elements, or painted pixels of a canvas)
     png: bytes
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def _session(ws_url: str, url: str, *, width: int, height: int, timeout_s: float, min_charts: int) -> Rendered:
@@ -104,7 +99,7 @@ def _group_gone(pgid: int, *, timeout_s: float) -> bool:
 
 def render(url: str, *, width: int = 1400, height: int = 900, timeout_s: float = 40.0, min_charts: int = 2) -> Rendered:
     """Open ``url`` in headless Chromium, wait until the h1 and ``min_charts`` charts with marks are there, and screenshot it."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
             ["chromium", *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",

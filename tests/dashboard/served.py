@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from tests.voxflow_cli import REPO
+from tests.voxflow_cli import REPO, free_port
 
 
 @dataclass
@@ -28,12 +27,6 @@ class Served:
 
     url: str
     output: str = ""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
@@ -52,7 +45,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> No
 @contextmanager
 def serve_dashboard(env: dict[str, str]) -> Iterator[Served]:
     """Run ``voxflow dashboard --port N`` with exactly the VOXFLOW_/PREFECT_ variables of ``env`` until the block ends."""
-    port = _free_port()
+    port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))} | env
     full_env["PYTHONUNBUFFERED"] = "1"  # the URL line must reach the pipe before SIGTERM
     proc = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Callable
 
@@ -11,18 +10,13 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.connections import open_mongo, open_redis
 from tests.dashboard.conftest import PAGES
+from tests.voxflow_cli import free_port
 from voxflow.settings import Settings
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def dead_env(tmp_path: Path) -> dict[str, str]:
-    port = _closed_port()
+    port = free_port()  # nothing listens there: a closed port
     return {
         "VOXFLOW_HOME": str(tmp_path),
         "VOXFLOW_MONGO_URI": f"mongodb://ops:hunter2secret@127.0.0.1:{port}/?serverSelectionTimeoutMS=300",

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from store.counts import BUCKET, COUNTS
 from tests.dashboard.conftest import PAGES, Seeded, metrics
+from tests.voxflow_cli import env_db
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_clien
 
 
 def test_the_rollup_matches_a_direct_count_of_the_runs_documents(seeded: Seeded) -> None:
-    db = pymongo.MongoClient(seeded.env["VOXFLOW_MONGO_URI"], tz_aware=True)[seeded.env["VOXFLOW_MONGO_DB"]]
+    db = env_db(seeded.env, tz_aware=True)
     buckets = list(db[COUNTS].find())
     assert buckets, "the analyze run kept the rollup as it persisted its chunks"
     predictions = list(db["predictions"].find({}, {"_id": 0, "score": 1, "threshold": 1, "created_at": 1}))
@@ -106,7 +107,7 @@ def test_queue(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
 
 
 def test_scaling(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis) -> None:
-    stored = list(pymongo.MongoClient(seeded.env["VOXFLOW_MONGO_URI"], tz_aware=True)[seeded.env["VOXFLOW_MONGO_DB"]]["scaling_events"].find().sort("time", 1))
+    stored = list(env_db(seeded.env, tz_aware=True)["scaling_events"].find().sort("time", 1))
     assert stored, "the analyze run records at least its cluster start"
     app = open_page("scaling", seeded.env)
     assert any("No Dask scheduler configured" in i.value for i in app.info)
