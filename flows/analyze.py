@@ -21,7 +21,7 @@ from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import Discovery, FileRef, discover
 from tasks.model_registry import load_champion
-from tasks.persist import Stores, open_stores, quarantine_docs
+from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
 from voxflow.scaling import Thresholds
@@ -137,14 +137,7 @@ def analyze_batch(
     with open_stores(settings) as stores:
         bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
         card = bundle.card
-        stores.results.start_run(
-            {
-                "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
-                "model_version": card.version, "feature_version": card.feature_version,
-                "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
-            }
-        )
-        try:
+        with recorded_run(stores.results, card, settings, run_id=run_id, source=source):
             found = discover_files(source, settings)
             discovered = time.perf_counter()
             if found.rejected:
@@ -153,9 +146,6 @@ def analyze_batch(
             pending = skip_known(quote(found.files), card.version, stores)
             checked = time.perf_counter()
             outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
-        except BaseException as exc:
-            stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
-            raise
         finished = time.perf_counter()
         wall = finished - started
         analysed = outcome.scored + outcome.quarantined

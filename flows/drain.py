@@ -31,7 +31,7 @@ from tasks.cluster import dask_client
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
-from tasks.persist import Stores, open_stores, quarantine_docs
+from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
 from voxflow.settings import Settings, get_settings
 
 # Consumers idle this long with nothing pending belong to finished or dead drains.
@@ -163,15 +163,8 @@ def drain_queue(
         queue = FileQueue(stores.redis)
         latency = LatencyLog(stores.redis, maxlen=settings.metrics_maxlen)
         consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
-        stores.results.start_run(
-            {
-                "run_id": run_id, "source": QUEUE_STREAM, "status": "running", "started_at": datetime.now(timezone.utc),
-                "model_version": bundle.card.version, "feature_version": bundle.card.feature_version,
-                "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
-            }
-        )
         totals = DrainTotals()
-        try:
+        with recorded_run(stores.results, bundle.card, settings, run_id=run_id, source=QUEUE_STREAM):
             with ExitStack() as stack:
                 clients: list[Client] = []
 
@@ -188,9 +181,6 @@ def drain_queue(
                         run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,
                     )
                     logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)
-        except BaseException as exc:
-            stores.results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
-            raise
         status = queue.status()
         queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), own=consumer))
         wall = time.perf_counter() - started

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 from pymongo import MongoClient
@@ -100,6 +100,26 @@ def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at
             }
         )
     return docs
+
+
+@contextmanager
+def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, run_id: str, source: str) -> Iterator[None]:
+    """The run's ``runs`` document: "running" from here on, "failed" with the error when the block raises.
+
+    The block finishes the document itself (``ResultStore.finish_run``) with its summary.
+    """
+    results.start_run(
+        {
+            "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
+            "model_version": card.version, "feature_version": card.feature_version,
+            "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+        }
+    )
+    try:
+        yield
+    except BaseException as exc:
+        results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
+        raise
 
 
 def quarantine_docs(rejections: Sequence[dict[str, Any] | Rejection], *, run_id: str, created_at: datetime) -> list[dict[str, Any]]:
