@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from flows.train import card_fields
 from models.artifact import ModelCard
 from models.promotion import Decision, should_promote
 from models.registry import save_version
 from models.train import (
     DEFAULT_N_FEATURES,
-    DEFAULT_PARAMS,
     DEFAULT_ROUNDS,
     CVReport,
     FittedModel,
@@ -31,7 +30,7 @@ from store.models import ModelStore
 from store.mongo import open_database
 from tasks.cluster import dask_client
 from tasks.labels import LabelledAudio
-from tasks.model_registry import code_version, model_document, resolve_bundle
+from tasks.model_registry import model_document, resolve_bundle
 from tasks.training_data import TrainingSet, training_set
 from voxflow import services
 from voxflow.errors import LockError, SourceError
@@ -168,24 +167,12 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     champion_metrics, note = champion_on_same_folds(champion, data, settings)
     logger.info("Champion %s: AUC %.3f, UAR %.3f (%s)", champion.version, champion_metrics["auc"], champion_metrics["uar"], note)
     model = fit_final(data, settings)
-    card = save_version(
-        model.booster,
-        {
-            "feature_version": FEATURE_VERSION,
-            "feature_names": FEATURE_NAMES,
-            "threshold": round(report.threshold, 6),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "training": {
-                "source": "labels collection", "n": report.n, "n_positive": report.n_positive,
-                "from_feature_store": data.from_store, "extracted": data.extracted, "dropped": len(data.dropped),
-                "data_hash": data.data_hash, "code_version": code_version(),
-                "selected_features": [FEATURE_NAMES[i] for i in model.columns],
-            },
-            "metrics": {"cv": f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", **report.as_dict()},
-            "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},
-        },
-        settings.models_dir,
-    )
+    training = {
+        "source": "labels collection", "from_feature_store": data.from_store, "extracted": data.extracted,
+        "dropped": len(data.dropped), "data_hash": data.data_hash,
+    }
+    fields = card_fields(report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", training=training)
+    card = save_version(model.booster, fields, settings.models_dir)
     result = {
         "version": card.version, "champion_version": champion.version, "n": report.n, "dropped": len(data.dropped),
         "metrics": report.as_dict(), "champion_metrics": champion_metrics,

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard, save_model
 from models.registry import save_version
-from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_model
+from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, CVReport, FittedModel, cross_validate, fit_model
 from tasks.cluster import dask_client
 from tasks.ingest import FileRef, discover
 from tasks.model_registry import code_version, register_model
@@ -26,6 +26,26 @@ VOICED_ATTRIBUTION = (
     "VOICED database (Cesari et al. 2018, PhysioNet, DOI 10.13026/C25Q2N), "
     "Open Data Commons Attribution License v1.0 (ODC-By 1.0)"
 )
+
+
+def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict[str, Any]) -> dict[str, Any]:
+    """The card of a model trained with the default recipe, but its version and booster hash.
+
+    ``training`` says where the data came from (its ``data_hash`` included); the row counts, the
+    code version and the features the booster may use are added here.
+    """
+    return {
+        "feature_version": FEATURE_VERSION,
+        "feature_names": FEATURE_NAMES,
+        "threshold": round(report.threshold, 6),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training": {
+            **training, "n": report.n, "n_positive": report.n_positive, "code_version": code_version(),
+            "selected_features": [FEATURE_NAMES[i] for i in model.columns],
+        },
+        "metrics": {"cv": cv, **report.as_dict()},
+        "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},
+    }
 
 
 @task(name="extract-training-features", cache_policy=NO_CACHE)
@@ -74,29 +94,15 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
     report = cross_validate(features, labels, groups)
     logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
     model = fit_model(features, labels)
-    card_fields = {
-        "feature_version": FEATURE_VERSION,
-        "feature_names": FEATURE_NAMES,
-        "threshold": round(report.threshold, 6),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "training": {
-            "manifest": Path(manifest).name,
-            "dataset": dataset,
-            "n": report.n,
-            "n_positive": report.n_positive,
-            "positive_label": positive,
-            "rejected": len(rejected),
-            "data_hash": hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest(),
-            "code_version": code_version(),
-            "selected_features": [FEATURE_NAMES[i] for i in model.columns],
-        },
-        "metrics": {"cv": "subject-grouped stratified 5x5", **report.as_dict()},
-        "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},
-    }
+    data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()
+    fields = card_fields(
+        report, model, cv="subject-grouped stratified 5x5",
+        training={"manifest": Path(manifest).name, "dataset": dataset, "positive_label": positive, "rejected": len(rejected), "data_hash": data_hash},
+    )
     if out_dir:
-        card: ModelCard = save_model(model.booster, card_fields, Path(out_dir))
+        card: ModelCard = save_model(model.booster, fields, Path(out_dir))
     else:
-        card = save_version(model.booster, card_fields, settings.models_dir)
+        card = save_version(model.booster, fields, settings.models_dir)
         register_model(card, settings, promote=promote)
     logger.info("Model %s saved (threshold %.3f)%s", card.version, card.threshold, " and promoted to champion" if promote else "")
     return card.to_dict()
