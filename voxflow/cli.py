@@ -31,7 +31,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "scored", "skipped", "quarantined", "wall_s", "clips_per_s", "source")
-BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error")
+BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
 def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, empty: str) -> None:
@@ -169,6 +169,8 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     else:
         counts = ", ".join(f"{n} {name}" for name, n in record["counts"].items())
         print(f"backup {record['backup_id']} verified at {record['path']} ({counts}); removed: {', '.join(record['removed']) or 'nothing'}")
+        if record.get("prune_error"):
+            print(f"old backups were not pruned: {record['prune_error']}")
     return 0
 
 

@@ -58,6 +58,8 @@ def body(page: context.Page) -> None:
             st.dataframe(pd.DataFrame([{"collection": k, "documents": v} for k, v in counts.items()]), hide_index=True)
         (st.success if backup.get("verified") else st.warning)(
             f"Backup {backup.get('backup_id', '')} at {backup.get('path', '—')}: " + ("verified." if backup.get("verified") else "not verified."))
+        if backup.get("prune_error"):
+            st.warning(f"Old backups were not pruned: {backup['prune_error']}")
 
 
 context.show("Models", body, needs="mongo", unavailable="Model records and backups are in MongoDB; they show again once the server answers.")

@@ -110,6 +110,8 @@ def test_a_pruning_failure_keeps_the_new_backup_and_is_recorded(
     verify_files(*flows.backup.open_location(f"{in_process.backup_location}/{record['backup_id']}"))
     stored = list(env_db(cli_env)["backups"].find({}, {"_id": 0}))
     assert [(r["backup_id"], r["status"], r["prune_error"]) for r in stored] == [(record["backup_id"], "verified", record["prune_error"])]
+    listed = run_cli(["backup", "--list"], cli_env)
+    assert listed.returncode == 0 and "prune_error" in listed.stdout and "Input/output error" in listed.stdout
 
 
 def test_a_run_whose_folder_exists_leaves_that_backup_and_its_record_alone(
