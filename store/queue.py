@@ -1,6 +1,6 @@
 """The intake queue: a Redis Stream of files to analyse, read through the consumer group ``analyzers``.
 
-An entry is acknowledged and deleted (one MULTI/EXEC) only after its result or quarantine record is
+An entry is acknowledged and deleted (one Lua script) only after its result or quarantine record is
 persisted, so the stream length is the number of files not yet done. Entries a dead consumer left
 pending are claimed again with XAUTOCLAIM once idle for ``claim_idle_s``.
 """

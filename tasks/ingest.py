@@ -44,7 +44,6 @@ class Rejection:
     stage: str
     reason: str
     error_class: str
-    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +257,8 @@ def _explain_folder(exc: OSError) -> str:
 
 def _hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection:
     try:
+        if candidate.path.is_dir():
+            return Rejection(str(candidate.path), "discover", "a folder, not a file (list its files, or analyse the folder itself)", "IsADirectoryError")
         if not candidate.path.is_file() and candidate.path.exists():
             return Rejection(str(candidate.path), "discover", "not a regular file (device, pipe or socket)", "OSError")
         sha, size = content_hash(candidate.path, max_bytes=max_bytes)

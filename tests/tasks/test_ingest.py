@@ -160,6 +160,18 @@ def test_manifest_resolves_relative_paths_and_keeps_labels(tmp_path: Path) -> No
     assert [(Path(r.path).name, r.reason) for r in found.rejected] == [("missing.wav", "file not found")]
 
 
+def test_manifest_rows_naming_a_folder_or_a_pipe_are_rejected_with_what_they_are(tmp_path: Path) -> None:
+    _tone(tmp_path / "audio" / "x.wav")
+    os.mkfifo(tmp_path / "audio" / "pipe.wav")
+    pd.DataFrame({"path": ["audio", "audio/pipe.wav", "audio/x.wav"]}).to_csv(tmp_path / "m.csv", index=False)
+    found = discover(str(tmp_path / "m.csv"), max_file_bytes=MAX)
+    assert [Path(f.path).name for f in found.files] == ["x.wav"]
+    assert sorted((Path(r.path).name, r.reason) for r in found.rejected) == [
+        ("audio", "a folder, not a file (list its files, or analyse the folder itself)"),
+        ("pipe.wav", "not a regular file (device, pipe or socket)"),
+    ]
+
+
 def test_manifest_rows_without_a_path_are_skipped_and_blank_fields_are_none(tmp_path: Path) -> None:
     absolute = tmp_path / "elsewhere" / "z.wav"
     (tmp_path / "m.csv").write_text(f"path,subject_id\na.wav,s1\n,s2\n{absolute},\n")
