@@ -17,11 +17,12 @@ def connect_redis(url: str) -> redis.Redis:
 
 
 @contextmanager
-def _redis_errors_as_service_error() -> Iterator[None]:
+def redis_errors_as_service_error(context: str = "") -> Iterator[None]:
+    """Turn Redis connection errors and timeouts inside the block into a ServiceError (``context``: what was being done)."""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise ServiceError(f"Redis unreachable: {exc}") from exc
+        raise ServiceError(f"Redis unreachable{f' ({context})' if context else ''}: {exc}") from exc
 
 
 def _glob_escape(text: str) -> str:
@@ -47,7 +48,7 @@ class PredictionCache:
         """Return the cached prediction of each hash that has one (one MGET)."""
         if not hashes:
             return {}
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             values = self._client.mget([self._key(h, model_version) for h in hashes])
         return {h: json.loads(value) for h, value in zip(hashes, values) if value is not None}
 
@@ -55,7 +56,7 @@ class PredictionCache:
         """Cache predictions (each with ``audio_sha256`` and ``model_version``) in one pipelined round trip."""
         if not docs:
             return
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             pipe = self._client.pipeline(transaction=False)
             for doc in docs:
                 pipe.set(self._key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
@@ -66,7 +67,7 @@ class PredictionCache:
 
         Databases whose name extends this one's after a colon lose theirs too: harmless for a cache.
         """
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             pipe = self._client.pipeline(transaction=False)
             for key in self._client.scan_iter(match=f"{_glob_escape(self._prefix)}*", count=1000):
                 pipe.unlink(key)
@@ -82,7 +83,7 @@ class LiveMetrics:
 
     def record(self, stream: str, fields: Mapping[str, float | int | str]) -> None:
         """Append one sample (XADD with approximate MAXLEN trimming)."""
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             self._client.xadd(f"voxflow:metrics:{stream}", dict(fields), maxlen=self._maxlen, approximate=True)
 
     def recent(self, stream: str, *, count: int = 100) -> list[dict[str, str]]:
@@ -91,6 +92,6 @@ class LiveMetrics:
         Each sample has its fields (as strings, as Redis stores them) and ``id``, the stream entry id
         ``<milliseconds since epoch>-<sequence>``.
         """
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             entries = self._client.xrevrange(f"voxflow:metrics:{stream}", count=count)
         return [{"id": entry_id, **fields} for entry_id, fields in reversed(entries)]

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import redis
 
-from store.cache import _redis_errors_as_service_error
+from store.cache import redis_errors_as_service_error
 from voxflow.scaling import percentile
 
 LATENCY_STREAM = "voxflow:metrics:latency"
@@ -57,6 +57,6 @@ class LatencyLog:
 
     def since(self, start_ms: int) -> list[LatencySample]:
         """Every sample recorded at or after ``start_ms`` (epoch milliseconds), oldest first."""
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             entries = self._client.xrange(self.stream, min=str(start_ms))
         return [LatencySample(f["entry_id"], f["path"], float(f["latency_s"]), f["outcome"]) for _, f in entries]

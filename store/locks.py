@@ -13,13 +13,15 @@ import socket
 import threading
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import redis
 
+from store.cache import redis_errors_as_service_error
 from voxflow.errors import LockError, ServiceError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -70,26 +72,24 @@ class RedisLock:
 
     def acquire(self) -> bool:
         """Take the lock if nobody holds it; True when taken."""
-        return bool(self._call(lambda: self._client.set(self.key, self.token, nx=True, px=self._ttl_ms)))
+        return bool(self._redis(lambda: self._client.set(self.key, self.token, nx=True, px=self._ttl_ms)))
 
     def renew(self) -> bool:
         """Extend the lock by its TTL; False when it is no longer ours (expired, taken over)."""
-        return bool(self._call(lambda: self._renew(keys=[self.key], args=[self.token, self._ttl_ms])))
+        return bool(self._redis(lambda: self._renew(keys=[self.key], args=[self.token, self._ttl_ms])))
 
     def release(self) -> bool:
         """Delete the lock if it is still ours; False when it was not."""
-        return bool(self._call(lambda: self._release(keys=[self.key], args=[self.token])))
+        return bool(self._redis(lambda: self._release(keys=[self.key], args=[self.token])))
 
     def holder(self) -> str | None:
         """The token of the current holder (``host:pid:random``), or None when the lock is free."""
-        value = self._call(lambda: self._client.get(self.key))
+        value = self._redis(lambda: self._client.get(self.key))
         return value.decode() if isinstance(value, bytes) else value
 
-    def _call(self, operation):  # type: ignore[no-untyped-def]
-        try:
+    def _redis(self, operation: Callable[[], T]) -> T:
+        with redis_errors_as_service_error(f"lock {self.name}"):
             return operation()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise ServiceError(f"Redis unreachable (lock {self.name}): {exc}") from exc
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import redis
 
-from store.cache import _redis_errors_as_service_error
+from store.cache import redis_errors_as_service_error
 from store.latency import LatencyLog, LatencySample
 
 QUEUE_STREAM = "voxflow:queue"
@@ -140,7 +140,7 @@ class FileQueue:
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) unless it exists; new groups start at the first entry."""
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             try:
                 self._client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -153,7 +153,7 @@ class FileQueue:
             return []
         self.ensure_group()
         enqueued_at = repr(time.time() if now is None else now)
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             pipe = self._client.pipeline(transaction=False)
             for item in items:
                 fields = {"path": item.path, "enqueued_at": enqueued_at}
@@ -176,7 +176,7 @@ class FileQueue:
             When nothing is waiting, wait this long for new entries (0: return at once).
         """
         self.ensure_group()
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             _, claimed, *_ = self._client.xautoclaim(
                 self.stream, self.group, consumer, min_idle_time=int(claim_idle_s * 1000), start_id="0-0", count=count
             )
@@ -209,14 +209,14 @@ class FileQueue:
             sample = by_id.get(entry_id)
             args += [entry_id, *((sample.path, round(sample.latency_s, 4), sample.outcome) if sample else ("", "", ""))]
         keys = [self.stream, log.stream] if log else [self.stream]
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             return list(self._client.eval(_ACK_AND_RECORD, len(keys), *keys, *args))
 
     def status(self, *, now: float | None = None) -> QueueStatus:
         """Depth, pending count, age of the oldest file not yet done, and each consumer's pending entries."""
         now = time.time() if now is None else now
         self.ensure_group()
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             depth = self._client.xlen(self.stream)
             oldest = self._client.xrange(self.stream, count=1)
             pending = int(self._client.xpending(self.stream, self.group)["pending"])
@@ -229,6 +229,6 @@ class FileQueue:
 
     def remove_consumers(self, names: Sequence[str]) -> None:
         """Delete consumers from the group (only those :func:`removable_consumers` picks hold nothing)."""
-        with _redis_errors_as_service_error():
+        with redis_errors_as_service_error():
             for name in names:
                 self._client.xgroup_delconsumer(self.stream, self.group, name)
