@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import socket
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import dask
 import distributed.utils
 import psutil
+import yaml
 from distributed import Client, LocalCluster
 from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -22,6 +25,10 @@ from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Kubernetes' 63 characters for a resource name, less the "-scheduler" the operator appends for its service.
+_MAX_CLUSTER_NAME_LEN = 53
+_CLUSTER_NAME_LABEL = "dask.org/cluster-name"
 
 
 class WarmUp(WorkerPlugin):
@@ -116,9 +123,49 @@ def resolve_cluster_class(path: str) -> type[Cluster]:
     return cls
 
 
+def renamed_cluster_spec(spec: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """A copy of a DaskCluster spec, its cluster named ``{metadata.name}-{suffix}``.
+
+    The name is in two fields: ``metadata.name`` (which dask-kubernetes' KubeCluster takes as its own,
+    and the operator labels the scheduler pod with) and the scheduler service's selector of that label.
+    The base name is shortened so that the whole stays a valid cluster name.
+    """
+    renamed = copy.deepcopy(spec)
+    base = renamed["metadata"]["name"][: _MAX_CLUSTER_NAME_LEN - len(suffix) - 1].rstrip("-.")
+    renamed["metadata"]["name"] = f"{base}-{suffix}"
+    selector = renamed.get("spec", {}).get("scheduler", {}).get("service", {}).get("selector", {})
+    if _CLUSTER_NAME_LABEL in selector:
+        selector[_CLUSTER_NAME_LABEL] = renamed["metadata"]["name"]
+    return renamed
+
+
+def run_cluster_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``dask_cluster_kwargs`` for one run: a ``custom_cluster_spec`` (a file's path or a dict) loaded and
+    given a name of its own by :func:`renamed_cluster_spec`.
+
+    KubeCluster connects to a cluster of the spec's name that exists already, and deletes it on close:
+    runs side by side (a drain every minute beside an analyze) would share, then lose, one cluster.
+
+    Raises
+    ------
+    ServiceError
+        When the spec file cannot be read.
+    """
+    spec = kwargs.get("custom_cluster_spec")
+    if spec is None:
+        return kwargs
+    if isinstance(spec, str):
+        try:
+            with open(spec) as stream:
+                spec = yaml.safe_load(stream)
+        except (OSError, yaml.YAMLError) as exc:
+            raise ServiceError(f"cannot read the custom_cluster_spec of VOXFLOW_DASK_CLUSTER_KWARGS: {exc}") from exc
+    return {**kwargs, "custom_cluster_spec": renamed_cluster_spec(spec, uuid.uuid4().hex[:8])}
+
+
 def _start_cluster(settings: Settings, *, scheduler_port: int = 0) -> Cluster:
     if settings.dask_cluster_class:
-        cluster = resolve_cluster_class(settings.dask_cluster_class)(**settings.dask_cluster_kwargs)
+        cluster = resolve_cluster_class(settings.dask_cluster_class)(**run_cluster_kwargs(settings.dask_cluster_kwargs))
     else:
         cluster = LocalCluster(
             n_workers=settings.dask_min_workers,

@@ -7,11 +7,21 @@ from typing import Callable
 import dask
 import psutil
 import pytest
+import yaml
 from distributed import Client
 
 from tasks.chunk import rows_to_table
-from tasks.cluster import WORKER_PRELOAD, dask_client, local_cluster_ahead, local_worker_processes, pre_spawn_environ
+from tasks.cluster import (
+    WORKER_PRELOAD,
+    dask_client,
+    local_cluster_ahead,
+    local_worker_processes,
+    pre_spawn_environ,
+    renamed_cluster_spec,
+    run_cluster_kwargs,
+)
 from tasks.forkserver import is_forkserver
+from voxflow.errors import ServiceError
 from voxflow.settings import Settings
 
 _DASK_DEFAULT = "distributed.nanny.pre-spawn-environ"
@@ -87,3 +97,42 @@ def test_workers_start_the_configured_way(tmp_path: Path, method: str) -> None:
     assert len(forked) == 2 and set(forked.values()) == {method == "forkserver"}
     assert set(config.values()) == {method}
     assert found == set(pids.values())
+
+
+def _cluster_spec(name: str) -> dict:
+    service = {"selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"}}
+    return {"metadata": {"name": name}, "spec": {"worker": {}, "scheduler": {"service": service}}}
+
+
+def test_a_renamed_cluster_spec_names_its_cluster_and_its_scheduler_service_selector() -> None:
+    spec = _cluster_spec("voxflow-analyze")
+    renamed = renamed_cluster_spec(spec, "a1b2c3d4")
+    assert renamed["metadata"]["name"] == "voxflow-analyze-a1b2c3d4"
+    assert renamed["spec"]["scheduler"]["service"]["selector"] == {
+        "dask.org/cluster-name": "voxflow-analyze-a1b2c3d4", "dask.org/component": "scheduler"}
+    assert spec == _cluster_spec("voxflow-analyze")  # the settings' own spec, used again by the next run, is untouched
+
+
+def test_a_long_cluster_name_is_shortened_to_a_valid_one() -> None:
+    validation = pytest.importorskip("dask_kubernetes.operator.validation")
+    name = renamed_cluster_spec(_cluster_spec("x" * 44 + "-analyze"), "a1b2c3d4")["metadata"]["name"]
+    validation.validate_cluster_name(name)  # raises on a name the operator would refuse
+    assert name == "x" * 44 + "-a1b2c3d4"
+
+
+def test_every_run_gets_a_cluster_spec_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(_cluster_spec("voxflow-analyze")))
+    kwargs = {"custom_cluster_spec": str(path), "namespace": "voxflow"}
+    first, second = run_cluster_kwargs(kwargs), run_cluster_kwargs(kwargs)
+    assert first["namespace"] == "voxflow" and kwargs["custom_cluster_spec"] == str(path)
+    names = {run["custom_cluster_spec"]["metadata"]["name"] for run in (first, second)}
+    assert len(names) == 2 and all(name.startswith("voxflow-analyze-") for name in names)
+    from_dict = run_cluster_kwargs({"custom_cluster_spec": _cluster_spec("voxflow-analyze")})
+    assert from_dict["custom_cluster_spec"]["metadata"]["name"] not in names | {"voxflow-analyze"}
+    assert run_cluster_kwargs({"n_workers": 2}) == {"n_workers": 2}
+
+
+def test_an_unreadable_cluster_spec_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ServiceError, match="custom_cluster_spec"):
+        run_cluster_kwargs({"custom_cluster_spec": str(tmp_path / "missing.yaml")})
