@@ -10,9 +10,11 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +27,6 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from features.audio import decode_audio  # noqa: E402
 from features.synth import synth_vowel  # noqa: E402
 from models.registry import load_bundle  # noqa: E402
 from store.cache import connect_redis  # noqa: E402
@@ -37,7 +38,6 @@ from voxflow.settings import Settings  # noqa: E402
 
 VOICED = REPO.parent / "shared" / "data" / "voiced"
 _PR_SET_CHILD_SUBREAPER = 36
-SINGLE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
 
 def _write_synth_clip(folder: Path, seed: int, i: int) -> str:
@@ -76,54 +76,24 @@ def manifest_files(manifest: Path, settings: Settings) -> list[FileRef]:
     return discover(str(manifest), max_file_bytes=int(settings.max_file_mb * 1e6)).files
 
 
-_POOL_STATE: dict = {}
-
-
-def _pool_init(policy: AudioPolicy, models_dir: str) -> None:
-    _POOL_STATE["policy"] = policy
-    _POOL_STATE["bundle"] = load_bundle(Path(models_dir))
-    from features.extract import warm_up
-
-    warm_up()
-
-
-def _pool_score(ref: FileRef) -> int:
-    return score_chunk(0, [ref], _POOL_STATE["policy"], _POOL_STATE["bundle"]).table.num_rows
-
-
-def egemaps_smile():  # -> opensmile.Smile; opensmile is an optional benchmark peer
-    """openSMILE's eGeMAPSv02 functionals extractor (88 features per clip); ImportError without the bench extra."""
-    import opensmile
-
-    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
-
-
-def _smile_init() -> None:
-    _POOL_STATE["smile"] = egemaps_smile()
-
-
-def _smile_score(ref: FileRef) -> int:
-    audio = decode_audio(ref.path)  # as voxflow decodes: mono, 16 kHz
-    return len(_POOL_STATE["smile"].process_signal(audio.samples, audio.sample_rate))
-
-
 def pool_rate(files: list[FileRef], settings: Settings, processes: int, *, opensmile: bool = False) -> float:
-    """Clips/s of a plain multiprocessing.Pool running the same per-file code (start-up included).
+    """Clips/s of a plain multiprocessing.Pool running the same per-file code (start-up included): ``plain_pool.py``.
 
     With ``opensmile`` the pool decodes each file the same way and extracts openSMILE's eGeMAPSv02
     instead of voxflow's features and score: the peer's feature code under the same harness.
     """
-    os.environ.update(SINGLE_THREAD)
-    started = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")
-    if opensmile:
-        setup, work = {"initializer": _smile_init}, _smile_score
-    else:
-        setup, work = {"initializer": _pool_init, "initargs": (AudioPolicy.from_settings(settings), str(settings.models_dir))}, _pool_score
-    with ctx.Pool(processes, **setup) as pool:
-        done = sum(pool.imap_unordered(work, files, chunksize=8))
-    assert done == len(files), f"pool did {done} of {len(files)} files"
-    return len(files) / (time.perf_counter() - started)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="voxflow-pool-") as job:
+        json.dump({"files": [asdict(ref) for ref in files], "policy": asdict(AudioPolicy.from_settings(settings)),
+                   "models_dir": str(settings.models_dir)}, job)
+        job.flush()
+        command = [sys.executable, str(REPO / "bench" / "plain_pool.py"), job.name, str(processes), *(["--opensmile"] if opensmile else [])]
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"the plain pool failed:\n{proc.stderr[-4000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["files"] != len(files):
+        sys.exit(f"the plain pool did {result['files']} of {len(files)} files")
+    return len(files) / result["seconds"]
 
 
 def loop_rate(files: list[FileRef], settings: Settings) -> float:
@@ -171,7 +141,16 @@ def analyze(
     _reap_orphans(keep=ours)
     if proc.returncode != 0:
         sys.exit(f"analyze failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    check_all_scored(summary)
+    return summary, wall
+
+
+def check_all_scored(summary: dict) -> None:
+    """Exit unless the run scored every file it saw: the corpora are valid audio, each run gets a fresh
+    database and an empty cache, so anything quarantined or skipped means the run measured other work."""
+    if summary["scored"] != summary["seen"] or summary["quarantined"] or summary["skipped"]:
+        sys.exit(f"analyze did not score every file, so its rate would not compare: {json.dumps(summary)}")
 
 
 def analyze_with_cpu(manifest: Path, settings: Settings, **options) -> tuple[dict, float, float]:
@@ -228,20 +207,29 @@ def paired_rounds(
     """``rounds`` alternating runs of the plain pool and `voxflow analyze` at ``workers`` processes.
 
     A machine shared with other jobs slows whichever run it lands on, so each round pairs a pool
-    run with the voxflow run right after it, and the figures are medians over rounds. CPU seconds
-    per clip (every process of each side, servers included for voxflow) tell orchestration cost
-    apart from waiting on a busy machine. With ``opensmile`` each round ends with the same pool
-    running openSMILE's eGeMAPSv02 on the same files (:func:`pool_rate`).
+    run with a voxflow run (the pool first in even rounds, second in odd ones, so that neither side
+    always follows the other's after-effects), and every figure is the median over rounds of that
+    figure, ratios included: a ratio is the median of the rounds' ratios, not the ratio of the
+    median rates. CPU seconds per clip (every process of each side, servers included for voxflow)
+    tell orchestration cost apart from waiting on a busy machine. With ``opensmile`` each round ends
+    with the same pool running openSMILE's eGeMAPSv02 on the same files (:func:`pool_rate`).
     """
     from features.extract import warm_up
 
     warm_up()  # numba compiles into its disk cache here, not inside the first timed run
     samples: dict[str, list[float]] = {}
-    for _ in range(rounds):
+
+    def run_pool() -> tuple[float, float]:
         cpu = children_cpu_s()
-        pool = pool_rate(files, settings, workers)
-        pool_cpu = children_cpu_s() - cpu
+        rate = pool_rate(files, settings, workers)
+        return rate, children_cpu_s() - cpu
+
+    for round_index in range(rounds):
+        if round_index % 2 == 0:
+            pool, pool_cpu = run_pool()
         summary, command_s, voxflow_cpu = analyze_with_cpu(manifest, settings, workers=workers, min_workers=min_workers)
+        if round_index % 2 == 1:
+            pool, pool_cpu = run_pool()
         analysed = summary["scored"] + summary["quarantined"]
         row = {
             "pool_clips_per_s": pool,

@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 import parselmouth  # noqa: E402
 from parselmouth.praat import call  # noqa: E402
 
-from common import VOICED, egemaps_smile  # noqa: E402  (common puts the repository on the path)
+from common import VOICED  # noqa: E402  (common puts the repository on the path)
+from plain_pool import egemaps_smile  # noqa: E402
 from features.audio import Audio, decode_audio  # noqa: E402
 from features.cepstral import cepstral_features  # noqa: E402
 from features.extract import extract_features, warm_up  # noqa: E402

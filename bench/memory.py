@@ -8,6 +8,7 @@ Streaming means the peak does not grow with the batch: goal within 10 %.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from common import REPO, build_corpus, embedded_home, report
+from common import REPO, build_corpus, check_all_scored, embedded_home, report
 
 from tasks.cluster import local_worker_processes
 
@@ -29,7 +30,7 @@ def peak_worker_rss(manifest: Path, home: Path, workers: int) -> tuple[float, fl
            "VOXFLOW_DASK_MAX_WORKERS": str(workers), "VOXFLOW_MONGO_DB": f"bench_{time.time_ns()}", "PREFECT_LOGGING_LEVEL": "WARNING"}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "voxflow.cli", "analyze", str(manifest), "--json"],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, int] = {}
 
     def poll() -> None:
@@ -44,10 +45,11 @@ def peak_worker_rss(manifest: Path, home: Path, workers: int) -> tuple[float, fl
 
     watcher = threading.Thread(target=poll, daemon=True)
     watcher.start()
-    _, err = proc.communicate()
+    out, err = proc.communicate()
     watcher.join()
     if proc.returncode != 0:
         sys.exit(f"analyze failed:\n{err[-4000:]}")
+    check_all_scored(json.loads(out.strip().splitlines()[-1]))
     return max(peaks.values()) / 2**20, time.perf_counter() - started
 
 

@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import build_corpus, egemaps_smile, embedded_home, manifest_files, paired_rounds, report, write_manifest
+from common import build_corpus, embedded_home, manifest_files, paired_rounds, report, write_manifest
+from plain_pool import egemaps_smile
 
 
 def main() -> None:
