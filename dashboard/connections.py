@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pymongo
 import pymongo.errors
@@ -25,6 +25,21 @@ class DashboardStores:
     redis: redis.Redis | None
     mongo_error: str | None = None
     redis_error: str | None = None
+    mongo_uri: str = field(default="", repr=False)  # for redacting errors raised later
+    redis_url: str = field(default="", repr=False)
+
+    def lost(self, exc: redis.RedisError | pymongo.errors.PyMongoError) -> str:
+        """The banner line for a store that stopped answering after it was opened (redacted like at start-up)."""
+        if isinstance(exc, redis.RedisError):
+            return _redis_unreachable(self.redis_url, exc)
+        return _mongo_unreachable(self.mongo_uri, exc)
+
+    def close(self) -> None:
+        """Close both clients (their pools and pymongo's monitor threads)."""
+        if self.db is not None:
+            self.db.client.close()
+        if self.redis is not None:
+            self.redis.close()
 
 
 def _scrub(message: str, secret: str) -> str:
@@ -32,27 +47,41 @@ def _scrub(message: str, secret: str) -> str:
     return message.replace(secret, services.redact(secret)) if secret else message
 
 
-def open_mongo(settings: Settings) -> tuple[Database | None, str | None]:
-    """Connect to ``dashboard_mongo_uri`` (else the voxflow MongoDB) and ping it; (database, None) or (None, reason)."""
+def _where(address: str) -> str:
+    return services.redact(address) if address else "the embedded server"
+
+
+def _mongo_unreachable(uri: str, exc: Exception) -> str:
+    reason = str(exc).split(", Timeout:")[0]
+    return _scrub(f"MongoDB unreachable at {_where(uri)}: {reason}", uri)
+
+
+def _redis_unreachable(url: str, exc: Exception) -> str:
+    return _scrub(f"Redis unreachable at {_where(url)}: {exc}", url)
+
+
+def open_mongo(settings: Settings) -> tuple[Database | None, str | None, str]:
+    """Connect to ``dashboard_mongo_uri`` (else the voxflow MongoDB) and ping it: (database, None, uri) or (None, reason, uri)."""
     uri = ""
+    client: pymongo.MongoClient | None = None
     try:
         secret = settings.dashboard_mongo_uri or settings.mongo_uri
         uri = secret.get_secret_value() if secret is not None else services.mongo_uri(settings)
         # Reads may come from a secondary: the dashboard never needs to see its own writes (it makes none).
-        client: pymongo.MongoClient = pymongo.MongoClient(
+        client = pymongo.MongoClient(
             uri, serverSelectionTimeoutMS=_TIMEOUT_MS, connectTimeoutMS=_TIMEOUT_MS, tz_aware=True,
             appname="voxflow-dashboard", readPreference="secondaryPreferred",
         )
         client.admin.command("ping")
     except (pymongo.errors.PyMongoError, VoxflowError, ValueError) as exc:
-        where = services.redact(uri) if uri else "the embedded server"
-        reason = str(exc).split(", Timeout:")[0]
-        return None, _scrub(f"MongoDB unreachable at {where}: {reason}", uri)
-    return client[settings.mongo_db], None
+        if client is not None:
+            client.close()  # else its monitor thread keeps polling the dead server
+        return None, _mongo_unreachable(uri, exc), uri
+    return client[settings.mongo_db], None, uri
 
 
-def open_redis(settings: Settings) -> tuple[redis.Redis | None, str | None]:
-    """Connect to ``dashboard_redis_url`` (else the voxflow Redis) and ping it; (client, None) or (None, reason)."""
+def open_redis(settings: Settings) -> tuple[redis.Redis | None, str | None, str]:
+    """Connect to ``dashboard_redis_url`` (else the voxflow Redis) and ping it: (client, None, url) or (None, reason, url)."""
     url = ""
     try:
         secret = settings.dashboard_redis_url or settings.redis_url
@@ -60,13 +89,12 @@ def open_redis(settings: Settings) -> tuple[redis.Redis | None, str | None]:
         client = connect_redis(url)
         client.ping()
     except (redis.RedisError, VoxflowError, ValueError) as exc:
-        where = services.redact(url) if url else "the embedded server"
-        return None, _scrub(f"Redis unreachable at {where}: {exc}", url)
-    return client, None
+        return None, _redis_unreachable(url, exc), url
+    return client, None, url
 
 
 def open_stores(settings: Settings) -> DashboardStores:
     """Open both stores; neither failure raises."""
-    db, mongo_error = open_mongo(settings)
-    client, redis_error = open_redis(settings)
-    return DashboardStores(db, client, mongo_error, redis_error)
+    db, mongo_error, uri = open_mongo(settings)
+    client, redis_error, url = open_redis(settings)
+    return DashboardStores(db, client, mongo_error, redis_error, uri, url)

@@ -6,14 +6,18 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import pandas as pd
+import pymongo.errors
+import redis
 import streamlit as st
-
 from pymongo.database import Database
 
 from dashboard.cluster import ClusterSnapshot, read_scheduler
 from dashboard.connections import DashboardStores, open_stores
 from store.counts import counts_missing
 from voxflow.settings import Settings, get_settings
+
+# What a query raises when its server went away after the stores were opened.
+STORE_ERRORS = (redis.RedisError, pymongo.errors.PyMongoError)
 
 
 def settings() -> Settings:
@@ -32,6 +36,12 @@ def stores() -> DashboardStores:
     if opened.mongo_error or opened.redis_error:
         _cached_stores.clear()
     return opened
+
+
+def drop_stores(opened: DashboardStores) -> None:
+    """Forget and close stores that stopped answering: the next :func:`stores` connects again."""
+    _cached_stores.clear()
+    opened.close()
 
 
 def banner(opened: DashboardStores) -> None:
@@ -69,17 +79,32 @@ def show(title: str, body: Callable[[Page], None], *, needs: Literal["mongo", "r
     """Title the page and run ``body`` in a fragment that Streamlit re-runs every ``dashboard_refresh_s``.
 
     Each run opens the stores and shows a banner for any that is unreachable; when the store the page
-    ``needs`` is one of them, the ``unavailable`` line is shown instead of the body.
+    ``needs`` is one of them, the ``unavailable`` line is shown instead of the body. A store that stops
+    answering while the body runs is dropped and the page drawn once more on freshly opened stores, so it
+    shows the same banner and whatever the other store still gives.
     """
     st.title(title)
 
-    def refresh() -> None:
-        opened = stores()
+    def draw(opened: DashboardStores) -> None:
         banner(opened)
         if (needs == "mongo" and opened.db is None) or (needs == "redis" and opened.redis is None):
             st.info(unavailable)
             return
         body(Page(settings(), opened))
+
+    def refresh() -> None:
+        shown = st.empty()
+        for _ in range(2):
+            opened = stores()
+            try:
+                with shown.container():
+                    draw(opened)
+                return
+            except STORE_ERRORS as exc:
+                drop_stores(opened)
+                shown.empty()
+                lost = opened.lost(exc)
+        st.error(lost, icon="🚫")
 
     st.fragment(refresh, run_every=settings().dashboard_refresh_s, key=f"page-{title.lower()}")()
 

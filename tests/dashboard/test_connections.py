@@ -1,16 +1,21 @@
-"""Unreachable stores: one clear, redacted banner on every page, never a traceback or a password."""
+"""Unreachable stores, at start-up or later: one clear, redacted banner on every page, never a traceback or a password."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Callable
 
+import pymongo.uri_parser
 import pytest
+import redis
 from streamlit.testing.v1 import AppTest
 
 from dashboard.connections import open_mongo, open_redis
-from tests.dashboard.conftest import PAGES
+from tests.dashboard.conftest import PAGES, metrics
+from tests.dashboard.proxy import TcpProxy
 from tests.voxflow_cli import free_port
+from voxflow import services
 from voxflow.settings import Settings
 
 
@@ -26,8 +31,8 @@ def dead_env(tmp_path: Path) -> dict[str, str]:
 
 def test_open_reports_unreachable_without_the_password(dead_env: dict[str, str]) -> None:
     settings = Settings(home=dead_env["VOXFLOW_HOME"], mongo_uri=dead_env["VOXFLOW_MONGO_URI"], redis_url=dead_env["VOXFLOW_REDIS_URL"])
-    db, mongo_error = open_mongo(settings)
-    client, redis_error = open_redis(settings)
+    db, mongo_error, _ = open_mongo(settings)
+    client, redis_error, _ = open_redis(settings)
     assert db is None and client is None
     assert mongo_error.startswith("MongoDB unreachable at mongodb://ops:***@127.0.0.1:")
     assert redis_error.startswith("Redis unreachable at redis://:***@127.0.0.1:")
@@ -42,3 +47,50 @@ def test_every_page_shows_a_banner_not_a_traceback(page: str, dead_env: dict[str
     assert any(e.startswith("Redis unreachable at redis://:***@") for e in errors), errors
     shown = " ".join(str(e.value) for kind in ("error", "info", "warning", "markdown", "caption") for e in getattr(app, kind))
     assert "hunter2secret" not in shown and "Traceback" not in shown
+
+
+def _proxied_redis(url: str) -> tuple[TcpProxy, str]:
+    """A proxy to the Redis at ``url`` and the URL of the same database through it."""
+    target = redis.connection.parse_url(url)
+    upstream = target["path"] if "path" in target else (target.get("host", "127.0.0.1"), int(target.get("port", 6379)))
+    proxy = TcpProxy(upstream).start()
+    return proxy, f"redis://127.0.0.1:{proxy.port}/{target.get('db', 0)}"
+
+
+def _proxied_mongo(uri: str) -> tuple[TcpProxy, str]:
+    """A proxy to the single MongoDB server at ``uri`` and a URI through it."""
+    [(host, port)] = pymongo.uri_parser.parse_uri(uri)["nodelist"]
+    proxy = TcpProxy((host, port)).start()
+    return proxy, f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true"
+
+
+@pytest.mark.parametrize("store", ["redis", "mongo"])
+def test_a_store_lost_after_connecting_shows_the_banner_then_reconnects(
+    store: str, test_settings: Settings, tmp_path: Path, open_page: Callable[..., AppTest],
+) -> None:
+    proxy, url = (_proxied_redis(services.redis_url(test_settings)) if store == "redis" else _proxied_mongo(services.mongo_uri(test_settings)))
+    env = {
+        "VOXFLOW_HOME": str(tmp_path), "VOXFLOW_MONGO_DB": f"lost_{uuid.uuid4().hex[:10]}",
+        "VOXFLOW_REDIS_URL": services.redis_url(test_settings), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),
+        f"VOXFLOW_{'REDIS_URL' if store == 'redis' else 'MONGO_URI'}": url,
+    }
+    try:
+        app = open_page("overview", env)
+        assert not app.error and metrics(app)["Predictions stored"] == "0"
+
+        proxy.close()  # the server goes away under the open connections
+        app.run()
+        assert not app.exception, [e.value for e in app.exception]
+        [banner] = [e.value for e in app.error]
+        assert banner.startswith(f"{'Redis' if store == 'redis' else 'MongoDB'} unreachable at {url.split('/?')[0]}"), banner
+        if store == "redis":  # the Overview reads MongoDB: it still shows, without what Redis gave
+            assert metrics(app)["Predictions stored"] == "0" and metrics(app)["Backlog"] == "—"
+        else:
+            assert [i.value for i in app.info] == ["The overview needs MongoDB; it shows again once the server answers."]
+
+        proxy.start()  # back on the same port: the next refresh connects again
+        app.run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+        assert metrics(app)["Predictions stored"] == "0"
+    finally:
+        proxy.close()

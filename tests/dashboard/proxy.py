@@ -1,0 +1,76 @@
+"""A loopback TCP proxy to a real server, to make that server go away (and come back) under a connected client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Union
+
+from tests.voxflow_cli import free_port
+
+Address = Union[str, tuple[str, int]]  # a unix socket path, or (host, port)
+
+
+class TcpProxy:
+    """Forward every connection to ``127.0.0.1:port`` to ``upstream`` while started; :meth:`close` cuts them all.
+
+    Closed, the port refuses connections and every forwarded one is shut down, as when the server stops;
+    :meth:`start` listens on the same port again.
+    """
+
+    def __init__(self, upstream: Address) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            listener.close()
+        with self._lock:
+            sockets, self._open = self._open, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX if isinstance(self.upstream, str) else socket.AF_INET)
+            server.connect(self.upstream)
+            with self._lock:
+                self._open += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass  # the proxy was closed under it
+    finally:
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
