@@ -37,7 +37,7 @@ WORKERS_STREAM = "voxflow:metrics:workers"
 ERROR_STAGES = ("features", "timeout", "worker")
 RUN_FIELDS = (
     "run_id", "source", "status", "started_at", "finished_at", "seen", "scored", "skipped",
-    "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen",
+    "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen", "error",
 )
 WORKER_FIELDS = ("workers", "backlog", "processing", "queued", "cpu_pct", "memory_pct")
 _KEY_SEPARATOR = "\x1f"

@@ -9,6 +9,11 @@ from dashboard import context, queries
 from dashboard.charts import bars
 
 
+def _shown(value: object, template: str) -> str:
+    """``value`` written with ``template``, or "—" for a field the run document does not have (yet)."""
+    return "—" if value is None or pd.isna(value) else template.format(value)
+
+
 def body(page: context.Page) -> None:
     settings, db, tz = page.settings, page.stores.db, page.tz
     runs = queries.recent_runs(db)
@@ -37,10 +42,15 @@ def body(page: context.Page) -> None:
     run = runs.set_index("run_id").loc[run_id]
     cols = st.columns(5)
     cols[0].metric("Status", str(run["status"]))
-    cols[1].metric("Scored", f"{int(run['scored'] or 0):,}")
-    cols[2].metric("Quarantined", f"{int(run['quarantined'] or 0):,}")
-    cols[3].metric("Wall time", "—" if pd.isna(run["wall_s"]) else f"{run['wall_s']:.1f} s")
-    cols[4].metric("Throughput", "—" if pd.isna(run["clips_per_s"]) else f"{run['clips_per_s']:.2f} clips/s")
+    # A run's counts and timings are written when it finishes: a running or failed run has none.
+    cols[1].metric("Scored", _shown(run["scored"], "{:,.0f}"))
+    cols[2].metric("Quarantined", _shown(run["quarantined"], "{:,.0f}"))
+    cols[3].metric("Wall time", _shown(run["wall_s"], "{:.1f} s"))
+    cols[4].metric("Throughput", _shown(run["clips_per_s"], "{:.2f} clips/s"))
+    if run["status"] == "running":
+        st.info("Still running: its counts and timings are recorded when it finishes.")
+    elif isinstance(run["error"], str):
+        st.warning(f"Failed: {run['error']}")
     if ui:
         st.link_button("Open this run in the Prefect UI", f"{ui}/runs/flow-run/{run_id}")
     reasons = queries.quarantine_reasons(db, run_id)

@@ -1,0 +1,41 @@
+"""The Runs page on runs that have not finished: recorded by the flows' own ``recorded_run``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+from pymongo.database import Database
+from streamlit.testing.v1 import AppTest
+
+from models.registry import load_bundle
+from store.mongo import ResultStore
+from tasks.persist import recorded_run
+from tests.dashboard.conftest import metrics
+from voxflow import services
+from voxflow.settings import Settings
+
+
+def test_a_running_and_a_failed_run_show_their_status_and_no_counts(
+    mongo_db: Database, test_settings: Settings, open_page: Callable[..., AppTest],
+) -> None:
+    env = {
+        "VOXFLOW_HOME": str(test_settings.home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),
+        "VOXFLOW_MONGO_DB": mongo_db.name, "VOXFLOW_REDIS_URL": services.redis_url(test_settings),
+    }
+    results, card = ResultStore(mongo_db), load_bundle(test_settings.models_dir).card
+    with pytest.raises(RuntimeError), recorded_run(results, card, test_settings, run_id="r-failed", source="/in/a"):
+        raise RuntimeError("disk full")
+    with recorded_run(results, card, test_settings, run_id="r-running", source="/in/b"):
+        app = open_page("runs", env)  # the newest run is selected first
+        assert app.selectbox[0].value == "r-running"
+        shown = metrics(app)
+        assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"], shown["Throughput"]) == ("running", "—", "—", "—", "—")
+        assert any(i.value.startswith("Still running") for i in app.info)
+
+        app.selectbox[0].select("r-failed").run()
+        assert not app.exception, [e.value for e in app.exception]
+        shown = metrics(app)
+        assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"]) == ("failed", "—", "—", "—")
+        assert [w.value for w in app.warning] == ["Failed: RuntimeError: disk full"]
+        assert app.dataframe[0].value["status"].tolist() == ["running", "failed"]
