@@ -18,7 +18,7 @@ waiting for one, recorded by ``tasks.scaling.ScalingMonitor``). Absent ones read
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -298,6 +298,26 @@ def last_backup(db: Database) -> dict[str, Any] | None:
 def predictions_count(db: Database) -> int:
     """How many predictions are stored (from collection metadata, not a scan)."""
     return db["predictions"].estimated_document_count()
+
+
+def local_today(tz: str, *, now: datetime | None = None) -> date:
+    """The calendar date in time zone ``tz`` at ``now`` (default: the current time)."""
+    return pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert(tz).date()
+
+
+def day_start(day: date, tz: str) -> datetime:
+    """The UTC instant at which ``day`` begins in time zone ``tz``.
+
+    That is local midnight, or the first instant after it on days when a DST change skips midnight
+    (America/Santiago 2026-09-06 begins at 01:00); where a change repeats midnight, its first occurrence.
+
+    Examples
+    --------
+    >>> day_start(date(2026, 9, 6), "America/Santiago").isoformat()
+    '2026-09-06T04:00:00+00:00'
+    """
+    start = pd.Timestamp(day).tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
+    return start.tz_convert("UTC").to_pydatetime()
 
 
 def utc_since(hours: float, *, now: datetime | None = None) -> datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -49,10 +49,9 @@ def _cluster_load(opened: DashboardStores, since: datetime, min_workers: int) ->
 
 def _per_day(db: Database, stored: int, tz: str) -> None:
     """Today's counts and the last DAYS_SHOWN local days from the ``prediction_counts`` rollup."""
-    today = pd.Timestamp.now(tz).normalize()
-    first = (today - pd.DateOffset(days=DAYS_SHOWN - 1)).normalize()  # calendar days: right across DST changes
-    per_day = queries.counts_per_day(db, first.tz_convert("UTC").to_pydatetime(), tz)
-    shown_today = per_day[per_day["day"] == today.tz_localize(None)]
+    today = queries.local_today(tz)
+    per_day = queries.counts_per_day(db, queries.day_start(today - timedelta(days=DAYS_SHOWN - 1), tz), tz)
+    shown_today = per_day[per_day["day"] == pd.Timestamp(today)]
     scored, positive, quarantined = (int(shown_today[name].sum()) for name in ("predictions", "positives", "quarantined"))
     cols = st.columns(3)
     cols[0].metric("Scored today", f"{scored:,}", help=f"predictions stored since midnight ({tz})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -89,6 +89,19 @@ def test_counts_per_day_follow_the_time_zone(mongo_db: Database) -> None:
     assert shown("America/New_York") == shown("UTC") == [["2026-11-26", 6, 4, 1]]
     assert shown("UTC", early + timedelta(minutes=30)) == [["2026-11-26", 4, 2, 1]]
     assert shown("UTC", late + timedelta(hours=1)) == []
+
+
+@pytest.mark.parametrize(("tz", "day", "begins"), [
+    ("America/Santiago", date(2026, 9, 6), datetime(2026, 9, 6, 4, tzinfo=timezone.utc)),  # 00:00 -04 skipped to 01:00 -03
+    ("Asia/Beirut", date(2026, 3, 29), datetime(2026, 3, 28, 22, tzinfo=timezone.utc)),  # 00:00 +02 skipped to 01:00 +03
+    ("Asia/Tokyo", date(2026, 9, 6), datetime(2026, 9, 5, 15, tzinfo=timezone.utc)),  # no DST: midnight
+])
+def test_days_begin_at_local_midnight_or_where_dst_skips_it(tz: str, day: date, begins: datetime) -> None:
+    noon = begins + timedelta(hours=12)
+    assert queries.local_today(tz, now=noon) == day
+    assert queries.day_start(day, tz) == begins
+    # Thirteen days later the Overview's first shown day is the DST day.
+    assert queries.day_start(queries.local_today(tz, now=noon + timedelta(days=13)) - timedelta(days=13), tz) == begins
 
 
 def test_score_distribution_follows_each_predictions_threshold(mongo_db: Database) -> None:
