@@ -7,19 +7,35 @@ from pathlib import Path
 
 import pytest
 import yaml
+from distributed.cli import dask_worker
+from distributed.deploy.utils import nprocesses_nthreads
 
-from tasks.cluster import dask_client, resolve_cluster_class
+from tasks.cluster import dask_client, resolve_cluster_class, run_cluster_kwargs
 from voxflow.cli import build_parser
 from voxflow.errors import ServiceError
 from voxflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = REPO / "deployments"
+KUBERNETES_SPEC = DEPLOYMENTS / "kubernetes" / "dask-cluster.yaml"
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((DEPLOYMENTS / "compose.yaml").read_text())
+
+
+def _worker_layout(args: list[str], cpu_count: int) -> tuple[int, int]:
+    """(processes, threads each) that ``dask worker *args`` starts on ``cpu_count`` CPUs, its options
+    parsed by distributed's CLI and resolved as distributed/cli/dask_worker.py does."""
+    options = dask_worker.main.make_context("dask worker", args).params
+    processes, threads = options["n_workers"], options["nthreads"]
+    if processes == "auto":
+        processes, threads = nprocesses_nthreads(cpu_count)
+    processes = int(processes or 1)
+    if processes < 0:
+        processes += cpu_count + 1
+    return processes, threads or cpu_count // processes
 
 
 def _cli_commands() -> set[str]:
@@ -39,6 +55,28 @@ def test_compose_runs_the_production_stack(compose: dict) -> None:
     assert "replicaSet=rs0" in env["VOXFLOW_MONGO_URI"] and env["VOXFLOW_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
 
 
+@pytest.mark.parametrize("cpu_count", [2, 8, 32])
+def test_dask_workers_are_single_threaded_processes_one_per_cpu(compose: dict, cpu_count: int) -> None:
+    service = compose["services"]["dask-worker"]
+    assert _worker_layout(service["entrypoint"][2:], cpu_count) == (cpu_count, 1)
+    assert service.get("deploy", {}).get("replicas", 1) == 1, "each replica starts a worker per CPU of the whole host"
+    worker = yaml.safe_load(KUBERNETES_SPEC.read_text())["spec"]["worker"]["spec"]["containers"][0]
+    assert worker["resources"]["limits"]["cpu"] == "1" and _worker_layout(worker["command"][2:], cpu_count) == (1, 1)
+
+
+def test_services_wait_until_what_they_depend_on_is_ready(compose: dict) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: a depends_on list waits only for the containers to start"
+        for dependency, how in depends.items():
+            # restart "no" marks a one-shot service (mongo-init): ready once it has exited 0.
+            one_shot = services[dependency].get("restart") == "no"
+            assert one_shot or "healthcheck" in services[dependency], f"{name} depends on {dependency}, which has no healthcheck"
+            ready = "service_completed_successfully" if one_shot else "service_healthy"
+            assert how.get("condition") == ready, f"{name} should wait for {dependency}: {ready}"
+
+
 def test_every_voxflow_command_in_compose_exists(compose: dict) -> None:
     commands = _cli_commands()
     used = {s["command"][0] for s in compose["services"].values() if s.get("image") == "voxflow:0.1.0" and "command" in s}
@@ -56,14 +94,24 @@ def test_image_builds_from_files_that_exist(compose: dict) -> None:
 
 
 def test_kubernetes_spec_and_cluster_class_wiring() -> None:
-    spec = yaml.safe_load((DEPLOYMENTS / "kubernetes" / "dask-cluster.yaml").read_text())
+    spec = yaml.safe_load(KUBERNETES_SPEC.read_text())
     assert spec["kind"] == "DaskCluster" and spec["apiVersion"] == "kubernetes.dask.org/v1"
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
     assert worker["image"] == "voxflow:0.1.0" and worker["command"][:2] == ["dask", "worker"]
-    comment = (DEPLOYMENTS / "kubernetes" / "dask-cluster.yaml").read_text()
+    comment = KUBERNETES_SPEC.read_text()
     class_path = re.search(r"VOXFLOW_DASK_CLUSTER_CLASS=(\S+)", comment).group(1)
     cls = resolve_cluster_class(class_path)
     assert cls.__name__ == "KubeCluster" and "custom_cluster_spec" in cls.__init__.__code__.co_varnames
+
+
+def test_every_run_names_its_kubernetes_cluster_its_own_valid_way() -> None:
+    validation = pytest.importorskip("dask_kubernetes.operator.validation")
+    specs = [run_cluster_kwargs({"custom_cluster_spec": str(KUBERNETES_SPEC)})["custom_cluster_spec"] for _ in range(2)]
+    names = [spec["metadata"]["name"] for spec in specs]
+    assert names[0] != names[1]
+    for spec, name in zip(specs, names):
+        validation.validate_cluster_name(name)
+        assert spec["spec"]["scheduler"]["service"]["selector"]["dask.org/cluster-name"] == name
 
 
 def test_unknown_cluster_class_is_a_clear_error() -> None:
