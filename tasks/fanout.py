@@ -149,5 +149,5 @@ def _record(
     outcome.chunks += 1
     progress.advance(result.table.num_rows + len(result.rejected))
     timings = result.table.select(["decode_ms", "features_ms"]).to_pydict()
-    monitor.add_files([(d + f) / 1e3 for d, f in zip(timings["decode_ms"], timings["features_ms"])], errors=len(result.rejected))
+    monitor.add_files([(d + f) / 1e3 for d, f in zip(timings["decode_ms"], timings["features_ms"])], [r["stage"] for r in result.rejected])
     on_progress(progress, result, inserted)

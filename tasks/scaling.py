@@ -12,7 +12,7 @@ from distributed import Client
 from store.cache import LiveMetrics
 from store.mongo import ResultStore
 from tasks.worker_changes import ADDED, REMOVED, WORKER_TOPIC, WorkerChanges
-from voxflow.scaling import Recommendation, Signals, Thresholds, percentile, recommend
+from voxflow.scaling import ERROR_STAGES, Recommendation, Signals, Thresholds, percentile, recommend
 
 LATENCY_WINDOW = 500
 
@@ -91,11 +91,14 @@ class ScalingMonitor:
         timestamp, message = event
         self._changes.append((timestamp, message["change"], message["worker"]))
 
-    def add_files(self, latencies_s: Sequence[float], errors: int) -> None:
-        """Account for a finished chunk: per-file processing times and how many files failed."""
+    def add_files(self, latencies_s: Sequence[float], rejected_stages: Sequence[str]) -> None:
+        """Account for a finished chunk: its scored files' processing times and the stage of each file it rejected.
+
+        Every file counts as analysed; only rejections at a pipeline stage (:data:`~voxflow.scaling.ERROR_STAGES`) are errors.
+        """
         self._latencies.extend(latencies_s)
-        self._analysed += len(latencies_s) + errors
-        self._errors += errors
+        self._analysed += len(latencies_s) + len(rejected_stages)
+        self._errors += sum(1 for stage in rejected_stages if stage in ERROR_STAGES)
 
     def observe(self, backlog: int) -> Recommendation:
         """Sample the cluster now; record the changes in its workers since the last sample."""

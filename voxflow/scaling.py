@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from voxflow.settings import Settings
 
+# Quarantine stages that are the pipeline's failures, not the input's: the error-rate trigger counts
+# these. A corrupt or silent file (stages discover, decode, quality) is bad input; more workers cannot help.
+ERROR_STAGES = ("features", "timeout", "worker")
+
 
 @dataclass(frozen=True)
 class Signals:

@@ -34,6 +34,18 @@ def test_cluster_load_means_cpu_and_memory_share() -> None:
     assert cluster_load({}) == (None, None)
 
 
+def test_only_pipeline_failures_count_as_errors(mongo_db: Database, redis_client: redis.Redis) -> None:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        monitor = _monitor(client, mongo_db, redis_client, "run-errors", max_workers=2)
+        monitor.add_files([0.1] * 8, ["decode", "quality"])  # bad input: more workers cannot help
+        quiet = monitor.observe(backlog=0)
+        monitor.add_files([0.1] * 8, ["worker", "timeout"])
+        failing = monitor.observe(backlog=0)
+    assert {t.name: t.firing for t in quiet.triggers}["error_rate"] is False and quiet.action != "scale_out"
+    assert failing.action == "scale_out" and "error_rate" in failing.reason
+    assert {t.name: t.value for t in failing.triggers}["error_rate"] == 2 / 20
+
+
 def _wait_for(event_name: str) -> str:
     Event(event_name).wait(timeout=30)
     return event_name
