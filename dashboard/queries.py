@@ -1,9 +1,10 @@
 """What the dashboard reads: MongoDB aggregations and Redis stream reads, returned as small DataFrames.
 
-Every function only reads (``find``, ``aggregate``; ``XRANGE``/``XINFO``/``XPENDING``)
+Every function only reads (``find``, ``aggregate``; ``XRANGE``/``XREVRANGE``/``XINFO``/``XPENDING``)
 and filters on indexed fields (``created_at``, ``started_at``, ``run_id``, ``_id``): a query's cost follows the
-documents in its time window, not the size of the collection; counts over days come from the
-``prediction_counts`` rollup the writers keep (:mod:`store.counts`). (``count_documents`` is avoided: nx-27017
+documents in its time window, not the size of the collection; counts over quarter hours and days come from
+the ``prediction_counts`` rollup the writers keep (:mod:`store.counts`), latency percentiles from the newest
+:data:`LATENCY_SAMPLE` files. (``count_documents`` is avoided: nx-27017
 answers it ten times slower than the equivalent aggregation.) Times come back timezone-aware in UTC; pages convert them for display.
 
 Collections and streams written by later producers are read in their documented shapes:
@@ -41,47 +42,34 @@ RUN_FIELDS = (
 )
 WORKER_FIELDS = ("workers", "backlog", "processing", "queued", "cpu_pct", "memory_pct")
 _KEY_SEPARATOR = "\x1f"
+# Latency percentiles are taken over at most this many of the newest files (queue latencies or predictions).
+LATENCY_SAMPLE = 2_000
 # Undelivered queue entries are counted up to this many (Redis < 7 has no group lag to ask for).
 _UNDELIVERED_CAP = 100_000
-
-
-def _since(field: str, since: datetime) -> dict[str, Any]:
-    # Wrapped in $and on purpose: nx-27017 0.8.1 silently ignores (or mis-evaluates) a bare date range
-    # in an aggregation $match that it pushes down to SQL; $and takes its correct path. Same on MongoDB.
-    return {"$match": {"$and": [{field: {"$gte": since}}]}}
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def recent_predictions(db: Database, since: datetime) -> pd.DataFrame:
-    """Creation time and per-file processing time (decode + features) of the predictions since ``since``.
+def recent_predictions(db: Database, since: datetime, *, limit: int = LATENCY_SAMPLE) -> pd.DataFrame:
+    """Creation time and per-file processing time (decode + features) of the newest ``limit`` predictions, those since ``since``.
 
-    An indexed ``find`` of two fields: its cost follows the window, not the collection. The live Overview
-    derives its per-minute counts, today's count and processing percentiles from it, because on nx-27017
-    an aggregation with a date ``$match`` either scans the whole collection in Python or (as a bare range)
-    is mis-evaluated.
+    Reads the newest ``limit`` predictions in ``created_at`` index order and keeps those since ``since``:
+    its cost follows ``limit`` (~80 ms for 2,000 on nx-27017), whatever the rate of results. (With the range
+    in the query, nx-27017 evaluates it over every document in the range first, limit or not.)
 
     Returns
     -------
     DataFrame
-        ``created_at`` (UTC, tz-aware), ``processing_ms``.
+        ``created_at`` (UTC, tz-aware), ``processing_ms``; newest first.
     """
-    docs = db["predictions"].find({"created_at": {"$gte": since}}, {"_id": 0, "created_at": 1, "timings_ms": 1})
-    rows = [(d["created_at"], (d.get("timings_ms") or {}).get("decode"), (d.get("timings_ms") or {}).get("features")) for d in docs]
+    docs = db["predictions"].find({}, {"_id": 0, "created_at": 1, "timings_ms": 1}).sort("created_at", pymongo.DESCENDING).limit(limit)
+    rows = [(d.get("created_at"), (d.get("timings_ms") or {}).get("decode"), (d.get("timings_ms") or {}).get("features")) for d in docs]
     frame = pd.DataFrame(rows, columns=["created_at", "decode", "features"])
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     frame["processing_ms"] = pd.to_numeric(frame["decode"], errors="coerce") + pd.to_numeric(frame["features"], errors="coerce")
-    return frame[["created_at", "processing_ms"]]
-
-
-def per_minute(recent: pd.DataFrame, since: datetime) -> pd.DataFrame:
-    """Clips per minute since ``since`` from :func:`recent_predictions`: ``minute`` (UTC), ``clips``, minutes with any."""
-    window = recent[recent["created_at"] >= since]
-    counts = window.groupby(window["created_at"].dt.floor("min")).size()
-    return pd.DataFrame({"minute": counts.index, "clips": counts.to_numpy()}) if len(counts) else pd.DataFrame(
-        {"minute": pd.Series(dtype="datetime64[ns, UTC]"), "clips": pd.Series(dtype="int64")})
+    return frame.loc[frame["created_at"] >= since, ["created_at", "processing_ms"]].reset_index(drop=True)
 
 
 def processing_percentiles(recent: pd.DataFrame, since: datetime, qs: tuple[float, ...] = (50, 95)) -> list[float | None]:
@@ -92,30 +80,42 @@ def processing_percentiles(recent: pd.DataFrame, since: datetime, qs: tuple[floa
     return [float(values.quantile(q / 100.0, interpolation="higher")) for q in qs]
 
 
+def counts_per_quarter_hour(db: Database, since: datetime) -> pd.DataFrame:
+    """Predictions, screen-positives and quarantined files per UTC quarter hour, from the quarter hour of ``since`` on.
+
+    Reads the ``prediction_counts`` rollup (:mod:`store.counts`: one small document per quarter hour, kept
+    as results are stored): its cost follows the quarter hours asked for, not the predictions stored.
+
+    Returns
+    -------
+    DataFrame
+        ``start`` (UTC, tz-aware), ``predictions``, ``positives``, ``quarantined``, in time order; quarter hours without any are absent.
+    """
+    docs = db[COUNTS].find({"_id": {"$gte": bucket_start(since)}}).sort("_id", pymongo.ASCENDING)
+    buckets = _frame(list(docs), ["_id", *COUNT_FIELDS])
+    counts = buckets[list(COUNT_FIELDS)].fillna(0).astype("int64")
+    return pd.concat([pd.to_datetime(buckets["_id"], utc=True).rename("start"), counts], axis=1)
+
+
 def counts_per_day(db: Database, since: datetime, tz: str) -> pd.DataFrame:
     """Predictions, screen-positives and quarantined files per calendar day in time zone ``tz``, from ``since`` on.
 
-    Reads the ``prediction_counts`` rollup (:mod:`store.counts`: one small document per UTC quarter hour,
-    kept as results are stored) and sums its quarter hours per local day: exact in every time zone, and its
-    cost follows the days shown, not the predictions stored.
+    Sums the quarter hours of :func:`counts_per_quarter_hour` per local day: exact in every time zone
+    (every UTC offset is a multiple of 15 minutes), and its cost follows the days shown.
 
     Returns
     -------
     DataFrame
         ``day`` (local date, ``datetime64``), ``predictions``, ``positives``, ``quarantined``; days without any are absent.
     """
-    docs = db[COUNTS].find({"_id": {"$gte": bucket_start(since)}})
-    buckets = _frame(list(docs), ["_id", *COUNT_FIELDS])
-    if buckets.empty:
-        return pd.DataFrame({"day": pd.Series(dtype="datetime64[ns]"), **{name: pd.Series(dtype="int64") for name in COUNT_FIELDS}})
-    day = pd.to_datetime(buckets["_id"], utc=True).dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-    days = buckets[list(COUNT_FIELDS)].fillna(0).astype("int64").groupby(day.rename("day")).sum().reset_index()
-    return days.sort_values("day", ignore_index=True)
+    quarters = counts_per_quarter_hour(db, since)
+    day = quarters["start"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize().rename("day")
+    return quarters[list(COUNT_FIELDS)].groupby(day).sum().reset_index().sort_values("day", ignore_index=True)
 
 
 @dataclass(frozen=True)
 class RunTotals:
-    """Counts over the runs started in a window; rates are None when nothing was analysed."""
+    """Runs started in a window and the counts of those that finished; rates are None when nothing was analysed."""
 
     runs: int
     scored: int
@@ -136,32 +136,31 @@ class RunTotals:
 
 
 def run_totals(db: Database, since: datetime) -> RunTotals:
-    """Scored, quarantined and errored files of the runs started since ``since``.
+    """How many runs started since ``since``, and the scored, quarantined and errored files of those that finished.
 
-    Errors are the quarantine records of those runs at a pipeline stage (:data:`ERROR_STAGES`).
+    A run's counts are written when it finishes, so a running (or failed) run adds nothing to the scored and
+    quarantined files, nor its quarantine records to the errors: both sides of a rate cover the same runs.
+    Errors are quarantine records at a pipeline stage (:data:`ERROR_STAGES`).
     """
-    runs = list(db["runs"].aggregate([
-        _since("started_at", since),
-        {"$group": {"_id": "$run_id", "scored": {"$sum": "$scored"}, "quarantined": {"$sum": "$quarantined"}}},
-    ]))
-    if not runs:
-        return RunTotals(0, 0, 0, 0)
+    runs = {r["run_id"]: r for r in db["runs"].find({"started_at": {"$gte": since}}, {"_id": 0, "run_id": 1, "scored": 1, "quarantined": 1})}
+    finished = [r for r in runs.values() if r.get("scored") is not None]
+    if not finished:
+        return RunTotals(len(runs), 0, 0, 0)
     errored = db["quarantine"].aggregate([
-        {"$match": {"run_id": {"$in": [r["_id"] for r in runs]}, "stage": {"$in": list(ERROR_STAGES)}}},
+        {"$match": {"run_id": {"$in": [r["run_id"] for r in finished]}, "stage": {"$in": list(ERROR_STAGES)}}},
         {"$group": {"_id": None, "n": {"$sum": 1}}},
     ])
-    errors = next((int(r["n"]) for r in errored), 0)
     return RunTotals(
         runs=len(runs),
-        scored=sum(int(r["scored"] or 0) for r in runs),
-        quarantined=sum(int(r["quarantined"] or 0) for r in runs),
-        errors=errors,
+        scored=sum(int(r["scored"]) for r in finished),
+        quarantined=sum(int(r.get("quarantined") or 0) for r in finished),
+        errors=next((int(r["n"]) for r in errored), 0),
     )
 
 
-def latency_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
-    """Enqueue-to-persist latencies (``voxflow:metrics:latency``) since ``since``: ``time`` (UTC), ``latency_s``."""
-    return _stream_frame(client, LATENCY_STREAM, since, ("latency_s",))
+def latency_samples(client: redis.Redis, since: datetime, *, limit: int = LATENCY_SAMPLE) -> pd.DataFrame:
+    """The newest ``limit`` enqueue-to-persist latencies (``voxflow:metrics:latency``) since ``since``: ``time`` (UTC), ``latency_s``."""
+    return _stream_frame(client, LATENCY_STREAM, since, ("latency_s",), newest=limit)
 
 
 def worker_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
@@ -169,13 +168,22 @@ def worker_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
     return _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS)
 
 
-def _stream_frame(client: redis.Redis, stream: str, since: datetime, numeric: tuple[str, ...], text: tuple[str, ...] = ()) -> pd.DataFrame:
+def last_worker_sample(client: redis.Redis, since: datetime) -> pd.Series | None:
+    """The newest cluster sample at or after ``since`` (``time`` and :data:`WORKER_FIELDS`), None when there is none."""
+    samples = _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS, newest=1)
+    return None if samples.empty else samples.iloc[-1]
+
+
+def _stream_frame(client: redis.Redis, stream: str, since: datetime, numeric: tuple[str, ...], *, newest: int | None = None) -> pd.DataFrame:
+    """Entries since ``since`` in time order; only the ``newest`` of them when given (one XREVRANGE, a bounded read)."""
     start = f"{int(since.timestamp() * 1000)}-0"
-    entries = client.xrange(stream, min=start, max="+")
-    columns = ["time", *text, *numeric]
+    if newest is None:
+        entries = client.xrange(stream, min=start, max="+")
+    else:
+        entries = client.xrevrange(stream, max="+", min=start, count=newest)[::-1]
     frame = _frame(
-        [{"time": int(entry_id.split("-")[0]), **{k: fields.get(k) for k in (*text, *numeric)}} for entry_id, fields in entries],
-        columns,
+        [{"time": int(entry_id.split("-")[0]), **{k: fields.get(k) for k in numeric}} for entry_id, fields in entries],
+        ["time", *numeric],
     )
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
     for name in numeric:

@@ -18,31 +18,34 @@ from voxflow.scaling import Signals, Thresholds
 
 DAYS_SHOWN = 14
 CHART_HOURS = 6
+# A worker sample older than this may describe a cluster that is gone (runs sample after every chunk).
+LIVE_SAMPLE_S = 120
 
 
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"
 
 
-def _latency(opened: DashboardStores, recent: pd.DataFrame, since: datetime) -> tuple[float | None, float | None, str]:
-    """p50/p95 in seconds: queue latency when the queue reports it, else per-file processing time."""
+def _latency(opened: DashboardStores, since: datetime, window: str) -> tuple[float | None, float | None, str]:
+    """p50/p95 in seconds over the newest files since ``since``: queue latency when the queue reports it, else per-file processing time."""
+    sample = f"over the newest {queries.LATENCY_SAMPLE:,} files of the {window} at most"
     if opened.redis is not None:
         samples = queries.latency_samples(opened.redis, since)["latency_s"].dropna()
         if len(samples):
-            return float(samples.quantile(0.5)), float(samples.quantile(0.95)), "enqueue to persist (voxflow:metrics:latency)"
+            return float(samples.quantile(0.5)), float(samples.quantile(0.95)), f"enqueue to persist (voxflow:metrics:latency), {sample}"
+    recent = queries.recent_predictions(opened.db, since)
     p50, p95 = (None if ms is None else ms / 1000 for ms in queries.processing_percentiles(recent, since))
-    return p50, p95, "per-file processing, decode + features (predictions)"
+    return p50, p95, f"per-file processing, decode + features (predictions), {sample}"
 
 
-def _cluster_load(opened: DashboardStores, since: datetime, min_workers: int) -> tuple[float | None, float | None, int]:
-    """CPU %, memory % and workers: from the Dask scheduler when one is reachable, else the last worker sample."""
+def _cluster_load(opened: DashboardStores, min_workers: int) -> tuple[float | None, float | None, int]:
+    """CPU %, memory % and workers: from the Dask scheduler when one is reachable, else a worker sample of the last LIVE_SAMPLE_S."""
     cluster = context.cluster()
     if cluster is not None:
         return cluster.cpu_pct, cluster.memory_pct, len(cluster.workers)
-    samples = queries.worker_samples(opened.redis, since) if opened.redis is not None else pd.DataFrame()
-    if samples.empty:
+    last = queries.last_worker_sample(opened.redis, queries.utc_since(LIVE_SAMPLE_S / 3600)) if opened.redis is not None else None
+    if last is None:
         return None, None, min_workers
-    last = samples.iloc[-1]
     cpu, memory, workers = (None if pd.isna(last[name]) else float(last[name]) for name in ("cpu_pct", "memory_pct", "workers"))
     return cpu, memory, min_workers if workers is None else int(workers)
 
@@ -78,27 +81,28 @@ def body(page: context.Page) -> None:
     window = f"last {settings.dashboard_window_h:g} h"
     stored = queries.predictions_count(db)
     totals = queries.run_totals(db, since)
-    recent = queries.recent_predictions(db, min(since, chart_since))
-    p50, p95, latency_source = _latency(opened, recent, since)
+    p50, p95, latency_source = _latency(opened, since, window)
     champion = current_champion(db, settings)
 
     cols = st.columns(4)
     cols[0].metric("Predictions stored", f"{stored:,}")
     cols[1].metric(f"Runs ({window})", f"{totals.runs:,}")
-    cols[2].metric(f"Quarantine rate ({window})", _rate(totals.quarantine_rate), help="quarantined / (scored + quarantined)")
-    cols[3].metric(f"Error rate ({window})", _rate(totals.error_rate), help="pipeline failures (stages " + ", ".join(queries.ERROR_STAGES) + ") / analysed")
+    finished = "of the finished runs (a run's counts are recorded when it ends)"
+    cols[2].metric(f"Quarantine rate ({window})", _rate(totals.quarantine_rate), help=f"quarantined / (scored + quarantined) {finished}")
+    cols[3].metric(f"Error rate ({window})", _rate(totals.error_rate),
+                   help="pipeline failures (stages " + ", ".join(queries.ERROR_STAGES) + f") / analysed {finished}")
     cols = st.columns(4)
     cols[0].metric("Latency p50", "—" if p50 is None else f"{p50:.3f} s", help=latency_source)
     cols[1].metric("Latency p95", "—" if p95 is None else f"{p95:.3f} s", help=latency_source)
     cols[2].metric("Champion model", champion.version, help=f"from the {champion.source}")
-    cols[3].metric(f"Files analysed ({window})", f"{totals.analysed:,}")
+    cols[3].metric(f"Files analysed ({window})", f"{totals.analysed:,}", help=finished)
     st.caption(f"Latency: {latency_source}. Times in {tz}.")
 
     if stored == 0 and totals.runs == 0:
         st.info("No runs yet: `voxflow analyze SOURCE` scores a folder, glob or manifest, and this page fills in.")
 
     st.subheader("Scaling triggers")
-    cpu, memory, n_workers = _cluster_load(opened, since, settings.dask_min_workers)
+    cpu, memory, n_workers = _cluster_load(opened, settings.dask_min_workers)
     queue = queries.queue_state(opened.redis) if opened.redis is not None else None
     signals = Signals(
         cpu_pct=cpu, p95_latency_s=p95, error_rate=totals.error_rate,
@@ -112,13 +116,13 @@ def body(page: context.Page) -> None:
                    delta_color={"firing": "inverse", "ok": "normal"}.get(row.state, "off"), delta_arrow="off")
     (st.warning if shown.action != "hold" else st.success)(f"Recommendation: {shown.advice} — {shown.reason}")
 
-    st.subheader(f"Clips per minute (last {CHART_HOURS} h)")
-    per_minute = queries.per_minute(recent, chart_since)
-    if per_minute.empty:
+    st.subheader(f"Clips per quarter hour (last {CHART_HOURS} h)")
+    quarters = queries.counts_per_quarter_hour(db, chart_since)
+    if quarters.empty:
         st.info(f"No clips scored in the last {CHART_HOURS} h.")
     else:
-        per_minute["minute"] = context.local_times(per_minute["minute"], tz)
-        st.altair_chart(time_series(per_minute, x="minute", y="clips", x_title=f"time ({tz})", y_title="clips per minute"), width="stretch")
+        quarters = quarters.assign(start=context.local_times(quarters["start"], tz))
+        st.altair_chart(time_series(quarters, x="start", y="predictions", x_title=f"quarter hour starting ({tz})", y_title="clips scored"), width="stretch")
 
     st.subheader(f"Files per day (last {DAYS_SHOWN} days)")
     _per_day(db, stored, tz)

@@ -51,6 +51,14 @@ def open_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest
     st.cache_data.clear()
 
 
+@pytest.fixture(scope="module")
+def empty_env(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An empty MongoDB database and an empty embedded Redis of its own (one per test module)."""
+    home = tmp_path_factory.mktemp("empty")
+    yield {"VOXFLOW_HOME": str(home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings), "VOXFLOW_MONGO_DB": f"empty_{uuid.uuid4().hex[:10]}"}
+    services.stop_service(Settings(home=Path(home)), "redis")
+
+
 def metrics(app: AppTest) -> dict[str, str]:
     """Every st.metric on the page, label -> value as shown."""
     return {m.label: m.value for m in app.metric}

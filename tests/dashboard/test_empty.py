@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from store.mongo import connect_mongo
 from tests.dashboard.conftest import PAGES, metrics
-from voxflow import services
 from voxflow.settings import Settings
 
 EXPECTED_NOTES = {
@@ -22,14 +20,6 @@ EXPECTED_NOTES = {
     "runs": "No runs yet",
     "models": "No clips scored by the champion this week",
 }
-
-
-@pytest.fixture(scope="module")
-def empty_env(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """An empty MongoDB database and an empty embedded Redis of its own."""
-    home = tmp_path_factory.mktemp("empty")
-    yield {"VOXFLOW_HOME": str(home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings), "VOXFLOW_MONGO_DB": f"empty_{uuid.uuid4().hex[:10]}"}
-    services.stop_service(Settings(home=Path(home)), "redis")
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -50,15 +50,22 @@ def test_windows_exclude_old_documents(seeded: Database) -> None:
     since = NOW - timedelta(hours=24)
     recent = queries.recent_predictions(seeded, since)
     assert len(recent) == 30
-    per_minute = queries.per_minute(recent, since)
-    assert per_minute["clips"].tolist() == [10, 10, 10]
-    assert per_minute["minute"].tolist() == [NOW.replace(second=0) - timedelta(minutes=m) for m in (2, 1, 0)]
-    assert queries.per_minute(recent, NOW - timedelta(seconds=10))["clips"].tolist() == [10]
+    newest = queries.recent_predictions(seeded, since, limit=12)  # newest first: the minute's 10, then 2 of the one before
+    assert newest["created_at"].tolist() == [NOW] * 10 + [NOW - timedelta(minutes=1)] * 2
     totals = queries.run_totals(seeded, since)
     assert (totals.runs, totals.scored, totals.quarantined, totals.errors) == (1, 30, 10, 1)
     assert totals.quarantine_rate == pytest.approx(10 / 40) and totals.error_rate == pytest.approx(1 / 40)
     assert queries.run_totals(seeded, NOW + timedelta(hours=1)) == queries.RunTotals(0, 0, 0, 0)
     assert queries.run_totals(seeded, NOW + timedelta(hours=1)).error_rate is None
+
+
+def test_rates_count_only_finished_runs(seeded: Database) -> None:
+    # A run still going has no counts yet: its quarantine records must not count as errors meanwhile.
+    seeded["runs"].insert_one({"run_id": "r2", "started_at": NOW - timedelta(minutes=5), "source": "c", "status": "running"})
+    seeded["quarantine"].insert_many([{"run_id": "r2", "stage": "worker", "reason": "worker died"} for _ in range(5)])
+    totals = queries.run_totals(seeded, NOW - timedelta(hours=24))
+    assert (totals.runs, totals.scored, totals.quarantined, totals.errors) == (2, 30, 10, 1)
+    assert totals.error_rate == pytest.approx(1 / 40)
 
 
 def test_processing_percentiles_match_numpy_on_the_raw_values(seeded: Database) -> None:
@@ -85,6 +92,9 @@ def test_counts_per_day_follow_the_time_zone(mongo_db: Database) -> None:
         days = queries.counts_per_day(mongo_db, start, tz)
         return days.assign(day=days["day"].dt.strftime("%Y-%m-%d")).values.tolist()
 
+    quarters = queries.counts_per_quarter_hour(mongo_db, since)
+    assert quarters.values.tolist() == [[datetime(2026, 11, 26, 18, 30, tzinfo=timezone.utc), 2, 2, 0], [late, 4, 2, 1]]
+    assert queries.counts_per_quarter_hour(mongo_db, late + timedelta(minutes=14)).values.tolist() == [[late, 4, 2, 1]]
     assert shown("Asia/Kolkata") == shown("Asia/Tokyo") == [["2026-11-27", 6, 4, 1]]
     assert shown("America/New_York") == shown("UTC") == [["2026-11-26", 6, 4, 1]]
     assert shown("UTC", early + timedelta(minutes=30)) == [["2026-11-26", 4, 2, 1]]
@@ -143,7 +153,7 @@ def test_absent_collections_read_as_empty(mongo_db: Database) -> None:
     assert queries.scaling_events(mongo_db, since)[["workers_after", "recommendation"]].values.tolist() == [[2, "hold"]]
     assert queries.last_backup(mongo_db) is None and queries.champion_document(mongo_db) is None
     assert queries.recent_runs(mongo_db).empty and queries.recent_predictions(mongo_db, since).empty
-    assert queries.per_minute(queries.recent_predictions(mongo_db, since), since).empty
+    assert queries.counts_per_quarter_hour(mongo_db, since).empty and queries.counts_per_day(mongo_db, since, "UTC").empty
     assert queries.score_distribution(mongo_db, since, model_version="m1").total == 0
 
 
@@ -198,6 +208,10 @@ def test_stream_samples_since(clean_redis: redis.Redis) -> None:
     workers = queries.worker_samples(clean_redis, NOW)
     assert workers.iloc[0][["workers", "processing", "queued", "cpu_pct", "memory_pct"]].tolist() == [3, 2, 9, 75.5, 40]
     assert np.isnan(workers.iloc[0]["backlog"])  # a field the sample does not carry
+    assert queries.latency_samples(clean_redis, NOW, limit=2)["latency_s"].tolist() == [1.5, 3.0]  # the newest, in time order
+    clean_redis.xadd(queries.WORKERS_STREAM, {"workers": 4, "cpu_pct": 20}, id=f"{base + 1000}-0")
+    assert queries.last_worker_sample(clean_redis, NOW)[["workers", "cpu_pct"]].tolist() == [4, 20]
+    assert queries.last_worker_sample(clean_redis, NOW + timedelta(seconds=2)) is None
 
 
 def test_streams_are_the_ones_their_writers_name() -> None:
