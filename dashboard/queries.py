@@ -31,11 +31,10 @@ from store.counts import COUNTS, SCORE_BINS, bucket_start, model_scores
 from store.counts import FIELDS as COUNT_FIELDS  # predictions, positives, quarantined
 from store.latency import LATENCY_STREAM
 from store.queue import QUEUE_GROUP, QUEUE_STREAM
+from voxflow.scaling import ERROR_STAGES
 
 WORKERS_STREAM = "voxflow:metrics:workers"
 
-# Quarantine stages that are failures of the pipeline itself; discover/decode/quality reject bad input.
-ERROR_STAGES = ("features", "timeout", "worker")
 RUN_FIELDS = (
     "run_id", "source", "status", "started_at", "finished_at", "seen", "scored", "skipped",
     "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen", "error",
