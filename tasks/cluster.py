@@ -7,7 +7,7 @@ import importlib
 import logging
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator
 
@@ -221,15 +221,27 @@ def local_cluster_ahead(settings: Settings) -> Iterator[str | None]:
     with ExitStack() as stack:
         stack.enter_context(_worker_config(settings))
         starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, port)
-        stack.callback(lambda: starting.result().close())
+        stack.callback(_close_started, starting)
         yield f"tcp://127.0.0.1:{port}"
 
 
 def _start_warm(settings: Settings, port: int) -> Cluster:
     cluster = _start_cluster(settings, scheduler_port=port)
-    with Client(cluster) as client:
-        client.register_plugin(WarmUp())
+    try:
+        with Client(cluster) as client:
+            client.register_plugin(WarmUp())
+    except BaseException:
+        cluster.close()  # its workers would otherwise live until the interpreter's exit
+        raise
     return cluster
+
+
+def _close_started(starting: Future[Cluster]) -> None:
+    try:
+        cluster = starting.result()
+    except Exception as exc:
+        raise ServiceError(f"the local Dask cluster did not start: {type(exc).__name__}: {exc}") from exc
+    cluster.close()
 
 
 def _free_port() -> int:

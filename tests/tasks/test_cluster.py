@@ -10,6 +10,7 @@ import pytest
 import yaml
 from distributed import Client
 
+import tasks.cluster
 from tasks.chunk import rows_to_table
 from tasks.cluster import (
     WORKER_PRELOAD,
@@ -75,6 +76,18 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, mo
     assert all(count > 100_000 for count in frozen.values())
     with pytest.raises(OSError):  # closed with the block
         Client(address, timeout="2s")
+
+
+@pytest.mark.timeout(120)
+def test_a_cluster_that_fails_to_warm_up_is_closed_and_named_in_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(cluster: object) -> Client:  # the warm-up's client: the workers exist by then
+        raise RuntimeError("warm-up refused")
+
+    monkeypatch.setattr(tasks.cluster, "Client", refused)
+    with pytest.raises(ServiceError, match="the local Dask cluster did not start: RuntimeError: warm-up refused"):
+        with local_cluster_ahead(Settings(home=tmp_path, dask_min_workers=1, dask_max_workers=1)):
+            pass
+    assert local_worker_processes(psutil.Process()) == []
 
 
 def test_an_existing_scheduler_or_cluster_class_starts_nothing_ahead(tmp_path: Path) -> None:
