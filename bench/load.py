@@ -115,11 +115,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="voxflow-load-") as tmp, embedded_home(Path(tmp) / "home") as settings:
         clips = write_clips(Path(tmp) / "clips", total, duration_s=args.clip_s)
         client = connect_redis(services.redis_url(settings))
-        queue, latency = FileQueue(client), LatencyLog(client, maxlen=settings.metrics_maxlen)
+        # The latency stream keeps a sample per acknowledged file: it must hold the whole run's, or the
+        # oldest would be trimmed and counted as files never done.
+        maxlen = max(settings.metrics_maxlen, total)
+        queue, latency = FileQueue(client), LatencyLog(client, maxlen=maxlen)
         env = {
             **os.environ, "VOXFLOW_HOME": str(settings.home), "VOXFLOW_MONGO_DB": f"load_{time.time_ns()}",
             "VOXFLOW_DASK_MIN_WORKERS": str(args.workers), "VOXFLOW_DASK_MAX_WORKERS": str(args.workers),
-            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "VOXFLOW_METRICS_MAXLEN": str(maxlen), "PREFECT_LOGGING_LEVEL": "WARNING",
         }
         drainer = subprocess.Popen(
             [sys.executable, "-m", "voxflow.cli", "drain", "--linger", "30", "--json"],
