@@ -219,17 +219,18 @@ def paired_rounds(
     warm_up()  # numba compiles into its disk cache here, not inside the first timed run
     samples: dict[str, list[float]] = {}
 
-    def run_pool() -> tuple[float, float]:
+    def run_pool(*, opensmile: bool = False) -> tuple[float, float]:
+        """The pool's clips/s and its CPU ms per clip."""
         cpu = children_cpu_s()
-        rate = pool_rate(files, settings, workers)
-        return rate, children_cpu_s() - cpu
+        rate = pool_rate(files, settings, workers, opensmile=opensmile)
+        return rate, 1000 * (children_cpu_s() - cpu) / len(files)
 
     for round_index in range(rounds):
         if round_index % 2 == 0:
-            pool, pool_cpu = run_pool()
+            pool, pool_cpu_ms = run_pool()
         summary, command_s, voxflow_cpu = analyze_with_cpu(manifest, settings, workers=workers, min_workers=min_workers)
         if round_index % 2 == 1:
-            pool, pool_cpu = run_pool()
+            pool, pool_cpu_ms = run_pool()
         analysed = summary["scored"] + summary["quarantined"]
         row = {
             "pool_clips_per_s": pool,
@@ -237,7 +238,7 @@ def paired_rounds(
             "voxflow_command_clips_per_s": analysed / command_s,
             "voxflow_share_of_pool": summary["clips_per_s"] / pool,
             "voxflow_command_share_of_pool": analysed / command_s / pool,
-            "pool_cpu_ms_per_clip": 1000 * pool_cpu / len(files),
+            "pool_cpu_ms_per_clip": pool_cpu_ms,
             "voxflow_cpu_ms_per_clip": 1000 * voxflow_cpu / analysed,
             # where voxflow's seconds went: the flow's phases, and the command around the flow
             "voxflow_discover_s": summary["discover_s"],
@@ -245,9 +246,7 @@ def paired_rounds(
             "voxflow_outside_flow_s": command_s - summary["wall_s"],
         }
         if opensmile:
-            cpu = children_cpu_s()
-            row["opensmile_clips_per_s"] = pool_rate(files, settings, workers, opensmile=True)
-            row["opensmile_cpu_ms_per_clip"] = 1000 * (children_cpu_s() - cpu) / len(files)
+            row["opensmile_clips_per_s"], row["opensmile_cpu_ms_per_clip"] = run_pool(opensmile=True)
             row["voxflow_command_over_opensmile"] = row["voxflow_command_clips_per_s"] / row["opensmile_clips_per_s"]
         for key, value in row.items():
             samples.setdefault(key, []).append(value)

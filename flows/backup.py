@@ -6,6 +6,7 @@ import shutil
 from datetime import datetime, timezone
 from typing import Any
 
+from fsspec import AbstractFileSystem
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pymongo import MongoClient
@@ -140,12 +141,12 @@ def _take_backup(client: MongoClient, settings: Settings, uri: str) -> dict[str,
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=datetime.now(timezone.utc))
         record_backup(db, record)
         raise
-    record.update(status="verified", **_apply_retention(settings, backup_id), finished_at=datetime.now(timezone.utc))
+    record.update(status="verified", **_apply_retention(fs, root, settings, backup_id), finished_at=datetime.now(timezone.utc))
     record_backup(db, record)
     return record
 
 
-def _apply_retention(settings: Settings, backup_id: str) -> dict[str, Any]:
+def _apply_retention(fs: AbstractFileSystem, root: str, settings: Settings, backup_id: str) -> dict[str, Any]:
     """Prune old backups; a failure is logged and returned, never raised: the new backup ``backup_id`` stays.
 
     Returns
@@ -153,7 +154,6 @@ def _apply_retention(settings: Settings, backup_id: str) -> dict[str, Any]:
     dict
         removed (names pruned) and prune_error (None, or what stopped the pruning).
     """
-    fs, root = open_location(settings.backup_location)
     try:
         return {"removed": prune_backups(fs, root, keep_daily=settings.backup_keep_daily, keep_weekly=settings.backup_keep_weekly), "prune_error": None}
     except Exception as exc:
