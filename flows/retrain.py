@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from flows.train import card_fields
 from models.artifact import ModelCard
-from models.promotion import Decision, should_promote
+from models.promotion import should_promote, unless_rolled_back
 from models.registry import save_version
 from models.train import (
     DEFAULT_N_FEATURES,
@@ -111,22 +111,6 @@ def fit_final(data: TrainingSet, settings: Settings) -> FittedModel:
     columns = select_columns(data.features, data.labels, DEFAULT_N_FEATURES)
     with dask_client(settings) as client:
         return FittedModel(fit_booster_dask(client, keep_columns(data.features, columns), data.labels, seed=CV_SEED), columns)
-
-
-def unless_rolled_back(decision: Decision, registered: Mapping[str, Any]) -> Decision:
-    """``decision``, except that a version an operator rolled back is never promoted by a retrain.
-
-    A retrain on the same labels rebuilds the same version; it comes back only through ``voxflow models promote``.
-
-    Examples
-    --------
-    >>> unless_rolled_back(Decision(True, "AUC up"), {"version": "v1", "rolled_back": True}).promote
-    False
-    """
-    if not (decision.promote and registered.get("rolled_back")):
-        return decision
-    version = registered["version"]
-    return Decision(False, f"{decision.reason}; not promoted: {version} was rolled back (voxflow models promote {version} brings it back)")
 
 
 @flow(name="retrain-nightly")

@@ -41,3 +41,19 @@ def should_promote(challenger: Mapping[str, Any], champion: Mapping[str, Any], m
     if uar < best_uar - margin:
         return Decision(False, f"AUC gain {gain:+.3f} but UAR {uar:.3f} falls below champion {best_uar:.3f} by more than {margin:.3f}")
     return Decision(True, f"AUC {auc:.3f} beats champion {best_auc:.3f} by {gain:+.3f} (margin {margin:.3f}); UAR {uar:.3f} vs {best_uar:.3f}")
+
+
+def unless_rolled_back(decision: Decision, registered: Mapping[str, Any]) -> Decision:
+    """``decision``, except that a version an operator rolled back is never promoted by a retrain.
+
+    A retrain on the same labels rebuilds the same version; it comes back only through ``voxflow models promote``.
+
+    Examples
+    --------
+    >>> unless_rolled_back(Decision(True, "AUC up"), {"version": "v1", "rolled_back": True}).promote
+    False
+    """
+    if not (decision.promote and registered.get("rolled_back")):
+        return decision
+    version = registered["version"]
+    return Decision(False, f"{decision.reason}; not promoted: {version} was rolled back (voxflow models promote {version} brings it back)")

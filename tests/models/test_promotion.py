@@ -2,7 +2,7 @@
 
 import pytest
 
-from models.promotion import should_promote
+from models.promotion import Decision, should_promote, unless_rolled_back
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,12 @@ def test_should_promote(challenger: dict, champion: dict, margin: float, promote
     decision = should_promote(challenger, champion, margin)
     assert decision.promote is promote
     assert why in decision.reason
+
+
+def test_a_rolled_back_version_is_not_promoted_by_a_retrain() -> None:
+    wins = Decision(True, "AUC 0.700 beats champion 0.650")
+    held = unless_rolled_back(wins, {"version": "xgb-fv3-abc", "rolled_back": True})
+    assert not held.promote and held.reason.startswith(wins.reason) and "voxflow models promote xgb-fv3-abc" in held.reason
+    assert unless_rolled_back(wins, {"version": "xgb-fv3-abc"}) is wins
+    loses = Decision(False, "below the margin")
+    assert unless_rolled_back(loses, {"version": "xgb-fv3-abc", "rolled_back": True}) is loses
