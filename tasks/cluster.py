@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import logging
 import socket
 import uuid
@@ -139,9 +140,10 @@ def renamed_cluster_spec(spec: dict[str, Any], suffix: str) -> dict[str, Any]:
     return renamed
 
 
-def run_cluster_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``dask_cluster_kwargs`` for one run: a ``custom_cluster_spec`` (a file's path or a dict) loaded and
-    given a name of its own by :func:`renamed_cluster_spec`.
+def run_cluster_kwargs(cls: type[Cluster], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``dask_cluster_kwargs`` for one run of ``cls``: its ``custom_cluster_spec`` (a file's path or a dict,
+    from the kwargs or else from Dask's ``kubernetes.custom-cluster-spec`` config, where KubeCluster looks
+    too) loaded and given a name of its own by :func:`renamed_cluster_spec`.
 
     KubeCluster connects to a cluster of the spec's name that exists already, and deletes it on close:
     runs side by side (a drain every minute beside an analyze) would share, then lose, one cluster.
@@ -151,7 +153,9 @@ def run_cluster_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     ServiceError
         When the spec file cannot be read.
     """
-    spec = kwargs.get("custom_cluster_spec")
+    spec, source = kwargs.get("custom_cluster_spec"), "the custom_cluster_spec of VOXFLOW_DASK_CLUSTER_KWARGS"
+    if spec is None and "custom_cluster_spec" in inspect.signature(cls).parameters:
+        spec, source = dask.config.get("kubernetes.custom-cluster-spec", None), "Dask's kubernetes.custom-cluster-spec"
     if spec is None:
         return kwargs
     if isinstance(spec, str):
@@ -159,13 +163,14 @@ def run_cluster_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
             with open(spec) as stream:
                 spec = yaml.safe_load(stream)
         except (OSError, yaml.YAMLError) as exc:
-            raise ServiceError(f"cannot read the custom_cluster_spec of VOXFLOW_DASK_CLUSTER_KWARGS: {exc}") from exc
+            raise ServiceError(f"cannot read {source}: {exc}") from exc
     return {**kwargs, "custom_cluster_spec": renamed_cluster_spec(spec, uuid.uuid4().hex[:8])}
 
 
 def _start_cluster(settings: Settings, *, scheduler_port: int = 0) -> Cluster:
     if settings.dask_cluster_class:
-        cluster = resolve_cluster_class(settings.dask_cluster_class)(**run_cluster_kwargs(settings.dask_cluster_kwargs))
+        cls = resolve_cluster_class(settings.dask_cluster_class)
+        cluster = cls(**run_cluster_kwargs(cls, settings.dask_cluster_kwargs))
     else:
         cluster = LocalCluster(
             n_workers=settings.dask_min_workers,

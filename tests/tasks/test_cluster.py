@@ -8,7 +8,7 @@ import dask
 import psutil
 import pytest
 import yaml
-from distributed import Client
+from distributed import Client, LocalCluster
 
 import tasks.cluster
 from tasks.chunk import rows_to_table
@@ -133,19 +133,37 @@ def test_a_long_cluster_name_is_shortened_to_a_valid_one() -> None:
     assert name == "x" * 44 + "-a1b2c3d4"
 
 
+class _SpecCluster(LocalCluster):
+    """A cluster class that takes a spec, as dask-kubernetes' KubeCluster does."""
+
+    def __init__(self, custom_cluster_spec: dict | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+
+
 def test_every_run_gets_a_cluster_spec_of_its_own(tmp_path: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(_cluster_spec("voxflow-analyze")))
     kwargs = {"custom_cluster_spec": str(path), "namespace": "voxflow"}
-    first, second = run_cluster_kwargs(kwargs), run_cluster_kwargs(kwargs)
+    first, second = run_cluster_kwargs(_SpecCluster, kwargs), run_cluster_kwargs(_SpecCluster, kwargs)
     assert first["namespace"] == "voxflow" and kwargs["custom_cluster_spec"] == str(path)
     names = {run["custom_cluster_spec"]["metadata"]["name"] for run in (first, second)}
     assert len(names) == 2 and all(name.startswith("voxflow-analyze-") for name in names)
-    from_dict = run_cluster_kwargs({"custom_cluster_spec": _cluster_spec("voxflow-analyze")})
+    from_dict = run_cluster_kwargs(_SpecCluster, {"custom_cluster_spec": _cluster_spec("voxflow-analyze")})
     assert from_dict["custom_cluster_spec"]["metadata"]["name"] not in names | {"voxflow-analyze"}
-    assert run_cluster_kwargs({"n_workers": 2}) == {"n_workers": 2}
+    assert run_cluster_kwargs(_SpecCluster, {"n_workers": 2}) == {"n_workers": 2}
+
+
+@pytest.mark.parametrize("given", ["path", "dict"])
+def test_a_spec_from_dasks_kubernetes_config_is_renamed_too(tmp_path: Path, given: str) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(_cluster_spec("voxflow-analyze")))
+    spec = str(path) if given == "path" else _cluster_spec("voxflow-analyze")
+    with dask.config.set({"kubernetes.custom-cluster-spec": spec}):
+        names = {run_cluster_kwargs(_SpecCluster, {"n_workers": 2})["custom_cluster_spec"]["metadata"]["name"] for _ in range(2)}
+        assert run_cluster_kwargs(LocalCluster, {"n_workers": 2}) == {"n_workers": 2}  # a class without specs gets none
+    assert len(names) == 2 and all(name.startswith("voxflow-analyze-") for name in names)
 
 
 def test_an_unreadable_cluster_spec_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="custom_cluster_spec"):
-        run_cluster_kwargs({"custom_cluster_spec": str(tmp_path / "missing.yaml")})
+        run_cluster_kwargs(_SpecCluster, {"custom_cluster_spec": str(tmp_path / "missing.yaml")})
