@@ -6,11 +6,10 @@ import copy
 import importlib
 import inspect
 import logging
-import socket
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import dask
 import distributed.utils
@@ -167,19 +166,29 @@ def run_cluster_kwargs(cls: type[Cluster], kwargs: dict[str, Any]) -> dict[str, 
     return {**kwargs, "custom_cluster_spec": renamed_cluster_spec(spec, uuid.uuid4().hex[:8])}
 
 
-def _start_cluster(settings: Settings, *, scheduler_port: int = 0) -> Cluster:
+class _AnnouncingCluster(LocalCluster):
+    """A LocalCluster that hands its scheduler's address to ``announce`` once the scheduler listens, before
+    its workers start (the constructor returns only once they have)."""
+
+    def __init__(self, *, announce: Callable[[str], None], **kwargs: Any) -> None:
+        self._announce: Callable[[str], None] | None = announce
+        super().__init__(**kwargs)
+
+    async def _start(self) -> None:
+        await super()._start()
+        if self._announce is not None:  # _start runs again, a no-op, when the cluster is awaited
+            self._announce(self.scheduler.address)
+            self._announce = None
+
+
+def _start_cluster(settings: Settings, *, announce: Callable[[str], None] | None = None) -> Cluster:
     if settings.dask_cluster_class:
         cls = resolve_cluster_class(settings.dask_cluster_class)
         cluster = cls(**run_cluster_kwargs(cls, settings.dask_cluster_kwargs))
     else:
-        cluster = LocalCluster(
-            n_workers=settings.dask_min_workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            scheduler_port=scheduler_port,
-            dashboard_address=":0",
-        )
+        options: dict[str, Any] = {"n_workers": settings.dask_min_workers, "threads_per_worker": 1, "processes": True,
+                                   "host": "127.0.0.1", "dashboard_address": ":0"}
+        cluster = LocalCluster(**options) if announce is None else _AnnouncingCluster(announce=announce, **options)
     cluster.adapt(minimum=settings.dask_min_workers, maximum=settings.dask_max_workers)
     return cluster
 
@@ -210,28 +219,33 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
 
 
 @contextmanager
-def local_cluster_ahead(settings: Settings) -> Iterator[str | None]:
+def local_cluster_ahead(settings: Settings) -> Iterator[Callable[[], str | None]]:
     """Start the run's local cluster on a thread now, while the caller imports and sets up the flow run.
 
     Starting and warming up the workers (process spawn, imports, numba cache) takes seconds, as does a
-    command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. Yields the
-    scheduler's address, its port chosen here so that it is known before the scheduler answers (a
-    client of it waits until it does), for the flow's ``dask_address`` parameter; yields None, and
-    starts nothing, when settings already name a scheduler or a cluster class. The cluster closes on exit.
+    command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. Yields a function
+    that returns the scheduler's address, for the flow's ``dask_address`` parameter, once the scheduler
+    listens (its workers may still be starting); it returns None, and nothing starts, when settings
+    already name a scheduler or a cluster class. The cluster closes on exit.
+
+    Raises
+    ------
+    ServiceError
+        From the function or on exit, when the cluster did not start.
     """
     if settings.dask_address or settings.dask_cluster_class:
-        yield None
+        yield lambda: None
         return
-    port = _free_port()
+    announced: Future[str] = Future()
     with ExitStack() as stack:
         stack.enter_context(_worker_config(settings))
-        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, port)
-        stack.callback(_close_started, starting)
-        yield f"tcp://127.0.0.1:{port}"
+        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, announced.set_result)
+        stack.callback(lambda: _started(starting).close())
+        yield lambda: _scheduler_address(announced, starting)
 
 
-def _start_warm(settings: Settings, port: int) -> Cluster:
-    cluster = _start_cluster(settings, scheduler_port=port)
+def _start_warm(settings: Settings, announce: Callable[[str], None]) -> Cluster:
+    cluster = _start_cluster(settings, announce=announce)
     try:
         with Client(cluster) as client:
             client.register_plugin(WarmUp())
@@ -241,15 +255,13 @@ def _start_warm(settings: Settings, port: int) -> Cluster:
     return cluster
 
 
-def _close_started(starting: Future[Cluster]) -> None:
+def _scheduler_address(announced: Future[str], starting: Future[Cluster]) -> str:
+    wait([announced, starting], return_when=FIRST_COMPLETED)
+    return announced.result() if announced.done() else _started(starting).scheduler_address
+
+
+def _started(starting: Future[Cluster]) -> Cluster:
     try:
-        cluster = starting.result()
+        return starting.result()
     except Exception as exc:
         raise ServiceError(f"the local Dask cluster did not start: {type(exc).__name__}: {exc}") from exc
-    cluster.close()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -97,13 +97,13 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     with imports_uncollected():
         from tasks.cluster import local_cluster_ahead
 
-    with local_cluster_ahead(settings) as dask_address:  # the workers start while Prefect and the flow's imports do
+    with local_cluster_ahead(settings) as scheduler_address:  # the workers start while Prefect and the flow's imports do
         with imports_uncollected():
             from flows.analyze import analyze_batch
             from voxflow.orchestration import prefect_api
 
         with prefect_api(settings):
-            summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size, dask_address=dask_address)
+            summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size, dask_address=scheduler_address())
         _print_summary(summary, as_json=args.json)  # before the workers shut down
     return 0
 

@@ -61,9 +61,10 @@ def _imported_by(function: Callable[..., object], *args: object) -> list[str]:
 def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # as in the test above
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
-    with local_cluster_ahead(settings) as address:
+    with local_cluster_ahead(settings) as scheduler_address:
+        address = scheduler_address()
         assert address is not None and address.startswith("tcp://127.0.0.1:")
-        # What analyze_batch does with its dask_address parameter; the client waits while the thread starts the scheduler.
+        # What analyze_batch does with its dask_address parameter; the workers may still be starting.
         with dask_client(settings.model_copy(update={"dask_address": address})) as client:
             client.wait_for_workers(2, timeout=60)
             warmed = client.run(lambda: WORKER_PRELOAD in sys.modules and "xgboost" in sys.modules and "tasks.extract" in sys.modules)
@@ -90,11 +91,21 @@ def test_a_cluster_that_fails_to_warm_up_is_closed_and_named_in_the_error(tmp_pa
     assert local_worker_processes(psutil.Process()) == []
 
 
+def test_a_scheduler_that_does_not_start_is_a_clear_error_when_its_address_is_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def taken(settings: Settings, **kwargs: object) -> None:
+        raise OSError("[Errno 98] Address already in use")
+
+    monkeypatch.setattr(tasks.cluster, "_start_cluster", taken)
+    with pytest.raises(ServiceError, match="the local Dask cluster did not start: OSError: .*Address already in use"):
+        with local_cluster_ahead(Settings(home=tmp_path, dask_min_workers=1, dask_max_workers=1)) as scheduler_address:
+            scheduler_address()
+
+
 def test_an_existing_scheduler_or_cluster_class_starts_nothing_ahead(tmp_path: Path) -> None:
-    with local_cluster_ahead(Settings(home=tmp_path, dask_address="tcp://10.0.0.7:8786")) as address:
-        assert address is None
-    with local_cluster_ahead(Settings(home=tmp_path, dask_cluster_class="distributed.LocalCluster")) as address:
-        assert address is None
+    with local_cluster_ahead(Settings(home=tmp_path, dask_address="tcp://10.0.0.7:8786")) as scheduler_address:
+        assert scheduler_address() is None
+    with local_cluster_ahead(Settings(home=tmp_path, dask_cluster_class="distributed.LocalCluster")) as scheduler_address:
+        assert scheduler_address() is None
 
 
 @pytest.mark.timeout(180)
