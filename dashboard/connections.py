@@ -10,6 +10,7 @@ import redis
 from pymongo.database import Database
 
 from store.cache import connect_redis
+from store.mongo import failure_reason, refuses_user, server_message
 from voxflow import services
 from voxflow.errors import VoxflowError
 from voxflow.settings import Settings
@@ -29,10 +30,11 @@ class DashboardStores:
     redis_url: str = field(default="", repr=False)
 
     def lost(self, exc: redis.RedisError | pymongo.errors.PyMongoError) -> str:
-        """The banner line for a store that stopped answering after it was opened (redacted like at start-up)."""
+        """The banner line for a store that failed after it was opened (redacted like at start-up): unreachable, or
+        refusing the user or a request."""
         if isinstance(exc, redis.RedisError):
-            return _redis_unreachable(self.redis_url, exc)
-        return _mongo_unreachable(self.mongo_uri, exc)
+            return _redis_failed(self.redis_url, exc)
+        return _mongo_failed(self.mongo_uri, exc)
 
     def close(self) -> None:
         """Close both clients (their pools and pymongo's monitor threads)."""
@@ -51,13 +53,26 @@ def _where(address: str) -> str:
     return services.redact(address) if address else "the embedded server"
 
 
-def _mongo_unreachable(uri: str, exc: Exception) -> str:
-    reason = str(exc).split(", Timeout:")[0]
-    return _scrub(f"MongoDB unreachable at {_where(uri)}: {reason}", uri)
+def _mongo_failed(uri: str, exc: Exception) -> str:
+    where = _where(uri)
+    if isinstance(exc, pymongo.errors.OperationFailure):  # the server answered, and said no
+        if refuses_user(exc):
+            return _scrub(f"MongoDB at {where} refused the configured user: {server_message(exc)}; check the user and password of the MongoDB URI", uri)
+        return _scrub(f"MongoDB at {where} refused a query: {server_message(exc)}", uri)
+    if isinstance(exc, (pymongo.errors.ConfigurationError, ValueError)):
+        return _scrub(f"MongoDB settings not usable ({where}): {exc}", uri)
+    return _scrub(f"MongoDB unreachable at {where}: {failure_reason(exc)}", uri)
 
 
-def _redis_unreachable(url: str, exc: Exception) -> str:
-    return _scrub(f"Redis unreachable at {_where(url)}: {exc}", url)
+def _redis_failed(url: str, exc: Exception) -> str:
+    where = _where(url)
+    if isinstance(exc, redis.AuthenticationError):
+        return _scrub(f"Redis at {where} refused the configured user: {exc}; check the user and password of the Redis URL", url)
+    if isinstance(exc, redis.ResponseError):
+        return _scrub(f"Redis at {where} refused a command: {exc}", url)
+    if isinstance(exc, ValueError):
+        return _scrub(f"Redis settings not usable ({where}): {exc}", url)
+    return _scrub(f"Redis unreachable at {where}: {exc}", url)
 
 
 def open_mongo(settings: Settings) -> tuple[Database | None, str | None, str]:
@@ -76,7 +91,7 @@ def open_mongo(settings: Settings) -> tuple[Database | None, str | None, str]:
     except (pymongo.errors.PyMongoError, VoxflowError, ValueError) as exc:
         if client is not None:
             client.close()  # else its monitor thread keeps polling the dead server
-        return None, _mongo_unreachable(uri, exc), uri
+        return None, _mongo_failed(uri, exc), uri
     return client[settings.mongo_db], None, uri
 
 
@@ -89,7 +104,7 @@ def open_redis(settings: Settings) -> tuple[redis.Redis | None, str | None, str]
         client = connect_redis(url)
         client.ping()
     except (redis.RedisError, VoxflowError, ValueError) as exc:
-        return None, _redis_unreachable(url, exc), url
+        return None, _redis_failed(url, exc), url
     return client, None, url
 
 

@@ -78,16 +78,25 @@ def backoff_delays(budget_s: float, *, first_s: float = 0.2, factor: float = 2.0
     return delays
 
 
-def _reason(exc: ConnectionFailure) -> str:
-    # Drop pymongo's topology dump; the first clause names the host and the socket error.
+def failure_reason(exc: Exception) -> str:
+    """A pymongo error's message without its topology dump (the first clause names the host and the socket error)."""
     return str(exc).split(", Timeout:")[0]
+
+
+def refuses_user(exc: OperationFailure) -> bool:
+    """Whether ``exc`` says the server refused the configured user or its rights."""
+    return exc.code in (_UNAUTHORIZED, _AUTHENTICATION_FAILED)
+
+
+def server_message(exc: OperationFailure) -> str:
+    """What the server said, without the rest of its reply."""
+    return (exc.details or {}).get("errmsg") or str(exc)
 
 
 def _raise_if_refused(exc: OperationFailure, what: str) -> None:
     """Raise a ServiceError when ``exc`` says the server refused the configured user or its rights."""
-    if exc.code in (_UNAUTHORIZED, _AUTHENTICATION_FAILED):
-        reason = (exc.details or {}).get("errmsg") or str(exc)
-        raise ServiceError(f"MongoDB refused the configured user ({what}): {reason}; check the user and password of the MongoDB URI") from exc
+    if refuses_user(exc):
+        raise ServiceError(f"MongoDB refused the configured user ({what}): {server_message(exc)}; check the user and password of the MongoDB URI") from exc
 
 
 def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
@@ -102,8 +111,8 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
             elapsed = time.monotonic() - began
             delay = next(delays, None)
             if delay is None or elapsed + delay > budget_s:
-                raise ServiceError(f"MongoDB unreachable after {elapsed:.0f} s ({what}): {_reason(exc)}") from exc
-            log.warning("MongoDB unreachable (%s): %s; retry %d in %.1f s", what, _reason(exc), attempt, delay)
+                raise ServiceError(f"MongoDB unreachable after {elapsed:.0f} s ({what}): {failure_reason(exc)}") from exc
+            log.warning("MongoDB unreachable (%s): %s; retry %d in %.1f s", what, failure_reason(exc), attempt, delay)
             time.sleep(delay)
             attempt += 1
         except OperationFailure as exc:

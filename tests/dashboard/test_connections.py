@@ -6,12 +6,14 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import pymongo.errors
 import pymongo.uri_parser
 import pytest
 import redis
+from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
 
-from dashboard.connections import open_mongo, open_redis
+from dashboard.connections import DashboardStores, open_mongo, open_redis
 from tests.dashboard.conftest import PAGES, metrics
 from tests.dashboard.proxy import TcpProxy
 from tests.voxflow_cli import free_port
@@ -37,6 +39,19 @@ def test_open_reports_unreachable_without_the_password(dead_env: dict[str, str])
     assert mongo_error.startswith("MongoDB unreachable at mongodb://ops:***@127.0.0.1:")
     assert redis_error.startswith("Redis unreachable at redis://:***@127.0.0.1:")
     assert "hunter2secret" not in mongo_error + redis_error
+
+
+def test_a_refused_user_or_request_is_not_called_unreachable(test_settings: Settings, mongo_client: pymongo.MongoClient) -> None:
+    scheme, rest = services.redis_url(test_settings).split("://", 1)
+    settings = test_settings.model_copy(update={"redis_url": SecretStr(f"{scheme}://bob:hunter2secret@{rest}")})
+    client, redis_error, url = open_redis(settings)
+    assert client is None and redis_error.startswith(f"Redis at {services.redact(url)} refused the configured user: ")
+    assert "hunter2secret" not in redis_error
+
+    with pytest.raises(pymongo.errors.OperationFailure) as refused:  # nx-27017 answers, and says no
+        list(mongo_client["voxflow"]["predictions"].aggregate([{"$bogus": 1}]))
+    stores = DashboardStores(None, None, mongo_uri=services.mongo_uri(test_settings))
+    assert stores.lost(refused.value) == f"MongoDB at {services.mongo_uri(test_settings)} refused a query: Aggregation stage '$bogus' not supported"
 
 
 @pytest.mark.parametrize("page", PAGES)
