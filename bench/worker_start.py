@@ -27,10 +27,12 @@ METHODS = ("spawn", "forkserver")
 
 def measure(method: str, workers: int, home: Path) -> dict[str, float]:
     """In this process: seconds to start ``workers`` warm workers, their private and proportional memory
-    (USS, PSS: pages shared with the forkserver count once), then seconds to adapt up to twice as many."""
+    (USS, PSS: pages shared with the forkserver count once; the last figure adds the forkserver's own PSS, its
+    share of those pages, spread over the workers), then seconds to adapt up to twice as many."""
     import psutil
 
     from tasks.cluster import dask_client, local_worker_processes
+    from tasks.forkserver import is_forkserver
     from voxflow.settings import Settings
 
     settings = Settings(home=home, dask_min_workers=workers, dask_max_workers=workers, dask_start_method=method)
@@ -40,6 +42,7 @@ def measure(method: str, workers: int, home: Path) -> dict[str, float]:
         client.run(lambda: None)  # every worker past its warm-up plugin
         ready = time.perf_counter()
         memory = [process.memory_full_info() for process in local_worker_processes(psutil.Process())]
+        server_pss = sum(process.memory_full_info().pss for process in psutil.Process().children() if is_forkserver(process))
         client.cluster.adapt(minimum=2 * workers, maximum=2 * workers)
         client.wait_for_workers(2 * workers, timeout=120)
         client.run(lambda: None)
@@ -47,6 +50,7 @@ def measure(method: str, workers: int, home: Path) -> dict[str, float]:
     return {
         "start_s": ready - started, "adapt_up_s": grown - ready,
         "worker_uss_mib": statistics.mean(m.uss for m in memory) / 2**20, "worker_pss_mib": statistics.mean(m.pss for m in memory) / 2**20,
+        "worker_pss_with_server_mib": (sum(m.pss for m in memory) + server_pss) / len(memory) / 2**20,
     }
 
 
@@ -70,7 +74,8 @@ def main() -> None:
                 )
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 print(f"  {method:<10} start {row['start_s']:.2f} s, adapt up {row['adapt_up_s']:.2f} s, "
-                      f"worker USS {row['worker_uss_mib']:.0f} MiB, PSS {row['worker_pss_mib']:.0f} MiB", flush=True)
+                      f"worker USS {row['worker_uss_mib']:.0f} MiB, PSS {row['worker_pss_mib']:.0f} MiB "
+                      f"({row['worker_pss_with_server_mib']:.0f} MiB with the forkserver's share)", flush=True)
                 for key, value in row.items():
                     samples.setdefault(f"{method}_{key}", []).append(value)
     medians = {key: round(statistics.median(values), 3) for key, values in samples.items()}
