@@ -65,20 +65,22 @@ class Scored:
     top_factors: list[list[dict[str, float | str]]]
 
 
-def booster_version(booster_ubj: bytes, feature_version: int) -> str:
-    """Content-addressed model version, e.g. ``xgb-fv1-3f2a9c01d4``."""
-    return f"xgb-fv{feature_version}-{hashlib.sha256(booster_ubj).hexdigest()[:10]}"
+def model_version(booster_ubj: bytes, feature_version: int, threshold: float) -> str:
+    """Content-addressed model version, e.g. ``xgb-fv1-3f2a9c01d4``: of the booster and the threshold that
+    turns its scores into labels (the same booster with another threshold labels clips differently)."""
+    content = booster_ubj + f"threshold={float(threshold)!r}".encode()
+    return f"xgb-fv{feature_version}-{hashlib.sha256(content).hexdigest()[:10]}"
 
 
 def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path) -> ModelCard:
     """Write ``model.ubj`` and ``card.json`` into ``directory`` and return the card.
 
     ``card_fields`` holds every ModelCard field except ``version`` and ``booster_sha256``,
-    which are derived from the booster bytes.
+    which are derived from the booster bytes (and the threshold, for the version).
     """
     raw = bytes(booster.save_raw(raw_format="ubj"))
     card = ModelCard(
-        version=booster_version(raw, card_fields["feature_version"]),
+        version=model_version(raw, card_fields["feature_version"], card_fields["threshold"]),
         booster_sha256=hashlib.sha256(raw).hexdigest(),
         **card_fields,
     )

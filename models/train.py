@@ -280,7 +280,8 @@ def cross_validate(
     Each fold's threshold maximises balanced accuracy (or reaches ``target_sensitivity``) on
     out-of-fold scores of an inner grouped 3-fold pass over that fold's training rows (training-set
     scores are overfit, test rows unseen). The same ``seed`` gives the same folds for the same rows,
-    so two recipes can be compared fold for fold. Feature selection (``n_features``) is redone on
+    so two recipes can be compared fold for fold; repeat ``r`` splits and fits with ``seed + r``, so
+    repeats differ in XGBoost's row and column sampling as well as in their folds. Feature selection (``n_features``) is redone on
     the training rows of every fit, inner folds included: test rows never inform it.
     The reported ``threshold`` is chosen the same way on the outer out-of-fold scores of all rows,
     averaged over repeats: the cut a model trained on all the data should use.
@@ -295,7 +296,7 @@ def cross_validate(
         for train_idx, test_idx in splitter.split(features, labels, groups):
             inner = _oof_scores(features[train_idx], labels[train_idx], groups[train_idx], n_splits=3, seed=seed + repeat, **recipe)
             threshold = choose_threshold(labels[train_idx], inner, target_sensitivity=target_sensitivity)
-            scores = fit_model(features[train_idx], labels[train_idx], seed=seed, **recipe).predict(features[test_idx])
+            scores = fit_model(features[train_idx], labels[train_idx], seed=seed + repeat, **recipe).predict(features[test_idx])
             oof_sum[test_idx] += scores
             truth, predicted = labels[test_idx], scores >= threshold
             per_fold["auc"].append(roc_auc_score(truth, scores) if len(set(truth)) == 2 else np.nan)

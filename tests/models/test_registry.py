@@ -24,6 +24,9 @@ def test_saved_version_is_its_content_address_and_loads(tmp_path: Path) -> None:
     again = save_version(_booster(), FIELDS, tmp_path)  # same bytes: same version, folder kept
     assert again.version == card.version
     assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card == card
+    stricter = save_version(_booster(), FIELDS | {"threshold": 0.6}, tmp_path)  # same booster, other labels
+    assert stricter.version != card.version and stricter.booster_sha256 == card.booster_sha256
+    assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card.threshold == 0.5
 
 
 def test_no_version_is_the_shipped_baseline(tmp_path: Path) -> None:

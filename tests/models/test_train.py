@@ -113,6 +113,13 @@ def test_same_seed_same_folds() -> None:
     assert first.fold_aucs != other.fold_aucs
 
 
+def test_each_repeat_is_a_fresh_draw_of_folds_and_of_xgboosts_sampling() -> None:
+    features, labels, groups = _separable(signal=0.7)
+    two = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=30)
+    second_alone = cross_validate(features, labels, groups, n_splits=4, n_repeats=1, rounds=30, seed=1)
+    assert two.fold_aucs[4:] == second_alone.fold_aucs  # repeat 1 of seed 0 is repeat 0 of seed 1, subsampling too
+
+
 def test_calibration_table_counts_every_row_and_observes_rates() -> None:
     labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
     scores = np.array([0.05, 0.15, 0.15, 0.55, 0.58, 0.92, 0.95, 0.99])
