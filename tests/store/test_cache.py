@@ -51,5 +51,9 @@ def test_metrics_stream_is_bounded_and_recent_is_newest_last(redis_client: redis
     assert 100 <= redis_client.xlen(f"voxflow:metrics:{stream}") < 300
     recent = metrics.recent(stream, count=3)
     assert [sample["files_per_s"] for sample in recent] == ["997", "998", "999"]
-    assert recent[0]["stage"] == "extract" and recent[0]["id"] < recent[-1]["id"]
+    def order(entry_id: str) -> tuple[int, int]:  # "<ms>-<seq>": "…-8" comes before "…-10"
+        milliseconds, sequence = entry_id.split("-")
+        return int(milliseconds), int(sequence)
+
+    assert recent[0]["stage"] == "extract" and order(recent[0]["id"]) < order(recent[-1]["id"])
     assert metrics.recent(f"missing-{uuid.uuid4().hex}") == []
