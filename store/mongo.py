@@ -36,6 +36,7 @@ _DUPLICATE_KEY = 11000
 _UNAUTHORIZED = 13
 _AUTHENTICATION_FAILED = 18
 _LOOKUP_BATCH = 1000
+_STREAM_BATCH = 1000  # documents per round trip of a streamed read
 
 
 def connect_mongo(uri: str, *, timeout_ms: int = 5000) -> pymongo.MongoClient:
@@ -118,6 +119,30 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
         except OperationFailure as exc:
             _raise_if_refused(exc, what)  # not retried: the configuration must change
             raise
+
+
+@contextmanager
+def _connection_errors_as_service_error(what: str) -> Iterator[None]:
+    """A read that cannot be retried where it stands (a cursor half read): one clear error, at once."""
+    try:
+        yield
+    except ConnectionFailure as exc:
+        raise ServiceError(f"MongoDB unreachable ({what}): {failure_reason(exc)}") from exc
+    except OperationFailure as exc:
+        _raise_if_refused(exc, what)
+        raise
+
+
+def _prediction_query(run_id: str | None, label: str | None, min_score: float | None, max_score: float | None) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if run_id is not None:
+        query["run_id"] = run_id
+    if label is not None:
+        query["label"] = label
+    score = {op: bound for op, bound in (("$gte", min_score), ("$lte", max_score)) if bound is not None}
+    if score:
+        query["score"] = score
+    return query
 
 
 def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -249,20 +274,29 @@ class ResultStore:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Predictions matching every filter given, newest first, without ``_id``."""
-        query: dict[str, Any] = {}
-        if run_id is not None:
-            query["run_id"] = run_id
-        if label is not None:
-            query["label"] = label
-        score = {op: bound for op, bound in (("$gte", min_score), ("$lte", max_score)) if bound is not None}
-        if score:
-            query["score"] = score
+        query = _prediction_query(run_id, label, min_score, max_score)
         return self._find(self._predictions, query, sort_key="created_at", limit=limit)
+
+    def iter_predictions(
+        self,
+        *,
+        run_id: str | None = None,
+        label: str | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every prediction matching the filters (up to ``limit``), in the order stored, read in batches, without ``_id``."""
+        return self._stream(self._predictions, _prediction_query(run_id, label, min_score, max_score), limit=limit)
 
     def find_quarantine(self, *, run_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Quarantine records, of one run or all, newest first, without ``_id``."""
         query = {"run_id": run_id} if run_id is not None else {}
         return self._find(self._quarantine, query, sort_key="created_at", limit=limit)
+
+    def iter_quarantine(self, *, run_id: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every quarantine record, of one run or all (up to ``limit``), in the order stored, read in batches, without ``_id``."""
+        return self._stream(self._quarantine, {"run_id": run_id} if run_id is not None else {}, limit=limit)
 
     def find_runs(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """Run documents, most recently started first, without ``_id``."""
@@ -285,6 +319,12 @@ class ResultStore:
             lambda: _insert_new(collection, copies),
             budget_s=self._retry_s,
         )
+
+    def _stream(self, collection: Collection, query: dict[str, Any], *, limit: int | None) -> Iterator[dict[str, Any]]:
+        # No sort: a sorted read would hold every match at once (and nx-27017 reads the whole range to sort it).
+        cursor = collection.find(query, {"_id": 0}, batch_size=_STREAM_BATCH, limit=limit or 0)
+        with _connection_errors_as_service_error(f"read {collection.name}"):
+            yield from cursor
 
     def _find(self, collection: Collection, query: dict[str, Any], *, sort_key: str, limit: int) -> list[dict[str, Any]]:
         def find() -> list[dict[str, Any]]:

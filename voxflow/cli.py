@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Literal, Sequence
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -31,6 +31,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "scored", "skipped", "quarantined", "wall_s", "clips_per_s", "source")
+LISTED = 50  # records a listing shows by default
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
@@ -111,10 +112,11 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     from store.mongo import ResultStore
 
+    filters = {"run_id": args.run, "label": args.label, "min_score": args.min_score, "max_score": args.max_score}
     with _database(settings) as db:
-        records = ResultStore(db).find_predictions(
-            run_id=args.run, label=args.label, min_score=args.min_score, max_score=args.max_score, limit=args.limit
-        )
+        if args.output:
+            return _export(ResultStore(db).iter_predictions(**filters, limit=args.limit), args.output, "predictions")
+        records = ResultStore(db).find_predictions(**filters, limit=args.limit or LISTED)
     _print_records(records, RESULT_COLUMNS, as_json=args.json, empty="no predictions match")
     return 0
 
@@ -123,9 +125,27 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     from store.mongo import ResultStore
 
     with _database(settings) as db:
-        records = ResultStore(db).find_quarantine(run_id=args.run, limit=args.limit)
+        if args.output:
+            return _export(ResultStore(db).iter_quarantine(run_id=args.run, limit=args.limit), args.output, "quarantine")
+        records = ResultStore(db).find_quarantine(run_id=args.run, limit=args.limit or LISTED)
     _print_records(records, QUARANTINE_COLUMNS, as_json=args.json, empty="nothing quarantined")
     return 0
+
+
+def _export(records: Iterable[dict[str, Any]], path: Path, kind: Literal["predictions", "quarantine"]) -> int:
+    from store.export import PREDICTION_EXPORT, QUARANTINE_EXPORT, export_records
+
+    rows = export_records(records, path, PREDICTION_EXPORT if kind == "predictions" else QUARANTINE_EXPORT)
+    print(f"wrote {rows} {'predictions' if kind == 'predictions' else 'quarantine records'} to {path}")
+    return 0
+
+
+def _export_path(text: str) -> Path:
+    from store.export import EXPORT_FORMATS
+
+    if Path(text).suffix.lower() not in EXPORT_FORMATS:
+        raise argparse.ArgumentTypeError(f"name a {' or '.join(EXPORT_FORMATS)} file, not {text!r}")
+    return Path(text)
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
@@ -446,10 +466,16 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
     quarantine.add_argument("--run", help="only this run id")
 
+    for command in (results, quarantine):
+        shown = command.add_mutually_exclusive_group()
+        shown.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        shown.add_argument("-o", "--output", type=_export_path, metavar="FILE",
+                           help="write every match to FILE (.csv or .parquet) in the order stored, instead of listing the newest")
+        command.add_argument("--limit", type=_positive_int, help=f"at most this many (default: {LISTED} listed; with --output, all)")
+
     runs = add("runs", cmd_runs, "Show recent runs and their counts.")
-    for command in (results, quarantine, runs):
-        command.add_argument("--limit", type=_positive_int, default=50)
-        command.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs.add_argument("--limit", type=_positive_int, default=LISTED)
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     train = add("train", cmd_train, "Train a model from a labelled manifest (path, label, subject_id) with subject-grouped CV.")
     train.add_argument("manifest")

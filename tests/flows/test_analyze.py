@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 
 import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
@@ -17,7 +20,7 @@ from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_pr
 pytestmark = pytest.mark.slow
 
 
-def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path) -> None:
     first = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))
     assert first["seen"] == 208 and first["scored"] + first["quarantined"] == 208
     assert first["scored"] >= 200, first  # real recordings: at most a handful may fail the gate
@@ -47,6 +50,15 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert len(results) == first["scored"]
     flagged = last_json(run_cli(["results", "--min-score", "0.5", "--limit", "500", "--json"], cli_env))
     assert all(r["score"] >= 0.5 for r in flagged) and len(flagged) == predictions.count_documents({"score": {"$gte": 0.5}})
+
+    # An analyst takes the run away whole, as CSV or Parquet: every prediction, flattened, none listed twice.
+    for name in ("run.csv", "run.parquet"):
+        done = run_cli(["results", "--run", first["run_id"], "-o", str(tmp_path / name)], cli_env)
+        assert done.stdout.strip().splitlines()[-1] == f"wrote {first['scored']} predictions to {tmp_path / name}"
+        table = (pacsv.read_csv if name.endswith(".csv") else pq.read_table)(str(tmp_path / name)).to_pylist()
+        assert {row["audio_sha256"]: row["score"] for row in table} == {r["audio_sha256"]: r["score"] for r in results}
+        assert len(table) == len(results) and all(len(json.loads(row["top_factors"])) == 3 for row in table)
+        assert {row["subject_id"] for row in table} == {r["subject_id"] for r in results}
 
 
 def _bad_corpus(root: Path) -> tuple[int, int]:
@@ -103,6 +115,9 @@ def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: di
     assert reasons["lying.hea"][0] == "decode"
     for stage, reason in reasons.values():
         assert len(reason) > 10 and "Traceback" not in reason
+    run_cli(["quarantine", "--run", summary["run_id"], "--output", str(tmp_path / "quarantined.csv")], env)
+    exported = pacsv.read_csv(str(tmp_path / "quarantined.csv")).to_pylist()
+    assert {Path(row["path"]).name: (row["stage"], row["reason"]) for row in exported} == reasons and len(exported) == len(quarantined)
 
 
 def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -71,6 +71,16 @@ def test_find_predictions_filters_newest_first(results: ResultStore) -> None:
     assert len(results.find_predictions(limit=3)) == 3
 
 
+def test_iter_predictions_streams_every_match_past_one_batch(results: ResultStore) -> None:
+    results.insert_predictions([prediction(i, run_id="run-a" if i < 2400 else "run-b", minutes=i) for i in range(2500)])
+    run_a = list(results.iter_predictions(run_id="run-a"))
+    assert len(run_a) == 2400 and len({doc["audio_sha256"] for doc in run_a}) == 2400  # three round trips of 1,000
+    assert all("_id" not in doc for doc in run_a)
+    assert [doc["score"] for doc in results.iter_predictions(run_id="run-b", min_score=249.0, max_score=249.5)] == [249.0, 249.1, 249.2, 249.3, 249.4, 249.5]
+    assert {doc["label"] for doc in results.iter_predictions(label="healthy", limit=1200)} == {"healthy"}
+    assert len(list(results.iter_predictions(limit=1200))) == 1200
+
+
 def test_quarantine_and_runs(results: ResultStore) -> None:
     results.insert_quarantine(
         [
@@ -80,6 +90,8 @@ def test_quarantine_and_runs(results: ResultStore) -> None:
     )
     assert [doc["reason"] for doc in results.find_quarantine(run_id="run-a")] == ["not audio"]
     assert len(results.find_quarantine()) == 2
+    assert [doc["reason"] for doc in results.iter_quarantine(run_id="run-b")] == ["silence"]
+    assert len(list(results.iter_quarantine())) == 2 and len(list(results.iter_quarantine(limit=1))) == 1
 
     results.start_run({"run_id": "run-a", "status": "running", "started_at": T0})
     results.start_run({"run_id": "run-a", "status": "running", "started_at": T0})
@@ -105,6 +117,8 @@ def test_unreachable_mongo_raises_service_error() -> None:
     with pytest.raises(ServiceError, match="MongoDB unreachable after"):
         store.insert_predictions([prediction(1)])
     assert time.monotonic() - began < 5
+    with pytest.raises(ServiceError, match=r"MongoDB unreachable \(read predictions\)"):
+        list(store.iter_predictions())
     client.close()
 
 

@@ -131,6 +131,8 @@ def test_a_file_error_is_one_line(tmp_path: Path) -> None:
         (["drain", "--linger", "-1"], "argument --linger: must be a number of at least 0, not '-1'"),
         (["results", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
         (["results", "--min-score", "nan"], "argument --min-score: must be a number from 0 to 1, not 'nan'"),
+        (["results", "-o", "run.xlsx"], "argument -o/--output: name a .csv or .parquet file, not 'run.xlsx'"),
+        (["quarantine", "--json", "-o", "q.csv"], "argument -o/--output: not allowed with argument --json"),
         (["backup", "--list", "--limit", "-5"], "argument --limit: must be an integer of at least 1"),
         (["models", "list", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
         (["demo-corpus", "x", "-n", "0"], "argument -n: must be an integer of at least 1"),
