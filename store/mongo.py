@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import pymongo
@@ -133,18 +134,6 @@ def _connection_errors_as_service_error(what: str) -> Iterator[None]:
         raise
 
 
-def _prediction_query(run_id: str | None, label: str | None, min_score: float | None, max_score: float | None) -> dict[str, Any]:
-    query: dict[str, Any] = {}
-    if run_id is not None:
-        query["run_id"] = run_id
-    if label is not None:
-        query["label"] = label
-    score = {op: bound for op, bound in (("$gte", min_score), ("$lte", max_score)) if bound is not None}
-    if score:
-        query["score"] = score
-    return query
-
-
 def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert ``docs`` unordered; returns those inserted, leaving out duplicates of stored documents."""
     try:
@@ -156,6 +145,28 @@ def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict
         skipped = {e["index"] for e in details["writeErrors"]}
         return [doc for i, doc in enumerate(docs) if i not in skipped]
     return docs
+
+
+@dataclass(frozen=True)
+class PredictionFilter:
+    """Which predictions to read: every field given must match (None matches anything)."""
+
+    run_id: str | None = None
+    label: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+
+    def query(self) -> dict[str, Any]:
+        """The MongoDB query."""
+        query: dict[str, Any] = {}
+        if self.run_id is not None:
+            query["run_id"] = self.run_id
+        if self.label is not None:
+            query["label"] = self.label
+        score = {op: bound for op, bound in (("$gte", self.min_score), ("$lte", self.max_score)) if bound is not None}
+        if score:
+            query["score"] = score
+        return query
 
 
 class ResultStore:
@@ -264,30 +275,13 @@ class ResultStore:
         if result.matched_count == 0:
             log.warning("finish_run: no run document for run_id %s", run_id)
 
-    def find_predictions(
-        self,
-        *,
-        run_id: str | None = None,
-        label: str | None = None,
-        min_score: float | None = None,
-        max_score: float | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """Predictions matching every filter given, newest first, without ``_id``."""
-        query = _prediction_query(run_id, label, min_score, max_score)
-        return self._find(self._predictions, query, sort_key="created_at", limit=limit)
+    def find_predictions(self, where: PredictionFilter = PredictionFilter(), *, limit: int = 100) -> list[dict[str, Any]]:
+        """Predictions matching ``where``, newest first, without ``_id``."""
+        return self._find(self._predictions, where.query(), sort_key="created_at", limit=limit)
 
-    def iter_predictions(
-        self,
-        *,
-        run_id: str | None = None,
-        label: str | None = None,
-        min_score: float | None = None,
-        max_score: float | None = None,
-        limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Every prediction matching the filters (up to ``limit``), in the order stored, read in batches, without ``_id``."""
-        return self._stream(self._predictions, _prediction_query(run_id, label, min_score, max_score), limit=limit)
+    def iter_predictions(self, where: PredictionFilter = PredictionFilter(), *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every prediction matching ``where`` (up to ``limit``), in the order stored, read in batches, without ``_id``."""
+        return self._stream(self._predictions, where.query(), limit=limit)
 
     def find_quarantine(self, *, run_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Quarantine records, of one run or all, newest first, without ``_id``."""

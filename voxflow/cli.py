@@ -110,13 +110,13 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
-    from store.mongo import ResultStore
+    from store.mongo import PredictionFilter, ResultStore
 
-    filters = {"run_id": args.run, "label": args.label, "min_score": args.min_score, "max_score": args.max_score}
+    where = PredictionFilter(run_id=args.run, label=args.label, min_score=args.min_score, max_score=args.max_score)
     with _database(settings) as db:
         if args.output:
-            return _export(ResultStore(db).iter_predictions(**filters, limit=args.limit), args.output, "predictions")
-        records = ResultStore(db).find_predictions(**filters, limit=args.limit or LISTED)
+            return _export(ResultStore(db).iter_predictions(where, limit=args.limit), args.output, "predictions")
+        records = ResultStore(db).find_predictions(where, limit=args.limit or LISTED)
     _print_records(records, RESULT_COLUMNS, as_json=args.json, empty="no predictions match")
     return 0
 

@@ -11,7 +11,7 @@ import pytest
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from store.mongo import ResultStore, _retrying, backoff_delays, connect_mongo, open_database
+from store.mongo import PredictionFilter, ResultStore, _retrying, backoff_delays, connect_mongo, open_database
 from voxflow import services
 from voxflow.errors import ServiceError
 from voxflow.settings import Settings
@@ -60,24 +60,24 @@ def test_known_hashes_of_one_model_version_across_lookup_batches(results: Result
 
 def test_find_predictions_filters_newest_first(results: ResultStore) -> None:
     results.insert_predictions([prediction(i, run_id="run-a" if i < 6 else "run-b", minutes=i) for i in range(10)])
-    run_a = results.find_predictions(run_id="run-a")
+    run_a = results.find_predictions(PredictionFilter(run_id="run-a"))
     assert [doc["score"] for doc in run_a] == [0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
     assert all("_id" not in doc for doc in run_a)
     assert run_a[0]["created_at"] == T0 + timedelta(minutes=5)
-    assert {doc["label"] for doc in results.find_predictions(label="healthy")} == {"healthy"}
-    banded = results.find_predictions(min_score=0.3, max_score=0.6)
+    assert {doc["label"] for doc in results.find_predictions(PredictionFilter(label="healthy"))} == {"healthy"}
+    banded = results.find_predictions(PredictionFilter(min_score=0.3, max_score=0.6))
     assert [doc["score"] for doc in banded] == [0.6, 0.5, 0.4, 0.3]
-    assert [doc["score"] for doc in results.find_predictions(run_id="run-b", label="pathological", min_score=0.8)] == [0.9]
+    assert [doc["score"] for doc in results.find_predictions(PredictionFilter(run_id="run-b", label="pathological", min_score=0.8))] == [0.9]
     assert len(results.find_predictions(limit=3)) == 3
 
 
 def test_iter_predictions_streams_every_match_past_one_batch(results: ResultStore) -> None:
     results.insert_predictions([prediction(i, run_id="run-a" if i < 2400 else "run-b", minutes=i) for i in range(2500)])
-    run_a = list(results.iter_predictions(run_id="run-a"))
+    run_a = list(results.iter_predictions(PredictionFilter(run_id="run-a")))
     assert len(run_a) == 2400 and len({doc["audio_sha256"] for doc in run_a}) == 2400  # three round trips of 1,000
     assert all("_id" not in doc for doc in run_a)
-    assert [doc["score"] for doc in results.iter_predictions(run_id="run-b", min_score=249.0, max_score=249.5)] == [249.0, 249.1, 249.2, 249.3, 249.4, 249.5]
-    assert {doc["label"] for doc in results.iter_predictions(label="healthy", limit=1200)} == {"healthy"}
+    assert [doc["score"] for doc in results.iter_predictions(PredictionFilter(run_id="run-b", min_score=249.0, max_score=249.5))] == [249.0, 249.1, 249.2, 249.3, 249.4, 249.5]
+    assert {doc["label"] for doc in results.iter_predictions(PredictionFilter(label="healthy"), limit=1200)} == {"healthy"}
     assert len(list(results.iter_predictions(limit=1200))) == 1200
 
 
