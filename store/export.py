@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from contextlib import contextmanager
 from itertools import islice
@@ -54,10 +55,16 @@ def export_records(records: Iterable[dict[str, Any]], path: Path, columns: Mappi
     ------
     ValueError
         When ``path`` names another format.
+    OSError
+        When ``path`` is a folder or its folder does not exist (before any record is read).
     """
     opened = _WRITERS.get(path.suffix.lower())
     if opened is None:
         raise ValueError(f"cannot export to {path.name}: name a {' or '.join(_WRITERS)} file")
+    if path.is_dir():  # found before the rows are read, not at the final rename
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(path.parent))
     schema = pa.schema(list(columns.items()))
     partial = path.with_name(f".{path.name}.partial")
     rows = 0

@@ -65,3 +65,16 @@ def test_a_failed_export_leaves_no_file_and_the_old_one_untouched(tmp_path: Path
 def test_another_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"name a \.csv or \.parquet file"):
         export_records([_prediction(0)], tmp_path / "out.xlsx", PREDICTION_EXPORT)
+
+
+def test_a_folder_or_a_missing_folder_is_refused_before_reading(tmp_path: Path) -> None:
+    def untouched() -> Iterator[dict]:
+        raise AssertionError("read")
+        yield {}
+
+    (tmp_path / "run.csv").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        export_records(untouched(), tmp_path / "run.csv", PREDICTION_EXPORT)
+    with pytest.raises(FileNotFoundError, match=f"no such folder: '{tmp_path / 'nowhere'}'"):
+        export_records(untouched(), tmp_path / "nowhere" / "run.csv", PREDICTION_EXPORT)
+
