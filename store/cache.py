@@ -18,11 +18,15 @@ def connect_redis(url: str) -> redis.Redis:
 
 @contextmanager
 def redis_errors_as_service_error(context: str = "") -> Iterator[None]:
-    """Turn Redis connection errors and timeouts inside the block into a ServiceError (``context``: what was being done)."""
+    """Turn Redis connection errors, timeouts and refused commands (a key of another type, a database the server
+    does not have, a failed script) inside the block into a ServiceError (``context``: what was being done)."""
+    where = f" ({context})" if context else ""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise ServiceError(f"Redis unreachable{f' ({context})' if context else ''}: {exc}") from exc
+        raise ServiceError(f"Redis unreachable{where}: {exc}") from exc
+    except redis.ResponseError as exc:
+        raise ServiceError(f"Redis refused a command{where}: {exc}") from exc
 
 
 def _glob_escape(text: str) -> str:

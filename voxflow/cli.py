@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -77,8 +78,8 @@ def _number_in(low: float, high: float | None = None, *, convert: Callable[[str]
             value = convert(text)
         except ValueError:
             value = None
-        # Written so that NaN is refused too.
-        if value is None or not (low <= value and (high is None or value <= high)):
+        # Written so that NaN is refused too; infinity is no count and no wait a run can finish.
+        if value is None or not (low <= value and (high is None or value <= high)) or math.isinf(value):
             raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
         return value
 

@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -130,6 +131,11 @@ def redact(url: str) -> str:
 def check_redis_url(url: str) -> None:
     """Raise ValueError, in words free of the URL's secrets, unless redis-py accepts ``url``."""
     _check_url(url, redis.ConnectionPool.from_url, "Redis URL")
+    parts = urllib.parse.urlsplit(redact(url))
+    database = parts.path.strip("/")
+    if parts.scheme in ("redis", "rediss") and database and not database.isdigit():
+        # redis-py ignores such a path and uses database 0: another application's data, perhaps.
+        raise ValueError(f"not a valid Redis URL: its path names database {database!r}, not a number")
 
 
 def check_mongo_uri(uri: str) -> None:

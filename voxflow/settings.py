@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     Connection strings are secrets: they are never logged or printed in full.
     """
 
-    model_config = SettingsConfigDict(env_prefix="VOXFLOW_", extra="ignore", populate_by_name=True)
+    # allow_inf_nan: no setting means "forever"; an infinite wait or limit failed deep in a run instead.
+    model_config = SettingsConfigDict(env_prefix="VOXFLOW_", extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
     home: Path = Field(default=Path.home() / ".voxflow", description="State folder for embedded servers, models, features.")
 
@@ -118,7 +119,7 @@ class Settings(BaseSettings):
 
     # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
     queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")
-    queue_claim_idle_s: float = Field(default=300.0, ge=0, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
+    queue_claim_idle_s: float = Field(default=300.0, ge=0, le=30 * 86400, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
     work_pool: str = Field(default="voxflow", min_length=1, description="Prefect process work pool of the deployments.")
     schedule_timezone: str = Field(default="UTC", description="IANA time zone of the deployment schedules (cron 02:00/03:00).")
 

@@ -12,6 +12,7 @@ import redis
 
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import ConsumerState, FileQueue, QueueItem, entry_time_s, removable_consumers
+from voxflow.errors import ServiceError
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_an_ack_and_its_sample_are_one_step(queue: FileQueue, redis_client: redi
     redis_client.set(log.stream, "not a stream")
     [entry_id] = queue.enqueue([QueueItem("/a.wav")])
     queue.read("c1", count=10, claim_idle_s=60)
-    with pytest.raises(redis.ResponseError):
+    with pytest.raises(ServiceError, match=f"Redis refused a command: .*WRONGTYPE latency log {log.stream} holds a string"):
         queue.ack([entry_id], log=log, samples=[LatencySample(entry_id, "/a.wav", 1.0, "scored")])
     redis_client.delete(log.stream)
     status = queue.status()
@@ -119,3 +120,10 @@ def test_another_producers_entry_without_a_path_or_time_is_read_not_fatal(queue:
     assert [(e.entry_id, e.path) for e in entries] == [(odd, ""), (ok, "/b.wav")]
     assert entries[0].enqueued_at == entry_time_s(odd)  # Redis's own time of the entry
     assert queue.status().oldest_pending_age_s >= 0
+
+
+def test_a_key_of_another_type_is_a_service_error_not_a_traceback(queue: FileQueue, redis_client: redis.Redis) -> None:
+    redis_client.set(queue.stream, "another application's value")
+    for use in (queue.status, lambda: queue.enqueue([QueueItem("a.wav")]), lambda: queue.read("c1", count=1, claim_idle_s=1)):
+        with pytest.raises(ServiceError, match="Redis refused a command: WRONGTYPE"):
+            use()
