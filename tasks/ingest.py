@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from features.wfdb import wfdb_signal_files
 from voxflow.errors import SourceError
@@ -124,11 +124,13 @@ def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
     return audio, sum(1 for p in files if not is_audio(p) and not _is_wfdb_signal(p))
 
 
-def read_manifest(path: Path) -> list[Candidate]:
+def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
 
-    Relative paths resolve against the manifest's folder. CSV cells are read as text, and empty or
-    NA-like ones (``NA``, ``null``, ``nan``...) as missing, as pandas would read them.
+    Relative paths resolve against the manifest's folder. CSV cells are read as text: a path as it is
+    written (a file may be called ``NA``), an empty or NA-like ``subject_id`` or ``label`` (``NA``,
+    ``null``, ``nan``...) as missing, as pandas would read it. A row without a path is rejected with its
+    row number (it names no file, yet someone wrote it); a row with nothing in it is passed over.
     """
     try:
         table = _manifest_table(path)
@@ -137,17 +139,26 @@ def read_manifest(path: Path) -> list[Candidate]:
     if "path" not in table.column_names:
         raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(table.column_names)})")
 
-    def texts(column: str) -> list[str | None]:
+    def texts(column: str, missing: Callable[[object], bool]) -> list[str | None]:
         if column not in table.column_names:
             return [None] * table.num_rows
-        return [None if _missing(value) else str(value) for value in table.column(column).to_pylist()]
+        return [None if missing(value) else str(value) for value in table.column(column).to_pylist()]
 
-    folder = path.parent
-    return [
-        Candidate(path=Path(raw) if Path(raw).is_absolute() else folder / raw, subject_id=subject, label=label)
-        for raw, subject, label in zip(texts("path"), texts("subject_id"), texts("label"))
+    paths = texts("path", lambda value: _missing(value) or value == "")
+    subjects, labels = texts("subject_id", _missing_field), texts("label", _missing_field)
+    candidates = [
+        Candidate(path=Path(raw) if Path(raw).is_absolute() else path.parent / raw, subject_id=subject, label=label)
+        for raw, subject, label in zip(paths, subjects, labels)
         if raw is not None
     ]
+    pathless = [index for index, raw in enumerate(paths) if raw is None]
+    columns = [table.column(name).to_pylist() for name in table.column_names] if pathless else []
+    rejected = [
+        Rejection(f"{path} (row {index + 1})", "discover", f"manifest row {index + 1} has no path", "SourceError")
+        for index in pathless
+        if any(not _missing(column[index]) and column[index] != "" for column in columns)
+    ]
+    return candidates, rejected
 
 
 def _manifest_table(path: Path) -> "pa.Table":
@@ -161,12 +172,22 @@ def _manifest_table(path: Path) -> "pa.Table":
         return pq.read_table(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
-    as_text = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True)
+    # Every cell as the text written (empty cells too); read_manifest decides what counts as missing.
+    as_text = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False)
     return pa_csv.read_csv(path, convert_options=as_text)
 
 
 def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# What pandas (and pyarrow's CSV reader, by default) read as a missing value.
+_NA_TEXT = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def _missing_field(value: object) -> bool:
+    return _missing(value) or (isinstance(value, str) and value in _NA_TEXT)
 
 
 def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
@@ -182,7 +203,8 @@ def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
     if os.path.isdir(path):
         return _folder_candidates(path)
     if os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
-        return read_manifest(path), [], 0
+        candidates, rejected = read_manifest(path)
+        return candidates, rejected, 0
     if os.path.isfile(path):
         if not is_audio(path):
             raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")

@@ -172,19 +172,25 @@ def test_manifest_rows_naming_a_folder_or_a_pipe_are_rejected_with_what_they_are
     ]
 
 
-def test_manifest_rows_without_a_path_are_skipped_and_blank_fields_are_none(tmp_path: Path) -> None:
+def test_manifest_rows_without_a_path_are_rejected_and_blank_fields_are_none(tmp_path: Path) -> None:
     absolute = tmp_path / "elsewhere" / "z.wav"
-    (tmp_path / "m.csv").write_text(f"path,subject_id\na.wav,s1\n,s2\n{absolute},\n")
-    candidates = read_manifest(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text(f"path,subject_id\na.wav,s1\n,s2\n,\n{absolute},\n")
+    candidates, rejected = read_manifest(tmp_path / "m.csv")
     assert [(c.path, c.subject_id, c.label) for c in candidates] == [(tmp_path / "a.wav", "s1", None), (absolute, None, None)]
+    # Row 2 names subject s2 but no file: rejected with its row; row 3 holds nothing at all and is passed over.
+    assert [(r.path, r.stage, r.reason) for r in rejected] == [(f"{tmp_path / 'm.csv'} (row 2)", "discover", "manifest row 2 has no path")]
 
 
 def test_manifest_cells_stay_text_and_na_like_cells_are_missing(tmp_path: Path) -> None:
-    (tmp_path / "m.csv").write_text("\ufeffpath,subject_id,label\na.wav,007,NA\nb.wav,1.50,null\n\n")
-    candidates = read_manifest(tmp_path / "m.csv")
-    assert [(c.path.name, c.subject_id, c.label) for c in candidates] == [("a.wav", "007", None), ("b.wav", "1.50", None)]
-    pd.DataFrame({"path": ["a.wav", "b.wav"], "label": [1.0, float("nan")], "subject_id": [7, 8]}).to_parquet(tmp_path / "m.parquet")
-    assert [(c.label, c.subject_id) for c in read_manifest(tmp_path / "m.parquet")] == [("1.0", "7"), (None, "8")]
+    (tmp_path / "m.csv").write_text("\ufeffpath,subject_id,label\na.wav,007,NA\nb.wav,1.50,null\nNA,None,n/a\n\n")
+    candidates, rejected = read_manifest(tmp_path / "m.csv")
+    assert rejected == []
+    # A path is what is written (a file may be called NA); NA-like subjects and labels are missing, as pandas reads them.
+    assert [(c.path.name, c.subject_id, c.label) for c in candidates] == [("a.wav", "007", None), ("b.wav", "1.50", None), ("NA", None, None)]
+    pd.DataFrame({"path": ["a.wav", "b.wav", None], "label": [1.0, float("nan"), 0.0], "subject_id": [7, 8, 9]}).to_parquet(tmp_path / "m.parquet")
+    candidates, rejected = read_manifest(tmp_path / "m.parquet")
+    assert [(c.label, c.subject_id) for c in candidates] == [("1.0", "7"), (None, "8")]
+    assert [r.reason for r in rejected] == ["manifest row 3 has no path"]
 
 
 def test_parquet_manifest_and_missing_path_column(tmp_path: Path) -> None:
