@@ -31,7 +31,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
-RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "scored", "skipped", "quarantined", "wall_s", "clips_per_s", "source")
+# seen: files an analyze listed; acked: queue entries a drain finished (a drain lists no source).
+RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "wall_s", "clips_per_s", "source")
+COUNT_COLUMNS = frozenset({"seen", "acked", "scored", "skipped", "duplicates", "quarantined"})
 LISTED = 50  # records a listing shows by default
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
@@ -47,8 +49,10 @@ def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_
 
     frame = pd.DataFrame(records)
     shown = [c for c in columns if c in frame.columns]
+    for column in COUNT_COLUMNS.intersection(shown):  # whole numbers, blank where a record has none (not NaN, not 12.0)
+        frame[column] = frame[column].map(lambda count: "-" if pd.isna(count) else str(int(count)))
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        print(frame[shown].to_string(index=False))
+        print(frame[shown].to_string(index=False, na_rep="-"))
 
 
 def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:

@@ -84,6 +84,14 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     assert (again["acked"], again["scored"], again["skipped"]) == (6, 0, 6), again
     assert db.predictions.count_documents({}) == 6
 
+    # `voxflow runs` shows a drain's own counts as whole numbers (they were NaN or 6.0 beside an analyze's).
+    listing = run_cli(["runs", "--limit", "2"], cli_env).stdout
+    header, *rows = listing.splitlines()
+    date, time_of_day, *cells = next(line for line in rows if summary["run_id"] in line).split()  # started_at: date and time
+    shown = dict(zip(header.split()[1:], cells))
+    assert {k: shown[k] for k in ("acked", "scored", "skipped", "duplicates", "quarantined")} == {
+        k: str(summary[k]) for k in ("acked", "scored", "skipped", "duplicates", "quarantined")}, listing
+
 
 def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, str], tmp_path: Path) -> None:
     n = 96

@@ -10,7 +10,7 @@ import pytest
 from distributed import Client
 
 from tests.voxflow_cli import last_json, run_cli
-from voxflow.cli import build_parser, cmd_analyze
+from voxflow.cli import RUN_COLUMNS, _print_records, build_parser, cmd_analyze
 from voxflow.settings import Settings
 
 
@@ -160,3 +160,13 @@ def test_restore_help_names_the_real_scratch_database(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         build_parser().parse_args(["restore", "--help"])
     assert scratch_database("voxflow", "2026-11-27T020000Z", "restore") in capsys.readouterr().out
+
+
+def test_run_counts_print_as_whole_numbers_beside_runs_without_them(capsys: pytest.CaptureFixture[str]) -> None:
+    analyze = {"run_id": "a1", "status": "completed", "seen": 45, "scored": 40, "skipped": 0, "quarantined": 5}
+    drain = {"run_id": "d1", "status": "completed", "acked": 11, "scored": 6, "skipped": 0, "duplicates": 3, "quarantined": 2}
+    _print_records([analyze, drain, {"run_id": "r1", "status": "running"}], RUN_COLUMNS, as_json=False, empty="")
+    header, *rows = capsys.readouterr().out.splitlines()
+    table = {row.split()[0]: dict(zip(header.split(), row.split())) for row in rows}
+    assert table["a1"] == {"run_id": "a1", "status": "completed", "seen": "45", "acked": "-", "scored": "40", "skipped": "0", "duplicates": "-", "quarantined": "5"}
+    assert table["d1"]["acked"] == "11" and table["d1"]["seen"] == "-" and table["r1"]["scored"] == "-"
