@@ -173,7 +173,8 @@ def score(bundle: ModelBundle, features: np.ndarray, *, n_factors: int = 3) -> S
         order = np.argsort(-np.abs(contrib))[:n_factors]
         factors.append(
             [
-                {"feature": card.feature_names[i], "value": float(row[i]), "contribution": round(float(contrib[i]), 4)}
+                # A feature a clip lacks (no voiced frame: no F0) is None: NaN is no JSON, and MongoDB servers may refuse it.
+                {"feature": card.feature_names[i], "value": float(row[i]) if np.isfinite(row[i]) else None, "contribution": round(float(contrib[i]), 4)}
                 for i in order
             ]
         )

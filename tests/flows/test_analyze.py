@@ -68,6 +68,8 @@ def _bad_corpus(root: Path) -> tuple[int, int]:
         ("ünïcødé and spaces/clip one.wav", synth_vowel(f0_hz=120, duration_s=2.0, sr=rate, seed=1), rate),
         ("stereo-44k.flac", np.stack([synth_vowel(f0_hz=200, duration_s=2.0, sr=44_100, seed=2)] * 2, axis=1), 44_100),
         ("speech.ogg", synth_vowel(f0_hz=150, duration_s=3.0, sr=22_050, seed=3), 22_050),
+        # No voice at all: scored (flagged unvoiced), its missing F0/jitter explained as None; NaN failed the whole batch.
+        ("noise.wav", 0.1 * np.random.default_rng(1).standard_normal(32_000), 16_000),
     ]
     for name, y, sr in good:
         (root / name).parent.mkdir(parents=True, exist_ok=True)

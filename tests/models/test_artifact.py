@@ -1,5 +1,6 @@
 """Model artifacts: UBJ + card, checksum-verified, no pickle, explained scores."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,16 @@ def test_round_trip_scores_and_explains(tmp_path: Path) -> None:
     assert {f["feature"] for f in scored.top_factors[0]} <= set(NAMES)
     # The strongest explanation of most rows is the one informative feature.
     assert np.mean([row[0]["feature"] == "b" for row in scored.top_factors]) > 0.8
+
+
+def test_a_missing_feature_is_explained_as_none_not_nan(tmp_path: Path) -> None:
+    card, features, _ = _model(tmp_path / "m")
+    unvoiced = features[:4].copy()
+    unvoiced[:, 1] = np.nan  # e.g. no voiced frame: no F0, no jitter
+    scored = score(read_bundle(tmp_path / "m"), unvoiced, n_factors=3)
+    values = {f["feature"]: f["value"] for f in scored.top_factors[0]}
+    assert values["b"] is None and all(v is not None for k, v in values.items() if k != "b")
+    json.dumps(scored.top_factors, allow_nan=False)  # strict JSON, as a MongoDB server may insist
 
 
 def test_tampered_booster_is_refused(tmp_path: Path) -> None:
