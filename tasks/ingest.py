@@ -233,29 +233,51 @@ def check_source(source: str) -> None:
     raise SourceError(f"source not found: {source}")
 
 
+class Unreadable(OSError):
+    """A file discovery will not read, the reason said in words (``str(exc)``)."""
+
+
 def content_hash(path: Path, *, max_bytes: int) -> tuple[str, int]:
     """sha256 of a file streamed in 1 MiB blocks; for a WFDB header, of the header and its signal files.
 
     Returns
     -------
     (hex digest, total bytes hashed)
+
+    Raises
+    ------
+    Unreadable
+        When the files hold more than ``max_bytes`` (counted as read, too: a file may grow), or a signal
+        file is not a regular file (a link to /dev/zero would be read forever).
     """
     companions = wfdb_signal_files(path) if path.suffix.lower() == ".hea" else []
     # A missing WFDB signal file is left to the decoder, which names the record in its reason.
     parts = [path] + [p for p in companions if p.exists()]
+    for part in parts[1:]:
+        if not part.is_file():
+            raise Unreadable(f"its signal file {part.name} is not a regular file (a folder, device, pipe or socket)")
     digest, total = hashlib.sha256(), 0
     for part in parts:
-        size = part.stat().st_size
-        total += size
-        if total > max_bytes:
-            raise OSError(errno.EFBIG, f"file too large: {total / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit")
+        total += part.stat().st_size
+        _check_size(total, max_bytes)
+    total = 0
+    for part in parts:
         with part.open("rb") as handle:
             while block := handle.read(HASH_BLOCK):
+                total += len(block)
+                _check_size(total, max_bytes)
                 digest.update(block)
     return digest.hexdigest(), total
 
 
+def _check_size(total: int, max_bytes: int) -> None:
+    if total > max_bytes:
+        raise Unreadable(f"file too large: {total / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit")
+
+
 def _explain(path: Path, exc: OSError) -> str:
+    if isinstance(exc, Unreadable):
+        return str(exc)
     if exc.errno == errno.ELOOP:
         return "symlink loop: the link resolves to itself"
     if exc.errno == errno.ENOENT and path.is_symlink():
@@ -266,8 +288,6 @@ def _explain(path: Path, exc: OSError) -> str:
         return f"permission denied: its folder {path.parent} cannot be entered by this user"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied: the file is not readable by this user"
-    if exc.errno == errno.EFBIG:
-        return exc.strerror or "file too large"
     return f"cannot read file: {exc.strerror or exc}"
 
 

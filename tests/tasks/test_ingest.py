@@ -232,3 +232,15 @@ def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> N
 
 def test_chunked_keeps_order_and_sizes() -> None:
     assert chunked(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("signal", ["zero-device", "fifo", "folder"])
+def test_a_wfdb_signal_file_that_is_not_a_file_is_rejected_not_read_forever(tmp_path: Path, voiced_dir: Path, signal: str) -> None:
+    (tmp_path / "voice001.hea").write_bytes((voiced_dir / "voice001.hea").read_bytes())
+    dat = tmp_path / "voice001.dat"
+    {"zero-device": lambda: dat.symlink_to("/dev/zero"), "fifo": lambda: os.mkfifo(dat), "folder": dat.mkdir}[signal]()
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert found.files == []
+    assert [(Path(r.path).name, r.reason) for r in found.rejected] == [
+        ("voice001.hea", "its signal file voice001.dat is not a regular file (a folder, device, pipe or socket)")]
