@@ -9,7 +9,7 @@ import hashlib
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -138,6 +138,9 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
         raise SourceError(f"manifest {path} could not be read: {exc}") from exc
     if "path" not in table.column_names:
         raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(table.column_names)})")
+    for name in ("path", "subject_id", "label"):
+        if table.column_names.count(name) > 1:
+            raise SourceError(f"manifest {path} has {table.column_names.count(name)} '{name}' columns; keep one")
 
     def texts(column: str, missing: Callable[[object], bool]) -> list[str | None]:
         if column not in table.column_names:
@@ -193,11 +196,37 @@ def _missing_field(value: object) -> bool:
 def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
     """Candidates, up-front rejections and the count of ignored non-audio files for a SOURCE.
 
+    A file whose name is not valid UTF-8 is rejected (no store can hold the name as it is); the
+    rejection shows the undecodable bytes escaped.
+
     Raises
     ------
     SourceError
         When the source does not exist or a manifest is malformed.
     """
+    candidates, rejected, ignored = _listed(source)
+    named = [c for c in candidates if _is_utf8(str(c.path))]
+    unnamed = [
+        Rejection(_printable(c.path), "discover", "its name is not valid UTF-8 (rename the file)", "UnicodeEncodeError")
+        for c in candidates if not _is_utf8(str(c.path))
+    ]
+    return named, [replace(r, path=_printable(r.path)) for r in rejected] + unnamed, ignored
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # the surrogates that stand for undecodable bytes of an OS file name
+        return False
+    return True
+
+
+def _printable(path: str | Path) -> str:
+    """A file name as text any store holds: undecodable bytes as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
     path = Path(source).expanduser()
     # os.path's tests answer False where Path's raise: a glob inside a folder that cannot be entered is no error.
     if os.path.isdir(path):

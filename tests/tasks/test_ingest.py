@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -200,6 +201,9 @@ def test_parquet_manifest_and_missing_path_column(tmp_path: Path) -> None:
     pd.DataFrame({"file": ["x.wav"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(SourceError, match="no 'path' column"):
         discover(str(tmp_path / "bad.csv"), max_file_bytes=MAX)
+    (tmp_path / "twice.csv").write_text("path,label,path\nx.wav,1,x.wav\n")
+    with pytest.raises(SourceError, match="has 2 'path' columns; keep one"):
+        discover(str(tmp_path / "twice.csv"), max_file_bytes=MAX)
 
 
 def test_glob_source(tmp_path: Path) -> None:
@@ -244,3 +248,13 @@ def test_a_wfdb_signal_file_that_is_not_a_file_is_rejected_not_read_forever(tmp_
     assert found.files == []
     assert [(Path(r.path).name, r.reason) for r in found.rejected] == [
         ("voice001.hea", "its signal file voice001.dat is not a regular file (a folder, device, pipe or socket)")]
+
+
+def test_a_file_name_that_is_not_utf8_is_rejected_with_its_bytes_escaped(tmp_path: Path) -> None:
+    _tone(tmp_path / "ok.wav")
+    shutil.copy(tmp_path / "ok.wav", os.fsencode(tmp_path) + b"/bad\xff\xfename.wav")
+    _tone(tmp_path / "other.wav", seconds=1.5)
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert sorted(Path(f.path).name for f in found.files) == ["ok.wav", "other.wav"]
+    assert [(r.path, r.reason) for r in found.rejected] == [(f"{tmp_path}/bad\\xff\\xfename.wav", "its name is not valid UTF-8 (rename the file)")]
+    json.dumps([r.path for r in found.rejected]).encode("utf-8")  # storable
