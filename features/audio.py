@@ -126,7 +126,8 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 if missing:
                     raise DecodeError(f"truncated {suffix} file: {missing}")
                 _check_duration(audio_file.frames, audio_file.samplerate, max_duration_s)
-                samples = audio_file.read(dtype="float32", always_2d=True)
+                # frames given: libsndfile calls some encodings (GSM 6.10) unseekable, and soundfile then reads no "rest of the file".
+                samples = audio_file.read(frames=audio_file.frames, dtype="float32", always_2d=True)
                 declared, rate = audio_file.frames, audio_file.samplerate
         except sf.LibsndfileError as exc:
             handle.seek(0)

@@ -9,6 +9,7 @@ as is a header without a sampling frequency (WFDB would assume 250 Hz, which no 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -141,8 +142,8 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
         raise _fail(path, f"line 1 {lines[0]!r} is not 'record nsig fs nsamples'") from None
     if n_signals < 1:
         raise _fail(path, f"declares {n_signals} signals")
-    if fs <= 0:
-        raise _fail(path, "no sampling frequency on line 1")
+    if not math.isfinite(fs) or fs <= 0:  # float() also reads "nan" and "inf"
+        raise _fail(path, f"no usable sampling frequency on line 1 ({record[2] if len(record) > 2 else 'none given'})")
     if len(lines) < 1 + n_signals:
         raise _fail(path, f"declares {n_signals} signals but has {len(lines) - 1} signal lines")
     signals = tuple(_parse_signal(path, i, line) for i, line in enumerate(lines[1 : 1 + n_signals]))

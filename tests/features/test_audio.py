@@ -52,6 +52,14 @@ def test_decodes_any_format_rate_and_channel_count_to_16k_mono(tmp_path, ext, su
         assert np.corrcoef(audio.samples, reference)[0, 1] > CORRELATION_LOSSLESS
 
 
+def test_an_encoding_libsndfile_cannot_seek_in_decodes_whole(tmp_path):
+    # GSM 6.10, the classic telephone codec: 8 kHz mono, lossy; it was quarantined as "frames must be specified".
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0, sr=8_000, hnr_db=30.0)
+    audio = decode_audio(write_audio(tmp_path / "phone.wav", y, 8_000, "GSM610"))
+    assert audio.source_rate == 8_000 and 1.0 <= audio.duration_s <= 1.04  # padded to whole 320-sample GSM blocks
+    assert _rms_db(audio.samples) == pytest.approx(_rms_db(y), abs=1.5)  # lossy at 13 kbit/s
+
+
 def test_mono_mix_is_the_mean_of_channels(tmp_path):
     y = synth_vowel(f0_hz=120.0, duration_s=0.5)
     path = write_audio(tmp_path / "stereo.wav", np.column_stack([y, -0.5 * y]), 16_000, "FLOAT")
