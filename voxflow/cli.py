@@ -38,6 +38,17 @@ LISTED = 50  # records a listing shows by default
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
+class BriefExpectedErrors(logging.Formatter):
+    """Console log lines that show an expected voxflow error (bad input, a store down or refusing) without
+    its traceback: the command ends with that error in one line anyway. Prefect's API log and the run's
+    record keep the traceback; any other exception is printed with it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and isinstance(record.exc_info[1], VoxflowError):
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
 def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, empty: str) -> None:
     if as_json:
         print(json.dumps(records, default=str))
@@ -586,7 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"voxflow: error: {_bad_setting(exc)}", file=sys.stderr)
         return 2
     freeze_at_exit()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(BriefExpectedErrors("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[console])
     for package in VOXFLOW_PACKAGES:
         logging.getLogger(package).setLevel(settings.log_level)
     # distributed sets its loggers from Dask's config when a command imports it, and Dask reads DASK_*

@@ -36,6 +36,14 @@ def test_services_status_redacts_secrets(cli_env: dict[str, str]) -> None:
     assert by_name["mongo"]["state"] == "running"
 
 
+def test_a_flow_that_fails_on_a_refused_store_prints_no_traceback(cli_env: dict[str, str]) -> None:
+    scheme, rest = cli_env["VOXFLOW_REDIS_URL"].split("://", 1)
+    env = {**cli_env, "VOXFLOW_REDIS_URL": f"{scheme}://bob:hunter2@{rest}"}  # a user the server does not have
+    proc = run_cli(["drain"], env, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("voxflow: error: Redis unreachable: ") and "hunter2" not in proc.stderr
+
+
 @pytest.mark.timeout(180)
 def test_analyze_hands_the_flow_the_cluster_it_started_ahead(
     test_settings: Settings, voiced_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
