@@ -275,6 +275,17 @@ class ResultStore:
         if result.matched_count == 0:
             log.warning("finish_run: no run document for run_id %s", run_id)
 
+    def running_runs(self, host: str) -> list[dict[str, Any]]:
+        """Run documents still "running" that a process on ``host`` started, without ``_id``."""
+        return _retrying("read runs", lambda: list(self._runs.find({"status": "running", "host": host}, {"_id": 0})), budget_s=self._retry_s)
+
+    def stored_counts(self, run_id: str) -> dict[str, int]:
+        """How many predictions and quarantine records carry ``run_id``."""
+        def count() -> dict[str, int]:
+            return {"scored": self._predictions.count_documents({"run_id": run_id}), "quarantined": self._quarantine.count_documents({"run_id": run_id})}
+
+        return _retrying(f"count run {run_id}", count, budget_s=self._retry_s)
+
     def find_predictions(self, where: PredictionFilter = PredictionFilter(), *, limit: int = 100) -> list[dict[str, Any]]:
         """Predictions matching ``where``, newest first, without ``_id``."""
         return self._find(self._predictions, where.query(), sort_key="created_at", limit=limit)

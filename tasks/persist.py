@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+import psutil
 import pyarrow as pa
 from pymongo import MongoClient
 from redis import Redis
@@ -108,11 +110,14 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
 
     The block finishes the document itself (``ResultStore.finish_run``) with its summary.
     """
+    close_abandoned_runs(results)
+    process = psutil.Process()
     results.start_run(
         {
             "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
             "model_version": card.version, "feature_version": card.feature_version,
             "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+            "host": socket.gethostname(), "pid": process.pid, "pid_started": process.create_time(),
         }
     )
     try:
@@ -120,6 +125,32 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
     except BaseException as exc:
         results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
         raise
+
+
+def close_abandoned_runs(results: ResultStore) -> list[str]:
+    """Mark as "crashed" the runs still "running" whose process on this host has ended (killed, or its
+    machine restarted), with the counts they stored; returns their run ids.
+
+    Runs started on other hosts are left alone: whether their process lives cannot be seen from here.
+    """
+    host, closed = socket.gethostname(), []
+    for run in results.running_runs(host):
+        if _process_lives(run.get("pid"), run.get("pid_started")):
+            continue
+        results.finish_run(run["run_id"], {
+            "status": "crashed", "finished_at": datetime.now(timezone.utc), **results.stored_counts(run["run_id"]),
+            "error": f"its process (pid {run.get('pid')} on {host}) ended before the run finished; a re-run finishes the rest",
+        })
+        closed.append(run["run_id"])
+    return closed
+
+
+def _process_lives(pid: int | None, started: float | None) -> bool:
+    try:
+        # The start time tells a reused pid from the run's own process.
+        return pid is not None and started is not None and abs(psutil.Process(pid).create_time() - started) < 1.0
+    except psutil.Error:
+        return False
 
 
 def quarantine_docs(rejections: Sequence[dict[str, Any] | Rejection], *, run_id: str, created_at: datetime) -> list[dict[str, Any]]:

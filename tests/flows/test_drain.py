@@ -110,8 +110,12 @@ def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, 
     status = last_json(run_cli(["queue", "status", "--json"], env))
     assert status["depth"] == n - sum(_acked_ids(env).values()) and status["pending"] > 0  # the dead consumer holds a batch
 
+    killed = env_db(env).runs.find_one({"status": "running"})
     resumed = last_json(run_cli(["drain", "--json"], {**env, "VOXFLOW_QUEUE_CLAIM_IDLE_S": "1"}))
     assert resumed["depth"] == 0 and resumed["quarantined"] == 0
+    # The killed drain's record is closed by the next run, with what it had stored (it said "running" for good).
+    closed = env_db(env).runs.find_one({"run_id": killed["run_id"]})
+    assert closed["status"] == "crashed" and closed["scored"] == stored_before and "ended before the run finished" in closed["error"]
     assert predictions.count_documents({}) == n and resumed["scored"] == n - stored_before
     assert repeated_hashes(predictions) == []
     assert _acked_ids(env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})

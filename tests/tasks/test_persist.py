@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 
+import psutil
 import pytest
+from pymongo.database import Database
 
 from store.mongo import ResultStore
-from tasks.persist import open_stores
+from tasks.persist import close_abandoned_runs, open_stores
 from voxflow.settings import Settings
 
 
@@ -60,3 +65,27 @@ def test_the_prediction_cache_is_the_databases_own(test_settings: Settings, redi
     with open_stores(test_settings.model_copy(update={"mongo_db": names[1]})) as dbb:
         assert dbb.cache.get_many([doc["audio_sha256"]], "m1") == {}
         dbb.mongo.drop_database(names[1])
+
+
+def test_only_runs_whose_process_on_this_host_ended_are_closed(mongo_db: Database) -> None:
+    results = ResultStore(mongo_db)
+    results.ensure_indexes()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(ended.pid).create_time()
+    ended.wait()
+    here, me = socket.gethostname(), psutil.Process()
+    runs = {
+        "dead": {"host": here, "pid": ended.pid, "pid_started": started},
+        "alive": {"host": here, "pid": me.pid, "pid_started": me.create_time()},
+        "reused-pid": {"host": here, "pid": me.pid, "pid_started": me.create_time() - 3600},  # same pid, another process
+        "elsewhere": {"host": f"{here}-other", "pid": ended.pid, "pid_started": started},
+    }
+    for run_id, owner in runs.items():
+        results.start_run({"run_id": run_id, "status": "running", **owner})
+    results.insert_predictions([{"audio_sha256": "a" * 64, "model_version": "m", "run_id": "dead", "score": 0.5}])
+
+    assert sorted(close_abandoned_runs(results)) == ["dead", "reused-pid"]
+    status = {run["run_id"]: run for run in mongo_db.runs.find()}
+    assert {k: status[k]["status"] for k in runs} == {"dead": "crashed", "alive": "running", "reused-pid": "crashed", "elsewhere": "running"}
+    assert (status["dead"]["scored"], status["dead"]["quarantined"]) == (1, 0)
+    assert close_abandoned_runs(results) == []
