@@ -50,7 +50,7 @@ def body(page: context.Page) -> None:
     if run["status"] == "running":
         st.info("Still running: its counts and timings are recorded when it finishes.")
     elif isinstance(run["error"], str):
-        st.warning(f"Failed: {run['error']}")
+        st.warning(f"{str(run['status']).capitalize()}: {run['error']}")  # failed, or crashed (its process ended)
     if ui:
         st.link_button("Open this run in the Prefect UI", f"{ui}/runs/flow-run/{run_id}")
     reasons = queries.quarantine_reasons(db, run_id)

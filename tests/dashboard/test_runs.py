@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+import psutil
 import pytest
 from pymongo.database import Database
 from streamlit.testing.v1 import AppTest
 
 from models.registry import load_bundle
 from store.mongo import ResultStore
-from tasks.persist import recorded_run
+from tasks.persist import close_abandoned_runs, recorded_run
 from tests.dashboard.conftest import metrics
 from voxflow import services
 from voxflow.settings import Settings
@@ -39,3 +44,13 @@ def test_a_running_and_a_failed_run_show_their_status_and_no_counts(
         assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"]) == ("failed", "—", "—", "—")
         assert [w.value for w in app.warning] == ["Failed: RuntimeError: disk full"]
         assert app.dataframe[0].value["status"].tolist() == ["running", "failed"]
+
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])  # a run whose process was killed: closed by the next run
+        results.start_run({"run_id": "r-killed", "status": "running", "started_at": datetime.now(timezone.utc) - timedelta(days=1),
+                           "host": socket.gethostname(), "pid": ended.pid, "pid_started": psutil.Process(ended.pid).create_time()})
+        ended.wait()
+        assert close_abandoned_runs(results) == ["r-killed"]
+        app.run()
+        app.selectbox[0].select("r-killed").run()
+        assert (metrics(app)["Status"], metrics(app)["Scored"]) == ("crashed", "0")
+        assert [w.value for w in app.warning] == [f"Crashed: its process (pid {ended.pid} on {socket.gethostname()}) ended before the run finished; a re-run finishes the rest"]
