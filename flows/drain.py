@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import psutil
 from distributed import Client
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -26,7 +27,7 @@ from prefect.utilities.annotations import quote
 from flows.analyze import score_files, skip_known
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
-from store.queue import QUEUE_STREAM, FileQueue, QueueEntry, removable_consumers
+from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
 from tasks.cluster import dask_client
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
@@ -131,6 +132,21 @@ def _drain_batch(
     totals.batches += 1
 
 
+def dead_local_consumers(consumers: Sequence[ConsumerState]) -> list[str]:
+    """Consumers holding entries whose drain process, on this host, has ended (named ``host-pid-run``).
+
+    A pid taken again by another process counts as alive: those entries wait for the claim idle time.
+    """
+    host = socket.gethostname()
+    dead = []
+    for consumer in consumers:
+        name_host, _, rest = consumer.name.rpartition("-")[0].rpartition("-")
+        pid = rest if rest.isdigit() else ""
+        if consumer.pending and name_host == host and pid and not psutil.pid_exists(int(pid)):
+            dead.append(consumer.name)
+    return dead
+
+
 @flow(name="drain-queue")
 def drain_queue(
     model_version: str | None = None, chunk_size: int | None = None, batch_size: int | None = None, linger_s: float = 0.0
@@ -163,6 +179,9 @@ def drain_queue(
         queue = FileQueue(stores.redis)
         latency = LatencyLog(stores.redis, maxlen=settings.metrics_maxlen)
         consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
+        dead = dead_local_consumers(queue.status().consumers)
+        if released := queue.release(dead, idle_s=settings.queue_claim_idle_s):
+            logger.info("%d entries of %d ended drains on this host are claimed now, not after %.0f s idle", released, len(dead), settings.queue_claim_idle_s)
         totals = DrainTotals()
         with recorded_run(stores.results, bundle.card, settings, run_id=run_id, source=QUEUE_STREAM):
             with ExitStack() as stack:

@@ -227,6 +227,21 @@ class FileQueue:
         age = max(0.0, now - _entry(*oldest[0]).enqueued_at) if oldest else None
         return QueueStatus(depth=depth, pending=pending, oldest_pending_age_s=age, consumers=consumers)
 
+    def release(self, names: Sequence[str], *, idle_s: float) -> int:
+        """Make the entries pending with consumers ``names`` (known to be dead) claimable now: their idle
+        time is set to ``idle_s`` (the readers' claim time), so the next :meth:`read` claims them.
+        Returns how many entries were released."""
+        released = 0
+        with redis_errors_as_service_error():
+            for name in names:
+                start = "-"
+                while pending := self._client.xpending_range(self.stream, self.group, min=start, max="+", count=1000, consumername=name):
+                    ids = [entry["message_id"] for entry in pending]
+                    self._client.xclaim(self.stream, self.group, name, min_idle_time=0, message_ids=ids, idle=int(idle_s * 1000), justid=True)
+                    released += len(ids)
+                    start = f"({ids[-1]}"  # after the last: the entries stay pending, with the same consumer
+        return released
+
     def remove_consumers(self, names: Sequence[str]) -> None:
         """Delete consumers from the group (only those :func:`removable_consumers` picks hold nothing)."""
         with redis_errors_as_service_error():

@@ -54,6 +54,16 @@ def test_entries_of_a_dead_consumer_are_claimed_after_the_idle_time(queue: FileQ
     assert queue.status().consumers == []
 
 
+def test_entries_of_a_consumer_known_dead_are_released_at_once(queue: FileQueue) -> None:
+    ids = queue.enqueue([QueueItem(f"/{i}.wav") for i in range(1_005)])
+    assert len(queue.read("dead", count=1_003, claim_idle_s=600)) == 1_003
+    assert len(queue.read("alive", count=1, claim_idle_s=600)) == 1
+    assert queue.release(["dead"], idle_s=600) == 1_003  # more than one page of 1,000
+    claimed = queue.read("next", count=1_003, claim_idle_s=600)
+    assert sorted(e.entry_id for e in claimed) == sorted(ids[:1_003])  # not "alive"'s own entry, idle for less
+    assert {c.name: c.pending for c in queue.status().consumers} == {"dead": 0, "alive": 1, "next": 1_003}
+
+
 def test_entry_time_and_removable_consumers_are_pure() -> None:
     assert entry_time_s("1700000000123-7") == pytest.approx(1_700_000_000.123)
     consumers = [ConsumerState("busy", 3, 9999.0), ConsumerState("idle", 0, 5000.0), ConsumerState("fresh", 0, 1.0)]
