@@ -7,6 +7,7 @@ pending are claimed again with XAUTOCLAIM once idle for ``claim_idle_s``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -87,9 +88,10 @@ def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float, ow
 
 def _enqueued_at(entry_id: str, fields: dict[str, str]) -> float:
     try:
-        return float(fields["enqueued_at"])
+        enqueued_at = float(fields["enqueued_at"])
     except (KeyError, ValueError):  # another producer's entry: Redis's own time of the entry
         return entry_time_s(entry_id)
+    return enqueued_at if math.isfinite(enqueued_at) else entry_time_s(entry_id)
 
 
 def _entry(entry_id: str, fields: dict[str, str]) -> QueueEntry:

@@ -125,10 +125,11 @@ def test_read_waits_for_new_entries_only_when_asked(queue: FileQueue) -> None:
 def test_another_producers_entry_without_a_path_or_time_is_read_not_fatal(queue: FileQueue, redis_client: redis.Redis) -> None:
     queue.ensure_group()
     odd = redis_client.xadd(queue.stream, {"file": "/a.wav", "enqueued_at": "yesterday"})
+    endless = redis_client.xadd(queue.stream, {"path": "/c.wav", "enqueued_at": "1e400"})  # float() reads it as infinity
     ok = queue.enqueue([QueueItem("/b.wav")])[0]
     entries = queue.read("c", count=10, claim_idle_s=60)
-    assert [(e.entry_id, e.path) for e in entries] == [(odd, ""), (ok, "/b.wav")]
-    assert entries[0].enqueued_at == entry_time_s(odd)  # Redis's own time of the entry
+    assert [(e.entry_id, e.path) for e in entries] == [(odd, ""), (endless, "/c.wav"), (ok, "/b.wav")]
+    assert entries[0].enqueued_at == entry_time_s(odd) and entries[1].enqueued_at == entry_time_s(endless)  # Redis's own time
     assert queue.status().oldest_pending_age_s >= 0
 
 
