@@ -8,6 +8,7 @@ unmeasured (numba compiles its kernel cache for each checkout's source paths).
 
     git worktree add /tmp/voxflow-base <commit>
     .venv/bin/python bench/ab.py /tmp/voxflow-base --clips 500 --rounds 7
+    .venv/bin/python bench/ab.py /tmp/voxflow-base --clips 500 --rounds 7 --min-workers 1   # the default adaptive bounds
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--min-workers", type=int, help="adapt from this many workers up to --workers (default: a fixed --workers)")
     args = parser.parse_args()
     sides = {"baseline": args.baseline.resolve(), "this": REPO}
     samples: dict[str, list[float]] = {}
@@ -44,15 +46,15 @@ def main() -> None:
         with embedded_home(Path(tmp) / "home") as settings:
             for checkout in sides.values():
                 compile_packages(checkout)
-                analyze(manifest, settings, workers=args.workers, checkout=checkout)
+                analyze(manifest, settings, workers=args.workers, min_workers=args.min_workers, checkout=checkout)
             for round_ in range(args.rounds):
                 for side, checkout in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
-                    summary, command_s, cpu_s = analyze_with_cpu(manifest, settings, workers=args.workers, checkout=checkout)
+                    summary, command_s, cpu_s = analyze_with_cpu(manifest, settings, workers=args.workers, min_workers=args.min_workers, checkout=checkout)
                     for key, value in {"command_s": command_s, "flow_s": summary["wall_s"], "discover_s": summary["discover_s"], "outside_flow_s": command_s - summary["wall_s"], "cpu_s": cpu_s}.items():
                         samples.setdefault(f"{side}_{key}", []).append(value)
                     print(f"  {side:8s} command {command_s:6.2f} s, flow {summary['wall_s']:6.2f} s, CPU {cpu_s:6.2f} s", flush=True)
     medians = {key: round(statistics.median(values), 3) for key, values in samples.items()}
-    report({"bench": "ab", "baseline": str(sides["baseline"]), "clips": args.clips, "workers": args.workers, "rounds": args.rounds, **medians,
+    report({"bench": "ab", "baseline": str(sides["baseline"]), "clips": args.clips, "workers": args.workers, "min_workers": args.min_workers or args.workers, "rounds": args.rounds, **medians,
             "command_ratio": round(medians["this_command_s"] / medians["baseline_command_s"], 3),
             "this_faster_rounds": sum(t < b for t, b in zip(samples["this_command_s"], samples["baseline_command_s"])),
             "load_avg_1m": round(os.getloadavg()[0], 2)})

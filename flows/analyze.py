@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from models.artifact import ModelBundle
-from tasks.cluster import dask_client
+from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import Discovery, FileRef, discover
@@ -88,7 +88,9 @@ def score_files(
             logger.info(progress.line())
             update_progress_artifact(artifact_id=artifact, progress=progress.percent)
 
-    with nullcontext(client) if client is not None else dask_client(settings) as client:
+    # One worker per full chunk to start with (within the adaptive bounds): no waiting for adaptive scaling to add them.
+    cluster = nullcontext(client) if client is not None else dask_client(settings, workers=initial_workers(len(files), settings, chunk_size))
+    with cluster as client:
         window = max(4, 3 * settings.dask_max_workers)
         with ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),

@@ -6,6 +6,7 @@ import copy
 import importlib
 import inspect
 import logging
+import math
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 # Kubernetes' 63 characters for a resource name, less the "-scheduler" the operator appends for its service.
 _MAX_CLUSTER_NAME_LEN = 53
 _CLUSTER_NAME_LABEL = "dask.org/cluster-name"
+# How long workers started for a batch may wait idle for its first chunk (discovery, hashing) before adaptive
+# scaling may retire them; thereafter idle workers go after this long too (the default is 3 s).
+STARTUP_GRACE_S = 10.0
 
 
 class WarmUp(WorkerPlugin):
@@ -181,26 +185,45 @@ class _AnnouncingCluster(LocalCluster):
             self._announce = None
 
 
-def _start_cluster(settings: Settings, *, announce: Callable[[str], None] | None = None) -> Cluster:
+def initial_workers(files: int, settings: Settings, chunk_size: int) -> int:
+    """Workers to start for a batch of ``files``: one per full chunk, within the adaptive bounds.
+
+    Examples
+    --------
+    >>> settings = Settings(dask_min_workers=1, dask_max_workers=4)
+    >>> [initial_workers(files, settings, 48) for files in (0, 45, 60, 500)]
+    [1, 1, 2, 4]
+    """
+    return min(settings.dask_max_workers, max(settings.dask_min_workers, -(-files // chunk_size)))
+
+
+def _start_cluster(settings: Settings, *, workers: int | None = None, announce: Callable[[str], None] | None = None) -> Cluster:
+    """Start the configured cluster; a local one with ``workers`` (default: the minimum), adapting from there."""
+    adapt: dict[str, Any] = {"minimum": settings.dask_min_workers, "maximum": settings.dask_max_workers}
     if settings.dask_cluster_class:
         cls = resolve_cluster_class(settings.dask_cluster_class)
         cluster = cls(**run_cluster_kwargs(cls, settings.dask_cluster_kwargs))
     else:
-        options: dict[str, Any] = {"n_workers": settings.dask_min_workers, "threads_per_worker": 1, "processes": True,
+        options: dict[str, Any] = {"n_workers": workers or settings.dask_min_workers, "threads_per_worker": 1, "processes": True,
                                    "host": "127.0.0.1", "dashboard_address": ":0"}
         cluster = LocalCluster(**options) if announce is None else _AnnouncingCluster(announce=announce, **options)
-    cluster.adapt(minimum=settings.dask_min_workers, maximum=settings.dask_max_workers)
+        if options["n_workers"] > settings.dask_min_workers:
+            # Adaptive scaling retires an idle worker after wait_count intervals (3 s): started ahead of the
+            # batch's discovery, the workers above the minimum would be gone before its first chunk.
+            interval = dask.utils.parse_timedelta(dask.config.get("distributed.adaptive.interval"))
+            adapt["wait_count"] = max(dask.config.get("distributed.adaptive.wait-count"), math.ceil(STARTUP_GRACE_S / interval))
+    cluster.adapt(**adapt)
     return cluster
 
 
 @contextmanager
-def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]:
+def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None = None) -> Iterator[Client]:
     """A Dask client for one flow run.
 
     With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running.
-    Otherwise it starts ``settings.dask_cluster_class`` (default: a LocalCluster of single-threaded
-    worker processes), adapting between ``dask_min_workers`` and ``dask_max_workers``, and closes
-    it afterwards.
+    Otherwise it starts ``settings.dask_cluster_class`` (default: a LocalCluster of ``workers``
+    single-threaded worker processes, by default the minimum), adapting between ``dask_min_workers``
+    and ``dask_max_workers``, and closes it afterwards.
     """
     with ExitStack() as stack:
         if settings.dask_address:
@@ -210,7 +233,7 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
                 raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
         else:
             stack.enter_context(_worker_config(settings))
-            client = Client(stack.enter_context(_start_cluster(settings)))
+            client = Client(stack.enter_context(_start_cluster(settings, workers=workers)))
         stack.callback(client.close)  # before the cluster closes: callbacks run last in, first out
         if warm_up:
             client.register_plugin(WarmUp())
@@ -219,8 +242,9 @@ def dask_client(settings: Settings, *, warm_up: bool = True) -> Iterator[Client]
 
 
 @contextmanager
-def local_cluster_ahead(settings: Settings) -> Iterator[Callable[[], str | None]]:
-    """Start the run's local cluster on a thread now, while the caller imports and sets up the flow run.
+def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> Iterator[Callable[[], str | None]]:
+    """Start the run's local cluster of ``workers`` (default: the minimum) on a thread now, while the caller
+    imports and sets up the flow run.
 
     Starting and warming up the workers (process spawn, imports, numba cache) takes seconds, as does a
     command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. Yields a function
@@ -239,13 +263,13 @@ def local_cluster_ahead(settings: Settings) -> Iterator[Callable[[], str | None]
     announced: Future[str] = Future()
     with ExitStack() as stack:
         stack.enter_context(_worker_config(settings))
-        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, announced.set_result)
+        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, workers, announced.set_result)
         stack.callback(lambda: _started(starting).close())
         yield lambda: _scheduler_address(announced, starting)
 
 
-def _start_warm(settings: Settings, announce: Callable[[str], None]) -> Cluster:
-    cluster = _start_cluster(settings, announce=announce)
+def _start_warm(settings: Settings, workers: int | None, announce: Callable[[str], None]) -> Cluster:
+    cluster = _start_cluster(settings, workers=workers, announce=announce)
     try:
         with Client(cluster) as client:
             client.register_plugin(WarmUp())

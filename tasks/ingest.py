@@ -6,6 +6,7 @@ import csv
 import errno
 import glob
 import hashlib
+import itertools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".hea"})
-MANIFEST_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+MANIFEST_SUFFIXES = PARQUET_SUFFIXES | {".csv"}
 GLOB_CHARS = frozenset("*?[")
 HASH_BLOCK = 1 << 20
 
@@ -171,7 +173,7 @@ def _manifest_table(path: Path) -> "pa.Table":
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    if path.suffix.lower() in {".parquet", ".pq"}:
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         return pq.read_table(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
@@ -244,6 +246,37 @@ def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
             raise SourceError(f"no files match {source}")
         return candidates, [], ignored
     raise SourceError(f"source not found: {source}")
+
+
+def count_listed(source: str, *, limit: int) -> int:
+    """About how many files discovery will list for SOURCE, counted no further than ``limit``: a quick look, not a listing.
+
+    A folder or glob is walked until ``limit`` audio names are seen; a CSV manifest's lines are counted
+    (unparsed: a quoted line break counts as a row), a Parquet manifest's rows read from its footer. A
+    source that cannot be read counts 0: discovery says why.
+    """
+    path = Path(source).expanduser()
+    try:
+        if os.path.isdir(path):
+            found: Iterator[object] = (item for item in _walk(path, set()) if isinstance(item, Path) and is_audio(item))
+        elif os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
+            return min(limit, _manifest_rows(path, limit))
+        elif os.path.isfile(path):
+            return 1
+        else:
+            found = (match for match in glob.iglob(str(path), recursive=True) if is_audio(Path(match)))
+        return sum(1 for _ in itertools.islice(found, limit))
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return 0
+
+
+def _manifest_rows(path: Path, limit: int) -> int:
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows
+    with path.open("rb") as handle:
+        return max(0, sum(1 for _ in itertools.islice(handle, limit + 1)) - 1)  # less the header
 
 
 def check_source(source: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
-from tasks.ingest import content_hash
+from tasks.ingest import PARQUET_SUFFIXES, content_hash
 from tasks.voiced import voiced_manifest
 from voxflow.errors import SourceError
 
@@ -88,7 +88,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
         ``rejected`` holds ``{"row", "reason"}`` for rows without a usable label or audio.
     """
     try:
-        frame = pd.read_parquet(manifest) if manifest.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(manifest, dtype=str)
+        frame = pd.read_parquet(manifest) if manifest.suffix.lower() in PARQUET_SUFFIXES else pd.read_csv(manifest, dtype=str)
     except Exception as exc:  # pandas raises many types for a bad file
         raise SourceError(f"manifest {manifest} could not be read: {exc}") from exc
     hash_column = next((c for c in ("audio_sha256", "sha256") if c in frame.columns), None)

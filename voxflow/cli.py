@@ -107,14 +107,16 @@ _score = _number_in(0, 1, convert=float)
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.forkserver import start_forkserver
-    from tasks.ingest import check_source
+    from tasks.ingest import check_source, count_listed
 
     check_source(args.source)
     start_forkserver(settings)  # the workers' imports (~2.5 s of CPU) load beside this process's own from here on
     with imports_uncollected():
-        from tasks.cluster import local_cluster_ahead
+        from tasks.cluster import initial_workers, local_cluster_ahead
 
-    with local_cluster_ahead(settings) as scheduler_address:  # the workers start while Prefect and the flow's imports do
+    chunk_size = args.chunk_size or settings.chunk_size
+    workers = initial_workers(count_listed(args.source, limit=settings.dask_max_workers * chunk_size), settings, chunk_size)
+    with local_cluster_ahead(settings, workers=workers) as scheduler_address:  # the workers start while Prefect and the flow's imports do
         with imports_uncollected():
             from flows.analyze import analyze_batch
             from voxflow.orchestration import prefect_api

@@ -1,6 +1,7 @@
 import gc
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,7 @@ from tasks.chunk import rows_to_table
 from tasks.cluster import (
     WORKER_PRELOAD,
     dask_client,
+    initial_workers,
     local_cluster_ahead,
     local_worker_processes,
     pre_spawn_environ,
@@ -77,6 +79,23 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, mo
     assert all(count > 100_000 for count in frozen.values())
     with pytest.raises(OSError):  # closed with the block
         Client(address, timeout="2s")
+
+
+def test_a_batch_starts_one_worker_per_full_chunk_within_the_bounds() -> None:
+    settings = Settings(dask_min_workers=2, dask_max_workers=6)
+    assert [initial_workers(files, settings, 10) for files in (0, 10, 11, 35, 10_000)] == [2, 2, 2, 4, 6]
+
+
+@pytest.mark.timeout(120)
+def test_workers_started_for_a_batch_outlast_its_discovery(tmp_path: Path) -> None:
+    # Adaptive scaling retires an idle worker above the minimum after 3 s by default; the CLI's discovery
+    # and Prefect's set-up take about that long before the first chunk is submitted.
+    settings = Settings(home=tmp_path, dask_min_workers=1, dask_max_workers=2)
+    with local_cluster_ahead(settings, workers=2) as scheduler_address:
+        with Client(scheduler_address(), timeout="20s") as client:
+            client.wait_for_workers(2, timeout=60)
+            time.sleep(6)
+            assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
 
 
 @pytest.mark.timeout(120)

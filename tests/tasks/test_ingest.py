@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tasks.ingest import Candidate, Discovery, check_source, chunked, content_hash, discover, hash_candidates, read_manifest
+from tasks.ingest import Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, read_manifest
 from voxflow.errors import SourceError
 
 MAX = 50_000_000
@@ -212,6 +212,24 @@ def test_glob_source(tmp_path: Path) -> None:
     _tone(tmp_path / "b" / "three.flac", seed=3)
     found = discover(str(tmp_path / "**" / "*.wav"), max_file_bytes=MAX)
     assert sorted(Path(f.path).name for f in found.files) == ["one.wav", "two.wav"]
+
+
+def test_count_listed_counts_what_discovery_lists_up_to_its_limit(tmp_path: Path) -> None:
+    for index in range(5):
+        (tmp_path / "corpus" / f"sub{index % 2}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "corpus" / f"sub{index % 2}" / f"clip{index}.wav").write_bytes(b"")  # counted by name, never read
+    (tmp_path / "corpus" / "notes.txt").write_text("not audio")
+    folder = str(tmp_path / "corpus")
+    assert [count_listed(folder, limit=limit) for limit in (100, 3)] == [5, 3]
+    assert count_listed(str(tmp_path / "corpus" / "**" / "*.wav"), limit=100) == 5
+    assert count_listed(str(tmp_path / "corpus" / "sub0" / "clip0.wav"), limit=100) == 1
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"clip{i}.wav,1\n" for i in range(7)))
+    assert [count_listed(str(tmp_path / "m.csv"), limit=limit) for limit in (100, 4)] == [7, 4]
+    pd.DataFrame({"path": [f"clip{i}.wav" for i in range(9)]}).to_parquet(tmp_path / "m.parquet")
+    assert [count_listed(str(tmp_path / "m.parquet"), limit=limit) for limit in (100, 4)] == [9, 4]
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not a footer")
+    assert count_listed(str(tmp_path / "broken.parquet"), limit=100) == 0  # discovery names the fault
+    assert count_listed(str(tmp_path / "nope"), limit=100) == 0
 
 
 def test_missing_source_fails_fast(tmp_path: Path) -> None:
