@@ -91,12 +91,13 @@ def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Pat
 
 
 def read_bundle(directory: Path) -> ModelBundle:
-    """Read a model folder, checking the booster against the sha256 its card records.
+    """Read a model folder, checking the booster against the sha256 its card records and the card against its version.
 
     Raises
     ------
     ModelError
-        When a file is missing, the card is unreadable or the booster bytes do not match.
+        When a file is missing, the card is unreadable, the booster bytes do not match, or the card's
+        threshold, feature version or labels were edited.
     """
     try:
         card = ModelCard.from_dict(json.loads((directory / CARD_FILE).read_text()))
@@ -110,6 +111,17 @@ def read_bundle(directory: Path) -> ModelBundle:
         raise ModelError(
             f"model {card.version}: booster sha256 {actual[:12]} does not match the card's "
             f"{card.booster_sha256[:12]}; the artifact is corrupt or was replaced"
+        )
+    # The version covers the threshold as well as the booster: an edited threshold (or a card copied
+    # beside another booster) no longer matches the name the predictions would record. Versions made
+    # before 2026-11-28 named the booster alone, and are still read.
+    legacy = f"xgb-fv{card.feature_version}-{actual[:10]}"
+    if card.version not in (model_version(raw, card.feature_version, card.threshold), legacy):
+        raise ModelError(f"model {card.version}: its card's threshold or feature version was edited (they no longer give its version)")
+    if (card.positive_label, card.negative_label) != (POSITIVE_LABEL, NEGATIVE_LABEL):
+        raise ModelError(
+            f"model {card.version}: its card labels scores {card.positive_label!r}/{card.negative_label!r}, "
+            f"not {POSITIVE_LABEL!r}/{NEGATIVE_LABEL!r}"
         )
     return ModelBundle(booster_ubj=raw, card=card)
 

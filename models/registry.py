@@ -5,7 +5,9 @@ Which version is champion is not decided here: the ``models`` collection says so
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     import xgboost as xgb
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "baseline"
-STAGING = ".staging"
+STAGING_PREFIX = ".staging-"
 
 
 def shipped_bundle() -> ModelBundle:
@@ -25,16 +27,39 @@ def shipped_bundle() -> ModelBundle:
 
 
 def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: Path) -> ModelCard:
-    """Write a model under ``models_dir/<version>`` (its content address); an existing version is kept as is."""
-    staging = models_dir / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    card = save_model(booster, card_fields, staging)
-    final = models_dir / card.version
-    if final.exists():
-        shutil.rmtree(staging)
-    else:
-        staging.rename(final)
-    return card
+    """Write a model under ``models_dir/<version>`` (its content address).
+
+    An existing folder of that version is kept when it reads back whole, and replaced when it does not
+    (a damaged artifact is repaired by saving the model again). Each save stages in a folder of its own,
+    so two processes saving at once never mix their files.
+    """
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=models_dir))
+    staging.chmod(0o755)  # mkdtemp's 0700 would become the version folder's
+    damaged = models_dir / f"{staging.name}-damaged"
+    try:
+        card = save_model(booster, card_fields, staging)
+        final = models_dir / card.version
+        if _intact(final, card.version):
+            return card
+        with contextlib.suppress(FileNotFoundError):  # absent, or moved aside by a save running beside this one
+            final.rename(damaged)
+        try:
+            staging.rename(final)
+        except OSError:
+            if not _intact(final, card.version):  # another save put it there first; anything else is an error
+                raise
+        return card
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed
+        shutil.rmtree(damaged, ignore_errors=True)
+
+
+def _intact(folder: Path, version: str) -> bool:
+    try:
+        return read_bundle(folder).card.version == version
+    except ModelError:
+        return False
 
 
 def load_bundle(models_dir: Path, version: str | None = None, *, expected_sha256: str | None = None) -> ModelBundle:

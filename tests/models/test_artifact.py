@@ -53,6 +53,29 @@ def test_tampered_booster_is_refused(tmp_path: Path) -> None:
         read_bundle(tmp_path / "m")
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"threshold": 0.0}, "threshold or feature version was edited"),  # every clip would be labelled pathological
+        ({"positive_label": "healthy", "negative_label": "pathological"}, "labels scores 'healthy'/'pathological'"),
+    ],
+)
+def test_an_edited_card_is_refused(tmp_path: Path, edit: dict, message: str) -> None:
+    _model(tmp_path / "m")
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    (tmp_path / "m" / "card.json").write_text(json.dumps({**card, **edit}))
+    with pytest.raises(ModelError, match=message):
+        read_bundle(tmp_path / "m")
+
+
+def test_a_card_versioned_before_thresholds_were_covered_is_read(tmp_path: Path) -> None:
+    card, _, _ = _model(tmp_path / "m")
+    legacy = f"xgb-fv9-{card.booster_sha256[:10]}"  # the booster's hash alone, before 2026-11-28
+    stored = json.loads((tmp_path / "m" / "card.json").read_text())
+    (tmp_path / "m" / "card.json").write_text(json.dumps({**stored, "version": legacy}))
+    assert read_bundle(tmp_path / "m").card.version == legacy
+
+
 def test_wrong_feature_count_is_a_model_error(tmp_path: Path) -> None:
     _model(tmp_path / "m")
     with pytest.raises(ModelError, match="expects 3 features"):

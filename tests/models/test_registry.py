@@ -1,5 +1,7 @@
 """Model folders: content-addressed versions, the shipped baseline as fallback, checksums on load."""
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +22,33 @@ def _booster(seed: int = 0):
 
 def test_saved_version_is_its_content_address_and_loads(tmp_path: Path) -> None:
     card = save_version(_booster(), FIELDS, tmp_path)
-    assert (tmp_path / card.version / "model.ubj").is_file() and not (tmp_path / ".staging").exists()
+    assert (tmp_path / card.version / "model.ubj").is_file() and [path.name for path in tmp_path.iterdir()] == [card.version]
     again = save_version(_booster(), FIELDS, tmp_path)  # same bytes: same version, folder kept
     assert again.version == card.version
     assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card == card
     stricter = save_version(_booster(), FIELDS | {"threshold": 0.6}, tmp_path)  # same booster, other labels
     assert stricter.version != card.version and stricter.booster_sha256 == card.booster_sha256
     assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card.threshold == 0.5
+
+
+def test_saving_again_repairs_a_damaged_version(tmp_path: Path) -> None:
+    card = save_version(_booster(), FIELDS, tmp_path)
+    (tmp_path / card.version / "model.ubj").write_bytes(b"garbage")
+    assert save_version(_booster(), FIELDS, tmp_path).version == card.version
+    assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card == card
+    assert [path.name for path in tmp_path.iterdir()] == [card.version]
+
+
+def test_saves_running_at_once_never_mix_their_files(tmp_path: Path) -> None:
+    boosters = [_booster(seed) for seed in range(4)]  # two saves of each: rivals for the same folder and for staging
+    for round_ in range(5):
+        models = tmp_path / str(round_)
+        with ThreadPoolExecutor(8) as pool:
+            cards = list(pool.map(lambda booster: save_version(booster, FIELDS, models), boosters + boosters))
+        for card in cards:
+            assert load_bundle(models, card.version, expected_sha256=card.booster_sha256).card == card
+            assert json.loads((models / card.version / "card.json").read_text())["version"] == card.version
+        assert sorted(path.name for path in models.iterdir()) == sorted({card.version for card in cards})
 
 
 def test_no_version_is_the_shipped_baseline(tmp_path: Path) -> None:
