@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from flows.train import card_fields
 from models.artifact import ModelCard
-from models.promotion import should_promote, unless_rolled_back
+from models.promotion import should_promote, unless_champion_changed, unless_rolled_back
 from models.registry import save_version
 from models.train import (
     DEFAULT_N_FEATURES,
@@ -30,7 +30,7 @@ from store.models import ModelStore
 from store.mongo import open_database
 from tasks.cluster import dask_client
 from tasks.labels import LabelledAudio
-from tasks.model_registry import model_document, resolve_bundle
+from tasks.model_registry import model_document, registry_changes, resolve_bundle, usable_artifact
 from tasks.training_data import TrainingSet, training_set
 from voxflow import services
 from voxflow.errors import LockError, SourceError
@@ -165,11 +165,13 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
         return {**result, "status": "champion", "reason": "identical to the champion (same data, same recipe)"}
     registered = models.register({**model_document(card, settings.models_dir), "champion_metrics": champion_metrics, "compared_with": note})
     decision = unless_rolled_back(should_promote(report.as_dict(), champion_metrics, settings.promotion_margin), registered)
-    if decision.promote:
-        models.promote(card.version, decision.reason)
-        logger.info("Promoted %s to champion (was %s): %s", card.version, champion_doc["version"] if champion_doc else f"shipped {champion.version}", decision.reason)
-    else:
-        models.set_reason(card.version, decision.reason)
-        logger.info("Kept %s as challenger: %s", card.version, decision.reason)
+    with registry_changes(settings):
+        decision = unless_champion_changed(decision, champion_doc, models.champion())
+        if decision.promote:
+            models.promote(card.version, decision.reason, check=usable_artifact(settings))
+            logger.info("Promoted %s to champion (was %s): %s", card.version, champion_doc["version"] if champion_doc else f"shipped {champion.version}", decision.reason)
+        else:
+            models.set_reason(card.version, decision.reason)
+            logger.info("Kept %s as challenger: %s", card.version, decision.reason)
     status = models.get(card.version)["status"]
     return {**result, "status": status, "reason": decision.reason}

@@ -57,3 +57,21 @@ def unless_rolled_back(decision: Decision, registered: Mapping[str, Any]) -> Dec
         return decision
     version = registered["version"]
     return Decision(False, f"{decision.reason}; not promoted: {version} was rolled back (voxflow models promote {version} brings it back)")
+
+
+def unless_champion_changed(decision: Decision, compared: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> Decision:
+    """``decision``, except that a challenger compared with one champion is not promoted over another.
+
+    ``compared`` is the champion's document when the retrain compared with it, ``current`` the champion's
+    now (None: the shipped baseline); an operator may promote or roll back while a retrain runs.
+
+    Examples
+    --------
+    >>> unless_champion_changed(Decision(True, "AUC up"), None, {"version": "v2"}).reason
+    'AUC up; not promoted: the champion changed to v2 during the retrain, which compared with the shipped baseline'
+    """
+    before, now = (doc["version"] if doc else None for doc in (compared, current))
+    if not decision.promote or before == now:
+        return decision
+    return Decision(False, f"{decision.reason}; not promoted: the champion changed to {now or 'the shipped baseline'} during the retrain, "
+                           f"which compared with {before or 'the shipped baseline'}")

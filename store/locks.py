@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
@@ -22,6 +23,7 @@ from voxflow.errors import LockError, ServiceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_WAIT_STEP_S = 0.05
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -93,17 +95,22 @@ class RedisLock:
 
 
 @contextmanager
-def hold_lock(client: redis.Redis, name: str, *, ttl_s: float) -> Iterator[RedisLock]:
+def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0.0) -> Iterator[RedisLock]:
     """Hold the lock ``name`` for the enclosed block, renewing it every ``ttl_s / 3`` in a thread.
+
+    ``wait_s`` is how long to wait for another holder to finish (for short blocks); by default none.
 
     Raises
     ------
     LockError
-        At once, when another run holds the lock; the message names the holder.
+        When another run holds the lock (still, after ``wait_s``); the message names the holder.
     """
     lock = RedisLock(client, name, ttl_s=ttl_s)
-    if not lock.acquire():
-        raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'}); refused")
+    deadline = time.monotonic() + wait_s
+    while not lock.acquire():
+        if time.monotonic() >= deadline:
+            raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'}); refused")
+        time.sleep(_WAIT_STEP_S)
     stop = threading.Event()
 
     def keep_alive() -> None:

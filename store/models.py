@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import pymongo
 from pymongo.database import Database
@@ -76,15 +76,18 @@ class ModelStore:
         """Record why a model has its status (e.g. why a challenger was not promoted)."""
         self._models.update_one({"version": version}, {"$set": {"reason": reason}})
 
-    def promote(self, version: str, reason: str) -> dict[str, Any]:
+    def promote(self, version: str, reason: str, *, check: Callable[[dict[str, Any]], None] = lambda doc: None) -> dict[str, Any]:
         """Make ``version`` the champion; the previous champion is retired.
+
+        ``check`` vets the version's document first (its artifact, say) and raises to refuse it. Callers
+        serialise changes of champion (``tasks.model_registry.registry_changes``): these are several writes.
 
         Raises
         ------
         ModelError
-            When ``version`` is not registered.
+            When ``version`` is not registered, or from ``check``.
         """
-        self.get(version)
+        check(self.get(version))
         now = _now()
         self._models.update_one({"version": version}, {"$set": {"status": CHAMPION, "promoted_at": now, "rolled_back": False, "reason": reason}})
         self._models.update_many(
@@ -93,15 +96,16 @@ class ModelStore:
         )
         return self.get(version)
 
-    def rollback(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def rollback(self, *, check: Callable[[dict[str, Any]], None] = lambda doc: None) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Retire the champion and bring back the one it replaced (None: the shipped baseline is champion again).
 
-        A rolled-back model is never brought back by a later rollback; promote it by name instead.
+        A rolled-back model is never brought back by a later rollback; promote it by name instead. ``check``
+        vets the model to bring back before anything changes, as for :meth:`promote`.
 
         Raises
         ------
         ModelError
-            When no model is champion (the shipped baseline cannot be rolled back).
+            When no model is champion (the shipped baseline cannot be rolled back), or from ``check``.
         """
         current = self.champion()
         if current is None:
@@ -111,6 +115,8 @@ class ModelStore:
             {"_id": 0},
             sort=[("retired_at", pymongo.DESCENDING)],
         )
+        if previous is not None:
+            check(previous)
         now = _now()
         self._models.update_one(
             {"version": current["version"]}, {"$set": {"status": RETIRED, "retired_at": now, "rolled_back": True, "reason": "rolled back"}}

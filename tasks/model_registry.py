@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import voxflow
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelBundle, ModelCard, check_feature_set
 from models.registry import load_bundle
+from store.cache import connect_redis
+from store.locks import hold_lock
 from store.models import ModelStore
 from store.mongo import open_database
 from voxflow import services
 from voxflow.settings import Settings
 
 _RECIPE = Path(__file__).resolve().parents[1] / "models" / "train.py"
+MODELS_LOCK = "models"
+MODELS_LOCK_WAIT_S = 10.0  # a promotion or rollback is a few writes: one in progress is waited for, not refused
 
 
 def code_version() -> str:
@@ -63,10 +68,40 @@ def load_champion(models: ModelStore, models_dir: Path, version: str | None = No
     return bundle
 
 
+@contextmanager
+def registry_changes(settings: Settings) -> Iterator[None]:
+    """Hold the ``models`` Redis lock while the champion changes: a promotion or rollback is several
+    writes, and two at once could leave no champion or two.
+
+    Raises
+    ------
+    LockError
+        When another change still holds the lock after ``MODELS_LOCK_WAIT_S``.
+    """
+    with connect_redis(services.redis_url(settings)) as client, hold_lock(
+        client, MODELS_LOCK, ttl_s=settings.lock_ttl_s, wait_s=MODELS_LOCK_WAIT_S
+    ):
+        yield
+
+
+def usable_artifact(settings: Settings) -> Callable[[dict[str, Any]], None]:
+    """A check for a registered model about to become champion: its artifact loads, matches the registry's
+    sha256 and fits the features this code computes (raises ModelError otherwise)."""
+
+    def check(doc: dict[str, Any]) -> None:
+        bundle = load_bundle(settings.models_dir, doc["version"], expected_sha256=doc.get("booster_sha256"))
+        check_feature_set(bundle.card, feature_version=FEATURE_VERSION, feature_names=FEATURE_NAMES)
+
+    return check
+
+
 def register_model(card: ModelCard, settings: Settings, *, promote: bool = False, reason: str = "trained from a manifest") -> dict[str, Any]:
     """Record a saved model in the ``models`` collection as challenger, or champion when ``promote``."""
     with open_database(services.mongo_uri(settings), settings.mongo_db) as db:
         store = ModelStore(db)
         store.ensure_indexes()
         store.register({**model_document(card, settings.models_dir), "reason": reason})
-        return store.promote(card.version, f"{reason}; promoted by hand") if promote else store.get(card.version)
+        if not promote:
+            return store.get(card.version)
+        with registry_changes(settings):
+            return store.promote(card.version, f"{reason}; promoted by hand", check=usable_artifact(settings))

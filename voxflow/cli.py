@@ -260,10 +260,12 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     with _database(settings) as db:
         store = ModelStore(db)
         store.ensure_indexes()
-        return _models_action(args, store)
+        return _models_action(args, store, settings)
 
 
-def _models_action(args: argparse.Namespace, store: ModelStore) -> int:
+def _models_action(args: argparse.Namespace, store: ModelStore, settings: Settings) -> int:
+    from tasks.model_registry import registry_changes, usable_artifact
+
     if args.action == "list":
         docs = store.list(limit=args.limit)
         records = [{**doc, "auc": (doc.get("metrics") or {}).get("auc"), "uar": (doc.get("metrics") or {}).get("uar")} for doc in docs]
@@ -275,10 +277,12 @@ def _models_action(args: argparse.Namespace, store: ModelStore) -> int:
         if not args.version:
             print("voxflow: error: models promote needs a VERSION", file=sys.stderr)
             return 2
-        doc = store.promote(args.version, args.reason or "promoted by hand")
+        with registry_changes(settings):
+            doc = store.promote(args.version, args.reason or "promoted by hand", check=usable_artifact(settings))
         report = {"champion": doc["version"], "reason": doc["reason"]}
     else:
-        retired, restored = store.rollback()
+        with registry_changes(settings):
+            retired, restored = store.rollback(check=usable_artifact(settings))
         report = {"retired": retired["version"], "champion": restored["version"] if restored else None}
     if args.json:
         print(json.dumps(report))

@@ -48,6 +48,25 @@ def test_a_second_trigger_is_refused_with_the_holder_named(client: redis.Redis) 
         pass
 
 
+def test_a_holder_that_finishes_within_the_wait_is_waited_for(client: redis.Redis) -> None:
+    held = threading.Event()
+
+    def hold_briefly() -> None:
+        with hold_lock(client, "test-flow", ttl_s=5):
+            held.set()
+            time.sleep(0.5)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(hold_briefly)
+        held.wait(5)
+        with pytest.raises(LockError, match="another test-flow run is in progress"):
+            with hold_lock(client, "test-flow", ttl_s=5, wait_s=0.1):
+                pytest.fail("entered while the first holder still held it")
+        started = time.monotonic()
+        with hold_lock(client, "test-flow", ttl_s=5, wait_s=5):
+            assert 0.1 < time.monotonic() - started < 2
+
+
 def test_an_expired_holder_cannot_renew_or_release_the_next_holders_lock(client: redis.Redis) -> None:
     first = RedisLock(client, "test-flow", ttl_s=0.2)
     assert first.acquire()

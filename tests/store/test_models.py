@@ -49,3 +49,20 @@ def test_rollback_walks_back_then_to_the_shipped_baseline(mongo_db: Database) ->
     with pytest.raises(ModelError, match="nothing to roll back"):
         store.rollback()
     assert store.promote("c", "by hand")["status"] == "champion"
+
+
+def test_a_model_its_check_refuses_is_neither_promoted_nor_brought_back(mongo_db: Database) -> None:
+    store = ModelStore(mongo_db)
+    for version in ("a", "b"):
+        store.register(_doc(version, 0.7))
+        store.promote(version, "newer")
+
+    def refuse_a(doc: dict) -> None:
+        if doc["version"] == "a":
+            raise ModelError("model a: artifact missing")
+
+    with pytest.raises(ModelError, match="artifact missing"):
+        store.promote("a", "by hand", check=refuse_a)
+    with pytest.raises(ModelError, match="artifact missing"):
+        store.rollback(check=refuse_a)  # would bring back a
+    assert store.champion()["version"] == "b" and store.get("a")["status"] == "retired"

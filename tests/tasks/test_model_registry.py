@@ -1,0 +1,70 @@
+"""Changing the champion through the registry: one change at a time, and only to a model whose artifact loads."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymongo.database import Database
+
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from models.registry import save_version
+from models.train import fit_booster
+from store.models import ModelStore
+from tasks.model_registry import model_document, registry_changes, usable_artifact
+from voxflow.errors import ModelError
+from voxflow.settings import Settings
+
+
+def _register(store: ModelStore, settings: Settings, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 40)
+    booster = fit_booster(rng.normal(size=(40, len(FEATURE_NAMES))) + labels[:, None], labels, rounds=5, seed=seed)
+    fields = {"feature_version": FEATURE_VERSION, "feature_names": FEATURE_NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00"}
+    card = save_version(booster, fields, settings.models_dir)
+    store.register(model_document(card, settings.models_dir))
+    return card.version
+
+
+@pytest.fixture
+def settings(test_settings: Settings, tmp_path: Path) -> Settings:
+    return test_settings.model_copy(update={"home": tmp_path})  # a models folder of its own; the session's servers
+
+
+@pytest.mark.parametrize("rollback", [False, True], ids=["promotions", "promotions-and-a-rollback"])
+def test_changes_of_champion_at_once_leave_one_champion(mongo_db: Database, settings: Settings, rollback: bool) -> None:
+    store = ModelStore(mongo_db)
+    store.ensure_indexes()
+    versions = [_register(store, settings, seed) for seed in range(4)]
+    store.promote(versions[0], "first")
+    for trial in range(6):
+        barrier = threading.Barrier(4)
+
+        def change(index: int) -> None:
+            barrier.wait()
+            with registry_changes(settings):
+                if rollback and index == 0 and store.champion() is not None:
+                    store.rollback()
+                else:
+                    store.promote(versions[(index + trial) % 4], f"trial {trial}")
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(change, range(4)))
+        champions = [doc["version"] for doc in store.list() if doc["status"] == "champion"]
+        # Without the lock: none at all after two promotions crossed, two after a rollback crossed a promotion.
+        assert len(champions) == 1 or (rollback and champions == []), (trial, champions)
+
+
+def test_a_model_whose_artifact_is_missing_or_damaged_is_not_made_champion(mongo_db: Database, settings: Settings) -> None:
+    store = ModelStore(mongo_db)
+    missing, damaged, good = (_register(store, settings, seed) for seed in range(3))
+    (settings.models_dir / missing / "model.ubj").unlink()
+    (settings.models_dir / damaged / "model.ubj").write_bytes(b"garbage")
+    for version, reason in ((missing, "model.ubj is missing"), (damaged, "does not match")):
+        with pytest.raises(ModelError, match=reason):
+            store.promote(version, "by hand", check=usable_artifact(settings))
+    assert store.champion() is None
+    assert store.promote(good, "by hand", check=usable_artifact(settings))["status"] == "champion"
