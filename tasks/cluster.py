@@ -33,6 +33,7 @@ _CLUSTER_NAME_LABEL = "dask.org/cluster-name"
 # How long workers started for a batch may wait idle for its first chunk (discovery, hashing) before adaptive
 # scaling may retire them; thereafter idle workers go after this long too (the default is 3 s).
 STARTUP_GRACE_S = 10.0
+LOCAL_WORKER_PRELOAD = "tasks.local_worker"
 
 
 class WarmUp(WorkerPlugin):
@@ -72,11 +73,13 @@ def _worker_config(settings: Settings) -> Iterator[None]:
     - No statistical profiler: it samples the running thread every 10 ms and costs GIL time on
       CPU-bound work. Said here, in the config each nanny hands its worker, because that config is
       applied over whatever the worker's environment says.
+    - :mod:`tasks.local_worker` as a preload: they leave a terminal's Ctrl-C to the command.
     """
     config = {
         "distributed.nanny.pre-spawn-environ": {**pre_spawn_environ(), **worker_env(settings)},
         "distributed.worker.multiprocessing-method": settings.dask_start_method,
         "distributed.worker.profile.enabled": False,
+        "distributed.worker.preload": [*dask.config.get("distributed.worker.preload"), LOCAL_WORKER_PRELOAD],
     }
     with dask.config.set(config):
         if start_forkserver(settings):

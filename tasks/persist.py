@@ -22,6 +22,7 @@ from store.models import ModelStore
 from store.mongo import ResultStore, connect_mongo
 from tasks.ingest import Rejection
 from voxflow import services
+from voxflow.errors import ServiceError
 from voxflow.settings import Settings
 
 _FEATURE_COLUMNS = frozenset(FEATURE_NAMES)
@@ -106,7 +107,8 @@ def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at
 
 @contextmanager
 def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, run_id: str, source: str) -> Iterator[None]:
-    """The run's ``runs`` document: "running" from here on, "failed" with the error when the block raises.
+    """The run's ``runs`` document: "running" from here on; when the block raises, "interrupted" (Ctrl-C) or
+    "failed", with the error and the counts the run stored (unless the store itself is what failed).
 
     The block finishes the document itself (``ResultStore.finish_run``) with its summary.
     """
@@ -123,7 +125,12 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
     try:
         yield
     except BaseException as exc:
-        results.finish_run(run_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished_at": datetime.now(timezone.utc)})
+        counts = {} if isinstance(exc, ServiceError) else results.stored_counts(run_id)
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        results.finish_run(run_id, {
+            "status": "interrupted" if interrupted else "failed", "finished_at": datetime.now(timezone.utc), **counts,
+            "error": "Ctrl-C (SIGINT) before the run finished; a re-run finishes the rest" if interrupted else f"{type(exc).__name__}: {exc}",
+        })
         raise
 
 

@@ -21,7 +21,7 @@ from voxflow import services
 from voxflow.settings import Settings
 
 
-def test_a_running_and_a_failed_run_show_their_status_and_no_counts(
+def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
     mongo_db: Database, test_settings: Settings, open_page: Callable[..., AppTest],
 ) -> None:
     env = {
@@ -41,7 +41,7 @@ def test_a_running_and_a_failed_run_show_their_status_and_no_counts(
         app.selectbox[0].select("r-failed").run()
         assert not app.exception, [e.value for e in app.exception]
         shown = metrics(app)
-        assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"]) == ("failed", "—", "—", "—")
+        assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"]) == ("failed", "0", "0", "—")  # stored before it failed
         assert [w.value for w in app.warning] == ["Failed: RuntimeError: disk full"]
         assert app.dataframe[0].value["status"].tolist() == ["running", "failed"]
 

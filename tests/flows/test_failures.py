@@ -43,6 +43,22 @@ def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[s
     assert any(e["reason"] == "worker removed" and e["workers_after"] < e["workers_before"] for e in events), events  # the killed one
 
 
+def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+    wait_for_predictions(env, proc, 16)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the command and its workers alike
+    interrupted = finish(proc)
+    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
+    assert "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]  # the workers printed one each
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
+    assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run
+    summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
+    assert summary["scored"] + summary["skipped"] == N_VOICED and summary["skipped"] >= run["scored"]
+    _assert_exactly_once(env)
+
+
 def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_manifest: Path, test_settings: Settings) -> None:
     if os.environ.get("VOXFLOW_TEST_MONGO_URI"):
         pytest.skip("the outage is injected by stopping the embedded server")
