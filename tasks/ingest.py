@@ -229,7 +229,8 @@ def _printable(path: str | Path) -> str:
 
 
 def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
-    path = Path(source).expanduser()
+    # Absolute (links kept as named): the stores must name files that can be found from anywhere.
+    path = Path(os.path.abspath(Path(source).expanduser()))
     # os.path's tests answer False where Path's raise: a glob inside a folder that cannot be entered is no error.
     if os.path.isdir(path):
         return _folder_candidates(path)

@@ -214,6 +214,16 @@ def test_glob_source(tmp_path: Path) -> None:
     assert sorted(Path(f.path).name for f in found.files) == ["one.wav", "two.wav"]
 
 
+def test_a_relative_source_is_stored_as_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tone(tmp_path / "corpus" / "a.wav", seed=1)
+    _tone(tmp_path / "corpus" / "sub" / "b.wav", seed=2)
+    (tmp_path / "corpus" / "m.csv").write_text("path\na.wav\nsub/b.wav\n")
+    monkeypatch.chdir(tmp_path)
+    for source in ("corpus", "corpus/m.csv", "corpus/**/*.wav", "corpus/a.wav"):
+        paths = [f.path for f in discover(source, max_file_bytes=MAX).files]
+        assert paths and all(Path(p).is_absolute() and Path(p).is_file() for p in paths), (source, paths)
+
+
 def test_count_listed_counts_what_discovery_lists_up_to_its_limit(tmp_path: Path) -> None:
     for index in range(5):
         (tmp_path / "corpus" / f"sub{index % 2}").mkdir(parents=True, exist_ok=True)
