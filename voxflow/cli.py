@@ -33,7 +33,6 @@ RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "qu
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 # seen: files an analyze listed; acked: queue entries a drain finished (a drain lists no source).
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "wall_s", "clips_per_s", "source")
-COUNT_COLUMNS = frozenset({"seen", "acked", "scored", "skipped", "duplicates", "quarantined"})
 LISTED = 50  # records a listing shows by default
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
@@ -49,7 +48,22 @@ class BriefExpectedErrors(logging.Formatter):
         return super().format(record)
 
 
+def _cell(value: Any) -> Any:
+    """A listing's cell: a list joined with ",", a missing value (None, NaN, "" or an empty list) as "-"."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    missing = value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+    return "-" if missing else value
+
+
+def _whole_numbers(records: list[dict[str, Any]], column: str) -> bool:
+    """Whether every value ``records`` give ``column`` is an integer (a count, a pid)."""
+    present = [record[column] for record in records if record.get(column) is not None]
+    return bool(present) and all(isinstance(value, int) and not isinstance(value, bool) for value in present)
+
+
 def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, empty: str) -> None:
+    """``records`` as a table of ``columns`` (those they have), or as one JSON list; ``empty`` when there are none."""
     if as_json:
         print(json.dumps(records, default=str))
         return
@@ -60,8 +74,11 @@ def _print_records(records: list[dict[str, Any]], columns: Sequence[str], *, as_
 
     frame = pd.DataFrame(records)
     shown = [c for c in columns if c in frame.columns]
-    for column in COUNT_COLUMNS.intersection(shown):  # whole numbers, blank where a record has none (not NaN, not 12.0)
-        frame[column] = frame[column].map(lambda count: "-" if pd.isna(count) else str(int(count)))
+    for column in shown:
+        if _whole_numbers(records, column):  # pandas reads integers beside a missing value as floats (12.0)
+            frame[column] = [_cell(record.get(column)) for record in records]
+        elif not (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_datetime64_any_dtype(frame[column])):
+            frame[column] = frame[column].map(_cell)  # na_rep reaches only numbers and times, not None among text
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(frame[shown].to_string(index=False, na_rep="-"))
 

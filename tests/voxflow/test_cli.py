@@ -10,7 +10,7 @@ import pytest
 from distributed import Client
 
 from tests.voxflow_cli import last_json, run_cli
-from voxflow.cli import RUN_COLUMNS, _print_records, build_parser, cmd_analyze
+from voxflow.cli import BACKUP_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, _print_records, build_parser, cmd_analyze
 from voxflow.settings import Settings
 
 
@@ -178,3 +178,23 @@ def test_run_counts_print_as_whole_numbers_beside_runs_without_them(capsys: pyte
     table = {row.split()[0]: dict(zip(header.split(), row.split())) for row in rows}
     assert table["a1"] == {"run_id": "a1", "status": "completed", "seen": "45", "acked": "-", "scored": "40", "skipped": "0", "duplicates": "-", "quarantined": "5"}
     assert table["d1"]["acked"] == "11" and table["d1"]["seen"] == "-" and table["r1"]["scored"] == "-"
+
+
+def printed_rows(capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
+    """The cells of each row a listing printed, below its header."""
+    return [row.split() for row in capsys.readouterr().out.splitlines()[1:]]
+
+
+def test_listings_print_missing_values_as_a_dash_pids_as_whole_numbers_and_lists_joined(capsys: pytest.CaptureFixture[str]) -> None:
+    services = [{"name": "redis", "address": "", "pid": None}, {"name": "mongo", "address": "mongodb://127.0.0.1:27017/", "pid": 6912}]
+    _print_records(services, ("name", "address", "pid"), as_json=False, empty="")
+    assert printed_rows(capsys) == [["redis", "-", "-"], ["mongo", "mongodb://127.0.0.1:27017/", "6912"]]
+    predictions = [
+        {"path": "a.wav", "score": 0.25, "label": "healthy", "reference_label": None, "quality_flags": []},
+        {"path": "b.wav", "score": 0.75, "label": "pathological", "reference_label": "healthy", "quality_flags": ["low_snr", "short"]},
+    ]
+    _print_records(predictions, RESULT_COLUMNS, as_json=False, empty="")
+    assert printed_rows(capsys) == [["a.wav", "0.25", "healthy", "-", "-"], ["b.wav", "0.75", "pathological", "healthy", "low_snr,short"]]
+    backups = [{"backup_id": "b1", "status": "verified", "verified": True, "error": None, "prune_error": None}]
+    _print_records(backups, BACKUP_COLUMNS, as_json=False, empty="")
+    assert printed_rows(capsys) == [["b1", "verified", "True", "-", "-"]]
