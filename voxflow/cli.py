@@ -485,12 +485,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace, Settings], int], help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Callable[[argparse.Namespace, Settings], int], help_text: str, *, resumable: bool = False) -> argparse.ArgumentParser:
+        # resumable: running the command again after an interruption finishes what it left (it skips what is stored)
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
+        command.set_defaults(handler=handler, resumable=resumable)
         return command
 
-    analyze = add("analyze", cmd_analyze, "Score every audio file of SOURCE and store the predictions.")
+    analyze = add("analyze", cmd_analyze, "Score every audio file of SOURCE and store the predictions.", resumable=True)
     analyze.add_argument("source", help="a folder (recursive), a glob in quotes, a CSV/Parquet manifest with a 'path' column, or one file")
     analyze.add_argument("--model", help="model version to use (default: the champion, else the shipped baseline)")
     analyze.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
@@ -559,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("action", choices=("status",), nargs="?", default="status")
     queue.add_argument("--json", action="store_true")
 
-    drain = add("drain", cmd_drain, "Analyse queued files in batches until the queue is empty (the drain-queue flow).")
+    drain = add("drain", cmd_drain, "Analyse queued files in batches until the queue is empty (the drain-queue flow).", resumable=True)
     drain.add_argument("--model", help="model version to use (default: the champion)")
     drain.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
     drain.add_argument("--batch-size", type=_positive_int, help="queue entries per batch (default VOXFLOW_QUEUE_BATCH_SIZE)")
@@ -639,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"voxflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("voxflow: interrupted; re-run the same command to finish the rest", file=sys.stderr)
+        print("voxflow: interrupted" + ("; re-run the same command to finish the rest" if args.resumable else ""), file=sys.stderr)
         return 130
 
 

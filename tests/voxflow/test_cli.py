@@ -198,3 +198,24 @@ def test_listings_print_missing_values_as_a_dash_pids_as_whole_numbers_and_lists
     backups = [{"backup_id": "b1", "status": "verified", "verified": True, "error": None, "prune_error": None}]
     _print_records(backups, BACKUP_COLUMNS, as_json=False, empty="")
     assert printed_rows(capsys) == [["b1", "verified", "True", "-", "-"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["analyze", "x"], "voxflow: interrupted; re-run the same command to finish the rest"),
+        (["drain"], "voxflow: interrupted; re-run the same command to finish the rest"),
+        (["dashboard"], "voxflow: interrupted"),
+        (["backup"], "voxflow: interrupted"),
+    ],
+)
+def test_only_commands_that_skip_stored_work_suggest_a_re_run_when_interrupted(tmp_path: Path, argv: list[str], expected: str) -> None:
+    handler = f"cmd_{argv[0]}"
+    code = (
+        "import sys, voxflow.cli as cli\n"
+        "def interrupted(args, settings): raise KeyboardInterrupt\n"
+        f"cli.{handler} = interrupted\n"  # what Ctrl-C does while the command runs
+        f"sys.exit(cli.main({argv!r}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=bare_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (130, expected + "\n")
