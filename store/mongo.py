@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -306,6 +307,14 @@ class ResultStore:
     def find_runs(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """Run documents, most recently started first, without ``_id``."""
         return self._find(self._runs, {}, sort_key="started_at", limit=limit)
+
+    def run_ids(self, prefix: str, *, limit: int) -> list[str]:
+        """Ids of the runs whose id starts with ``prefix``, in order (``prefix`` itself first when it is one), at most ``limit``."""
+        def find() -> list[str]:
+            cursor = self._runs.find({"run_id": {"$regex": f"^{re.escape(prefix)}"}}, {"_id": 0, "run_id": 1})
+            return [doc["run_id"] for doc in cursor.sort("run_id", pymongo.ASCENDING).limit(limit)]
+
+        return _retrying("read runs", find, budget_s=0)
 
     def _count(self, increments: Increments, scores: ScoreIncrements | None = None) -> None:
         if increments:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pymongo.database import Database
 
     from store.models import ModelStore
+    from store.mongo import ResultStore
 
 VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
 
@@ -34,6 +35,7 @@ QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 # seen: files an analyze listed; acked: queue entries a drain finished (a drain lists no source).
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "wall_s", "clips_per_s", "source")
 LISTED = 50  # records a listing shows by default
+PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LABEL, POSITIVE_LABEL (its import costs numpy's)
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
@@ -144,14 +146,33 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_named(store: ResultStore, text: str | None) -> str | None:
+    """The id of the run ``text`` names: a run's whole id, or the start of exactly one run's id (as git reads a short hash).
+
+    Raises
+    ------
+    VoxflowError
+        When no run's id starts with ``text``, or more than one does.
+    """
+    if text is None:
+        return None
+    found = store.run_ids(text, limit=4)
+    if found[:1] == [text] or len(found) == 1:
+        return found[0]
+    if not found:
+        raise VoxflowError(f"no run {text} (`voxflow runs` lists them)")
+    raise VoxflowError(f"more than one run id starts with {text} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}): give more of it")
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     from store.mongo import PredictionFilter, ResultStore
 
-    where = PredictionFilter(run_id=args.run, label=args.label, min_score=args.min_score, max_score=args.max_score)
     with _database(settings) as db:
+        store = ResultStore(db)
+        where = PredictionFilter(run_id=_run_named(store, args.run), label=args.label, min_score=args.min_score, max_score=args.max_score)
         if args.output:
-            return _export(ResultStore(db).iter_predictions(where, limit=args.limit), args.output, "predictions")
-        records = ResultStore(db).find_predictions(where, limit=args.limit or LISTED)
+            return _export(store.iter_predictions(where, limit=args.limit), args.output, "predictions")
+        records = store.find_predictions(where, limit=args.limit or LISTED)
     _print_records(records, RESULT_COLUMNS, as_json=args.json, empty="no predictions match")
     return 0
 
@@ -160,9 +181,11 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     from store.mongo import ResultStore
 
     with _database(settings) as db:
+        store = ResultStore(db)
+        run_id = _run_named(store, args.run)
         if args.output:
-            return _export(ResultStore(db).iter_quarantine(run_id=args.run, limit=args.limit), args.output, "quarantine")
-        records = ResultStore(db).find_quarantine(run_id=args.run, limit=args.limit or LISTED)
+            return _export(store.iter_quarantine(run_id=run_id, limit=args.limit), args.output, "quarantine")
+        records = store.find_quarantine(run_id=run_id, limit=args.limit or LISTED)
     _print_records(records, QUARANTINE_COLUMNS, as_json=args.json, empty="nothing quarantined")
     return 0
 
@@ -498,15 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     results = add("results", cmd_results, "Show stored predictions, newest first.")
-    results.add_argument("--run", help="only this run id")
-    results.add_argument("--label", help="only this predicted label (healthy, pathological)")
+    results.add_argument("--label", type=str.lower, choices=PREDICTED_LABELS, help="only this predicted label (in any case)")
     results.add_argument("--min-score", type=_score)
     results.add_argument("--max-score", type=_score)
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
-    quarantine.add_argument("--run", help="only this run id")
 
     for command in (results, quarantine):
+        command.add_argument("--run", metavar="RUN_ID", help="only this run: its id, or the start of exactly one run's id (an unknown one is an error)")
         shown = command.add_mutually_exclusive_group()
         shown.add_argument("--json", action="store_true", help="print JSON instead of a table")
         shown.add_argument("-o", "--output", type=_export_path, metavar="FILE",

@@ -102,6 +102,15 @@ def test_quarantine_and_runs(results: ResultStore) -> None:
     assert runs[1]["status"] == "completed" and runs[1]["counts"] == {"seen": 10, "scored": 9}
 
 
+def test_run_ids_by_the_start_of_the_id_whole_id_first(results: ResultStore) -> None:
+    for run_id in ("6bf4d0bc-2", "6bf4d0bc-1", "6bf4d0bc", "6bf4.x", "7aa"):
+        results.start_run({"run_id": run_id, "status": "completed", "started_at": T0})
+    assert results.run_ids("6bf4d0bc", limit=5) == ["6bf4d0bc", "6bf4d0bc-1", "6bf4d0bc-2"]
+    assert results.run_ids("6bf4", limit=2) == ["6bf4.x", "6bf4d0bc"]
+    assert results.run_ids("6bf4.", limit=5) == ["6bf4.x"]  # the prefix is text, not a pattern
+    assert results.run_ids("0000", limit=5) == []
+
+
 def test_backoff_delays_double_up_to_a_cap_within_budget() -> None:
     delays = backoff_delays(30)
     assert delays[:5] == [0.2, 0.4, 0.8, 1.6, 3.2]

@@ -8,9 +8,23 @@ from pathlib import Path
 
 import pytest
 from distributed import Client
+from pymongo.database import Database
 
+from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
+from store.mongo import ResultStore
 from tests.voxflow_cli import last_json, run_cli
-from voxflow.cli import BACKUP_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, _print_records, build_parser, cmd_analyze
+from voxflow.cli import (
+    BACKUP_COLUMNS,
+    PREDICTED_LABELS,
+    RESULT_COLUMNS,
+    RUN_COLUMNS,
+    _print_records,
+    build_parser,
+    cmd_analyze,
+    cmd_quarantine,
+    cmd_results,
+)
+from voxflow.errors import VoxflowError
 from voxflow.settings import Settings
 
 
@@ -149,6 +163,7 @@ def test_a_file_error_is_one_line(tmp_path: Path) -> None:
         (["models", "list", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
         (["demo-corpus", "x", "-n", "0"], "argument -n: must be an integer of at least 1"),
         (["dashboard", "--port", "70000"], "argument --port: must be an integer from 1 to 65535, not '70000'"),
+        (["results", "--label", "sick"], "argument --label: invalid choice: 'sick' (choose from 'healthy', 'pathological')"),
     ],
 )
 def test_counts_and_bounds_of_options_are_checked(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,3 +234,30 @@ def test_only_commands_that_skip_stored_work_suggest_a_re_run_when_interrupted(t
     )
     proc = subprocess.run([sys.executable, "-c", code], env=bare_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (130, expected + "\n")
+
+
+def test_label_filter_reads_the_stored_labels_in_any_case() -> None:
+    assert PREDICTED_LABELS == (NEGATIVE_LABEL, POSITIVE_LABEL)
+    assert build_parser().parse_args(["results", "--label", "Pathological"]).label == "pathological"
+
+
+def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
+    test_settings: Settings, mongo_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ResultStore(mongo_db)
+    for run_id in ("6bf4d0bc-aa", "6bf4d0bc-aa-2", "71c0ffee-bb"):
+        store.start_run({"run_id": run_id, "status": "completed"})
+        store.insert_predictions([{"audio_sha256": run_id.ljust(64, "0"), "model_version": "m1", "run_id": run_id, "score": 0.5, "label": "healthy"}])
+    settings = test_settings.model_copy(update={"mongo_db": mongo_db.name})
+
+    def listed(*argv: str) -> list[str]:
+        assert cmd_results(build_parser().parse_args(["results", *argv, "--json"]), settings) == 0
+        return [record["run_id"] for record in json.loads(capsys.readouterr().out)]
+
+    assert listed("--run", "71c0") == ["71c0ffee-bb"]
+    assert listed("--run", "6bf4d0bc-aa") == ["6bf4d0bc-aa"]  # a whole id, though a longer one starts with it
+    with pytest.raises(VoxflowError, match=r"more than one run id starts with 6bf4 \(6bf4d0bc-aa, 6bf4d0bc-aa-2\)"):
+        listed("--run", "6bf4")
+    for command, handler in (("results", cmd_results), ("quarantine", cmd_quarantine)):
+        with pytest.raises(VoxflowError, match="^no run 0ff1ce "):
+            handler(build_parser().parse_args([command, "--run", "0ff1ce"]), settings)
