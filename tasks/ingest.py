@@ -291,9 +291,10 @@ def check_source(source: str) -> None:
     path = Path(source).expanduser()
     if os.path.exists(path):
         return
-    if GLOB_CHARS & set(source) and next(glob.iglob(str(path), recursive=True), None) is not None:
-        return
-    raise SourceError(f"source not found: {source}")
+    if not GLOB_CHARS & set(source):
+        raise SourceError(f"source not found: {source}")
+    if next(glob.iglob(str(path), recursive=True), None) is None:
+        raise SourceError(f"no files match {source}")
 
 
 class Unreadable(OSError):

@@ -245,8 +245,10 @@ def test_count_listed_counts_what_discovery_lists_up_to_its_limit(tmp_path: Path
 def test_missing_source_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="source not found"):
         check_source(str(tmp_path / "nope"))
-    with pytest.raises(SourceError, match="source not found"):
+    with pytest.raises(SourceError, match=r"^no files match .*/\*\.wav$"):
         check_source(str(tmp_path / "*.wav"))
+    with pytest.raises(SourceError, match=r"^no files match .*/x/\*\*/\*\.xyz$"):
+        check_source(str(tmp_path / "x" / "**" / "*.xyz"))
 
 
 def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> None:
