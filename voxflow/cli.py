@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Literal, Sequence
@@ -620,18 +621,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _variable(field: str) -> str:
+    """The environment variable of a settings field; a field read by its alias (PREFECT_API_URL) is named by that alias."""
+    return f"VOXFLOW_{field.upper()}" if field in Settings.model_fields else field
+
+
 def _bad_setting(exc: ValidationError | SettingsError) -> str:
     """One line on the first bad setting, naming its environment variable."""
-    if isinstance(exc, SettingsError):  # a value that is not JSON where JSON is expected
-        return f"bad setting: {exc}" + (f": {exc.__cause__}" if exc.__cause__ else "")
+    if isinstance(exc, SettingsError):  # a dict setting (VOXFLOW_DASK_CLUSTER_KWARGS) whose value is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))  # pydantic-settings names the field only in its message
+        if field is None or not isinstance(exc.__cause__, json.JSONDecodeError):
+            return f"bad setting: {exc}" + (f": {exc.__cause__}" if exc.__cause__ else "")
+        return f"bad setting {_variable(field[1])}: not valid JSON ({exc.__cause__})"
     error = exc.errors()[0]
     reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
     if not error["loc"]:
         return f"bad settings: {reason}"
-    field = str(error["loc"][0])
-    # A field read by its alias (PREFECT_API_URL) is named by that alias.
-    variable = f"VOXFLOW_{field.upper()}" if field in Settings.model_fields else field
-    return f"bad setting {variable}: {reason}"
+    return f"bad setting {_variable(str(error['loc'][0]))}: {reason}"
+
+
+def _file_error(exc: OSError, settings: Settings) -> str:
+    """One line on a file error; one under VOXFLOW_HOME (its servers, models, features) names that setting."""
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)).is_relative_to(settings.home):
+        return f"VOXFLOW_HOME {settings.home} is not usable: {exc.strerror}: {os.fsdecode(exc.filename)}"
+    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -658,8 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoxflowError as exc:
         print(f"voxflow: error: {exc.reason}", file=sys.stderr)
         return 2
-    except OSError as exc:  # a file or folder given to a command (demo-corpus /proc/x, -o, --out)
-        print(f"voxflow: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file or folder given to a command (demo-corpus /proc/x, -o, --out) or under VOXFLOW_HOME
+        print(f"voxflow: error: {_file_error(exc, settings)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("voxflow: interrupted" + ("; re-run the same command to finish the rest" if args.resumable else ""), file=sys.stderr)

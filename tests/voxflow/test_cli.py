@@ -113,7 +113,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, expected: str) -> N
     ("variable", "value", "expected"),
     [
         ("VOXFLOW_LOG_LEVEL", "loud", "bad setting VOXFLOW_LOG_LEVEL: Input should be 'DEBUG'"),
-        ("VOXFLOW_DASK_CLUSTER_KWARGS", "notjson", 'bad setting: error parsing value for field "dask_cluster_kwargs"'),
+        ("VOXFLOW_DASK_CLUSTER_KWARGS", "notjson", "bad setting VOXFLOW_DASK_CLUSTER_KWARGS: not valid JSON (Expecting value: line 1 column 1 (char 0))"),
         ("VOXFLOW_REDIS_URL", "http://x", "bad setting VOXFLOW_REDIS_URL: not a valid Redis URL: Redis URL must specify"),
         ("VOXFLOW_REDIS_URL", "redis://:xq7zz9@host:abc", "not a valid Redis URL: Port could not be cast to integer value as 'abc'"),
         ("VOXFLOW_REDIS_URL", "redis://:xq7/zz9@host:6379/0", "not a valid Redis URL: percent-escape"),
@@ -144,6 +144,11 @@ def test_log_level_in_any_case_and_max_workers_from_the_minimum(tmp_path: Path) 
 def test_a_file_error_is_one_line(tmp_path: Path) -> None:
     proc = run_cli(["demo-corpus", "/proc/voxflow-nope", "-n", "1"], bare_env(tmp_path), timeout=60)
     assert_one_line_error(proc, "/proc/voxflow-nope")
+
+
+def test_a_home_that_cannot_be_made_is_named_as_the_setting() -> None:
+    proc = run_cli(["runs"], bare_env(Path("/proc/voxflow-nope")), timeout=60)
+    assert_one_line_error(proc, "VOXFLOW_HOME /proc/voxflow-nope is not usable: No such file or directory: /proc/voxflow-nope")
 
 
 @pytest.mark.parametrize(
@@ -261,3 +266,4 @@ def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
     for command, handler in (("results", cmd_results), ("quarantine", cmd_quarantine)):
         with pytest.raises(VoxflowError, match="^no run 0ff1ce "):
             handler(build_parser().parse_args([command, "--run", "0ff1ce"]), settings)
+
