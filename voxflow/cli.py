@@ -460,7 +460,8 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     age = "-" if status.oldest_pending_age_s is None else f"{status.oldest_pending_age_s:.1f} s"
     print(f"depth {status.depth}  delivered-unacked {status.pending}  oldest waiting {age}")
-    print(f"latency (last hour, {latency['count']} files): p50 {latency['p50_s']} s  p95 {latency['p95_s']} s")
+    p50, p95 = ("-" if latency[key] is None else f"{latency[key]} s" for key in ("p50_s", "p95_s"))
+    print(f"latency (last hour, {latency['count']} files): p50 {p50}  p95 {p95}")
     _print_records([asdict(c) for c in status.consumers], ("name", "pending", "idle_s"), as_json=False, empty="no consumers")
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from distributed import Client
+import redis
 from pymongo.database import Database
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
@@ -21,6 +22,7 @@ from voxflow.cli import (
     _print_records,
     build_parser,
     cmd_analyze,
+    cmd_queue,
     cmd_quarantine,
     cmd_results,
 )
@@ -267,3 +269,8 @@ def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
         with pytest.raises(VoxflowError, match="^no run 0ff1ce "):
             handler(build_parser().parse_args([command, "--run", "0ff1ce"]), settings)
 
+
+def test_queue_status_without_latency_samples_prints_a_dash(test_settings: Settings, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    redis_client.flushdb()
+    assert cmd_queue(build_parser().parse_args(["queue", "status"]), test_settings) == 0
+    assert "latency (last hour, 0 files): p50 -  p95 -\n" in capsys.readouterr().out
