@@ -507,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="voxflow",
         description="Batch voice-health screening. Servers left unconfigured (VOXFLOW_REDIS_URL, VOXFLOW_MONGO_URI, "
         "PREFECT_API_URL, VOXFLOW_DASK_ADDRESS) are started and reused under VOXFLOW_HOME.",
+        epilog="Settings are VOXFLOW_* environment variables; README.md, section Configuration, lists each with its default.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -519,13 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "Score every audio file of SOURCE and store the predictions.", resumable=True)
     analyze.add_argument("source", help="a folder (recursive), a glob in quotes, a CSV/Parquet manifest with a 'path' column, or one file")
     analyze.add_argument("--model", help="model version to use (default: the champion, else the shipped baseline)")
-    analyze.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
+    analyze.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default: VOXFLOW_CHUNK_SIZE)")
     analyze.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     results = add("results", cmd_results, "Show stored predictions, newest first.")
     results.add_argument("--label", type=str.lower, choices=PREDICTED_LABELS, help="only this predicted label (in any case)")
-    results.add_argument("--min-score", type=_score)
-    results.add_argument("--max-score", type=_score)
+    results.add_argument("--min-score", type=_score, help="only scores of at least this (0 to 1)")
+    results.add_argument("--max-score", type=_score, help="only scores of at most this (0 to 1)")
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
 
@@ -538,83 +539,83 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--limit", type=_positive_int, help=f"at most this many (default: {LISTED} listed; with --output, all)")
 
     runs = add("runs", cmd_runs, "Show recent runs and their counts.")
-    runs.add_argument("--limit", type=_positive_int, default=LISTED)
+    runs.add_argument("--limit", type=_positive_int, default=LISTED, help="at most this many, newest first (default: %(default)s)")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     train = add("train", cmd_train, "Train a model from a labelled manifest (path, label, subject_id) with subject-grouped CV.")
-    train.add_argument("manifest")
+    train.add_argument("manifest", help="CSV/Parquet manifest with path, label and subject_id columns")
     destination = train.add_mutually_exclusive_group()
     destination.add_argument("--out", help="write the model folder here, unregistered, instead of VOXFLOW_HOME/models/<version>")
     destination.add_argument("--promote", action="store_true", help="make it the champion used by analyze")
-    train.add_argument("--positive", default="pathological", help="label value that means screen-positive")
+    train.add_argument("--positive", default="pathological", help="label value that means screen-positive (default: %(default)s)")
     train.add_argument("--dataset", default="", help="training data name and licence for the model card")
     train.add_argument("--voiced", action="store_true", help="record the VOICED database attribution on the card")
 
     backup = add("backup", cmd_backup, "Back up MongoDB, models and the feature manifest to VOXFLOW_BACKUP_DIR, verify it, apply retention.")
     backup.add_argument("--list", action="store_true", help="show recorded backups instead of taking one")
-    backup.add_argument("--limit", type=_positive_int, default=20)
+    backup.add_argument("--limit", type=_positive_int, default=20, help="with --list, at most this many, newest first (default: %(default)s)")
     backup.add_argument("--json", action="store_true", help="print JSON on the last line")
 
     restore = add("restore", cmd_restore, "Restore a backup after checking every file's checksum; into a scratch database unless --into.")
     restore.add_argument("date", help="backup name (2026-11-27T020000Z), a day (2026-11-27: its newest) or 'latest'")
-    restore.add_argument("--into", help="target database (default VOXFLOW_MONGO_DB_restore_<backup without dashes>, e.g. voxflow_restore_20261127T020000Z)")
+    restore.add_argument("--into", help="target database (default: VOXFLOW_MONGO_DB_restore_<backup without dashes>, e.g. voxflow_restore_20261127T020000Z)")
     restore.add_argument("--drop", action="store_true", help="replace the target's collections; needed to restore into the live database")
     restore.add_argument("--json", action="store_true", help="print JSON on the last line")
 
     voiced = add("voiced-manifest", cmd_voiced_manifest, "Write a labelled manifest for a VOICED (PhysioNet) folder.")
-    voiced.add_argument("folder")
-    voiced.add_argument("-o", "--output", default="voiced-manifest.csv")
+    voiced.add_argument("folder", help="the VOICED folder (its voiceNNN.hea/.dat and -info.txt files)")
+    voiced.add_argument("-o", "--output", default="voiced-manifest.csv", metavar="FILE", help="manifest to write (default: %(default)s)")
 
     demo = add("demo-corpus", cmd_demo_corpus, "Write a small labelled synthetic corpus, plus broken files, to FOLDER.")
-    demo.add_argument("folder")
-    demo.add_argument("-n", type=_positive_int, default=40, help="number of clips")
+    demo.add_argument("folder", help="folder to write to (created if missing)")
+    demo.add_argument("-n", type=_positive_int, default=40, help="number of labelled clips (default: %(default)s)")
 
     svc = add("services", cmd_services, "Show, start or stop the embedded servers (Redis, MongoDB wire server, Prefect).")
-    svc.add_argument("action", choices=("status", "start", "stop"), nargs="?", default="status")
-    svc.add_argument("--json", action="store_true")
+    svc.add_argument("action", choices=("status", "start", "stop"), nargs="?", default="status", help="what to do (default: %(default)s)")
+    svc.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     dash = add("dashboard", cmd_dashboard, "Serve the read-only ops dashboard (Streamlit) on VOXFLOW_DASHBOARD_ADDRESS.")
-    dash.add_argument("--port", type=_number_in(1, 65535), help="port to serve on (default VOXFLOW_DASHBOARD_PORT, 8501)")
+    dash.add_argument("--port", type=_number_in(1, 65535), help="port to serve on (default: VOXFLOW_DASHBOARD_PORT, 8501)")
 
     enqueue = add("enqueue", cmd_enqueue, "Add audio files (files, folders, globs, manifests) to the voxflow:queue stream.")
     enqueue.add_argument("sources", nargs="+", metavar="PATH", help="a file, folder (recursive), glob in quotes, or CSV/Parquet manifest")
     enqueue.add_argument("--json", action="store_true", help="print the counts as one JSON object")
 
     queue = add("queue", cmd_queue, "Show the queue: depth, oldest waiting file, consumers and their pending entries.")
-    queue.add_argument("action", choices=("status",), nargs="?", default="status")
-    queue.add_argument("--json", action="store_true")
+    queue.add_argument("action", choices=("status",), nargs="?", default="status", help="what to do (default: %(default)s)")
+    queue.add_argument("--json", action="store_true", help="print the status as one JSON object")
 
     drain = add("drain", cmd_drain, "Analyse queued files in batches until the queue is empty (the drain-queue flow).", resumable=True)
     drain.add_argument("--model", help="model version to use (default: the champion)")
-    drain.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default VOXFLOW_CHUNK_SIZE)")
-    drain.add_argument("--batch-size", type=_positive_int, help="queue entries per batch (default VOXFLOW_QUEUE_BATCH_SIZE)")
-    drain.add_argument("--linger", type=_number_in(0, convert=float), default=0.0, metavar="SECONDS", help="once empty, wait this long for new files before finishing")
+    drain.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default: VOXFLOW_CHUNK_SIZE)")
+    drain.add_argument("--batch-size", type=_positive_int, help="queue entries per batch (default: VOXFLOW_QUEUE_BATCH_SIZE)")
+    drain.add_argument("--linger", type=_number_in(0, convert=float), default=0.0, metavar="SECONDS", help="once empty, wait this long for new files before finishing (default: %(default)s)")
     drain.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     deploy = add("deploy", cmd_deploy, "Create the work pool if missing and register the deployments of prefect.yaml.")
-    deploy.add_argument("--json", action="store_true")
+    deploy.add_argument("--json", action="store_true", help="print the work pool and deployments as one JSON object")
 
     worker = add("worker", cmd_worker, "Run a Prefect process worker for the work pool (VOXFLOW_WORK_POOL).")
-    worker.add_argument("--pool", help="work pool name (default VOXFLOW_WORK_POOL)")
+    worker.add_argument("--pool", help="work pool name (default: VOXFLOW_WORK_POOL)")
     worker.add_argument("--run-once", action="store_true", help="run the flow runs due now, then exit")
 
     labels = add("labels", cmd_labels, "Import reference labels (path or sha256, label, subject_id) into the labels collection.")
-    labels.add_argument("action", choices=("import",))
+    labels.add_argument("action", choices=("import",), help="what to do: import FILE")
     labels.add_argument("file", help="CSV/Parquet manifest (relative paths resolve against its folder), or a VOICED folder with --voiced")
     labels.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy)")
     labels.add_argument("--voiced", action="store_true", help="FILE is a VOICED (PhysioNet) folder: labels from its -info.txt files")
     labels.add_argument("--source", help="name recorded with each label (default: the file name)")
-    labels.add_argument("--json", action="store_true")
+    labels.add_argument("--json", action="store_true", help="print the counts as one JSON object")
 
     models = add("models", cmd_models, "List registered models, promote one to champion, or roll back to the previous champion.")
-    models.add_argument("action", choices=("list", "promote", "rollback"))
+    models.add_argument("action", choices=("list", "promote", "rollback"), help="list the models, promote VERSION, or roll back")
     models.add_argument("version", nargs="?", help="the version to promote")
     models.add_argument("--reason", help="why, recorded with the promotion")
-    models.add_argument("--limit", type=_positive_int, default=50)
-    models.add_argument("--json", action="store_true")
+    models.add_argument("--limit", type=_positive_int, default=50, help="with list, at most this many, newest first (default: %(default)s)")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table or a line")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
-    evaluate.add_argument("manifest")
+    evaluate.add_argument("manifest", help="CSV/Parquet manifest with path, label and optional subject_id columns")
     evaluate.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy)")
 
     retrain = add("retrain", cmd_retrain, "Run the retrain-nightly flow now: labels -> CV -> challenger -> champion if it wins.")

@@ -1,5 +1,6 @@
 """The front door: help that tells a user what to do, and services status without secrets."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -41,6 +42,22 @@ def test_help_lists_every_command_and_source_forms(capsys: pytest.CaptureFixture
         parser.parse_args(["analyze", "--help"])
     text = capsys.readouterr().out
     assert "folder (recursive)" in text and "manifest" in text and "--json" in text
+
+
+def test_help_says_where_settings_are_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    assert "VOXFLOW_* environment variables; README.md, section Configuration" in " ".join(capsys.readouterr().out.split())
+
+
+def test_every_argument_has_help_that_gives_its_default() -> None:
+    parser = build_parser()
+    (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            assert action.help, f"voxflow {name} {action.dest}: no help"
+            if action.default not in (None, "", argparse.SUPPRESS) and action.default is not False:  # 0 == False
+                assert "%(default)s" in action.help, f"voxflow {name} {action.dest}: help does not give the default {action.default!r}"
 
 
 def test_services_status_redacts_secrets(cli_env: dict[str, str]) -> None:
