@@ -1,4 +1,4 @@
-"""The settings model: paths made absolute, levels in any case, worker bounds that agree."""
+"""The settings model: paths made absolute, levels in any case, worker bounds that agree, every field documented."""
 
 from __future__ import annotations
 
@@ -33,3 +33,27 @@ def test_default_max_workers_is_at_least_the_minimum() -> None:
     assert Settings(dask_min_workers=1).dask_max_workers == (os.cpu_count() or 1)
     with pytest.raises(ValidationError, match=r"VOXFLOW_DASK_MAX_WORKERS \(2\) is below VOXFLOW_DASK_MIN_WORKERS \(4\)"):
         Settings(dask_min_workers=4, dask_max_workers=2)
+
+
+def _readme_configuration_rows() -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
+def _documented(default: object) -> str:
+    """A default as the README's tables write it: 120.0 as 120, False as false."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def test_every_setting_has_a_row_with_its_default_in_the_readme() -> None:
+    rows = _readme_configuration_rows()
+    for name, field in Settings.model_fields.items():
+        # A field read by an alias first (PREFECT_API_URL) is documented by that name.
+        variable = field.validation_alias.choices[0] if field.validation_alias else f"VOXFLOW_{name.upper()}"
+        found = [row for row in rows if f"`{variable}`" in row.split("|")[1]]
+        assert found, f"README.md, Configuration: no row for {variable}"
+        if isinstance(field.default, (bool, int, float, str)):
+            assert _documented(field.default) in found[0], f"README.md, Configuration: {variable} row lacks its default {field.default!r}"
