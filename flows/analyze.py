@@ -19,7 +19,7 @@ from models.artifact import ModelBundle
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
-from tasks.ingest import Discovery, FileRef, discover
+from tasks.ingest import AUDIO_SUFFIXES, Discovery, FileRef, discover
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
 from tasks.progress import Progress
@@ -32,10 +32,13 @@ from voxflow.settings import Settings, get_settings
 def discover_files(source: str, settings: Settings) -> Discovery:
     """List and hash the source; rejected files are quarantined at stage ``discover``."""
     found = discover(source, max_file_bytes=int(settings.max_file_mb * 1e6))
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "Found %d audio files in %s (%d rejected, %d duplicate content, %d non-audio ignored)",
         len(found.files), source, len(found.rejected), found.duplicates, found.ignored,
     )
+    if not found.seen:
+        logger.warning("No audio files in %s: nothing to analyse (voxflow reads %s; WFDB records by their .hea)", source, " ".join(sorted(AUDIO_SUFFIXES)))
     return found
 
 

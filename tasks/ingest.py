@@ -136,13 +136,11 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     """
     try:
         table = _manifest_table(path)
+    except SourceError:
+        raise
     except Exception as exc:  # pyarrow raises many types for a bad file
         raise SourceError(f"manifest {path} could not be read: {exc}") from exc
-    if "path" not in table.column_names:
-        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(table.column_names)})")
-    for name in ("path", "subject_id", "label"):
-        if table.column_names.count(name) > 1:
-            raise SourceError(f"manifest {path} has {table.column_names.count(name)} '{name}' columns; keep one")
+    _check_columns(path, table.column_names)
 
     def texts(column: str, missing: Callable[[object], bool]) -> list[str | None]:
         if column not in table.column_names:
@@ -166,6 +164,29 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     return candidates, rejected
 
 
+def _check_columns(path: Path, columns: list[str]) -> None:
+    if not columns:
+        raise SourceError(f"manifest {path} is empty (no header line)")
+    if "path" not in columns:
+        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(columns)})")
+    for name in ("path", "subject_id", "label"):
+        if columns.count(name) > 1:
+            raise SourceError(f"manifest {path} has {columns.count(name)} '{name}' columns; keep one")
+
+
+def _manifest_columns(path: Path) -> list[str]:
+    """A manifest's column names, from a CSV's header line or a Parquet file's schema."""
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except Exception as exc:  # pyarrow raises many types for a bad file; a binary file fails to decode
+        raise SourceError(f"manifest {path} could not be read: {exc}") from exc
+
+
 def _manifest_table(path: Path) -> "pa.Table":
     # pyarrow rather than pandas, whose import (~0.6 s) would run in every analyze of a manifest while the workers wait;
     # imported here because the CLI imports this module before it starts the workers' forkserver.
@@ -175,8 +196,7 @@ def _manifest_table(path: Path) -> "pa.Table":
 
     if path.suffix.lower() in PARQUET_SUFFIXES:
         return pq.read_table(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), [])
+    header = _manifest_columns(path)
     # Every cell as the text written (empty cells too); read_manifest decides what counts as missing.
     as_text = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False)
     return pa_csv.read_csv(path, convert_options=as_text)
@@ -280,15 +300,26 @@ def _manifest_rows(path: Path, limit: int) -> int:
         return max(0, sum(1 for _ in itertools.islice(handle, limit + 1)) - 1)  # less the header
 
 
-def check_source(source: str) -> None:
-    """Fail fast, before any server starts, when SOURCE names nothing at all.
+def check_source(source: str, *, lists_paths: bool = True) -> None:
+    """Fail fast, before any server starts, when SOURCE names nothing at all, a file voxflow cannot read
+    as audio or manifest, or a manifest whose columns are wrong (read from its header alone).
+
+    ``lists_paths`` False: a label manifest, which may name its audio by ``sha256`` instead of ``path``
+    (its columns are checked when it is read).
 
     Raises
     ------
     SourceError
-        When the path does not exist and, as a glob, matches nothing.
+        When the path does not exist and, as a glob, matches nothing; or is such a file.
     """
     path = Path(source).expanduser()
+    if os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
+        columns = _manifest_columns(path)
+        if lists_paths:
+            _check_columns(path, columns)
+        return
+    if os.path.isfile(path) and not is_audio(path):
+        raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
     if os.path.exists(path):
         return
     if not GLOB_CHARS & set(source):

@@ -337,7 +337,7 @@ def _models_action(args: argparse.Namespace, store: ModelStore, settings: Settin
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
-    check_source(args.manifest)
+    check_source(args.manifest, lists_paths=False)
     from flows.evaluate import evaluate_manifest
     from voxflow.orchestration import prefect_api
 

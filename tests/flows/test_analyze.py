@@ -129,6 +129,16 @@ def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, s
     bad = run_cli(["analyze", str(tmp_path)], {**cli_env, "VOXFLOW_CHUNK_SIZE": "0"}, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("voxflow: error: bad setting VOXFLOW_CHUNK_SIZE")
     assert "Traceback" not in missing.stderr + bad.stderr
+    (tmp_path / "wrong.csv").write_text("file,label\nx.wav,1\n")
+    wrong = run_cli(["analyze", str(tmp_path / "wrong.csv")], cli_env, timeout=60)  # found before any flow run starts
+    assert wrong.returncode == 2 and wrong.stderr.strip() == f"voxflow: error: manifest {tmp_path / 'wrong.csv'} has no 'path' column (columns: file, label)"
+
+
+def test_a_folder_without_audio_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no audio here")
+    summary = run_cli(["analyze", str(tmp_path), "--json"], cli_env)
+    assert last_json(summary)["seen"] == 0
+    assert f"No audio files in {tmp_path}: nothing to analyse" in summary.stderr
 
 
 def test_killed_run_resumes_without_duplicates(cli_env: dict[str, str], voiced_manifest: Path) -> None:

@@ -242,6 +242,23 @@ def test_count_listed_counts_what_discovery_lists_up_to_its_limit(tmp_path: Path
     assert count_listed(str(tmp_path / "nope"), limit=100) == 0
 
 
+def test_a_file_that_is_neither_audio_nor_a_usable_manifest_fails_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "README.txt").write_text("notes")
+    (tmp_path / "wrong.csv").write_text("file,label\nx.wav,1\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(128, 256)))
+    pd.DataFrame({"file": ["x.wav"]}).to_parquet(tmp_path / "wrong.parquet")
+    (tmp_path / "labels.csv").write_text("sha256,label\n" + "0" * 64 + ",1\n")
+    expected = {
+        "README.txt": "is not an audio file, folder or manifest", "wrong.csv": "has no 'path' column \\(columns: file, label\\)",
+        "empty.csv": "is empty", "binary.csv": "could not be read", "wrong.parquet": "has no 'path' column", "labels.csv": "has no 'path' column",
+    }
+    for name, message in expected.items():
+        with pytest.raises(SourceError, match=message):
+            check_source(str(tmp_path / name))
+    check_source(str(tmp_path / "labels.csv"), lists_paths=False)  # a label manifest may name audio by sha256
+
+
 def test_missing_source_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="source not found"):
         check_source(str(tmp_path / "nope"))
