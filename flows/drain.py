@@ -28,7 +28,7 @@ from flows.analyze import score_files, skip_known
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
-from tasks.cluster import dask_client
+from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
@@ -109,7 +109,7 @@ def _drain_batch(
     settings: Settings,
     run_id: str,
     chunk_size: int,
-    client: Callable[[], Client],
+    client: Callable[[int], Client],
     totals: DrainTotals,
 ) -> None:
     found = hash_candidates(acks.candidates(), rejected=acks.pathless(), max_file_bytes=int(settings.max_file_mb * 1e6))
@@ -120,7 +120,7 @@ def _drain_batch(
     waiting = {ref.path for ref in pending}
     acks.settle([ref.path for ref in found.files if ref.path not in waiting], "skipped")
     if pending:
-        outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client())
+        outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client(len(pending)))
         totals.scored += outcome.inserted
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined
@@ -187,10 +187,11 @@ def drain_queue(
             with ExitStack() as stack:
                 clients: list[Client] = []
 
-                def client() -> Client:
-                    # One cluster for the whole drain, started only when a batch has something to score.
+                def client(files: int) -> Client:
+                    # One cluster for the whole drain, started only when a batch has something to score,
+                    # with a worker per full chunk of that batch; adaptive scaling follows the queue from there.
                     if not clients:
-                        clients.append(stack.enter_context(dask_client(settings)))
+                        clients.append(stack.enter_context(dask_client(settings, workers=initial_workers(files, settings, chunk_size or settings.chunk_size))))
                     return clients[0]
 
                 count = batch_size or settings.queue_batch_size
