@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -14,10 +15,16 @@ class Decision:
     reason: str
 
 
+def _number(value: Any) -> float:
+    """A metric as a float; None (how a NaN is stored as JSON) as NaN."""
+    return math.nan if value is None else float(value)
+
+
 def should_promote(challenger: Mapping[str, Any], champion: Mapping[str, Any], margin: float) -> Decision:
     """Promote when the challenger's AUC beats the champion's by ``margin`` and its UAR is no worse by more.
 
-    Both metric sets must come from the same cross-validation folds (same rows, same seeds).
+    Both metric sets must come from the same cross-validation folds (same rows, same seeds). A metric
+    that could not be computed (NaN, or None as JSON records it) never promotes.
 
     Parameters
     ----------
@@ -32,9 +39,15 @@ def should_promote(challenger: Mapping[str, Any], champion: Mapping[str, Any], m
     True
     >>> should_promote({"auc": 0.76, "uar": 0.70}, {"auc": 0.75, "uar": 0.70}, 0.02).promote
     False
+    >>> should_promote({"auc": 0.90, "uar": 0.80}, {"auc": None, "uar": 0.70}, 0.02).reason
+    'champion AUC could not be computed (NaN): no comparison, not promoted'
     """
-    auc, uar = float(challenger["auc"]), float(challenger["uar"])
-    best_auc, best_uar = float(champion["auc"]), float(champion["uar"])
+    auc, uar = _number(challenger["auc"]), _number(challenger["uar"])
+    best_auc, best_uar = _number(champion["auc"]), _number(champion["uar"])
+    named = {"challenger AUC": auc, "champion AUC": best_auc, "challenger UAR": uar, "champion UAR": best_uar}
+    missing = [name for name, value in named.items() if math.isnan(value)]
+    if missing:
+        return Decision(False, f"{' and '.join(missing)} could not be computed (NaN): no comparison, not promoted")
     gain = auc - best_auc
     if gain < margin:
         return Decision(False, f"AUC {auc:.3f} vs champion {best_auc:.3f}: gain {gain:+.3f} is below the margin {margin:.3f}")

@@ -22,6 +22,20 @@ def test_should_promote(challenger: dict, champion: dict, margin: float, promote
     assert why in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("challenger", "champion", "why"),
+    [
+        ({"auc": float("nan"), "uar": 0.90}, {"auc": 0.75, "uar": 0.70}, "challenger AUC could not be computed (NaN)"),
+        ({"auc": 0.90, "uar": 0.90}, {"auc": float("nan"), "uar": 0.70}, "champion AUC could not be computed (NaN)"),
+        ({"auc": 0.90, "uar": 0.90}, {"auc": None, "uar": 0.70}, "champion AUC could not be computed (NaN)"),  # NaN as JSON stores it
+        ({"auc": 0.90, "uar": float("nan")}, {"auc": 0.75, "uar": 0.70}, "challenger UAR could not be computed (NaN)"),
+    ],
+)
+def test_a_metric_that_is_nan_never_promotes(challenger: dict, champion: dict, why: str) -> None:
+    decision = should_promote(challenger, champion, 0.0)
+    assert decision.promote is False and decision.reason.startswith(why)
+
+
 def test_a_rolled_back_version_is_not_promoted_by_a_retrain() -> None:
     wins = Decision(True, "AUC 0.700 beats champion 0.650")
     held = unless_rolled_back(wins, {"version": "xgb-fv3-abc", "rolled_back": True})
