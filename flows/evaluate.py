@@ -7,7 +7,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.retrain import assemble_training_set, check_trainable, cross_validate_recipe
+from flows.retrain import assemble_training_set, cross_validate_recipe
+from models.train import check_trainable
 from tasks.labels import read_labels
 from voxflow.errors import SourceError
 from voxflow.settings import get_settings
@@ -38,7 +39,7 @@ def evaluate_manifest(manifest: str, positive: str | None = None) -> dict[str, A
     for refused in rejected[:5]:
         logger.warning("Row %s left out: %s", refused["row"], refused["reason"])
     data = assemble_training_set(rows, settings)
-    check_trainable(data, min_rows=settings.retrain_min_labels)
+    check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
     report = cross_validate_recipe(data, settings)
     logger.info("Evaluated %s: AUC %.3f ± %.3f, UAR %.3f (n=%d)", path.name, report.auc, report.auc_std, report.uar, report.n)
     return {**report.as_dict(), "rejected": len(rejected), "dropped": len(data.dropped)}

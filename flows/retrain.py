@@ -17,6 +17,7 @@ from models.train import (
     DEFAULT_ROUNDS,
     CVReport,
     FittedModel,
+    check_trainable,
     cross_validate,
     fit_model,
     keep_columns,
@@ -38,20 +39,6 @@ from voxflow.settings import Settings, get_settings
 
 LOCK_NAME = "retrain"
 CV_SEED = 0
-
-
-def check_trainable(data: TrainingSet, *, min_rows: int) -> None:
-    """Refuse data too small or one-sided to cross-validate.
-
-    Raises
-    ------
-    SourceError
-    """
-    positives = int(data.labels.sum())
-    if len(data.labels) < min_rows:
-        raise SourceError(f"{len(data.labels)} labelled recordings have features; training needs at least {min_rows}")
-    if positives == 0 or positives == len(data.labels):
-        raise SourceError(f"the labels hold one class only ({positives} positive of {len(data.labels)})")
 
 
 @task(name="assemble-training-set", cache_policy=NO_CACHE)
@@ -143,7 +130,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     if len(rows) < settings.retrain_min_labels:
         raise SourceError(f"the labels collection holds {len(rows)} labels; retraining needs at least {settings.retrain_min_labels} (voxflow labels import FILE)")
     data = assemble_training_set(rows, settings)
-    check_trainable(data, min_rows=settings.retrain_min_labels)
+    check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
     report = cross_validate_recipe(data, settings)
     logger.info("Challenger CV: AUC %.3f ± %.3f, UAR %.3f, sensitivity %.3f, specificity %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.sensitivity, report.specificity, report.n)
     champion_doc = models.champion()

@@ -11,6 +11,8 @@ from sklearn.metrics import balanced_accuracy_score, brier_score_loss, f1_score,
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedGroupKFold
 
+from voxflow.errors import SourceError
+
 # Chosen on VOICED with bench/quality.py (subject-grouped 5x5 CV; numbers in the README): boosted stumps
 # (an additive model) on the 8 columns strongest on each training fold, each column constrained monotone in
 # the direction of its ROC AUC on those rows. Versus the v3 recipe (depth 2, unconstrained): +0.018 AUC on
@@ -251,6 +253,38 @@ def fit_model(
     labels = np.asarray(labels, dtype=np.int32)
     columns = select_columns(features, labels, n_features)
     return FittedModel(fit_booster(keep_columns(features, columns), labels, params=params, rounds=rounds, seed=seed), columns)
+
+
+def check_trainable(labels: np.ndarray, groups: np.ndarray, *, min_rows: int, n_splits: int) -> None:
+    """Refuse rows too few, one-sided, or from too few subjects for :func:`cross_validate` in ``n_splits`` folds.
+
+    Stratified subject-grouped folds need each class from at least ``n_splits`` subjects: with fewer,
+    some test folds hold no subject at all, or none of a class.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape (n,)
+        1 for the positive class, 0 otherwise.
+    groups : np.ndarray, shape (n,)
+        The subject of each row.
+
+    Raises
+    ------
+    SourceError
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    positives = int(labels.sum())
+    if len(labels) < min_rows:
+        raise SourceError(f"{len(labels)} labelled recordings have features; training needs at least {min_rows}")
+    if positives == 0 or positives == len(labels):
+        raise SourceError(f"the labels hold one class only ({positives} positive of {len(labels)})")
+    by_class = {name: len(set(groups[labels == value])) for name, value in (("positive", 1), ("negative", 0))}
+    if min(by_class.values()) < n_splits:
+        raise SourceError(
+            f"the positive recordings come from {by_class['positive']} subjects and the negative from {by_class['negative']} "
+            f"({len(set(groups))} in all); subject-grouped cross-validation in {n_splits} folds needs at least {n_splits} "
+            "subjects of each class: label more subjects or lower VOXFLOW_CV_SPLITS"
+        )
 
 
 def _oof_scores(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int, **recipe: Any) -> np.ndarray:

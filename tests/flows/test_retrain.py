@@ -131,3 +131,12 @@ def test_evaluate_prints_the_table_and_json(retrain_env: dict[str, str], corpus:
     assert last_json(run_cli(["evaluate", str(words), "--positive", "dysphonic"], retrain_env))["n_positive"] == 20
     refused = run_cli(["evaluate", str(words)], retrain_env)
     assert refused.returncode == 2 and "--positive" in refused.stderr
+
+
+def test_evaluate_refuses_fewer_subjects_than_folds_in_one_line(retrain_env: dict[str, str], corpus: Path, tmp_path: Path) -> None:
+    three = tmp_path / "three.csv"
+    _absolute(corpus, pd.read_csv(corpus).assign(subject_id=lambda rows: [f"s{i % 3}" for i in range(len(rows))]), three)
+    refused = run_cli(["evaluate", str(three)], retrain_env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    last = refused.stderr.splitlines()[-1]
+    assert last.startswith("voxflow: error: ") and "(3 in all)" in last and "in 5 folds" in last and "lower VOXFLOW_CV_SPLITS" in last

@@ -1,17 +1,21 @@
 """Training and CV on arrays with a known signal: the pure half of models/."""
 
+import re
+
 import numpy as np
 import pytest
 
 from models.train import (
     balanced_threshold,
     calibration_table,
+    check_trainable,
     cross_validate,
     fit_booster,
     fit_model,
     rank_features,
     sensitivity_threshold,
 )
+from voxflow.errors import SourceError
 
 
 def _separable(n: int = 120, seed: int = 0, signal: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,6 +63,32 @@ def test_fold_thresholds_are_chosen_without_the_test_rows() -> None:
     features, labels, groups = _separable(signal=0.0, seed=3)
     report = cross_validate(features, labels, groups, n_splits=10, n_repeats=2, rounds=60)
     assert report.uar < 0.55
+
+
+@pytest.mark.parametrize(
+    ("subjects", "expected"),
+    [
+        (np.zeros(40), "positive recordings come from 1 subjects and the negative from 1 (1 in all)"),
+        (np.arange(40) % 3, "positive recordings come from 3 subjects and the negative from 3 (3 in all)"),
+        (np.where(np.arange(40) % 2 == 1, np.arange(40) % 8, 100 + np.arange(40)), "positive recordings come from 4 subjects and the negative from 20 (24 in all)"),
+    ],
+)
+def test_check_trainable_wants_each_class_from_as_many_subjects_as_folds(subjects: np.ndarray, expected: str) -> None:
+    # Fewer subjects than folds left StratifiedGroupKFold's test folds empty: sklearn's "Found empty input array".
+    labels = np.arange(40) % 2
+    with pytest.raises(SourceError, match="VOXFLOW_CV_SPLITS") as refused:
+        check_trainable(labels, subjects, min_rows=20, n_splits=5)
+    assert expected in refused.value.reason and "in 5 folds needs at least 5 subjects of each class" in refused.value.reason
+    check_trainable(labels, np.arange(40) % 10, min_rows=20, n_splits=5)  # 5 subjects per class: enough
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [(np.arange(10) % 2, "10 labelled recordings have features; training needs at least 20"), (np.zeros(40), "one class only (0 positive of 40)")],
+)
+def test_check_trainable_refuses_few_rows_and_one_class(labels: np.ndarray, expected: str) -> None:
+    with pytest.raises(SourceError, match=re.escape(expected)):
+        check_trainable(labels, np.arange(len(labels)), min_rows=20, n_splits=5)
 
 
 def test_balanced_threshold_separates_two_clusters() -> None:
