@@ -14,9 +14,19 @@ from prefect.cache_policies import NO_CACHE
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard, save_model
 from models.registry import save_version
-from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, CVReport, FittedModel, cross_validate, fit_model
+from models.train import (
+    DEFAULT_N_FEATURES,
+    DEFAULT_PARAMS,
+    DEFAULT_ROUNDS,
+    CVReport,
+    FittedModel,
+    check_trainable,
+    cross_validate,
+    fit_model,
+)
 from tasks.cluster import dask_client
 from tasks.ingest import FileRef, discover
+from tasks.labels import binary_label
 from tasks.model_registry import code_version, register_model
 from tasks.training_data import extract_on_cluster
 from voxflow.errors import SourceError
@@ -26,6 +36,25 @@ VOICED_ATTRIBUTION = (
     "VOICED database (Cesari et al. 2018, PhysioNet, DOI 10.13026/C25Q2N), "
     "Open Data Commons Attribution License v1.0 (ODC-By 1.0)"
 )
+MIN_FILES = 20
+
+
+def readable_labels(refs: list[FileRef], *, positive: str | None) -> tuple[list[FileRef], list[dict[str, str]]]:
+    """The files whose label :func:`tasks.labels.binary_label` reads, and the others with its reason (files without a label are left out).
+
+    The same reading as ``voxflow labels import`` and ``evaluate``: a label it cannot read refuses that file.
+    """
+    readable, refused = [], []
+    for ref in refs:
+        if ref.label is None:
+            continue
+        try:
+            binary_label(ref.label, positive=positive)
+        except SourceError as exc:
+            refused.append({"path": ref.path, "reason": exc.reason})
+            continue
+        readable.append(ref)
+    return readable, refused
 
 
 def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +89,7 @@ def extract_training_features(files: list[FileRef], settings: Settings) -> tuple
 
 
 @flow(name="train-model")
-def train_model(manifest: str, out_dir: str | None = None, positive: str = "pathological", promote: bool = False, dataset: str = "") -> dict[str, Any]:
+def train_model(manifest: str, out_dir: str | None = None, positive: str | None = None, promote: bool = False, dataset: str = "") -> dict[str, Any]:
     """Train, cross-validate and save a model from a manifest with ``path``, ``label``, ``subject_id``.
 
     Parameters
@@ -69,8 +98,8 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
         CSV/Parquet manifest; rows without a label are ignored.
     out_dir : str, optional
         Where to write the model folder (not registered); default ``VOXFLOW_HOME/models/<version>``, registered.
-    positive : str
-        The label value that means "screen positive".
+    positive : str, optional
+        The label value that means "screen positive"; default accepts 0/1 or pathological/healthy in any case.
     promote : bool
         Make the new model the champion that analyze uses.
     dataset : str
@@ -81,22 +110,25 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str = "path
     settings = get_settings()
     logger = get_run_logger()
     found = discover(manifest, max_file_bytes=int(settings.max_file_mb * 1e6))
-    labelled = [ref for ref in found.files if ref.label is not None]
-    if len(labelled) < 20:
-        raise SourceError(f"manifest {manifest} has {len(labelled)} labelled, readable files; training needs at least 20")
-    rows, rejected = extract_training_features(labelled, settings)
+    labelled, refused = readable_labels(found.files, positive=positive)
+    if len(labelled) < MIN_FILES:
+        example = f" ({len(refused)} labels refused, e.g. {refused[0]['reason']})" if refused else ""
+        raise SourceError(f"manifest {manifest} has {len(labelled)} labelled, readable files; training needs at least {MIN_FILES}{example}")
+    rows, extract_rejected = extract_training_features(labelled, settings)
+    rejected = refused + extract_rejected
     if rejected:
         logger.warning("%d training files rejected: %s", len(rejected), "; ".join(f"{r['path']}: {r['reason']}" for r in rejected[:5]))
     rows.sort(key=lambda row: row["path"])
     features = np.array([[row[name] for name in FEATURE_NAMES] for row in rows], dtype=np.float64)
-    labels = np.array([row["reference_label"] == positive for row in rows], dtype=np.int32)
+    labels = np.array([binary_label(row["reference_label"], positive=positive) for row in rows], dtype=np.int32)
     groups = np.array([row["subject_id"] or row["audio_sha256"] for row in rows])
-    report = cross_validate(features, labels, groups)
+    check_trainable(labels, groups, min_rows=MIN_FILES, n_splits=settings.cv_splits)
+    report = cross_validate(features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats)
     logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
     model = fit_model(features, labels)
     data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()
     fields = card_fields(
-        report, model, cv="subject-grouped stratified 5x5",
+        report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}",
         training={"manifest": Path(manifest).name, "dataset": dataset, "positive_label": positive, "rejected": len(rejected), "data_hash": data_hash},
     )
     if out_dir:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,10 +77,10 @@ class CVReport:
     calibration: tuple[dict[str, float | int], ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready metrics: floats rounded to 4 places, tuples as lists."""
+        """JSON-ready metrics: floats rounded to 4 places, NaN (not computable on these folds) as None, tuples as lists."""
         def plain(value: Any) -> Any:
             if isinstance(value, float):
-                return round(value, 4)
+                return round(value, 4) if math.isfinite(value) else None
             if isinstance(value, (tuple, list)):
                 return [plain(v) for v in value]
             if isinstance(value, dict):

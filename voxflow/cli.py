@@ -547,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     destination = train.add_mutually_exclusive_group()
     destination.add_argument("--out", help="write the model folder here, unregistered, instead of VOXFLOW_HOME/models/<version>")
     destination.add_argument("--promote", action="store_true", help="make it the champion used by analyze")
-    train.add_argument("--positive", default="pathological", help="label value that means screen-positive (default: %(default)s)")
+    train.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy, any case)")
     train.add_argument("--dataset", default="", help="training data name and licence for the model card")
     train.add_argument("--voiced", action="store_true", help="record the VOICED database attribution on the card")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from models.artifact import read_bundle
@@ -44,3 +45,25 @@ def test_train_refuses_a_folder_that_should_be_promoted(cli_env: dict[str, str],
     refused = run_cli(["train", str(manifest), "--out", str(tmp_path / "model"), "--promote"], cli_env)
     assert refused.returncode == 2 and "not allowed with argument" in refused.stderr
     assert not (tmp_path / "model").exists()
+
+
+def test_train_reads_labels_as_labels_import_does(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
+    # 0/1 and any case of pathological/healthy: before, only the exact --positive word counted, and this trained on 0 positives.
+    rows = pd.read_csv(manifest)
+    words = {"pathological": ["1", "Pathological"], "healthy": ["0", "HEALTHY"]}
+    mixed = manifest.parent / "mixed.csv"
+    rows.assign(label=[words[label][i % 2] for i, label in enumerate(rows["label"])]).to_csv(mixed, index=False)
+    trained = run_cli(["train", str(mixed), "--out", str(tmp_path / "model")], {**cli_env, "VOXFLOW_CV_REPEATS": "1"})
+    report = last_json(trained)
+    assert report["n_positive"] == 12 and report["auc"] > 0.9 and report["cv"] == "subject-grouped stratified 5x1"
+
+
+def test_train_refuses_fewer_subjects_than_folds_in_one_line_and_saves_nothing(cli_env: dict[str, str], manifest: Path) -> None:
+    one = manifest.parent / "one-subject.csv"
+    pd.read_csv(manifest).assign(subject_id="s1").to_csv(one, index=False)
+    models = Path(cli_env["VOXFLOW_HOME"]) / "models"
+    before = set(models.iterdir()) if models.is_dir() else set()
+    refused = run_cli(["train", str(one)], cli_env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert refused.stderr.splitlines()[-1].startswith("voxflow: error: ") and "(1 in all)" in refused.stderr and "VOXFLOW_CV_SPLITS" in refused.stderr
+    assert (set(models.iterdir()) if models.is_dir() else set()) == before

@@ -1,11 +1,13 @@
 """Training and CV on arrays with a known signal: the pure half of models/."""
 
+import json
 import re
 
 import numpy as np
 import pytest
 
 from models.train import (
+    CVReport,
     balanced_threshold,
     calibration_table,
     check_trainable,
@@ -89,6 +91,15 @@ def test_check_trainable_wants_each_class_from_as_many_subjects_as_folds(subject
 def test_check_trainable_refuses_few_rows_and_one_class(labels: np.ndarray, expected: str) -> None:
     with pytest.raises(SourceError, match=re.escape(expected)):
         check_trainable(labels, np.arange(len(labels)), min_rows=20, n_splits=5)
+
+
+def test_report_writes_a_metric_no_fold_could_compute_as_null() -> None:
+    nan = float("nan")
+    report = CVReport(n=40, n_positive=0, n_splits=5, n_repeats=1, auc=nan, auc_std=nan, uar=1.0, f1=0.0, sensitivity=nan,
+                      specificity=1.0, brier=0.003, threshold=0.5, fold_aucs=(nan, 0.75))
+    metrics = report.as_dict()
+    assert metrics["auc"] is None and metrics["sensitivity"] is None and metrics["fold_aucs"] == [None, 0.75]
+    json.dumps(metrics, allow_nan=False)  # valid JSON, and a document MongoDB stores
 
 
 def test_balanced_threshold_separates_two_clusters() -> None:
