@@ -171,6 +171,12 @@ def test_a_refused_user_fails_at_once_without_retrying() -> None:
     assert len(attempts) == 1
 
 
+def test_an_unreachable_server_in_an_open_database_is_a_service_error() -> None:
+    with pytest.raises(ServiceError, match=r"^MongoDB unreachable \(database voxflow\): 127\.0\.0\.1:9: .*refused"):
+        with open_database("mongodb://127.0.0.1:9/", "voxflow") as db:
+            db["models"].find_one({})
+
+
 def test_a_refused_user_in_an_open_database_is_a_service_error(test_settings: Settings) -> None:
     with pytest.raises(ServiceError, match=r"MongoDB refused the configured user \(database voxflow\)"):
         with open_database(services.mongo_uri(test_settings), "voxflow"):

@@ -170,6 +170,15 @@ def test_a_home_that_cannot_be_made_is_named_as_the_setting() -> None:
     assert_one_line_error(proc, "VOXFLOW_HOME /proc/voxflow-nope is not usable: No such file or directory: /proc/voxflow-nope")
 
 
+@pytest.mark.parametrize("argv", [["models", "list"], ["models", "promote", "xgb-fv3-0123456789"], ["labels", "import", "labels.csv"]])
+def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"sha256,label\n{'ab' * 32},1\n")
+    argv = [str(labels) if arg == labels.name else arg for arg in argv]
+    proc = run_cli(argv, bare_env(tmp_path, VOXFLOW_MONGO_URI="mongodb://127.0.0.1:1/"), timeout=60)
+    assert_one_line_error(proc, "MongoDB unreachable (database voxflow): 127.0.0.1:1: ")
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
