@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -13,6 +14,8 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
 
 def _written_order(path: Path) -> tuple[int, str]:
     return path.stat().st_mtime_ns, str(path)
@@ -21,6 +24,15 @@ def _written_order(path: Path) -> tuple[int, str]:
 def _check_run_id(run_id: str) -> None:
     if not run_id or "/" in run_id or run_id in (".", ".."):
         raise ValueError(f"run_id {run_id!r} cannot name a partition folder")
+
+
+def _read_chunk(path: Path, columns: list[str] | None) -> pa.Table | None:
+    """One chunk's table, or None (with a warning naming the file) when it cannot be read."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        log.warning("feature store chunk %s is unreadable, skipped (its recordings are extracted again where their files are at hand; delete it to stop this warning): %s", path, exc)
+        return None
 
 
 def _chunk_id(path: Path) -> int:
@@ -68,19 +80,23 @@ class FeatureStore:
         return path
 
     def read(self, *, feature_version: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Every chunk of ``feature_version``, one row per audio_sha256 (the most recently written wins).
+        """Every readable chunk of ``feature_version``, one row per audio_sha256 (the most recently written wins).
+
+        A chunk that cannot be read (truncated, not Parquet, lacking a column) is skipped with a warning:
+        its rows read as missing, as if never stored.
 
         Returns
         -------
         pandas.DataFrame
-            The requested ``columns`` (all when None); empty when nothing was written for that version.
+            The requested ``columns`` (all when None); empty when nothing readable was written for that version.
         """
         import pandas as pd  # here: the flow process only writes
 
         files = sorted(self.root.glob(f"feature_version={feature_version}/run_id=*/chunk-*.parquet"), key=_written_order)
-        if not files:
-            return pd.DataFrame(columns=list(columns or []))
         wanted = None if columns is None else list(dict.fromkeys(["audio_sha256", *columns]))
-        table = pa.concat_tables([pq.read_table(path, columns=wanted) for path in files], promote_options="default")
+        tables = [table for table in (_read_chunk(path, wanted) for path in files) if table is not None]
+        if not tables:
+            return pd.DataFrame(columns=list(columns or []))
+        table = pa.concat_tables(tables, promote_options="default")
         frame = table.to_pandas().drop_duplicates("audio_sha256", keep="last").reset_index(drop=True)
         return frame if columns is None else frame[list(columns)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -54,3 +55,16 @@ def test_new_chunk_ids_never_repeat_within_a_run(tmp_path: Path) -> None:
     assert store.new_chunk_id("r2") == 0
     store.write_chunk(chunk(["a"], 1.0), feature_version=3, run_id="r3", chunk_id=11)
     assert FeatureStore(tmp_path).new_chunk_id("r3") == 12  # a run resumed by another process continues after its files
+
+
+def test_an_unreadable_chunk_is_skipped_with_a_warning_naming_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FeatureStore(tmp_path)
+    store.write_chunk(chunk(["a", "b"], 1.0), feature_version=3, run_id="r1", chunk_id=0)
+    broken = store.write_chunk(chunk(["b", "c"], 2.0), feature_version=3, run_id="r2", chunk_id=0)
+    broken.write_bytes(b"not parquet at all")
+    with caplog.at_level(logging.WARNING, logger="store.feature_store"):
+        frame = store.read(feature_version=3, columns=["audio_sha256", "f0_mean"])
+    assert dict(zip(frame["audio_sha256"], frame["f0_mean"])) == {"a": 1.0, "b": 1.0}  # c reads as missing
+    assert str(broken) in caplog.text and "skipped" in caplog.text
+    store.write_chunk(chunk(["a"], 1.0).drop_columns(["f0_mean"]), feature_version=4, run_id="r1", chunk_id=0)
+    assert store.read(feature_version=4, columns=["audio_sha256", "f0_mean"]).empty  # a chunk lacking a column: skipped too
