@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import pymongo
+from pymongo import ReplaceOne
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from voxflow.errors import ServiceError
 
 _BATCH = 1000
 
@@ -27,13 +31,30 @@ class LabelStore:
         self._labels.create_index([("audio_sha256", pymongo.ASCENDING)], unique=True)
 
     def replace(self, docs: Sequence[dict[str, Any]]) -> int:
-        """Store ``docs``, replacing any earlier label of the same audio; returns how many were written."""
+        """Store ``docs``, replacing any earlier label of the same audio; returns how many were written.
+
+        Each document replaces its audio's label in one upsert, so a refused write leaves that audio's
+        earlier label in place.
+
+        Raises
+        ------
+        ServiceError
+            When MongoDB refuses a write or cannot be reached; the audio not written keep their earlier labels.
+        """
         written = 0
         for start in range(0, len(docs), _BATCH):
-            batch = [dict(doc) for doc in docs[start : start + _BATCH]]
-            # delete + insert_many, not per-document upserts: upserts cost ~8 ms each on nx-27017.
-            self._labels.delete_many({"audio_sha256": {"$in": [doc["audio_sha256"] for doc in batch]}})
-            written += len(self._labels.insert_many(batch, ordered=False).inserted_ids)
+            batch = [ReplaceOne({"audio_sha256": doc["audio_sha256"]}, doc, upsert=True) for doc in docs[start : start + _BATCH]]
+            try:
+                result = self._labels.bulk_write(batch, ordered=False)
+            except BulkWriteError as exc:
+                refused = exc.details.get("writeErrors") or [{"index": 0, "errmsg": str(exc)}]
+                first = docs[start + refused[0]["index"]]["audio_sha256"]
+                raise ServiceError(
+                    f"MongoDB refused {len(refused)} labels (first: audio {first[:12]}: {refused[0].get('errmsg')}); no stored label was removed"
+                ) from exc
+            except PyMongoError as exc:
+                raise ServiceError(f"MongoDB could not store the labels: {exc}; no stored label was removed") from exc
+            written += result.upserted_count + result.matched_count
         return written
 
     def all(self) -> list[dict[str, Any]]:
