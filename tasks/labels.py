@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -14,8 +16,8 @@ from tasks.ingest import PARQUET_SUFFIXES, content_hash
 from tasks.voiced import voiced_manifest
 from voxflow.errors import SourceError
 
-_TRUE = {"1", "1.0", "true", "yes", POSITIVE_LABEL}
-_FALSE = {"0", "0.0", "false", "no", NEGATIVE_LABEL}
+_TRUE: frozenset[str | float] = frozenset({1.0, "true", "yes", POSITIVE_LABEL})
+_FALSE: frozenset[str | float] = frozenset({0.0, "false", "no", NEGATIVE_LABEL})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KNOWN_COLUMNS = {"path", "sha256", "audio_sha256", "label", "subject_id"}
 
@@ -51,25 +53,45 @@ class LabelledAudio:
         )
 
 
-def binary_label(value: object, *, positive: str | None = None) -> int:
-    """1 for the positive class, 0 otherwise.
+def _label_key(value: object) -> str | float:
+    """A label as labels are compared: a finite number by its value, other text in lower case."""
+    text = str(value).strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
-    Without ``positive``, labels must be 0/1 (true/false, yes/no) or pathological/healthy.
+
+def binary_label(value: object, *, positive: str | None = None) -> int:
+    """1 for the positive class, 0 otherwise; case is ignored and numbers compare by value.
+
+    With ``positive``, every other value is negative (:func:`negative_labels` says which values were).
+    Without it, labels must be 0/1 (true/false, yes/no) or pathological/healthy.
 
     Raises
     ------
     SourceError
         When the value cannot be read as a binary label.
+
+    Examples
+    --------
+    >>> binary_label("1.0", positive="1"), binary_label(" Pathological", positive="pathological"), binary_label("1.00")
+    (1, 1, 1)
     """
-    text = str(value).strip()
+    key = _label_key(value)
     if positive is not None:
-        return int(text == positive)
-    lowered = text.lower()
-    if lowered in _TRUE:
+        return int(key == _label_key(positive))
+    if key in _TRUE:
         return 1
-    if lowered in _FALSE:
+    if key in _FALSE:
         return 0
-    raise SourceError(f"label {text!r} is not 0/1 nor {POSITIVE_LABEL}/{NEGATIVE_LABEL}: name the positive label with --positive")
+    raise SourceError(f"label {str(value).strip()!r} is not 0/1 nor {POSITIVE_LABEL}/{NEGATIVE_LABEL}: name the positive label with --positive")
+
+
+def negative_labels(rows: Sequence[LabelledAudio]) -> dict[str, int]:
+    """How many rows each label value, as written, made negative: an unexpected value shows here."""
+    return dict(Counter(row.original_label for row in rows if not row.label))
 
 
 def _text(value: object) -> str | None:

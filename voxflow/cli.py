@@ -266,12 +266,14 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 
 MODEL_COLUMNS = ("created_at", "version", "status", "feature_version", "auc", "uar", "promoted_at", "reason")
+POSITIVE_HELP = ("label value that means screen-positive, in any case, a number by its value (1 matches 1.0); every other value counts "
+                 "negative, and the summary names those values (default: 0/1 or pathological/healthy)")
 METRIC_ROWS = ("n", "n_positive", "auc", "auc_std", "uar", "f1", "sensitivity", "specificity", "brier", "threshold")
 
 
 def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from store.labels import LabelStore
-    from tasks.labels import read_labels, read_voiced_labels
+    from tasks.labels import negative_labels, read_labels, read_voiced_labels
     from voxflow.errors import SourceError
 
     source = Path(args.file)
@@ -289,9 +291,10 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
         total = store.count()
     for refused in rejected:
         print(f"not imported: {refused['row']}: {refused['reason']}", file=sys.stderr)
-    positives = sum(row.label for row in rows)
-    report = {"imported": written, "positive": positives, "negative": len(rows) - positives, "rejected": len(rejected), "total": total}
-    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {len(rows) - positives} negative), {len(rejected)} rejected; {report['total']} in the labels collection")
+    positives, negatives = sum(row.label for row in rows), negative_labels(rows)
+    report = {"imported": written, "positive": positives, "negative": len(rows) - positives, "negative_labels": negatives, "rejected": len(rejected), "total": total}
+    named = ", ".join(f"{value} {n}" for value, n in negatives.items())
+    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {len(rows) - positives} negative{': ' + named if named else ''}), {len(rejected)} rejected; {total} in the labels collection")
     return 0
 
 
@@ -602,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     labels = add("labels", cmd_labels, "Import reference labels (path or sha256, label, subject_id) into the labels collection.")
     labels.add_argument("action", choices=("import",), help="what to do: import FILE")
     labels.add_argument("file", help="CSV/Parquet manifest (relative paths resolve against its folder), or a VOICED folder with --voiced")
-    labels.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy)")
+    labels.add_argument("--positive", help=POSITIVE_HELP)
     labels.add_argument("--voiced", action="store_true", help="FILE is a VOICED (PhysioNet) folder: labels from its -info.txt files")
     labels.add_argument("--source", help="name recorded with each label (default: the file name)")
     labels.add_argument("--json", action="store_true", help="print the counts as one JSON object")
@@ -615,8 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON instead of a table or a line")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
-    evaluate.add_argument("manifest", help="CSV/Parquet manifest with path, label and optional subject_id columns")
-    evaluate.add_argument("--positive", help="label value that means screen-positive (default: 0/1 or pathological/healthy)")
+    evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")
+    evaluate.add_argument("--positive", help=POSITIVE_HELP)
 
     retrain = add("retrain", cmd_retrain, "Run the retrain-nightly flow now: labels -> CV -> challenger -> champion if it wins.")
     retrain.add_argument("--json", action="store_true", help="only the JSON result")

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from tasks.ingest import content_hash
-from tasks.labels import LabelledAudio, binary_label, read_labels, read_voiced_labels
+from tasks.labels import LabelledAudio, binary_label, negative_labels, read_labels, read_voiced_labels
 from voxflow.errors import SourceError
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("0", 0), ("pathological", 1), ("Healthy", 0), ("true", 1), (0, 0)])
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("0", 0), ("pathological", 1), ("Healthy", 0), ("true", 1), (0, 0), ("1.00", 1), (0.0, 0)])
 def test_binary_label_vocabulary(value: object, expected: int) -> None:
     assert binary_label(value) == expected
 
@@ -19,6 +19,21 @@ def test_binary_label_needs_positive_for_other_words() -> None:
     with pytest.raises(SourceError, match="--positive"):
         binary_label("dysphonia")
     assert binary_label("dysphonia", positive="dysphonia") == 1 and binary_label("normal", positive="dysphonia") == 0
+
+
+@pytest.mark.parametrize(("value", "positive"), [("1.0", "1"), (1.0, "1"), ("1", "1.00"), (" Pathological", "pathological"), ("DYSPHONIA", "Dysphonia")])
+def test_the_positive_label_matches_in_any_case_and_numbers_by_value(value: object, positive: str) -> None:
+    assert binary_label(value, positive=positive) == 1
+
+
+def test_float_labels_from_parquet_and_the_values_counted_negative(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"RIFF-a")
+    (tmp_path / "b.wav").write_bytes(b"RIFF-b")
+    (tmp_path / "c.wav").write_bytes(b"RIFF-c")
+    pd.DataFrame({"path": ["a.wav", "b.wav", "c.wav"], "label": [1.0, 0.0, 2.0]}).to_parquet(tmp_path / "labels.parquet")
+    rows, rejected = read_labels(tmp_path / "labels.parquet", positive="1", max_file_bytes=10**6)
+    assert not rejected and sorted(row.label for row in rows) == [0, 0, 1]
+    assert negative_labels(rows) == {"0.0": 1, "2.0": 1}
 
 
 def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:

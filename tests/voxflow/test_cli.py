@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from distributed import Client
 import redis
@@ -23,6 +24,7 @@ from voxflow.cli import (
     _print_records,
     build_parser,
     cmd_analyze,
+    cmd_labels,
     cmd_queue,
     cmd_quarantine,
     cmd_results,
@@ -300,3 +302,19 @@ def test_queue_status_without_latency_samples_prints_a_dash(test_settings: Setti
     redis_client.flushdb()
     assert cmd_queue(build_parser().parse_args(["queue", "status"]), test_settings) == 0
     assert "latency (last hour, 0 files): p50 -  p95 -\n" in capsys.readouterr().out
+
+
+def _import_labels(argv: list[str], settings: Settings, db: Database, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``voxflow labels import ARGV`` in this process on ``db``; its stdout."""
+    assert cmd_labels(build_parser().parse_args(["labels", "import", *argv]), settings.model_copy(update={"mongo_db": db.name})) == 0
+    return capsys.readouterr().out
+
+
+def test_labels_import_names_the_values_it_counted_negative(
+    test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in "abc":
+        (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
+    pd.DataFrame({"path": ["a.wav", "b.wav", "c.wav"], "label": ["Pathological", "healthy", "unknown"]}).to_csv(tmp_path / "m.csv", index=False)
+    out = _import_labels([str(tmp_path / "m.csv"), "--positive", "pathological"], test_settings, mongo_db, capsys)
+    assert "imported 3 labels (1 positive, 2 negative: healthy 1, unknown 1), 0 rejected" in out
