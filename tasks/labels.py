@@ -101,7 +101,8 @@ def _text(value: object) -> str | None:
 def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> tuple[list[LabelledAudio], list[dict[str, str]]]:
     """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
 
-    Relative paths resolve against the manifest's folder; files are hashed (their content is the key).
+    Relative paths resolve against the manifest's folder and are kept absolute (a retrain may run
+    from any folder); files are hashed (their content is the key).
     Other columns are kept as metadata. The same audio twice keeps its last row.
 
     Returns
@@ -116,6 +117,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     hash_column = next((c for c in ("audio_sha256", "sha256") if c in frame.columns), None)
     if "label" not in frame.columns or ("path" not in frame.columns and hash_column is None):
         raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(map(str, frame.columns))})")
+    folder = manifest.parent.resolve()
     rows: dict[str, LabelledAudio] = {}
     rejected: list[dict[str, str]] = []
     for number, record in enumerate(frame.to_dict("records"), start=2):
@@ -132,7 +134,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
             continue
         path = None
         if raw_path is not None:
-            path = Path(raw_path) if Path(raw_path).is_absolute() else manifest.parent / raw_path
+            path = folder / raw_path  # an absolute raw_path stays as it is
             try:
                 sha = content_hash(path, max_bytes=max_file_bytes)[0]
             except OSError as exc:
@@ -151,7 +153,7 @@ def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> tuple[list[Label
     frame = voiced_manifest(folder)
     rows, rejected = [], []
     for record in frame.to_dict("records"):
-        path = folder / record["path"]
+        path = Path(record["path"])
         try:
             sha = content_hash(path, max_bytes=max_file_bytes)[0]
         except OSError as exc:

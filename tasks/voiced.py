@@ -15,13 +15,15 @@ _DIAGNOSIS = re.compile(r"^Diagnosis:\s*(.+?)\s*$", re.MULTILINE)
 def voiced_manifest(folder: Path) -> pd.DataFrame:
     """Manifest rows (path, subject_id, label, diagnosis) for every record of a VOICED folder.
 
-    ``label`` is ``healthy`` when the diagnosis says so and ``pathological`` otherwise.
+    ``path`` is the record's header, absolute; ``label`` is ``healthy`` when the diagnosis says so
+    and ``pathological`` otherwise.
 
     Raises
     ------
     SourceError
         When the folder holds no ``voiceNNN-info.txt`` files.
     """
+    folder = folder.resolve()
     rows = []
     for info in sorted(folder.glob("voice*-info.txt")):
         record = info.name.removesuffix("-info.txt")
@@ -31,7 +33,7 @@ def voiced_manifest(folder: Path) -> pd.DataFrame:
         diagnosis = match.group(1).strip().lower()
         rows.append(
             {
-                "path": f"{record}.hea",
+                "path": str(folder / f"{record}.hea"),
                 "subject_id": record,
                 "label": "healthy" if diagnosis == "healthy" else "pathological",
                 "diagnosis": diagnosis,

@@ -366,9 +366,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.voiced import voiced_manifest
 
-    folder = Path(args.folder).resolve()
-    frame = voiced_manifest(folder)
-    frame["path"] = [str(folder / p) for p in frame["path"]]
+    frame = voiced_manifest(Path(args.folder))
     frame.to_csv(args.output, index=False)
     counts = frame["label"].value_counts().to_dict()
     print(f"wrote {len(frame)} records to {args.output} ({', '.join(f'{v} {k}' for k, v in counts.items())})")

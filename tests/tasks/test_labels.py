@@ -10,6 +10,15 @@ from tasks.labels import LabelledAudio, binary_label, negative_labels, read_labe
 from voxflow.errors import SourceError
 
 
+def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: bool = True) -> None:
+    """A VOICED-like record in ``folder``: its -info.txt (with a Diagnosis line unless None) and a small header and signal file."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{record}-info.txt").write_text(f"ID\t{record}\nAge:\t40\n" + (f"Diagnosis:\t{diagnosis}\n" if diagnosis else ""))
+    if header:
+        (folder / f"{record}.hea").write_text(f"{record} 1 8000 2\n{record}.dat 16 1 0 0 0 0 0 voice\n")
+        (folder / f"{record}.dat").write_bytes(record.encode())
+
+
 @pytest.mark.parametrize(("value", "expected"), [("1", 1), ("0", 0), ("pathological", 1), ("Healthy", 0), ("true", 1), (0, 0), ("1.00", 1), (0.0, 0)])
 def test_binary_label_vocabulary(value: object, expected: int) -> None:
     assert binary_label(value) == expected
@@ -60,6 +69,18 @@ def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
     reasons = sorted(r["reason"] for r in rejected)
     assert len(rejected) == 3 and "no label" in reasons and any("missing.wav" in r for r in reasons)
     assert LabelledAudio.from_doc(a.to_doc(source="x")) == a
+
+
+def test_paths_are_kept_absolute_whatever_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cohort" / "audio").mkdir(parents=True)
+    (tmp_path / "cohort" / "audio" / "a.wav").write_bytes(b"RIFF-a")
+    pd.DataFrame({"path": ["audio/a.wav"], "label": ["1"]}).to_csv(tmp_path / "cohort" / "labels.csv", index=False)
+    voiced_record(tmp_path / "voiced", "voice001", "healthy")
+    monkeypatch.chdir(tmp_path)
+    rows, _ = read_labels(Path("cohort/labels.csv"), max_file_bytes=10**6)
+    assert [row.path for row in rows] == [str(tmp_path / "cohort" / "audio" / "a.wav")]
+    rows, _ = read_voiced_labels(Path("voiced"), max_file_bytes=10**6)
+    assert [row.path for row in rows] == [str(tmp_path / "voiced" / "voice001.hea")]
 
 
 def test_manifest_without_label_column_is_refused(tmp_path: Path) -> None:
