@@ -392,7 +392,8 @@ def _explain_folder(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection:
+def hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection:
+    """Hash one candidate, or say in words why it cannot be read (a folder, pipe, missing file, NUL byte...)."""
     try:
         if candidate.path.is_dir():
             return Rejection(str(candidate.path), "discover", "a folder, not a file (list its files, or analyse the folder itself)", "IsADirectoryError")
@@ -434,7 +435,7 @@ def hash_candidates(
     found = Discovery(rejected=list(rejected), ignored=ignored)
     seen_hashes: set[str] = set()
     with ThreadPoolExecutor(max_workers=threads or hash_threads()) as pool:
-        for outcome in pool.map(lambda c: _hash_candidate(c, max_file_bytes), candidates):
+        for outcome in pool.map(lambda c: hash_candidate(c, max_file_bytes), candidates):
             if isinstance(outcome, Rejection):
                 found.rejected.append(outcome)
             elif outcome.sha256 in seen_hashes:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
-from tasks.ingest import PARQUET_SUFFIXES, content_hash
+from tasks.ingest import PARQUET_SUFFIXES, Candidate, Rejection, hash_candidate
 from tasks.voiced import voiced_manifest
 from voxflow.errors import SourceError
 
@@ -134,17 +134,16 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
             continue
         path = None
         if raw_path is not None:
-            path = folder / raw_path  # an absolute raw_path stays as it is
-            try:
-                sha = content_hash(path, max_bytes=max_file_bytes)[0]
-            except OSError as exc:
-                rejected.append({"row": where, "reason": f"{path}: {exc.strerror or exc}"})
+            hashed = hash_candidate(Candidate(folder / raw_path), max_file_bytes)  # an absolute raw_path stays as it is
+            if isinstance(hashed, Rejection):
+                rejected.append({"row": where, "reason": f"{hashed.path}: {hashed.reason}"})
                 continue
+            sha, path = hashed.sha256, hashed.path
         if not _SHA256.match(sha):
             rejected.append({"row": where, "reason": "no readable path and no valid sha256"})
             continue
         metadata = {k: v for k, v in record.items() if k not in _KNOWN_COLUMNS and _text(v) is not None}
-        rows[sha] = LabelledAudio(sha, label, str(path) if path else None, _text(record.get("subject_id")), raw_label, metadata)
+        rows[sha] = LabelledAudio(sha, label, path, _text(record.get("subject_id")), raw_label, metadata)
     return list(rows.values()), rejected
 
 
@@ -153,13 +152,11 @@ def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> tuple[list[Label
     frame = voiced_manifest(folder)
     rows, rejected = [], []
     for record in frame.to_dict("records"):
-        path = Path(record["path"])
-        try:
-            sha = content_hash(path, max_bytes=max_file_bytes)[0]
-        except OSError as exc:
-            rejected.append({"row": str(path), "reason": exc.strerror or str(exc)})
+        hashed = hash_candidate(Candidate(Path(record["path"])), max_file_bytes)
+        if isinstance(hashed, Rejection):
+            rejected.append({"row": hashed.path, "reason": hashed.reason})
             continue
         rows.append(
-            LabelledAudio(sha, binary_label(record["label"]), str(path), record["subject_id"], record["label"], {"diagnosis": record["diagnosis"]})
+            LabelledAudio(hashed.sha256, binary_label(record["label"]), hashed.path, record["subject_id"], record["label"], {"diagnosis": record["diagnosis"]})
         )
     return rows, rejected

@@ -1,5 +1,6 @@
 """Labelled manifests and the VOICED adapter: hashing, relative paths, label vocabularies, rejections."""
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -81,6 +82,18 @@ def test_paths_are_kept_absolute_whatever_the_working_folder(tmp_path: Path, mon
     assert [row.path for row in rows] == [str(tmp_path / "cohort" / "audio" / "a.wav")]
     rows, _ = read_voiced_labels(Path("voiced"), max_file_bytes=10**6)
     assert [row.path for row in rows] == [str(tmp_path / "voiced" / "voice001.hea")]
+
+
+@pytest.mark.timeout(30)  # reading the pipe would wait forever
+def test_rows_naming_a_pipe_a_folder_or_a_nul_byte_are_rejected_with_the_reason(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "folder.wav").mkdir()
+    pd.DataFrame({"path": ["pipe.wav", "folder.wav", "a\0b.wav"], "label": ["1", "0", "1"]}).to_parquet(tmp_path / "labels.parquet")
+    rows, rejected = read_labels(tmp_path / "labels.parquet", max_file_bytes=10**6)
+    reasons = {r["row"]: r["reason"] for r in rejected}
+    assert not rows and list(reasons) == ["labels.parquet:2", "labels.parquet:3", "labels.parquet:4"]
+    assert "not a regular file" in reasons["labels.parquet:2"] and "a folder, not a file" in reasons["labels.parquet:3"]
+    assert "invalid path: embedded null byte" in reasons["labels.parquet:4"]
 
 
 def test_manifest_without_label_column_is_refused(tmp_path: Path) -> None:
