@@ -98,12 +98,17 @@ def _text(value: object) -> str | None:
     return None if value is None or pd.isna(value) or str(value).strip() == "" else str(value).strip()
 
 
+def _finite_or_none(value: object) -> object:
+    # MongoDB servers may refuse inf (nx-27017 does); a Parquet float column can hold it.
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> tuple[list[LabelledAudio], list[dict[str, str]]]:
     """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
 
     Relative paths resolve against the manifest's folder and are kept absolute (a retrain may run
     from any folder); files are hashed (their content is the key).
-    Other columns are kept as metadata. The same audio twice keeps its last row.
+    Other columns are kept as metadata (an infinite number as None). The same audio twice keeps its last row.
 
     Returns
     -------
@@ -142,7 +147,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
         if not _SHA256.match(sha):
             rejected.append({"row": where, "reason": "no readable path and no valid sha256"})
             continue
-        metadata = {k: v for k, v in record.items() if k not in _KNOWN_COLUMNS and _text(v) is not None}
+        metadata = {k: _finite_or_none(v) for k, v in record.items() if k not in _KNOWN_COLUMNS and _text(v) is not None}
         rows[sha] = LabelledAudio(sha, label, path, _text(record.get("subject_id")), raw_label, metadata)
     return list(rows.values()), rejected
 

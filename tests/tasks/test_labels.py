@@ -84,6 +84,14 @@ def test_paths_are_kept_absolute_whatever_the_working_folder(tmp_path: Path, mon
     assert [row.path for row in rows] == [str(tmp_path / "voiced" / "voice001.hea")]
 
 
+def test_infinite_metadata_is_kept_as_none(tmp_path: Path) -> None:
+    for name in "ab":
+        (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
+    pd.DataFrame({"path": ["a.wav", "b.wav"], "label": ["1", "0"], "vhi": [float("inf"), 15.0]}).to_parquet(tmp_path / "labels.parquet")
+    rows, _ = read_labels(tmp_path / "labels.parquet", max_file_bytes=10**6)
+    assert [row.metadata for row in rows] == [{"vhi": None}, {"vhi": 15.0}]
+
+
 @pytest.mark.timeout(30)  # reading the pipe would wait forever
 def test_rows_naming_a_pipe_a_folder_or_a_nul_byte_are_rejected_with_the_reason(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.wav")
