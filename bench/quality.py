@@ -78,12 +78,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="CV seed (another seed = other folds)")
     args = parser.parse_args()
     settings = get_settings()
-    rows, rejected = read_voiced_labels(Path(args.folder), max_file_bytes=int(settings.max_file_mb * 1e6))
-    data = training_set(rows, settings, open_client=lambda: dask_client(settings))
+    found = read_voiced_labels(Path(args.folder), max_file_bytes=int(settings.max_file_mb * 1e6))
+    data = training_set(found.rows, settings, open_client=lambda: dask_client(settings))
     table = variants()
     chosen = args.variants.split(",") if args.variants else list(table)
     print(f"VOICED {len(data.labels)} recordings ({int(data.labels.sum())} pathological), feature version {FEATURE_VERSION}, "
-          f"{len(FEATURE_NAMES)} features, subject-grouped 5x{args.repeats}, seed {args.seed}; rejected {len(rejected)}, dropped {len(data.dropped)}")
+          f"{len(FEATURE_NAMES)} features, subject-grouped 5x{args.repeats}, seed {args.seed}; rejected {len(found.rejected)}, dropped {len(data.dropped)}")
     print(f"{'variant':<28} {'auc':>6} {'±':>6} {'uar':>6} {'sens':>6} {'spec':>6} {'brier':>6} {'s':>5}")
     results = {}
     for name in chosen:

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from flows.retrain import assemble_training_set, cross_validate_recipe
 from models.train import check_trainable
-from tasks.labels import negative_labels, read_labels
+from tasks.labels import read_labels
 from voxflow.errors import SourceError
 from voxflow.settings import get_settings
 
@@ -29,20 +29,20 @@ def evaluate_manifest(manifest: str, positive: str | None = None) -> dict[str, A
     -------
     dict
         The CV metrics (auc, uar, f1, sensitivity, specificity, brier, threshold, calibration...), n, dropped,
-        and ``negative_labels``: how many rows each label value made negative.
+        rejected, conflicts (audio whose rows disagree) and ``negative_labels``: how many rows each label value made negative.
     """
     settings = get_settings()
     logger = get_run_logger()
     path = Path(manifest)
     if not path.is_file():
         raise SourceError(f"manifest {manifest} does not exist")
-    rows, rejected = read_labels(path, positive=positive, max_file_bytes=int(settings.max_file_mb * 1e6))
-    for refused in rejected[:5]:
+    found = read_labels(path, positive=positive, max_file_bytes=int(settings.max_file_mb * 1e6))
+    for refused in found.rejected[:5]:
         logger.warning("Row %s left out: %s", refused["row"], refused["reason"])
-    negatives = negative_labels(rows)
+    negatives = found.negative_labels
     logger.info("Counted negative: %s", ", ".join(f"{value} ({n} rows)" for value, n in negatives.items()) or "none")
-    data = assemble_training_set(rows, settings)
+    data = assemble_training_set(found.rows, settings)
     check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
     report = cross_validate_recipe(data, settings)
     logger.info("Evaluated %s: AUC %.3f ± %.3f, UAR %.3f (n=%d)", path.name, report.auc, report.auc_std, report.uar, report.n)
-    return {**report.as_dict(), "rejected": len(rejected), "dropped": len(data.dropped), "negative_labels": negatives}
+    return {**report.as_dict(), "rejected": len(found.rejected), "conflicts": found.conflicts, "dropped": len(data.dropped), "negative_labels": negatives}

@@ -53,6 +53,21 @@ class LabelledAudio:
         )
 
 
+@dataclass
+class LabelledRows:
+    """What a label source holds: one row per audio, the rows refused with a reason, and how many
+    audio were listed with rows that disagree on label or subject (each such row is refused)."""
+
+    rows: list[LabelledAudio]
+    rejected: list[dict[str, str]]
+    conflicts: int = 0
+
+    @property
+    def negative_labels(self) -> dict[str, int]:
+        """How many rows each label value, as written, made negative: an unexpected value shows here."""
+        return dict(Counter(row.original_label for row in self.rows if not row.label))
+
+
 def _label_key(value: object) -> str | float:
     """A label as labels are compared: a finite number by its value, other text in lower case."""
     text = str(value).strip().lower()
@@ -66,7 +81,7 @@ def _label_key(value: object) -> str | float:
 def binary_label(value: object, *, positive: str | None = None) -> int:
     """1 for the positive class, 0 otherwise; case is ignored and numbers compare by value.
 
-    With ``positive``, every other value is negative (:func:`negative_labels` says which values were).
+    With ``positive``, every other value is negative (``LabelledRows.negative_labels`` says which values were).
     Without it, labels must be 0/1 (true/false, yes/no) or pathological/healthy.
 
     Raises
@@ -89,11 +104,6 @@ def binary_label(value: object, *, positive: str | None = None) -> int:
     raise SourceError(f"label {str(value).strip()!r} is not 0/1 nor {POSITIVE_LABEL}/{NEGATIVE_LABEL}: name the positive label with --positive")
 
 
-def negative_labels(rows: Sequence[LabelledAudio]) -> dict[str, int]:
-    """How many rows each label value, as written, made negative: an unexpected value shows here."""
-    return dict(Counter(row.original_label for row in rows if not row.label))
-
-
 def _text(value: object) -> str | None:
     return None if value is None or pd.isna(value) or str(value).strip() == "" else str(value).strip()
 
@@ -103,17 +113,34 @@ def _finite_or_none(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> tuple[list[LabelledAudio], list[dict[str, str]]]:
+def _one_per_audio(listed: Sequence[tuple[str, LabelledAudio]], rejected: list[dict[str, str]]) -> LabelledRows:
+    """The first of an audio's rows when they agree on label and subject; when they disagree, none (each refused)."""
+    by_audio: dict[str, list[tuple[str, LabelledAudio]]] = {}
+    for where, row in listed:
+        by_audio.setdefault(row.sha256, []).append((where, row))
+    found = LabelledRows([], rejected)
+    for same in by_audio.values():
+        if len({(row.label, row.subject_id) for _, row in same}) == 1:
+            found.rows.append(same[0][1])
+            continue
+        found.conflicts += 1
+        named = "; ".join(f"{where} (label {row.original_label}, subject {row.subject_id or '-'})" for where, row in same)
+        found.rejected += [{"row": where, "reason": f"the same audio is listed with another label or subject: {named}"} for where, _ in same]
+    return found
+
+
+def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> LabelledRows:
     """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
 
     Relative paths resolve against the manifest's folder and are kept absolute (a retrain may run
     from any folder); files are hashed (their content is the key).
-    Other columns are kept as metadata (an infinite number as None). The same audio twice keeps its last row.
+    Other columns are kept as metadata (an infinite number as None). The same audio listed twice
+    keeps its first row when the rows agree on label and subject, and none when they disagree.
 
     Returns
     -------
-    (rows, rejected)
-        ``rejected`` holds ``{"row", "reason"}`` for rows without a usable label or audio.
+    LabelledRows
+        ``rejected`` holds ``{"row", "reason"}`` for rows without a usable label or audio, or in conflict.
     """
     try:
         frame = pd.read_parquet(manifest) if manifest.suffix.lower() in PARQUET_SUFFIXES else pd.read_csv(manifest, dtype=str)
@@ -123,7 +150,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     if "label" not in frame.columns or ("path" not in frame.columns and hash_column is None):
         raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(map(str, frame.columns))})")
     folder = manifest.parent.resolve()
-    rows: dict[str, LabelledAudio] = {}
+    listed: list[tuple[str, LabelledAudio]] = []
     rejected: list[dict[str, str]] = []
     for number, record in enumerate(frame.to_dict("records"), start=2):
         where = f"{manifest.name}:{number}"
@@ -148,20 +175,20 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
             rejected.append({"row": where, "reason": "no readable path and no valid sha256"})
             continue
         metadata = {k: _finite_or_none(v) for k, v in record.items() if k not in _KNOWN_COLUMNS and _text(v) is not None}
-        rows[sha] = LabelledAudio(sha, label, path, _text(record.get("subject_id")), raw_label, metadata)
-    return list(rows.values()), rejected
+        listed.append((where, LabelledAudio(sha, label, path, _text(record.get("subject_id")), raw_label, metadata)))
+    return _one_per_audio(listed, rejected)
 
 
-def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> tuple[list[LabelledAudio], list[dict[str, str]]]:
+def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> LabelledRows:
     """Labelled rows of a VOICED (PhysioNet) folder, from its ``voiceNNN-info.txt`` files."""
     frame = voiced_manifest(folder)
-    rows, rejected = [], []
+    listed: list[tuple[str, LabelledAudio]] = []
+    rejected: list[dict[str, str]] = []
     for record in frame.to_dict("records"):
         hashed = hash_candidate(Candidate(Path(record["path"])), max_file_bytes)
         if isinstance(hashed, Rejection):
             rejected.append({"row": hashed.path, "reason": hashed.reason})
             continue
-        rows.append(
-            LabelledAudio(hashed.sha256, binary_label(record["label"]), hashed.path, record["subject_id"], record["label"], {"diagnosis": record["diagnosis"]})
-        )
-    return rows, rejected
+        row = LabelledAudio(hashed.sha256, binary_label(record["label"]), hashed.path, record["subject_id"], record["label"], {"diagnosis": record["diagnosis"]})
+        listed.append((hashed.path, row))
+    return _one_per_audio(listed, rejected)

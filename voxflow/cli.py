@@ -273,28 +273,33 @@ METRIC_ROWS = ("n", "n_positive", "auc", "auc_std", "uar", "f1", "sensitivity", 
 
 def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from store.labels import LabelStore
-    from tasks.labels import negative_labels, read_labels, read_voiced_labels
+    from tasks.labels import read_labels, read_voiced_labels
     from voxflow.errors import SourceError
 
     source = Path(args.file)
     max_bytes = int(settings.max_file_mb * 1e6)
     if args.voiced:
-        rows, rejected = read_voiced_labels(source, max_file_bytes=max_bytes)
+        found = read_voiced_labels(source, max_file_bytes=max_bytes)
     elif source.is_file():
-        rows, rejected = read_labels(source, positive=args.positive, max_file_bytes=max_bytes)
+        found = read_labels(source, positive=args.positive, max_file_bytes=max_bytes)
     else:
         raise SourceError(f"label manifest {source} does not exist (a VOICED folder needs --voiced)")
     with _database(settings) as db:
         store = LabelStore(db)
         store.ensure_indexes()
-        written = store.replace([row.to_doc(source=args.source or source.name) for row in rows])
+        written = store.replace([row.to_doc(source=args.source or source.name) for row in found.rows])
         total = store.count()
-    for refused in rejected:
+    for refused in found.rejected:
         print(f"not imported: {refused['row']}: {refused['reason']}", file=sys.stderr)
-    positives, negatives = sum(row.label for row in rows), negative_labels(rows)
-    report = {"imported": written, "positive": positives, "negative": len(rows) - positives, "negative_labels": negatives, "rejected": len(rejected), "total": total}
+    positives, negatives = sum(row.label for row in found.rows), found.negative_labels
+    report = {
+        "imported": written, "positive": positives, "negative": len(found.rows) - positives, "negative_labels": negatives,
+        "rejected": len(found.rejected), "conflicts": found.conflicts, "total": total,
+    }
     named = ", ".join(f"{value} {n}" for value, n in negatives.items())
-    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {len(rows) - positives} negative{': ' + named if named else ''}), {len(rejected)} rejected; {total} in the labels collection")
+    conflicts = f" ({found.conflicts} audio listed with conflicting labels or subjects)" if found.conflicts else ""
+    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {report['negative']} negative{': ' + named if named else ''}), "
+          f"{len(found.rejected)} rejected{conflicts}; {total} in the labels collection")
     return 0
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tasks.ingest import content_hash
-from tasks.labels import LabelledAudio, binary_label, negative_labels, read_labels, read_voiced_labels
+from tasks.labels import LabelledAudio, binary_label, read_labels, read_voiced_labels
 from voxflow.errors import SourceError
 
 
@@ -41,9 +41,9 @@ def test_float_labels_from_parquet_and_the_values_counted_negative(tmp_path: Pat
     (tmp_path / "b.wav").write_bytes(b"RIFF-b")
     (tmp_path / "c.wav").write_bytes(b"RIFF-c")
     pd.DataFrame({"path": ["a.wav", "b.wav", "c.wav"], "label": [1.0, 0.0, 2.0]}).to_parquet(tmp_path / "labels.parquet")
-    rows, rejected = read_labels(tmp_path / "labels.parquet", positive="1", max_file_bytes=10**6)
-    assert not rejected and sorted(row.label for row in rows) == [0, 0, 1]
-    assert negative_labels(rows) == {"0.0": 1, "2.0": 1}
+    found = read_labels(tmp_path / "labels.parquet", positive="1", max_file_bytes=10**6)
+    assert not found.rejected and sorted(row.label for row in found.rows) == [0, 0, 1]
+    assert found.negative_labels == {"0.0": 1, "2.0": 1}
 
 
 def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
@@ -61,7 +61,8 @@ def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
             {"path": "audio/a.wav", "sha256": None, "label": None, "subject_id": "s1", "age": None},
         ]
     ).to_csv(tmp_path / "labels.csv", index=False)
-    rows, rejected = read_labels(tmp_path / "labels.csv", positive="dysphonia", max_file_bytes=10**6)
+    found = read_labels(tmp_path / "labels.csv", positive="dysphonia", max_file_bytes=10**6)
+    rows, rejected = found.rows, found.rejected
     by_hash = {row.sha256: row for row in rows}
     a = by_hash[content_hash(tmp_path / "audio" / "a.wav", max_bytes=10**6)[0]]
     assert a.label == 1 and a.subject_id == "s1" and a.metadata == {"age": "40"} and a.path == str(tmp_path / "audio" / "a.wav")
@@ -72,23 +73,42 @@ def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
     assert LabelledAudio.from_doc(a.to_doc(source="x")) == a
 
 
+def test_rows_of_one_audio_that_disagree_are_all_refused_and_agreeing_ones_kept_once(tmp_path: Path) -> None:
+    for name in "ab":
+        (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
+    pd.DataFrame(
+        [
+            {"path": "a.wav", "label": "pathological", "subject_id": "s1"},
+            {"path": "b.wav", "label": "healthy", "subject_id": "s2"},
+            {"path": str(tmp_path / "a.wav"), "label": "healthy", "subject_id": "s1"},
+            {"path": "b.wav", "label": "0", "subject_id": "s2", "note": "second"},
+        ]
+    ).to_csv(tmp_path / "labels.csv", index=False)
+    found = read_labels(tmp_path / "labels.csv", max_file_bytes=10**6)
+    assert [(row.path, row.original_label, row.metadata) for row in found.rows] == [(str(tmp_path / "b.wav"), "healthy", {})]
+    assert found.conflicts == 1 and [r["row"] for r in found.rejected] == ["labels.csv:2", "labels.csv:4"]
+    assert found.rejected[0]["reason"] == (
+        "the same audio is listed with another label or subject: labels.csv:2 (label pathological, subject s1); labels.csv:4 (label healthy, subject s1)"
+    )
+    pd.DataFrame({"path": ["a.wav", "a.wav"], "label": ["1", "1"], "subject_id": ["s1", "s9"]}).to_csv(tmp_path / "subjects.csv", index=False)
+    assert read_labels(tmp_path / "subjects.csv", max_file_bytes=10**6).conflicts == 1
+
+
 def test_paths_are_kept_absolute_whatever_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "cohort" / "audio").mkdir(parents=True)
     (tmp_path / "cohort" / "audio" / "a.wav").write_bytes(b"RIFF-a")
     pd.DataFrame({"path": ["audio/a.wav"], "label": ["1"]}).to_csv(tmp_path / "cohort" / "labels.csv", index=False)
     voiced_record(tmp_path / "voiced", "voice001", "healthy")
     monkeypatch.chdir(tmp_path)
-    rows, _ = read_labels(Path("cohort/labels.csv"), max_file_bytes=10**6)
-    assert [row.path for row in rows] == [str(tmp_path / "cohort" / "audio" / "a.wav")]
-    rows, _ = read_voiced_labels(Path("voiced"), max_file_bytes=10**6)
-    assert [row.path for row in rows] == [str(tmp_path / "voiced" / "voice001.hea")]
+    assert [row.path for row in read_labels(Path("cohort/labels.csv"), max_file_bytes=10**6).rows] == [str(tmp_path / "cohort" / "audio" / "a.wav")]
+    assert [row.path for row in read_voiced_labels(Path("voiced"), max_file_bytes=10**6).rows] == [str(tmp_path / "voiced" / "voice001.hea")]
 
 
 def test_infinite_metadata_is_kept_as_none(tmp_path: Path) -> None:
     for name in "ab":
         (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
     pd.DataFrame({"path": ["a.wav", "b.wav"], "label": ["1", "0"], "vhi": [float("inf"), 15.0]}).to_parquet(tmp_path / "labels.parquet")
-    rows, _ = read_labels(tmp_path / "labels.parquet", max_file_bytes=10**6)
+    rows = read_labels(tmp_path / "labels.parquet", max_file_bytes=10**6).rows
     assert [row.metadata for row in rows] == [{"vhi": None}, {"vhi": 15.0}]
 
 
@@ -97,9 +117,9 @@ def test_rows_naming_a_pipe_a_folder_or_a_nul_byte_are_rejected_with_the_reason(
     os.mkfifo(tmp_path / "pipe.wav")
     (tmp_path / "folder.wav").mkdir()
     pd.DataFrame({"path": ["pipe.wav", "folder.wav", "a\0b.wav"], "label": ["1", "0", "1"]}).to_parquet(tmp_path / "labels.parquet")
-    rows, rejected = read_labels(tmp_path / "labels.parquet", max_file_bytes=10**6)
-    reasons = {r["row"]: r["reason"] for r in rejected}
-    assert not rows and list(reasons) == ["labels.parquet:2", "labels.parquet:3", "labels.parquet:4"]
+    found = read_labels(tmp_path / "labels.parquet", max_file_bytes=10**6)
+    reasons = {r["row"]: r["reason"] for r in found.rejected}
+    assert not found.rows and list(reasons) == ["labels.parquet:2", "labels.parquet:3", "labels.parquet:4"]
     assert "not a regular file" in reasons["labels.parquet:2"] and "a folder, not a file" in reasons["labels.parquet:3"]
     assert "invalid path: embedded null byte" in reasons["labels.parquet:4"]
 
@@ -111,8 +131,9 @@ def test_manifest_without_label_column_is_refused(tmp_path: Path) -> None:
 
 
 def test_voiced_adapter_labels_every_record(voiced_dir: Path) -> None:
-    rows, rejected = read_voiced_labels(voiced_dir, max_file_bytes=10**8)
-    assert len(rows) == 208 and not rejected
+    found = read_voiced_labels(voiced_dir, max_file_bytes=10**8)
+    rows = found.rows
+    assert len(rows) == 208 and not found.rejected and not found.conflicts
     assert sum(row.label for row in rows) == 151
     first = min(rows, key=lambda row: row.subject_id)
     assert first.subject_id == "voice001" and first.path.endswith("voice001.hea") and "diagnosis" in first.metadata

@@ -310,11 +310,12 @@ def _import_labels(argv: list[str], settings: Settings, db: Database, capsys: py
     return capsys.readouterr().out
 
 
-def test_labels_import_names_the_values_it_counted_negative(
+def test_labels_import_names_the_values_it_counted_negative_and_the_conflicts(
     test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in "abc":
+    for name in "abcd":
         (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
-    pd.DataFrame({"path": ["a.wav", "b.wav", "c.wav"], "label": ["Pathological", "healthy", "unknown"]}).to_csv(tmp_path / "m.csv", index=False)
+    labels = {"path": ["a.wav", "b.wav", "c.wav", "d.wav", "d.wav"], "label": ["Pathological", "healthy", "unknown", "pathological", "healthy"]}
+    pd.DataFrame(labels).to_csv(tmp_path / "m.csv", index=False)
     out = _import_labels([str(tmp_path / "m.csv"), "--positive", "pathological"], test_settings, mongo_db, capsys)
-    assert "imported 3 labels (1 positive, 2 negative: healthy 1, unknown 1), 0 rejected" in out
+    assert "imported 3 labels (1 positive, 2 negative: healthy 1, unknown 1), 2 rejected (1 audio listed with conflicting labels or subjects)" in out
