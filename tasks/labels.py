@@ -180,10 +180,9 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
 
 
 def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> LabelledRows:
-    """Labelled rows of a VOICED (PhysioNet) folder, from its ``voiceNNN-info.txt`` files."""
-    frame = voiced_manifest(folder)
+    """Labelled rows of a VOICED (PhysioNet) folder, from its ``voiceNNN-info.txt`` files; records it skips are rejected rows."""
+    frame, rejected = voiced_manifest(folder)
     listed: list[tuple[str, LabelledAudio]] = []
-    rejected: list[dict[str, str]] = []
     for record in frame.to_dict("records"):
         hashed = hash_candidate(Candidate(Path(record["path"])), max_file_bytes)
         if isinstance(hashed, Rejection):

@@ -12,23 +12,34 @@ from voxflow.errors import SourceError
 _DIAGNOSIS = re.compile(r"^Diagnosis:\s*(.+?)\s*$", re.MULTILINE)
 
 
-def voiced_manifest(folder: Path) -> pd.DataFrame:
+def voiced_manifest(folder: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Manifest rows (path, subject_id, label, diagnosis) for every record of a VOICED folder.
 
     ``path`` is the record's header, absolute; ``label`` is ``healthy`` when the diagnosis says so
     and ``pathological`` otherwise.
 
+    Returns
+    -------
+    (frame, skipped)
+        ``skipped`` holds ``{"row", "reason"}`` for each record without a Diagnosis line or a header.
+
     Raises
     ------
     SourceError
-        When the folder holds no ``voiceNNN-info.txt`` files.
+        When the folder does not exist or holds no usable ``voiceNNN-info.txt`` file.
     """
+    if not folder.is_dir():
+        raise SourceError(f"VOICED folder {folder} not found" if not folder.exists() else f"{folder} is not a folder")
     folder = folder.resolve()
-    rows = []
+    rows, skipped = [], []
     for info in sorted(folder.glob("voice*-info.txt")):
         record = info.name.removesuffix("-info.txt")
         match = _DIAGNOSIS.search(info.read_text(errors="replace"))
-        if match is None or not (folder / f"{record}.hea").exists():
+        if match is None:
+            skipped.append({"row": record, "reason": f"no 'Diagnosis:' line in {info.name}"})
+            continue
+        if not (folder / f"{record}.hea").exists():
+            skipped.append({"row": record, "reason": f"no {record}.hea next to {info.name}"})
             continue
         diagnosis = match.group(1).strip().lower()
         rows.append(
@@ -40,5 +51,6 @@ def voiced_manifest(folder: Path) -> pd.DataFrame:
             }
         )
     if not rows:
-        raise SourceError(f"{folder} holds no VOICED records (voiceNNN-info.txt next to voiceNNN.hea)")
-    return pd.DataFrame(rows)
+        first = f" ({len(skipped)} skipped, the first {skipped[0]['row']}: {skipped[0]['reason']})" if skipped else ""
+        raise SourceError(f"{folder} holds no VOICED records (voiceNNN-info.txt with a Diagnosis line next to voiceNNN.hea){first}")
+    return pd.DataFrame(rows), skipped

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pymongo.database import Database
 
 from store.backup import COLLECTIONS
+
+
+def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: bool = True) -> None:
+    """A VOICED-like record in ``folder``: its -info.txt (with a Diagnosis line unless None) and a small header and signal file."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{record}-info.txt").write_text(f"ID\t{record}\nAge:\t40\n" + (f"Diagnosis:\t{diagnosis}\n" if diagnosis else ""))
+    if header:
+        (folder / f"{record}.hea").write_text(f"{record} 1 8000 2\n{record}.dat 16 1 0 0 0 0 0 voice\n")
+        (folder / f"{record}.dat").write_bytes(record.encode())
 
 
 def snapshot(db: Database) -> dict[str, list[dict[str, Any]]]:

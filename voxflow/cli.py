@@ -371,10 +371,13 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.voiced import voiced_manifest
 
-    frame = voiced_manifest(Path(args.folder))
+    frame, skipped = voiced_manifest(Path(args.folder))
     frame.to_csv(args.output, index=False)
+    for record in skipped:
+        print(f"skipped {record['row']}: {record['reason']}", file=sys.stderr)
     counts = frame["label"].value_counts().to_dict()
-    print(f"wrote {len(frame)} records to {args.output} ({', '.join(f'{v} {k}' for k, v in counts.items())})")
+    also = f"; {len(skipped)} records skipped" if skipped else ""
+    print(f"wrote {len(frame)} records to {args.output} ({', '.join(f'{v} {k}' for k, v in counts.items())}){also}")
     return 0
 
 

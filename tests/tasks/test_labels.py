@@ -8,16 +8,8 @@ import pytest
 
 from tasks.ingest import content_hash
 from tasks.labels import LabelledAudio, binary_label, read_labels, read_voiced_labels
+from tests.helpers import voiced_record
 from voxflow.errors import SourceError
-
-
-def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: bool = True) -> None:
-    """A VOICED-like record in ``folder``: its -info.txt (with a Diagnosis line unless None) and a small header and signal file."""
-    folder.mkdir(exist_ok=True)
-    (folder / f"{record}-info.txt").write_text(f"ID\t{record}\nAge:\t40\n" + (f"Diagnosis:\t{diagnosis}\n" if diagnosis else ""))
-    if header:
-        (folder / f"{record}.hea").write_text(f"{record} 1 8000 2\n{record}.dat 16 1 0 0 0 0 0 voice\n")
-        (folder / f"{record}.dat").write_bytes(record.encode())
 
 
 @pytest.mark.parametrize(("value", "expected"), [("1", 1), ("0", 0), ("pathological", 1), ("Healthy", 0), ("true", 1), (0, 0), ("1.00", 1), (0.0, 0)])
@@ -122,6 +114,13 @@ def test_rows_naming_a_pipe_a_folder_or_a_nul_byte_are_rejected_with_the_reason(
     assert not found.rows and list(reasons) == ["labels.parquet:2", "labels.parquet:3", "labels.parquet:4"]
     assert "not a regular file" in reasons["labels.parquet:2"] and "a folder, not a file" in reasons["labels.parquet:3"]
     assert "invalid path: embedded null byte" in reasons["labels.parquet:4"]
+
+
+def test_voiced_records_it_skips_are_rejected_rows(tmp_path: Path) -> None:
+    voiced_record(tmp_path, "voice001", "healthy")
+    voiced_record(tmp_path, "voice002", None)
+    found = read_voiced_labels(tmp_path, max_file_bytes=10**6)
+    assert len(found.rows) == 1 and found.rejected == [{"row": "voice002", "reason": "no 'Diagnosis:' line in voice002-info.txt"}]
 
 
 def test_manifest_without_label_column_is_refused(tmp_path: Path) -> None:

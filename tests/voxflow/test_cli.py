@@ -15,6 +15,7 @@ from pymongo.database import Database
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
 from store.mongo import ResultStore
+from tests.helpers import voiced_record
 from tests.voxflow_cli import last_json, run_cli
 from voxflow.cli import (
     BACKUP_COLUMNS,
@@ -28,6 +29,7 @@ from voxflow.cli import (
     cmd_queue,
     cmd_quarantine,
     cmd_results,
+    cmd_voiced_manifest,
 )
 from voxflow.errors import VoxflowError
 from voxflow.settings import Settings
@@ -319,3 +321,18 @@ def test_labels_import_names_the_values_it_counted_negative_and_the_conflicts(
     pd.DataFrame(labels).to_csv(tmp_path / "m.csv", index=False)
     out = _import_labels([str(tmp_path / "m.csv"), "--positive", "pathological"], test_settings, mongo_db, capsys)
     assert "imported 3 labels (1 positive, 2 negative: healthy 1, unknown 1), 2 rejected (1 audio listed with conflicting labels or subjects)" in out
+
+
+def test_voiced_manifest_counts_the_records_it_skips(test_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    voiced_record(tmp_path / "voiced", "voice001", "healthy")
+    voiced_record(tmp_path / "voiced", "voice002", None)
+    voiced_record(tmp_path / "voiced", "voice003", "healthy", header=False)
+    args = build_parser().parse_args(["voiced-manifest", str(tmp_path / "voiced"), "-o", str(tmp_path / "m.csv")])
+    assert cmd_voiced_manifest(args, test_settings) == 0
+    out, err = capsys.readouterr()
+    assert out == f"wrote 1 records to {tmp_path / 'm.csv'} (1 healthy); 2 records skipped\n"
+    assert err.splitlines() == ["skipped voice002: no 'Diagnosis:' line in voice002-info.txt", "skipped voice003: no voice003.hea next to voice003-info.txt"]
+
+
+def test_voiced_manifest_of_a_missing_folder_says_not_found(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli(["voiced-manifest", str(tmp_path / "nope")], bare_env(tmp_path), timeout=60), f"VOICED folder {tmp_path / 'nope'} not found")
