@@ -282,8 +282,10 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
         found = read_voiced_labels(source, max_file_bytes=max_bytes)
     elif source.is_file():
         found = read_labels(source, positive=args.positive, max_file_bytes=max_bytes)
+    elif source.is_dir():
+        raise SourceError(f"{source} is a folder, not a label manifest (CSV/Parquet); for a VOICED folder add --voiced")
     else:
-        raise SourceError(f"label manifest {source} does not exist (a VOICED folder needs --voiced)")
+        raise SourceError(f"label manifest {source} does not exist")
     with _database(settings) as db:
         store = LabelStore(db)
         store.ensure_indexes()

@@ -336,3 +336,8 @@ def test_voiced_manifest_counts_the_records_it_skips(test_settings: Settings, tm
 
 def test_voiced_manifest_of_a_missing_folder_says_not_found(tmp_path: Path) -> None:
     assert_one_line_error(run_cli(["voiced-manifest", str(tmp_path / "nope")], bare_env(tmp_path), timeout=60), f"VOICED folder {tmp_path / 'nope'} not found")
+
+
+def test_labels_import_of_a_folder_suggests_voiced(tmp_path: Path) -> None:
+    proc = run_cli(["labels", "import", str(tmp_path)], bare_env(tmp_path), timeout=60)
+    assert_one_line_error(proc, f"{tmp_path} is a folder, not a label manifest (CSV/Parquet); for a VOICED folder add --voiced")
