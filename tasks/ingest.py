@@ -318,6 +318,8 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
         if lists_paths:
             _check_columns(path, columns)
         return
+    if not lists_paths and os.path.exists(path):
+        raise SourceError(f"{source} is {'a folder' if os.path.isdir(path) else 'no manifest'}: name a CSV/Parquet manifest")
     if os.path.isfile(path) and not is_audio(path):
         raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
     if os.path.exists(path):

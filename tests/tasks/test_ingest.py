@@ -257,6 +257,8 @@ def test_a_file_that_is_neither_audio_nor_a_usable_manifest_fails_before_any_wor
         with pytest.raises(SourceError, match=message):
             check_source(str(tmp_path / name))
     check_source(str(tmp_path / "labels.csv"), lists_paths=False)  # a label manifest may name audio by sha256
+    with pytest.raises(SourceError, match="is a folder: name a CSV/Parquet manifest"):
+        check_source(str(tmp_path), lists_paths=False)
 
 
 def test_missing_source_fails_fast(tmp_path: Path) -> None:
