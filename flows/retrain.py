@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from flows.train import card_fields
-from models.artifact import ModelCard
+from models.artifact import ModelBundle, ModelCard, read_training_hashes, score
 from models.promotion import should_promote, unless_champion_changed, unless_rolled_back
-from models.registry import save_version
+from models.registry import model_folder, save_version
 from models.train import (
     DEFAULT_N_FEATURES,
     DEFAULT_ROUNDS,
@@ -20,6 +21,7 @@ from models.train import (
     check_trainable,
     cross_validate,
     fit_model,
+    holdout_metrics,
     keep_columns,
     recorded_recipe,
     select_columns,
@@ -89,6 +91,35 @@ def champion_on_same_folds(champion: ModelCard, data: TrainingSet, settings: Set
     return report.as_dict(), f"champion {champion.version} recipe re-run on the same folds"
 
 
+def champion_on_unseen_rows(
+    champion: ModelBundle, data: TrainingSet, report: CVReport, settings: Settings
+) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """(challenger, champion, note): both on the labelled recordings the champion never trained on, the
+    champion model's own scores against the challenger recipe's out-of-fold ones.
+
+    This compares the models, not their recipes: a challenger built by the champion's own recipe on new
+    labels can win. None when the champion's training set is unknown (saved without it), its features
+    are not this code's, or those recordings are fewer than ``retrain_min_labels`` or of one class.
+    """
+    card = champion.card
+    seen = read_training_hashes(model_folder(settings.models_dir, card.version))
+    if seen is None or card.feature_version != FEATURE_VERSION or not set(card.feature_names) <= set(FEATURE_NAMES):
+        return None
+    unseen = np.array([sha not in seen for sha in data.hashes], dtype=bool)
+    labels = data.labels[unseen]
+    if len(labels) < settings.retrain_min_labels or len(set(labels.tolist())) < 2:
+        return None
+    columns = [FEATURE_NAMES.index(name) for name in card.feature_names]
+    champion_scores = score(champion, data.features[unseen][:, columns]).scores
+    challenger_scores = np.asarray(report.oof_scores)[unseen]
+    note = f"on the {len(labels)} labelled recordings champion {card.version} never trained on: its scores against the challenger's out-of-fold scores"
+    return holdout_metrics(labels, challenger_scores, report.threshold), holdout_metrics(labels, champion_scores, card.threshold), note
+
+
+def _brief(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{name.upper()} {metrics[name]:.3f}" if isinstance(metrics.get(name), float) else f"{name.upper()} -" for name in ("auc", "uar"))
+
+
 def fit_final(data: TrainingSet, settings: Settings) -> FittedModel:
     """The model on all rows: in this process, or across the Dask cluster from ``distributed_training_rows``."""
     if len(data.labels) < settings.distributed_training_rows:
@@ -134,24 +165,32 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     report = cross_validate_recipe(data, settings)
     logger.info("Challenger CV: AUC %.3f ± %.3f, UAR %.3f, sensitivity %.3f, specificity %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.sensitivity, report.specificity, report.n)
     champion_doc = models.champion()
-    champion = resolve_bundle(models, settings.models_dir).card
-    champion_metrics, note = champion_on_same_folds(champion, data, settings)
-    logger.info("Champion %s: AUC %.3f, UAR %.3f (%s)", champion.version, champion_metrics["auc"], champion_metrics["uar"], note)
+    champion_bundle = resolve_bundle(models, settings.models_dir)
+    champion = champion_bundle.card
+    compared = champion_on_unseen_rows(champion_bundle, data, report, settings)
+    if compared is None:
+        champion_metrics, note = champion_on_same_folds(champion, data, settings)
+        challenger_metrics = report.as_dict()
+    else:
+        challenger_metrics, champion_metrics, note = compared
+    logger.info("Challenger %s against champion %s %s: %s", _brief(challenger_metrics), champion.version, _brief(champion_metrics), note)
     model = fit_final(data, settings)
     training = {
         "source": "labels collection", "from_feature_store": data.from_store, "extracted": data.extracted,
         "dropped": len(data.dropped), "data_hash": data.data_hash,
     }
     fields = card_fields(report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", training=training)
-    card = save_version(model.booster, fields, settings.models_dir)
+    card = save_version(model.booster, fields, settings.models_dir, training_hashes=data.hashes)
     result = {
         "version": card.version, "champion_version": champion.version, "n": report.n, "dropped": len(data.dropped),
-        "metrics": report.as_dict(), "champion_metrics": champion_metrics,
+        "metrics": report.as_dict(), "compared_metrics": challenger_metrics, "champion_metrics": champion_metrics,
     }
     if card.version == champion.version:
         return {**result, "status": "champion", "reason": "identical to the champion (same data, same recipe)"}
-    registered = models.register({**model_document(card, settings.models_dir), "champion_metrics": champion_metrics, "compared_with": note})
-    decision = unless_rolled_back(should_promote(report.as_dict(), champion_metrics, settings.promotion_margin), registered)
+    registered = models.register({
+        **model_document(card, settings.models_dir), "compared_metrics": challenger_metrics, "champion_metrics": champion_metrics, "compared_with": note,
+    })
+    decision = unless_rolled_back(should_promote(challenger_metrics, champion_metrics, settings.promotion_margin), registered)
     with registry_changes(settings):
         decision = unless_champion_changed(decision, champion_doc, models.champion())
         if decision.promote:

@@ -131,10 +131,11 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
         report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}",
         training={"manifest": Path(manifest).name, "dataset": dataset, "positive_label": positive, "rejected": len(rejected), "data_hash": data_hash},
     )
+    trained_on = [row["audio_sha256"] for row in rows]
     if out_dir:
-        card: ModelCard = save_model(model.booster, fields, Path(out_dir))
+        card: ModelCard = save_model(model.booster, fields, Path(out_dir), training_hashes=trained_on)
     else:
-        card = save_version(model.booster, fields, settings.models_dir)
+        card = save_version(model.booster, fields, settings.models_dir, training_hashes=trained_on)
         register_model(card, settings, promote=promote)
     logger.info("Model %s saved (threshold %.3f)%s", card.version, card.threshold, " and promoted to champion" if promote else "")
     return card.to_dict()

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # xgboost (and the scikit-learn it pulls in) costs ~1.4 s of 
 
 BOOSTER_FILE = "model.ubj"
 CARD_FILE = "card.json"
+TRAINING_HASHES_FILE = "training_hashes.txt"  # the audio a model was trained on: what it never saw is a fair test of it
 POSITIVE_LABEL = "pathological"
 NEGATIVE_LABEL = "healthy"
 
@@ -72,11 +73,12 @@ def model_version(booster_ubj: bytes, feature_version: int, threshold: float) ->
     return f"xgb-fv{feature_version}-{hashlib.sha256(content).hexdigest()[:10]}"
 
 
-def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path) -> ModelCard:
-    """Write ``model.ubj`` and ``card.json`` into ``directory`` and return the card.
+def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path, *, training_hashes: Iterable[str] = ()) -> ModelCard:
+    """Write ``model.ubj``, ``card.json`` and ``training_hashes.txt`` into ``directory`` and return the card.
 
     ``card_fields`` holds every ModelCard field except ``version`` and ``booster_sha256``,
     which are derived from the booster bytes (and the threshold, for the version).
+    ``training_hashes`` are the sha256 of the audio it was trained on (one per line in the file).
     """
     raw = bytes(booster.save_raw(raw_format="ubj"))
     card = ModelCard(
@@ -87,7 +89,16 @@ def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Pat
     directory.mkdir(parents=True, exist_ok=True)
     (directory / BOOSTER_FILE).write_bytes(raw)
     (directory / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    (directory / TRAINING_HASHES_FILE).write_text("".join(f"{sha}\n" for sha in sorted(set(training_hashes))))
     return card
+
+
+def read_training_hashes(directory: Path) -> frozenset[str] | None:
+    """The sha256 of the audio the model in ``directory`` was trained on; None for a model saved without them."""
+    try:
+        return frozenset((directory / TRAINING_HASHES_FILE).read_text().split())
+    except FileNotFoundError:
+        return None
 
 
 def read_bundle(directory: Path) -> ModelBundle:

@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from models.artifact import CARD_FILE, ModelBundle, ModelCard, read_bundle, save_model
 from voxflow.errors import ModelError
@@ -26,7 +26,7 @@ def shipped_bundle() -> ModelBundle:
     return read_bundle(SHIPPED_DIR)
 
 
-def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: Path) -> ModelCard:
+def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: Path, *, training_hashes: Iterable[str] = ()) -> ModelCard:
     """Write a model under ``models_dir/<version>`` (its content address).
 
     An existing folder of that version is kept when it reads back whole, and replaced when it does not
@@ -38,7 +38,7 @@ def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: 
     staging.chmod(0o755)  # mkdtemp's 0700 would become the version folder's
     damaged = models_dir / f"{staging.name}-damaged"
     try:
-        card = save_model(booster, card_fields, staging)
+        card = save_model(booster, card_fields, staging, training_hashes=training_hashes)
         final = models_dir / card.version
         if _intact(final, card.version):
             return card
@@ -62,6 +62,21 @@ def _intact(folder: Path, version: str) -> bool:
         return False
 
 
+def model_folder(models_dir: Path, version: str | None = None) -> Path:
+    """The folder of ``version``: under ``models_dir``, else the shipped baseline's when it is that version (or None).
+
+    Raises
+    ------
+    ModelError
+        When the version is neither.
+    """
+    if version is not None and (models_dir / version / CARD_FILE).is_file():
+        return models_dir / version
+    if version is None or read_bundle(SHIPPED_DIR).card.version == version:
+        return SHIPPED_DIR
+    raise ModelError(f"model version {version!r} not found in {models_dir} nor shipped with voxflow")
+
+
 def load_bundle(models_dir: Path, version: str | None = None, *, expected_sha256: str | None = None) -> ModelBundle:
     """Load ``version`` from ``models_dir`` (or the shipped baseline of that version); None gives the baseline.
 
@@ -75,14 +90,7 @@ def load_bundle(models_dir: Path, version: str | None = None, *, expected_sha256
     ModelError
         When the version is unknown or its artifact fails a checksum.
     """
-    if version is None:
-        bundle = shipped_bundle()
-    elif (models_dir / version / CARD_FILE).is_file():
-        bundle = read_bundle(models_dir / version)
-    else:
-        bundle = shipped_bundle()
-        if bundle.card.version != version:
-            raise ModelError(f"model version {version!r} not found in {models_dir} nor shipped with voxflow")
+    bundle = read_bundle(model_folder(models_dir, version))
     if expected_sha256 is not None and bundle.card.booster_sha256 != expected_sha256:
         raise ModelError(
             f"model {bundle.card.version}: artifact sha256 {bundle.card.booster_sha256[:12]} differs from the "

@@ -75,6 +75,8 @@ class CVReport:
     target_sensitivity: float | None = None
     fold_aucs: tuple[float, ...] = ()
     calibration: tuple[dict[str, float | int], ...] = field(default=())
+    # Each row's out-of-fold score, averaged over repeats (per-row data, not a metric: left out of as_dict).
+    oof_scores: tuple[float, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready metrics: floats rounded to 4 places, NaN (not computable on these folds) as None, tuples as lists."""
@@ -87,7 +89,7 @@ class CVReport:
                 return {k: plain(v) for k, v in value.items()}
             return value
 
-        return {k: plain(v) for k, v in self.__dict__.items()}
+        return {k: plain(v) for k, v in self.__dict__.items() if k != "oof_scores"}
 
 
 def class_weight(labels: np.ndarray) -> float:
@@ -358,4 +360,22 @@ def cross_validate(
         target_sensitivity=target_sensitivity,
         fold_aucs=tuple(float(a) for a in per_fold["auc"]),
         calibration=tuple(calibration_table(labels, oof)),
+        oof_scores=tuple(float(score) for score in oof),
     )
+
+
+def holdout_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+    """AUC and balanced accuracy (UAR, at ``threshold``) of scores on held-out rows; None where one class is absent.
+
+    Examples
+    --------
+    >>> holdout_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]), 0.5)
+    {'n': 4, 'n_positive': 2, 'auc': 0.75, 'uar': 0.5}
+    """
+    labels = np.asarray(labels)
+    both = len(set(labels.tolist())) == 2
+    return {
+        "n": int(len(labels)), "n_positive": int(labels.sum()),
+        "auc": round(float(roc_auc_score(labels, scores)), 4) if both else None,
+        "uar": round(float(balanced_accuracy_score(labels, np.asarray(scores) >= threshold)), 4) if both else None,
+    }

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifact import read_bundle, save_model, score
+from models.artifact import read_bundle, read_training_hashes, save_model, score
 from models.train import fit_booster
 from voxflow.errors import ModelError
 
@@ -42,6 +42,17 @@ def test_a_missing_feature_is_explained_as_none_not_nan(tmp_path: Path) -> None:
     values = {f["feature"]: f["value"] for f in scored.top_factors[0]}
     assert values["b"] is None and all(v is not None for k, v in values.items() if k != "b")
     json.dumps(scored.top_factors, allow_nan=False)  # strict JSON, as a MongoDB server may insist
+
+
+def test_a_model_keeps_the_audio_it_was_trained_on(tmp_path: Path) -> None:
+    _model(tmp_path / "m")
+    assert read_training_hashes(tmp_path / "m") == frozenset()  # saved without them: an empty list
+    (tmp_path / "m" / "training_hashes.txt").unlink()
+    assert read_training_hashes(tmp_path / "m") is None  # a model from before they were kept: unknown
+    booster = fit_booster(np.zeros((4, 3)), np.array([0, 1, 0, 1]), rounds=2)
+    fields = {"feature_version": 9, "feature_names": NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00"}
+    save_model(booster, fields, tmp_path / "n", training_hashes=["b" * 64, "a" * 64, "b" * 64])
+    assert read_training_hashes(tmp_path / "n") == {"a" * 64, "b" * 64}
 
 
 def test_tampered_booster_is_refused(tmp_path: Path) -> None:

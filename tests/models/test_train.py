@@ -14,6 +14,7 @@ from models.train import (
     cross_validate,
     fit_booster,
     fit_model,
+    holdout_metrics,
     rank_features,
     sensitivity_threshold,
 )
@@ -100,6 +101,19 @@ def test_report_writes_a_metric_no_fold_could_compute_as_null() -> None:
     metrics = report.as_dict()
     assert metrics["auc"] is None and metrics["sensitivity"] is None and metrics["fold_aucs"] == [None, 0.75]
     json.dumps(metrics, allow_nan=False)  # valid JSON, and a document MongoDB stores
+
+
+def test_each_rows_out_of_fold_score_is_kept_but_not_among_the_metrics() -> None:
+    features, labels, groups = _separable()
+    report = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=60)
+    oof = np.asarray(report.oof_scores)
+    assert oof.shape == (120,) and ((0 <= oof) & (oof <= 1)).all()
+    assert holdout_metrics(labels, oof, report.threshold)["auc"] > 0.85  # each row scored by models that never saw it
+    assert "oof_scores" not in report.as_dict()
+
+
+def test_holdout_metrics_of_one_class_are_none() -> None:
+    assert holdout_metrics(np.array([1, 1, 1]), np.array([0.2, 0.9, 0.6]), 0.5) == {"n": 3, "n_positive": 3, "auc": None, "uar": None}
 
 
 def test_balanced_threshold_separates_two_clusters() -> None:
