@@ -91,7 +91,7 @@ def score_files(
             logger.info(progress.line())
             update_progress_artifact(artifact_id=artifact, progress=progress.percent)
 
-    # One worker per full chunk to start with (within the adaptive bounds): no waiting for adaptive scaling to add them.
+    # A worker per chunk of files to start with (rounded up, within the adaptive bounds): no waiting for adaptive scaling to add them.
     cluster = nullcontext(client) if client is not None else dask_client(settings, workers=initial_workers(len(files), settings, chunk_size))
     with cluster as client:
         window = max(4, 3 * settings.dask_max_workers)

@@ -189,7 +189,7 @@ def drain_queue(
 
                 def client(files: int) -> Client:
                     # One cluster for the whole drain, started only when a batch has something to score,
-                    # with a worker per full chunk of that batch; adaptive scaling follows the queue from there.
+                    # with a worker per chunk of that batch's files (rounded up); adaptive scaling follows the queue from there.
                     if not clients:
                         clients.append(stack.enter_context(dask_client(settings, workers=initial_workers(files, settings, chunk_size or settings.chunk_size))))
                     return clients[0]

@@ -19,6 +19,7 @@ from models.train import (
     CVReport,
     FittedModel,
     check_trainable,
+    choose_threshold,
     cross_validate,
     fit_model,
     holdout_metrics,
@@ -94,26 +95,33 @@ def champion_on_same_folds(champion: ModelCard, data: TrainingSet, settings: Set
 def champion_on_unseen_rows(
     champion: ModelBundle, data: TrainingSet, report: CVReport, settings: Settings
 ) -> tuple[dict[str, Any], dict[str, Any], str] | None:
-    """(challenger, champion, note): both on the labelled recordings the champion never trained on, the
-    champion model's own scores against the challenger recipe's out-of-fold ones.
+    """(challenger, champion, note): both on the labelled recordings of subjects the champion never trained
+    on, the champion model's own scores against the challenger recipe's out-of-fold ones.
 
     This compares the models, not their recipes: a challenger built by the champion's own recipe on new
-    labels can win. None when the champion's training set is unknown (saved without it), its features
-    are not this code's, or those recordings are fewer than ``retrain_min_labels`` or of one class.
+    labels can win. A new recording of a subject the champion trained on is left out (the champion may
+    know the voice, and the challenger's folds keep subjects apart), and the challenger's threshold is
+    chosen on its other rows. None when the champion's training set is unknown (saved without it), its
+    features are not this code's, or those recordings are fewer than ``retrain_min_labels`` or of one class.
     """
     card = champion.card
     seen = read_training_hashes(model_folder(settings.models_dir, card.version))
     if seen is None or card.feature_version != FEATURE_VERSION or not set(card.feature_names) <= set(FEATURE_NAMES):
         return None
-    unseen = np.array([sha not in seen for sha in data.hashes], dtype=bool)
-    labels = data.labels[unseen]
+    trained = np.array([sha in seen for sha in data.hashes], dtype=bool)
+    unseen = ~np.isin(data.groups, data.groups[trained])
+    labels, oof = data.labels[unseen], np.asarray(report.oof_scores)
     if len(labels) < settings.retrain_min_labels or len(set(labels.tolist())) < 2:
         return None
+    others = data.labels[~unseen]
+    threshold = (
+        choose_threshold(others, oof[~unseen], target_sensitivity=settings.target_sensitivity) if len(set(others.tolist())) == 2 else report.threshold
+    )
     columns = [FEATURE_NAMES.index(name) for name in card.feature_names]
     champion_scores = score(champion, data.features[unseen][:, columns]).scores
-    challenger_scores = np.asarray(report.oof_scores)[unseen]
-    note = f"on the {len(labels)} labelled recordings champion {card.version} never trained on: its scores against the challenger's out-of-fold scores"
-    return holdout_metrics(labels, challenger_scores, report.threshold), holdout_metrics(labels, champion_scores, card.threshold), note
+    note = (f"on the {len(labels)} labelled recordings of subjects champion {card.version} never trained on: "
+            "its scores against the challenger's out-of-fold scores")
+    return holdout_metrics(labels, oof[unseen], threshold), holdout_metrics(labels, champion_scores, card.threshold), note
 
 
 def _brief(metrics: dict[str, Any]) -> str:

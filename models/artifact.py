@@ -73,12 +73,13 @@ def model_version(booster_ubj: bytes, feature_version: int, threshold: float) ->
     return f"xgb-fv{feature_version}-{hashlib.sha256(content).hexdigest()[:10]}"
 
 
-def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path, *, training_hashes: Iterable[str] = ()) -> ModelCard:
+def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path, *, training_hashes: Iterable[str] | None = None) -> ModelCard:
     """Write ``model.ubj``, ``card.json`` and ``training_hashes.txt`` into ``directory`` and return the card.
 
     ``card_fields`` holds every ModelCard field except ``version`` and ``booster_sha256``,
     which are derived from the booster bytes (and the threshold, for the version).
-    ``training_hashes`` are the sha256 of the audio it was trained on (one per line in the file).
+    ``training_hashes`` are the sha256 of the audio it was trained on (one per line in the file; no file
+    without them, which reads as "unknown", not as "trained on nothing").
     """
     raw = bytes(booster.save_raw(raw_format="ubj"))
     card = ModelCard(
@@ -89,7 +90,8 @@ def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Pat
     directory.mkdir(parents=True, exist_ok=True)
     (directory / BOOSTER_FILE).write_bytes(raw)
     (directory / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
-    (directory / TRAINING_HASHES_FILE).write_text("".join(f"{sha}\n" for sha in sorted(set(training_hashes))))
+    if training_hashes is not None:
+        (directory / TRAINING_HASHES_FILE).write_text("".join(f"{sha}\n" for sha in sorted(set(training_hashes))))
     return card
 
 

@@ -23,7 +23,7 @@ def _number(value: Any) -> float:
 def should_promote(challenger: Mapping[str, Any], champion: Mapping[str, Any], margin: float) -> Decision:
     """Promote when the challenger's AUC beats the champion's by ``margin`` and its UAR is no worse by more.
 
-    Both metric sets must come from the same cross-validation folds (same rows, same seeds). A metric
+    Both metric sets must come from the same recordings: the same cross-validation folds, or the same held-out rows. A metric
     that could not be computed (NaN, or None as JSON records it) never promotes.
 
     Parameters

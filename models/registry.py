@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "baseline"
 STAGING_PREFIX = ".staging-"
+STALE_STAGING_S = 3600.0
 
 
 def shipped_bundle() -> ModelBundle:
@@ -26,7 +28,9 @@ def shipped_bundle() -> ModelBundle:
     return read_bundle(SHIPPED_DIR)
 
 
-def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: Path, *, training_hashes: Iterable[str] = ()) -> ModelCard:
+def save_version(
+    booster: xgb.Booster, card_fields: dict[str, Any], models_dir: Path, *, training_hashes: Iterable[str] | None = None
+) -> ModelCard:
     """Write a model under ``models_dir/<version>`` (its content address).
 
     An existing folder of that version is kept when it reads back whole, and replaced when it does not
@@ -34,6 +38,7 @@ def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: 
     so two processes saving at once never mix their files.
     """
     models_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(models_dir)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=models_dir))
     staging.chmod(0o755)  # mkdtemp's 0700 would become the version folder's
     damaged = models_dir / f"{staging.name}-damaged"
@@ -53,6 +58,15 @@ def save_version(booster: xgb.Booster, card_fields: dict[str, Any], models_dir: 
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed
         shutil.rmtree(damaged, ignore_errors=True)
+
+
+def _remove_stale_staging(models_dir: Path) -> None:
+    """Remove staging folders a killed save left behind (an hour old: no save takes that long)."""
+    cutoff = time.time() - STALE_STAGING_S
+    for leftover in models_dir.glob(f"{STAGING_PREFIX}*"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover)
 
 
 def _intact(folder: Path, version: str) -> bool:

@@ -16,6 +16,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
+import psutil
 import redis
 
 from store.cache import redis_errors_as_service_error
@@ -84,6 +85,18 @@ class RedisLock:
         """Delete the lock if it is still ours; False when it was not."""
         return bool(self._redis(lambda: self._release(keys=[self.key], args=[self.token])))
 
+    def free_if_holder_died(self) -> bool:
+        """Delete the lock when its holder is a process of this host that has ended (it can neither renew
+        nor release it, and would block every other holder until the TTL ran out); True when deleted.
+
+        A holder on another host, or whose pid runs (maybe reused), is left to its TTL.
+        """
+        holder = self.holder()
+        host, pid, _ = (holder or "::").rsplit(":", 2)
+        if host != socket.gethostname() or not pid.isdigit() or psutil.pid_exists(int(pid)):
+            return False
+        return bool(self._redis(lambda: self._release(keys=[self.key], args=[holder])))
+
     def holder(self) -> str | None:
         """The token of the current holder (``host:pid:random``), or None when the lock is free."""
         value = self._redis(lambda: self._client.get(self.key))
@@ -108,6 +121,9 @@ def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0
     lock = RedisLock(client, name, ttl_s=ttl_s)
     deadline = time.monotonic() + wait_s
     while not lock.acquire():
+        if lock.free_if_holder_died():
+            log.warning("lock %s was held by a process of this host that has ended; taken over", lock.key)
+            continue
         if time.monotonic() >= deadline:
             raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'}); refused")
         time.sleep(_WAIT_STEP_S)

@@ -189,7 +189,7 @@ class _AnnouncingCluster(LocalCluster):
 
 
 def initial_workers(files: int, settings: Settings, chunk_size: int) -> int:
-    """Workers to start for a batch of ``files``: one per full chunk, within the adaptive bounds.
+    """Workers to start for a batch of ``files``: one per ``chunk_size`` files (rounded up), within the adaptive bounds.
 
     Examples
     --------

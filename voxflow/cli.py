@@ -654,8 +654,11 @@ def _bad_setting(exc: ValidationError | SettingsError) -> str:
 
 
 def _file_error(exc: OSError, settings: Settings) -> str:
-    """One line on a file error; one under VOXFLOW_HOME (its servers, models, features) names that setting."""
-    if exc.filename is not None and Path(os.fsdecode(exc.filename)).is_relative_to(settings.home):
+    """One line on a file error; one on VOXFLOW_HOME itself (or a folder above it) names that setting.
+
+    A path a user gave that happens to lie inside the home (``-o``, ``--out``) is their path's error.
+    """
+    if exc.filename is not None and settings.home.is_relative_to(Path(os.fsdecode(exc.filename))):
         return f"VOXFLOW_HOME {settings.home} is not usable: {exc.strerror}: {os.fsdecode(exc.filename)}"
     return str(exc)
 

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
 
     # Models.
     model_version: str | None = Field(default=None, description="Pin a registered model; unset uses the champion.")
-    promotion_margin: float = Field(default=0.01, ge=0, le=1, description="AUC gain a challenger needs over the champion, on the same CV folds, to be promoted.")
+    promotion_margin: float = Field(default=0.01, ge=0, le=1, description="AUC gain a challenger needs over the champion, compared on the same recordings, to be promoted.")
     target_sensitivity: float | None = Field(default=None, gt=0, le=1, description="Choose the threshold on training folds for this sensitivity; unset maximises balanced accuracy.")
     cv_splits: int = Field(default=5, ge=2, description="Folds of the subject-grouped cross-validation.")
     cv_repeats: int = Field(default=5, ge=1, description="Repeats of the subject-grouped cross-validation.")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from flows.retrain import CV_SEED, champion_on_same_folds, champion_on_unseen_rows
 from models.artifact import score
 from models.registry import load_bundle, save_version
-from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, cross_validate, fit_model, holdout_metrics
+from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, choose_threshold, cross_validate, fit_model, holdout_metrics
 from tasks.training_data import TrainingSet
 from voxflow.settings import Settings
 
@@ -25,8 +27,10 @@ def _data(n: int, seed: int) -> TrainingSet:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, retrain_min_labels=20, cv_splits=4, cv_repeats=1)
+def settings(tmp_path: Path, prefect_api: str) -> Iterator[Settings]:
+    # The recipe comparison runs as a Prefect task: on the session's server (none given, Prefect starts a temporary one).
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api, PREFECT_LOGGING_TO_API_ENABLED: False}):
+        yield Settings(home=tmp_path, retrain_min_labels=20, cv_splits=4, cv_repeats=1)
 
 
 def _champion(settings: Settings, data: TrainingSet, *, keep_hashes: bool = True) -> str:
@@ -50,10 +54,23 @@ def test_the_champion_is_scored_on_the_labels_that_arrived_after_it(settings: Se
     data = _joined(old, new)
     report = cross_validate(data.features, data.labels, data.groups, n_splits=4, n_repeats=1)
     challenger, champion_metrics, note = champion_on_unseen_rows(champion, data, report, settings)
-    unseen = slice(60, 90)
+    oof = np.asarray(report.oof_scores)
+    threshold = choose_threshold(old.labels, oof[:60])  # the challenger's cut, chosen without the rows compared on
     assert champion_metrics == holdout_metrics(new.labels, score(champion, new.features).scores, 0.5)
-    assert challenger == holdout_metrics(new.labels, np.asarray(report.oof_scores)[unseen], report.threshold)
-    assert challenger["n"] == champion_metrics["n"] == 30 and f"on the 30 labelled recordings champion {champion.card.version} never trained on" in note
+    assert challenger == holdout_metrics(new.labels, oof[60:], threshold)
+    assert challenger["n"] == champion_metrics["n"] == 30
+    assert f"on the 30 labelled recordings of subjects champion {champion.card.version} never trained on" in note
+
+
+def test_a_new_recording_of_a_subject_the_champion_trained_on_is_not_compared_on(settings: Settings) -> None:
+    old, new = _data(60, seed=1), _data(30, seed=2)
+    champion = load_bundle(settings.models_dir, _champion(settings, old))
+    again = TrainingSet(new.features[:10], new.labels[:10], old.groups[:10], [f"9{i:063d}" for i in range(10)])  # known voices, new files
+    data = _joined(_joined(old, new), again)
+    data.groups[90:] = old.groups[:10]  # _joined offset them; these are the champion's own subjects
+    report = cross_validate(data.features, data.labels, data.groups, n_splits=4, n_repeats=1)
+    challenger, champion_metrics, _ = champion_on_unseen_rows(champion, data, report, settings)
+    assert challenger["n"] == champion_metrics["n"] == 30
 
 
 def test_too_few_new_recordings_or_an_unknown_training_set_fall_back_to_the_recipes(settings: Settings) -> None:

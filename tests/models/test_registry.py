@@ -1,6 +1,8 @@
 """Model folders: content-addressed versions, the shipped baseline as fallback, checksums on load."""
 
 import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,6 +51,16 @@ def test_saves_running_at_once_never_mix_their_files(tmp_path: Path) -> None:
             assert load_bundle(models, card.version, expected_sha256=card.booster_sha256).card == card
             assert json.loads((models / card.version / "card.json").read_text())["version"] == card.version
         assert sorted(path.name for path in models.iterdir()) == sorted({card.version for card in cards})
+
+
+def test_a_save_clears_what_a_killed_save_left_an_hour_ago(tmp_path: Path) -> None:
+    stale, fresh = tmp_path / ".staging-killed", tmp_path / ".staging-running"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "model.ubj").write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    card = save_version(_booster(), FIELDS, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([".staging-running", card.version])
 
 
 def test_no_version_is_the_shipped_baseline(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +69,20 @@ def test_a_holder_that_finishes_within_the_wait_is_waited_for(client: redis.Redi
         started = time.monotonic()
         with hold_lock(client, "test-flow", ttl_s=5, wait_s=5):
             assert 0.1 < time.monotonic() - started < 2
+
+
+def test_a_lock_whose_holder_on_this_host_has_ended_is_taken_over_at_once(client: redis.Redis) -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    client.set(lock_key("test-flow"), f"{socket.gethostname()}:{ended.pid}:crashed", px=60_000)
+    with hold_lock(client, "test-flow", ttl_s=5) as held:
+        assert client.get(lock_key("test-flow")) == held.token
+    for alive in (f"{socket.gethostname()}:{os.getpid()}:running", f"another-host:{ended.pid}:crashed"):
+        client.set(lock_key("test-flow"), alive, px=60_000)
+        with pytest.raises(LockError, match=f"held by {alive}"):
+            with hold_lock(client, "test-flow", ttl_s=5):
+                pytest.fail("took a lock whose holder may live")
+    client.delete(lock_key("test-flow"))
 
 
 def test_an_expired_holder_cannot_renew_or_release_the_next_holders_lock(client: redis.Redis) -> None:

@@ -174,6 +174,13 @@ def test_a_home_that_cannot_be_made_is_named_as_the_setting() -> None:
     assert_one_line_error(proc, "VOXFLOW_HOME /proc/voxflow-nope is not usable: No such file or directory: /proc/voxflow-nope")
 
 
+def test_a_users_own_path_inside_the_home_is_not_blamed_on_the_home(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    proc = run_cli(["demo-corpus", str(tmp_path / "notes.txt" / "corpus"), "-n", "1"], bare_env(tmp_path), timeout=60)
+    assert_one_line_error(proc, "Not a directory")
+    assert "VOXFLOW_HOME" not in proc.stderr
+
+
 @pytest.mark.parametrize("argv", [["models", "list"], ["models", "promote", "xgb-fv3-0123456789"], ["labels", "import", "labels.csv"]])
 def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> None:
     labels = tmp_path / "labels.csv"
