@@ -28,4 +28,3 @@ def test_refused_write_keeps_the_earlier_label(mongo_db: Database) -> None:
     with pytest.raises(ServiceError, match="refused 1 labels .*audio bbbbbbbbbbbb.*no stored label was removed"):
         store.replace([{"audio_sha256": first, "label": "pathological", "source": "b"}, refused])
     assert [(doc["label"], doc["source"]) for doc in store.all()] == [("pathological", "b"), ("healthy", "a")]
-
