@@ -508,6 +508,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from voxflow.deploy import run_worker
     from voxflow.orchestration import prefect_api
 
+    os.environ.update(settings.path_variables())  # its flow runs start in the project's folder
     with prefect_api(settings):
         run_worker(args.pool or settings.work_pool, run_once=args.run_once)
     return 0

@@ -125,6 +125,15 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(default="INFO", description="Level of voxflow's own loggers, in any case.")
 
+    def path_variables(self) -> dict[str, str]:
+        """The path settings, resolved, as the ``VOXFLOW_*`` variables a child process reads.
+
+        A flow run a worker starts runs in the project's folder: a relative path it inherited as written
+        would name another place there (other servers, an empty queue, backups elsewhere).
+        """
+        paths = {"VOXFLOW_HOME": str(self.home), "VOXFLOW_NUMBA_CACHE_DIR": self.numba_cache_dir, "VOXFLOW_BACKUP_DIR": self.backup_dir}
+        return {name: str(value) for name, value in paths.items() if value is not None}
+
     @field_validator("home", "numba_cache_dir")
     @classmethod
     def _absolute_path(cls, path: Path | None) -> Path | None:

@@ -57,3 +57,14 @@ def test_every_setting_has_a_row_with_its_default_in_the_readme() -> None:
         assert found, f"README.md, Configuration: no row for {variable}"
         if isinstance(field.default, (bool, int, float, str)):
             assert _documented(field.default) in found[0], f"README.md, Configuration: {variable} row lacks its default {field.default!r}"
+
+
+def test_path_settings_reach_child_processes_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("VOXFLOW_NUMBA_CACHE_DIR", "VOXFLOW_BACKUP_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(home="home", numba_cache_dir="~/numba", backup_dir="backups")
+    assert settings.path_variables() == {
+        "VOXFLOW_HOME": str(tmp_path / "home"), "VOXFLOW_NUMBA_CACHE_DIR": str(Path.home() / "numba"), "VOXFLOW_BACKUP_DIR": str(tmp_path / "backups"),
+    }
+    assert Settings(home="home").path_variables() == {"VOXFLOW_HOME": str(tmp_path / "home")}
