@@ -10,6 +10,7 @@ from fsspec import AbstractFileSystem
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 import voxflow
 from store.backup import (
@@ -28,7 +29,7 @@ from store.backup import (
 )
 from store.cache import PredictionCache, connect_redis
 from store.locks import hold_lock
-from store.mongo import connect_mongo
+from store.mongo import connect_mongo, connection_errors_as_service_error, failure_reason
 from voxflow import services
 from voxflow.errors import BackupError, LockError
 from voxflow.settings import Settings, get_settings
@@ -93,7 +94,10 @@ def backup_nightly() -> dict[str, Any]:
     uri = services.mongo_uri(settings)
     client = connect_mongo(uri)
     try:
-        with connect_redis(services.redis_url(settings)) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        with connection_errors_as_service_error(f"database {settings.mongo_db}"), connect_redis(
+            services.redis_url(settings)
+        ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+            client.admin.command("ping")  # a server that is down is one line now, not a dump task's traceback
             record = _take_backup(client, settings, uri)
     except LockError as exc:
         logger.error("Backup refused: %s", exc.reason)
@@ -139,7 +143,10 @@ def _take_backup(client: MongoClient, settings: Settings, uri: str) -> dict[str,
         if created:
             remove_backup(fs, folder)
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=datetime.now(timezone.utc))
-        record_backup(db, record)
+        try:
+            record_backup(db, record)
+        except PyMongoError as record_failed:  # the server that failed the backup may refuse its record too: the backup's error says more
+            get_run_logger().error("Backup %s failed and its failure could not be recorded: %s", backup_id, failure_reason(record_failed))
         raise
     record.update(status="verified", **_apply_retention(fs, root, settings, backup_id), finished_at=datetime.now(timezone.utc))
     record_backup(db, record)
@@ -188,7 +195,9 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
     folder = f"{root}/{backup_id}"
     client = connect_mongo(services.mongo_uri(settings))
     try:
-        with connect_redis(services.redis_url(settings)) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        with connection_errors_as_service_error(f"database {target}"), connect_redis(
+            services.redis_url(settings)
+        ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
             manifest = verify_files(fs, folder)
             # Predictions cached for documents the restore drops would make analyze skip their files.
             PredictionCache(redis_client, ttl_s=settings.cache_ttl_s, database=target).clear()

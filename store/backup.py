@@ -53,7 +53,8 @@ from voxflow.errors import BackupError
 
 log = logging.getLogger(__name__)
 
-COLLECTIONS = ("predictions", "runs", "quarantine", "scaling_events", "labels", "models", "backups")
+CATALOGUE = "backups"  # which backups exist: a restore adds what it lacks, never rolls it back with the data
+COLLECTIONS = ("predictions", "runs", "quarantine", "scaling_events", "labels", "models", CATALOGUE)
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 NAME_FORMAT = "%Y-%m-%dT%H%M%SZ"
@@ -284,6 +285,10 @@ def verify_files(fs: AbstractFileSystem, folder: str) -> dict[str, Any]:
 def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str, Any], db: Database, *, drop: bool) -> dict[str, int]:
     """Load a verified backup's collections and indexes into ``db``, then rebuild its rollups (:mod:`store.counts`).
 
+    The ``backups`` catalogue is merged, not replaced: the target keeps the records of backups taken
+    after this one (restoring the live database had emptied ``voxflow backup --list``) and gains the
+    backup's records it lacks (a new server's).
+
     Parameters
     ----------
     manifest : mapping
@@ -294,10 +299,10 @@ def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str,
     Returns
     -------
     dict
-        Documents restored per collection.
+        Documents restored per collection (for the catalogue: records added).
     """
     collections = manifest["collections"]
-    occupied = [name for name in collections if db[name].estimated_document_count() > 0]
+    occupied = [name for name in collections if name != CATALOGUE and db[name].estimated_document_count() > 0]
     if occupied and not drop:
         raise BackupError(
             f"database {db.name} already has documents in {', '.join(occupied)}; pass --drop to replace them or restore --into another database"
@@ -305,13 +310,14 @@ def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str,
     counts = {}
     for name, entry in collections.items():
         target = db[name]
-        if drop:
+        if drop and name != CATALOGUE:
             target.drop()
         with fs.open(f"{folder}/{entry['file']}", "rb") as raw_file, gzip.GzipFile(fileobj=raw_file, mode="rb") as stream:
-            counts[name] = _insert_stream(target, bson.decode_file_iter(stream, codec_options=_RAW))
+            documents = bson.decode_file_iter(stream, codec_options=_RAW)
+            counts[name] = _insert_stream(target, _unrecorded(target, documents) if name == CATALOGUE else documents)
         for spec in entry["indexes"]:
             target.create_index(spec["key"], **spec["options"])
-        if counts[name] != entry["count"]:
+        if name != CATALOGUE and counts[name] != entry["count"]:
             raise BackupError(f"restoring {name} into {db.name} stored {counts[name]} documents, the backup holds {entry['count']}")
     rebuild_counts(db)
     return counts
@@ -327,6 +333,8 @@ def compare_with_manifest(db: Database, manifest: Mapping[str, Any]) -> list[str
     """
     differences = []
     for name, entry in manifest["collections"].items():
+        if name == CATALOGUE:  # merged by a restore, not replaced: it may hold records the backup does not
+            continue
         digest = collection_digest(db[name])
         if digest.count != entry["count"]:
             differences.append(f"{name}: {digest.count} documents, backup has {entry['count']}")
@@ -488,6 +496,12 @@ def _mongodump_collection(
             writer = _HashingWriter(out)
             shutil.copyfileobj(source, writer, _CHUNK)  # type: ignore[misc]
     return CollectionDigest(count, f"{total:064x}"), writer.entry()
+
+
+def _unrecorded(collection: Collection, documents: Iterator[RawBSONDocument]) -> Iterator[RawBSONDocument]:
+    """The ``documents`` whose ``_id`` ``collection`` does not hold yet."""
+    held = {doc["_id"] for doc in collection.find({}, {"_id": 1})}
+    return (document for document in documents if document["_id"] not in held)
 
 
 def _insert_stream(collection: Collection, documents: Iterator[RawBSONDocument]) -> int:

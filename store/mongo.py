@@ -58,7 +58,7 @@ def open_database(uri: str, name: str) -> Iterator[Database]:
     Left open, a client's monitor threads make pymongo's exit handler wait (~0.4 s per command).
     An unreachable server or a refused user, anywhere in the block, ends it with one ServiceError.
     """
-    with connect_mongo(uri) as client, _connection_errors_as_service_error(f"database {name}"):
+    with connect_mongo(uri) as client, connection_errors_as_service_error(f"database {name}"):
         yield client[name]
 
 
@@ -121,7 +121,7 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
 
 
 @contextmanager
-def _connection_errors_as_service_error(what: str) -> Iterator[None]:
+def connection_errors_as_service_error(what: str) -> Iterator[None]:
     """Database work that cannot be retried where it stands (a cursor half read, a command's whole block): one clear error, at once."""
     try:
         yield
@@ -334,7 +334,7 @@ class ResultStore:
     def _stream(self, collection: Collection, query: dict[str, Any], *, limit: int | None) -> Iterator[dict[str, Any]]:
         # No sort: a sorted read would hold every match at once (and nx-27017 reads the whole range to sort it).
         cursor = collection.find(query, {"_id": 0}, batch_size=_STREAM_BATCH, limit=limit or 0)
-        with _connection_errors_as_service_error(f"read {collection.name}"):
+        with connection_errors_as_service_error(f"read {collection.name}"):
             yield from cursor
 
     def _find(self, collection: Collection, query: dict[str, Any], *, sort_key: str, limit: int) -> list[dict[str, Any]]:

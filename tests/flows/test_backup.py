@@ -20,8 +20,8 @@ from store.locks import hold_lock
 from tests.flows.conftest import name_redis_clients, still_connected
 from tests.helpers import snapshot
 from tests.voxflow_cli import env_db, last_json, run_cli
-from voxflow.errors import BackupError
-from voxflow.settings import Settings
+from voxflow.errors import BackupError, ServiceError
+from voxflow.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +127,13 @@ def test_a_run_whose_folder_exists_leaves_that_backup_and_its_record_alone(
     assert [(r["backup_id"], r["status"]) for r in stored] == [(first["backup_id"], "verified"), (first["backup_id"], "failed")]
     assert "already exists" in stored[1]["error"] and stored[0]["error"] is None
     assert len(names) == 2 and not still_connected(redis_client, names)
+
+
+def test_an_unreachable_mongodb_fails_a_backup_in_one_error(in_process: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLOW_MONGO_URI", "mongodb://127.0.0.1:1/")
+    get_settings.cache_clear()
+    with pytest.raises(ServiceError, match="MongoDB unreachable"):  # a dump task's raw ServerSelectionTimeoutError before
+        backup_nightly()
 
 
 def test_restore_into_the_live_database_clears_its_cached_predictions(

@@ -244,6 +244,21 @@ def test_restore_refuses_an_occupied_target_unless_dropping(mongo_db: Database, 
     assert snapshot(mongo_db) == before
 
 
+def test_a_restore_keeps_the_record_of_later_backups_and_adds_the_ones_it_lacks(
+    mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _populate(mongo_db, n=10)
+    mongo_db["backups"].insert_one({"backup_id": "earlier", "status": "verified"})
+    fs, folder, manifest = _backup(mongo_db, str(tmp_path / "backups"), registry)
+    mongo_db["backups"].delete_many({})
+    mongo_db["backups"].insert_one({"backup_id": "later", "status": "verified"})  # taken after the one restored
+    restored = restore_database(fs, folder, manifest, mongo_db, drop=True)
+    assert sorted(doc["backup_id"] for doc in mongo_db["backups"].find()) == ["earlier", "later"] and restored["backups"] == 1
+    assert compare_with_manifest(mongo_db, manifest) == []
+    restore_database(fs, folder, manifest, mongo_db, drop=True)  # again: nothing doubled
+    assert mongo_db["backups"].count_documents({}) == 2
+
+
 def test_documents_written_during_the_backup_are_whole_or_absent(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:
     _populate(mongo_db, n=1500)
     stop = threading.Event()
