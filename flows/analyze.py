@@ -6,7 +6,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from distributed import Client
 from prefect import flow, get_run_logger, task
@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
+from pydantic import Field
 
 from models.artifact import ModelBundle
 from tasks.cluster import dask_client, initial_workers
@@ -112,7 +113,7 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
 
 @flow(name="analyze-batch")
 def analyze_batch(
-    source: str, model_version: str | None = None, chunk_size: int | None = None, dask_address: str | None = None
+    source: str, model_version: str | None = None, chunk_size: Annotated[int, Field(ge=1, le=4096)] | None = None, dask_address: str | None = None
 ) -> dict[str, Any]:
     """Analyse every audio file of SOURCE and store scored, explained predictions.
 

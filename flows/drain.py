@@ -16,24 +16,29 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Annotated, Any, Callable, Iterable, Sequence
 
 import psutil
 from distributed import Client
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
+from pydantic import Field
 
 from flows.analyze import score_files, skip_known
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
+from store.locks import hold_lock
 from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
+from voxflow.errors import LockError
 from voxflow.settings import Settings, get_settings
+
+LOCK_NAME = "drain"
 
 # Consumers idle this long with nothing pending belong to finished or dead drains.
 _STALE_CONSUMER_S = 3600.0
@@ -149,9 +154,16 @@ def dead_local_consumers(consumers: Sequence[ConsumerState]) -> list[str]:
 
 @flow(name="drain-queue")
 def drain_queue(
-    model_version: str | None = None, chunk_size: int | None = None, batch_size: int | None = None, linger_s: float = 0.0
+    model_version: str | None = None,
+    chunk_size: Annotated[int, Field(ge=1, le=4096)] | None = None,
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] | None = None,
+    linger_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0,
 ) -> dict[str, Any]:
     """Analyse files from the ``voxflow:queue`` stream in batches until it is empty.
+
+    One drain at a time (Redis lock ``voxflow:lock:drain``): another one, started while it runs (by the
+    schedule, say), finishes at once as "skipped". The lock, unlike a deployment concurrency limit
+    held by the Prefect server, expires with a dead holder and is taken over at once on its host.
 
     Parameters
     ----------
@@ -174,7 +186,12 @@ def drain_queue(
     settings = get_settings()
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    with open_stores(settings) as stores:
+    with open_stores(settings) as stores, ExitStack() as held:
+        try:
+            held.enter_context(hold_lock(stores.redis, LOCK_NAME, ttl_s=settings.lock_ttl_s))
+        except LockError as exc:
+            logger.info("Nothing to do here: %s", exc.reason)
+            return {"run_id": run_id, "source": QUEUE_STREAM, "status": "skipped", "reason": exc.reason, "acked": 0}
         bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
         queue = FileQueue(stores.redis)
         latency = LatencyLog(stores.redis, maxlen=settings.metrics_maxlen)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     for key in ("entrypoint", "pull_steps", "concurrency_options", "work_pool_name", "parameters"):
         assert by_voxflow[key] == by_prefect[key], key
     assert by_voxflow["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
-    assert by_voxflow["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+    assert by_voxflow["concurrency_limit"] is None  # one drain at a time is the flow's own lock (tests/flows/test_drain.py)
     [voxflow_schedule], [prefect_schedule] = by_voxflow["schedules"], by_prefect["schedules"]
     assert prefect_schedule["schedule"]["interval"] == voxflow_schedule["schedule"]["interval"] == 60
     assert (voxflow_schedule["schedule"]["timezone"], prefect_schedule["schedule"]["timezone"]) == ("Europe/Paris", "UTC")
@@ -72,6 +73,9 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     clips.mkdir()
     for i in range(4):
         sf.write(clips / f"c{i}.wav", synth_vowel(f0_hz=110 + 20 * i, duration_s=1.5, sr=16_000, seed=i), 16_000)
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the flow's own bounds, in the deployment's parameter schema
+        _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 0}})
+    assert refused.value.code == 409 and "chunk_size" in refused.value.read().decode()  # Prefect's answer to a schema violation
     run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 2}})
     assert run["parameters"] == {"source": str(clips), "chunk_size": 2}
 

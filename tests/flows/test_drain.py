@@ -16,6 +16,7 @@ import soundfile as sf
 
 from features.synth import synth_vowel
 from store.latency import LATENCY_STREAM
+from store.locks import hold_lock
 from store.queue import QUEUE_STREAM
 from tests.flows.conftest import repeated_hashes
 from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
@@ -154,3 +155,9 @@ def test_entries_naming_no_usable_file_are_quarantined_once(cli_env: dict[str, s
     assert _acked_ids(cli_env)[pathless] == 1
     again = last_json(run_cli(["drain", "--json"], cli_env))
     assert (again["acked"], again["batches"]) == (0, 0)
+
+
+def test_a_drain_started_while_one_runs_is_skipped(cli_env: dict[str, str]) -> None:
+    with hold_lock(_redis(cli_env), "drain", ttl_s=30) as running:
+        summary = last_json(run_cli(["drain", "--json"], cli_env))
+    assert summary["status"] == "skipped" and running.token in summary["reason"] and summary["acked"] == 0
