@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Sequence
 
-import psutil
 from distributed import Client
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -36,6 +35,7 @@ from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
 from voxflow.errors import LockError
+from voxflow.processes import ended_on_this_host
 from voxflow.settings import Settings, get_settings
 
 LOCK_NAME = "drain"
@@ -142,12 +142,10 @@ def dead_local_consumers(consumers: Sequence[ConsumerState]) -> list[str]:
 
     A pid taken again by another process counts as alive: those entries wait for the claim idle time.
     """
-    host = socket.gethostname()
     dead = []
     for consumer in consumers:
-        name_host, _, rest = consumer.name.rpartition("-")[0].rpartition("-")
-        pid = rest if rest.isdigit() else ""
-        if consumer.pending and name_host == host and pid and not psutil.pid_exists(int(pid)):
+        host, _, pid = consumer.name.rpartition("-")[0].rpartition("-")
+        if consumer.pending and ended_on_this_host(host, pid):
             dead.append(consumer.name)
     return dead
 

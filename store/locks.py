@@ -16,11 +16,11 @@ import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
-import psutil
 import redis
 
 from store.cache import redis_errors_as_service_error
 from voxflow.errors import LockError, ServiceError
+from voxflow.processes import ended_on_this_host
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,9 +93,7 @@ class RedisLock:
         """
         holder = self.holder()
         host, pid, _ = (holder or "::").rsplit(":", 2)
-        if host != socket.gethostname() or not pid.isdigit() or psutil.pid_exists(int(pid)):
-            return False
-        return bool(self._redis(lambda: self._release(keys=[self.key], args=[holder])))
+        return ended_on_this_host(host, pid) and bool(self._redis(lambda: self._release(keys=[self.key], args=[holder])))
 
     def holder(self) -> str | None:
         """The token of the current holder (``host:pid:random``), or None when the lock is free."""

@@ -688,7 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoxflowError as exc:
         print(f"voxflow: error: {exc.reason}", file=sys.stderr)
         return 2
-    except OSError as exc:  # a file or folder given to a command (demo-corpus /proc/x, -o, --out) or under VOXFLOW_HOME
+    except OSError as exc:  # a file or folder given to a command (demo-corpus /proc/x, -o, --out), or VOXFLOW_HOME itself
         print(f"voxflow: error: {_file_error(exc, settings)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
