@@ -96,14 +96,14 @@ def score_files(
     cluster = nullcontext(client) if client is not None else dask_client(settings, workers=initial_workers(len(files), settings, chunk_size))
     with cluster as client:
         window = max(4, 3 * settings.dask_max_workers)
-        with ScalingMonitor(
+        monitor = ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),
             run_id=run_id, min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers,
-        ) as monitor:
-            return fan_out(
-                client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),
-                policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id, window=window, monitor=monitor, on_progress=report,
-            )
+        )
+        return fan_out(
+            client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),
+            policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id, window=window, monitor=monitor, on_progress=report,
+        )
 
 
 def _summary_markdown(summary: dict[str, Any]) -> str:

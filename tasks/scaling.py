@@ -46,17 +46,18 @@ def task_counts(pending: Collection[Any], processing: Mapping[str, Sequence[Any]
 class ScalingMonitor:
     """Records every change in the worker count as a ``scaling_events`` document; samples the cluster after each chunk.
 
-    The changes come from :class:`~tasks.worker_changes.WorkerChanges`, registered on the scheduler, as
-    they happen: each document carries the scheduler's time of the change, and a worker lost and
-    restarted between two chunks is recorded too. They are written at the next sample
-    (:meth:`observe`), with that sample's backlog, signals and the policy's advice. A scheduler that
-    refuses the plugin (one without voxflow installed) leaves the samples: the workers that came or went
-    since the last one, stamped with its time.
+    The changes come from :class:`~tasks.worker_changes.WorkerChanges`, registered on the scheduler, which
+    logs each one to its event topic: every sample (:meth:`observe`) reads the changes logged since the
+    previous one and writes them with that sample's backlog, signals and the policy's advice. Each document
+    carries the scheduler's time of the change, and a worker lost and restarted between two chunks is
+    recorded too. (The changes are read, not subscribed to: a subscription travels on the client's batched
+    stream, and changes the scheduler logged before it arrived, such as the first workers added, never
+    reached the client.) A scheduler that refuses the plugin (one without voxflow installed) leaves the
+    samples: the workers that came or went since the last one, stamped with its time.
 
     Every sample also goes to the ``voxflow:metrics:workers`` Redis stream for the dashboard, with the run's
     tasks processing on workers and queued (submitted, not yet on a worker): the client's pending futures
-    against one ``Client.processing()`` call, which lists only the keys assigned to workers. Use it as a
-    context manager: leaving it ends the subscription (a queue drain reuses its client across runs).
+    against one ``Client.processing()`` call, which lists only the keys assigned to workers.
     """
 
     def __init__(self, client: Client, *, results: ResultStore, metrics: LiveMetrics, thresholds: Thresholds, run_id: str, min_workers: int, max_workers: int) -> None:
@@ -69,27 +70,15 @@ class ScalingMonitor:
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._analysed = 0
         self._errors = 0
-        self._changes: deque[tuple[float, str, str]] = deque()  # (time, change, worker), appended on the client's event-loop thread
+        self._last_change = float("-inf")  # the scheduler's time of the newest change read
         self._members: set[str] | None = None  # the workers as of the changes recorded
         self.max_workers_seen = 0
-        client.subscribe_topic(WORKER_TOPIC, self._on_change)
         try:
             client.register_plugin(WorkerChanges())
             self._heard = True
         except Exception as exc:  # whatever unpickling it on the scheduler raised
             log.warning("The Dask scheduler refused voxflow's worker-changes plugin (%s): worker changes are recorded per chunk", exc)
             self._heard = False
-
-    def __enter__(self) -> "ScalingMonitor":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._client.status == "running":  # a closed client has no subscription left, and must not mask the run's error
-            self._client.unsubscribe_topic(WORKER_TOPIC)
-
-    def _on_change(self, event: tuple[float, dict[str, str]]) -> None:
-        timestamp, message = event
-        self._changes.append((timestamp, message["change"], message["worker"]))
 
     def add_files(self, latencies_s: Sequence[float], rejected_stages: Sequence[str]) -> None:
         """Account for a finished chunk: its scored files' processing times and the stage of each file it rejected.
@@ -102,6 +91,7 @@ class ScalingMonitor:
 
     def observe(self, backlog: int) -> Recommendation:
         """Sample the cluster now; record the changes in its workers since the last sample."""
+        logged = self._client.get_events(WORKER_TOPIC) if self._heard else ()  # read before the workers: a change between is in both, and counted once
         workers = self._client.scheduler_info(n_workers=-1)["workers"]
         cpu, memory = cluster_load(workers)
         pending = [key for key, state in list(self._client.futures.items()) if state.status == "pending"]
@@ -141,9 +131,11 @@ class ScalingMonitor:
 
         if first_sample:
             record(now, 0, "cluster start")
-        while self._changes:
-            timestamp, what, worker = self._changes.popleft()
-            change(worker, what, datetime.fromtimestamp(timestamp, timezone.utc))
+        else:  # the first sample's workers already show what was logged before it (a drain's earlier runs too)
+            for timestamp, message in logged:
+                if timestamp > self._last_change:
+                    change(message["worker"], message["change"], datetime.fromtimestamp(timestamp, timezone.utc))
+        self._last_change = max([self._last_change, *(timestamp for timestamp, _ in logged)])
         if not self._heard:
             for worker in set(workers) - members:
                 change(worker, ADDED, now)

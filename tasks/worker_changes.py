@@ -17,7 +17,8 @@ ADDED, REMOVED = "worker added", "worker removed"
 class WorkerChanges(SchedulerPlugin):
     """On the scheduler: logs ``{"worker": address, "change": ADDED | REMOVED}`` to :data:`WORKER_TOPIC`.
 
-    Clients subscribed to the topic get each change as it happens, stamped with the scheduler's time.
+    The scheduler keeps the topic's latest changes, each stamped with its time, for clients to read
+    (``Client.get_events``).
     """
 
     idempotent = True  # one instance per scheduler, however many runs register it

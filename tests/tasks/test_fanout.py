@@ -87,14 +87,14 @@ def _fan_out(client: Client, batches: list[list[FileRef]], stores: Stores, run_i
     settings = Settings(home=Path("/nonexistent"))
     bundle = load_champion(stores.models, settings.models_dir)
     thresholds = Thresholds.from_settings(settings)
-    with ScalingMonitor(client, results=stores.results, metrics=stores.metrics, thresholds=thresholds, run_id=run_id, min_workers=1, max_workers=1) as monitor:
-        return [
-            fan_out(
-                client, plan_chunks(batch, max_chunk=max_chunk, workers=1), policy=AudioPolicy.from_settings(settings), bundle=bundle,
-                stores=stores, run_id=run_id, window=4, monitor=monitor, on_progress=lambda *_: None,
-            )
-            for batch in batches
-        ]
+    monitor = ScalingMonitor(client, results=stores.results, metrics=stores.metrics, thresholds=thresholds, run_id=run_id, min_workers=1, max_workers=1)
+    return [
+        fan_out(
+            client, plan_chunks(batch, max_chunk=max_chunk, workers=1), policy=AudioPolicy.from_settings(settings), bundle=bundle,
+            stores=stores, run_id=run_id, window=4, monitor=monitor, on_progress=lambda *_: None,
+        )
+        for batch in batches
+    ]
 
 
 def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(

@@ -80,27 +80,42 @@ def test_every_change_in_the_worker_count_is_recorded_at_its_time(mongo_db: Data
     # A worker added and retired between two samples: counting workers at each sample saw 1 and 1, and recorded nothing.
     results = ResultStore(mongo_db)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        with _monitor(client, mongo_db, redis_client, "run-changes", max_workers=2) as monitor:
-            monitor.observe(backlog=3)
-            before_add = datetime.now(timezone.utc)
-            cluster.scale(2)
-            client.wait_for_workers(2, timeout=30)
-            cluster.scale(1)
-            deadline = time.monotonic() + 30
-            while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            after_retire = datetime.now(timezone.utc)
-            events: list[dict] = []
-            while len(events) < 3 and time.monotonic() < deadline:  # the scheduler's events reach the client asynchronously
-                time.sleep(0.05)
-                monitor.observe(backlog=0)
-                events = sorted(results.find_scaling_events(run_id="run-changes"), key=lambda e: e["time"])
+        monitor = _monitor(client, mongo_db, redis_client, "run-changes", max_workers=2)
+        monitor.observe(backlog=3)
+        before_add = datetime.now(timezone.utc)
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=30)
+        cluster.scale(1)
+        deadline = time.monotonic() + 30
+        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after_retire = datetime.now(timezone.utc)
+        monitor.observe(backlog=0)
+    events = sorted(results.find_scaling_events(run_id="run-changes"), key=lambda e: e["time"])
     assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [
         (0, 1, "cluster start"), (1, 2, "worker added"), (2, 1, "worker removed")
     ], events
     times = [e["time"].replace(tzinfo=timezone.utc) for e in events[1:]]
     assert before_add - SLACK <= times[0] <= times[1] <= after_retire + SLACK
     assert monitor.max_workers_seen == 2
+
+
+def test_changes_logged_before_a_run_are_not_its_own(mongo_db: Database, redis_client: redis.Redis) -> None:
+    # A queue drain's runs share one scheduler: the changes an earlier run saw stay in the scheduler's log.
+    results = ResultStore(mongo_db)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        _monitor(client, mongo_db, redis_client, "run-earlier", max_workers=2).observe(backlog=1)
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=30)
+        cluster.scale(1)
+        deadline = time.monotonic() + 30
+        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monitor = _monitor(client, mongo_db, redis_client, "run-later", max_workers=2)
+        monitor.observe(backlog=1)
+        monitor.observe(backlog=0)
+    events = results.find_scaling_events(run_id="run-later")
+    assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [(0, 1, "cluster start")]
 
 
 def test_a_scheduler_that_refuses_the_plugin_leaves_the_samples(
@@ -112,11 +127,11 @@ def test_a_scheduler_that_refuses_the_plugin_leaves_the_samples(
             raise ModuleNotFoundError("No module named 'tasks'")
 
         monkeypatch.setattr(client, "register_plugin", refuse)
-        with _monitor(client, mongo_db, redis_client, "run-sampled", max_workers=2) as monitor:
-            monitor.observe(backlog=3)
-            cluster.scale(2)
-            client.wait_for_workers(2, timeout=30)
-            monitor.observe(backlog=1)
+        monitor = _monitor(client, mongo_db, redis_client, "run-sampled", max_workers=2)
+        monitor.observe(backlog=3)
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=30)
+        monitor.observe(backlog=1)
     events = sorted(results.find_scaling_events(run_id="run-sampled"), key=lambda e: e["time"])
     assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [(0, 1, "cluster start"), (1, 2, "worker added")]
     assert "refused voxflow's worker-changes plugin" in caplog.text and monitor.max_workers_seen == 2
