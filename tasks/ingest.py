@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import errno
-import glob
+import fnmatch
 import hashlib
 import itertools
 import math
 import os
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -106,6 +107,61 @@ def _walk(root: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path | Reject
         yield path
 
 
+def _glob(pattern: str) -> Iterator[Path]:
+    """Paths matching a glob pattern, as ``glob.iglob(pattern, recursive=True)`` finds them, walked loop-safe.
+
+    ``*``, ``?`` and ``[...]`` match within one name, none starting with ``.`` unless the pattern part does;
+    ``**`` as a whole part matches any folders below, hidden ones excepted. Unlike :mod:`glob`, directory
+    links are followed as :func:`_walk` follows them: each real folder is listed once per part of the
+    pattern, so link loops end and no file is listed twice. A folder that cannot be read matches nothing.
+
+    Parameters
+    ----------
+    pattern : str
+        Absolute, or relative to the working folder (the matches are then relative too).
+
+    Yields
+    ------
+    Path
+        Each match (folders too), in name order within each folder.
+    """
+    parts = Path(pattern).parts
+    # The folder before the first wildcard is entered directly; the last part is always looked for in its folder.
+    literal = next((i for i, part in enumerate(parts) if GLOB_CHARS & set(part)), len(parts) - 1)
+    return _glob_from(Path(*parts[:literal]), parts[literal:], defaultdict(set))
+
+
+def _glob_from(folder: Path, parts: tuple[str, ...], seen_dirs: defaultdict[int, set[tuple[int, int]]]) -> Iterator[Path]:
+    if not parts:
+        yield folder
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        yield from _glob_from(folder, rest, seen_dirs)  # no folder at all (before the listing: a folder may be entered, not read)
+    try:
+        entries = _list_folder(folder, seen_dirs[len(parts)])
+    except OSError:
+        return  # as glob: a folder that cannot be read matches nothing
+    for entry in entries:
+        if entry.name.startswith(".") and not head.startswith("."):
+            continue  # as glob: a wildcard matches no hidden name
+        path = folder / entry.name  # not entry.path: a relative pattern's matches start without './'
+        if head != "**":
+            if fnmatch.fnmatch(entry.name, head):
+                yield from _glob_from(path, rest, seen_dirs)
+        elif _is_folder(entry):
+            yield from _glob_from(path, parts, seen_dirs)
+        elif not rest:
+            yield path
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:  # a link loop or a target that cannot be looked at
+        return False
+
+
 def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], int]:
     candidates, rejected, ignored = [], [], 0
     for item in _walk(root, set()):
@@ -119,7 +175,7 @@ def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], in
 
 
 def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
-    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    matches = sorted(_glob(pattern))
     # A match inside a folder that cannot be entered is a file hashing rejects (see list_source).
     files = [p for p in matches if not os.path.isdir(p)]
     audio = [Candidate(p) for p in files if is_audio(p)]
@@ -285,7 +341,7 @@ def count_listed(source: str, *, limit: int) -> int:
         elif os.path.isfile(path):
             return 1
         else:
-            found = (match for match in glob.iglob(str(path), recursive=True) if is_audio(Path(match)))
+            found = (match for match in _glob(str(path)) if is_audio(match))
         return sum(1 for _ in itertools.islice(found, limit))
     except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         return 0
@@ -326,7 +382,7 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
         return
     if not GLOB_CHARS & set(source):
         raise SourceError(f"source not found: {source}")
-    if next(glob.iglob(str(path), recursive=True), None) is None:
+    if next(_glob(str(path)), None) is None:
         raise SourceError(f"no files match {source}")
 
 

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tasks.ingest import Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, read_manifest
+from tasks.ingest import (
+    Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, list_source, read_manifest,
+)
 from voxflow.errors import SourceError
 
 MAX = 50_000_000
@@ -213,6 +215,40 @@ def test_glob_source(tmp_path: Path) -> None:
     found = discover(str(tmp_path / "**" / "*.wav"), max_file_bytes=MAX)
     assert sorted(Path(f.path).name for f in found.files) == ["one.wav", "two.wav"]
 
+
+
+def test_glob_sources_match_names_as_glob_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("1.wav", "2.flac", ".hidden.wav", "a/3.wav", "a/b/4.wav", "c1/5.wav", "c2/6.wav", "c3/7.wav", ".h/8.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())  # listed by name, never read
+    monkeypatch.chdir(tmp_path)
+
+    def listed(pattern: str) -> list[str]:
+        return [c.path.relative_to(tmp_path).as_posix() for c in list_source(pattern)[0]]
+
+    assert listed("*.wav") == ["1.wav"]  # one level; '*' matches no name starting with '.'
+    assert listed(".*.wav") == [".hidden.wav"]
+    assert listed("**/*.wav") == ["1.wav", "a/3.wav", "a/b/4.wav", "c1/5.wav", "c2/6.wav", "c3/7.wav"]  # not into .h
+    assert listed("c[12]/*.wav") == ["c1/5.wav", "c2/6.wav"]
+    assert listed("a/?/*.wav") == ["a/b/4.wav"]
+    assert listed(str(tmp_path / "**" / "*.wav")) == listed("**/*.wav")
+
+
+@pytest.mark.timeout(30)
+def test_a_glob_over_directory_link_loops_lists_each_file_once(tmp_path: Path) -> None:
+    # glob's '**' follows directory links with no loop check: two links back to an ancestor made it recurse 2^depth times.
+    data = tmp_path / "data"
+    for name in ("a.wav", "sub/b.wav", "sub/deeper/c.wav"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_bytes(name.encode())
+    (data / "sub" / "up1").symlink_to(data)
+    (data / "sub" / "up2").symlink_to(data)
+    pattern = str(data / "**" / "*.wav")
+    check_source(pattern)
+    assert count_listed(pattern, limit=100) == 3
+    candidates, rejected, ignored = list_source(pattern)
+    assert [c.path for c in candidates] == [data / "a.wav", data / "sub" / "b.wav", data / "sub" / "deeper" / "c.wav"]
+    assert (rejected, ignored) == ([], 0)
 
 def test_a_relative_source_is_stored_as_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tone(tmp_path / "corpus" / "a.wav", seed=1)
