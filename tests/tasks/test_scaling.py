@@ -24,6 +24,15 @@ def _monitor(client: Client, mongo_db: Database, redis_client: redis.Redis, run_
                           run_id=run_id, min_workers=1, max_workers=max_workers)
 
 
+def _add_and_retire_a_worker(cluster: LocalCluster, client: Client) -> None:
+    cluster.scale(2)
+    client.wait_for_workers(2, timeout=30)
+    cluster.scale(1)
+    deadline = time.monotonic() + 30
+    while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_cluster_load_means_cpu_and_memory_share() -> None:
     workers = {
         "a": {"metrics": {"cpu": 150.0, "memory": 500}, "memory_limit": 1000},  # psutil can exceed 100 %: cap it
@@ -83,12 +92,7 @@ def test_every_change_in_the_worker_count_is_recorded_at_its_time(mongo_db: Data
         monitor = _monitor(client, mongo_db, redis_client, "run-changes", max_workers=2)
         monitor.observe(backlog=3)
         before_add = datetime.now(timezone.utc)
-        cluster.scale(2)
-        client.wait_for_workers(2, timeout=30)
-        cluster.scale(1)
-        deadline = time.monotonic() + 30
-        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _add_and_retire_a_worker(cluster, client)
         after_retire = datetime.now(timezone.utc)
         monitor.observe(backlog=0)
     events = sorted(results.find_scaling_events(run_id="run-changes"), key=lambda e: e["time"])
@@ -105,12 +109,7 @@ def test_changes_logged_before_a_run_are_not_its_own(mongo_db: Database, redis_c
     results = ResultStore(mongo_db)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
         _monitor(client, mongo_db, redis_client, "run-earlier", max_workers=2).observe(backlog=1)
-        cluster.scale(2)
-        client.wait_for_workers(2, timeout=30)
-        cluster.scale(1)
-        deadline = time.monotonic() + 30
-        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _add_and_retire_a_worker(cluster, client)
         monitor = _monitor(client, mongo_db, redis_client, "run-later", max_workers=2)
         monitor.observe(backlog=1)
         monitor.observe(backlog=0)
