@@ -13,13 +13,15 @@ rule labels follow; a prediction without a threshold is not positive) and ``quar
 buckets add up to exact local days in any time zone, half- and quarter-hour offsets included.
 
 :class:`store.mongo.ResultStore` keeps it on every insert, counting only the documents actually inserted
-(duplicates of stored predictions are skipped, so a rerun or a resumed drain adds nothing): one ``$inc``
-upsert per quarter hour touched, and a chunk's documents share one timestamp. There is no transaction
-around an insert and its count, so it can drift in rare failures: a process killed between the two, or a
-connection lost mid-write (a retried insert counts what the lost attempt stored as already stored; a
-retried ``$inc`` whose first attempt landed counts twice). It is derived data, so it is not backed up:
-:func:`rebuild_counts` recomputes it from ``predictions`` and ``quarantine`` on restore, for a database
-from before the rollup, or to repair such drift.
+(duplicates of stored predictions are skipped, so a rerun or a resumed drain adds nothing; what an insert's
+failed attempt stored before its retry is counted once): one ``$inc`` upsert per quarter hour touched, and
+a chunk's documents share one timestamp. There is no transaction around an insert and its count, so it can
+drift in rare failures: a process killed or interrupted between the two leaves what it inserted uncounted,
+and a retried ``$inc`` whose first attempt landed counts twice. Nothing notices such drift (a crashed run is
+closed without a recount, and ``ResultStore.ensure_counts`` rebuilds only a rollup missing entirely). It is
+derived data, so it is not backed up: :func:`rebuild_counts` recomputes it from ``predictions`` and
+``quarantine`` on restore and for a database from before the rollup; called while nothing writes results,
+it repairs such drift too.
 """
 
 from __future__ import annotations

@@ -133,16 +133,27 @@ def connection_errors_as_service_error(what: str) -> Iterator[None]:
 
 
 def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert ``docs`` unordered; returns those inserted, leaving out duplicates of stored documents."""
+    """Insert ``docs`` unordered; returns those stored by this call, leaving out duplicates of documents stored before it.
+
+    A duplicate whose ``_id`` is stored was stored by an earlier attempt of this call that failed after the
+    server applied it, so it counts as stored here: ``docs`` come without ``_id``, pymongo gives each a new
+    ObjectId on the first attempt, and a retry resends them.
+    """
     try:
         collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         details = exc.details
         if details.get("writeConcernErrors") or any(e.get("code") != _DUPLICATE_KEY for e in details["writeErrors"]):
             raise
-        skipped = {e["index"] for e in details["writeErrors"]}
-        return [doc for i, doc in enumerate(docs) if i not in skipped]
+        duplicates = {e["index"] for e in details["writeErrors"]}
+        ours = _stored_ids(collection, [docs[i]["_id"] for i in duplicates])
+        return [doc for i, doc in enumerate(docs) if i not in duplicates or doc["_id"] in ours]
     return docs
+
+
+def _stored_ids(collection: Collection, ids: list[Any]) -> set[Any]:
+    """Those of ``ids`` that ``collection`` holds."""
+    return {doc["_id"] for doc in collection.find({"_id": {"$in": ids}}, {"_id": 1})}
 
 
 @dataclass(frozen=True)
@@ -171,7 +182,7 @@ class ResultStore:
     """Predictions, quarantine records and run documents in one MongoDB database.
 
     Every prediction and quarantine record inserted is also counted in the ``prediction_counts`` and
-    ``score_counts`` rollups (:mod:`store.counts`), whichever flow writes it.
+    ``score_counts`` rollups (:mod:`store.counts`, which says when they can drift), whichever flow writes it.
 
     Parameters
     ----------
@@ -237,8 +248,8 @@ class ResultStore:
         Returns
         -------
         int
-            How many were new (and counted in the rollup). After a retry, documents written by the failed
-            attempt count as already stored.
+            How many this call stored (and counted in the rollups), those of an attempt that failed after
+            the server applied them included.
         """
         inserted = self._insert(self._predictions, docs)
         self._count(prediction_increments(inserted), score_increments(inserted))

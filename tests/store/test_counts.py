@@ -1,15 +1,18 @@
-"""The prediction_counts rollup against a real MongoDB wire-protocol server: kept on insert (also by a real queue drain), rebuilt from the results."""
+"""The prediction_counts rollup against a real MongoDB wire-protocol server: kept on insert (also by a real queue drain and across a retried insert), rebuilt from the results."""
 
 from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
 import soundfile as sf
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import AutoReconnect, BulkWriteError
 
 from features.synth import synth_vowel
 from store.counts import COUNTS, SCORES, bucket_start, counts_missing, model_scores, rebuild_counts
@@ -54,6 +57,39 @@ def test_only_inserted_documents_are_counted(results: ResultStore, mongo_db: Dat
     assert results.insert_quarantine([rejected(i, later) for i in range(4)]) == 4
     assert rollup(mongo_db)[bucket_start(later)] == (3, 3, 4)
     assert mongo_db["predictions"].count_documents({}) == 13 and mongo_db["quarantine"].count_documents({}) == 4
+
+
+def lose_the_reply_of_the_next_insert(monkeypatch: pytest.MonkeyPatch, *, applied: int) -> None:
+    """The next ``insert_many`` reaches the server, which stores its first ``applied`` documents, but the
+    connection drops before the reply: pymongo raises AutoReconnect, which the store retries."""
+    real = Collection.insert_many
+
+    def insert_many(self: Collection, documents: list[dict], **kwargs: object) -> NoReturn:
+        monkeypatch.setattr(Collection, "insert_many", real)  # the retry's reply arrives
+        try:
+            real(self, documents[:applied], **kwargs)
+        except BulkWriteError:
+            pass  # its duplicates, in a reply that never came
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(Collection, "insert_many", insert_many)
+
+
+@pytest.mark.parametrize("applied", [4, 2])
+def test_a_retried_insert_counts_what_its_lost_attempt_stored_once(
+    results: ResultStore, mongo_db: Database, monkeypatch: pytest.MonkeyPatch, applied: int
+) -> None:
+    assert results.insert_predictions([prediction(0, T0, score=0.9)]) == 1
+    later = T0 + timedelta(minutes=1)  # the next quarter hour
+    lose_the_reply_of_the_next_insert(monkeypatch, applied=applied)
+    # 0 is a duplicate of the prediction stored above: skipped, not counted, on every attempt.
+    assert results.insert_predictions([prediction(i, later, score=0.1 if i == 2 else 0.9) for i in range(4)]) == 3
+    assert rollup(mongo_db) == {bucket_start(T0): (1, 1, 0), bucket_start(later): (3, 2, 0)}
+    assert model_scores(mongo_db, T0, "m1") == ([0, 1] + [0] * 7 + [3], 3)
+    lose_the_reply_of_the_next_insert(monkeypatch, applied=applied)
+    assert results.insert_quarantine([rejected(i, later) for i in range(4)]) == 4
+    assert rollup(mongo_db)[bucket_start(later)] == (3, 2, 4)
+    assert mongo_db["predictions"].count_documents({}) == 4 and mongo_db["quarantine"].count_documents({}) == 4
 
 
 def test_a_prediction_without_threshold_is_not_positive(results: ResultStore, mongo_db: Database) -> None:
