@@ -1,6 +1,7 @@
 """Rollups kept as results are stored, per UTC quarter hour: ``prediction_counts`` and ``score_counts``.
 
-``prediction_counts``: predictions, screen-positives and quarantined files. ``score_counts``: one document
+``prediction_counts``: predictions, screen-positives and quarantined files (not the records of duplicates, see
+:data:`DUPLICATE_STAGE`). ``score_counts``: one document
 per quarter hour and model version (``t``, the bucket's start in Unix seconds, ``model_version``,
 ``positives`` and ``b00``...``b09``, the clips per tenth of the score range), which the dashboard's
 score-drift histogram reads. Its ``_id`` and ``t`` avoid date-like strings and ``$set`` datetimes, which
@@ -38,6 +39,9 @@ COUNTS = "prediction_counts"
 SCORES = "score_counts"
 BUCKET = timedelta(minutes=15)
 FIELDS = ("predictions", "positives", "quarantined")
+# The quarantine stage of a file with the same content as another file of its run, analysed in its place: the record
+# names the file, which is no bad input, so it is counted as a run's duplicate, never as quarantined.
+DUPLICATE_STAGE = "duplicate"
 SCORE_BINS = 10
 BIN_FIELDS = tuple(f"b{i:02d}" for i in range(SCORE_BINS))
 
@@ -95,10 +99,11 @@ def _positive(doc: Mapping[str, Any]) -> int:
 
 
 def quarantine_increments(docs: Iterable[Mapping[str, Any]]) -> Increments:
-    """``quarantined`` to add per bucket for newly inserted quarantine records (those with ``created_at``)."""
+    """``quarantined`` to add per bucket for newly inserted quarantine records (those with ``created_at``), a duplicate's left out."""
     increments: Increments = defaultdict(Counter)
     for doc in _timed(docs):
-        increments[bucket_start(doc["created_at"])]["quarantined"] += 1
+        if doc.get("stage") != DUPLICATE_STAGE:
+            increments[bucket_start(doc["created_at"])]["quarantined"] += 1
     return increments
 
 
@@ -156,7 +161,7 @@ def rebuild_counts(db: Database) -> int:
             buckets[start].update(counts)
         for key, counts in score_increments(batch).items():
             scores[key].update(counts)
-    for batch in _batches(db["quarantine"].find({}, {"_id": 0, "created_at": 1}, batch_size=_READ_BATCH)):
+    for batch in _batches(db["quarantine"].find({}, {"_id": 0, "created_at": 1, "stage": 1}, batch_size=_READ_BATCH)):
         for start, counts in quarantine_increments(batch).items():
             buckets[start].update(counts)
     db[COUNTS].drop()

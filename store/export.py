@@ -21,8 +21,8 @@ PREDICTION_EXPORT: Mapping[str, pa.DataType] = {
     "sample_rate": pa.int32(), "channels": pa.int32(), "size_bytes": pa.int64(), "run_id": pa.string(), "created_at": _WHEN,
 }
 QUARANTINE_EXPORT: Mapping[str, pa.DataType] = {
-    "path": pa.string(), "audio_sha256": pa.string(), "stage": pa.string(), "reason": pa.string(),
-    "error_class": pa.string(), "run_id": pa.string(), "created_at": _WHEN,
+    "path": pa.string(), "audio_sha256": pa.string(), "subject_id": pa.string(), "reference_label": pa.string(),
+    "stage": pa.string(), "reason": pa.string(), "error_class": pa.string(), "run_id": pa.string(), "created_at": _WHEN,
 }
 
 

@@ -16,6 +16,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from store.counts import (
     COUNTS,
+    DUPLICATE_STAGE,
     SCORES,
     Increments,
     ScoreIncrements,
@@ -289,9 +290,14 @@ class ResultStore:
         return _retrying("read runs", lambda: list(self._runs.find({"status": "running", "host": host}, {"_id": 0})), budget_s=self._retry_s)
 
     def stored_counts(self, run_id: str) -> dict[str, int]:
-        """How many predictions and quarantine records carry ``run_id``."""
+        """How many predictions, quarantined files and duplicates' records carry ``run_id``: a run summary's counts of them."""
         def count() -> dict[str, int]:
-            return {"scored": self._predictions.count_documents({"run_id": run_id}), "quarantined": self._quarantine.count_documents({"run_id": run_id})}
+            of_run = {"run_id": run_id}
+            return {
+                "scored": self._predictions.count_documents(of_run),
+                "quarantined": self._quarantine.count_documents({**of_run, "stage": {"$ne": DUPLICATE_STAGE}}),
+                "duplicates": self._quarantine.count_documents({**of_run, "stage": DUPLICATE_STAGE}),
+            }
 
         return _retrying(f"count run {run_id}", count, budget_s=self._retry_s)
 

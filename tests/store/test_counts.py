@@ -15,7 +15,7 @@ from pymongo.database import Database
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 from features.synth import synth_vowel
-from store.counts import COUNTS, SCORES, bucket_start, counts_missing, model_scores, rebuild_counts
+from store.counts import COUNTS, DUPLICATE_STAGE, SCORES, bucket_start, counts_missing, model_scores, rebuild_counts
 from store.mongo import ResultStore
 from tests.store.conftest import rollup
 from tests.voxflow_cli import env_db, last_json, run_cli
@@ -92,6 +92,15 @@ def test_a_retried_insert_counts_what_its_lost_attempt_stored_once(
     assert mongo_db["predictions"].count_documents({}) == 4 and mongo_db["quarantine"].count_documents({}) == 4
 
 
+def test_the_records_of_duplicates_are_not_counted_as_quarantined(results: ResultStore, mongo_db: Database) -> None:
+    duplicate = {**rejected(1, T0), "stage": DUPLICATE_STAGE, "reason": "same content as /bad/0.wav: analysed once, under that name"}
+    assert results.insert_quarantine([rejected(0, T0), duplicate]) == 2
+    assert rollup(mongo_db) == {bucket_start(T0): (0, 0, 1)}
+    rebuild_counts(mongo_db)
+    assert rollup(mongo_db) == {bucket_start(T0): (0, 0, 1)}
+    assert results.stored_counts("run-a") == {"scored": 0, "quarantined": 1, "duplicates": 1}
+
+
 def test_a_prediction_without_threshold_is_not_positive(results: ResultStore, mongo_db: Database) -> None:
     results.insert_predictions([prediction(1, T0, score=0.9, threshold=None), prediction(2, T0, score=0.9)])
     assert rollup(mongo_db) == {bucket_start(T0): (2, 1, 0)}
@@ -137,9 +146,10 @@ def test_ensure_counts_rebuilds_a_database_from_before_the_rollup(results: Resul
 
 
 def _direct(db: Database) -> tuple[int, int, int]:
-    """(predictions, positives, quarantined) counted over the collections themselves."""
+    """(predictions, positives, quarantined) counted over the collections themselves (a duplicate's record is no quarantined file)."""
     scores = list(db["predictions"].find({}, {"_id": 0, "score": 1, "threshold": 1}))
-    return len(scores), sum(1 for p in scores if p["score"] >= p["threshold"]), db["quarantine"].count_documents({})
+    quarantined = db["quarantine"].count_documents({"stage": {"$ne": DUPLICATE_STAGE}})
+    return len(scores), sum(1 for p in scores if p["score"] >= p["threshold"]), quarantined
 
 
 @pytest.mark.slow
