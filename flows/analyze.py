@@ -17,12 +17,13 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from models.artifact import ModelBundle
+from store.mongo import ResultStore
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import AUDIO_SUFFIXES, Discovery, FileRef, discover
 from tasks.model_registry import load_champion
-from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
+from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
 from voxflow.scaling import Thresholds
@@ -31,16 +32,32 @@ from voxflow.settings import Settings, get_settings
 
 @task(name="discover-files", cache_policy=NO_CACHE)
 def discover_files(source: str, settings: Settings) -> Discovery:
-    """List and hash the source; rejected files are quarantined at stage ``discover``."""
+    """List and hash the source (what it sets aside is recorded by :func:`record_set_aside`)."""
     found = discover(source, max_file_bytes=int(settings.max_file_mb * 1e6))
     logger = get_run_logger()
     logger.info(
         "Found %d audio files in %s (%d rejected, %d duplicate content, %d non-audio ignored)",
-        len(found.files), source, len(found.rejected), found.duplicates, found.ignored,
+        len(found.files), source, len(found.rejected), len(found.duplicates), found.ignored,
     )
     if not found.seen:
         logger.warning("No audio files in %s: nothing to analyse (voxflow reads %s; WFDB records by their .hea)", source, " ".join(sorted(AUDIO_SUFFIXES)))
     return found
+
+
+def record_set_aside(found: Discovery, results: ResultStore, *, run_id: str) -> None:
+    """Quarantine what discovery set aside: each rejected file (stage ``discover``), and each duplicate (stage
+    ``duplicate``) naming the file analysed in its place.
+
+    A duplicate listed with another subject_id or label than that file is logged as a warning too: only that
+    file's are stored with the prediction.
+    """
+    logger = get_run_logger()
+    for duplicate in found.duplicates:
+        if duplicate.differences:
+            logger.warning("%s: %s", duplicate.ref.path, duplicate.reason)
+    records = [*found.rejected, *map(duplicate_doc, found.duplicates)]
+    if records:
+        results.insert_quarantine(quarantine_docs(records, run_id=run_id, created_at=datetime.now(timezone.utc)))
 
 
 @task(name="skip-known", cache_policy=NO_CACHE)
@@ -146,8 +163,7 @@ def analyze_batch(
         with recorded_run(stores.results, card, settings, run_id=run_id, source=source):
             found = discover_files(source, settings)
             discovered = time.perf_counter()
-            if found.rejected:
-                stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
+            record_set_aside(found, stores.results, run_id=run_id)
             # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
             pending = skip_known(quote(found.files), card.version, stores)
             checked = time.perf_counter()
@@ -161,7 +177,8 @@ def analyze_batch(
             "status": "completed",
             "seen": found.seen,
             "scored": outcome.inserted,
-            "skipped": len(found.files) - len(pending) + found.duplicates + (outcome.scored - outcome.inserted),
+            "skipped": len(found.files) - len(pending) + (outcome.scored - outcome.inserted),
+            "duplicates": len(found.duplicates),
             "quarantined": outcome.quarantined + len(found.rejected),
             "ignored": found.ignored,
             "wall_s": round(wall, 3),
@@ -177,5 +194,8 @@ def analyze_batch(
         }
         stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
         create_markdown_artifact(markdown=_summary_markdown(summary), key="analyze-summary", description=f"voxflow run {run_id}")
-        logger.info("Run %s completed: %d scored, %d skipped, %d quarantined in %.1f s", run_id, summary["scored"], summary["skipped"], summary["quarantined"], wall)
+        logger.info(
+            "Run %s completed: %d scored, %d skipped, %d duplicates, %d quarantined in %.1f s",
+            run_id, summary["scored"], summary["skipped"], summary["duplicates"], summary["quarantined"], wall,
+        )
         return summary

@@ -1,7 +1,8 @@
 """The drain-queue flow: analyse files from the intake queue until it is empty.
 
 Each entry is acknowledged only once its outcome is persisted: a prediction, a quarantine record, or
-an earlier prediction of the same content. A killed drain leaves its entries pending; the next drain
+an earlier prediction of the same content; a duplicate of another file of its batch once its own record
+and that file's outcome are. A killed drain leaves its entries pending; the next drain
 claims them after ``queue_claim_idle_s`` and skips what was already stored.
 """
 
@@ -24,7 +25,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows.analyze import score_files, skip_known
+from flows.analyze import record_set_aside, score_files, skip_known
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.locks import hold_lock
@@ -33,7 +34,7 @@ from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
-from tasks.persist import Stores, open_stores, quarantine_docs, recorded_run
+from tasks.persist import Stores, open_stores, recorded_run
 from voxflow.errors import LockError
 from voxflow.processes import ended_on_this_host
 from voxflow.settings import Settings, get_settings
@@ -74,8 +75,9 @@ class BatchAcks:
         self._totals = totals
 
     def candidates(self) -> list[Candidate]:
-        """One candidate per distinct path (the same path enqueued twice is analysed once)."""
-        return [Candidate(Path(path), entries[0].subject_id, entries[0].label) for path, entries in self._by_path.items() if entries[0].path]
+        """One candidate per entry with a path, with that entry's subject and label, a path's entries together: the
+        same path enqueued twice is analysed once, its second entry a duplicate of the first."""
+        return [Candidate(Path(path), entry.subject_id, entry.label) for path, entries in self._by_path.items() for entry in entries if entry.path]
 
     def pathless(self) -> list[Rejection]:
         """Entries without a path (another producer's): quarantined and acknowledged, or every drain would read them again."""
@@ -106,9 +108,8 @@ class BatchAcks:
 
 
 def _drain_batch(
-    entries: Sequence[QueueEntry],
-    *,
     acks: BatchAcks,
+    *,
     bundle: ModelBundle,
     stores: Stores,
     settings: Settings,
@@ -118,9 +119,8 @@ def _drain_batch(
     totals: DrainTotals,
 ) -> None:
     found = hash_candidates(acks.candidates(), rejected=acks.pathless(), max_file_bytes=int(settings.max_file_mb * 1e6))
-    if found.rejected:
-        stores.results.insert_quarantine(quarantine_docs(found.rejected, run_id=run_id, created_at=datetime.now(timezone.utc)))
-        acks.settle([r.path for r in found.rejected], "quarantined")
+    record_set_aside(found, stores.results, run_id=run_id)
+    acks.settle([r.path for r in found.rejected], "quarantined")
     pending = skip_known(quote(found.files), bundle.card.version, stores) if found.files else []  # quote(): see flows/analyze.py
     waiting = {ref.path for ref in pending}
     acks.settle([ref.path for ref in found.files if ref.path not in waiting], "skipped")
@@ -129,10 +129,10 @@ def _drain_batch(
         totals.scored += outcome.inserted
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined
-    # What is left shares its content with a file of this batch, whose outcome is now persisted.
+    # What is left shares its content with a file of this batch, whose outcome is now persisted (its own record was stored first).
     acks.settle(acks.unsettled(), "duplicate")
     totals.skipped += len(found.files) - len(pending)
-    totals.duplicates += len(entries) - len(found.files) - len(found.rejected)
+    totals.duplicates += len(found.duplicates)
     totals.quarantined += len(found.rejected)
     totals.batches += 1
 
@@ -212,7 +212,7 @@ def drain_queue(
                 count = batch_size or settings.queue_batch_size
                 while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s):
                     _drain_batch(
-                        entries, acks=BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
+                        BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
                         run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,
                     )
                     logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)

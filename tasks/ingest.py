@@ -50,6 +50,43 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """A file with the same content as one listed before it in the batch, which is analysed in its place."""
+
+    ref: FileRef
+    first: FileRef
+
+    @property
+    def differences(self) -> list[str]:
+        """The manifest fields this file was listed with that differ from the first file's, with both values (its own first)."""
+        pairs = (("subject_id", self.ref.subject_id, self.first.subject_id), ("label", self.ref.label, self.first.label))
+        return [f"{name} ({_shown(own)} vs {_shown(theirs)})" for name, own, theirs in pairs if own != theirs]
+
+    @property
+    def reason(self) -> str:
+        """Why the file is not analysed itself, naming the file that is and, when they differ, what each was listed with.
+
+        Examples
+        --------
+        >>> first = FileRef("/in/m1.wav", "ab" * 32, 44, "S1", "healthy")
+        >>> Duplicate(FileRef("/in/m1_copy.wav", "ab" * 32, 44, "S2", "healthy"), first).reason
+        'same content as /in/m1.wav, with another subject_id (S2 vs S1): analysed once, under that name; check the manifest'
+        >>> Duplicate(replace(first, path="/in/again.wav"), first).reason
+        'same content as /in/m1.wav: analysed once, under that name'
+        """
+        same_path = self.ref.path == self.first.path
+        what = "the same file listed again" if same_path else f"same content as {self.first.path}"
+        differs = f", with another {' and '.join(self.differences)}" if self.differences else ""
+        where = "" if same_path else ", under that name"
+        check = "; check the manifest" if self.differences else ""
+        return f"{what}{differs}: analysed once{where}{check}"
+
+
+def _shown(value: str | None) -> str:
+    return "missing" if value is None else value
+
+
+@dataclass(frozen=True)
 class Candidate:
     path: Path
     subject_id: str | None = None
@@ -58,16 +95,16 @@ class Candidate:
 
 @dataclass
 class Discovery:
-    """What a source holds: files to analyse, files rejected up front, and what was left aside."""
+    """What a source holds: files to analyse, files rejected up front, repeats of a file's content, and what was left aside."""
 
     files: list[FileRef] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     ignored: int = 0
-    duplicates: int = 0
+    duplicates: list[Duplicate] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
-        return len(self.files) + len(self.rejected) + self.duplicates
+        return len(self.files) + len(self.rejected) + len(self.duplicates)
 
 
 def is_audio(path: Path) -> bool:
@@ -471,7 +508,7 @@ def hash_threads() -> int:
 
 
 def discover(source: str, *, max_file_bytes: int, threads: int | None = None) -> Discovery:
-    """List, stat and hash every audio file of a SOURCE; the same content twice is analysed once.
+    """List, stat and hash every audio file of a SOURCE; the same content twice is analysed once, under the first name listed.
 
     Parameters
     ----------
@@ -489,17 +526,20 @@ def discover(source: str, *, max_file_bytes: int, threads: int | None = None) ->
 def hash_candidates(
     candidates: Sequence[Candidate], *, rejected: Sequence[Rejection] = (), ignored: int = 0, max_file_bytes: int, threads: int | None = None
 ) -> Discovery:
-    """Hash explicit candidates (e.g. paths taken from the queue) into a Discovery."""
+    """Hash explicit candidates (e.g. paths taken from the queue) into a Discovery.
+
+    Of the candidates with the same content, the first listed is analysed; each later one is a Duplicate of it.
+    """
     found = Discovery(rejected=list(rejected), ignored=ignored)
-    seen_hashes: set[str] = set()
+    firsts: dict[str, FileRef] = {}
     with ThreadPoolExecutor(max_workers=threads or hash_threads()) as pool:
         for outcome in pool.map(lambda c: hash_candidate(c, max_file_bytes), candidates):
             if isinstance(outcome, Rejection):
                 found.rejected.append(outcome)
-            elif outcome.sha256 in seen_hashes:
-                found.duplicates += 1
+            elif outcome.sha256 in firsts:
+                found.duplicates.append(Duplicate(outcome, firsts[outcome.sha256]))
             else:
-                seen_hashes.add(outcome.sha256)
+                firsts[outcome.sha256] = outcome
                 found.files.append(outcome)
     return found
 

@@ -17,10 +17,11 @@ from redis import Redis
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
 from store.cache import LiveMetrics, PredictionCache, connect_redis
+from store.counts import DUPLICATE_STAGE
 from store.feature_store import FeatureStore
 from store.models import ModelStore
 from store.mongo import ResultStore, connect_mongo
-from tasks.ingest import Rejection
+from tasks.ingest import Duplicate, Rejection
 from voxflow import services
 from voxflow.errors import ServiceError
 from voxflow.settings import Settings
@@ -167,6 +168,15 @@ def quarantine_docs(rejections: Sequence[dict[str, Any] | Rejection], *, run_id:
         fields = rejection if isinstance(rejection, dict) else rejection.__dict__
         docs.append({**fields, "run_id": run_id, "created_at": created_at})
     return docs
+
+
+def duplicate_doc(duplicate: Duplicate) -> dict[str, Any]:
+    """The quarantine fields of a duplicate: its path, content, manifest subject and label, and the file analysed in its place."""
+    ref = duplicate.ref
+    return {
+        "path": ref.path, "audio_sha256": ref.sha256, "subject_id": ref.subject_id, "reference_label": ref.label,
+        "stage": DUPLICATE_STAGE, "reason": duplicate.reason,
+    }
 
 
 def persist_scored(stores: Stores, table: pa.Table, rejected: Sequence[dict[str, Any]], *, run_id: str, chunk_id: int, card: ModelCard) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -124,6 +125,55 @@ def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: di
     run_cli(["quarantine", "--run", summary["run_id"], "--output", str(tmp_path / "quarantined.csv")], env)
     exported = pacsv.read_csv(str(tmp_path / "quarantined.csv")).to_pylist()
     assert {Path(row["path"]).name: (row["stage"], row["reason"]) for row in exported} == reasons and len(exported) == len(quarantined)
+
+
+def test_each_file_of_content_seen_before_is_named_as_its_duplicate(cli_env: dict[str, str], tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for suffix in (".wav", ".wave", ".flac", ".ogg", ".opus", ".mp3"):
+        (corpus / f"zero{suffix}").write_bytes(b"")
+    summary = last_json(run_cli(["analyze", str(corpus / "z*"), "--json"], cli_env))
+    counts = {key: summary[key] for key in ("seen", "scored", "skipped", "duplicates", "quarantined")}
+    assert counts == {"seen": 6, "scored": 0, "skipped": 0, "duplicates": 5, "quarantined": 1}, summary
+
+    records = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], cli_env))
+    first = str(corpus / "zero.flac")  # the first listed: analysed, and quarantined as empty
+    assert {r["path"]: r["stage"] for r in records} == {str(path): "duplicate" for path in corpus.iterdir() if str(path) != first} | {first: "decode"}
+    assert all(r["reason"] == f"same content as {first}: analysed once, under that name" for r in records if r["stage"] == "duplicate")
+    assert len({r["audio_sha256"] for r in records}) == 1
+    # Not bad files: the quarantine rollup counts the one that is.
+    assert sum(doc.get("quarantined", 0) for doc in env_db(cli_env)["prediction_counts"].find()) == 1
+
+
+def test_a_manifest_naming_one_recording_twice_says_what_it_did_not_keep(cli_env: dict[str, str], tmp_path: Path) -> None:
+    m1, copy, other = tmp_path / "m1.wav", tmp_path / "m1_copy.wav", tmp_path / "m2.wav"
+    sf.write(m1, synth_vowel(f0_hz=120, duration_s=2.0, sr=16_000, seed=1), 16_000)
+    shutil.copy(m1, copy)
+    sf.write(other, synth_vowel(f0_hz=180, duration_s=2.0, sr=16_000, seed=2), 16_000)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("path,subject_id,label\nm1.wav,S1,healthy\nm1_copy.wav,S2,pathological\nm2.wav,S3,healthy\n")
+    done = run_cli(["analyze", str(manifest), "--json"], cli_env)
+    summary = last_json(done)
+    assert [summary[key] for key in ("seen", "scored", "skipped", "duplicates", "quarantined")] == [3, 2, 0, 1, 0], summary
+
+    reason = (f"same content as {m1}, with another subject_id (S2 vs S1) and label (pathological vs healthy): "
+              "analysed once, under that name; check the manifest")
+    assert f"{copy}: {reason}" in " ".join(done.stderr.split())  # a warning, whatever the console's line width
+    db = env_db(cli_env)
+    record = db.quarantine.find_one({"run_id": summary["run_id"]}, {"_id": 0, "created_at": 0})
+    sha256 = db.predictions.find_one({"path": str(m1)})["audio_sha256"]
+    assert record == {"path": str(copy), "audio_sha256": sha256, "subject_id": "S2", "reference_label": "pathological",
+                      "stage": "duplicate", "reason": reason, "run_id": summary["run_id"]}
+    assert (db.predictions.find_one({"audio_sha256": sha256})["subject_id"], db.quarantine.count_documents({})) == ("S1", 1)
+    run_cli(["quarantine", "--run", summary["run_id"], "-o", str(tmp_path / "repeats.parquet")], cli_env)
+    [exported] = pq.read_table(str(tmp_path / "repeats.parquet")).to_pylist()
+    assert (exported["path"], exported["subject_id"], exported["reference_label"]) == (str(copy), "S2", "pathological")
+
+    # A re-run scores nothing again and names the repeat again, in its own run's records.
+    again = last_json(run_cli(["analyze", str(manifest), "--json"], cli_env))
+    assert [again[key] for key in ("seen", "scored", "skipped", "duplicates", "quarantined")] == [3, 0, 2, 1, 0], again
+    assert db.quarantine.count_documents({"run_id": again["run_id"], "path": str(copy), "stage": "duplicate"}) == 1
+    assert db.predictions.count_documents({}) == 2 and repeated_hashes(db.predictions) == []
 
 
 def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, str], tmp_path: Path) -> None:

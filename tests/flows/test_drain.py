@@ -65,14 +65,20 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     assert before["depth"] == 11 and before["pending"] == 0 and before["oldest_pending_age_s"] >= 0
 
     summary = last_json(run_cli(["drain", "--json"], cli_env))
-    # 6 distinct clips scored; clip3 twice, clip2 via the manifest and the copy are duplicates; silence and gone quarantined.
+    # 6 distinct clips scored; clip3 twice, clip2 via the manifest and the copy are duplicates, each named; silence and gone quarantined.
     assert (summary["acked"], summary["scored"], summary["duplicates"], summary["quarantined"]) == (11, 6, 3, 2), summary
     assert summary["depth"] == 0 and summary["latency_p95_s"] >= summary["latency_p50_s"] > 0
 
     db = env_db(cli_env)
     assert db.predictions.count_documents({}) == 6
-    stages = {Path(q["path"]).name: q["stage"] for q in db.quarantine.find({"run_id": summary["run_id"]})}
-    assert stages == {"silence.wav": "quality", "gone.wav": "discover"}
+    records = {Path(q["path"]).name: (q["stage"], q["reason"]) for q in db.quarantine.find({"run_id": summary["run_id"]})}
+    assert {name: stage for name, (stage, _) in records.items()} == {
+        "silence.wav": "quality", "gone.wav": "discover", "copy-of-clip0.wav": "duplicate", "clip002.wav": "duplicate", "clip003.wav": "duplicate"}
+    assert {name: reason for name, (stage, reason) in records.items() if stage == "duplicate"} == {
+        "copy-of-clip0.wav": f"same content as {clips[0]}: analysed once, under that name",
+        "clip003.wav": "the same file listed again: analysed once",
+        "clip002.wav": "the same file listed again, with another subject_id (s2 vs missing): analysed once; check the manifest",
+    }
     assert _acked_ids(cli_env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})
 
     after = last_json(run_cli(["queue", "status", "--json"], cli_env))

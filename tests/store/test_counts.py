@@ -158,7 +158,7 @@ def test_a_queue_drain_and_its_repeat_keep_the_counts_equal_to_the_collections(c
     clips.mkdir()
     for i in range(4):
         sf.write(clips / f"clip{i}.wav", synth_vowel(f0_hz=100 + 40 * i, duration_s=1.5, sr=16_000, seed=i), 16_000)
-    shutil.copy(clips / "clip0.wav", tmp_path / "copy.wav")  # same content: scored once
+    shutil.copy(clips / "clip0.wav", tmp_path / "copy.wav")  # same content: scored once, its record not counted
     sf.write(tmp_path / "silence.wav", np.zeros(16_000, dtype=np.float32), 16_000)  # quarantined at the quality gate
     sources = [str(clips), str(tmp_path / "copy.wav"), str(tmp_path / "silence.wav")]
     db = env_db(cli_env)
@@ -168,6 +168,7 @@ def test_a_queue_drain_and_its_repeat_keep_the_counts_equal_to_the_collections(c
     assert (first["scored"], first["quarantined"]) == (4, 1), first
     counted = tuple(sum(b.get(name, 0) for b in db[COUNTS].find()) for name in ("predictions", "positives", "quarantined"))
     assert counted == _direct(db) and counted[0] == 4
+    assert db["quarantine"].count_documents({"stage": DUPLICATE_STAGE}) == 1  # copy.wav, named
 
     last_json(run_cli(["enqueue", *sources, "--json"], cli_env))  # the same files again: already stored, re-quarantined
     again = last_json(run_cli(["drain", "--json"], cli_env))

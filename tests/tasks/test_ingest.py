@@ -42,11 +42,30 @@ def test_folder_is_walked_recursively_with_unicode_and_spaces(tmp_path: Path) ->
     assert all(len(f.sha256) == 64 for f in found.files)
 
 
-def test_same_content_twice_is_analysed_once(tmp_path: Path) -> None:
+def test_same_content_twice_is_analysed_once_and_the_repeat_named(tmp_path: Path) -> None:
     original = _tone(tmp_path / "one.wav")
     (tmp_path / "copy.wav").write_bytes(original.read_bytes())
     found = discover(str(tmp_path), max_file_bytes=MAX)
-    assert len(found.files) == 1 and found.duplicates == 1 and found.seen == 2
+    assert [f.path for f in found.files] == [str(tmp_path / "copy.wav")] and found.seen == 2  # the first listed (sorted)
+    [duplicate] = found.duplicates
+    assert (duplicate.ref.path, duplicate.ref.sha256, duplicate.first) == (str(original), found.files[0].sha256, found.files[0])
+    assert duplicate.reason == f"same content as {tmp_path / 'copy.wav'}: analysed once, under that name" and not duplicate.differences
+
+
+def test_a_manifests_repeats_name_the_subject_and_label_they_differ_in(tmp_path: Path) -> None:
+    original = _tone(tmp_path / "m1.wav")
+    (tmp_path / "m1_copy.wav").write_bytes(original.read_bytes())
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("path,subject_id,label\nm1.wav,S1,healthy\nm1_copy.wav,S2,pathological\nm1.wav,S1,\n")
+    found = discover(str(manifest), max_file_bytes=MAX)
+    assert [(f.path, f.subject_id, f.label) for f in found.files] == [(str(original), "S1", "healthy")]
+    copy, again = found.duplicates
+    assert (copy.ref.path, copy.ref.subject_id, copy.ref.label) == (str(tmp_path / "m1_copy.wav"), "S2", "pathological")
+    assert copy.reason == (
+        f"same content as {original}, with another subject_id (S2 vs S1) and label (pathological vs healthy): "
+        "analysed once, under that name; check the manifest"
+    )
+    assert again.ref.path == str(original) and again.reason == "the same file listed again, with another label (missing vs healthy): analysed once; check the manifest"
 
 
 def test_broken_symlink_and_loop_are_rejected_with_reasons(tmp_path: Path) -> None:
