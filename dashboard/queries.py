@@ -27,7 +27,7 @@ import pymongo
 import redis
 from pymongo.database import Database
 
-from store.counts import COUNTS, SCORE_BINS, bucket_start, model_scores
+from store.counts import COUNTS, DUPLICATE_STAGE, SCORE_BINS, bucket_start, model_scores
 from store.counts import FIELDS as COUNT_FIELDS  # predictions, positives, quarantined
 from store.latency import LATENCY_STREAM
 from store.queue import QUEUE_GROUP, QUEUE_STREAM
@@ -37,7 +37,7 @@ WORKERS_STREAM = "voxflow:metrics:workers"
 
 RUN_FIELDS = (
     "run_id", "source", "status", "started_at", "finished_at", "seen", "scored", "skipped",
-    "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen", "error",
+    "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen", "error",
 )
 WORKER_FIELDS = ("workers", "backlog", "processing", "queued", "cpu_pct", "memory_pct")
 _KEY_SEPARATOR = "\x1f"
@@ -240,10 +240,13 @@ def recent_runs(db: Database, *, limit: int = 50) -> pd.DataFrame:
 
 
 def quarantine_reasons(db: Database, run_id: str) -> pd.DataFrame:
-    """One run's quarantined files grouped by stage and reason: ``stage``, ``reason``, ``files``, most frequent first."""
+    """One run's quarantined files grouped by stage and reason: ``stage``, ``reason``, ``files``, most frequent first.
+
+    Its duplicates' records are left out: no bad files, each with a reason of its own (``voxflow quarantine`` lists them).
+    """
     # One string key: nx-27017 0.8.1 does not group by a document _id ({"stage": ..., "reason": ...}).
     rows = db["quarantine"].aggregate([
-        {"$match": {"run_id": run_id}},
+        {"$match": {"run_id": run_id, "stage": {"$ne": DUPLICATE_STAGE}}},
         {"$group": {"_id": {"$concat": ["$stage", _KEY_SEPARATOR, "$reason"]}, "files": {"$sum": 1}}},
     ])
     frame = _frame(

@@ -40,13 +40,15 @@ def body(page: context.Page) -> None:
     st.subheader("One run")
     run_id = st.selectbox("Run", runs["run_id"], format_func=lambda r: f"{r} · {runs.set_index('run_id').at[r, 'source']}")
     run = runs.set_index("run_id").loc[run_id]
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("Status", str(run["status"]))
     # A run's counts and timings are written when it finishes: a running or failed run has none.
     cols[1].metric("Scored", _shown(run["scored"], "{:,.0f}"))
     cols[2].metric("Quarantined", _shown(run["quarantined"], "{:,.0f}"))
-    cols[3].metric("Wall time", _shown(run["wall_s"], "{:.1f} s"))
-    cols[4].metric("Throughput", _shown(run["clips_per_s"], "{:.2f} clips/s"))
+    cols[3].metric("Duplicates", _shown(run["duplicates"], "{:,.0f}"),
+                   help=f"files with the same content as one listed before them, analysed once under that one's name: `voxflow quarantine --run {run_id}` names each")
+    cols[4].metric("Wall time", _shown(run["wall_s"], "{:.1f} s"))
+    cols[5].metric("Throughput", _shown(run["clips_per_s"], "{:.2f} clips/s"))
     if run["status"] == "running":
         st.info("Still running: its counts and timings are recorded when it finishes.")
     elif isinstance(run["error"], str):

@@ -140,11 +140,11 @@ def test_runs(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
     runs = app.dataframe[0].value
     row = runs.iloc[0]
     assert len(runs) == 1 and row["run_id"] == run_id and row["status"] == "completed"
-    for key in ("seen", "scored", "skipped", "quarantined"):
+    for key in ("seen", "scored", "skipped", "duplicates", "quarantined"):
         assert row[key] == seeded.summary[key]
     assert row["prefect"] == f"http://prefect.example:4200/runs/flow-run/{run_id}"
     shown = metrics(app)
-    assert (shown["Status"], shown["Scored"], shown["Quarantined"]) == ("completed", "4", "4")
+    assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Duplicates"]) == ("completed", "4", "4", "0")
     assert shown["Throughput"] == f"{seeded.summary['clips_per_s']:.2f} clips/s"
     assert shown["Wall time"] == f"{seeded.summary['wall_s']:.1f} s"
     reasons = app.dataframe[1].value

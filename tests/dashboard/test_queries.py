@@ -34,7 +34,7 @@ def seeded(mongo_db: Database) -> Database:
     mongo_db["predictions"].insert_many(docs)
     mongo_db["predictions"].create_index([("created_at", -1)])
     mongo_db["runs"].insert_many([
-        {"run_id": "r1", "started_at": NOW - timedelta(hours=1), "scored": 30, "quarantined": 10, "source": "a", "status": "completed"},
+        {"run_id": "r1", "started_at": NOW - timedelta(hours=1), "scored": 30, "quarantined": 10, "duplicates": 2, "source": "a", "status": "completed"},
         {"run_id": "r0", "started_at": NOW - timedelta(days=3), "scored": 5, "quarantined": 50, "source": "b", "status": "completed"},
     ])
     mongo_db["quarantine"].insert_many(
@@ -42,6 +42,7 @@ def seeded(mongo_db: Database) -> Database:
         + [{"run_id": "r1", "stage": "decode", "reason": "empty file"} for _ in range(3)]
         + [{"run_id": "r1", "stage": "timeout", "reason": "took longer than 60 s"}]
         + [{"run_id": "r0", "stage": "worker", "reason": "worker died"} for _ in range(50)]
+        + [{"run_id": "r1", "stage": "duplicate", "reason": f"same content as /in/{i}.wav: analysed once, under that name"} for i in range(2)]
     )
     return mongo_db
 
@@ -139,10 +140,11 @@ def test_score_distribution_follows_each_predictions_threshold(mongo_db: Databas
 
 
 def test_reasons_and_runs(seeded: Database) -> None:
-    reasons = queries.quarantine_reasons(seeded, "r1")
+    reasons = queries.quarantine_reasons(seeded, "r1")  # the bad files, not the records of duplicates
     assert reasons.values.tolist() == [["quality", "silence", 6], ["decode", "empty file", 3], ["timeout", "took longer than 60 s", 1]]
     assert queries.quarantine_reasons(seeded, "nope").empty
-    assert queries.recent_runs(seeded)["run_id"].tolist() == ["r1", "r0"]
+    runs = queries.recent_runs(seeded)
+    assert runs["run_id"].tolist() == ["r1", "r0"] and runs["duplicates"].tolist()[0] == 2
 
 
 def test_absent_collections_read_as_empty(mongo_db: Database) -> None:
