@@ -61,6 +61,10 @@ class Audio:
     clipped_fraction : float or None
         Share of the file's own samples in flat tops (:func:`features.clipping.flat_top_fraction`),
         measured before resampling smears them; None for audio not built by :func:`decode_audio`.
+    peak : float or None
+        Largest absolute value of the file's own samples (full scale 1.0), before mixing and
+        resampling add or hide overshoot; NaN when a sample is NaN; None for audio not built by
+        :func:`decode_audio`.
     """
 
     samples: np.ndarray
@@ -69,6 +73,7 @@ class Audio:
     channels: int
     duration_s: float
     clipped_fraction: float | None = None
+    peak: float | None = None
 
 
 def _check_duration(frames: int, rate: float, max_duration_s: float | None) -> None:
@@ -148,8 +153,9 @@ def decode_audio(
 ) -> Audio:
     """Decode a file into mono float32 samples at ``target_rate``.
 
-    Non-finite samples (NaN/inf in a float WAV) are passed through for the quality gate to reject.
-    The share of flat-topped (clipped) samples is measured here, on the file's own samples.
+    Non-finite samples (NaN/inf in a float WAV) and float samples beyond full scale are passed
+    through for the quality gate to reject. The share of flat-topped (clipped) samples and the peak
+    are measured here, on the file's own samples.
 
     Parameters
     ----------
@@ -180,6 +186,7 @@ def decode_audio(
         else:
             multichannel, rate = _read_soundfile(path, max_duration_s)
         clipped = flat_top_fraction(multichannel)
+        peak = float(max(multichannel.max(initial=0.0), -multichannel.min(initial=0.0)))
         mono = multichannel.mean(axis=1, dtype=np.float64).astype(np.float32)
         source_rate = int(round(rate))
         if source_rate != target_rate:
@@ -201,4 +208,5 @@ def decode_audio(
         channels=multichannel.shape[1],
         duration_s=len(mono) / target_rate,
         clipped_fraction=clipped,
+        peak=peak,
     )

@@ -43,7 +43,8 @@ def extract_features(audio: Audio) -> dict[str, float]:
     Raises
     ------
     FeatureError
-        librosa or the linear-prediction solver refused the samples.
+        librosa or the linear-prediction solver refused the samples, or a feature overflowed to
+        ±inf (samples far beyond full scale), which XGBoost would refuse for the whole chunk.
     """
     y, sr = audio.samples, audio.sample_rate
     try:
@@ -57,6 +58,9 @@ def extract_features(audio: Audio) -> dict[str, float]:
         }
     except (librosa.ParameterError, np.linalg.LinAlgError) as exc:
         raise FeatureError(f"{type(exc).__name__}: {str(exc).strip()}") from exc
+    infinite = [name for name in FEATURE_NAMES if math.isinf(values[name])]
+    if infinite:
+        raise FeatureError(f"infinite feature values ({', '.join(infinite)}): samples far beyond full scale?")
     return {name: values[name] for name in FEATURE_NAMES}
 
 

@@ -3,6 +3,14 @@
 Clipping: a clip is refused when more than ``clipping_fraction`` of its samples sit in flat tops at
 its extremes (:func:`features.clipping.flat_top_fraction`, measured by the decoder on the file's
 own samples and carried in ``Audio.clipped_fraction``; for an Audio built by hand, on its samples).
+
+Full scale: integer PCM decodes within ±1, but float samples can hold anything, and features are
+computed on levels relative to full scale (far beyond it, float32 power spectra overflow). A clip
+whose own peak (``Audio.peak``) exceeds ``MAX_PEAK`` (2.0, +6 dBFS) is refused. The margin keeps
+float files that are legitimately a little hot, e.g. resampled after normalising to full scale:
+resampling overshoots a full-scale voice by ~1 dB (VOICED records resampled 8 -> 16 kHz peak at up
+to 1.13) and a full-scale square wave by up to 2.2 dB (1.29, soxr HQ). Mis-scaled audio lands far
+beyond: 16-bit integer samples written as float peak up to 32767 (+90 dBFS).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from features.clipping import flat_top_fraction
 from voxflow.errors import QualityError
 
 LOW_LEVEL_DBFS = -40.0
+MAX_PEAK = 2.0
 
 
 def _rms_dbfs(y: np.ndarray) -> float:
@@ -25,7 +34,7 @@ def _rms_dbfs(y: np.ndarray) -> float:
 def quality_gate(
     audio: Audio, *, min_duration_s: float, max_duration_s: float, silence_dbfs: float, clipping_fraction: float
 ) -> tuple[str, ...]:
-    """Refuse clips that are non-finite, too short, too long, silent or clipped.
+    """Refuse clips that are beyond full scale, non-finite, too short, too long, silent or clipped.
 
     Parameters
     ----------
@@ -50,6 +59,12 @@ def quality_gate(
         With the first failed check in the reason.
     """
     y = audio.samples
+    peak = audio.peak if audio.peak is not None else float(np.max(np.abs(y), initial=0.0))
+    if np.isfinite(peak) and peak > MAX_PEAK:  # checked first: resampling such samples can overflow to inf
+        raise QualityError(
+            f"samples beyond full scale: peak {peak:.3g}× ({20 * np.log10(peak):+.1f} dBFS, limit "
+            f"{MAX_PEAK:g}×); float audio must be within ±1"
+        )
     finite = np.isfinite(y)
     if not finite.all():
         n_nan = int(np.isnan(y).sum())

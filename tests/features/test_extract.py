@@ -98,6 +98,13 @@ def test_library_refusals_become_feature_errors(monkeypatch, vowel):
         extract_features(mono_audio(vowel))
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_overflowing_features_are_a_feature_error(vowel):
+    # samples past the quality gate's full-scale limit overflow the power spectrum; XGBoost refuses inf
+    with pytest.raises(FeatureError, match=r"infinite feature values \(.*rms_mean_dbfs.*\): samples far beyond full scale\?"):
+        extract_features(mono_audio(1e30 * vowel))
+
+
 def test_warm_up_runs():
     warm_up()
 

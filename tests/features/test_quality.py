@@ -34,6 +34,30 @@ def test_nan_in_a_float_wav(tmp_path: Path, vowel):
     assert err.value.reason == "non-finite samples (NaN/inf) in decoded audio: 1 NaN, 2 inf of 48000 samples"
 
 
+@pytest.mark.parametrize("scale", [8.0, 2.0**15, 2.0**31, 1e30, 1e38])
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_float_samples_far_beyond_full_scale(tmp_path: Path, scale, rate):
+    # ×1e38 was scored (its float32 power spectrum overflowed), ×1e30 failed its chunk in XGBoost, the rest were scored
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0, sr=rate, jitter=0.01, shimmer=0.04, hnr_db=25.0)
+    sf.write(tmp_path / "hot.wav", scale * y, rate, subtype="FLOAT")
+    with pytest.raises(QualityError) as err:
+        quality_gate(decode_audio(tmp_path / "hot.wav"), **DEFAULTS)
+    assert err.value.reason.startswith("samples beyond full scale: peak ")
+    assert err.value.reason.endswith("dBFS, limit 2×); float audio must be within ±1")
+
+
+def test_beyond_full_scale_reason_names_the_peak(vowel):
+    with pytest.raises(QualityError) as err:
+        quality_gate(mono_audio(8 * vowel), **DEFAULTS)  # peak 0.5 x 8
+    assert err.value.reason == "samples beyond full scale: peak 4× (+12.0 dBFS, limit 2×); float audio must be within ±1"
+
+
+def test_a_slightly_hot_float_file_passes(tmp_path: Path):
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0, sr=44_100, jitter=0.01, shimmer=0.04, hnr_db=25.0)
+    sf.write(tmp_path / "hot.wav", 1.9 / np.abs(y).max() * y, 44_100, subtype="FLOAT")
+    assert quality_gate(decode_audio(tmp_path / "hot.wav"), **DEFAULTS) == ()
+
+
 def test_digital_silence():
     with pytest.raises(QualityError, match="silence: every sample is zero"):
         quality_gate(mono_audio(np.zeros(SR)), **DEFAULTS)

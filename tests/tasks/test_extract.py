@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pytest
 import soundfile as sf
+
+import tasks.extract
 
 from features.schema import FEATURE_NAMES
 from features.synth import synth_vowel
@@ -36,3 +39,18 @@ def test_per_file_time_limit_quarantines_the_slow_file(voiced_dir: Path) -> None
     slow = AudioPolicy(**{**POLICY.__dict__, "file_timeout_s": 0.001})
     rows, rejected = extract_chunk([_ref(voiced_dir / "voice001.hea", "c" * 64)], slow)
     assert rows == [] and rejected[0]["stage"] == "timeout" and "per-file limit" in rejected[0]["reason"]
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_file_whose_features_overflow_is_quarantined_not_its_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the quality gate refuses such a file; without it, its inf features made XGBoost refuse the whole chunk
+    vowel = synth_vowel(f0_hz=140, duration_s=2.0, sr=16_000, jitter=0.01, hnr_db=20)
+    sf.write(tmp_path / "good.wav", vowel, 16_000)
+    sf.write(tmp_path / "huge.wav", 1e30 * vowel, 16_000, subtype="FLOAT")
+    refs = [_ref(tmp_path / "good.wav", "a" * 64), _ref(tmp_path / "huge.wav", "b" * 64)]
+    assert extract_chunk(refs[1:], POLICY)[1][0]["reason"].startswith("samples beyond full scale: peak 5e+29×")
+    monkeypatch.setattr(tasks.extract, "quality_gate", lambda audio, **limits: ())
+    result = score_chunk(4, refs, POLICY, read_bundle(SHIPPED_DIR))
+    assert result.table.num_rows == 1 and result.table.to_pylist()[0]["audio_sha256"] == "a" * 64
+    [rejected] = result.rejected
+    assert rejected["stage"] == "features" and rejected["reason"].startswith("infinite feature values (")
