@@ -9,7 +9,9 @@ the part that survived, because a cut-off upload is a damaged file, not the reco
 That covers a WAV data chunk longer than the file and an Ogg stream without its final page (both
 read from libsndfile's own log), a stream that decodes to fewer frames than its header declares
 (mp3), a FLAC stream that loses sync, and a WFDB signal file shorter than its header says. A WAV
-written while streaming carries the placeholder size 0xFFFFFFFF and is read as far as it goes.
+written while streaming carries the placeholder size 0xFFFFFFFF and is read as far as it goes, as
+is a FLAC stream whose header leaves its length unknown (0 total samples, as a streaming encoder
+writes), up to the duration limit.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ _OGG_NO_END = "lacks an end-of-stream bit"
 SF_ERR_UNRECOGNISED_FORMAT = 1
 SF_ERR_MALFORMED_FILE = 3
 SF_ERR_UNSUPPORTED_ENCODING = 4
+SF_COUNT_MAX = 0x7FFFFFFFFFFFFFFF  # libsndfile's frame count for a stream of unknown length
+STREAM_BLOCK_FRAMES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,14 @@ class Audio:
     peak: float | None = None
 
 
-def _check_duration(frames: int, rate: float, max_duration_s: float | None) -> None:
+def _check_duration(frames: int, rate: float, max_duration_s: float | None, *, decoded: bool = False) -> None:
+    """Refuse 0 frames or more than ``max_duration_s``, as the header declares them or, ``decoded``, as
+    :func:`_read_to_end` decoded them (one frame past the limit means longer than allowed)."""
     if frames == 0:
-        raise DecodeError("no audio: the header is valid but holds 0 frames")
+        raise DecodeError("no audio: 0 frames decode" if decoded else "no audio: the header is valid but holds 0 frames")
     if max_duration_s is not None and frames / rate > max_duration_s:
-        raise QualityError(f"clip too long: {frames / rate:.1f} s > {max_duration_s:.1f} s maximum")
+        length = "more than the" if decoded else f"{frames / rate:.1f} s >"
+        raise QualityError(f"clip too long: {length} {max_duration_s:.1f} s maximum")
 
 
 def _describe_unknown(head: bytes, size: int, suffix: str) -> str:
@@ -119,6 +126,33 @@ def _truncation(log: str) -> str | None:
     return None
 
 
+def _read_to_end(audio_file: sf.SoundFile, max_frames: int | None) -> np.ndarray:
+    """Decode until the decoder stops, or until one frame past ``max_frames``.
+
+    For a stream whose length the header leaves unknown. soundfile's read cannot do it: after each
+    read it seeks to the frames counted so far, and libFLAC refuses a seek to the very end of such a
+    stream, so libsndfile's own read is called through soundfile's private cffi binding (soundfile
+    is pinned; the tests of unknown-length streams guard it).
+
+    Returns
+    -------
+    np.ndarray, shape (n, channels), float32
+    """
+    blocks = []
+    total = 0
+    while max_frames is None or total <= max_frames:
+        wanted = STREAM_BLOCK_FRAMES if max_frames is None else min(STREAM_BLOCK_FRAMES, max_frames + 1 - total)
+        block = np.empty((wanted, audio_file.channels), dtype=np.float32)
+        got = sf._snd.sf_readf_float(audio_file._file, sf._ffi.cast("float *", sf._ffi.from_buffer(block)), wanted)
+        if error := sf._snd.sf_error(audio_file._file):
+            raise sf.LibsndfileError(error)
+        blocks.append(block[:got])
+        total += got
+        if got < wanted:
+            break
+    return np.concatenate(blocks)
+
+
 def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarray, int]:
     suffix = path.suffix.lower()
     with path.open("rb") as handle:
@@ -130,10 +164,16 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 missing = _truncation(audio_file.extra_info)
                 if missing:
                     raise DecodeError(f"truncated {suffix} file: {missing}")
-                _check_duration(audio_file.frames, audio_file.samplerate, max_duration_s)
-                # frames given: libsndfile calls some encodings (GSM 6.10) unseekable, and soundfile then reads no "rest of the file".
-                samples = audio_file.read(frames=audio_file.frames, dtype="float32", always_2d=True)
                 declared, rate = audio_file.frames, audio_file.samplerate
+                if declared == SF_COUNT_MAX:
+                    limit = None if max_duration_s is None else int(max_duration_s * rate)
+                    samples = _read_to_end(audio_file, limit)
+                    _check_duration(len(samples), rate, max_duration_s, decoded=True)
+                    declared = len(samples)
+                else:
+                    _check_duration(declared, rate, max_duration_s)
+                    # frames given: libsndfile calls some encodings (GSM 6.10) unseekable, and soundfile then reads no "rest of the file".
+                    samples = audio_file.read(frames=declared, dtype="float32", always_2d=True)
         except sf.LibsndfileError as exc:
             handle.seek(0)
             raise DecodeError(_explain_libsndfile(exc, handle.read(SNIFF_BYTES), size, suffix)) from None

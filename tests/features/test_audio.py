@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+import features.audio
 from features.audio import decode_audio
 from features.synth import synth_vowel
 from voxflow.errors import DecodeError, QualityError
@@ -141,6 +142,42 @@ def test_truncated_compressed_files(tmp_path, ext, subtype):
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(DecodeError, match="truncated"):
         decode_audio(cut)
+
+
+def _unknown_length_flac(path: Path, y: np.ndarray, rate: int) -> Path:
+    """``y`` as a FLAC whose STREAMINFO gives 0 total samples ("unknown", as a streaming encoder writes)."""
+    sf.write(path, y, rate, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[21] &= 0xF0  # the top 4 of the 36 bits of total samples, then the other 32
+    data[22:26] = bytes(4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_flac_of_unknown_length_decodes_to_its_end(tmp_path):
+    # was refused as "clip too long: 576460752303423.5 s" (libsndfile's SF_COUNT_MAX frames)
+    y = synth_vowel(f0_hz=150.0, duration_s=2.0, sr=22_050, hnr_db=25.0)
+    path = _unknown_length_flac(tmp_path / "stream.flac", y, 22_050)
+    audio = decode_audio(path, max_duration_s=120.0, target_rate=22_050)
+    assert sf.info(path).frames == 0x7FFFFFFFFFFFFFFF
+    np.testing.assert_allclose(audio.samples, y, atol=1 / 32_768)
+
+
+def test_flac_of_unknown_length_stops_at_the_duration_limit(tmp_path):
+    path = _unknown_length_flac(tmp_path / "stream.flac", synth_vowel(f0_hz=150.0, duration_s=3.0), 16_000)
+    with pytest.raises(QualityError) as err:
+        decode_audio(path, max_duration_s=1.0)
+    assert err.value.reason == "clip too long: more than the 1.0 s maximum"
+    with sf.SoundFile(path) as stream:
+        assert len(features.audio._read_to_end(stream, 16_000)) == 16_001  # decoding stops one frame past the limit
+
+
+def test_corrupt_flac_of_unknown_length(tmp_path):
+    path = _unknown_length_flac(tmp_path / "stream.flac", synth_vowel(f0_hz=150.0, duration_s=2.0, hnr_db=20.0), 16_000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + b"\xff" * 10 + data[len(data) // 2 + 3_000 :])
+    with pytest.raises(DecodeError, match=r"cannot decode \.flac file \(truncated or corrupt\?\)"):
+        decode_audio(path)
 
 
 def test_missing_file(tmp_path):
