@@ -8,18 +8,22 @@ Truncation policy: a file that declares more audio than it holds is refused rath
 the part that survived, because a cut-off upload is a damaged file, not the recording the user made.
 That covers a WAV data chunk longer than the file and an Ogg stream without its final page (both
 read from libsndfile's own log), a stream that decodes to fewer frames than its header declares
-(mp3), a FLAC stream that loses sync, and a WFDB signal file shorter than its header says. A WAV
-written while streaming carries the placeholder size 0xFFFFFFFF and is read as far as it goes, as
-is a FLAC stream whose header leaves its length unknown (0 total samples, as a streaming encoder
-writes), up to the duration limit.
+(an mp3 with a Xing/Info frame), a FLAC stream that loses sync, and a WFDB signal file shorter than
+its header says. A WAV written while streaming carries the placeholder size 0xFFFFFFFF and is read
+as far as it goes, as are a FLAC stream whose header leaves its length unknown (0 total samples, as
+a streaming encoder writes) and an mp3 without a Xing/Info frame (nothing declares its length),
+each up to the duration limit.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -44,6 +48,8 @@ SF_ERR_MALFORMED_FILE = 3
 SF_ERR_UNSUPPORTED_ENCODING = 4
 SF_COUNT_MAX = 0x7FFFFFFFFFFFFFFF  # libsndfile's frame count for a stream of unknown length
 STREAM_BLOCK_FRAMES = 1 << 16
+PIPE_CHUNK_BYTES = 1 << 16
+ID3V2_HEADER_BYTES = 10
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,55 @@ def _read_to_end(audio_file: sf.SoundFile, max_frames: int | None) -> np.ndarray
     return np.concatenate(blocks)
 
 
+def _id3v2_length(head: bytes) -> int:
+    """Bytes of the ID3v2 tag that ``head`` (a file's first 10 bytes) starts; 0 when there is none."""
+    if len(head) < ID3V2_HEADER_BYTES or not head.startswith(b"ID3"):
+        return 0
+    size = head[6] << 21 | head[7] << 14 | head[8] << 7 | head[9]  # "syncsafe": 7 bits a byte
+    footer = ID3V2_HEADER_BYTES if head[5] & 0x10 else 0
+    return ID3V2_HEADER_BYTES + size + footer
+
+
+def _feed(source: int, offset: int, sink: int) -> None:
+    """Copy the bytes of file descriptor ``source`` from ``offset`` on into pipe ``sink``, then close it."""
+    try:
+        while chunk := os.pread(source, PIPE_CHUNK_BYTES, offset):
+            offset += len(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(sink, view) :]
+    except BrokenPipeError:  # the decoder stopped reading: at the duration limit, or on an error
+        pass
+    finally:
+        os.close(sink)
+
+
+@contextmanager
+def _pipe_from(handle: BinaryIO, offset: int) -> Iterator[int]:
+    """The read end of a pipe that a thread fills with the file's bytes from ``offset`` on."""
+    read_end, write_end = os.pipe()
+    feeder = threading.Thread(target=_feed, args=(handle.fileno(), offset, write_end), daemon=True)
+    feeder.start()
+    try:
+        yield read_end
+    finally:
+        os.close(read_end)  # a feeder still writing gets EPIPE
+        feeder.join()
+
+
+def _read_mpeg_to_end(handle: BinaryIO, max_frames: int | None) -> np.ndarray | None:
+    """Decode an mp3 without a Xing/Info frame to its end (see :func:`_read_to_end`); None when it has one.
+
+    Without that frame, libsndfile's frame count is mpg123's guess from the file size and the first
+    frame's bitrate (an ID3v2 tag or a change of bitrate throws it off), and libsndfile stops
+    reading there or reports the rest as missing. Read from a pipe, it cannot guess and leaves the
+    length unknown. libsndfile cannot skip an ID3v2 tag in a pipe, so the pipe starts after it.
+    """
+    start = _id3v2_length(os.pread(handle.fileno(), ID3V2_HEADER_BYTES, 0))
+    with _pipe_from(handle, start) as pipe, sf.SoundFile(pipe, closefd=False) as stream:
+        return _read_to_end(stream, max_frames) if stream.frames == SF_COUNT_MAX else None
+
+
 def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarray, int]:
     suffix = path.suffix.lower()
     with path.open("rb") as handle:
@@ -165,11 +220,14 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 if missing:
                     raise DecodeError(f"truncated {suffix} file: {missing}")
                 declared, rate = audio_file.frames, audio_file.samplerate
-                if declared == SF_COUNT_MAX:
-                    limit = None if max_duration_s is None else int(max_duration_s * rate)
-                    samples = _read_to_end(audio_file, limit)
-                    _check_duration(len(samples), rate, max_duration_s, decoded=True)
-                    declared = len(samples)
+                limit = None if max_duration_s is None else int(max_duration_s * rate)
+                if audio_file.format == "MP3":  # libsndfile's name for MPEG layers I to III
+                    streamed = _read_mpeg_to_end(handle, limit)
+                else:
+                    streamed = _read_to_end(audio_file, limit) if declared == SF_COUNT_MAX else None
+                if streamed is not None:
+                    _check_duration(len(streamed), rate, max_duration_s, decoded=True)
+                    samples, declared = streamed, len(streamed)
                 else:
                     _check_duration(declared, rate, max_duration_s)
                     # frames given: libsndfile calls some encodings (GSM 6.10) unseekable, and soundfile then reads no "rest of the file".
