@@ -13,6 +13,11 @@ its header says. A WAV written while streaming carries the placeholder size 0xFF
 as far as it goes, as are a FLAC stream whose header leaves its length unknown (0 total samples, as
 a streaming encoder writes) and an mp3 without a Xing/Info frame (nothing declares its length),
 each up to the duration limit.
+
+The opposite lie is refused too: a WAV data chunk followed by bytes that are no chunk (libsndfile's
+log: "Unknown chunk marker ... Exiting parser"), the mark of a header not updated when the
+recording ended. Its declared part may be any prefix of the recording (the reason gives both
+durations), and a score of a prefix would pass for a score of the recording.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ SNIFF_BYTES = 64
 STREAMING_PLACEHOLDER = 0xFFFFFFFF
 _WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _OGG_NO_END = "lacks an end-of-stream bit"
+_WAV_DATA = re.compile(r"^data\s*:", re.MULTILINE)
+_WAV_NO_CHUNK = re.compile(r"^\*\*\* Unknown chunk marker \(\w+\) at position (\d+)\. Exiting parser", re.MULTILINE)
+_WAV_BYTE_RATE = re.compile(r"^\s*Bytes/sec\s*:\s*(\d+)", re.MULTILINE)
 # libsndfile error codes (sndfile.h)
 SF_ERR_UNRECOGNISED_FORMAT = 1
 SF_ERR_MALFORMED_FILE = 3
@@ -132,6 +140,19 @@ def _truncation(log: str) -> str | None:
     return None
 
 
+def _undeclared_data(log: str, size: int, declared_s: float) -> str | None:
+    """What libsndfile's log says follows a WAV data chunk unread, if anything."""
+    data, no_chunk, byte_rate = _WAV_DATA.search(log), _WAV_NO_CHUNK.search(log), _WAV_BYTE_RATE.search(log)
+    if not (data and no_chunk and byte_rate and int(byte_rate[1]) > 0) or data.start() > no_chunk.start():
+        return None
+    tail = size - int(no_chunk[1])
+    return (
+        f"WAV header declares {declared_s:.2f} s but the file holds ~{declared_s + tail / int(byte_rate[1]):.2f} s "
+        f"of data: {tail} bytes after its data chunk (from byte {no_chunk[1]}) are no valid chunk (a header not "
+        "updated when the recording ended?)"
+    )
+
+
 def _read_to_end(audio_file: sf.SoundFile, max_frames: int | None) -> np.ndarray:
     """Decode until the decoder stops, or until one frame past ``max_frames``.
 
@@ -220,6 +241,9 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 if missing:
                     raise DecodeError(f"truncated {suffix} file: {missing}")
                 declared, rate = audio_file.frames, audio_file.samplerate
+                undeclared = _undeclared_data(audio_file.extra_info, size, declared / rate)
+                if undeclared:
+                    raise DecodeError(undeclared)
                 limit = None if max_duration_s is None else int(max_duration_s * rate)
                 if audio_file.format == "MP3":  # libsndfile's name for MPEG layers I to III
                     streamed = _read_mpeg_to_end(handle, limit)

@@ -136,6 +136,34 @@ def test_wav_header_claiming_more_frames_than_present(tmp_path):
     assert "truncated" in err.value.reason and "32000" in err.value.reason
 
 
+@pytest.mark.parametrize(
+    "data_bytes,declared_s,tail_bytes", [(30_000, "0.94", 18_000), (1_000, "0.03", 47_000), (0, "0.00", 48_000)]
+)
+def test_wav_header_declaring_less_than_the_file_holds(tmp_path, data_bytes, declared_s, tail_bytes):
+    # was scored on the declared 0.94 s with no flag; at 1000 bytes refused as "clip too short: 0.03 s"
+    path = write_audio(tmp_path / "stale.wav", synth_vowel(f0_hz=150.0, duration_s=1.5, hnr_db=20.0), 16_000, "PCM_16")
+    data = bytearray(path.read_bytes())
+    data[40:44] = data_bytes.to_bytes(4, "little")  # the data chunk's size, as a header written mid-recording
+    path.write_bytes(bytes(data))
+    with pytest.raises(DecodeError) as err:
+        decode_audio(path)
+    assert err.value.reason == (
+        f"WAV header declares {declared_s} s but the file holds ~1.50 s of data: {tail_bytes} bytes after its data "
+        f"chunk (from byte {44 + data_bytes}) are no valid chunk (a header not updated when the recording ended?)"
+    )
+
+
+def test_wav_with_chunks_or_padding_after_its_data_decodes(tmp_path):
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0)
+    with sf.SoundFile(tmp_path / "tagged.wav", "w", 16_000, 1, subtype="PCM_16") as out:
+        out.title = "take 3"  # a LIST chunk
+        out.write(y)
+    padded = tmp_path / "padded.wav"
+    padded.write_bytes((tmp_path / "tagged.wav").read_bytes() + bytes(4_096))
+    for path in (tmp_path / "tagged.wav", padded):
+        assert decode_audio(path).duration_s == 1.0
+
+
 @pytest.mark.parametrize("ext,subtype", [("mp3", "MPEG_LAYER_III"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
 def test_truncated_compressed_files(tmp_path, ext, subtype):
     full = write_audio(tmp_path / f"full.{ext}", synth_vowel(f0_hz=150.0, duration_s=2.0, hnr_db=20.0), 16_000, subtype)
