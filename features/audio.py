@@ -56,6 +56,10 @@ SF_ERR_MALFORMED_FILE = 3
 SF_ERR_UNSUPPORTED_ENCODING = 4
 SF_COUNT_MAX = 0x7FFFFFFFFFFFFFFF  # libsndfile's frame count for a stream of unknown length
 STREAM_BLOCK_FRAMES = 1 << 16
+# Samples a second over all channels (192 kHz stereo, 48 kHz 8-channel) for the longest clip allowed:
+# 46 M samples at 120 s, 0.7 GB peak to decode. A few hundred KB of constant FLAC can declare 8
+# channels at 384 kHz for 119 s (2.4 GB, 25 s to decode).
+MAX_SAMPLES_PER_S = 384_000
 PIPE_CHUNK_BYTES = 1 << 16
 ID3V2_HEADER_BYTES = 10
 
@@ -94,14 +98,33 @@ class Audio:
     peak: float | None = None
 
 
-def _check_duration(frames: int, rate: float, max_duration_s: float | None, *, decoded: bool = False) -> None:
-    """Refuse 0 frames or more than ``max_duration_s``, as the header declares them or, ``decoded``, as
-    :func:`_read_to_end` decoded them (one frame past the limit means longer than allowed)."""
+def _frame_limit(channels: int, rate: float, max_duration_s: float | None) -> int | None:
+    """Most frames :func:`_check_size` accepts (None: no limit)."""
+    if max_duration_s is None:
+        return None
+    return int(min(max_duration_s * rate, max_duration_s * MAX_SAMPLES_PER_S / channels))
+
+
+def _check_size(
+    frames: int, channels: int, rate: float, max_duration_s: float | None, *, decoded: bool = False
+) -> None:
+    """Refuse 0 frames, more than ``max_duration_s``, or more samples than ``max_duration_s`` at
+    ``MAX_SAMPLES_PER_S``: as the header declares them or, ``decoded``, as :func:`_read_to_end` decoded
+    them up to :func:`_frame_limit` (one frame past it means over a limit)."""
     if frames == 0:
         raise DecodeError("no audio: 0 frames decode" if decoded else "no audio: the header is valid but holds 0 frames")
-    if max_duration_s is not None and frames / rate > max_duration_s:
+    if max_duration_s is None:
+        return
+    if frames / rate > max_duration_s:
         length = "more than the" if decoded else f"{frames / rate:.1f} s >"
         raise QualityError(f"clip too long: {length} {max_duration_s:.1f} s maximum")
+    max_samples = max_duration_s * MAX_SAMPLES_PER_S
+    if frames * channels > max_samples:
+        size = ", more than the" if decoded else f" × {frames / rate:.1f} s = {frames * channels / 1e6:.3g} M samples >"
+        raise QualityError(
+            f"too much audio to decode: {channels} channels × {rate:g} Hz{size} {max_samples / 1e6:.3g} M samples "
+            f"maximum ({max_duration_s:g} s at {MAX_SAMPLES_PER_S} samples/s, e.g. 192 kHz stereo)"
+        )
 
 
 def _describe_unknown(head: bytes, size: int, suffix: str) -> str:
@@ -244,16 +267,16 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 undeclared = _undeclared_data(audio_file.extra_info, size, declared / rate)
                 if undeclared:
                     raise DecodeError(undeclared)
-                limit = None if max_duration_s is None else int(max_duration_s * rate)
+                limit = _frame_limit(audio_file.channels, rate, max_duration_s)
                 if audio_file.format == "MP3":  # libsndfile's name for MPEG layers I to III
                     streamed = _read_mpeg_to_end(handle, limit)
                 else:
                     streamed = _read_to_end(audio_file, limit) if declared == SF_COUNT_MAX else None
                 if streamed is not None:
-                    _check_duration(len(streamed), rate, max_duration_s, decoded=True)
+                    _check_size(len(streamed), audio_file.channels, rate, max_duration_s, decoded=True)
                     samples, declared = streamed, len(streamed)
                 else:
-                    _check_duration(declared, rate, max_duration_s)
+                    _check_size(declared, audio_file.channels, rate, max_duration_s)
                     # frames given: libsndfile calls some encodings (GSM 6.10) unseekable, and soundfile then reads no "rest of the file".
                     samples = audio_file.read(frames=declared, dtype="float32", always_2d=True)
         except sf.LibsndfileError as exc:
@@ -266,7 +289,7 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
 
 def _read_wfdb(path: Path, max_duration_s: float | None) -> tuple[np.ndarray, float]:
     header = read_header(path)
-    _check_duration(header.n_samples, header.fs, max_duration_s)
+    _check_size(header.n_samples, len(header.signals), header.fs, max_duration_s)
     return read_signals(header), header.fs
 
 
@@ -287,7 +310,8 @@ def decode_audio(
     target_rate : int
         Output sample rate; the file is resampled (soxr, high quality) when its rate differs.
     max_duration_s : float or None
-        Longer clips are refused from their header, before their samples are read.
+        Longer clips are refused from their header, before their samples are read, and so are clips
+        of more than ``max_duration_s * MAX_SAMPLES_PER_S`` samples over all channels.
 
     Returns
     -------
@@ -299,7 +323,7 @@ def decode_audio(
     DecodeError
         The file is missing, unreadable, empty, not audio, truncated or otherwise undecodable.
     QualityError
-        The clip is longer than ``max_duration_s``.
+        The clip is longer than ``max_duration_s``, or holds too many samples.
     """
     path = Path(path)
     try:

@@ -311,6 +311,40 @@ def test_too_long_is_refused_from_the_header_without_reading_samples(tmp_path, m
     assert err.value.reason == "clip too long: 300.0 s > 120.0 s maximum"
 
 
+def test_too_many_samples_are_refused_from_the_header_without_reading_them(tmp_path, monkeypatch):
+    # 8 channels at 384 kHz for 119 s fit in 400 KB of constant FLAC and took 2.4 GB to decode
+    y = synth_vowel(f0_hz=150.0, duration_s=0.6, sr=96_000)
+    path = write_audio(tmp_path / "bomb.flac", np.tile(y[:, None], (1, 8)), 96_000, "PCM_16")
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("samples were read")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_read)
+    with pytest.raises(QualityError) as err:
+        decode_audio(path, max_duration_s=1.0)
+    assert err.value.reason == (
+        "too much audio to decode: 8 channels × 96000 Hz × 0.6 s = 0.461 M samples > 0.384 M samples maximum "
+        "(1 s at 384000 samples/s, e.g. 192 kHz stereo)"
+    )
+
+
+def test_too_many_samples_in_a_stream_of_unknown_length(tmp_path):
+    y = synth_vowel(f0_hz=150.0, duration_s=0.6, sr=96_000)
+    path = _unknown_length_flac(tmp_path / "bomb.flac", np.tile(y[:, None], (1, 8)), 96_000)
+    with pytest.raises(QualityError) as err:
+        decode_audio(path, max_duration_s=1.0)
+    assert err.value.reason == (
+        "too much audio to decode: 8 channels × 96000 Hz, more than the 0.384 M samples maximum "
+        "(1 s at 384000 samples/s, e.g. 192 kHz stereo)"
+    )
+
+
+def test_the_longest_clip_at_192_khz_stereo_decodes(tmp_path):
+    y = synth_vowel(f0_hz=150.0, duration_s=1.0, sr=192_000)
+    path = write_audio(tmp_path / "hires.flac", np.column_stack([y, y]), 192_000, "PCM_24")
+    assert decode_audio(path, max_duration_s=1.0).duration_s == 1.0
+
+
 def test_clipping_is_measured_on_the_files_own_samples(tmp_path):
     y = synth_vowel(f0_hz=150.0, duration_s=2.0, sr=44_100, jitter=0.01, shimmer=0.04, hnr_db=25.0)
     clipped = np.clip(3.0 * y, -1.0, 1.0)

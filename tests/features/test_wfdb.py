@@ -178,6 +178,16 @@ def test_too_long_record_is_refused_before_reading(tmp_path, monkeypatch):
         decode_audio(header, max_duration_s=120.0)
 
 
+def test_record_of_too_many_samples_is_refused_before_reading(tmp_path, monkeypatch):
+    def no_read(*args, **kwargs):
+        raise AssertionError("samples were read")
+
+    monkeypatch.setattr("features.audio.read_signals", no_read)
+    header = write_record(tmp_path, _digital(FS, 32, 1_000), fmt=16)  # 32 signals of 1 s
+    with pytest.raises(QualityError, match=r"too much audio to decode: 32 channels × 16000 Hz × 1.0 s = 0.512 M"):
+        decode_audio(header, max_duration_s=1.0)
+
+
 def test_signal_files_of_a_broken_header_is_empty(tmp_path):
     (tmp_path / "x.hea").write_bytes(b"\x00\x01garbage")
     assert wfdb_signal_files(tmp_path / "x.hea") == []
