@@ -142,6 +142,8 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
         raise _fail(path, f"line 1 {lines[0]!r} is not 'record nsig fs nsamples'") from None
     if n_signals < 1:
         raise _fail(path, f"declares {n_signals} signals")
+    if n_samples is not None and n_samples < 0:
+        raise _fail(path, f"declares a negative number of samples ({n_samples}) on line 1")
     if not math.isfinite(fs) or fs <= 0:  # float() also reads "nan" and "inf"
         raise _fail(path, f"no usable sampling frequency on line 1 ({record[2] if len(record) > 2 else 'none given'})")
     if len(lines) < 1 + n_signals:

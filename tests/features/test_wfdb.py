@@ -133,6 +133,14 @@ def test_unsupported_format_212(tmp_path):
         decode_audio(header)
 
 
+def test_negative_sample_count(tmp_path):
+    # was read as "the whole signal file" and scored
+    header = write_record(tmp_path, _digital(FS, 1, 1_000), fmt=16, n_samples=-5)
+    with pytest.raises(DecodeError) as err:
+        decode_audio(header)
+    assert err.value.reason == "WFDB header rec.hea: declares a negative number of samples (-5) on line 1"
+
+
 def test_checksum_mismatch(tmp_path):
     digital = _digital(1_000, 1, 1_000)
     header = write_record(tmp_path, digital, fmt=16)
