@@ -23,6 +23,7 @@ from voxflow.errors import QualityError
 
 LOW_LEVEL_DBFS = -40.0
 MAX_PEAK = 2.0
+CONSTANT_MEAN_TO_PEAK = 0.999  # a constant resampled keeps ~0.99997 (edge transients)
 
 
 def _rms_dbfs(y: np.ndarray) -> float:
@@ -34,7 +35,7 @@ def _rms_dbfs(y: np.ndarray) -> float:
 def quality_gate(
     audio: Audio, *, min_duration_s: float, max_duration_s: float, silence_dbfs: float, clipping_fraction: float
 ) -> tuple[str, ...]:
-    """Refuse clips that are beyond full scale, non-finite, too short, too long, silent or clipped.
+    """Refuse clips that are beyond full scale, non-finite, too short, too long, silent, constant or clipped.
 
     Parameters
     ----------
@@ -82,6 +83,9 @@ def quality_gate(
     if level < silence_dbfs:
         raise QualityError(f"silence: RMS {level:.1f} dBFS below {silence_dbfs:g} dBFS")
     clipped = audio.clipped_fraction if audio.clipped_fraction is not None else flat_top_fraction(y)
+    mean = float(np.mean(y, dtype=np.float64))
+    if clipped == 1.0 and abs(mean) >= CONSTANT_MEAN_TO_PEAK * peak:  # not a square wave: one flat top, no swing
+        raise QualityError(f"silence: every sample is {mean:.3g} (a constant DC offset, no sound)")
     if clipped > clipping_fraction:
         raise QualityError(
             f"clipped: {clipped:.1%} of samples in flat tops at the peak level (limit {clipping_fraction:.1%})"

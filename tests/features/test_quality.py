@@ -63,6 +63,21 @@ def test_digital_silence():
         quality_gate(mono_audio(np.zeros(SR)), **DEFAULTS)
 
 
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_a_constant_is_silence_not_clipping(tmp_path: Path, rate):
+    # was refused as "clipped: 100.0% of samples in flat tops at the peak level"
+    sf.write(tmp_path / "dc.wav", np.full(2 * rate, -0.5), rate, subtype="PCM_16")
+    with pytest.raises(QualityError) as err:
+        quality_gate(decode_audio(tmp_path / "dc.wav"), **DEFAULTS)
+    assert err.value.reason == "silence: every sample is -0.5 (a constant DC offset, no sound)"
+
+
+def test_a_voice_beside_a_constant_channel_is_no_constant(tmp_path: Path, vowel):
+    sf.write(tmp_path / "dc.wav", np.column_stack([vowel, np.full(len(vowel), 0.6)]), SR, subtype="PCM_16")
+    with pytest.raises(QualityError, match=r"^clipped: "):  # its DC channel is flat, the mix is not constant
+        quality_gate(decode_audio(tmp_path / "dc.wav"), **DEFAULTS)
+
+
 def test_quiet_noise_is_silence_with_its_level_in_the_reason():
     hiss = _scaled_to_dbfs(np.random.default_rng(0).standard_normal(SR), -70.0)
     with pytest.raises(QualityError) as err:
