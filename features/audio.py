@@ -54,6 +54,7 @@ _WAV_BYTE_RATE = re.compile(r"^\s*Bytes/sec\s*:\s*(\d+)", re.MULTILINE)
 SF_ERR_UNRECOGNISED_FORMAT = 1
 SF_ERR_MALFORMED_FILE = 3
 SF_ERR_UNSUPPORTED_ENCODING = 4
+SFE_BAD_FILE = 7  # libsndfile-internal; on an open file, its mp3 decoder finding no MPEG stream
 SF_COUNT_MAX = 0x7FFFFFFFFFFFFFFF  # libsndfile's frame count for a stream of unknown length
 STREAM_BLOCK_FRAMES = 1 << 16
 # Samples a second over all channels (192 kHz stereo, 48 kHz 8-channel) for the longest clip allowed:
@@ -150,6 +151,11 @@ def _explain_libsndfile(exc: sf.LibsndfileError, head: bytes, size: int, suffix:
         )
     if exc.code == SF_ERR_UNSUPPORTED_ENCODING:
         return f"unsupported encoding in this {suffix} file: {exc.error_string}"
+    if exc.code == SFE_BAD_FILE and head[:1] == b"\xff" and head[1:2] >= b"\xe0":  # an MPEG frame's 11-bit sync
+        return (
+            f"not a valid {suffix} file: its first bytes ({head[:4].hex(' ')}) look like an MPEG audio frame, "
+            "but no MPEG stream decodes from them (truncated or corrupt?)"
+        )
     return f"cannot decode {suffix} file (truncated or corrupt?): libsndfile says {exc.error_string.strip()!r}"
 
 

@@ -113,6 +113,18 @@ def test_random_bytes_named_wav(tmp_path):
     assert "not audio" in err.value.reason and "first bytes" in err.value.reason and ".wav" in err.value.reason
 
 
+def test_random_bytes_that_start_like_mpeg(tmp_path):
+    # libsndfile takes the 0xFFE sync for mp3 and said "File does not exist or is not a regular file (possibly a pipe?)"
+    path = tmp_path / "noise.ogg"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 5_000, dtype=np.uint8).tobytes())
+    with pytest.raises(DecodeError) as err:
+        decode_audio(path)
+    assert err.value.reason == (
+        "not a valid .ogg file: its first bytes (ff e4 22 79) look like an MPEG audio frame, but no MPEG stream "
+        "decodes from them (truncated or corrupt?)"
+    )
+
+
 def test_text_file_named_flac(tmp_path):
     path = tmp_path / "notes.flac"
     path.write_text("patient 12, take 3\nsecond line\n")
