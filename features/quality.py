@@ -4,7 +4,7 @@ Clipping: a clip is refused when more than ``clipping_fraction`` of its samples 
 its extremes (:func:`features.clipping.flat_top_fraction`, measured by the decoder on the file's
 own samples and carried in ``Audio.clipped_fraction``; for an Audio built by hand, on its samples).
 
-Full scale: integer PCM decodes within ±1, but float samples can hold anything, and features are
+Full scale: integer PCM decodes within ±1, but float samples (and a WFDB record's physical values) can hold anything, and features are
 computed on levels relative to full scale (far beyond it, float32 power spectra overflow). A clip
 whose own peak (``Audio.peak``) exceeds ``MAX_PEAK`` (2.0, +6 dBFS) is refused. The margin keeps
 float files that are legitimately a little hot, e.g. resampled after normalising to full scale:
@@ -64,7 +64,7 @@ def quality_gate(
     if np.isfinite(peak) and peak > MAX_PEAK:  # checked first: resampling such samples can overflow to inf
         raise QualityError(
             f"samples beyond full scale: peak {peak:.3g}× ({20 * np.log10(peak):+.1f} dBFS, limit "
-            f"{MAX_PEAK:g}×); float audio must be within ±1"
+            f"{MAX_PEAK:g}×); float samples and WFDB physical values must be within ±1"
         )
     finite = np.isfinite(y)
     if not finite.all():

@@ -43,13 +43,13 @@ def test_float_samples_far_beyond_full_scale(tmp_path: Path, scale, rate):
     with pytest.raises(QualityError) as err:
         quality_gate(decode_audio(tmp_path / "hot.wav"), **DEFAULTS)
     assert err.value.reason.startswith("samples beyond full scale: peak ")
-    assert err.value.reason.endswith("dBFS, limit 2×); float audio must be within ±1")
+    assert err.value.reason.endswith("dBFS, limit 2×); float samples and WFDB physical values must be within ±1")
 
 
 def test_beyond_full_scale_reason_names_the_peak(vowel):
     with pytest.raises(QualityError) as err:
         quality_gate(mono_audio(8 * vowel), **DEFAULTS)  # peak 0.5 x 8
-    assert err.value.reason == "samples beyond full scale: peak 4× (+12.0 dBFS, limit 2×); float audio must be within ±1"
+    assert err.value.reason == "samples beyond full scale: peak 4× (+12.0 dBFS, limit 2×); float samples and WFDB physical values must be within ±1"
 
 
 def test_a_slightly_hot_float_file_passes(tmp_path: Path):
