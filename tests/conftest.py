@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import hypothesis
 import pandas as pd
 import pymongo
 import pytest
@@ -21,6 +22,11 @@ from store.mongo import connect_mongo
 from tests.voxflow_cli import close_env_clients, server_env
 from voxflow import services
 from voxflow.settings import Settings
+
+# Property-based tests draw the same examples on every run (a failure reproduces, CI cannot flake)
+# and keep no example database in the working tree: loaded here so every test file gets it, alone or not.
+hypothesis.settings.register_profile("voxflow", derandomize=True, database=None)
+hypothesis.settings.load_profile("voxflow")
 
 # A database number of its own (VOXFLOW_TEST_REDIS_DB) lets two test sessions share the system Redis.
 SYSTEM_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('VOXFLOW_TEST_REDIS_DB', '15')}"

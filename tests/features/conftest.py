@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import settings
 
 from features.audio import Audio
 from features.synth import synth_vowel
-
-# Property-based tests draw the same examples on every run (a failure reproduces, CI cannot flake)
-# and keep no example database in the working tree.
-settings.register_profile("voxflow", derandomize=True, database=None)
-settings.load_profile("voxflow")
 
 
 @pytest.fixture
