@@ -53,22 +53,32 @@ def test_a_second_trigger_is_refused_with_the_holder_named(client: redis.Redis) 
 
 
 def test_a_holder_that_finishes_within_the_wait_is_waited_for(client: redis.Redis) -> None:
-    held = threading.Event()
+    held, finish = threading.Event(), threading.Event()
 
-    def hold_briefly() -> None:
+    def hold_until_finished() -> None:
         with hold_lock(client, "test-flow", ttl_s=5):
             held.set()
-            time.sleep(0.5)
+            finish.wait(10)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(hold_briefly)
-        held.wait(5)
+        first = pool.submit(hold_until_finished)
+        assert held.wait(5)
         with pytest.raises(LockError, match="another test-flow run is in progress"):
             with hold_lock(client, "test-flow", ttl_s=5, wait_s=0.1):
                 pytest.fail("entered while the first holder still held it")
+        # The first holder finishes 0.3 s into the wait: entering proves the wait outlasted it.
         started = time.monotonic()
-        with hold_lock(client, "test-flow", ttl_s=5, wait_s=5):
-            assert 0.1 < time.monotonic() - started < 2
+        timer = threading.Timer(0.3, finish.set)
+        timer.start()
+        try:
+            with hold_lock(client, "test-flow", ttl_s=5, wait_s=5) as second:
+                assert finish.is_set(), "entered while the first holder still held it"
+                assert client.get(lock_key("test-flow")) == second.token
+                assert time.monotonic() - started < 2
+        finally:
+            timer.cancel()
+            finish.set()
+        first.result()
 
 
 def test_a_lock_whose_holder_on_this_host_has_ended_is_taken_over_at_once(client: redis.Redis) -> None:
@@ -97,19 +107,37 @@ def test_an_expired_holder_cannot_renew_or_release_the_next_holders_lock(client:
     assert second.renew() is True and second.release() is True
 
 
-def test_the_holder_renews_while_working_past_the_ttl(client: redis.Redis) -> None:
-    with hold_lock(client, "test-flow", ttl_s=0.3) as held:
-        time.sleep(0.8)  # more than twice the TTL: only renewals keep the lock
+def test_the_holder_renews_while_working_past_the_ttl(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    renewed_at: list[float] = []
+    past_twice_the_ttl = threading.Event()
+    renew = RedisLock.renew
+
+    def timed_renew(self: RedisLock) -> bool:
+        if renewed := renew(self):
+            renewed_at.append(time.monotonic())
+            if renewed_at[-1] - renewed_at[0] > 2:
+                past_twice_the_ttl.set()
+        return renewed
+
+    monkeypatch.setattr(RedisLock, "renew", timed_renew)
+    with hold_lock(client, "test-flow", ttl_s=1) as held:
+        # Working until a renewal finds the lock still ours more than twice the TTL after the first one
+        # did: only the renewals in between can have kept it that long.
+        assert past_twice_the_ttl.wait(10), f"{len(renewed_at)} renewals succeeded"
         assert client.get(lock_key("test-flow")) == held.token
         assert RedisLock(client, "test-flow", ttl_s=1).acquire() is False
     assert client.get(lock_key("test-flow")) is None
 
 
 def test_a_crashed_holder_lock_expires(client: redis.Redis) -> None:
-    crashed = RedisLock(client, "test-flow", ttl_s=0.2)
+    crashed = RedisLock(client, "test-flow", ttl_s=1)
     assert crashed.acquire()  # never renewed nor released
+    assert 0 < client.pttl(lock_key("test-flow")) <= 1_000  # Redis drops it within its TTL
     assert RedisLock(client, "test-flow", ttl_s=1).acquire() is False
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while client.exists(lock_key("test-flow")):
+        assert time.monotonic() < deadline, "the crashed holder's lock did not expire"
+        time.sleep(0.02)
     assert RedisLock(client, "test-flow", ttl_s=1).acquire() is True
 
 
