@@ -1,9 +1,45 @@
 import threading
 import time
+from types import SimpleNamespace
+from typing import Callable
 
 import pytest
 
+import tasks.deadline
 from tasks.deadline import FileTimeout, time_limit
+
+
+class ManualTimer:
+    """A ``threading.Timer`` that fires only when the test calls ``fire``, from a thread of its own as a real one does."""
+
+    def __init__(self, interval: float, function: Callable[[], None]) -> None:
+        self.interval, self.function = interval, function
+        self.daemon = self.started = self.cancelled = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def fire(self) -> None:
+        """Run the function now, even once cancelled (a timer thread past its check when ``cancel`` came)."""
+        thread = threading.Thread(target=self.function)
+        thread.start()
+        thread.join()
+
+
+@pytest.fixture
+def manual_timers(monkeypatch: pytest.MonkeyPatch) -> list[ManualTimer]:
+    """The timers ``time_limit`` starts, as ManualTimers (other users of threading keep the real Timer)."""
+    timers: list[ManualTimer] = []
+
+    def make_timer(interval: float, function: Callable[[], None]) -> ManualTimer:
+        timers.append(ManualTimer(interval, function))
+        return timers[-1]
+
+    monkeypatch.setattr(tasks.deadline, "threading", SimpleNamespace(**{**vars(threading), "Timer": make_timer}))
+    return timers
 
 
 def test_runaway_python_loop_is_interrupted() -> None:
@@ -15,20 +51,26 @@ def test_runaway_python_loop_is_interrupted() -> None:
     assert time.perf_counter() - started < 2.0
 
 
-def test_block_within_limit_is_untouched_and_nothing_fires_later() -> None:
+def test_block_within_limit_is_untouched_and_nothing_fires_later(manual_timers: list[ManualTimer]) -> None:
     with time_limit(0.2, what="quick.wav"):
         total = sum(range(1000))
-    time.sleep(0.4)  # an interrupt left pending would surface here
+    [timer] = manual_timers
+    assert timer.started and timer.interval == 0.2 and timer.cancelled
+    timer.fire()  # the limit expiring as the block ended, in a timer thread that missed the cancel
+    time.sleep(0.001)  # an interrupt left pending would surface here
     assert total == 499500
 
 
-def test_a_library_that_swallows_the_interrupt_still_times_out() -> None:
+def test_a_library_that_swallows_the_interrupt_still_times_out(manual_timers: list[ManualTimer]) -> None:
     with pytest.raises(FileTimeout, match="greedy.wav"):
         with time_limit(0.1, what="greedy.wav"):
-            deadline = time.perf_counter() + 0.5
-            while time.perf_counter() < deadline:
+            [timer] = manual_timers
+            assert timer.started and timer.interval == 0.1
+            for step in range(5):  # a library's loop of short calls that swallows whatever interrupts one
                 try:
-                    time.sleep(0.01)
+                    if step == 2:
+                        timer.fire()  # the limit expires during this call; the interrupt lands within it
+                    time.sleep(0.001)
                 except BaseException:  # noqa: BLE001 - what some libraries do
                     pass
 
