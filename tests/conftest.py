@@ -43,6 +43,23 @@ def _system_redis_answers() -> bool:
         client.close()
 
 
+@pytest.fixture(autouse=True)
+def restore_environ() -> Iterator[None]:
+    """Give each test's changes to ``os.environ`` back when it ends, whoever made them.
+
+    A Dask nanny in this process sets its workers' variables here (``OMP_NUM_THREADS=1``,
+    ``PYTHONHASHSEED``, ...) and never unsets them; later tests' CLI processes would inherit them.
+    What session and module fixtures set stays: they run before this snapshot.
+    """
+    saved = dict(os.environ)
+    yield
+    for name in os.environ.keys() - saved.keys():
+        del os.environ[name]
+    for name, value in saved.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def voxflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh voxflow home for the session (short, so the embedded Redis socket fits)."""

@@ -38,9 +38,7 @@ def test_pre_spawn_environ_keeps_dasks_thread_caps_but_not_its_malloc_trim() -> 
 
 
 @pytest.mark.timeout(120)
-def test_local_workers_start_with_glibcs_own_malloc_settings_and_no_profiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # An earlier plain LocalCluster in this test process leaves the variable in os.environ; voxflow's CLI processes start clean.
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+def test_local_workers_start_with_glibcs_own_malloc_settings_and_no_profiler(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
     before = dask.config.get(_DASK_DEFAULT)
     with dask_client(settings, warm_up=False) as client:
@@ -60,8 +58,7 @@ def _imported_by(function: Callable[..., object], *args: object) -> list[str]:
 
 
 @pytest.mark.timeout(180)
-def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # as in the test above
+def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, dask_min_workers=2, dask_max_workers=2)
     with local_cluster_ahead(settings) as scheduler_address:
         address = scheduler_address()
