@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -37,6 +39,10 @@ def start_forkserver(settings: Settings) -> bool:
     it runs, this does nothing (a later cluster with another ``numba_cache_dir`` still gets the first).
     Nothing starts where workers are spawned or settings name a scheduler or a cluster class.
 
+    Started from the main thread, the forkserver and every worker it forks ignore SIGINT from their
+    first instruction: a terminal's Ctrl-C is the command's to handle, and one that came while the
+    forkserver imported its preload killed it, so the cluster's workers could not start.
+
     Returns
     -------
     bool
@@ -45,7 +51,7 @@ def start_forkserver(settings: Settings) -> bool:
     if settings.dask_start_method != "forkserver" or settings.dask_address or settings.dask_cluster_class:
         return False
     multiprocessing.get_context("forkserver").set_forkserver_preload([WORKER_PRELOAD])
-    with _environ(worker_env(settings)):  # numba and BLAS read theirs when imported: in the forkserver
+    with _environ(worker_env(settings)), _sigint_ignored():  # numba and BLAS read theirs when imported: in the forkserver
         multiprocessing.forkserver.ensure_running()
     return True
 
@@ -53,6 +59,23 @@ def start_forkserver(settings: Settings) -> bool:
 def is_forkserver(process: psutil.Process) -> bool:
     """Whether ``process`` is a multiprocessing forkserver (the children it forks have its command line too)."""
     return "from multiprocessing.forkserver import main" in " ".join(process.cmdline())
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT inside the block, where this is the main thread (the only one that may say so).
+
+    An ignored SIGINT is inherited across fork and exec, and Python then installs no handler of its own.
+    A SIGINT meanwhile (the few milliseconds of starting a process) is lost to the caller too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +23,12 @@ def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: b
 def snapshot(db: Database) -> dict[str, list[dict[str, Any]]]:
     """Every document of each backed-up collection, in ``_id`` order: equal snapshots mean identical contents."""
     return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"])) for name in COLLECTIONS}
+
+
+def sigint_action(pid: int) -> str:
+    """What a SIGINT does to process ``pid`` (from Linux's /proc): "ignored", "caught" (Python's handler, say) or "default" (it ends)."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    sigint = 1 << (signal.SIGINT - 1)
+    if int(status["SigIgn"], 16) & sigint:
+        return "ignored"
+    return "caught" if int(status["SigCgt"], 16) & sigint else "default"

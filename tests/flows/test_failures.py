@@ -15,8 +15,10 @@ import pytest
 
 from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
+from tests.helpers import sigint_action
 from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
+from tasks.forkserver import is_forkserver
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -59,6 +61,35 @@ def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[s
     summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
     assert summary["scored"] + summary["skipped"] == N_VOICED and summary["skipped"] >= run["scored"]
     _assert_exactly_once(env)
+
+
+def _importing_forkserver(proc: subprocess.Popen, *, timeout_s: float = 60) -> psutil.Process:
+    """The forkserver of ``proc`` once both would handle a SIGINT: the forkserver's Python has set its handler, or
+    SIGINT is ignored there (before that, a SIGINT ends it without a word), and the command, which ignores SIGINT
+    while it starts the forkserver, catches it again. The forkserver then imports the workers' preload for seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the command finished before its forkserver started"
+        for child in psutil.Process(proc.pid).children():
+            try:
+                if is_forkserver(child) and sigint_action(child.pid) != "default" and sigint_action(proc.pid) == "caught":
+                    return child
+            except (psutil.Error, OSError):  # exited meanwhile
+                continue
+        time.sleep(0.01)
+    raise AssertionError("no forkserver started under the analyze process")
+
+
+def test_ctrl_c_while_the_workers_forkserver_starts_ends_with_one_line(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], cli_env)
+    forkserver = _importing_forkserver(proc)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: it killed the forkserver mid-import, and with it the workers to come
+    interrupted = finish(proc)
+    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
+    assert "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    assert psutil.wait_procs([forkserver], timeout=30)[1] == []  # it ignores SIGINT, and still ends with the command
 
 
 def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_manifest: Path, test_settings: Settings) -> None:

@@ -14,14 +14,17 @@ import json, os, sys
 from pathlib import Path
 import psutil
 from tasks.forkserver import is_forkserver, start_forkserver
+from tests.helpers import sigint_action
 from voxflow.settings import Settings
 
 settings = Settings(home=Path(sys.argv[1]), numba_cache_dir=Path(sys.argv[1]) / "numba", dask_min_workers=1, dask_max_workers=1,
                     **json.loads(sys.argv[2]))
 start_forkserver(settings)
 servers = [p for p in psutil.Process().children() if is_forkserver(p)]
-report = {"servers": len(servers), "own_omp": os.environ.get("OMP_NUM_THREADS"), "own_numba": os.environ.get("NUMBA_CACHE_DIR")}
+report = {"servers": len(servers), "own_omp": os.environ.get("OMP_NUM_THREADS"), "own_numba": os.environ.get("NUMBA_CACHE_DIR"),
+          "own_sigint": sigint_action(os.getpid())}
 if servers:
+    report["server_sigint"] = sigint_action(servers[0].pid)
     environ = servers[0].environ()
     report.update(omp=environ.get("OMP_NUM_THREADS"), numba=environ.get("NUMBA_CACHE_DIR"), cmdline=" ".join(servers[0].cmdline()))
     from tasks.cluster import dask_client
@@ -48,6 +51,7 @@ def test_the_forkserver_starts_early_in_the_workers_environment_and_the_cluster_
     assert report["servers"] == 1 and "tasks.worker_preload" in report["cmdline"]
     assert report["omp"] == "1" and report["numba"] == str(tmp_path / "numba")
     assert report["own_omp"] is None and report["own_numba"] is None  # the caller's environment is as it was
+    assert report["server_sigint"] == "ignored" and report["own_sigint"] == "caught"  # the caller's Ctrl-C is its own again
     assert report["worker_parents"] == [report["server_pid"]]
     assert not report["pandas_here"]
 
