@@ -287,20 +287,23 @@ def _start(settings: Settings, service: _Service, *, previous_port: int | None) 
             start_new_session=True,
         )
     _CHILDREN[process.pid] = process
-    start_ticks = _start_ticks(process.pid)
-    timeout_s = settings.service_start_timeout_s
-    if not _wait_until_answering(service, launch.address, process.pid, timeout_s):
-        exit_code = process.poll()
-        if exit_code is None:
+    try:
+        start_ticks = _start_ticks(process.pid)
+        timeout_s = settings.service_start_timeout_s
+        if not _wait_until_answering(service, launch.address, process.pid, timeout_s):
+            exit_code = process.poll()
+            outcome = f"exited with code {exit_code}" if exit_code is not None else "stopped after the timeout"
+            raise ServiceError(
+                f"embedded {service.name} did not answer at {redact(launch.address)} within {timeout_s:.0f} s "
+                f"({outcome}); last lines of {log_path}:\n{_log_tail(log_path)}"
+            )
+        state = _State(process.pid, start_ticks, launch.address, launch.port, datetime.now(timezone.utc).isoformat())
+        _write_state(settings, service.name, state)
+    except BaseException:  # a Ctrl-C too: until its state file names it, `voxflow services stop` cannot find it
+        if process.poll() is None:
             _terminate(process.pid)
         _CHILDREN.pop(process.pid, None)
-        outcome = f"exited with code {exit_code}" if exit_code is not None else "stopped after the timeout"
-        raise ServiceError(
-            f"embedded {service.name} did not answer at {redact(launch.address)} within {timeout_s:.0f} s "
-            f"({outcome}); last lines of {log_path}:\n{_log_tail(log_path)}"
-        )
-    state = _State(process.pid, start_ticks, launch.address, launch.port, datetime.now(timezone.utc).isoformat())
-    _write_state(settings, service.name, state)
+        raise
     log.info(
         "started embedded %s at %s (pid %d) in %.1f s",
         service.name, redact(launch.address), process.pid, time.monotonic() - began,

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
+import psutil
 import pytest
 
 from store.cache import connect_redis
@@ -172,6 +173,23 @@ def test_a_server_that_fails_to_start_reports_its_log(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match=r"(?s)embedded redis did not answer .*\(exited with code 1\).*Bad file format"):
         services.redis_url(settings)
     assert status_of(settings, "redis").state == "stopped"
+
+
+def test_a_server_interrupted_while_it_starts_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = embedded_settings(tmp_path)
+    started: list[psutil.Process] = []
+
+    def interrupted(service: object, address: str, pid: int, timeout_s: float) -> bool:
+        started.append(psutil.Process(pid))
+        raise KeyboardInterrupt  # a Ctrl-C while the command waits for it to answer
+
+    monkeypatch.setattr(services, "_wait_until_answering", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        services.redis_url(settings)
+    left = [server for server in started if server.is_running()]
+    for server in left:
+        server.kill()  # no state file names it: nothing else would
+    assert started and left == []
 
 
 def test_prefect_server_is_started_once_and_reused(test_settings: Settings, prefect_api: str) -> None:
