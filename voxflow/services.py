@@ -43,6 +43,9 @@ SERVICE_NAMES = ("redis", "mongo", "prefect")
 # sun_path holds 108 bytes with its terminating NUL; keep a margin.
 _MAX_UNIX_SOCKET_PATH = 100
 _STOP_TIMEOUT_S = 10.0
+# A server that never answered has nothing to finish, and Prefect's heeds SIGTERM only once its start-up is over
+# (up to ~10 s): one interrupted while it starts gets this long before SIGKILL.
+_STARTING_STOP_TIMEOUT_S = 2.0
 # An alive server that fails one health check may only be busy; give it this long before replacing it.
 _REUSE_PATIENCE_S = 10.0
 _POLL_S = 0.1
@@ -301,7 +304,7 @@ def _start(settings: Settings, service: _Service, *, previous_port: int | None) 
         _write_state(settings, service.name, state)
     except BaseException:  # a Ctrl-C too: until its state file names it, `voxflow services stop` cannot find it
         if process.poll() is None:
-            _terminate(process.pid)
+            _terminate(process.pid, grace_s=_STARTING_STOP_TIMEOUT_S)
         _CHILDREN.pop(process.pid, None)
         raise
     log.info(
@@ -357,14 +360,14 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
-def _terminate(pid: int) -> None:
-    """SIGTERM the server's process group; SIGKILL it if it is still alive after the stop timeout."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _terminate(pid: int, *, grace_s: float = _STOP_TIMEOUT_S) -> None:
+    """SIGTERM the server's process group; SIGKILL it if it is still alive after ``grace_s``."""
+    for sig, timeout_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, _STOP_TIMEOUT_S)):
         _signal_group(pid, sig)
-        if _wait_for_exit(pid, _STOP_TIMEOUT_S):
+        if _wait_for_exit(pid, timeout_s):
             _CHILDREN.pop(pid, None)
             return
-        log.warning("pid %d still alive %.0f s after %s", pid, _STOP_TIMEOUT_S, sig.name)
+        log.warning("pid %d still alive %.0f s after %s", pid, timeout_s, sig.name)
     raise ServiceError(f"could not stop pid {pid}, even with SIGKILL")
 
 
