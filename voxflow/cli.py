@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Literal, Sequence
@@ -49,6 +50,15 @@ class BriefExpectedErrors(logging.Formatter):
         if record.exc_info and isinstance(record.exc_info[1], VoxflowError):
             record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
         return super().format(record)
+
+
+class CtrlCNotACrash(logging.Filter):
+    """Leaves out of the console Prefect's lines on a run ended by Ctrl-C ("Crash detected! Execution was
+    aborted by an interrupt signal.", ERROR): the command says it was interrupted in its last line, and the
+    run's record says "interrupted". Prefect's API log keeps them, with the Crashed state."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("prefect.") and "aborted by an interrupt signal" in record.getMessage())
 
 
 def _cell(value: Any) -> Any:
@@ -675,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     freeze_at_exit()
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(BriefExpectedErrors("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console.addFilter(CtrlCNotACrash())
     logging.basicConfig(level=logging.WARNING, handlers=[console])
     for package in VOXFLOW_PACKAGES:
         logging.getLogger(package).setLevel(settings.log_level)
@@ -694,6 +705,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voxflow: interrupted" + ("; re-run the same command to finish the rest" if args.resumable else ""), file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGINT, _exit_at_ctrl_c)
+
+
+def _exit_at_ctrl_c(signum: int, frame: object) -> None:
+    """The command has ended: a Ctrl-C while the interpreter shuts down (joining threads, atexit handlers)
+    exits at once with 130, instead of a traceback from wherever the shutdown was."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to say there
+            pass
+    os._exit(130)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[s
     interrupted = finish(proc)
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     assert "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]  # the workers printed one each
+    assert "Crash detected" not in interrupted.stderr, interrupted.stderr[-3000:]  # Prefect's ERROR lines for a Ctrl-C
     assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
     run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
     assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run

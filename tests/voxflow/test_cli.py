@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -279,6 +280,26 @@ def test_only_commands_that_skip_stored_work_suggest_a_re_run_when_interrupted(t
     )
     proc = subprocess.run([sys.executable, "-c", code], env=bare_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (130, expected + "\n")
+
+
+def test_ctrl_c_after_the_command_ended_exits_at_once_without_a_traceback(tmp_path: Path) -> None:
+    # After the run's summary, the interpreter still joins threads and runs atexit handlers (~1 s): a Ctrl-C
+    # there printed a KeyboardInterrupt traceback from threading._shutdown, or killed the process by SIGINT.
+    code = (
+        "import atexit, sys, time, voxflow.cli as cli\n"
+        "def slow_shutdown(): print('shutting down', flush=True); time.sleep(60)\n"
+        "def done(args, settings): atexit.register(slow_shutdown); return 0\n"
+        "cli.cmd_runs = done\n"
+        "sys.exit(cli.main(['runs']))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env=bare_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "shutting down\n"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, stderr) == (130, "")
 
 
 def test_label_filter_reads_the_stored_labels_in_any_case() -> None:
