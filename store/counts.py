@@ -18,11 +18,13 @@ buckets add up to exact local days in any time zone, half- and quarter-hour offs
 failed attempt stored before its retry is counted once): one ``$inc`` upsert per quarter hour touched, and
 a chunk's documents share one timestamp. There is no transaction around an insert and its count, so it can
 drift in rare failures: a process killed or interrupted between the two leaves what it inserted uncounted,
-and a retried ``$inc`` whose first attempt landed counts twice. Nothing notices such drift (a crashed run is
-closed without a recount, and ``ResultStore.ensure_counts`` rebuilds only a rollup missing entirely). It is
-derived data, so it is not backed up: :func:`rebuild_counts` recomputes it from ``predictions`` and
+and a retried ``$inc`` whose first attempt landed counts twice. Nothing notices such drift by itself (a crashed
+run is closed without a recount, and ``ResultStore.ensure_counts`` rebuilds only a rollup missing entirely).
+It is derived data, so it is not backed up: :func:`rebuild_counts` recomputes it from ``predictions`` and
 ``quarantine`` on restore and for a database from before the rollup; called while nothing writes results,
-it repairs such drift too.
+it repairs such drift too. ``voxflow counts rebuild`` runs it for an operator after a crash: it closes the
+abandoned runs first, refuses while any run is still "running" (unless ``--force``), and reports what
+changed (:func:`read_rollups`, :func:`rollup_changes`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,12 @@ DUPLICATE_STAGE = "duplicate"
 SCORE_BINS = 10
 BIN_FIELDS = tuple(f"b{i:02d}" for i in range(SCORE_BINS))
 
+SCORE_FIELDS = ("positives", *BIN_FIELDS)
+ROLLUP_FIELDS = {COUNTS: FIELDS, SCORES: SCORE_FIELDS}  # what each rollup counts, per document
+
 Increments = dict[datetime, Counter]  # bucket start -> counts to add
 ScoreIncrements = dict[tuple[datetime, str], Counter]  # (bucket start, model version) -> counts to add
+Rollups = dict[str, dict[Any, tuple[int, ...]]]  # rollup name -> document _id -> its ROLLUP_FIELDS
 _READ_BATCH = 5_000
 
 
@@ -185,6 +191,52 @@ def _batches(cursor: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]
             batch = []
     if batch:
         yield batch
+
+
+def read_rollups(db: Database) -> Rollups:
+    """Both rollups as stored: per rollup, each document's ``_id`` -> its :data:`ROLLUP_FIELDS` (a missing field as 0).
+
+    Small: one document per quarter hour (and model), ~35,000 a year per model.
+    """
+    return {name: {doc["_id"]: tuple(int(doc.get(field, 0)) for field in fields) for doc in db[name].find()} for name, fields in ROLLUP_FIELDS.items()}
+
+
+def rollup_totals(name: str, documents: Mapping[Any, tuple[int, ...]]) -> dict[str, int]:
+    """A rollup's totals: ``prediction_counts``' predictions, positives and quarantined; ``score_counts``' clips (its bins) and positives.
+
+    Examples
+    --------
+    >>> rollup_totals(COUNTS, {"9:00": (3, 1, 2), "9:15": (4, 0, 0)})
+    {'predictions': 7, 'positives': 1, 'quarantined': 2}
+    >>> rollup_totals(SCORES, {"m1|0": (1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 3)})
+    {'clips': 5, 'positives': 1}
+    """
+    sums = [sum(column) for column in zip(*documents.values())] or [0] * len(ROLLUP_FIELDS[name])
+    if name == SCORES:
+        return {"clips": sum(sums[1:]), "positives": sums[0]}
+    return dict(zip(ROLLUP_FIELDS[name], sums))
+
+
+def rollup_changes(before: Rollups, after: Rollups) -> dict[str, dict[str, Any]]:
+    """Per rollup, what a rebuild changed: its ``documents`` after, how many documents ``changed`` (one that
+    appeared or went away reads as zeros where it is missing), and its totals ``before`` and ``after``.
+
+    Examples
+    --------
+    >>> before = {COUNTS: {"9:00": (3, 1, 0), "9:15": (2, 0, 0)}, SCORES: {}}
+    >>> after = {COUNTS: {"9:00": (3, 1, 0), "9:15": (4, 1, 0)}, SCORES: {"m1|0": (1,) + (0,) * 9 + (4,)}}
+    >>> rollup_changes(before, after)[COUNTS]
+    {'documents': 2, 'changed': 1, 'before': {'predictions': 5, 'positives': 1, 'quarantined': 0},
+     'after': {'predictions': 7, 'positives': 2, 'quarantined': 0}}
+    >>> rollup_changes(before, after)[SCORES]["changed"]
+    1
+    """
+    changes = {}
+    for name, fields in ROLLUP_FIELDS.items():
+        old, new, zeros = before.get(name, {}), after.get(name, {}), (0,) * len(fields)
+        changed = sum(1 for key in old.keys() | new.keys() if old.get(key, zeros) != new.get(key, zeros))
+        changes[name] = {"documents": len(new), "changed": changed, "before": rollup_totals(name, old), "after": rollup_totals(name, new)}
+    return changes
 
 
 def counts_missing(db: Database) -> bool:

@@ -285,9 +285,14 @@ class ResultStore:
         if result.matched_count == 0:
             log.warning("finish_run: no run document for run_id %s", run_id)
 
-    def running_runs(self, host: str) -> list[dict[str, Any]]:
-        """Run documents still "running" that a process on ``host`` started, without ``_id``."""
-        return _retrying("read runs", lambda: list(self._runs.find({"status": "running", "host": host}, {"_id": 0})), budget_s=self._retry_s)
+    def running_runs(self, host: str | None = None) -> list[dict[str, Any]]:
+        """Run documents still "running" that a process on ``host`` started (any host's when None), oldest first, without ``_id``."""
+        query = {"status": "running"} if host is None else {"status": "running", "host": host}
+
+        def find() -> list[dict[str, Any]]:
+            return list(self._runs.find(query, {"_id": 0}).sort([("started_at", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]))
+
+        return _retrying("read runs", find, budget_s=self._retry_s)
 
     def stored_counts(self, run_id: str) -> dict[str, int]:
         """How many predictions, quarantined files and duplicates' records carry ``run_id``: a run summary's counts of them."""

@@ -34,6 +34,19 @@ def server_env(*, home: Path, redis_url: str, mongo_uri: str, mongo_db: str, pre
     return env
 
 
+def bare_env(home: Path, **variables: str) -> dict[str, str]:
+    """A CLI environment with no VOXFLOW_/PREFECT_ variables but ``variables`` and a home of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))}
+    return {**env, "VOXFLOW_HOME": str(home), **variables}
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, expected: str) -> None:
+    """``proc`` failed as a refused command must: exit 2 and one line, ``voxflow: error: ...``, holding ``expected``."""
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("voxflow: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr
+
+
 def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``voxflow ARGS`` to completion and return the finished process."""
     return subprocess.run(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Liter
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from voxflow.errors import VoxflowError
+from voxflow.errors import LockError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.settings import Settings, get_settings
 
@@ -380,6 +380,91 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+COUNTS_HELP = "Rebuild the dashboard's rollups (prediction_counts, score_counts) from the stored predictions and quarantine."
+COUNTS_EPILOG = (
+    "A process killed between storing a chunk and counting it (or a count retried after its first attempt landed) leaves "
+    "the per-day and score-drift figures off, and nothing notices; this recounts both rollups from every stored result and "
+    "prints how their totals changed. It first marks as crashed the runs still 'running' whose process on this host has "
+    "ended, then refuses (exit 2) while any run is still running, on any host: what a run stores during the rebuild may be "
+    "lost or counted twice. ~10 s per 100,000 predictions."
+)
+SHOWN_RUNS = 5  # running runs a refusal names
+
+
+def _run_owner(run: dict[str, Any]) -> str:
+    """``RUN_ID (pid P on HOST)``, as far as the run's document says."""
+    owner = " on ".join(str(part) for part in (f"pid {run['pid']}" if run.get("pid") is not None else None, run.get("host")) if part)
+    return f"{run['run_id']} ({owner})" if owner else str(run["run_id"])
+
+
+def _still_running(runs: list[dict[str, Any]], host: str) -> str:
+    """The one line that refuses a rebuild while ``runs`` are "running"."""
+    named = ", ".join(_run_owner(run) for run in runs[:SHOWN_RUNS]) + (f" and {len(runs) - SHOWN_RUNS} more" if len(runs) > SHOWN_RUNS else "")
+    elsewhere = any(run.get("host") != host for run in runs)
+    return (
+        f"not rebuilding the counts while runs are running ({len(runs)}: {named}): what a run stores meanwhile could be "
+        "lost or counted twice. Re-run once `voxflow runs` shows none running, or add --force if these have ended"
+        + (f" (a run started on another host than {host} is never closed from here: whether its process lives cannot be seen)" if elsewhere else "")
+    )
+
+
+def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
+    import socket
+
+    from pymongo.errors import BulkWriteError
+
+    from store.counts import COUNTS, SCORES, read_rollups, rebuild_counts, rollup_changes
+    from store.mongo import ResultStore
+    from tasks.persist import close_abandoned_runs
+
+    host = socket.gethostname()
+    with _database(settings) as db:
+        db.command("ping")  # an unreachable server is one line naming the database, before any retried write
+        results = ResultStore(db, retry_s=settings.mongo_retry_s)
+        closed = close_abandoned_runs(results)
+        running = results.running_runs()  # on any host: one elsewhere may be writing
+        if running and not args.force:
+            raise LockError(_still_running(running, host))
+        before = read_rollups(db)
+        try:
+            quarter_hours = rebuild_counts(db)
+        except BulkWriteError as exc:  # an $inc upserted a bucket between the drop and the rebuilt documents
+            raise LockError(
+                "results were counted while the counts were rebuilt (a run is storing results), so the rollups are "
+                "incomplete: run `voxflow counts rebuild` again once `voxflow runs` shows none running"
+            ) from exc
+        results.ensure_indexes()  # dropping score_counts dropped its index
+        after = read_rollups(db)
+        forced = {run["run_id"] for run in running}
+        started = [run for run in results.running_runs() if run["run_id"] not in forced]
+    changes = rollup_changes(before, after)
+    report = {
+        "database": settings.mongo_db, "closed_runs": closed, "forced": sorted(forced), "started_meanwhile": [run["run_id"] for run in started],
+        "quarter_hours": quarter_hours, **changes,
+    }
+    if started:
+        print(f"voxflow: warning: {len(started)} run(s) started while the counts were rebuilt ({', '.join(map(_run_owner, started))}): "
+              "what they stored meanwhile may be miscounted; run `voxflow counts rebuild` again once they have ended", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for run_id in closed:
+        print(f"closed abandoned run {run_id} as crashed (its process had ended)")
+    if forced:
+        print(f"--force: rebuilt while {len(forced)} run(s) were running: {', '.join(map(_run_owner, running))}")
+    print(f"rebuilt {COUNTS} ({quarter_hours} quarter hours, {changes[COUNTS]['changed']} changed) and {SCORES} "
+          f"({changes[SCORES]['documents']} quarter hours by model, {changes[SCORES]['changed']} changed) in database {settings.mongo_db}")
+    for name in (COUNTS, SCORES):
+        old, new = changes[name]["before"], changes[name]["after"]
+        print(f"{name:<{len(COUNTS)}}  " + ", ".join(f"{field} {old[field]} -> {new[field]}{_difference(new[field] - old[field])}" for field in new))
+    return 0
+
+
+def _difference(delta: int) -> str:
+    """`` (+3)``, `` (-2)``, or nothing for no change."""
+    return f" ({delta:+d})" if delta else ""
+
+
 def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.voiced import voiced_manifest
 
@@ -635,6 +720,14 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--reason", help="why, recorded with the promotion")
     models.add_argument("--limit", type=_positive_int, default=50, help="with list, at most this many, newest first (default: %(default)s)")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table or a line")
+
+    counts = add("counts", cmd_counts, COUNTS_HELP)
+    counts.epilog = COUNTS_EPILOG
+    counts.add_argument("action", choices=("rebuild",), help="what to do: rebuild both rollups from the stored results and say what changed")
+    counts.add_argument("--force", action="store_true",
+                        help="rebuild even while runs are 'running' (for runs known to have ended, e.g. on another host); "
+                        "UNSAFE while a run stores results: its counts may be lost or doubled")
+    counts.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

@@ -17,7 +17,7 @@ from pymongo.database import Database
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
 from store.mongo import ResultStore
 from tests.helpers import voiced_record
-from tests.voxflow_cli import last_json, run_cli
+from tests.voxflow_cli import assert_one_line_error, bare_env, last_json, run_cli
 from voxflow.cli import (
     BACKUP_COLUMNS,
     PREDICTED_LABELS,
@@ -41,7 +41,7 @@ def test_help_lists_every_command_and_source_forms(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     text = capsys.readouterr().out
-    for command in ("analyze", "results", "quarantine", "runs", "train", "services"):
+    for command in ("analyze", "results", "quarantine", "runs", "train", "services", "counts"):
         assert command in text
     with pytest.raises(SystemExit):
         parser.parse_args(["analyze", "--help"])
@@ -122,18 +122,6 @@ def test_prefect_telemetry_is_off_unless_asked_for() -> None:
     assert kept.stdout.split()[-1] == "0"
 
 
-def bare_env(home: Path, **variables: str) -> dict[str, str]:
-    """A CLI environment with no VOXFLOW_/PREFECT_ variables but ``variables`` and a home of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))}
-    return {**env, "VOXFLOW_HOME": str(home), **variables}
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, expected: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("voxflow: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert expected in proc.stderr
-
-
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -183,7 +171,9 @@ def test_a_users_own_path_inside_the_home_is_not_blamed_on_the_home(tmp_path: Pa
     assert "VOXFLOW_HOME" not in proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["models", "list"], ["models", "promote", "xgb-fv3-0123456789"], ["labels", "import", "labels.csv"]])
+@pytest.mark.parametrize(
+    "argv", [["models", "list"], ["models", "promote", "xgb-fv3-0123456789"], ["labels", "import", "labels.csv"], ["counts", "rebuild"]]
+)
 def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text(f"sha256,label\n{'ab' * 32},1\n")
