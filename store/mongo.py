@@ -18,6 +18,7 @@ from store.counts import (
     COUNTS,
     DUPLICATE_STAGE,
     SCORES,
+    SCORES_INDEX,
     Increments,
     ScoreIncrements,
     add_counts,
@@ -217,7 +218,7 @@ class ResultStore:
             self._runs.create_index([("run_id", asc)], unique=True)
             self._runs.create_index([("started_at", desc)])
             self._scaling_events.create_index([("time", desc)])
-            self._scores.create_index([("model_version", asc), ("t", asc)])
+            self._scores.create_index(SCORES_INDEX)
 
         _retrying("create indexes", create, budget_s=self._retry_s)
 

@@ -433,7 +433,6 @@ def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
                 "results were counted while the counts were rebuilt (a run is storing results), so the rollups are "
                 "incomplete: run `voxflow counts rebuild` again once `voxflow runs` shows none running"
             ) from exc
-        results.ensure_indexes()  # dropping score_counts dropped its index
         after = read_rollups(db)
         forced = {run["run_id"] for run in running}
         started = [run for run in results.running_runs() if run["run_id"] not in forced]

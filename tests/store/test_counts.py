@@ -15,7 +15,7 @@ from pymongo.database import Database
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 from features.synth import synth_vowel
-from store.counts import COUNTS, DUPLICATE_STAGE, SCORES, bucket_start, counts_missing, model_scores, rebuild_counts
+from store.counts import COUNTS, DUPLICATE_STAGE, SCORES, SCORES_INDEX, bucket_start, counts_missing, model_scores, rebuild_counts
 from store.mongo import ResultStore
 from tests.store.conftest import rollup
 from tests.voxflow_cli import env_db, last_json, run_cli
@@ -182,3 +182,12 @@ def test_a_database_with_only_the_older_rollup_gets_the_score_rollup(results: Re
     mongo_db[SCORES].drop()  # as left by the version that kept prediction_counts only
     assert counts_missing(mongo_db) and results.ensure_counts() is True
     assert model_scores(mongo_db, T0, "m1") == ([0] * 6 + [3] + [0] * 3, 3)
+
+
+def test_rebuild_keeps_the_score_counts_index(results: ResultStore, mongo_db: Database) -> None:
+    # Dropping score_counts dropped its index: a database rebuilt on open (or restored) had lost it until the next ensure_indexes.
+    results.ensure_indexes()
+    results.insert_predictions([prediction(1, T0, score=0.9)])
+    rebuild_counts(mongo_db)
+    keys = [list(index["key"].items()) for index in mongo_db[SCORES].list_indexes()]
+    assert SCORES_INDEX in keys
