@@ -359,7 +359,14 @@ def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
         if not candidates and not ignored:
             raise SourceError(f"no files match {source}")
         return candidates, [], ignored
-    raise SourceError(f"source not found: {source}")
+    raise _no_source(source, path)
+
+
+def _no_source(source: str, path: Path) -> SourceError:
+    """Why SOURCE, neither a folder, a regular file nor a glob that matches, cannot be listed."""
+    if os.path.exists(path):
+        return SourceError(f"{source} is not a regular file or folder (a device, pipe or socket): name an audio file, a folder or a manifest")
+    return SourceError(f"source not found: {source}")
 
 
 def count_listed(source: str, *, limit: int) -> int:
@@ -415,10 +422,10 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
         raise SourceError(f"{source} is {'a folder' if os.path.isdir(path) else 'no manifest'}: name a CSV/Parquet manifest")
     if os.path.isfile(path) and not is_audio(path):
         raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
-    if os.path.exists(path):
+    if os.path.isdir(path):
         return
-    if not GLOB_CHARS & set(source):
-        raise SourceError(f"source not found: {source}")
+    if os.path.exists(path) or not GLOB_CHARS & set(source):
+        raise _no_source(source, path)
     if next(_glob(str(path)), None) is None:
         raise SourceError(f"no files match {source}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import multiprocessing
 import os
 import shutil
@@ -323,6 +324,21 @@ def test_missing_source_fails_fast(tmp_path: Path) -> None:
         check_source(str(tmp_path / "*.wav"))
     with pytest.raises(SourceError, match=r"^no files match .*/x/\*\*/\*\.xyz$"):
         check_source(str(tmp_path / "x" / "**" / "*.xyz"))
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_a_source_that_is_no_file_or_folder_is_named_as_such(tmp_path: Path, kind: str) -> None:
+    # /dev/null or a FIFO exists: "source not found" sent the user looking for a typo (and the flow only said so once started).
+    if kind == "device":
+        source = "/dev/null"
+    else:
+        source = str(tmp_path / "live.wav")
+        os.mkfifo(source)
+    expected = f"^{re.escape(source)} is not a regular file or folder \\(a device, pipe or socket\\)"
+    with pytest.raises(SourceError, match=expected):
+        check_source(source)
+    with pytest.raises(SourceError, match=expected):
+        list_source(source)
 
 
 def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> None:
