@@ -787,7 +787,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(distributed_level).lower())
     try:
-        return args.handler(args, settings)
+        code = args.handler(args, settings)
+        sys.stdout.flush()  # a reader gone away (`voxflow results | head`) shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        # As any Unix filter whose reader has gone: no message; 141 is the status of a process that SIGPIPE ended.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except VoxflowError as exc:
         print(f"voxflow: error: {exc.reason}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from pymongo.database import Database
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
 from store.mongo import ResultStore
 from tests.helpers import voiced_record
-from tests.voxflow_cli import assert_one_line_error, bare_env, last_json, run_cli
+from tests.voxflow_cli import REPO, assert_one_line_error, bare_env, last_json, run_cli
 from voxflow.cli import (
     BACKUP_COLUMNS,
     PREDICTED_LABELS,
@@ -360,3 +360,15 @@ def test_voiced_manifest_of_a_missing_folder_says_not_found(tmp_path: Path) -> N
 def test_labels_import_of_a_folder_suggests_voiced(tmp_path: Path) -> None:
     proc = run_cli(["labels", "import", str(tmp_path)], bare_env(tmp_path), timeout=60)
     assert_one_line_error(proc, f"{tmp_path} is a folder, not a label manifest (CSV/Parquet); for a VOICED folder add --voiced")
+
+
+def test_a_reader_that_has_gone_ends_the_command_without_a_word(tmp_path: Path) -> None:
+    # `voxflow results --json | head -c 10` had printed "voxflow: error: [Errno 32] Broken pipe" and exited 2.
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes a byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "voxflow.cli", "services", "status"], env=bare_env(tmp_path), cwd=REPO,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == ""
