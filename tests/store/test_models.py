@@ -1,5 +1,7 @@
 """The models collection on a real MongoDB wire server: register, promote, rollback."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from pymongo.database import Database
 
@@ -66,3 +68,16 @@ def test_a_model_its_check_refuses_is_neither_promoted_nor_brought_back(mongo_db
     with pytest.raises(ModelError, match="artifact missing"):
         store.rollback(check=refuse_a)  # would bring back a
     assert store.champion()["version"] == "b" and store.get("a")["status"] == "retired"
+
+
+def test_every_time_reads_back_as_a_utc_datetime(mongo_db: Database) -> None:
+    # nx-27017 stores a datetime written by $set as text: `models list` showed promoted_at without its zone.
+    store = ModelStore(mongo_db)
+    for version in ("a", "b"):
+        store.register(_doc(version, 0.7))
+    store.promote("a", "first")
+    store.promote("b", "better")
+    for doc in (store.get("a"), store.champion(), *store.list()):
+        times = [doc[name] for name in ("created_at", "promoted_at", "retired_at") if name in doc]
+        assert times and all(isinstance(t, datetime) and t.utcoffset() == timedelta(0) for t in times), doc
+    assert store.get("a")["created_at"] <= store.get("a")["promoted_at"] <= store.get("a")["retired_at"]
