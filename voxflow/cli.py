@@ -167,6 +167,8 @@ def _run_named(store: ResultStore, text: str | None) -> str | None:
     """
     if text is None:
         return None
+    if not text.strip():
+        raise VoxflowError("--run is empty: give a run id or its start (`voxflow runs` lists them)")
     found = store.run_ids(text, limit=4)
     if found[:1] == [text] or len(found) == 1:
         return found[0]

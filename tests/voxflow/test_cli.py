@@ -317,6 +317,9 @@ def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
     for command, handler in (("results", cmd_results), ("quarantine", cmd_quarantine)):
         with pytest.raises(VoxflowError, match="^no run 0ff1ce "):
             handler(build_parser().parse_args([command, "--run", "0ff1ce"]), settings)
+        for blank in ("", " "):  # the start of every run id: had listed "more than one run id starts with  (...)"
+            with pytest.raises(VoxflowError, match=r"^--run is empty"):
+                handler(build_parser().parse_args([command, "--run", blank]), settings)
 
 
 def test_queue_status_without_latency_samples_prints_a_dash(test_settings: Settings, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
