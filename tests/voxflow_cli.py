@@ -1,4 +1,4 @@
-"""Run the real ``voxflow`` CLI in a subprocess and read its ``--json`` output; the database it writes to, free ports (shared by tests)."""
+"""Run the real ``voxflow`` CLI in a subprocess and read its ``--json`` output; the database it writes to, loopback ports (shared by tests)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,20 @@ def close_env_clients() -> None:
     """Close the clients ``env_db`` opened (at the end of the session, before the servers stop)."""
     while _ENV_CLIENTS:
         _ENV_CLIENTS.popitem()[1].close()
+
+
+def reserve_port(*, shared: bool = False) -> socket.socket:
+    """A loopback TCP socket bound to a port the system picked, and not listening: close it to free the port.
+
+    While it is open no other server can take the port, and connecting to it is refused: a closed port that stays
+    closed. With ``shared``, sockets of this user that set SO_REUSEPORT may bind the port beside it (a server of the
+    test's own listening there while the port stays held; bind(0) still never hands it out to anyone else).
+    """
+    held = socket.socket()
+    if shared:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind(("127.0.0.1", 0))
+    return held
 
 
 def free_port() -> int:

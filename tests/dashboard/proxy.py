@@ -6,7 +6,7 @@ import socket
 import threading
 from typing import Union
 
-from tests.voxflow_cli import free_port
+from tests.voxflow_cli import reserve_port
 
 Address = Union[str, tuple[str, int]]  # a unix socket path, or (host, port)
 
@@ -15,19 +15,22 @@ class TcpProxy:
     """Forward every connection to ``127.0.0.1:port`` to ``upstream`` while started; :meth:`close` cuts them all.
 
     Closed, the port refuses connections and every forwarded one is shut down, as when the server stops;
-    :meth:`start` listens on the same port again.
+    :meth:`start` listens on the same port again. The port is held from construction to :meth:`release` by a
+    bound socket that never listens, so no other process can take it meanwhile, while closed included.
     """
 
     def __init__(self, upstream: Address) -> None:
         self.upstream = upstream
-        self.port = free_port()
+        self._held = reserve_port(shared=True)
+        self.port: int = self._held.getsockname()[1]
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the last start's connections in TIME_WAIT
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # beside the socket that holds the port
         listener.bind(("127.0.0.1", self.port))
         listener.listen()
         self._listener = listener
@@ -47,6 +50,11 @@ class TcpProxy:
             except OSError:
                 pass  # already gone
             sock.close()
+
+    def release(self) -> None:
+        """Close, and give the port back."""
+        self.close()
+        self._held.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:

@@ -108,4 +108,4 @@ def test_a_store_lost_after_connecting_shows_the_banner_then_reconnects(
         assert not app.exception and not app.error, [e.value for e in app.error]
         assert metrics(app)["Predictions stored"] == "0"
     finally:
-        proxy.close()
+        proxy.release()
