@@ -38,18 +38,14 @@ class TcpProxy:
         return self
 
     def close(self) -> None:
-        listener, self._listener = self._listener, None
+        with self._lock:  # one step with _accept's registration: no connection slips between the two
+            listener, self._listener = self._listener, None
+            sockets, self._open = self._open, []
         if listener is not None:
             listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
             listener.close()
-        with self._lock:
-            sockets, self._open = self._open, []
         for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already gone
-            sock.close()
+            _cut(sock)
 
     def release(self) -> None:
         """Close, and give the port back."""
@@ -65,7 +61,13 @@ class TcpProxy:
             server = socket.socket(socket.AF_UNIX if isinstance(self.upstream, str) else socket.AF_INET)
             server.connect(self.upstream)
             with self._lock:
-                self._open += [client, server]
+                kept = self._listener is listener  # else close() ran since accept() returned: cut this one too
+                if kept:
+                    self._open += [client, server]
+            if not kept:
+                for sock in (client, server):
+                    _cut(sock)
+                return
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
 
@@ -82,3 +84,11 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
+    sock.close()
