@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pymongo.errors
 import pymongo.uri_parser
@@ -16,19 +16,20 @@ from streamlit.testing.v1 import AppTest
 from dashboard.connections import DashboardStores, open_mongo, open_redis
 from tests.dashboard.conftest import PAGES, metrics
 from tests.dashboard.proxy import TcpProxy
-from tests.voxflow_cli import free_port
+from tests.voxflow_cli import reserve_port
 from voxflow import services
 from voxflow.settings import Settings
 
 
 @pytest.fixture
-def dead_env(tmp_path: Path) -> dict[str, str]:
-    port = free_port()  # nothing listens there: a closed port
-    return {
-        "VOXFLOW_HOME": str(tmp_path),
-        "VOXFLOW_MONGO_URI": f"mongodb://ops:hunter2secret@127.0.0.1:{port}/?serverSelectionTimeoutMS=300",
-        "VOXFLOW_REDIS_URL": f"redis://:hunter2secret@127.0.0.1:{port}/0",
-    }
+def dead_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    with reserve_port() as held:  # bound, never listening, held to the end: a closed port no server can take meanwhile
+        port = held.getsockname()[1]
+        yield {
+            "VOXFLOW_HOME": str(tmp_path),
+            "VOXFLOW_MONGO_URI": f"mongodb://ops:hunter2secret@127.0.0.1:{port}/?serverSelectionTimeoutMS=300",
+            "VOXFLOW_REDIS_URL": f"redis://:hunter2secret@127.0.0.1:{port}/0",
+        }
 
 
 def test_open_reports_unreachable_without_the_password(dead_env: dict[str, str]) -> None:
