@@ -13,10 +13,9 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from tornado.websocket import websocket_connect
-
-from tests.voxflow_cli import free_port
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 
@@ -97,25 +96,44 @@ def _group_gone(pgid: int, *, timeout_s: float) -> bool:
         time.sleep(0.1)
 
 
+def _devtools_port(profile: Path) -> int | None:
+    """The port Chromium's DevTools server listens on, from the ``DevToolsActivePort`` file it writes in its profile
+    once bound (the port, a newline, the browser's target path); None until the port's line is there whole."""
+    try:
+        text = (profile / "DevToolsActivePort").read_text()
+    except FileNotFoundError:
+        return None
+    line, newline, _ = text.partition("\n")
+    return int(line) if newline else None
+
+
+def _pages(port: int) -> list[dict]:
+    """The page targets the DevTools server on ``port`` lists; none while it does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=1) as reply:
+            return [t for t in json.load(reply) if t["type"] == "page"]
+    except OSError:
+        return []
+
+
 def render(url: str, *, width: int = 1400, height: int = 900, timeout_s: float = 40.0, min_charts: int = 2) -> Rendered:
     """Open ``url`` in headless Chromium, wait until the h1 and ``min_charts`` charts with marks are there, and screenshot it."""
-    port = free_port()
     with tempfile.TemporaryDirectory() as profile:
+        # Port 0: Chromium binds a port the system picks and writes it in the (new, empty) profile folder;
+        # none is picked here and released for it to bind later, when another process may have taken it.
         browser = subprocess.Popen(
-            ["chromium", *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
+            ["chromium", *CHROMIUM_FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
              f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 20
+            port = None
             while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=1) as reply:
-                        targets = [t for t in json.load(reply) if t["type"] == "page"]
-                    if targets:
-                        break
-                except OSError:
-                    pass
+                port = port or _devtools_port(Path(profile))
+                targets = _pages(port) if port is not None else []
+                if targets:
+                    break
                 if time.monotonic() > deadline:
                     raise RuntimeError("chromium did not open its DevTools port")
                 time.sleep(0.2)
