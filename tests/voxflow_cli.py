@@ -113,13 +113,6 @@ def reserve_port(*, shared: bool = False) -> socket.socket:
     return held
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now (bound, then released): for a server to start on, or as a closed port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for_predictions(env: dict[str, str], proc: subprocess.Popen, at_least: int, *, timeout_s: float = 240) -> None:
     """Block until ``at_least`` predictions are stored, while ``proc`` is still running (to interrupt it mid-run)."""
     predictions = env_db(env)["predictions"]

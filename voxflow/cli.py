@@ -507,7 +507,7 @@ def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", settings.dashboard_address,
-        "--server.port", str(port or settings.dashboard_port),
+        "--server.port", str(settings.dashboard_port if port is None else port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]
@@ -683,7 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     dash = add("dashboard", cmd_dashboard, "Serve the read-only ops dashboard (Streamlit) on VOXFLOW_DASHBOARD_ADDRESS.")
-    dash.add_argument("--port", type=_number_in(1, 65535), help="port to serve on (default: VOXFLOW_DASHBOARD_PORT, 8501)")
+    dash.add_argument("--port", type=_number_in(0, 65535),
+                      help="port to serve on; 0: one the system picks, shown in the URL line (default: VOXFLOW_DASHBOARD_PORT, 8501)")
 
     enqueue = add("enqueue", cmd_enqueue, "Add audio files (files, folders, globs, manifests) to the voxflow:queue stream.")
     enqueue.add_argument("sources", nargs="+", metavar="PATH", help="a file, folder (recursive), glob in quotes, or CSV/Parquet manifest")

@@ -1,24 +1,26 @@
-"""`voxflow dashboard` served for real on a free loopback port, and a client speaking Streamlit's websocket protocol."""
+"""`voxflow dashboard` served for real on a loopback port of its choosing, and a client speaking Streamlit's websocket protocol."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import IO, Iterator
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from tests.voxflow_cli import REPO, free_port
+from tests.voxflow_cli import REPO
 
 
 @dataclass
@@ -27,6 +29,27 @@ class Served:
 
     url: str
     output: str = ""
+
+
+# Streamlit's line for the address it serves on, printed once it listens ("Local URL: ..." when bound to all addresses).
+_URL_LINE = re.compile(r"URL: http://\S+:(\d+)")
+
+
+def _collect(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+
+
+def _wait_for_port(proc: subprocess.Popen, lines: list[str], timeout_s: float = 30) -> int:
+    """The port in the dashboard's URL line, once it has printed it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = next((m for line in list(lines) if (m := _URL_LINE.search(line))), None)
+        if found:
+            return int(found.group(1))
+        assert proc.poll() is None, f"voxflow dashboard exited with {proc.returncode}:\n{''.join(lines)[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"the dashboard printed no URL line:\n{''.join(lines)[-3000:]}")
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
@@ -44,21 +67,33 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> No
 
 @contextmanager
 def serve_dashboard(env: dict[str, str]) -> Iterator[Served]:
-    """Run ``voxflow dashboard --port N`` with exactly the VOXFLOW_/PREFECT_ variables of ``env`` until the block ends."""
-    port = free_port()
+    """Run ``voxflow dashboard --port 0`` with exactly the VOXFLOW_/PREFECT_ variables of ``env`` until the block ends.
+
+    Streamlit binds a port the system picks and prints it in its URL line, read from there: no port is picked
+    here and released for the dashboard to bind later, when another process may have taken it.
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXFLOW_", "PREFECT_"))} | env
-    full_env["PYTHONUNBUFFERED"] = "1"  # the URL line must reach the pipe before SIGTERM
+    full_env["PYTHONUNBUFFERED"] = "1"  # the URL line must reach the pipe as soon as it is printed
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voxflow.cli", "dashboard", "--port", str(port)],
-        env=full_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "voxflow.cli", "dashboard", "--port", "0"],
+        env=full_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        start_new_session=True,
     )
-    served = Served(f"http://127.0.0.1:{port}")
+    lines: list[str] = []
+    reader = threading.Thread(target=_collect, args=(proc.stdout, lines), daemon=True)  # read all along: the pipe never fills
+    reader.start()
+    served = Served("")
     try:
+        served.url = f"http://127.0.0.1:{_wait_for_port(proc, lines)}"
         _wait_healthy(served.url, proc)
         yield served
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        served.output = proc.communicate(timeout=20)[0].decode(errors="replace")
+        with suppress(ProcessLookupError):  # it may have exited already (failed to start, say): keep that error
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        reader.join(timeout=20)
+        proc.stdout.close()
+        served.output = "".join(lines)
 
 
 @dataclass

@@ -21,3 +21,9 @@ def test_port_flag_and_address_setting() -> None:
     args = build_parser().parse_args(["dashboard", "--port", "9123"])
     argv = dashboard_command(Settings(dashboard_address="0.0.0.0"), args.port)
     assert (_option(argv, "--server.address"), _option(argv, "--server.port")) == ("0.0.0.0", "9123")
+
+
+def test_port_zero_is_passed_on_for_streamlit_to_pick_one() -> None:
+    args = build_parser().parse_args(["dashboard", "--port", "0"])
+    assert _option(dashboard_command(Settings(dashboard_port=9123), args.port), "--server.port") == "0"
+    assert _option(dashboard_command(Settings(dashboard_port=9123)), "--server.port") == "9123"

@@ -198,7 +198,7 @@ def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> 
         (["backup", "--list", "--limit", "-5"], "argument --limit: must be an integer of at least 1"),
         (["models", "list", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
         (["demo-corpus", "x", "-n", "0"], "argument -n: must be an integer of at least 1"),
-        (["dashboard", "--port", "70000"], "argument --port: must be an integer from 1 to 65535, not '70000'"),
+        (["dashboard", "--port", "70000"], "argument --port: must be an integer from 0 to 65535, not '70000'"),
         (["results", "--label", "sick"], "argument --label: invalid choice: 'sick' (choose from 'healthy', 'pathological')"),
     ],
 )
