@@ -207,7 +207,7 @@ class QueueState:
 
 def queue_state(client: redis.Redis, *, now: datetime | None = None) -> QueueState:
     """Read ``voxflow:queue`` and its group ``analyzers`` (XINFO, XPENDING, XRANGE); never acknowledges anything."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     if not client.exists(QUEUE_STREAM):
         return QueueState(exists=False)
     group = next((g for g in client.xinfo_groups(QUEUE_STREAM) if g["name"] == QUEUE_GROUP), None)
@@ -310,9 +310,18 @@ def predictions_count(db: Database) -> int:
     return db["predictions"].estimated_document_count()
 
 
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC: the one clock the pages read "today" and their windows from.
+
+    Every default ``now`` here calls it when it is needed, so a test can pin what a whole page run takes for now
+    (replace this function) and compute its expectations from the same instant.
+    """
+    return datetime.now(timezone.utc)
+
+
 def local_today(tz: str, *, now: datetime | None = None) -> date:
     """The calendar date in time zone ``tz`` at ``now`` (default: the current time)."""
-    return pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert(tz).date()
+    return pd.Timestamp(now or utc_now()).tz_convert(tz).date()
 
 
 def day_start(day: date, tz: str) -> datetime:
@@ -332,7 +341,7 @@ def day_start(day: date, tz: str) -> datetime:
 
 def utc_since(hours: float, *, now: datetime | None = None) -> datetime:
     """The instant ``hours`` before ``now`` (default: the current time), timezone-aware UTC."""
-    return (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
+    return (now or utc_now()) - timedelta(hours=hours)
 
 
 def champion_document(db: Database) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Callable
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import redis
 from streamlit.testing.v1 import AppTest
 
+from dashboard import queries
 from store.counts import BUCKET, COUNTS
 from tests.dashboard.conftest import PAGES, Seeded, metrics
 from tests.voxflow_cli import env_db
@@ -34,7 +36,29 @@ def _champion(seeded: Seeded) -> dict:
     return champion
 
 
-def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis) -> None:
+def _today(seeded: Seeded, now: datetime) -> tuple[str, str, str]:
+    """The Overview's Scored / Screen-positive / Quarantined today at ``now`` (Asia/Tokyo days), counted from the run's documents."""
+    midnight = pd.Timestamp(now).tz_convert("Asia/Tokyo").normalize()
+    today = [r for r in seeded.results if pd.Timestamp(r["created_at"]) >= midnight]
+    positive = sum(1 for r in today if r["score"] >= r["threshold"])
+    quarantined = sum(1 for r in seeded.quarantine if pd.Timestamp(r["created_at"]) >= midnight)
+    return f"{len(today)}", (f"{positive} ({positive / len(today):.1%})" if today else "0"), f"{quarantined}"
+
+
+def _shown_today(app: AppTest) -> tuple[str, str, str]:
+    shown = metrics(app)
+    return shown["Scored today"], shown["Screen-positive today"], shown["Quarantined today"]
+
+
+def _pin_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    """Make ``now`` the dashboard's current time (queries.utc_now) for the pages run from here on."""
+    monkeypatch.setattr(queries, "utc_now", lambda: now)
+
+
+def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The page's clock, pinned: "today" below is the day it shows, even when local midnight (15:00 UTC) falls during the test.
+    now = datetime.now(timezone.utc)
+    _pin_clock(monkeypatch, now)
     s, q = seeded.summary["scored"], seeded.summary["quarantined"]
     assert (s, q) == (4, 4), seeded.summary
     processing = [r["timings_ms"]["decode"] + r["timings_ms"]["features"] for r in seeded.results]
@@ -64,12 +88,7 @@ def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_clien
     assert advice.startswith("Recommendation: Scale out: add workers — firing: ") and "backlog" in advice
     assert not [i.value for i in app.info if "No clips" in i.value or "No runs" in i.value]
     # Today's figures come from the prediction_counts rollup: they equal a direct count of the stored documents.
-    midnight = pd.Timestamp.now("Asia/Tokyo").normalize()
-    today = [r for r in seeded.results if pd.Timestamp(r["created_at"]) >= midnight]
-    assert shown["Scored today"] == f"{len(today)}"
-    positive = sum(1 for r in today if r["score"] >= r["threshold"])
-    assert shown["Screen-positive today"] == (f"{positive} ({positive / len(today):.1%})" if today else "0")
-    assert shown["Quarantined today"] == f"{sum(1 for r in seeded.quarantine if pd.Timestamp(r['created_at']) >= midnight)}"
+    assert _shown_today(app) == _today(seeded, now)
 
     # With queue latencies reported (seeded), the percentiles and the p95 trigger use them instead.
     latencies = [0.8, 1.2, 2.6, 3.1, 0.9]
@@ -82,6 +101,18 @@ def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_clien
     shown = metrics(app)
     assert shown["Latency p95"] == f"{np.percentile(latencies, 95):.3f} s" == "3.000 s"
     assert shown["p95 latency"] == "3.00 s" and _deltas(app)["p95 latency"].startswith("firing")
+
+
+def test_today_turns_at_local_midnight_on_the_pages_clock(seeded: Seeded, open_page: Callable[..., AppTest], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first Tokyo midnight (15:00 UTC) after the run: a microsecond before it the run's last documents are today's;
+    # at it, none are. Each side, the page shows the day of its clock.
+    last = max(pd.Timestamp(r["created_at"]) for r in seeded.results + seeded.quarantine)
+    midnight = (last.tz_convert("Asia/Tokyo") + pd.Timedelta(days=1)).normalize().tz_convert("UTC")
+    before, after = (midnight - pd.Timedelta(microseconds=1)).to_pydatetime(), midnight.to_pydatetime()
+    assert _today(seeded, before) != ("0", "0", "0") and _today(seeded, after) == ("0", "0", "0")
+    for now in (before, after):
+        _pin_clock(monkeypatch, now)
+        assert _shown_today(open_page("overview", seeded.env)) == _today(seeded, now), now
 
 
 def test_the_rollup_matches_a_direct_count_of_the_runs_documents(seeded: Seeded) -> None:
