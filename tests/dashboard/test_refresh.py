@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from streamlit.proto.ClientState_pb2 import ClientState
@@ -20,11 +21,22 @@ pytestmark = pytest.mark.slow
 REFRESH_S = 7
 
 
+def _zone_at_noon(now: datetime) -> str:
+    """A fixed-offset IANA zone whose clock reads 12:xx at ``now``: its midnights are 11 hours or more away either side.
+
+    The served dashboard's "today" then cannot turn while the test runs, between storing results and
+    showing them, whenever it runs (Etc/GMT-9 is UTC+9: POSIX signs).
+    """
+    hours = 12 - now.hour  # -11 to +12, all of them zones of the IANA database
+    return f"Etc/GMT{-hours:+d}" if hours else "Etc/UTC"
+
+
 def test_pages_refresh_on_their_timer_with_fresh_numbers(test_settings: Settings) -> None:
+    zone = _zone_at_noon(datetime.now(timezone.utc))
     env = {
         "VOXFLOW_HOME": str(test_settings.home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),
         "VOXFLOW_REDIS_URL": services.redis_url(test_settings), "VOXFLOW_MONGO_DB": f"refresh_{uuid.uuid4().hex[:10]}",
-        "VOXFLOW_DASHBOARD_REFRESH_S": str(REFRESH_S),
+        "VOXFLOW_DASHBOARD_REFRESH_S": str(REFRESH_S), "VOXFLOW_DASHBOARD_TIMEZONE": zone,
     }
     client = connect_mongo(env["VOXFLOW_MONGO_URI"])
     results = ResultStore(client[env["VOXFLOW_MONGO_DB"]])
@@ -68,3 +80,9 @@ def test_pages_refresh_on_their_timer_with_fresh_numbers(test_settings: Settings
     finally:
         client.drop_database(env["VOXFLOW_MONGO_DB"])
         client.close()
+
+
+@pytest.mark.parametrize("hour", range(24))
+def test_the_zone_chosen_reads_noon(hour: int) -> None:
+    now = datetime(2026, 11, 27, hour, 59, 59, tzinfo=timezone.utc)
+    assert now.astimezone(ZoneInfo(_zone_at_noon(now))).strftime("%H:%M:%S") == "12:59:59"
