@@ -514,9 +514,12 @@ def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    import subprocess
-
-    return subprocess.call(dashboard_command(settings, args.port))
+    # Streamlit replaces this process: a service manager's SIGTERM (or a `kill` of this pid) reaches the server
+    # itself, where a child would have outlived its parent, holding the port.
+    argv = dashboard_command(settings, args.port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
 
 
 def _redis(settings: Settings):
