@@ -422,7 +422,7 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
         raise SourceError(f"{source} is {'a folder' if os.path.isdir(path) else 'no manifest'}: name a CSV/Parquet manifest")
     if os.path.isfile(path) and not is_audio(path):
         raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
-    if os.path.isdir(path):
+    if os.path.isfile(path) or os.path.isdir(path):
         return
     if os.path.exists(path) or not GLOB_CHARS & set(source):
         raise _no_source(source, path)

@@ -339,6 +339,17 @@ def test_a_source_that_is_no_file_or_folder_is_named_as_such(tmp_path: Path, kin
         check_source(source)
     with pytest.raises(SourceError, match=expected):
         list_source(source)
+    os.symlink(source, tmp_path / "link")  # a link to it is no file either
+    with pytest.raises(SourceError, match="is not a regular file or folder"):
+        check_source(str(tmp_path / "link"))
+
+
+def test_an_audio_file_a_folder_and_a_link_to_either_are_sources(tmp_path: Path) -> None:
+    sf.write(tmp_path / "clip.wav", np.zeros(800, dtype=np.float32), 8_000)
+    os.symlink(tmp_path / "clip.wav", tmp_path / "clip-link.wav")
+    os.symlink(tmp_path, tmp_path / "folder-link")
+    for source in ("clip.wav", "clip-link.wav", ".", "folder-link"):
+        check_source(str(tmp_path / source))
 
 
 def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> None:
