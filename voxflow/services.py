@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+import psutil
 import pymongo
 import pymongo.errors
 import redis
@@ -49,6 +50,8 @@ _STARTING_STOP_TIMEOUT_S = 2.0
 # An alive server that fails one health check may only be busy; give it this long before replacing it.
 _REUSE_PATIENCE_S = 10.0
 _POLL_S = 0.1
+# Launches of a server whose picked port another process bound before it could (see _pick_port).
+_PORT_TRIES = 3
 _LOG_TAIL_LINES = 20
 
 # Servers started by this process, kept so that their exit is reaped (no zombies that look alive).
@@ -264,7 +267,7 @@ def _ensure(settings: Settings, service: _Service) -> str:
     with _service_lock(settings, service.name):
         saved = _read_state(settings, service.name)
         if saved is not None and saved.pid is not None and _is_running(saved):
-            if _wait_until_answering(service, saved.address, saved.pid, _REUSE_PATIENCE_S):
+            if _wait_until_answering(service, saved.address, saved.pid, _REUSE_PATIENCE_S, port=saved.port):
                 log.debug("reusing embedded %s (pid %d)", service.name, saved.pid)
                 return saved.address
             if _pid_alive(saved.pid):
@@ -273,8 +276,21 @@ def _ensure(settings: Settings, service: _Service) -> str:
         return _start(settings, service, previous_port=saved.port if saved else None).address
 
 
+class _PortTaken(ServiceError):
+    """The server's port was bound by another process between its pick and the server's own bind."""
+
+
 def _start(settings: Settings, service: _Service, *, previous_port: int | None) -> _State:
-    launch = service.launch(settings, previous_port)
+    for _ in range(_PORT_TRIES - 1):
+        try:
+            return _start_once(settings, service, service.launch(settings, previous_port))
+        except _PortTaken as exc:
+            log.warning("%s; starting it on another port", exc)
+            previous_port = None
+    return _start_once(settings, service, service.launch(settings, previous_port))
+
+
+def _start_once(settings: Settings, service: _Service, launch: _Launch) -> _State:
     for stale in launch.stale_files:
         stale.unlink(missing_ok=True)
     log_path = settings.services_dir / f"{service.name}.log"
@@ -293,8 +309,10 @@ def _start(settings: Settings, service: _Service, *, previous_port: int | None) 
     try:
         start_ticks = _start_ticks(process.pid)
         timeout_s = settings.service_start_timeout_s
-        if not _wait_until_answering(service, launch.address, process.pid, timeout_s):
+        if not _wait_until_answering(service, launch.address, process.pid, timeout_s, port=launch.port):
             exit_code = process.poll()
+            if exit_code is not None and launch.port is not None and not _port_is_free(launch.port):
+                raise _PortTaken(f"embedded {service.name} exited with code {exit_code}: another process bound its port {launch.port} first")
             outcome = f"exited with code {exit_code}" if exit_code is not None else "stopped after the timeout"
             raise ServiceError(
                 f"embedded {service.name} did not answer at {redact(launch.address)} within {timeout_s:.0f} s "
@@ -314,14 +332,33 @@ def _start(settings: Settings, service: _Service, *, previous_port: int | None) 
     return state
 
 
-def _wait_until_answering(service: _Service, address: str, pid: int, timeout_s: float) -> bool:
+def _wait_until_answering(service: _Service, address: str, pid: int, timeout_s: float, *, port: int | None = None) -> bool:
+    """Whether the server ``pid`` answers at ``address`` within ``timeout_s``: with a ``port``, only when it
+    (or a process it started) listens there, not another server that took the port first."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if service.answers(address):
+        if service.answers(address) and (port is None or _listens(pid, port)):
             return True
         if not _pid_alive(pid) or time.monotonic() >= deadline:
             return False
         time.sleep(_POLL_S)
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its descendants has a TCP socket listening on ``port``."""
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for process in family:
+        try:
+            sockets = process.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(sock.status == psutil.CONN_LISTEN and sock.laddr and sock.laddr.port == port for sock in sockets):
+            return True
+    return False
 
 
 def _is_running(saved: _State) -> bool:

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -179,7 +180,7 @@ def test_a_server_interrupted_while_it_starts_is_stopped(tmp_path: Path, monkeyp
     settings = embedded_settings(tmp_path)
     started: list[psutil.Process] = []
 
-    def interrupted(service: object, address: str, pid: int, timeout_s: float) -> bool:
+    def interrupted(service: object, address: str, pid: int, timeout_s: float, *, port: int | None = None) -> bool:
         started.append(psutil.Process(pid))
         raise KeyboardInterrupt  # a Ctrl-C while the command waits for it to answer
 
@@ -190,6 +191,25 @@ def test_a_server_interrupted_while_it_starts_is_stopped(tmp_path: Path, monkeyp
     for server in left:
         server.kill()  # no state file names it: nothing else would
     assert started and left == []
+
+
+def test_a_port_another_server_took_first_is_not_mistaken_for_ours(own_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The port is picked free, then bound by the server a moment later: another nx-27017 bound it in between.
+    # It answered the readiness ping, so this home recorded, and wrote its data to, the other home's server.
+    other_uri = services.mongo_uri(own_settings)
+    taken = urlsplit(other_uri).port
+    real_pick = services._pick_port
+    picks = iter([taken])
+    monkeypatch.setattr(services, "_pick_port", lambda previous: next(picks, None) or real_pick(previous))
+    settings = embedded_settings(tmp_path)
+    try:
+        uri = services.mongo_uri(settings)
+        port, pid = urlsplit(uri).port, status_of(settings, "mongo").pid
+        assert port != taken and pid is not None
+        assert any(sock.laddr.port == port for sock in psutil.Process(pid).net_connections(kind="tcp"))
+        assert status_of(own_settings, "mongo").state == "running"
+    finally:
+        services.stop_services(settings)
 
 
 def test_prefect_server_is_started_once_and_reused(test_settings: Settings, prefect_api: str) -> None:
