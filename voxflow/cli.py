@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+
+
+def _exit_at_ctrl_c_while_starting(signum: int, frame: object) -> None:
+    """A Ctrl-C while the command starts (the imports below, ~0.2 s; reading its arguments and settings): nothing
+    has started yet, so it exits at once with the one line and 130, not a KeyboardInterrupt traceback from
+    wherever the imports were. :func:`main` hands over to :func:`_raise_at_ctrl_c` when the command runs."""
+    try:
+        os.write(2, b"voxflow: interrupted\n")
+    except OSError:  # no stderr to say it on
+        pass
+    os._exit(130)
+
+
+# Only where this process is the command (python -m voxflow.cli, or the console script; not where a test, a
+# flow or a worker re-running the parent's __main__ as __mp_main__ imports this module), and before the imports
+# that follow, on purpose. Before this line (the interpreter's own start-up, site, runpy, compiling or loading
+# this file: 25-40 ms after exec here) Python's handler is in place, or none yet: a Ctrl-C there still ends
+# with a KeyboardInterrupt traceback, or silently by SIGINT.
+if __name__ == "__main__" or os.path.basename(getattr(sys.modules["__main__"], "__file__", None) or "") == "voxflow":
+    signal.signal(signal.SIGINT, _exit_at_ctrl_c_while_starting)
+
 import argparse
 import json
 import logging
 import math
-import os
 import re
-import signal
-import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Literal, Sequence
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from voxflow.errors import LockError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
+from voxflow.interrupts import ctrl_c_deferred
 from voxflow.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -141,13 +164,16 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
     check_source(args.source)
     start_forkserver(settings)  # the workers' imports (~2.5 s of CPU) load beside this process's own from here on
-    with imports_uncollected():
+    # A Ctrl-C during the commands' heavy imports (distributed, Prefect and the flows: ~1-2 s each) takes effect
+    # once they are done: raised inside them, pydantic-core reported it as unraisable and the command went on, or
+    # it left CPython's import lock held, and the first thread to import after it hung the command.
+    with imports_uncollected(), ctrl_c_deferred():
         from tasks.cluster import initial_workers, local_cluster_ahead
 
     chunk_size = args.chunk_size or settings.chunk_size
     workers = initial_workers(count_listed(args.source, limit=settings.dask_max_workers * chunk_size), settings, chunk_size)
     with local_cluster_ahead(settings, workers=workers) as scheduler_address:  # the workers start while Prefect and the flow's imports do
-        with imports_uncollected():
+        with imports_uncollected(), ctrl_c_deferred():
             from flows.analyze import analyze_batch
             from voxflow.orchestration import prefect_api
 
@@ -232,8 +258,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
     check_source(args.manifest)
-    from flows.train import VOICED_ATTRIBUTION, train_model
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from flows.train import VOICED_ATTRIBUTION, train_model
+        from voxflow.orchestration import prefect_api
 
     dataset = VOICED_ATTRIBUTION if args.voiced else args.dataset
     with prefect_api(settings):
@@ -250,8 +277,9 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
             records = recent_backups(db, limit=args.limit)
         _print_records(records, BACKUP_COLUMNS, as_json=args.json, empty="no backups recorded")
         return 0
-    from flows.backup import backup_nightly
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from flows.backup import backup_nightly
+        from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
         record = backup_nightly()
@@ -266,7 +294,8 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    from flows.backup import restore_backup
+    with ctrl_c_deferred():
+        from flows.backup import restore_backup
 
     summary = restore_backup(settings, args.date, into=args.into, drop=args.drop)
     if args.json:
@@ -360,8 +389,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
     check_source(args.manifest, lists_paths=False)
-    from flows.evaluate import evaluate_manifest
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from flows.evaluate import evaluate_manifest
+        from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
         report = evaluate_manifest(manifest=args.manifest, positive=args.positive)
@@ -371,8 +401,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from flows.retrain import retrain_nightly
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from flows.retrain import retrain_nightly
+        from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
         result = retrain_nightly()
@@ -577,8 +608,9 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
-    from flows.drain import drain_queue
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from flows.drain import drain_queue
+        from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
         summary = drain_queue(model_version=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size, linger_s=args.linger)
@@ -589,8 +621,9 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
-    from voxflow.deploy import deploy_all
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from voxflow.deploy import deploy_all
+        from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
         report = deploy_all(work_pool=settings.work_pool, timezone=settings.schedule_timezone)
@@ -604,11 +637,12 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from voxflow.deploy import run_worker
-    from voxflow.orchestration import prefect_api
+    with ctrl_c_deferred():
+        from voxflow.deploy import run_worker
+        from voxflow.orchestration import prefect_api
 
     os.environ.update(settings.path_variables())  # its flow runs start in the project's folder
-    with prefect_api(settings):
+    with prefect_api(settings), _python_ctrl_c():  # it runs on asyncio.run()
         run_worker(args.pool or settings.work_pool, run_once=args.run_once)
     return 0
 
@@ -774,6 +808,7 @@ def _file_error(exc: OSError, settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voxflow`` command."""
+    global _ctrl_c_pressed
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
@@ -793,24 +828,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(distributed_level).lower())
     try:
+        _ctrl_c_pressed = False
+        signal.signal(signal.SIGINT, _raise_at_ctrl_c)
         code = args.handler(args, settings)
         sys.stdout.flush()  # a reader gone away (`voxflow results | head`) shows here, not in the interpreter's last flush
         return code
-    except BrokenPipeError:
-        # As any Unix filter whose reader has gone: no message; 141 is the status of a process that SIGPIPE ended.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except VoxflowError as exc:
-        print(f"voxflow: error: {exc.reason}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a file or folder given to a command (demo-corpus /proc/x, -o, --out), or VOXFLOW_HOME itself
-        print(f"voxflow: error: {_file_error(exc, settings)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("voxflow: interrupted" + ("; re-run the same command to finish the rest" if args.resumable else ""), file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        # Once Ctrl-C was pressed, whatever the command ended with is the interruption: native code turns the
+        # KeyboardInterrupt raised inside a callback of its into another error (pydantic: a PydanticSerializationError,
+        # while Prefect's import dumps its settings), or swallows it and fails later.
+        if isinstance(exc, KeyboardInterrupt) or _ctrl_c_pressed:
+            return _interrupted(resumable=args.resumable)
+        if isinstance(exc, BrokenPipeError):
+            # As any Unix filter whose reader has gone: no message; 141 is the status of a process that SIGPIPE ended.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        if isinstance(exc, VoxflowError):
+            print(f"voxflow: error: {exc.reason}", file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError):  # a file or folder given to a command (demo-corpus /proc/x, -o, --out), or VOXFLOW_HOME itself
+            print(f"voxflow: error: {_file_error(exc, settings)}", file=sys.stderr)
+            return 2
+        raise
     finally:
         signal.signal(signal.SIGINT, _exit_at_ctrl_c)
+
+
+_ctrl_c_pressed = False  # by _raise_at_ctrl_c, while the command runs
+
+
+def _raise_at_ctrl_c(signum: int, frame: object) -> None:
+    """Python's own SIGINT handler (KeyboardInterrupt), remembering that Ctrl-C was pressed.
+
+    asyncio.run() cancels its task at Ctrl-C only under Python's handler itself (:func:`_python_ctrl_c`).
+    """
+    global _ctrl_c_pressed
+    _ctrl_c_pressed = True
+    signal.default_int_handler(signum, frame)
+
+
+@contextmanager
+def _python_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler inside the block: for asyncio.run(), which then cancels its task at Ctrl-C
+    (and raises KeyboardInterrupt once it has ended) instead of a KeyboardInterrupt anywhere in its event loop."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(*, resumable: bool) -> int:
+    """Say that the command was interrupted, and whether running it again finishes the rest; 130 to exit with."""
+    print("voxflow: interrupted" + ("; re-run the same command to finish the rest" if resumable else ""), file=sys.stderr)
+    # CPython notes a KeyboardInterrupt that left code it ran from a string (dataclasses and pydantic build
+    # classes with exec, as modules import) and, run as `python -m`, then ends the process by SIGINT after it
+    # exits, whatever status it exits with (_Py_UnhandledKeyboardInterrupt in Modules/main.c). Running a
+    # string clears that note: the command handled the interrupt, and exits with 130.
+    exec("")
+    return 130
 
 
 def _exit_at_ctrl_c(signum: int, frame: object) -> None:

@@ -292,6 +292,110 @@ def test_ctrl_c_after_the_command_ended_exits_at_once_without_a_traceback(tmp_pa
     assert (proc.returncode, stderr) == (130, "")
 
 
+# Holds up the first import of $SLOW_IMPORT for $SLOW_IMPORT_S seconds and says so on stdout, before and after:
+# a Ctrl-C sent at the first line lands in that import.
+_SLOW_IMPORT_HOOK = """
+import os, sys, time
+
+class SlowImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["SLOW_IMPORT"]:
+            sys.meta_path.remove(self)
+            print("importing", name, flush=True)
+            time.sleep(float(os.environ["SLOW_IMPORT_S"]))
+            print("imported", name, flush=True)
+        return None
+
+sys.meta_path.insert(0, SlowImport())
+"""
+
+
+def _slow_import_env(tmp_path: Path, module: str, seconds: float) -> dict[str, str]:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_SLOW_IMPORT_HOOK)
+    return bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(hooks), str(REPO)]), SLOW_IMPORT=module, SLOW_IMPORT_S=str(seconds))
+
+
+# What pip writes as the `voxflow` console script (its entry point is voxflow.cli:main).
+_CONSOLE_SCRIPT = """import sys
+from voxflow.cli import main
+if __name__ == '__main__':
+    sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("entry", ["python -m voxflow.cli", "console script"])
+def test_ctrl_c_while_the_command_imports_its_modules_ends_with_one_line(tmp_path: Path, entry: str) -> None:
+    # Before main() ran, Python's own handler printed a KeyboardInterrupt traceback from wherever the imports were
+    # (pydantic's dataclasses, typing), and the process died by SIGINT. pydantic_settings: voxflow.cli's, after pydantic's.
+    env = _slow_import_env(tmp_path, "pydantic_settings", 60)
+    script = tmp_path / "voxflow"
+    script.write_text(_CONSOLE_SCRIPT)
+    command = [sys.executable, "-m", "voxflow.cli"] if entry.startswith("python") else [sys.executable, str(script)]
+    proc = subprocess.Popen([*command, "runs"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "importing pydantic_settings\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, stderr) == (130, "voxflow: interrupted\n")
+
+
+def test_ctrl_c_while_a_command_imports_its_flow_takes_effect_once_the_import_is_done(tmp_path: Path) -> None:
+    # Raised inside Prefect's imports, a KeyboardInterrupt was swallowed by pydantic-core ("Exception ignored in:
+    # 'SecretStr'", and the drain went on to the end) or left CPython's import lock held (the drain hung, its
+    # Prefect threads waiting to import).
+    env = _slow_import_env(tmp_path, "flows.drain", 1)
+    proc = subprocess.Popen([sys.executable, "-m", "voxflow.cli", "drain"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "importing flows.drain\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert stdout == "imported flows.drain\n"
+    assert (proc.returncode, stderr) == (130, "voxflow: interrupted; re-run the same command to finish the rest\n")
+
+
+# The command's handler, run as `python -m` (where CPython's exit status depends on how a KeyboardInterrupt went), each
+# interrupted in another way: `signal.raise_signal` is what a terminal's Ctrl-C does to the process at that point.
+_INTERRUPTED_BY = {
+    "plain": "signal.raise_signal(signal.SIGINT)",
+    # pydantic-core calls a serializer and turns what it raises into a PydanticSerializationError: what Prefect's import
+    # did (its settings' model_dump) to a Ctrl-C ~1 s into drain or analyze, with its traceback and exit 1.
+    "inside a pydantic serializer": (
+        "from pydantic import BaseModel, field_serializer\n"
+        "    class Dumped(BaseModel):\n"
+        "        value: int = 1\n"
+        "        @field_serializer('value')\n"
+        "        def ctrl_c(self, value): signal.raise_signal(signal.SIGINT)\n"
+        "    Dumped().model_dump()"
+    ),
+    # Code run from a string (dataclasses and pydantic build classes with exec while modules import): CPython then ended
+    # the process by SIGINT after the command printed its line and exited with 130 (7 of 160 Ctrl-Cs 0.6-1.05 s into drain).
+    "inside exec'd code": "exec('import signal; signal.raise_signal(signal.SIGINT)')",
+}
+
+
+@pytest.mark.parametrize("how", list(_INTERRUPTED_BY))
+def test_a_ctrl_c_that_others_catch_or_wrap_still_ends_the_command_with_one_line_and_130(tmp_path: Path, how: str) -> None:
+    (tmp_path / "interrupted_command.py").write_text(
+        "import signal, sys\n"
+        "import voxflow.cli as cli\n"
+        "def interrupted(args, settings):\n"
+        f"    {_INTERRUPTED_BY[how]}\n"
+        "    return 0\n"
+        "cli.cmd_runs = interrupted\n"
+        "sys.exit(cli.main(['runs']))\n"
+    )
+    env = bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    proc = subprocess.run([sys.executable, "-m", "interrupted_command"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (130, "voxflow: interrupted\n")
+
+
 def test_label_filter_reads_the_stored_labels_in_any_case() -> None:
     assert PREDICTED_LABELS == (NEGATIVE_LABEL, POSITIVE_LABEL)
     assert build_parser().parse_args(["results", "--label", "Pathological"]).label == "pathological"
