@@ -14,6 +14,7 @@ from tasks.ingest import FileRef
 from tasks.persist import Stores, persist_scored
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
+from voxflow.interrupts import ctrl_c_deferred
 
 
 @dataclass
@@ -99,7 +100,13 @@ def fan_out(
     progress = Progress(total=sum(map(len, chunks)))
     # Unhashed: a content key would equal the one the previous fan-out of this process just released,
     # and the scheduler, forgetting it, cancels the chunks that depend on it ("lost dependencies").
-    model = client.scatter(bundle, broadcast=True, hash=False)
+    # A Ctrl-C takes effect once the workers have it (~0.1 s): interrupted, the scatter went on while the
+    # command closed the client and the cluster, and the scheduler logged losing the model ("Removing worker
+    # ... caused the cluster to lose scattered data", ERROR) or failing to copy it to a closing worker
+    # ("Exception while handling op scatter", two tracebacks). A second Ctrl-C interrupts it at once (a
+    # scatter waits up to 20 s for a first worker).
+    with ctrl_c_deferred():
+        model = client.scatter(bundle, broadcast=True, hash=False)
     waiting = deque(chunks)
     in_flight: dict[Future, list[FileRef]] = {}
     tracker = as_completed()

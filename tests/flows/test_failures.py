@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[s
 
 
 def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[str, str], voiced_manifest: Path) -> None:
-    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "48"}  # chunks of seconds: the Ctrl-C lands while each worker runs one
     proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
     wait_for_predictions(env, proc, 16)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the command and its workers alike
@@ -56,6 +57,8 @@ def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[s
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     assert "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]  # the workers printed one each
     assert "Crash detected" not in interrupted.stderr, interrupted.stderr[-3000:]  # Prefect's ERROR lines for a Ctrl-C
+    # Nor any other warning: the workers closing with chunks running each logged one ("Async instruction ... ended with CancelledError").
+    assert [line for line in interrupted.stderr.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)] == [], interrupted.stderr[-3000:]
     assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
     run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
     assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 from typing import Iterator
 
@@ -126,3 +127,26 @@ def test_fan_outs_of_one_run_keep_every_chunks_features(client: Client, stores: 
     assert [outcome.inserted for outcome in outcomes] == [4, 4]
     stored = stores.features.read(feature_version=FEATURE_VERSION, columns=["audio_sha256"])
     assert sorted(stored["audio_sha256"]) == sorted(ref.sha256 for ref in files)
+
+
+def test_a_ctrl_c_during_the_models_scatter_takes_effect_once_the_workers_have_it(
+    client: Client, stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Interrupted, the scatter went on in the client's thread while the command closed the client and the cluster:
+    # the scheduler logged losing the model, or failed to replicate it to a closing worker, with tracebacks.
+    files = _clips(tmp_path / "clips", 2)
+    scatter, scattered = client.scatter, []
+
+    def ctrl_c_meanwhile(*args: object, **kwargs: object) -> object:
+        signal.raise_signal(signal.SIGINT)  # a terminal's Ctrl-C, as the scatter starts
+        model = scatter(*args, **kwargs)
+        scattered.append(model.status)
+        return model
+
+    monkeypatch.setattr(client, "scatter", ctrl_c_meanwhile)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        _fan_out(client, [files], stores, "run-ctrl-c", max_chunk=2)
+    assert scattered == ["finished"]  # the KeyboardInterrupt came once the scatter was over
+    assert signal.getsignal(signal.SIGINT) is handler
+
