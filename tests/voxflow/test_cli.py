@@ -317,6 +317,19 @@ def _slow_import_env(tmp_path: Path, module: str, seconds: float) -> dict[str, s
     return bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(hooks), str(REPO)]), SLOW_IMPORT=module, SLOW_IMPORT_S=str(seconds))
 
 
+def _interrupted_while_importing(argv: list[str], env: dict[str, str], module: str) -> tuple[int, str, str]:
+    """Run ``argv`` (with :func:`_slow_import_env`'s hook), Ctrl-C its process group once ``module`` starts to
+    import; its exit status, and its stdout after the hook's first line and stderr."""
+    proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == f"importing {module}\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, stdout, stderr
+
+
 # What pip writes as the `voxflow` console script (its entry point is voxflow.cli:main).
 _CONSOLE_SCRIPT = """import sys
 from voxflow.cli import main
@@ -333,14 +346,8 @@ def test_ctrl_c_while_the_command_imports_its_modules_ends_with_one_line(tmp_pat
     script = tmp_path / "voxflow"
     script.write_text(_CONSOLE_SCRIPT)
     command = [sys.executable, "-m", "voxflow.cli"] if entry.startswith("python") else [sys.executable, str(script)]
-    proc = subprocess.Popen([*command, "runs"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert proc.stdout.readline() == "importing pydantic_settings\n"
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert (proc.returncode, stderr) == (130, "voxflow: interrupted\n")
+    returncode, _, stderr = _interrupted_while_importing([*command, "runs"], env, "pydantic_settings")
+    assert (returncode, stderr) == (130, "voxflow: interrupted\n")
 
 
 def test_ctrl_c_while_a_command_imports_its_flow_takes_effect_once_the_import_is_done(tmp_path: Path) -> None:
@@ -348,16 +355,9 @@ def test_ctrl_c_while_a_command_imports_its_flow_takes_effect_once_the_import_is
     # 'SecretStr'", and the drain went on to the end) or left CPython's import lock held (the drain hung, its
     # Prefect threads waiting to import).
     env = _slow_import_env(tmp_path, "flows.drain", 1)
-    proc = subprocess.Popen([sys.executable, "-m", "voxflow.cli", "drain"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        assert proc.stdout.readline() == "importing flows.drain\n"
-        os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    returncode, stdout, stderr = _interrupted_while_importing([sys.executable, "-m", "voxflow.cli", "drain"], env, "flows.drain")
     assert stdout == "imported flows.drain\n"
-    assert (proc.returncode, stderr) == (130, "voxflow: interrupted; re-run the same command to finish the rest\n")
+    assert (returncode, stderr) == (130, "voxflow: interrupted; re-run the same command to finish the rest\n")
 
 
 # The command's handler, run as `python -m` (where CPython's exit status depends on how a KeyboardInterrupt went), each
