@@ -311,27 +311,30 @@ def test_nan_in_float_wav_is_decoded_not_refused(tmp_path):
     assert np.isnan(audio.samples).any()  # the quality gate refuses it, with its own reason
 
 
-def test_too_long_is_refused_from_the_header_without_reading_samples(tmp_path, monkeypatch):
-    path = write_audio(tmp_path / "long.wav", np.zeros(300 * 8_000, dtype=np.int16), 8_000, "PCM_16")
-
+@pytest.fixture
+def samples_unread(monkeypatch):
+    """Fail the test if libsndfile is asked for a file's samples (a refusal must come from its header)."""
     def no_read(*args, **kwargs):
         raise AssertionError("samples were read")
 
     monkeypatch.setattr(sf.SoundFile, "read", no_read)
+
+
+def _eight_channels_at_96_khz() -> np.ndarray:
+    """0.6 s of a vowel on 8 channels at 96 kHz: 0.461 M samples, over the 0.384 M allowed for a 1 s clip."""
+    return np.tile(synth_vowel(f0_hz=150.0, duration_s=0.6, sr=96_000)[:, None], (1, 8))
+
+
+def test_too_long_is_refused_from_the_header_without_reading_samples(tmp_path, samples_unread):
+    path = write_audio(tmp_path / "long.wav", np.zeros(300 * 8_000, dtype=np.int16), 8_000, "PCM_16")
     with pytest.raises(QualityError) as err:
         decode_audio(path, max_duration_s=120.0)
     assert err.value.reason == "clip too long: 300.0 s > 120.0 s maximum"
 
 
-def test_too_many_samples_are_refused_from_the_header_without_reading_them(tmp_path, monkeypatch):
+def test_too_many_samples_are_refused_from_the_header_without_reading_them(tmp_path, samples_unread):
     # 8 channels at 384 kHz for 119 s fit in 400 KB of constant FLAC and took 2.4 GB to decode
-    y = synth_vowel(f0_hz=150.0, duration_s=0.6, sr=96_000)
-    path = write_audio(tmp_path / "bomb.flac", np.tile(y[:, None], (1, 8)), 96_000, "PCM_16")
-
-    def no_read(*args, **kwargs):
-        raise AssertionError("samples were read")
-
-    monkeypatch.setattr(sf.SoundFile, "read", no_read)
+    path = write_audio(tmp_path / "bomb.flac", _eight_channels_at_96_khz(), 96_000, "PCM_16")
     with pytest.raises(QualityError) as err:
         decode_audio(path, max_duration_s=1.0)
     assert err.value.reason == (
@@ -341,8 +344,7 @@ def test_too_many_samples_are_refused_from_the_header_without_reading_them(tmp_p
 
 
 def test_too_many_samples_in_a_stream_of_unknown_length(tmp_path):
-    y = synth_vowel(f0_hz=150.0, duration_s=0.6, sr=96_000)
-    path = _unknown_length_flac(tmp_path / "bomb.flac", np.tile(y[:, None], (1, 8)), 96_000)
+    path = _unknown_length_flac(tmp_path / "bomb.flac", _eight_channels_at_96_khz(), 96_000)
     with pytest.raises(QualityError) as err:
         decode_audio(path, max_duration_s=1.0)
     assert err.value.reason == (
