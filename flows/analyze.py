@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Sequence
 
 from distributed import Client
 from prefect import flow, get_run_logger, task
@@ -21,7 +22,7 @@ from store.mongo import ResultStore
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
-from tasks.ingest import AUDIO_SUFFIXES, Discovery, FileRef, discover
+from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, scored_before
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import Progress
@@ -44,34 +45,46 @@ def discover_files(source: str, settings: Settings) -> Discovery:
     return found
 
 
-def record_set_aside(found: Discovery, results: ResultStore, *, run_id: str) -> None:
-    """Quarantine what discovery set aside: each rejected file (stage ``discover``), and each duplicate (stage
-    ``duplicate``) naming the file analysed in its place.
+def record_set_aside(rejected: Sequence[Rejection], duplicates: Sequence[Duplicate], results: ResultStore, *, run_id: str) -> None:
+    """Quarantine what a batch set aside: each rejected file (stage ``discover``), and each duplicate (stage
+    ``duplicate``) naming the file analysed in its place, or scored before.
 
     A duplicate listed with another subject_id or label than that file is logged as a warning too: only that
     file's are stored with the prediction.
     """
     logger = get_run_logger()
-    for duplicate in found.duplicates:
+    for duplicate in duplicates:
         if duplicate.differences:
             logger.warning("%s: %s", duplicate.ref.path, duplicate.reason)
-    records = [*found.rejected, *map(duplicate_doc, found.duplicates)]
+    records = [*rejected, *map(duplicate_doc, duplicates)]
     if records:
         results.insert_quarantine(quarantine_docs(records, run_id=run_id, created_at=datetime.now(timezone.utc)))
 
 
+@dataclass(frozen=True)
+class Known:
+    """A batch's files split by what this model has scored: to score, scored under the same listing, scored under another."""
+
+    pending: list[FileRef]
+    skipped: int
+    duplicates: list[Duplicate]
+
+
 @task(name="skip-known", cache_policy=NO_CACHE)
-def skip_known(files: list[FileRef], model_version: str, stores: Stores) -> list[FileRef]:
-    """Drop files this model already scored: the Redis cache first, then MongoDB."""
+def skip_known(files: list[FileRef], model_version: str, stores: Stores) -> Known:
+    """Drop files this model already scored (the Redis cache first, then MongoDB); one scored under another name,
+    or listed now with a subject_id or label its prediction was not scored with, comes back as a duplicate of it."""
     hashes = [ref.sha256 for ref in files]
-    cached = set(stores.cache.get_many(hashes, model_version))
-    stored = stores.results.known_hashes([h for h in hashes if h not in cached], model_version)
-    pending = [ref for ref in files if ref.sha256 not in cached and ref.sha256 not in stored]
+    # A prediction cached before listings were cached has no path: looked up in MongoDB as if not cached.
+    cached = {sha: doc for sha, doc in stores.cache.get_many(hashes, model_version).items() if "path" in doc}
+    stored = cached | stores.results.stored_listings([h for h in hashes if h not in cached], model_version)
+    pending = [ref for ref in files if ref.sha256 not in stored]
+    duplicates = [d for ref in files if ref.sha256 in stored and (d := scored_before(ref, stored[ref.sha256])) is not None]
     get_run_logger().info(
-        "%d files to score, %d already scored by %s (%d from the Redis cache)",
-        len(pending), len(files) - len(pending), model_version, len(cached),
+        "%d files to score, %d already scored by %s (%d from the Redis cache), %d of them listed otherwise then (recorded as duplicates)",
+        len(pending), len(files) - len(pending), model_version, len(cached), len(duplicates),
     )
-    return pending
+    return Known(pending, len(files) - len(pending) - len(duplicates), duplicates)
 
 
 @task(name="score-files", cache_policy=NO_CACHE)
@@ -163,11 +176,12 @@ def analyze_batch(
         with recorded_run(stores.results, card, settings, run_id=run_id, source=source):
             found = discover_files(source, settings)
             discovered = time.perf_counter()
-            record_set_aside(found, stores.results, run_id=run_id)
+            record_set_aside(found.rejected, found.duplicates, stores.results, run_id=run_id)
             # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
-            pending = skip_known(quote(found.files), card.version, stores)
+            known = skip_known(quote(found.files), card.version, stores)
+            record_set_aside([], known.duplicates, stores.results, run_id=run_id)
             checked = time.perf_counter()
-            outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
+            outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
         finished = time.perf_counter()
         wall = finished - started
         analysed = outcome.scored + outcome.quarantined
@@ -177,8 +191,8 @@ def analyze_batch(
             "status": "completed",
             "seen": found.seen,
             "scored": outcome.inserted,
-            "skipped": len(found.files) - len(pending) + (outcome.scored - outcome.inserted),
-            "duplicates": len(found.duplicates),
+            "skipped": known.skipped + (outcome.scored - outcome.inserted),
+            "duplicates": len(found.duplicates) + len(known.duplicates),
             "quarantined": outcome.quarantined + len(found.rejected),
             "ignored": found.ignored,
             "wall_s": round(wall, 3),

@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows.analyze import record_set_aside, score_files, skip_known
+from flows.analyze import Known, record_set_aside, score_files, skip_known
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.locks import hold_lock
@@ -119,9 +119,12 @@ def _drain_batch(
     totals: DrainTotals,
 ) -> None:
     found = hash_candidates(acks.candidates(), rejected=acks.pathless(), max_file_bytes=int(settings.max_file_mb * 1e6))
-    record_set_aside(found, stores.results, run_id=run_id)
+    record_set_aside(found.rejected, found.duplicates, stores.results, run_id=run_id)
     acks.settle([r.path for r in found.rejected], "quarantined")
-    pending = skip_known(quote(found.files), bundle.card.version, stores) if found.files else []  # quote(): see flows/analyze.py
+    known = skip_known(quote(found.files), bundle.card.version, stores) if found.files else Known([], 0, [])  # quote(): see flows/analyze.py
+    record_set_aside([], known.duplicates, stores.results, run_id=run_id)
+    acks.settle([d.ref.path for d in known.duplicates], "duplicate")
+    pending = known.pending
     waiting = {ref.path for ref in pending}
     acks.settle([ref.path for ref in found.files if ref.path not in waiting], "skipped")
     if pending:
@@ -131,8 +134,8 @@ def _drain_batch(
         totals.quarantined += outcome.quarantined
     # What is left shares its content with a file of this batch, whose outcome is now persisted (its own record was stored first).
     acks.settle(acks.unsettled(), "duplicate")
-    totals.skipped += len(found.files) - len(pending)
-    totals.duplicates += len(found.duplicates)
+    totals.skipped += known.skipped
+    totals.duplicates += len(found.duplicates) + len(known.duplicates)
     totals.quarantined += len(found.rejected)
     totals.batches += 1
 

@@ -40,6 +40,8 @@ _DUPLICATE_KEY = 11000
 _UNAUTHORIZED = 13
 _AUTHENTICATION_FAILED = 18
 _LOOKUP_BATCH = 1000
+# How a prediction's file was listed when it was scored (with the run that scored it).
+LISTING_FIELDS = ("path", "subject_id", "reference_label", "run_id")
 _STREAM_BATCH = 1000  # documents per round trip of a streamed read
 
 
@@ -230,18 +232,24 @@ class ResultStore:
         log.info("rebuilt %s and %s from the stored results: %d quarter hours", COUNTS, SCORES, buckets)
         return True
 
-    def known_hashes(self, hashes: Iterable[str], model_version: str) -> set[str]:
-        """Return those of ``hashes`` already scored by ``model_version`` (looked up 1,000 at a time)."""
+    def stored_listings(self, hashes: Iterable[str], model_version: str) -> dict[str, dict[str, Any]]:
+        """How each of ``hashes`` that ``model_version`` already scored was listed then (looked up 1,000 at a time).
+
+        Returns
+        -------
+        dict
+            ``audio_sha256`` -> its prediction's ``path``, ``subject_id``, ``reference_label`` and ``run_id``.
+        """
         unique = list(dict.fromkeys(hashes))
-        known: set[str] = set()
+        known: dict[str, dict[str, Any]] = {}
         for start in range(0, len(unique), _LOOKUP_BATCH):
             query = {"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}, "model_version": model_version}
             docs = _retrying(
                 "look up known hashes",
-                lambda: list(self._predictions.find(query, {"_id": 0, "audio_sha256": 1})),
+                lambda: list(self._predictions.find(query, {"_id": 0, **dict.fromkeys(("audio_sha256", *LISTING_FIELDS), 1)})),
                 budget_s=self._retry_s,
             )
-            known.update(doc["audio_sha256"] for doc in docs)
+            known.update((doc.pop("audio_sha256"), doc) for doc in docs)
         return known
 
     def insert_predictions(self, docs: Sequence[dict[str, Any]]) -> int:

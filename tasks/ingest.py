@@ -13,7 +13,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from features.wfdb import wfdb_signal_files
 from voxflow.errors import SourceError
@@ -51,20 +51,27 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """A file with the same content as one listed before it in the batch, which is analysed in its place."""
+    """A file with the same content as one listed before it: in the batch, analysed in its place, or in an earlier
+    run (``scored_in``), whose prediction stands for it."""
 
     ref: FileRef
     first: FileRef
+    scored_in: str | None = None
 
     @property
     def differences(self) -> list[str]:
-        """The manifest fields this file was listed with that differ from the first file's, with both values (its own first)."""
+        """The manifest fields this file was listed with that differ from the first file's, with both values (its own first).
+
+        A file scored before under the same name differs only where this listing gives a value: a folder re-run of
+        files a manifest listed says nothing new.
+        """
         pairs = (("subject_id", self.ref.subject_id, self.first.subject_id), ("label", self.ref.label, self.first.label))
-        return [f"{name} ({_shown(own)} vs {_shown(theirs)})" for name, own, theirs in pairs if own != theirs]
+        relisted = self.scored_in is not None and self.ref.path == self.first.path
+        return [f"{name} ({_shown(own)} vs {_shown(theirs)})" for name, own, theirs in pairs if own != theirs and not (relisted and own is None)]
 
     @property
     def reason(self) -> str:
-        """Why the file is not analysed itself, naming the file that is and, when they differ, what each was listed with.
+        """Why the file is not analysed itself, naming the file that is (or was) and, when they differ, what each was listed with.
 
         Examples
         --------
@@ -73,13 +80,47 @@ class Duplicate:
         'same content as /in/m1.wav, with another subject_id (S2 vs S1): analysed once, under that name; check the manifest'
         >>> Duplicate(replace(first, path="/in/again.wav"), first).reason
         'same content as /in/m1.wav: analysed once, under that name'
+        >>> Duplicate(replace(first, path="/in/p42.wav"), first, scored_in="6bf4d0bc-0c41-4d6e").reason
+        'same content as /in/m1.wav, scored in run 6bf4d0bc: not scored again'
+        >>> Duplicate(replace(first, label="pathological"), first, scored_in="6bf4d0bc-0c41-4d6e").reason
+        'already scored in run 6bf4d0bc, with another label (pathological vs healthy): its prediction keeps the ones it was scored with; check the manifest'
         """
         same_path = self.ref.path == self.first.path
-        what = "the same file listed again" if same_path else f"same content as {self.first.path}"
         differs = f", with another {' and '.join(self.differences)}" if self.differences else ""
-        where = "" if same_path else ", under that name"
         check = "; check the manifest" if self.differences else ""
+        if self.scored_in is not None:
+            run = f"run {self.scored_in[:8]}"
+            if same_path:
+                return f"already scored in {run}{differs}: its prediction keeps the ones it was scored with{check}"
+            return f"same content as {self.first.path}, scored in {run}{differs}: not scored again{check}"
+        what = "the same file listed again" if same_path else f"same content as {self.first.path}"
+        where = "" if same_path else ", under that name"
         return f"{what}{differs}: analysed once{where}{check}"
+
+
+def scored_before(ref: FileRef, listing: Mapping[str, Any]) -> Duplicate | None:
+    """A file this model already scored, as a duplicate of that prediction when this listing tells something the
+    prediction does not: another name, or a subject_id or label it was not scored with; None when it is the same
+    listing again (a re-run).
+
+    Parameters
+    ----------
+    ref : FileRef
+        The file as listed now.
+    listing : Mapping
+        How its prediction was listed: ``path``, ``subject_id``, ``reference_label``, ``run_id``.
+
+    Examples
+    --------
+    >>> ref = FileRef("/in/m1.wav", "ab" * 32, 44)
+    >>> scored_before(ref, {"path": "/in/m1.wav", "subject_id": "S1", "reference_label": "healthy", "run_id": "r1"}) is None
+    True
+    >>> scored_before(replace(ref, path="/in/p42.wav"), {"path": "/in/m1.wav", "run_id": "r1"}).reason
+    'same content as /in/m1.wav, scored in run r1: not scored again'
+    """
+    first = FileRef(listing["path"], ref.sha256, ref.size_bytes, listing.get("subject_id"), listing.get("reference_label"))
+    duplicate = Duplicate(ref, first, scored_in=str(listing.get("run_id")))
+    return duplicate if ref.path != first.path or duplicate.differences else None
 
 
 def _shown(value: str | None) -> str:

@@ -20,14 +20,14 @@ from store.cache import LiveMetrics, PredictionCache, connect_redis
 from store.counts import DUPLICATE_STAGE
 from store.feature_store import FeatureStore
 from store.models import ModelStore
-from store.mongo import ResultStore, connect_mongo
+from store.mongo import LISTING_FIELDS, ResultStore, connect_mongo
 from tasks.ingest import Duplicate, Rejection
 from voxflow import services
 from voxflow.errors import ServiceError
 from voxflow.settings import Settings
 
 _FEATURE_COLUMNS = frozenset(FEATURE_NAMES)
-_CACHED_FIELDS = ("audio_sha256", "model_version", "score", "label", "run_id")
+_CACHED_FIELDS = ("audio_sha256", "model_version", "score", "label", *LISTING_FIELDS)
 
 
 @dataclass

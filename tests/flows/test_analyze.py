@@ -176,6 +176,40 @@ def test_a_manifest_naming_one_recording_twice_says_what_it_did_not_keep(cli_env
     assert db.predictions.count_documents({}) == 2 and repeated_hashes(db.predictions) == []
 
 
+def test_a_recording_scored_before_and_listed_otherwise_is_recorded_as_its_duplicate(cli_env: dict[str, str], tmp_path: Path) -> None:
+    m1 = tmp_path / "m1.wav"
+    sf.write(m1, synth_vowel(f0_hz=140, duration_s=2.0, sr=16_000, seed=3), 16_000)
+    first = tmp_path / "first.csv"
+    first.write_text("path,subject_id,label\nm1.wav,S1,healthy\n")
+    scored = last_json(run_cli(["analyze", str(first), "--json"], cli_env))
+    assert scored["scored"] == 1, scored
+    db = env_db(cli_env)
+
+    def outcome(source: Path) -> tuple[list[int], list[tuple[str, str, str | None, str | None]]]:
+        summary = last_json(run_cli(["analyze", str(source), "--json"], cli_env))
+        records = db.quarantine.find({"run_id": summary["run_id"]})
+        return [summary[key] for key in ("seen", "scored", "skipped", "duplicates")], [(r["path"], r["reason"], r["subject_id"], r["reference_label"]) for r in records]
+
+    # The same recording, copied for another subject: its new name, subject and label are kept in this run's records.
+    (tmp_path / "cohort2").mkdir()
+    p42 = tmp_path / "cohort2" / "p42.wav"
+    shutil.copy(m1, p42)
+    second = tmp_path / "cohort2" / "second.csv"
+    second.write_text("path,subject_id,label\np42.wav,P42,pathological\n")
+    run = scored["run_id"][:8]
+    assert outcome(second) == ([1, 0, 0, 1], [(str(p42), f"same content as {m1}, scored in run {run}, with another subject_id (P42 vs S1) and "
+                                                "label (pathological vs healthy): not scored again; check the manifest", "P42", "pathological")])
+    # The same name with a corrected label: said, not silently dropped; the prediction keeps what it was scored with.
+    corrected = tmp_path / "corrected.csv"
+    corrected.write_text("path,subject_id,label\nm1.wav,S1,pathological\n")
+    assert outcome(corrected) == ([1, 0, 0, 1], [(str(m1), f"already scored in run {run}, with another label (pathological vs healthy): its prediction "
+                                                   "keeps the ones it was scored with; check the manifest", "S1", "pathological")])
+    # The same listing again, or the file alone (no subject or label given): a re-run, skipped with no record.
+    assert outcome(first) == ([1, 0, 1, 0], [])
+    assert outcome(m1) == ([1, 0, 1, 0], [])
+    assert db.predictions.count_documents({}) == 1 and db.predictions.find_one()["reference_label"] == "healthy"
+
+
 def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, str], tmp_path: Path) -> None:
     missing = run_cli(["analyze", str(tmp_path / "nowhere")], cli_env, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == f"voxflow: error: source not found: {tmp_path / 'nowhere'}"

@@ -85,11 +85,14 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     assert (after["depth"], after["pending"], after["consumers"]) == (0, 0, [])
     assert after["latency_last_hour"]["count"] == 11
 
-    # The same files again: already stored, acknowledged without scoring.
-    last_json(run_cli(["enqueue", str(tmp_path / "clips"), "--json"], cli_env))
+    # Files again: already stored, acknowledged without scoring; the copy, stored under clip0's name, is named as its duplicate.
+    last_json(run_cli(["enqueue", *map(str, clips[1:]), str(copy), "--json"], cli_env))
     again = last_json(run_cli(["drain", "--json"], cli_env))
-    assert (again["acked"], again["scored"], again["skipped"]) == (6, 0, 6), again
+    assert (again["acked"], again["scored"], again["skipped"], again["duplicates"]) == (6, 0, 5, 1), again
     assert db.predictions.count_documents({}) == 6
+    [repeat] = db.quarantine.find({"run_id": again["run_id"]})
+    assert (repeat["path"], repeat["stage"]) == (str(copy), "duplicate")
+    assert repeat["reason"] == f"same content as {clips[0]}, scored in run {summary['run_id'][:8]}: not scored again"
 
     # `voxflow runs` shows a drain's own counts as whole numbers (they were NaN or 6.0 beside an analyze's).
     listing = run_cli(["runs", "--limit", "2"], cli_env).stdout

@@ -49,13 +49,15 @@ def test_ensure_indexes_is_repeatable(results: ResultStore) -> None:
     results.ensure_indexes()
 
 
-def test_known_hashes_of_one_model_version_across_lookup_batches(results: ResultStore) -> None:
-    stored = [prediction(i) for i in range(2_500)]
+def test_stored_listings_of_one_model_version_across_lookup_batches(results: ResultStore) -> None:
+    stored = [{**prediction(i), "path": f"/in/{i}.wav", "subject_id": f"S{i}", "reference_label": None} for i in range(2_500)]
     assert results.insert_predictions(stored) == 2_500
     asked = [doc["audio_sha256"] for doc in stored[::2]] + [f"{i:064x}" for i in range(10_000, 10_050)]
-    assert results.known_hashes(asked, "m1") == {doc["audio_sha256"] for doc in stored[::2]}
-    assert results.known_hashes(asked, "m2") == set()
-    assert results.known_hashes([], "m1") == set()
+    assert results.stored_listings(asked, "m1") == {
+        doc["audio_sha256"]: {"path": doc["path"], "subject_id": doc["subject_id"], "reference_label": None, "run_id": "run-a"} for doc in stored[::2]
+    }
+    assert results.stored_listings(asked, "m2") == {}
+    assert results.stored_listings([], "m1") == {}
 
 
 def test_find_predictions_filters_newest_first(results: ResultStore) -> None:
@@ -149,7 +151,7 @@ def test_insert_waits_for_a_restarted_mongo(results: ResultStore, mongo_db: Data
         restarter.join()
     assert time.monotonic() - began >= 1.5
     assert mongo_db["predictions"].count_documents({}) == 300
-    assert results.known_hashes([prediction(i)["audio_sha256"] for i in range(300)], "m1") == {
+    assert results.stored_listings([prediction(i)["audio_sha256"] for i in range(300)], "m1").keys() == {
         prediction(i)["audio_sha256"] for i in range(300)
     }
 
