@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pymongo
 from pymongo.database import Database
 
+from store.times import utc_times
 from voxflow.errors import ModelError
 
 CHAMPION, CHALLENGER, RETIRED = "champion", "challenger", "retired"
@@ -18,27 +19,6 @@ TIME_FIELDS = ("created_at", "promoted_at", "retired_at")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _with_times(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``doc`` with its times as UTC datetimes: nx-27017 stores a datetime written by ``$set`` as its text.
-
-    Examples
-    --------
-    >>> _with_times({"promoted_at": "2026-12-06 17:01:25.045000"})["promoted_at"].isoformat()
-    '2026-12-06T17:01:25.045000+00:00'
-    """
-    if doc is None:
-        return None
-    for name in TIME_FIELDS:
-        value = doc.get(name)
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)  # BSON times are UTC
-        if value is not None:
-            doc[name] = value
-    return doc
 
 
 class ModelStore:
@@ -79,23 +59,23 @@ class ModelStore:
         ModelError
             When no such version is registered.
         """
-        doc = _with_times(self._models.find_one({"version": version}, {"_id": 0}))
+        doc = utc_times(self._models.find_one({"version": version}, {"_id": 0}), TIME_FIELDS)
         if doc is None:
             raise ModelError(f"model {version!r} is not registered (see `voxflow models list`)")
         return doc
 
     def find(self, version: str) -> dict[str, Any] | None:
         """The document of ``version``, or None."""
-        return _with_times(self._models.find_one({"version": version}, {"_id": 0}))
+        return utc_times(self._models.find_one({"version": version}, {"_id": 0}), TIME_FIELDS)
 
     def champion(self) -> dict[str, Any] | None:
         """The champion's document, or None while the shipped baseline is champion."""
-        return _with_times(self._models.find_one({"status": CHAMPION}, {"_id": 0}, sort=[("promoted_at", pymongo.DESCENDING)]))
+        return utc_times(self._models.find_one({"status": CHAMPION}, {"_id": 0}, sort=[("promoted_at", pymongo.DESCENDING)]), TIME_FIELDS)
 
     def list(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Every registered model, newest first."""
         found = self._models.find({}, {"_id": 0}).sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit)
-        return [_with_times(doc) for doc in found]
+        return [utc_times(doc, TIME_FIELDS) for doc in found]
 
     def set_reason(self, version: str, reason: str) -> None:
         """Record why a model has its status (e.g. why a challenger was not promoted)."""

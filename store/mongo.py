@@ -29,6 +29,7 @@ from store.counts import (
     rebuild_counts,
     score_increments,
 )
+from store.times import utc_times
 from voxflow.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -333,8 +334,8 @@ class ResultStore:
         return self._stream(self._quarantine, {"run_id": run_id} if run_id is not None else {}, limit=limit)
 
     def find_runs(self, *, limit: int = 20) -> list[dict[str, Any]]:
-        """Run documents, most recently started first, without ``_id``."""
-        return self._find(self._runs, {}, sort_key="started_at", limit=limit)
+        """Run documents, most recently started first, without ``_id``, their times as UTC datetimes."""
+        return [utc_times(doc, ("started_at", "finished_at")) for doc in self._find(self._runs, {}, sort_key="started_at", limit=limit)]
 
     def run_ids(self, prefix: str, *, limit: int) -> list[str]:
         """Ids of the runs whose id starts with ``prefix``, in order (``prefix`` itself first when it is one), at most ``limit``."""

@@ -49,6 +49,14 @@ def test_ensure_indexes_is_repeatable(results: ResultStore) -> None:
     results.ensure_indexes()
 
 
+def test_runs_read_back_with_utc_times_set_on_finishing_too(results: ResultStore) -> None:
+    results.start_run({"run_id": "r1", "status": "running", "started_at": T0})
+    results.finish_run("r1", {"status": "completed", "finished_at": T0 + timedelta(seconds=90, milliseconds=250)})
+    [run] = results.find_runs()
+    assert (run["started_at"], run["finished_at"]) == (T0, T0 + timedelta(seconds=90, milliseconds=250))
+    assert run["finished_at"].tzinfo is not None and run["started_at"].tzinfo is not None
+
+
 def test_stored_listings_of_one_model_version_across_lookup_batches(results: ResultStore) -> None:
     stored = [{**prediction(i), "path": f"/in/{i}.wav", "subject_id": f"S{i}", "reference_label": None} for i in range(2_500)]
     assert results.insert_predictions(stored) == 2_500
