@@ -22,6 +22,7 @@ durations), and a score of a prefix would pass for a score of the recording.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import threading
@@ -63,6 +64,17 @@ STREAM_BLOCK_FRAMES = 1 << 16
 MAX_SAMPLES_PER_S = 384_000
 PIPE_CHUNK_BYTES = 1 << 16
 ID3V2_HEADER_BYTES = 10
+# (offset, magic bytes, kind) of formats found named as audio that libsndfile does not read
+_MAGIC = (
+    (0, b"PK\x03\x04", "a zip archive"),
+    (0, b"\x1f\x8b", "a gzip archive"),
+    (0, b"%PDF-", "a PDF document"),
+    (0, b"\x89PNG", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (4, b"ftyp", "an MP4/M4A file"),
+    (0, b"\x1a\x45\xdf\xa3", "a WebM/Matroska file"),
+    (0, b"#!AMR", "an AMR file"),
+)
 
 
 @dataclass(frozen=True)
@@ -128,17 +140,39 @@ def _check_size(
         )
 
 
-def _describe_unknown(head: bytes, size: int, suffix: str) -> str:
+def _content_kind(head: bytes) -> str | None:
+    """What a file libsndfile does not read holds, judged from ``head`` (its first bytes); None for unknown binary data.
+
+    Only a kind leaves this function, never the bytes: reasons are stored and shown on the
+    dashboard, and the file may be a patient's notes or, through a link, a system file.
+    """
+    for offset, magic, kind in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return kind
     try:
-        text = head.decode("utf-8")
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head)  # a character cut at the end is no error
     except UnicodeDecodeError:
-        text = ""
-    if text and all(c.isprintable() or c.isspace() for c in text):
-        what = f"it holds text: {text.split(chr(10))[0][:40]!r}"
+        return None
+    if not all(c.isprintable() or c.isspace() for c in text):
+        return None
+    start = text.lstrip().lower()
+    if start.startswith(("<!doctype html", "<html")):
+        return "an HTML page"
+    if start.startswith("<?xml"):
+        return "an XML file"
+    if start.startswith(("{", "[")):
+        return "a JSON file"
+    return "a text file"
+
+
+def _describe_unknown(head: bytes, size: int, suffix: str) -> str:
+    kind = _content_kind(head)
+    if kind is None:
+        what = "binary data of no known format (corrupt?)"
     else:
-        what = f"first bytes {head[:8].hex(' ')}"
-    kind = suffix or "extensionless"
-    return f"not audio: libsndfile could not recognise the format of this {kind} file ({size} bytes, {what})"
+        what = f"{kind} named {suffix}?" if suffix else f"{kind}?"
+    file = f"this {suffix} file" if suffix else "this extensionless file"
+    return f"not audio: libsndfile could not recognise the format of {file} ({size} bytes: {what})"
 
 
 def _explain_libsndfile(exc: sf.LibsndfileError, head: bytes, size: int, suffix: str) -> str:
@@ -153,7 +187,7 @@ def _explain_libsndfile(exc: sf.LibsndfileError, head: bytes, size: int, suffix:
         return f"unsupported encoding in this {suffix} file: {exc.error_string}"
     if exc.code == SFE_BAD_FILE and head[:1] == b"\xff" and head[1:2] >= b"\xe0":  # an MPEG frame's 11-bit sync
         return (
-            f"not a valid {suffix} file: its first bytes ({head[:4].hex(' ')}) look like an MPEG audio frame, "
+            f"not a valid {suffix} file: its first bytes look like an MPEG audio frame, "
             "but no MPEG stream decodes from them (truncated or corrupt?)"
         )
     return f"cannot decode {suffix} file (truncated or corrupt?): libsndfile says {exc.error_string.strip()!r}"
