@@ -14,10 +14,11 @@ as far as it goes, as are a FLAC stream whose header leaves its length unknown (
 a streaming encoder writes) and an mp3 without a Xing/Info frame (nothing declares its length),
 each up to the duration limit.
 
-The opposite lie is refused too: a WAV data chunk followed by bytes that are no chunk (libsndfile's
-log: "Unknown chunk marker ... Exiting parser"), the mark of a header not updated when the
-recording ended. Its declared part may be any prefix of the recording (the reason gives both
-durations), and a score of a prefix would pass for a score of the recording.
+The opposite lie is refused too: a WAV data chunk followed by bytes that are no tag, chunk or
+padding and last 10 ms or more at its byte rate (:func:`_undeclared_audio`), the mark of a header
+not updated when the recording ended. Its declared part may be any prefix of the recording (the
+reason gives its duration and that of the rest), and a score of a prefix would pass for a score of
+the recording.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import struct
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ import soundfile as sf
 import soxr
 
 from features.clipping import flat_top_fraction
+from features.spectrogram import HOP_S
 from features.wfdb import read_header, read_signals, wfdb_signal_files
 from voxflow.errors import DecodeError, QualityError, VoxflowError
 
@@ -48,8 +51,6 @@ SNIFF_BYTES = 64
 STREAMING_PLACEHOLDER = 0xFFFFFFFF
 _WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _OGG_NO_END = "lacks an end-of-stream bit"
-_WAV_DATA = re.compile(r"^data\s*:", re.MULTILINE)
-_WAV_NO_CHUNK = re.compile(r"^\*\*\* Unknown chunk marker \(\w+\) at position (\d+)\. Exiting parser", re.MULTILINE)
 _WAV_BYTE_RATE = re.compile(r"^\s*Bytes/sec\s*:\s*(\d+)", re.MULTILINE)
 # libsndfile error codes (sndfile.h)
 SF_ERR_UNRECOGNISED_FORMAT = 1
@@ -64,6 +65,7 @@ STREAM_BLOCK_FRAMES = 1 << 16
 MAX_SAMPLES_PER_S = 384_000
 PIPE_CHUNK_BYTES = 1 << 16
 ID3V2_HEADER_BYTES = 10
+RIFF_CHUNK = struct.Struct("<4sI")  # a chunk's id and size
 # (offset, magic bytes, kind) of formats found named as audio that libsndfile does not read
 _MAGIC = (
     (0, b"PK\x03\x04", "a zip archive"),
@@ -203,16 +205,64 @@ def _truncation(log: str) -> str | None:
     return None
 
 
-def _undeclared_data(log: str, size: int, declared_s: float) -> str | None:
-    """What libsndfile's log says follows a WAV data chunk unread, if anything."""
-    data, no_chunk, byte_rate = _WAV_DATA.search(log), _WAV_NO_CHUNK.search(log), _WAV_BYTE_RATE.search(log)
-    if not (data and no_chunk and byte_rate and int(byte_rate[1]) > 0) or data.start() > no_chunk.start():
+def _data_chunk_end(fd: int, size: int) -> int | None:
+    """Where the data chunk of the RIFF WAVE file ``fd`` ends (before any pad byte), as its header declares.
+
+    None for another format, a chunk list that ends before a data chunk, and a data chunk of the
+    streaming placeholder size.
+    """
+    head = os.pread(fd, 12, 0)
+    if head[:4] != b"RIFF" or head[8:] != b"WAVE":
         return None
-    tail = size - int(no_chunk[1])
+    offset = len(head)
+    while offset + RIFF_CHUNK.size <= size:
+        chunk_id, chunk_size = RIFF_CHUNK.unpack(os.pread(fd, RIFF_CHUNK.size, offset))
+        offset += RIFF_CHUNK.size + chunk_size
+        if chunk_id == b"data":
+            return None if chunk_size == STREAMING_PLACEHOLDER else offset
+        offset += chunk_size % 2  # chunks are padded to an even length
+    return None
+
+
+def _starts_chunk_or_tag(head: bytes, room: int) -> bool:
+    """Whether ``head``, the first bytes of ``room`` up to the end of a file, starts an ID3 tag or a RIFF chunk."""
+    if head.startswith((b"ID3", b"TAG")):  # ID3v2, ID3v1
+        return True
+    if len(head) < RIFF_CHUNK.size:
+        return False
+    chunk_id, chunk_size = RIFF_CHUNK.unpack_from(head)
+    return all(0x20 <= c < 0x7F for c in chunk_id) and chunk_size <= room - RIFF_CHUNK.size
+
+
+def _all_zero(fd: int, start: int, end: int) -> bool:
+    """Whether bytes ``start`` to ``end`` of ``fd`` are all zero."""
+    blocks = (os.pread(fd, min(PIPE_CHUNK_BYTES, end - at), at) for at in range(start, end, PIPE_CHUNK_BYTES))
+    return not any(block.strip(b"\0") for block in blocks)
+
+
+def _undeclared_audio(fd: int, size: int, log: str, declared_s: float) -> str | None:
+    """What follows the data chunk of WAV file ``fd`` that may be audio its header leaves out, if anything.
+
+    A header not updated when the recording ended declares a prefix of the recording, and the rest
+    follows its data chunk. The bytes after it are taken for that rest, whatever libsndfile's parser
+    made of them, unless they cannot be: a tag or chunk starts there (ID3v2 "ID3", ID3v1 "TAG", or a
+    RIFF chunk header, four ASCII characters and a size within the file: LIST, id3, bext, JUNK...;
+    after the data chunk's pad byte or without it), they are all zero (padding; as audio, digital
+    silence the declared part loses nothing by), or they are shorter than ``HOP_S`` at the header's
+    byte rate (as audio, less than one hop of the spectrogram every spectral feature reads).
+    """
+    end, byte_rate = _data_chunk_end(fd, size), _WAV_BYTE_RATE.search(log)
+    if end is None or end >= size or not (byte_rate and int(byte_rate[1]) > 0):
+        return None
+    tail, rate = size - end, int(byte_rate[1])
+    if tail < HOP_S * rate:
+        return None
+    head = os.pread(fd, RIFF_CHUNK.size + 1, end)
+    if any(_starts_chunk_or_tag(head[skip:], tail - skip) for skip in {0, end % 2}) or _all_zero(fd, end, size):
+        return None
     return (
-        f"WAV header declares {declared_s:.2f} s but the file holds ~{declared_s + tail / int(byte_rate[1]):.2f} s "
-        f"of data: {tail} bytes after its data chunk (from byte {no_chunk[1]}) are no valid chunk (a header not "
-        "updated when the recording ended?)"
+        f"WAV header declares {declared_s:.2f} s but {tail / rate:.2f} s more audio follows its data chunk: "
+        f"{tail} bytes from byte {end} that are no chunk or tag (a header not updated when the recording ended?)"
     )
 
 
@@ -304,7 +354,7 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 if missing:
                     raise DecodeError(f"truncated {suffix} file: {missing}")
                 declared, rate = audio_file.frames, audio_file.samplerate
-                undeclared = _undeclared_data(audio_file.extra_info, size, declared / rate)
+                undeclared = _undeclared_audio(handle.fileno(), size, audio_file.extra_info, declared / rate)
                 if undeclared:
                     raise DecodeError(undeclared)
                 limit = _frame_limit(audio_file.channels, rate, max_duration_s)

@@ -188,9 +188,10 @@ def test_wav_header_claiming_more_frames_than_present(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "data_bytes,declared_s,tail_bytes", [(30_000, "0.94", 18_000), (1_000, "0.03", 47_000), (0, "0.00", 48_000)]
+    "data_bytes,declared_s,undeclared_s",
+    [(30_000, "0.94", "0.56"), (1_000, "0.03", "1.47"), (0, "0.00", "1.50")],
 )
-def test_wav_header_declaring_less_than_the_file_holds(tmp_path, data_bytes, declared_s, tail_bytes):
+def test_wav_header_declaring_less_than_the_file_holds(tmp_path, data_bytes, declared_s, undeclared_s):
     # was scored on the declared 0.94 s with no flag; at 1000 bytes refused as "clip too short: 0.03 s"
     path = write_audio(tmp_path / "stale.wav", synth_vowel(f0_hz=150.0, duration_s=1.5, hnr_db=20.0), 16_000, "PCM_16")
     data = bytearray(path.read_bytes())
@@ -199,8 +200,82 @@ def test_wav_header_declaring_less_than_the_file_holds(tmp_path, data_bytes, dec
     with pytest.raises(DecodeError) as err:
         decode_audio(path)
     assert err.value.reason == (
-        f"WAV header declares {declared_s} s but the file holds ~1.50 s of data: {tail_bytes} bytes after its data "
-        f"chunk (from byte {44 + data_bytes}) are no valid chunk (a header not updated when the recording ended?)"
+        f"WAV header declares {declared_s} s but {undeclared_s} s more audio follows its data chunk: "
+        f"{48_000 - data_bytes} bytes from byte {44 + data_bytes} that are no chunk or tag (a header not updated when "
+        "the recording ended?)"
+    )
+
+
+def _vowel_wav_u8(frames: int) -> bytes:
+    """A vowel as an 8 kHz 8-bit WAV file: 8000 bytes of data a second, 80 in 10 ms."""
+    with io.BytesIO() as buffer:
+        y = synth_vowel(f0_hz=150.0, duration_s=frames / 8_000, sr=8_000, hnr_db=20.0)
+        sf.write(buffer, y, 8_000, "PCM_U8", format="WAV")
+        return buffer.getvalue()
+
+
+def test_wav_header_declaring_less_when_the_rest_starts_like_a_chunk_name(tmp_path):
+    # libsndfile read the four printable bytes after the declared data as an unknown chunk of an impossible size,
+    # stopped there and let the first 0.60 s be scored
+    data = bytearray(_vowel_wav_u8(12_000))
+    data[40:44] = (4_806).to_bytes(4, "little")
+    assert data[44 + 4_806 : 44 + 4_810].decode("ascii").isprintable()
+    (tmp_path / "stale.wav").write_bytes(bytes(data))
+    with pytest.raises(DecodeError) as err:
+        decode_audio(tmp_path / "stale.wav")
+    assert err.value.reason == (
+        "WAV header declares 0.60 s but 0.90 s more audio follows its data chunk: 7194 bytes from byte 4850 that are "
+        "no chunk or tag (a header not updated when the recording ended?)"
+    )
+
+
+def _chunk(chunk_id: bytes, body: bytes) -> bytes:
+    return chunk_id + len(body).to_bytes(4, "little") + body + bytes(len(body) % 2)
+
+
+ID3V2_TAG = b"ID3\x03\x00\x00\x00\x00\x08\x00" + bytes(1_024)  # as tag editors append it: 1 KB of padding
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        ID3V2_TAG,
+        b"TAG" + b"take 3".ljust(125),  # ID3v1
+        _chunk(b"id3 ", ID3V2_TAG),
+        _chunk(b"LIST", b"INFO" + _chunk(b"ICMT", b"recorded on the ward phone, take 3".ljust(120))),
+        _chunk(b"bext", bytes(602)),
+        _chunk(b"JUNK", bytes(200)),
+        bytes(4_096),  # padding
+        b"ID3\x03\x00\x00\x00\x00\x00\x10" + bytes(16),  # a tag no longer than 10 ms, as short tails of any kind
+        b"abcdefgh",
+        b"recorded by XYZ\n",
+    ],
+    ids=["id3v2", "id3v1", "id3 chunk", "LIST", "bext", "JUNK", "zeros", "short id3v2", "8 bytes", "a line"],
+)
+def test_wav_with_a_tag_chunk_padding_or_less_than_10_ms_after_its_data_decodes(tmp_path, tail):
+    # a 26-byte ID3v2 tag was refused as "declares 1.00 s but the file holds ~1.00 s of data"
+    path = tmp_path / "tagged.wav"
+    path.write_bytes(_vowel_wav_u8(8_000) + tail)
+    assert decode_audio(path).duration_s == 1.0
+
+
+@pytest.mark.parametrize("pad", [b"\0", b""], ids=["padded", "pad byte left out"])
+def test_wav_with_a_chunk_after_data_of_odd_length_decodes(tmp_path, pad):
+    data = _vowel_wav_u8(8_001)
+    assert data.endswith(b"\0") and int.from_bytes(data[40:44], "little") == 8_001
+    path = tmp_path / "tagged.wav"
+    path.write_bytes(data[:-1] + pad + _chunk(b"LIST", b"INFO" + _chunk(b"INAM", b"take 3".ljust(200))))
+    assert decode_audio(path).duration_s == 8_001 / 8_000
+
+
+def test_text_of_more_than_10_ms_after_wav_data_is_refused_like_audio(tmp_path):
+    path = tmp_path / "noted.wav"
+    path.write_bytes(_vowel_wav_u8(8_000) + 5 * b"recorded by XYZ\n")
+    with pytest.raises(DecodeError) as err:
+        decode_audio(path)
+    assert err.value.reason == (
+        "WAV header declares 1.00 s but 0.01 s more audio follows its data chunk: 80 bytes from byte 8044 that are no "
+        "chunk or tag (a header not updated when the recording ended?)"
     )
 
 
