@@ -11,6 +11,13 @@ float files that are legitimately a little hot, e.g. resampled after normalising
 resampling overshoots a full-scale voice by ~1 dB (VOICED records resampled 8 -> 16 kHz peak at up
 to 1.13) and a full-scale square wave by up to 2.2 dB (1.29, soxr HQ). Mis-scaled audio lands far
 beyond: 16-bit integer samples written as float peak up to 32767 (+90 dBFS).
+
+Cancelling channels: a clip is the mean of its file's channels, and channels in opposite phase (a
+stereo file with one channel inverted) cancel out in it. A mix below the silence level is refused
+as such, not as silence, when its file's channels (their RMS over all samples, ``Audio.channels_rms``)
+are above that level and the mix is more than ``MIX_LOSS_MARGIN_DB`` below the least that averaging
+channels which do not cancel can leave: their level less ``10 * log10(channels)`` dB (reached by
+one channel beside silent ones, or by channels of independent noise).
 """
 
 from __future__ import annotations
@@ -24,18 +31,38 @@ from voxflow.errors import QualityError
 LOW_LEVEL_DBFS = -40.0
 MAX_PEAK = 2.0
 CONSTANT_MEAN_TO_PEAK = 0.999  # a constant resampled keeps ~0.99997 (edge transients)
+# 90 % of the power lost beyond averaging. The channels are measured at the file's rate, the mix
+# after resampling, which takes from a voice only what lies above 8 kHz: far less.
+MIX_LOSS_MARGIN_DB = 10.0
+
+
+def _dbfs(rms: float) -> float:
+    """Level in dB relative to full scale 1.0 (``-inf`` for 0)."""
+    with np.errstate(divide="ignore"):
+        return float(20.0 * np.log10(rms))
 
 
 def _rms_dbfs(y: np.ndarray) -> float:
     """RMS level in dB relative to full scale 1.0 (``-inf`` for digital silence)."""
-    with np.errstate(divide="ignore"):
-        return float(10.0 * np.log10(np.mean(np.square(y, dtype=np.float64))))
+    return _dbfs(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+
+
+def _cancelled_channels(audio: Audio, level: float, silence_dbfs: float) -> str | None:
+    """Why a mix at ``level`` dBFS, below ``silence_dbfs``, is no silence: its file's channels cancel out."""
+    if audio.channels_rms is None:
+        return None
+    channels = _dbfs(audio.channels_rms)
+    if channels < silence_dbfs or level >= channels - 10.0 * np.log10(audio.channels) - MIX_LOSS_MARGIN_DB:
+        return None
+    mix = "every mixed sample is zero" if level == -np.inf else f"mix RMS {level:.1f} dBFS"
+    why = f"{mix}, channels at {channels:.1f} dBFS (one channel phase-inverted?)"
+    return f"channels cancel out when mixed to mono: {why}"
 
 
 def quality_gate(
     audio: Audio, *, min_duration_s: float, max_duration_s: float, silence_dbfs: float, clipping_fraction: float
 ) -> tuple[str, ...]:
-    """Refuse clips that are beyond full scale, non-finite, too short, too long, silent, constant or clipped.
+    """Refuse clips beyond full scale, non-finite, too short or long, silent, cancelled out, constant or clipped.
 
     Parameters
     ----------
@@ -78,6 +105,8 @@ def quality_gate(
     if audio.duration_s > max_duration_s:
         raise QualityError(f"clip too long: {audio.duration_s:.1f} s > {max_duration_s:.1f} s maximum")
     level = _rms_dbfs(y)
+    if level < silence_dbfs and (cancelled := _cancelled_channels(audio, level, silence_dbfs)):
+        raise QualityError(cancelled)
     if level == -np.inf:
         raise QualityError(f"silence: every sample is zero (digital silence, threshold {silence_dbfs:g} dBFS)")
     if level < silence_dbfs:

@@ -73,6 +73,14 @@ def test_mono_mix_is_the_mean_of_channels(tmp_path):
     np.testing.assert_allclose(audio.samples, 0.25 * y, atol=1e-7)
 
 
+def test_the_level_of_the_channels_is_measured_before_mixing(tmp_path):
+    y = synth_vowel(f0_hz=120.0, duration_s=0.5)
+    stereo = decode_audio(write_audio(tmp_path / "stereo.wav", np.column_stack([-0.5 * y, y]), 16_000, "FLOAT"))
+    mono = decode_audio(write_audio(tmp_path / "mono.wav", y, 16_000, "FLOAT"))
+    assert stereo.channels_rms == pytest.approx(np.sqrt(1.25 / 2 * np.mean(np.square(y, dtype=np.float64))), rel=1e-5)
+    assert mono.channels_rms is None  # the mix is that channel
+
+
 def test_keeps_the_rate_when_it_is_the_target(tmp_path):
     y = synth_vowel(f0_hz=200.0, duration_s=0.5, sr=8_000)
     audio = decode_audio(write_audio(tmp_path / "a.wav", y, 8_000, "FLOAT"), target_rate=8_000)

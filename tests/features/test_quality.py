@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,40 @@ def test_a_voice_beside_a_constant_channel_is_no_constant(tmp_path: Path, vowel)
     sf.write(tmp_path / "dc.wav", np.column_stack([vowel, np.full(len(vowel), 0.6)]), SR, subtype="PCM_16")
     with pytest.raises(QualityError, match=r"^clipped: "):  # its DC channel is flat, the mix is not constant
         quality_gate(decode_audio(tmp_path / "dc.wav"), **DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    "gain,mix", [(-1.0, "every mixed sample is zero"), (-0.99, r"mix RMS -63\.\d dBFS")], ids=["inverted", "nearly"]
+)
+def test_a_voice_cancelled_by_its_inverted_channel_is_no_silence(tmp_path: Path, voiced_dir, gain, mix):
+    # was refused as "silence: RMS -96.5 dBFS below -60 dBFS", though each channel holds the voice
+    x = decode_audio(voiced_dir / "voice001.hea", target_rate=8_000).samples
+    sf.write(tmp_path / "anti.wav", np.column_stack([x, gain * x]), 8_000, subtype="PCM_16")
+    with pytest.raises(QualityError) as err:
+        quality_gate(decode_audio(tmp_path / "anti.wav"), **DEFAULTS)
+    assert re.fullmatch(
+        rf"channels cancel out when mixed to mono: {mix}, channels at -17\.7 dBFS \(one channel phase-inverted\?\)",
+        err.value.reason,
+    )
+
+
+@pytest.mark.parametrize(
+    "left,right,reason",
+    [
+        (None, None, "silence: every sample is zero (digital silence, threshold -60 dBFS)"),
+        # the mix 3 dB below channels above the silence level, as averaging leaves them when they do not cancel
+        (-58.0, -58.0, "silence: RMS -61.0 dBFS below -60 dBFS"),  # independent noise
+        (-55.0, None, "silence: RMS -61.0 dBFS below -60 dBFS"),  # beside a silent channel
+    ],
+    ids=["zeros", "quiet noise", "one quiet channel"],
+)
+def test_a_quiet_mix_of_channels_that_do_not_cancel_is_silence(tmp_path: Path, left, right, reason):
+    noise = np.random.default_rng(0).standard_normal((2, SR))
+    channels = [0 * n if level is None else _scaled_to_dbfs(n, level) for n, level in zip(noise, [left, right])]
+    sf.write(tmp_path / "quiet.wav", np.column_stack(channels), SR, subtype="FLOAT")
+    with pytest.raises(QualityError) as err:
+        quality_gate(decode_audio(tmp_path / "quiet.wav"), **DEFAULTS)
+    assert err.value.reason == reason
 
 
 def test_quiet_noise_is_silence_with_its_level_in_the_reason():
