@@ -30,7 +30,7 @@ from store.counts import (
     score_increments,
 )
 from store.times import utc_times
-from voxflow.errors import ServiceError
+from voxflow.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def open_database(uri: str, name: str) -> Iterator[Database]:
     """Database ``name`` on a client of its own, closed when the block ends.
 
     Left open, a client's monitor threads make pymongo's exit handler wait (~0.4 s per command).
-    An unreachable server or a refused user, anywhere in the block, ends it with one ServiceError.
+    An unreachable server or a refused operation, anywhere in the block, ends it with one DatabaseError.
     """
     with connect_mongo(uri) as client, connection_errors_as_service_error(f"database {name}"):
         yield client[name]
@@ -94,14 +94,18 @@ def refuses_user(exc: OperationFailure) -> bool:
 
 
 def server_message(exc: OperationFailure) -> str:
-    """What the server said, without the rest of its reply."""
-    return (exc.details or {}).get("errmsg") or str(exc)
+    """What the server said, without the rest of its reply (of a bulk write, its first write error)."""
+    details = exc.details or {}
+    first_write_error = (details.get("writeErrors") or [{}])[0]
+    return details.get("errmsg") or first_write_error.get("errmsg") or str(exc)
 
 
-def _raise_if_refused(exc: OperationFailure, what: str) -> None:
-    """Raise a ServiceError when ``exc`` says the server refused the configured user or its rights."""
+def _refusal(exc: OperationFailure, what: str) -> DatabaseError:
+    """The one-line error of an operation the server answered with no: the configured user or its rights (the URI
+    to fix), or the operation itself (a full disk, a document too large)."""
     if refuses_user(exc):
-        raise ServiceError(f"MongoDB refused the configured user ({what}): {server_message(exc)}; check the user and password of the MongoDB URI") from exc
+        return DatabaseError(f"MongoDB refused the configured user ({what}): {server_message(exc)}; check the user and password of the MongoDB URI")
+    return DatabaseError(f"MongoDB refused an operation ({what}): {server_message(exc)}")
 
 
 def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
@@ -116,13 +120,12 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
             elapsed = time.monotonic() - began
             delay = next(delays, None)
             if delay is None or elapsed + delay > budget_s:
-                raise ServiceError(f"MongoDB unreachable after {elapsed:.0f} s ({what}): {failure_reason(exc)}") from exc
+                raise DatabaseError(f"MongoDB unreachable after {elapsed:.0f} s ({what}): {failure_reason(exc)}") from exc
             log.warning("MongoDB unreachable (%s): %s; retry %d in %.1f s", what, failure_reason(exc), attempt, delay)
             time.sleep(delay)
             attempt += 1
         except OperationFailure as exc:
-            _raise_if_refused(exc, what)  # not retried: the configuration must change
-            raise
+            raise _refusal(exc, what) from exc  # not retried: the server answered
 
 
 @contextmanager
@@ -131,10 +134,9 @@ def connection_errors_as_service_error(what: str) -> Iterator[None]:
     try:
         yield
     except ConnectionFailure as exc:
-        raise ServiceError(f"MongoDB unreachable ({what}): {failure_reason(exc)}") from exc
+        raise DatabaseError(f"MongoDB unreachable ({what}): {failure_reason(exc)}") from exc
     except OperationFailure as exc:
-        _raise_if_refused(exc, what)
-        raise
+        raise _refusal(exc, what) from exc
 
 
 def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from tasks.ingest import FileRef
 from tasks.persist import Stores, persist_scored
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
-from voxflow.interrupts import ctrl_c_deferred
+from voxflow.interrupts import stops_deferred
 
 
 @dataclass
@@ -105,7 +105,7 @@ def fan_out(
     # ... caused the cluster to lose scattered data", ERROR) or failing to copy it to a closing worker
     # ("Exception while handling op scatter", two tracebacks). A second Ctrl-C interrupts it at once (a
     # scatter waits up to 20 s for a first worker).
-    with ctrl_c_deferred():
+    with stops_deferred():
         model = client.scatter(bundle, broadcast=True, hash=False)
     waiting = deque(chunks)
     in_flight: dict[Future, list[FileRef]] = {}

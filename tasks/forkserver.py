@@ -39,9 +39,11 @@ def start_forkserver(settings: Settings) -> bool:
     it runs, this does nothing (a later cluster with another ``numba_cache_dir`` still gets the first).
     Nothing starts where workers are spawned or settings name a scheduler or a cluster class.
 
-    Started from the main thread, the forkserver and every worker it forks ignore SIGINT from their
-    first instruction: a terminal's Ctrl-C is the command's to handle, and one that came while the
-    forkserver imported its preload killed it, so the cluster's workers could not start.
+    Started from the main thread, the forkserver, multiprocessing's resource tracker and every worker the
+    forkserver forks ignore SIGINT and SIGHUP from their first instruction: a terminal's Ctrl-C or hang-up
+    is the command's to handle. A Ctrl-C that came while the forkserver imported its preload killed it, so
+    the cluster's workers could not start; a hang-up killed the resource tracker, and the one started in its
+    place printed a KeyError traceback for each shared-memory name it had never seen.
 
     Returns
     -------
@@ -51,7 +53,7 @@ def start_forkserver(settings: Settings) -> bool:
     if settings.dask_start_method != "forkserver" or settings.dask_address or settings.dask_cluster_class:
         return False
     multiprocessing.get_context("forkserver").set_forkserver_preload([WORKER_PRELOAD])
-    with _environ(worker_env(settings)), _sigint_ignored():  # numba and BLAS read theirs when imported: in the forkserver
+    with _environ(worker_env(settings)), _terminal_signals_ignored():  # numba and BLAS read theirs when imported: in the forkserver
         multiprocessing.forkserver.ensure_running()
     return True
 
@@ -62,20 +64,22 @@ def is_forkserver(process: psutil.Process) -> bool:
 
 
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT inside the block, where this is the main thread (the only one that may say so).
+def _terminal_signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGHUP (a terminal's Ctrl-C and hang-up) inside the block, where this is the main thread
+    (the only one that may say so).
 
-    An ignored SIGINT is inherited across fork and exec, and Python then installs no handler of its own.
-    A SIGINT meanwhile (the few milliseconds of starting a process) is lost to the caller too.
+    An ignored signal is inherited across fork and exec, and Python then installs no handler of its own for
+    SIGINT. One that comes meanwhile (the few milliseconds of starting a process) is lost to the caller too.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager

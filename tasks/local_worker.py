@@ -1,11 +1,11 @@
-"""Dask worker preload for voxflow's local clusters: Ctrl-C is the command's to handle, not its workers'.
+"""Dask worker preload for voxflow's local clusters: a terminal's Ctrl-C or hang-up is the command's to handle, not its workers'.
 
-A terminal's Ctrl-C reaches every process in its process group, and the workers a command forks or
+A terminal's Ctrl-C (and its SIGHUP when it closes) reaches every process in its process group, and the workers a command forks or
 spawns are among them: each printed a KeyboardInterrupt traceback while the command was closing them
 anyway. Workers forked from a forkserver the main thread started ignore SIGINT from their start
 (:func:`tasks.forkserver.start_forkserver`); spawned ones, and forked ones whose forkserver another
 thread started, from when this loads. Only local workers load this; an operator's own ``dask worker``
-keeps its Ctrl-C.
+keeps its Ctrl-C. SIGTERM is left as it is: a nanny stops a worker that does not close in time with it.
 
 From then on a worker notes a Ctrl-C, and goes on: the command closes the cluster with chunks still
 running, and a worker closing cancels each one with a warning on the terminal, two lines above the
@@ -41,6 +41,7 @@ class CancelledAtCtrlC(logging.Filter):
 
 
 def dask_setup(worker: object) -> None:
-    """Note SIGINT in this worker process and do nothing else with it (the command that started it stops it)."""
+    """Note SIGINT and SIGHUP in this worker process and do nothing else with them (the command that started it stops it)."""
     logging.getLogger(STATE_MACHINE_LOGGER).addFilter(CancelledAtCtrlC())
-    signal.signal(signal.SIGINT, _note_ctrl_c)
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _note_ctrl_c)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import socket
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,8 +25,11 @@ from store.models import ModelStore
 from store.mongo import LISTING_FIELDS, ResultStore, connect_mongo
 from tasks.ingest import Duplicate, Rejection
 from voxflow import services
-from voxflow.errors import ServiceError
+from voxflow.errors import DatabaseError, VoxflowError
+from voxflow.interrupts import stop_signal
 from voxflow.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _FEATURE_COLUMNS = frozenset(FEATURE_NAMES)
 _CACHED_FIELDS = ("audio_sha256", "model_version", "score", "label", *LISTING_FIELDS)
@@ -108,8 +113,10 @@ def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at
 
 @contextmanager
 def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, run_id: str, source: str) -> Iterator[None]:
-    """The run's ``runs`` document: "running" from here on; when the block raises, "interrupted" (Ctrl-C) or
-    "failed", with the error and the counts the run stored (unless the store itself is what failed).
+    """The run's ``runs`` document: "running" from here on; when the block raises, "interrupted" (a stop signal:
+    Ctrl-C, SIGTERM, SIGHUP) or "failed", with the error and the counts the run stored (unless MongoDB is what
+    failed). Should MongoDB refuse that record too, the block's own error is what the caller gets: the next run
+    on this host marks the run crashed.
 
     The block finishes the document itself (``ResultStore.finish_run``) with its summary.
     """
@@ -126,13 +133,21 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
     try:
         yield
     except BaseException as exc:
-        counts = {} if isinstance(exc, ServiceError) else results.stored_counts(run_id)
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        results.finish_run(run_id, {
-            "status": "interrupted" if interrupted else "failed", "finished_at": datetime.now(timezone.utc), **counts,
-            "error": "Ctrl-C (SIGINT) before the run finished; a re-run finishes the rest" if interrupted else f"{type(exc).__name__}: {exc}",
-        })
+        try:
+            results.finish_run(run_id, _ended_by(exc, results, run_id))
+        except VoxflowError as unrecorded:
+            log.warning("run %s could not be recorded as ended (%s)", run_id, unrecorded.reason)
         raise
+
+
+def _ended_by(exc: BaseException, results: ResultStore, run_id: str) -> dict[str, Any]:
+    """The fields of a run that ``exc`` ended: its status, error and the counts it stored."""
+    counts = {} if isinstance(exc, DatabaseError) else results.stored_counts(run_id)
+    stopped = stop_signal(exc)
+    if stopped is None:
+        return {"status": "failed", "finished_at": datetime.now(timezone.utc), **counts, "error": f"{type(exc).__name__}: {exc}"}
+    what = "Ctrl-C (SIGINT)" if stopped == signal.SIGINT else stopped.name
+    return {"status": "interrupted", "finished_at": datetime.now(timezone.utc), **counts, "error": f"{what} before the run finished; a re-run finishes the rest"}
 
 
 def close_abandoned_runs(results: ResultStore) -> list[str]:

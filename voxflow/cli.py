@@ -40,7 +40,7 @@ from pydantic_settings import SettingsError
 
 from voxflow.errors import LockError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
-from voxflow.interrupts import ctrl_c_deferred
+from voxflow.interrupts import STOP_SIGNALS, raise_terminated, stop_signal, stops_deferred
 from voxflow.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -76,12 +76,18 @@ class BriefExpectedErrors(logging.Formatter):
 
 
 class CtrlCNotACrash(logging.Filter):
-    """Leaves out of the console Prefect's lines on a run ended by Ctrl-C ("Crash detected! Execution was
-    aborted by an interrupt signal.", ERROR): the command says it was interrupted in its last line, and the
-    run's record says "interrupted". Prefect's API log keeps them, with the Crashed state."""
+    """Leaves out of the console Prefect's lines on a run ended by a stop signal ("Crash detected! Execution was
+    aborted by an interrupt signal.", "... by a termination signal.", "Finished in state Crashed(...)", ERROR): the
+    command says it was stopped in its last line, and the run's record says "interrupted". Prefect's API log keeps
+    them, with the Crashed state."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name.startswith("prefect.") and "aborted by an interrupt signal" in record.getMessage())
+        if not record.name.startswith("prefect."):
+            return True
+        message = record.getMessage()
+        if "aborted by an interrupt signal" in message or "aborted by a termination signal" in message:
+            return False
+        return not (_stopped_by is not None and "Crash" in message)  # SIGHUP's: "...by an unexpected exception: Terminated"
 
 
 def _cell(value: Any) -> Any:
@@ -167,13 +173,13 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     # A Ctrl-C during the commands' heavy imports (distributed, Prefect and the flows: ~1-2 s each) takes effect
     # once they are done: raised inside them, pydantic-core reported it as unraisable and the command went on, or
     # it left CPython's import lock held, and the first thread to import after it hung the command.
-    with imports_uncollected(), ctrl_c_deferred():
+    with imports_uncollected(), stops_deferred():
         from tasks.cluster import initial_workers, local_cluster_ahead
 
     chunk_size = args.chunk_size or settings.chunk_size
     workers = initial_workers(count_listed(args.source, limit=settings.dask_max_workers * chunk_size), settings, chunk_size)
     with local_cluster_ahead(settings, workers=workers) as scheduler_address:  # the workers start while Prefect and the flow's imports do
-        with imports_uncollected(), ctrl_c_deferred():
+        with imports_uncollected(), stops_deferred():
             from flows.analyze import analyze_batch
             from voxflow.orchestration import prefect_api
 
@@ -258,7 +264,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
     check_source(args.manifest)
-    with ctrl_c_deferred():
+    with stops_deferred():
         from flows.train import VOICED_ATTRIBUTION, train_model
         from voxflow.orchestration import prefect_api
 
@@ -277,7 +283,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
             records = recent_backups(db, limit=args.limit)
         _print_records(records, BACKUP_COLUMNS, as_json=args.json, empty="no backups recorded")
         return 0
-    with ctrl_c_deferred():
+    with stops_deferred():
         from flows.backup import backup_nightly
         from voxflow.orchestration import prefect_api
 
@@ -294,7 +300,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    with ctrl_c_deferred():
+    with stops_deferred():
         from flows.backup import restore_backup
 
     summary = restore_backup(settings, args.date, into=args.into, drop=args.drop)
@@ -389,7 +395,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
     check_source(args.manifest, lists_paths=False)
-    with ctrl_c_deferred():
+    with stops_deferred():
         from flows.evaluate import evaluate_manifest
         from voxflow.orchestration import prefect_api
 
@@ -401,7 +407,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    with ctrl_c_deferred():
+    with stops_deferred():
         from flows.retrain import retrain_nightly
         from voxflow.orchestration import prefect_api
 
@@ -608,7 +614,7 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
-    with ctrl_c_deferred():
+    with stops_deferred():
         from flows.drain import drain_queue
         from voxflow.orchestration import prefect_api
 
@@ -621,7 +627,7 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
-    with ctrl_c_deferred():
+    with stops_deferred():
         from voxflow.deploy import deploy_all
         from voxflow.orchestration import prefect_api
 
@@ -637,7 +643,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    with ctrl_c_deferred():
+    with stops_deferred():
         from voxflow.deploy import run_worker
         from voxflow.orchestration import prefect_api
 
@@ -808,7 +814,7 @@ def _file_error(exc: OSError, settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voxflow`` command."""
-    global _ctrl_c_pressed
+    global _stopped_by
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
@@ -828,17 +834,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(distributed_level).lower())
     try:
-        _ctrl_c_pressed = False
+        _stopped_by = None
         signal.signal(signal.SIGINT, _raise_at_ctrl_c)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) is signal.SIG_DFL:  # one ignored (nohup's SIGHUP) stays ignored
+                signal.signal(signum, _raise_at_termination)
         code = args.handler(args, settings)
         sys.stdout.flush()  # a reader gone away (`voxflow results | head`) shows here, not in the interpreter's last flush
         return code
     except BaseException as exc:
-        # Once Ctrl-C was pressed, whatever the command ended with is the interruption: native code turns the
+        # Once a stop signal came, whatever the command ended with is the interruption: native code turns the
         # KeyboardInterrupt raised inside a callback of its into another error (pydantic: a PydanticSerializationError,
         # while Prefect's import dumps its settings), or swallows it and fails later.
-        if isinstance(exc, KeyboardInterrupt) or _ctrl_c_pressed:
-            return _interrupted(resumable=args.resumable)
+        stopped = stop_signal(exc) or _stopped_by
+        if stopped is not None:
+            return _interrupted(stopped, resumable=args.resumable)
         if isinstance(exc, BrokenPipeError):
             # As any Unix filter whose reader has gone: no message; 141 is the status of a process that SIGPIPE ended.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -851,10 +861,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         raise
     finally:
-        signal.signal(signal.SIGINT, _exit_at_ctrl_c)
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, _exit_at_stop)
 
 
-_ctrl_c_pressed = False  # by _raise_at_ctrl_c, while the command runs
+_stopped_by: signal.Signals | None = None  # the stop signal that came while the command ran
 
 
 def _raise_at_ctrl_c(signum: int, frame: object) -> None:
@@ -862,9 +874,17 @@ def _raise_at_ctrl_c(signum: int, frame: object) -> None:
 
     asyncio.run() cancels its task at Ctrl-C only under Python's handler itself (:func:`_python_ctrl_c`).
     """
-    global _ctrl_c_pressed
-    _ctrl_c_pressed = True
+    global _stopped_by
+    _stopped_by = signal.SIGINT
     signal.default_int_handler(signum, frame)
+
+
+def _raise_at_termination(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP: raise Terminated, remembering it. Inside a flow run Prefect's own SIGTERM handler raises
+    first (marking the run Crashed), then sends SIGTERM again to this one."""
+    global _stopped_by
+    _stopped_by = signal.Signals(signum)
+    raise_terminated(signum, frame)
 
 
 @contextmanager
@@ -878,26 +898,28 @@ def _python_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _interrupted(*, resumable: bool) -> int:
-    """Say that the command was interrupted, and whether running it again finishes the rest; 130 to exit with."""
-    print("voxflow: interrupted" + ("; re-run the same command to finish the rest" if resumable else ""), file=sys.stderr)
+def _interrupted(signum: signal.Signals, *, resumable: bool) -> int:
+    """Say that the command was stopped, by what, and whether running it again finishes the rest; 128 + the signal's
+    number to exit with (130 for Ctrl-C), as a shell reports a process that signal ended."""
+    what = "interrupted" if signum == signal.SIGINT else f"terminated ({signum.name})"
+    print(f"voxflow: {what}" + ("; re-run the same command to finish the rest" if resumable else ""), file=sys.stderr)
     # CPython notes a KeyboardInterrupt that left code it ran from a string (dataclasses and pydantic build
     # classes with exec, as modules import) and, run as `python -m`, then ends the process by SIGINT after it
     # exits, whatever status it exits with (_Py_UnhandledKeyboardInterrupt in Modules/main.c). Running a
     # string clears that note: the command handled the interrupt, and exits with 130.
     exec("")
-    return 130
+    return 128 + signum
 
 
-def _exit_at_ctrl_c(signum: int, frame: object) -> None:
-    """The command has ended: a Ctrl-C while the interpreter shuts down (joining threads, atexit handlers)
-    exits at once with 130, instead of a traceback from wherever the shutdown was."""
+def _exit_at_stop(signum: int, frame: object) -> None:
+    """The command has ended: a stop signal while the interpreter shuts down (joining threads, atexit handlers)
+    exits at once with 128 + its number, instead of a traceback from wherever the shutdown was."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more to say there
             pass
-    os._exit(130)
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":

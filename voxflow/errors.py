@@ -55,6 +55,10 @@ class ServiceError(VoxflowError):
     stage = "service"
 
 
+class DatabaseError(ServiceError):
+    """MongoDB is unreachable, or refused an operation (the configured user, a full disk)."""
+
+
 class BackupError(VoxflowError):
     """A backup cannot be written, verified or restored (missing or corrupt file, occupied target)."""
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -62,6 +63,29 @@ def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[s
     assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
     run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
     assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run
+    summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
+    assert summary["scored"] + summary["skipped"] == N_VOICED and summary["skipped"] >= run["scored"]
+    _assert_exactly_once(env)
+
+
+@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGTERM, False), (signal.SIGHUP, True)], ids=["sigterm-to-the-command", "sighup-to-its-group"])
+def test_a_termination_ends_with_one_line_the_run_recorded_and_a_rerun_finishes_the_rest(
+    cli_env: dict[str, str], voiced_manifest: Path, signum: signal.Signals, to_group: bool
+) -> None:
+    # SIGTERM: a service manager, `kill PID`, Prefect cancelling; SIGHUP: the terminal closed (to its whole job).
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "48"}
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+    wait_for_predictions(env, proc, 16)
+    (os.killpg if to_group else os.kill)(proc.pid, signum)
+    stopped = finish(proc)
+    assert stopped.returncode == 128 + signum, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr and "Crash detected" not in stopped.stderr, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().splitlines()[-1] == f"voxflow: terminated ({signum.name}); re-run the same command to finish the rest"
+    run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
+    assert (run["status"], run["error"]) == ("interrupted", f"{signum.name} before the run finished; a re-run finishes the rest"), run
+    assert run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run
+    with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/flow_runs/{run['run_id']}", timeout=10) as response:
+        assert json.load(response)["state_type"] == "CRASHED"  # not left Running
     summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
     assert summary["scored"] + summary["skipped"] == N_VOICED and summary["skipped"] >= run["scored"]
     _assert_exactly_once(env)

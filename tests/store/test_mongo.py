@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from store.mongo import PredictionFilter, ResultStore, _retrying, backoff_delays, connect_mongo, open_database
 from voxflow import services
-from voxflow.errors import ServiceError
+from voxflow.errors import DatabaseError, ServiceError
 from voxflow.settings import Settings
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
@@ -191,6 +191,20 @@ def test_a_refused_user_in_an_open_database_is_a_service_error(test_settings: Se
     with pytest.raises(ServiceError, match=r"MongoDB refused the configured user \(database voxflow\)"):
         with open_database(services.mongo_uri(test_settings), "voxflow"):
             refused_user()
-    with pytest.raises(DuplicateKeyError):  # other refusals of the server stay what they are
+    # Any other refusal that leaves the block is one line too, what the server said (a full disk, a document too large).
+    with pytest.raises(DatabaseError, match=r"^MongoDB refused an operation \(database voxflow\): E11000 duplicate key$") as refused:
         with open_database(services.mongo_uri(test_settings), "voxflow"):
             raise DuplicateKeyError("E11000 duplicate key", code=11000)
+    assert isinstance(refused.value.__cause__, DuplicateKeyError)
+
+
+def test_a_write_the_server_refuses_is_one_line_and_not_retried(results: ResultStore, mongo_db: Database) -> None:
+    attempts = []
+
+    def full_disk() -> None:
+        attempts.append(1)
+        raise OperationFailure("database or disk is full", code=1, details={"ok": 0.0, "errmsg": "database or disk is full"})
+
+    with pytest.raises(DatabaseError, match=r"^MongoDB refused an operation \(finish run r1\): database or disk is full$"):
+        _retrying("finish run r1", full_disk, budget_s=30)
+    assert attempts == [1]

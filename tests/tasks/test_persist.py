@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 import psutil
 import pytest
+from prefect.exceptions import TerminationSignal
 from pymongo.database import Database
 
 from store.mongo import ResultStore
-from tasks.persist import close_abandoned_runs, open_stores
+from tasks.persist import close_abandoned_runs, open_stores, recorded_run
+from voxflow.errors import DatabaseError
+from voxflow.interrupts import Terminated
 from voxflow.settings import Settings
 
 
@@ -89,3 +94,52 @@ def test_only_runs_whose_process_on_this_host_ended_are_closed(mongo_db: Databas
     assert {k: status[k]["status"] for k in runs} == {"dead": "crashed", "alive": "running", "reused-pid": "crashed", "elsewhere": "running"}
     assert (status["dead"]["scored"], status["dead"]["quarantined"]) == (1, 0)
     assert close_abandoned_runs(results) == []
+
+
+CARD = SimpleNamespace(version="m", feature_version=3)  # what recorded_run reads of a model card
+AGAIN = "before the run finished; a re-run finishes the rest"
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "error"),
+    [
+        (KeyboardInterrupt(), "interrupted", f"Ctrl-C (SIGINT) {AGAIN}"),
+        (Terminated(signal.SIGHUP), "interrupted", f"SIGHUP {AGAIN}"),  # the terminal closed
+        (TerminationSignal(signal.SIGTERM), "interrupted", f"SIGTERM {AGAIN}"),  # Prefect's, inside a flow run
+        (ValueError("boom"), "failed", "ValueError: boom"),
+    ],
+)
+def test_a_run_an_exception_ends_is_recorded_with_what_it_stored(
+    mongo_db: Database, test_settings: Settings, raised: BaseException, status: str, error: str
+) -> None:
+    results = ResultStore(mongo_db)
+    results.ensure_indexes()
+    with pytest.raises(type(raised)):
+        with recorded_run(results, CARD, test_settings, run_id="r1", source="in"):
+            results.insert_predictions([{"audio_sha256": "a" * 64, "model_version": "m", "run_id": "r1", "score": 0.5}])
+            raise raised
+    run = mongo_db.runs.find_one({"run_id": "r1"})
+    assert (run["status"], run["error"], run["scored"]) == (status, error, 1)
+
+
+def test_when_mongodb_fails_the_run_its_counts_are_not_asked_and_a_refused_record_leaves_the_error_as_it_is(
+    mongo_db: Database, test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = ResultStore(mongo_db)
+    results.ensure_indexes()
+    monkeypatch.setattr(results, "stored_counts", lambda run_id: pytest.fail("counted on a database that failed"))
+    with pytest.raises(DatabaseError, match="unreachable"):
+        with recorded_run(results, CARD, test_settings, run_id="r1", source="in"):
+            raise DatabaseError("MongoDB unreachable after 30 s (insert 8 into predictions): connection refused")
+    assert mongo_db.runs.find_one({"run_id": "r1"})["status"] == "failed"
+    monkeypatch.undo()
+
+    def full_disk(run_id: str, fields: dict) -> None:
+        raise DatabaseError(f"MongoDB refused an operation (finish run {run_id}): database or disk is full")
+
+    # The disk that failed the run's Parquet write refuses its record too: the command still says what failed first.
+    with pytest.raises(OSError, match="No space left on device"):
+        with recorded_run(results, CARD, test_settings, run_id="r2", source="in"):
+            monkeypatch.setattr(results, "finish_run", full_disk)
+            raise OSError(28, "No space left on device")
+    assert mongo_db.runs.find_one({"run_id": "r2"})["status"] == "running"  # closed as crashed by the next run on this host

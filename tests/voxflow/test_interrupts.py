@@ -1,17 +1,17 @@
-"""Ctrl-C held back for the length of a block."""
+"""Stop signals held back for the length of a block."""
 
 import signal
 import threading
 
 import pytest
 
-from voxflow.interrupts import ctrl_c_deferred
+from voxflow.interrupts import Terminated, raise_terminated, stops_deferred
 
 
 def test_a_first_ctrl_c_takes_effect_when_the_block_ends() -> None:
     handler, reached = signal.getsignal(signal.SIGINT), []
     with pytest.raises(KeyboardInterrupt):
-        with ctrl_c_deferred():
+        with stops_deferred():
             signal.raise_signal(signal.SIGINT)
             reached.append("the end of the block")
     assert reached == ["the end of the block"]
@@ -21,7 +21,7 @@ def test_a_first_ctrl_c_takes_effect_when_the_block_ends() -> None:
 def test_a_second_ctrl_c_takes_effect_at_once() -> None:
     reached = []
     with pytest.raises(KeyboardInterrupt):
-        with ctrl_c_deferred():
+        with stops_deferred():
             signal.raise_signal(signal.SIGINT)
             reached.append("after the first")
             signal.raise_signal(signal.SIGINT)
@@ -32,8 +32,8 @@ def test_a_second_ctrl_c_takes_effect_at_once() -> None:
 def test_nested_blocks_defer_it_to_the_outer_ones_end() -> None:
     reached = []
     with pytest.raises(KeyboardInterrupt):
-        with ctrl_c_deferred():
-            with ctrl_c_deferred():
+        with stops_deferred():
+            with stops_deferred():
                 signal.raise_signal(signal.SIGINT)
             reached.append("after the inner block")
     assert reached == ["after the inner block"]
@@ -43,10 +43,34 @@ def test_a_block_off_the_main_thread_runs_as_it_is() -> None:
     seen = []
 
     def block() -> None:
-        with ctrl_c_deferred():
+        with stops_deferred():
             seen.append(signal.getsignal(signal.SIGINT))
 
     thread = threading.Thread(target=block)
     thread.start()
     thread.join()
     assert seen == [signal.getsignal(signal.SIGINT)]  # no handler of its own: only the main thread may set one
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_termination_is_deferred_as_ctrl_c_is(signum: signal.Signals) -> None:
+    previous, reached = signal.signal(signum, raise_terminated), []
+    try:
+        with pytest.raises(Terminated) as stopped:
+            with stops_deferred():
+                signal.raise_signal(signum)
+                reached.append("the end of the block")
+        assert reached == ["the end of the block"] and stopped.value.signum == signum
+        assert signal.getsignal(signum) is raise_terminated
+    finally:
+        signal.signal(signum, previous)
+
+
+def test_a_signal_left_to_its_default_or_ignored_is_left_as_it_is() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with stops_deferred():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGHUP)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
