@@ -20,10 +20,12 @@ import numpy as np
 from voxflow.errors import DecodeError
 
 SAMPLE_BYTES = {16: 2, 24: 3, 32: 4, 80: 1}
+WFDB_FORMATS = frozenset({0, 8, 16, 24, 32, 61, 80, 160, 212, 310, 311, 508, 516, 524})  # all WFDB defines
 DEFAULT_GAIN = 200.0  # WFDB's DEFGAIN: a gain of 0 or none means "uncalibrated, 200 adu per unit"
 MAX_HEADER_BYTES = 1 << 16
 
 _FORMAT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
+_MULTI_SEGMENT = re.compile(r"^[^/]+/\d+$")  # record/segments
 _GAIN = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\(([-+]?\d+)\))?(?:/.*)?$")  # gain(baseline)/units
 
 
@@ -54,6 +56,8 @@ class WfdbHeader:
 
 
 def _fail(path: Path, why: str) -> DecodeError:
+    """A header's reason; ``why`` says what is wrong by position and expectation, never quoting the header
+    (a text file named .hea may be a patient note, or a link to /etc/shadow)."""
     return DecodeError(f"WFDB header {path.name}: {why}")
 
 
@@ -72,32 +76,33 @@ def _header_lines(path: Path) -> list[str]:
 
 
 def _parse_signal(path: Path, number: int, line: str) -> WfdbSignal:
+    where = f"signal line {number + 1}"
     fields = line.split(maxsplit=8)
     if len(fields) < 2:
-        raise _fail(path, f"signal line {number + 1} {line!r} has no format field")
+        raise _fail(path, f"{where} has no format field ('file format gain …' expected)")
     file_name, fmt_field = fields[0], fields[1]
     if file_name == "-" or Path(file_name).name != file_name:
-        raise _fail(path, f"signal file {file_name!r} is not a plain file name next to the header")
+        raise _fail(path, f"{where}: its signal file is not a plain file name next to the header (a path, or '-'?)")
     match = _FORMAT.match(fmt_field)
-    if not match:
-        raise _fail(path, f"signal {number}: cannot parse format field {fmt_field!r}")
+    if not match or int(match.group(1)) not in WFDB_FORMATS:
+        raise _fail(path, f"{where}: its format field is not a WFDB format number (supported: 16, 24, 32, 80)")
     fmt = int(match.group(1))
     if fmt not in SAMPLE_BYTES:
         raise _fail(path, f"unsupported WFDB format {fmt} (supported: 16, 24, 32, 80)")
     if (match.group(2) and int(match.group(2)) != 1) or (match.group(3) and int(match.group(3)) != 0):
-        raise _fail(path, f"format field {fmt_field!r}: several samples per frame or skew are not supported")
+        raise _fail(path, f"{where}: several samples per frame or skew are not supported")
     gain, baseline = DEFAULT_GAIN, None
     if len(fields) > 2:
         gain_match = _GAIN.match(fields[2])
         if not gain_match:
-            raise _fail(path, f"signal {number}: cannot parse gain field {fields[2]!r}")
+            raise _fail(path, f"{where}: its gain field is not a number, 'gain(baseline)' or 'gain/units'")
         gain = float(gain_match.group(1)) or DEFAULT_GAIN
         baseline = int(gain_match.group(2)) if gain_match.group(2) else None
     try:
         adc_zero = int(fields[4]) if len(fields) > 4 else 0
         checksum = int(fields[6]) if len(fields) > 6 else None
     except ValueError:
-        raise _fail(path, f"signal line {number + 1} {line!r} has a non-integer ADC zero or checksum") from None
+        raise _fail(path, f"{where}: its ADC zero or checksum is not an integer") from None
     return WfdbSignal(
         file_name=file_name,
         fmt=fmt,
@@ -130,22 +135,23 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
     if not lines:
         raise _fail(path, "holds only comments")
     record = lines[0].split()
+    not_a_record = "line 1 is not 'record nsig fs nsamples' (a text file named .hea?)"
+    if len(record) >= 2 and _MULTI_SEGMENT.match(record[0]):
+        raise _fail(path, "line 1 declares a multi-segment record ('record/segments'), which is not supported")
     if len(record) < 2 or "/" in record[0]:
-        raise _fail(
-            path, f"line 1 {lines[0]!r} is not 'record nsig fs nsamples' (multi-segment records are not supported)"
-        )
+        raise _fail(path, not_a_record)
     try:
         n_signals = int(record[1])
         fs = float(record[2].split("/")[0]) if len(record) > 2 else 0.0
         n_samples = int(record[3]) if len(record) > 3 else None
     except ValueError:
-        raise _fail(path, f"line 1 {lines[0]!r} is not 'record nsig fs nsamples'") from None
+        raise _fail(path, not_a_record) from None
     if n_signals < 1:
         raise _fail(path, f"declares {n_signals} signals")
     if n_samples is not None and n_samples < 0:
         raise _fail(path, f"declares a negative number of samples ({n_samples}) on line 1")
     if not math.isfinite(fs) or fs <= 0:  # float() also reads "nan" and "inf"
-        raise _fail(path, f"no usable sampling frequency on line 1 ({record[2] if len(record) > 2 else 'none given'})")
+        raise _fail(path, f"no usable sampling frequency on line 1 ({f'{fs:g}' if len(record) > 2 else 'none given'})")
     if len(lines) < 1 + n_signals:
         raise _fail(path, f"declares {n_signals} signals but has {len(lines) - 1} signal lines")
     signals = tuple(_parse_signal(path, i, line) for i, line in enumerate(lines[1 : 1 + n_signals]))

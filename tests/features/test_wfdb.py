@@ -173,6 +173,48 @@ def test_malformed_headers(tmp_path, content, words):
     assert err.value.reason.startswith("WFDB header bad.hea: ") and words in err.value.reason
 
 
+SECRET = "Jane-Doe-MRN-4711"  # what a text file named .hea might hold; no reason may copy it
+
+
+@pytest.mark.parametrize(
+    "content,why",
+    [
+        (f"Patient {SECRET} seen today\n", "line 1 is not 'record nsig fs nsamples' (a text file named .hea?)"),
+        (f"root:{SECRET}:19000:0:99999:7:::\n", "line 1 is not 'record nsig fs nsamples' (a text file named .hea?)"),
+        (f"and/{SECRET} 1 8000 10\n", "line 1 is not 'record nsig fs nsamples' (a text file named .hea?)"),
+        ("rec/3 1 8000 10\n", "line 1 declares a multi-segment record ('record/segments'), which is not supported"),
+        (f"rec 1 0/{SECRET} 10\nrec.dat 16\n", "no usable sampling frequency on line 1 (0)"),
+        (f"rec 1 8000 10\n{SECRET}\n", "signal line 1 has no format field ('file format gain …' expected)"),
+        (
+            f"rec 2 8000 10\nrec.dat 16\n../{SECRET} 16\n",
+            "signal line 2: its signal file is not a plain file name next to the header (a path, or '-'?)",
+        ),
+        (
+            f"rec 1 8000 10\nrec.dat {SECRET}\n",
+            "signal line 1: its format field is not a WFDB format number (supported: 16, 24, 32, 80)",
+        ),
+        (
+            "rec 1 8000 10\nrec.dat 47114711\n",
+            "signal line 1: its format field is not a WFDB format number (supported: 16, 24, 32, 80)",
+        ),
+        ("rec 1 8000 10\nrec.dat 16x2\n", "signal line 1: several samples per frame or skew are not supported"),
+        (
+            f"rec 1 8000 10\nrec.dat 16 {SECRET}\n",
+            "signal line 1: its gain field is not a number, 'gain(baseline)' or 'gain/units'",
+        ),
+        (f"rec 1 8000 10\nrec.dat 16 200 16 {SECRET}\n", "signal line 1: its ADC zero or checksum is not an integer"),
+    ],
+)
+def test_header_reasons_never_quote_the_header(tmp_path, content, why):
+    # the reasons quoted the line or field, copying a patient note (or, through a link, /etc/shadow) into the quarantine
+    header = tmp_path / "bad.hea"
+    header.write_text(content)
+    with pytest.raises(DecodeError) as err:
+        decode_audio(header)
+    assert err.value.reason == f"WFDB header bad.hea: {why}"
+    assert SECRET not in err.value.reason and "4711" not in err.value.reason
+
+
 def test_too_long_record_is_refused_before_reading(tmp_path, monkeypatch):
     def no_read(*args, **kwargs):
         raise AssertionError("samples were read")
