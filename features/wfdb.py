@@ -23,6 +23,7 @@ SAMPLE_BYTES = {16: 2, 24: 3, 32: 4, 80: 1}
 WFDB_FORMATS = frozenset({0, 8, 16, 24, 32, 61, 80, 160, 212, 310, 311, 508, 516, 524})  # all WFDB defines
 DEFAULT_GAIN = 200.0  # WFDB's DEFGAIN: a gain of 0 or none means "uncalibrated, 200 adu per unit"
 MAX_HEADER_BYTES = 1 << 16
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems
 
 _FORMAT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
 _MULTI_SEGMENT = re.compile(r"^[^/]+/\d+$")  # record/segments
@@ -61,6 +62,21 @@ def _fail(path: Path, why: str) -> DecodeError:
     return DecodeError(f"WFDB header {path.name}: {why}")
 
 
+def _plain_name(name: str) -> bool:
+    """Whether a signal file name is one voxflow looks up next to the header and may name in a reason.
+
+    Not a path, not '-' (standard input), '.' or '..', only printable characters (a reason shows it as
+    it is), and no longer than a file name can be: a longer one fails the lookup with an OSError that
+    quotes it.
+    """
+    return (
+        name not in ("-", ".", "..")
+        and Path(name).name == name
+        and name.isprintable()
+        and len(name.encode()) <= MAX_NAME_BYTES
+    )
+
+
 def _header_lines(path: Path) -> list[str]:
     with path.open("rb") as handle:
         raw = handle.read(MAX_HEADER_BYTES + 1)
@@ -81,8 +97,12 @@ def _parse_signal(path: Path, number: int, line: str) -> WfdbSignal:
     if len(fields) < 2:
         raise _fail(path, f"{where} has no format field ('file format gain …' expected)")
     file_name, fmt_field = fields[0], fields[1]
-    if file_name == "-" or Path(file_name).name != file_name:
-        raise _fail(path, f"{where}: its signal file is not a plain file name next to the header (a path, or '-'?)")
+    if not _plain_name(file_name):
+        raise _fail(
+            path,
+            f"{where}: its signal file is not a plain file name next to the header "
+            f"(a path, '-', control characters or over {MAX_NAME_BYTES} bytes?)",
+        )
     match = _FORMAT.match(fmt_field)
     if not match or int(match.group(1)) not in WFDB_FORMATS:
         raise _fail(path, f"{where}: its format field is not a WFDB format number (supported: 16, 24, 32, 80)")
@@ -254,4 +274,4 @@ def wfdb_signal_files(path: str | os.PathLike) -> list[Path]:
     except (DecodeError, IndexError, ValueError):
         return []  # the decoder reports what is wrong with the header
     names = dict.fromkeys(line.split()[0] for line in lines[1 : 1 + n_signals])
-    return [path.with_name(name) for name in names if Path(name).name == name and name != "-"]
+    return [path.with_name(name) for name in names if _plain_name(name)]

@@ -187,7 +187,8 @@ SECRET = "Jane-Doe-MRN-4711"  # what a text file named .hea might hold; no reaso
         (f"rec 1 8000 10\n{SECRET}\n", "signal line 1 has no format field ('file format gain …' expected)"),
         (
             f"rec 2 8000 10\nrec.dat 16\n../{SECRET} 16\n",
-            "signal line 2: its signal file is not a plain file name next to the header (a path, or '-'?)",
+            "signal line 2: its signal file is not a plain file name next to the header "
+            "(a path, '-', control characters or over 255 bytes?)",
         ),
         (
             f"rec 1 8000 10\nrec.dat {SECRET}\n",
@@ -213,6 +214,26 @@ def test_header_reasons_never_quote_the_header(tmp_path, content, why):
         decode_audio(header)
     assert err.value.reason == f"WFDB header bad.hea: {why}"
     assert SECRET not in err.value.reason and "4711" not in err.value.reason
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        f"{SECRET}\x1b[2J",  # an escape sequence that a reason would show as it is
+        SECRET * 16,  # longer than a file name: the lookup's OSError quoted it
+    ],
+)
+def test_signal_file_names_no_lookup_or_reason_may_show_are_refused(tmp_path, name):
+    header = tmp_path / "bad.hea"
+    header.write_text(f"rec 1 8000 10\n{name} 16\n")
+    with pytest.raises(DecodeError) as err:
+        decode_audio(header)
+    assert err.value.reason == (
+        "WFDB header bad.hea: signal line 1: its signal file is not a plain file name next to the header "
+        "(a path, '-', control characters or over 255 bytes?)"
+    )
+    assert wfdb_signal_files(header) == []  # discovery does not look it up either
 
 
 def test_too_long_record_is_refused_before_reading(tmp_path, monkeypatch):
