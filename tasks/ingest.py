@@ -382,9 +382,22 @@ def _printable(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def given_path(text: str, *, what: str = "SOURCE") -> Path:
+    """A path a user gave, ``~`` expanded.
+
+    Raises
+    ------
+    SourceError
+        When ``text`` is empty: ``Path('')`` is the current folder, which nobody meant.
+    """
+    if not text:
+        raise SourceError(f"{what} is empty (''): name a file or folder")
+    return Path(text).expanduser()
+
+
 def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
     # Absolute (links kept as named): the stores must name files that can be found from anywhere.
-    path = Path(os.path.abspath(Path(source).expanduser()))
+    path = Path(os.path.abspath(given_path(source)))
     # os.path's tests answer False where Path's raise: a glob inside a folder that cannot be entered is no error.
     if os.path.isdir(path):
         return _folder_candidates(path)
@@ -451,9 +464,9 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
     Raises
     ------
     SourceError
-        When the path does not exist and, as a glob, matches nothing; or is such a file.
+        When the path is empty, or does not exist and, as a glob, matches nothing; or is such a file.
     """
-    path = Path(source).expanduser()
+    path = given_path(source)
     if os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
         columns = _manifest_columns(path)
         if lists_paths:

@@ -261,9 +261,11 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from tasks.ingest import check_source
+    from tasks.ingest import check_source, given_path
 
     check_source(args.manifest)
+    if args.out is not None:
+        given_path(args.out, what="--out")  # '' would have registered the model instead
     with stops_deferred():
         from flows.train import VOICED_ATTRIBUTION, train_model
         from voxflow.orchestration import prefect_api
@@ -320,10 +322,11 @@ METRIC_ROWS = ("n", "n_positive", "auc", "auc_std", "uar", "f1", "sensitivity", 
 
 def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from store.labels import LabelStore
+    from tasks.ingest import given_path
     from tasks.labels import read_labels, read_voiced_labels
     from voxflow.errors import SourceError
 
-    source = Path(args.file)
+    source = given_path(args.file, what="FILE")
     max_bytes = int(settings.max_file_mb * 1e6)
     if args.voiced:
         found = read_voiced_labels(source, max_file_bytes=max_bytes)
@@ -504,10 +507,12 @@ def _difference(delta: int) -> str:
 
 
 def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.ingest import given_path
     from tasks.voiced import voiced_manifest
 
-    frame, skipped = voiced_manifest(Path(args.folder))
-    frame.to_csv(args.output, index=False)
+    output = given_path(args.output, what="--output")
+    frame, skipped = voiced_manifest(given_path(args.folder, what="FOLDER"))
+    frame.to_csv(output, index=False)
     for record in skipped:
         print(f"skipped {record['row']}: {record['reason']}", file=sys.stderr)
     counts = frame["label"].value_counts().to_dict()
@@ -517,9 +522,10 @@ def cmd_voiced_manifest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo_corpus(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.ingest import given_path
     from voxflow.demo import write_demo_corpus
 
-    manifest = write_demo_corpus(Path(args.folder), n=args.n)
+    manifest = write_demo_corpus(given_path(args.folder, what="FOLDER"), n=args.n)
     print(f"wrote {args.n} labelled clips and a bad-input folder under {args.folder} (manifest {manifest})")
     return 0
 

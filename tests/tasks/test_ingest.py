@@ -317,6 +317,14 @@ def test_a_file_that_is_neither_audio_nor_a_usable_manifest_fails_before_any_wor
         check_source(str(tmp_path), lists_paths=False)
 
 
+def test_an_empty_source_is_refused_not_read_as_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tone(tmp_path / "here.wav")
+    monkeypatch.chdir(tmp_path)
+    for look in (check_source, list_source, lambda source: discover(source, max_file_bytes=MAX)):
+        with pytest.raises(SourceError, match=r"^SOURCE is empty \(''\): name a file or folder$"):
+            look("")
+
+
 def test_missing_source_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="source not found"):
         check_source(str(tmp_path / "nope"))

@@ -172,6 +172,19 @@ def test_a_users_own_path_inside_the_home_is_not_blamed_on_the_home(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze", ""], ["enqueue", "", "."], ["train", ""], ["train", "tests", "--out", ""], ["evaluate", ""], ["labels", "import", ""],
+        ["labels", "import", "--voiced", ""], ["voiced-manifest", ""], ["voiced-manifest", "tests", "-o", ""], ["demo-corpus", ""],
+    ],
+)
+def test_an_empty_path_is_refused_in_one_line_before_anything_runs(tmp_path: Path, argv: list[str]) -> None:
+    # Path('') is '.': 'analyze ""' had analysed the folder it ran in, and stored "" as its source.
+    proc = run_cli(argv, bare_env(tmp_path), timeout=60)
+    assert_one_line_error(proc, "is empty (''): name a file or folder")
+
+
+@pytest.mark.parametrize(
     "argv", [["models", "list"], ["models", "promote", "xgb-fv3-0123456789"], ["labels", "import", "labels.csv"], ["counts", "rebuild"]]
 )
 def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> None:
