@@ -13,7 +13,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from features.wfdb import wfdb_signal_files
 from voxflow.errors import SourceError
@@ -260,52 +260,93 @@ def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
     return audio, sum(1 for p in files if not is_audio(p) and not _is_wfdb_signal(p))
 
 
+MANIFEST_COLUMNS = ("path", "subject_id", "label")
+
+
 def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
 
-    Relative paths resolve against the manifest's folder. CSV cells are read as text: a path as it is
-    written (a file may be called ``NA``), an empty or NA-like ``subject_id`` or ``label`` (``NA``,
-    ``null``, ``nan``...) as missing, as pandas would read it. A row without a path is rejected with its
-    row number (it names no file, yet someone wrote it); a row with nothing in it is passed over.
+    Columns are named as :func:`manifest_columns` matches them. Relative paths resolve against the
+    manifest's folder. CSV cells are read as text: a path as it is written (a file may be called ``NA``),
+    a ``subject_id`` or ``label`` as :func:`manifest_field` reads it. A row without a path is rejected with
+    its row number (it names no file, yet someone wrote it); a row with nothing in it is passed over.
     """
-    try:
-        table = _manifest_table(path)
-    except SourceError:
-        raise
-    except Exception as exc:  # pyarrow raises many types for a bad file
-        raise SourceError(f"manifest {path} could not be read: {exc}") from exc
-    _check_columns(path, table.column_names)
+    table = manifest_table(path)
+    columns = _path_columns(path, table.column_names)
 
-    def texts(column: str, missing: Callable[[object], bool]) -> list[str | None]:
-        if column not in table.column_names:
-            return [None] * table.num_rows
-        return [None if missing(value) else str(value) for value in table.column(column).to_pylist()]
+    def cells(name: str) -> list[object]:
+        return table.column(columns[name]).to_pylist() if name in columns else [None] * table.num_rows
 
-    paths = texts("path", lambda value: _missing(value) or value == "")
-    subjects, labels = texts("subject_id", _missing_field), texts("label", _missing_field)
+    paths = [manifest_path(value, path.parent) for value in cells("path")]
+    subjects, labels = [list(map(manifest_field, cells(name))) for name in ("subject_id", "label")]
     candidates = [
-        Candidate(path=Path(raw) if Path(raw).is_absolute() else path.parent / raw, subject_id=subject, label=label)
-        for raw, subject, label in zip(paths, subjects, labels)
-        if raw is not None
+        Candidate(path=listed, subject_id=subject, label=label) for listed, subject, label in zip(paths, subjects, labels) if listed is not None
     ]
-    pathless = [index for index, raw in enumerate(paths) if raw is None]
-    columns = [table.column(name).to_pylist() for name in table.column_names] if pathless else []
+    pathless = [index for index, listed in enumerate(paths) if listed is None]
+    rows = [column.to_pylist() for column in table.columns] if pathless else []
     rejected = [
         Rejection(f"{path} (row {index + 1})", "discover", f"manifest row {index + 1} has no path", "SourceError")
         for index in pathless
-        if any(not _missing(column[index]) and column[index] != "" for column in columns)
+        if any(not _missing(column[index]) and column[index] != "" for column in rows)
     ]
     return candidates, rejected
 
 
-def _check_columns(path: Path, columns: list[str]) -> None:
-    if not columns:
+def manifest_columns(manifest: Path, names: Sequence[str], known: Sequence[str]) -> dict[str, str]:
+    """The column each of the ``known`` names is read from, for every manifest reader: a column matches
+    a known name with surrounding whitespace stripped, in any case (``Path``, `` subject_id`` after a comma).
+
+    Raises
+    ------
+    SourceError
+        When two columns match one known name (``path`` and ``Path``).
+
+    Examples
+    --------
+    >>> manifest_columns(Path("m.csv"), ["Path", " Subject_ID", "site"], MANIFEST_COLUMNS)
+    {'path': 'Path', 'subject_id': ' Subject_ID'}
+    """
+    matched: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        if (key := str(name).strip().lower()) in known:
+            matched[key].append(name)
+    for key, same in matched.items():
+        if len(same) > 1:
+            written = f" ({', '.join(map(repr, same))})" if len(set(same)) > 1 else ""
+            raise SourceError(f"manifest {manifest} has {len(same)} '{key}' columns{written}; keep one")
+    return {key: same[0] for key, same in matched.items()}
+
+
+def _path_columns(path: Path, names: list[str]) -> dict[str, str]:
+    if not names:
         raise SourceError(f"manifest {path} is empty (no header line)")
+    columns = manifest_columns(path, names, MANIFEST_COLUMNS)
     if "path" not in columns:
-        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(columns)})")
-    for name in ("path", "subject_id", "label"):
-        if columns.count(name) > 1:
-            raise SourceError(f"manifest {path} has {columns.count(name)} '{name}' columns; keep one")
+        raise SourceError(f"manifest {path} has no 'path' column (columns: {', '.join(names)})")
+    return columns
+
+
+def manifest_field(value: object) -> str | None:
+    """A manifest cell as text with surrounding whitespace stripped (``S1 `` is ``S1``); None when it is
+    missing, blank or NA-like (``NA``, ``null``, ``nan``...), as pandas would read it.
+
+    Examples
+    --------
+    >>> manifest_field(" S1 "), manifest_field(7), manifest_field(" NA"), manifest_field(float("nan"))
+    ('S1', '7', None, None)
+    """
+    if _missing(value):
+        return None
+    text = str(value).strip()
+    return None if text in _NA_TEXT else text
+
+
+def manifest_path(value: object, folder: Path) -> Path | None:
+    """A manifest cell's path, as written (a file may be called ``NA``, or end with a space), resolved
+    against the manifest's ``folder``; None for an empty cell."""
+    if _missing(value) or value == "":
+        return None
+    return folder / str(value)
 
 
 def _manifest_columns(path: Path) -> list[str]:
@@ -321,19 +362,30 @@ def _manifest_columns(path: Path) -> list[str]:
         raise SourceError(f"manifest {path} could not be read: {exc}") from exc
 
 
-def _manifest_table(path: Path) -> "pa.Table":
+def manifest_table(path: Path) -> "pa.Table":
+    """A Parquet manifest's table, or a CSV manifest's with every cell as the text written (empty cells
+    too): its readers decide what counts as missing.
+
+    Raises
+    ------
+    SourceError
+        When the file cannot be read as a manifest.
+    """
     # pyarrow rather than pandas, whose import (~0.6 s) would run in every analyze of a manifest while the workers wait;
     # imported here because the CLI imports this module before it starts the workers' forkserver.
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        return pq.read_table(path)
-    header = _manifest_columns(path)
-    # Every cell as the text written (empty cells too); read_manifest decides what counts as missing.
-    as_text = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False)
-    return pa_csv.read_csv(path, convert_options=as_text)
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            return pq.read_table(path)
+        as_text = pa_csv.ConvertOptions(column_types={name: pa.string() for name in _manifest_columns(path)}, strings_can_be_null=False)
+        return pa_csv.read_csv(path, convert_options=as_text)
+    except SourceError:
+        raise
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise SourceError(f"manifest {path} could not be read: {exc}") from exc
 
 
 def _missing(value: object) -> bool:
@@ -343,10 +395,6 @@ def _missing(value: object) -> bool:
 # What pandas (and pyarrow's CSV reader, by default) read as a missing value.
 _NA_TEXT = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
-
-
-def _missing_field(value: object) -> bool:
-    return _missing(value) or (isinstance(value, str) and value in _NA_TEXT)
 
 
 def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
@@ -470,7 +518,7 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
     if os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
         columns = _manifest_columns(path)
         if lists_paths:
-            _check_columns(path, columns)
+            _path_columns(path, columns)
         return
     if not lists_paths and os.path.exists(path):
         raise SourceError(f"{source} is {'a folder' if os.path.isdir(path) else 'no manifest'}: name a CSV/Parquet manifest")

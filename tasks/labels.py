@@ -9,17 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
-
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
-from tasks.ingest import PARQUET_SUFFIXES, Candidate, Rejection, hash_candidate
+from tasks.ingest import Candidate, Rejection, hash_candidate, manifest_columns, manifest_field, manifest_path, manifest_table
 from tasks.voiced import voiced_manifest
 from voxflow.errors import SourceError
 
 _TRUE: frozenset[str | float] = frozenset({1.0, "true", "yes", POSITIVE_LABEL})
 _FALSE: frozenset[str | float] = frozenset({0.0, "false", "no", NEGATIVE_LABEL})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KNOWN_COLUMNS = {"path", "sha256", "audio_sha256", "label", "subject_id"}
+LABEL_COLUMNS = ("path", "sha256", "audio_sha256", "label", "subject_id")
 
 
 @dataclass(frozen=True)
@@ -104,11 +102,10 @@ def binary_label(value: object, *, positive: str | None = None) -> int:
     raise SourceError(f"label {str(value).strip()!r} is not 0/1 nor {POSITIVE_LABEL}/{NEGATIVE_LABEL}: name the positive label with --positive")
 
 
-def _text(value: object) -> str | None:
-    return None if value is None or pd.isna(value) or str(value).strip() == "" else str(value).strip()
-
-
-def _finite_or_none(value: object) -> object:
+def _metadata_value(value: object) -> object:
+    """A metadata cell as stored: text stripped as :func:`tasks.ingest.manifest_field` strips it, an infinite number as None."""
+    if isinstance(value, str):
+        return value.strip()
     # MongoDB servers may refuse inf (nx-27017 does); a Parquet float column can hold it.
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -132,7 +129,9 @@ def _one_per_audio(listed: Sequence[tuple[str, LabelledAudio]], rejected: list[d
 def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> LabelledRows:
     """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
 
-    Relative paths resolve against the manifest's folder and are kept absolute (a retrain may run
+    The manifest is read as ``voxflow analyze`` reads one (:func:`tasks.ingest.manifest_table`): its
+    columns matched by :func:`tasks.ingest.manifest_columns`, its cells by :func:`tasks.ingest.manifest_field`
+    and a path as written. Relative paths resolve against the manifest's folder and are kept absolute (a retrain may run
     from any folder); files are hashed (their content is the key).
     Other columns are kept as metadata (an infinite number as None). The same audio listed twice
     keeps its first row when the rows agree on label and subject, and none when they disagree.
@@ -142,20 +141,18 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     LabelledRows
         ``rejected`` holds ``{"row", "reason"}`` for rows without a usable label or audio, or in conflict.
     """
-    try:
-        frame = pd.read_parquet(manifest) if manifest.suffix.lower() in PARQUET_SUFFIXES else pd.read_csv(manifest, dtype=str)
-    except Exception as exc:  # pandas raises many types for a bad file
-        raise SourceError(f"manifest {manifest} could not be read: {exc}") from exc
-    hash_column = next((c for c in ("audio_sha256", "sha256") if c in frame.columns), None)
-    if "label" not in frame.columns or ("path" not in frame.columns and hash_column is None):
-        raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(map(str, frame.columns))})")
+    table = manifest_table(manifest)
+    columns = manifest_columns(manifest, table.column_names, LABEL_COLUMNS)
+    hash_column = columns.get("audio_sha256", columns.get("sha256"))
+    if "label" not in columns or ("path" not in columns and hash_column is None):
+        raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(table.column_names)})")
     folder = manifest.parent.resolve()
     listed: list[tuple[str, LabelledAudio]] = []
     rejected: list[dict[str, str]] = []
-    for number, record in enumerate(frame.to_dict("records"), start=2):
+    for number, record in enumerate(table.to_pylist(), start=2):
         where = f"{manifest.name}:{number}"
-        raw_label, raw_path = _text(record.get("label")), _text(record.get("path"))
-        sha = (_text(record.get(hash_column)) or "").lower() if hash_column else ""
+        raw_label, raw_path = manifest_field(record.get(columns["label"])), manifest_path(record.get(columns.get("path")), folder)
+        sha = (manifest_field(record.get(hash_column)) or "").lower()
         if raw_label is None:
             rejected.append({"row": where, "reason": "no label"})
             continue
@@ -166,7 +163,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
             continue
         path = None
         if raw_path is not None:
-            hashed = hash_candidate(Candidate(folder / raw_path), max_file_bytes)  # an absolute raw_path stays as it is
+            hashed = hash_candidate(Candidate(raw_path), max_file_bytes)
             if isinstance(hashed, Rejection):
                 rejected.append({"row": where, "reason": f"{hashed.path}: {hashed.reason}"})
                 continue
@@ -174,8 +171,8 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
         if not _SHA256.match(sha):
             rejected.append({"row": where, "reason": "no readable path and no valid sha256"})
             continue
-        metadata = {k: _finite_or_none(v) for k, v in record.items() if k not in _KNOWN_COLUMNS and _text(v) is not None}
-        listed.append((where, LabelledAudio(sha, label, path, _text(record.get("subject_id")), raw_label, metadata)))
+        metadata = {k.strip(): _metadata_value(v) for k, v in record.items() if k not in columns.values() and manifest_field(v) is not None}
+        listed.append((where, LabelledAudio(sha, label, path, manifest_field(record.get(columns.get("subject_id"))), raw_label, metadata)))
     return _one_per_audio(listed, rejected)
 
 

@@ -216,6 +216,21 @@ def test_manifest_cells_stay_text_and_na_like_cells_are_missing(tmp_path: Path) 
     assert [r.reason for r in rejected] == ["manifest row 3 has no path"]
 
 
+def test_manifest_columns_match_in_any_case_and_spacing_and_fields_are_stripped(tmp_path: Path) -> None:
+    # 'path, subject_id, label' had lost both fields (null on every row); 'Path,Subject_ID,Label' had no 'path' column.
+    (tmp_path / "spaced.csv").write_text("path, subject_id, label\na.wav, S1 , healthy\n")
+    (tmp_path / "cased.csv").write_text(" Path ,Subject_ID,LABEL\na.wav,S1,healthy\n")
+    pd.DataFrame({"PATH": ["a.wav"], "Subject_Id ": [" S1"], "Label": ["healthy "]}).to_parquet(tmp_path / "cased.parquet")
+    for name in ("spaced.csv", "cased.csv", "cased.parquet"):
+        check_source(str(tmp_path / name))
+        candidates, rejected = read_manifest(tmp_path / name)
+        assert [(c.path, c.subject_id, c.label) for c in candidates] == [(tmp_path / "a.wav", "S1", "healthy")] and rejected == [], name
+    (tmp_path / "both.csv").write_text("path,Path,label\na.wav,b.wav,1\n")
+    for look in (check_source, list_source):
+        with pytest.raises(SourceError, match=r"has 2 'path' columns \('path', 'Path'\); keep one$"):
+            look(str(tmp_path / "both.csv"))
+
+
 def test_parquet_manifest_and_missing_path_column(tmp_path: Path) -> None:
     _tone(tmp_path / "x.wav")
     pd.DataFrame({"path": ["x.wav"]}).to_parquet(tmp_path / "m.parquet")

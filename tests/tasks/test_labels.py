@@ -86,6 +86,18 @@ def test_rows_of_one_audio_that_disagree_are_all_refused_and_agreeing_ones_kept_
     assert read_labels(tmp_path / "subjects.csv", max_file_bytes=10**6).conflicts == 1
 
 
+def test_columns_and_fields_are_read_as_analyze_reads_them(tmp_path: Path) -> None:
+    for name in "ab":
+        (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
+    (tmp_path / "labels.csv").write_text("Path, Label, Subject_ID, Site\na.wav, pathological , S1 , north\nb.wav,healthy,S2,\n")
+    rows = read_labels(tmp_path / "labels.csv", max_file_bytes=10**6).rows
+    assert [(row.path, row.label, row.original_label, row.subject_id, row.metadata) for row in rows] == [
+        (str(tmp_path / "a.wav"), 1, "pathological", "S1", {"Site": "north"}), (str(tmp_path / "b.wav"), 0, "healthy", "S2", {})]
+    (tmp_path / "twice.csv").write_text("path,label,Label\na.wav,1,0\n")
+    with pytest.raises(SourceError, match=r"has 2 'label' columns \('label', 'Label'\); keep one$"):
+        read_labels(tmp_path / "twice.csv", max_file_bytes=10**6)
+
+
 def test_paths_are_kept_absolute_whatever_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "cohort" / "audio").mkdir(parents=True)
     (tmp_path / "cohort" / "audio" / "a.wav").write_bytes(b"RIFF-a")
