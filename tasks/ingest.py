@@ -468,7 +468,8 @@ def _no_source(source: str, path: Path) -> SourceError:
     """Why SOURCE, neither a folder, a regular file nor a glob that matches, cannot be listed."""
     if os.path.exists(path):
         return SourceError(f"{source} is not a regular file or folder (a device, pipe or socket): name an audio file, a folder or a manifest")
-    return SourceError(f"source not found: {source}")
+    spaces = _spaces_note(path)
+    return SourceError(f"source not found: {source}" + (f"; {spaces}" if spaces else ""))
 
 
 def count_listed(source: str, *, limit: int) -> int:
@@ -582,12 +583,31 @@ def _explain(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ENOENT and path.is_symlink():
         return f"broken symlink: target {os.readlink(path)} does not exist"
     if exc.errno == errno.ENOENT:
-        return "file not found"
+        return ": ".join(filter(None, ["file not found", _spaces_note(path)]))
     if exc.errno in (errno.EACCES, errno.EPERM) and not os.access(path.parent, os.X_OK):
         return f"permission denied: its folder {path.parent} cannot be entered by this user"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied: the file is not readable by this user"
     return f"cannot read file: {exc.strerror or exc}"
+
+
+def _spaces_note(path: Path) -> str:
+    """Which name of a path starts or ends with whitespace, which no table shows ('' when none does).
+
+    Examples
+    --------
+    >>> _spaces_note(Path("/in/x.wav ")), _spaces_note(Path("/in/ x.wav")), _spaces_note(Path("/in/ ../x.wav"))
+    ("the path ends with a space ('x.wav ')", "the file name starts with a space (' x.wav')", "the folder name ' ..' starts with a space")
+    """
+    for depth, part in enumerate(reversed(path.parts)):
+        if part == part.strip():
+            continue
+        ends = part != part.rstrip()
+        space = "a space" if (part[-1] if ends else part[0]) == " " else "whitespace"
+        if depth:
+            return f"the folder name {part!r} {'ends' if ends else 'starts'} with {space}"
+        return f"the path ends with {space} ({part!r})" if ends else f"the file name starts with {space} ({part!r})"
+    return ""
 
 
 def _explain_folder(exc: OSError) -> str:

@@ -183,6 +183,22 @@ def test_manifest_resolves_relative_paths_and_keeps_labels(tmp_path: Path) -> No
     assert [(Path(r.path).name, r.reason) for r in found.rejected] == [("missing.wav", "file not found")]
 
 
+def test_a_path_not_found_for_a_space_around_a_name_says_so(tmp_path: Path) -> None:
+    # The quarantine table showed 'x.wav ' as 'x.wav': "file not found" beside a file that is there.
+    _tone(tmp_path / "x.wav", seed=1)
+    spaced = _tone(tmp_path / "y.wav", seed=2).rename(tmp_path / "y.wav ")  # a name may end with a space: a path is read as written
+    (tmp_path / "m.csv").write_text("path,subject_id\nx.wav ,S1\n x.wav,S2\n sub/x.wav,S3\ny.wav ,S4\n")
+    found = discover(str(tmp_path / "m.csv"), max_file_bytes=MAX)
+    assert [f.path for f in found.files] == [str(spaced)]
+    assert [(r.path, r.reason) for r in found.rejected] == [
+        (str(tmp_path / "x.wav "), "file not found: the path ends with a space ('x.wav ')"),
+        (str(tmp_path / " x.wav"), "file not found: the file name starts with a space (' x.wav')"),
+        (str(tmp_path / " sub" / "x.wav"), "file not found: the folder name ' sub' starts with a space"),
+    ]
+    with pytest.raises(SourceError, match=re.escape(f"source not found: {tmp_path}/x.wav\t; the path ends with whitespace ('x.wav\\t')")):
+        check_source(f"{tmp_path}/x.wav\t")
+
+
 def test_manifest_rows_naming_a_folder_or_a_pipe_are_rejected_with_what_they_are(tmp_path: Path) -> None:
     _tone(tmp_path / "audio" / "x.wav")
     os.mkfifo(tmp_path / "audio" / "pipe.wav")
