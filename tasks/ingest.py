@@ -266,8 +266,7 @@ MANIFEST_COLUMNS = ("path", "subject_id", "label")
 def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
 
-    Columns are named as :func:`manifest_columns` matches them. Relative paths resolve against the
-    manifest's folder. CSV cells are read as text: a path as it is written (a file may be called ``NA``),
+    Columns are named as :func:`manifest_columns` matches them. Paths are made absolute by :func:`manifest_path`. CSV cells are read as text: a path as it is written (a file may be called ``NA``),
     a ``subject_id`` or ``label`` as :func:`manifest_field` reads it. A row without a path is rejected with
     its row number (it names no file, yet someone wrote it); a row with nothing in it is passed over.
     """
@@ -342,11 +341,18 @@ def manifest_field(value: object) -> str | None:
 
 
 def manifest_path(value: object, folder: Path) -> Path | None:
-    """A manifest cell's path, as written (a file may be called ``NA``, or end with a space), resolved
-    against the manifest's ``folder``; None for an empty cell."""
+    """A manifest cell's path, as written (a file may be called ``NA``, or end with a space) but for a
+    leading ``~``, made absolute against the manifest's ``folder`` as a SOURCE is: ``..`` taken out, links
+    kept as named; None for an empty cell.
+
+    Examples
+    --------
+    >>> manifest_path("../audio/./x.wav", Path("/data/manifests")), manifest_path("/in/x.wav", Path("/data")), manifest_path("", Path("/data"))
+    (PosixPath('/data/audio/x.wav'), PosixPath('/in/x.wav'), None)
+    """
     if _missing(value) or value == "":
         return None
-    return folder / str(value)
+    return Path(os.path.abspath(folder / Path(str(value)).expanduser()))
 
 
 def _manifest_columns(path: Path) -> list[str]:

@@ -131,8 +131,8 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
 
     The manifest is read as ``voxflow analyze`` reads one (:func:`tasks.ingest.manifest_table`): its
     columns matched by :func:`tasks.ingest.manifest_columns`, its cells by :func:`tasks.ingest.manifest_field`
-    and a path as written. Relative paths resolve against the manifest's folder and are kept absolute (a retrain may run
-    from any folder); files are hashed (their content is the key).
+    and a path by :func:`tasks.ingest.manifest_path`: absolute, so a retrain finds it from any folder; files are
+    hashed (their content is the key).
     Other columns are kept as metadata (an infinite number as None). The same audio listed twice
     keeps its first row when the rows agree on label and subject, and none when they disagree.
 
@@ -146,12 +146,11 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     hash_column = columns.get("audio_sha256", columns.get("sha256"))
     if "label" not in columns or ("path" not in columns and hash_column is None):
         raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(table.column_names)})")
-    folder = manifest.parent.resolve()
     listed: list[tuple[str, LabelledAudio]] = []
     rejected: list[dict[str, str]] = []
     for number, record in enumerate(table.to_pylist(), start=2):
         where = f"{manifest.name}:{number}"
-        raw_label, raw_path = manifest_field(record.get(columns["label"])), manifest_path(record.get(columns.get("path")), folder)
+        raw_label, raw_path = manifest_field(record.get(columns["label"])), manifest_path(record.get(columns.get("path")), manifest.parent)
         sha = (manifest_field(record.get(hash_column)) or "").lower()
         if raw_label is None:
             rejected.append({"row": where, "reason": "no label"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def voiced_manifest(folder: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """
     if not folder.is_dir():
         raise SourceError(f"VOICED folder {folder} not found" if not folder.exists() else f"{folder} is not a folder")
-    folder = folder.resolve()
+    folder = Path(os.path.abspath(folder))  # links kept as named, as discovery keeps them
     rows, skipped = [], []
     for info in sorted(folder.glob("voice*-info.txt")):
         record = info.name.removesuffix("-info.txt")

@@ -581,7 +581,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     items, rejected, ignored = [], [], 0
     for source in args.sources:
         candidates, refused, skipped = list_source(source)
-        items += [QueueItem(os.path.abspath(c.path), subject_id=c.subject_id, label=c.label) for c in candidates]
+        items += [QueueItem(str(c.path), subject_id=c.subject_id, label=c.label) for c in candidates]
         rejected += [{"path": r.path, "reason": r.reason} for r in refused]
         ignored += skipped
     queue = FileQueue(_redis(settings))

@@ -311,6 +311,20 @@ def test_a_relative_source_is_stored_as_absolute_paths(tmp_path: Path, monkeypat
         assert paths and all(Path(p).is_absolute() and Path(p).is_file() for p in paths), (source, paths)
 
 
+def test_every_kind_of_source_names_a_file_by_one_absolute_path_links_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A manifest's '../audio/x.wav' was stored as '/.../lists/../audio/x.wav' and '~/x.wav' as '/.../lists/~/x.wav'.
+    clip = _tone(tmp_path / "audio" / "x.wav")
+    (tmp_path / "linked").symlink_to(tmp_path / "audio")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "m.csv").write_text("path\n../audio/x.wav\n~/audio/./x.wav\n../linked/x.wav\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "lists")
+    sources = ("../audio", "../lists/../audio/*.wav", "../audio/x.wav", "~/audio", "~/lists/m.csv", "m.csv")
+    listed = {source: [str(c.path) for c in list_source(source)[0]] for source in sources}
+    via_manifest = [str(clip), str(clip), str(tmp_path / "linked" / "x.wav")]  # a link's own name kept, not its target's
+    assert listed == {**{source: [str(clip)] for source in sources[:4]}, "~/lists/m.csv": via_manifest, "m.csv": via_manifest}
+
+
 def test_count_listed_counts_what_discovery_lists_up_to_its_limit(tmp_path: Path) -> None:
     for index in range(5):
         (tmp_path / "corpus" / f"sub{index % 2}").mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,23 @@ def test_paths_are_kept_absolute_whatever_the_working_folder(tmp_path: Path, mon
     assert [row.path for row in read_voiced_labels(Path("voiced"), max_file_bytes=10**6).rows] == [str(tmp_path / "voiced" / "voice001.hea")]
 
 
+def test_paths_are_made_absolute_as_analyze_makes_them_links_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in "ab":
+        (tmp_path / "audio" / f"{name}.wav").parent.mkdir(exist_ok=True)
+        (tmp_path / "audio" / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "labels.csv").write_text("path,label\n../audio/a.wav,1\n~/audio/b.wav,0\n")
+    (tmp_path / "linked").symlink_to(tmp_path / "audio")
+    (tmp_path / "audio" / "labels.csv").write_text("path,label\na.wav,1\n")
+    voiced_record(tmp_path / "voiced", "voice001", "healthy")
+    (tmp_path / "voiced-link").symlink_to(tmp_path / "voiced")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert [row.path for row in read_labels(tmp_path / "lists" / "labels.csv", max_file_bytes=10**6).rows] == [
+        str(tmp_path / "audio" / "a.wav"), str(tmp_path / "audio" / "b.wav")]
+    assert [row.path for row in read_labels(tmp_path / "linked" / "labels.csv", max_file_bytes=10**6).rows] == [str(tmp_path / "linked" / "a.wav")]
+    assert [row.path for row in read_voiced_labels(tmp_path / "voiced-link", max_file_bytes=10**6).rows] == [str(tmp_path / "voiced-link" / "voice001.hea")]
+
+
 def test_infinite_metadata_is_kept_as_none(tmp_path: Path) -> None:
     for name in "ab":
         (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
