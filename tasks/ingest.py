@@ -21,7 +21,8 @@ from voxflow.errors import SourceError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".hea"})
+# What libsndfile reads (soundfile.available_formats()) under its usual names, and WFDB records by their header.
+AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".caf", ".w64", ".au", ".hea"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 MANIFEST_SUFFIXES = PARQUET_SUFFIXES | {".csv"}
 GLOB_CHARS = frozenset("*?[")

@@ -16,8 +16,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from features.synth import synth_vowel
+from models.artifact import read_bundle
+from models.registry import SHIPPED_DIR
+from tasks.chunk import AudioPolicy
+from tasks.extract import score_chunk
 from tasks.ingest import (
-    Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, list_source, read_manifest,
+    AUDIO_SUFFIXES, Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, list_source, read_manifest,
 )
 from voxflow.errors import SourceError
 
@@ -416,6 +421,27 @@ def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> N
     assert content_hash(tmp_path / "voice001.hea", max_bytes=MAX)[0] != before
     found: Discovery = discover(str(tmp_path), max_file_bytes=MAX)
     assert len(found.files) == 1 and found.ignored == 0  # the .dat is part of the record, not "non-audio"
+
+
+# Every suffix voxflow reads but WFDB's, as soundfile writes it: (format, subtype).
+WRITTEN_AS = {
+    ".wav": ("WAV", "PCM_16"), ".wave": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS"), ".oga": ("OGG", "VORBIS"),
+    ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", "MPEG_LAYER_III"), ".aif": ("AIFF", "PCM_16"), ".aiff": ("AIFF", "PCM_24"),
+    ".aifc": ("AIFF", "ULAW"), ".caf": ("CAF", "ALAC_16"), ".w64": ("W64", "PCM_16"), ".au": ("AU", "PCM_16"),
+}
+
+
+def test_each_format_libsndfile_reads_is_listed_accepted_and_scored(tmp_path: Path) -> None:
+    # .aif/.aiff/.aifc/.caf/.w64/.au were ignored in a folder and refused as a SOURCE, yet scored from a manifest.
+    for index, (suffix, (kind, subtype)) in enumerate(WRITTEN_AS.items()):
+        sf.write(tmp_path / f"clip{suffix}", synth_vowel(f0_hz=120 + 10 * index, duration_s=1.5, sr=16_000, seed=index), 16_000, format=kind, subtype=subtype)
+        check_source(str(tmp_path / f"clip{suffix}"))
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert sorted(Path(f.path).suffix for f in found.files) == sorted(WRITTEN_AS) and (found.rejected, found.ignored) == ([], 0)
+    policy = AudioPolicy(sample_rate=16_000, min_duration_s=0.5, max_duration_s=30.0, silence_dbfs=-60.0, clipping_fraction=0.01, file_timeout_s=60.0)
+    scored = score_chunk(0, found.files, policy, read_bundle(SHIPPED_DIR))
+    assert (scored.table.num_rows, scored.rejected) == (len(WRITTEN_AS), [])
+    assert set(WRITTEN_AS) | {".hea"} == AUDIO_SUFFIXES  # each suffix voxflow lists is tested here
 
 
 def test_chunked_keeps_order_and_sizes() -> None:
