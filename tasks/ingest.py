@@ -154,6 +154,17 @@ def is_audio(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_SUFFIXES
 
 
+def is_macos_metadata(path: Path) -> bool:
+    """True for what macOS leaves beside files in archives and on other disks: AppleDouble files
+    (``._clip.wav``, the resource fork of ``clip.wav``, no audio) and everything in a ``__MACOSX`` folder."""
+    return path.name.startswith("._") or "__MACOSX" in path.parts[:-1]
+
+
+def _walked_audio(path: Path) -> bool:
+    # A glob's wildcards match no hidden name (so no '._clip.wav'); a folder walk leaves macOS metadata aside as well.
+    return is_audio(path) and not is_macos_metadata(path)
+
+
 def _is_wfdb_signal(path: Path) -> bool:
     # os.path.exists: a header that cannot be reached (a folder listed but not entered) is no reason to stop the walk.
     return path.suffix.lower() == ".dat" and os.path.exists(path.with_suffix(".hea"))
@@ -246,7 +257,7 @@ def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], in
     for item in _walk(root, set()):
         if isinstance(item, Rejection):
             rejected.append(item)
-        elif is_audio(item):
+        elif _walked_audio(item):
             candidates.append(Candidate(item))
         elif not _is_wfdb_signal(item):
             ignored += 1
@@ -489,7 +500,7 @@ def count_listed(source: str, *, limit: int) -> int:
     path = Path(source).expanduser()
     try:
         if os.path.isdir(path):
-            found: Iterator[object] = (item for item in _walk(path, set()) if isinstance(item, Path) and is_audio(item))
+            found: Iterator[object] = (item for item in _walk(path, set()) if isinstance(item, Path) and _walked_audio(item))
         elif os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
             return min(limit, _manifest_rows(path, limit))
         elif os.path.isfile(path):

@@ -48,6 +48,19 @@ def test_folder_is_walked_recursively_with_unicode_and_spaces(tmp_path: Path) ->
     assert all(len(f.sha256) == 64 for f in found.files)
 
 
+def test_macos_metadata_in_a_folder_is_ignored_as_a_glob_ignores_it(tmp_path: Path) -> None:
+    # AppleDouble files ('._clip.wav') and '__MACOSX' were quarantined as "not audio" by a folder run.
+    clip = _tone(tmp_path / "clip.wav")
+    (tmp_path / "._clip.wav").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64))
+    (tmp_path / "__MACOSX" / "sub").mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "._clip.wav").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / "__MACOSX" / "sub" / "clip.wav").write_bytes(b"\x00\x05\x16\x07")
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert ([f.path for f in found.files], found.rejected, found.ignored) == ([str(clip)], [], 3)
+    assert count_listed(str(tmp_path), limit=100) == 1
+    assert [f.path for f in discover(str(tmp_path / "*.wav"), max_file_bytes=MAX).files] == [str(clip)]
+
+
 def test_same_content_twice_is_analysed_once_and_the_repeat_named(tmp_path: Path) -> None:
     original = _tone(tmp_path / "one.wav")
     (tmp_path / "copy.wav").write_bytes(original.read_bytes())
