@@ -22,7 +22,7 @@ from store.mongo import ResultStore
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
-from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, scored_before
+from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, scored_before, unreadable_audio
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import Progress
@@ -33,13 +33,18 @@ from voxflow.settings import Settings, get_settings
 
 @task(name="discover-files", cache_policy=NO_CACHE)
 def discover_files(source: str, settings: Settings) -> Discovery:
-    """List and hash the source (what it sets aside is recorded by :func:`record_set_aside`)."""
+    """List and hash the source (what it sets aside is recorded by :func:`record_set_aside`); log what it found and,
+    once, the files it ignored (a WARNING for audio in formats voxflow cannot read)."""
     found = discover(source, max_file_bytes=int(settings.max_file_mb * 1e6))
     logger = get_run_logger()
     logger.info(
         "Found %d audio files in %s (%d rejected, %d duplicate content, %d non-audio ignored)",
-        len(found.files), source, len(found.rejected), len(found.duplicates), found.ignored,
+        len(found.files), source, len(found.rejected), len(found.duplicates), len(found.ignored),
     )
+    if found.ignored:
+        logger.info(ignored_summary(found.ignored))
+    if unreadable := unreadable_audio(found.ignored):
+        logger.warning(unreadable)
     if not found.seen:
         logger.warning("No audio files in %s: nothing to analyse (voxflow reads %s; WFDB records by their .hea)", source, " ".join(sorted(AUDIO_SUFFIXES)))
     return found
@@ -194,7 +199,7 @@ def analyze_batch(
             "skipped": known.skipped + (outcome.scored - outcome.inserted),
             "duplicates": len(found.duplicates) + len(known.duplicates),
             "quarantined": outcome.quarantined + len(found.rejected),
-            "ignored": found.ignored,
+            "ignored": len(found.ignored),
             "wall_s": round(wall, 3),
             "clips_per_s": round(analysed / wall, 3) if wall > 0 else 0.0,
             # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.

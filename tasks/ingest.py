@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 # What libsndfile reads (soundfile.available_formats()) under its usual names, and WFDB records by their header.
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".caf", ".w64", ".au", ".hea"})
+# Audio that phones, browsers and dictation apps write and libsndfile cannot read: named, so that it gets converted.
+UNREADABLE_AUDIO_SUFFIXES = frozenset({".m4a", ".aac", ".webm", ".wma", ".amr", ".3gp"})
+NAMED_IGNORED = 5  # ignored files a run names
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 MANIFEST_SUFFIXES = PARQUET_SUFFIXES | {".csv"}
 GLOB_CHARS = frozenset("*?[")
@@ -137,11 +140,12 @@ class Candidate:
 
 @dataclass
 class Discovery:
-    """What a source holds: files to analyse, files rejected up front, repeats of a file's content, and what was left aside."""
+    """What a source holds: files to analyse, files rejected up front, repeats of a file's content, and the
+    files of a folder or glob left aside (not audio voxflow reads)."""
 
     files: list[FileRef] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
-    ignored: int = 0
+    ignored: list[str] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
 
     @property
@@ -163,6 +167,41 @@ def is_macos_metadata(path: Path) -> bool:
 def _walked_audio(path: Path) -> bool:
     # A glob's wildcards match no hidden name (so no '._clip.wav'); a folder walk leaves macOS metadata aside as well.
     return is_audio(path) and not is_macos_metadata(path)
+
+
+def ignored_summary(ignored: Sequence[str]) -> str:
+    """One line on the files a folder or glob left aside: how many of each kind, and the first few names.
+
+    Examples
+    --------
+    >>> ignored_summary(["/in/notes.txt", "/in/a.m4a", "/in/._a.wav", "/in/b.m4a", "/in/README"])
+    'ignored 5 files, not audio voxflow reads (.m4a 2, .txt 1, macOS metadata 1, no suffix 1): notes.txt, a.m4a, ._a.wav, b.m4a, README'
+    """
+    paths = list(map(Path, ignored))
+    return f"ignored {len(paths)} file{'s' * (len(paths) != 1)}, not audio voxflow reads ({_tally(paths)}): {_first_names(paths)}"
+
+
+def unreadable_audio(ignored: Sequence[str]) -> str:
+    """One line naming the ignored files that are audio in formats voxflow cannot read; '' when there are none.
+
+    Examples
+    --------
+    >>> unreadable_audio(["/in/a.m4a", "/in/notes.txt", "/in/b.webm", "/in/c.M4A"])
+    '3 audio files in formats voxflow cannot read (.m4a 2, .webm 1): convert to wav or flac: a.m4a, b.webm, c.M4A'
+    """
+    audio = [Path(p) for p in ignored if Path(p).suffix.lower() in UNREADABLE_AUDIO_SUFFIXES]
+    if not audio:
+        return ""
+    return f"{len(audio)} audio file{'s' * (len(audio) != 1)} in formats voxflow cannot read ({_tally(audio)}): convert to wav or flac: {_first_names(audio)}"
+
+
+def _tally(paths: Sequence[Path]) -> str:
+    kinds = ("macOS metadata" if is_macos_metadata(p) else p.suffix.lower() or "no suffix" for p in paths)
+    return ", ".join(f"{kind} {n}" for kind, n in Counter(kinds).most_common())
+
+
+def _first_names(paths: Sequence[Path]) -> str:
+    return ", ".join(p.name for p in paths[:NAMED_IGNORED]) + (", ..." if len(paths) > NAMED_IGNORED else "")
 
 
 def _is_wfdb_signal(path: Path) -> bool:
@@ -252,24 +291,26 @@ def _is_folder(entry: os.DirEntry) -> bool:
         return False
 
 
-def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], int]:
-    candidates, rejected, ignored = [], [], 0
+def _folder_candidates(root: Path) -> tuple[list[Candidate], list[Rejection], list[Path]]:
+    candidates: list[Candidate] = []
+    rejected: list[Rejection] = []
+    ignored: list[Path] = []
     for item in _walk(root, set()):
         if isinstance(item, Rejection):
             rejected.append(item)
         elif _walked_audio(item):
             candidates.append(Candidate(item))
         elif not _is_wfdb_signal(item):
-            ignored += 1
+            ignored.append(item)
     return candidates, rejected, ignored
 
 
-def _glob_candidates(pattern: str) -> tuple[list[Candidate], int]:
+def _glob_candidates(pattern: str) -> tuple[list[Candidate], list[Path]]:
     matches = sorted(_glob(pattern))
     # A match inside a folder that cannot be entered is a file hashing rejects (see list_source).
     files = [p for p in matches if not os.path.isdir(p)]
     audio = [Candidate(p) for p in files if is_audio(p)]
-    return audio, sum(1 for p in files if not is_audio(p) and not _is_wfdb_signal(p))
+    return audio, [p for p in files if not is_audio(p) and not _is_wfdb_signal(p)]
 
 
 MANIFEST_COLUMNS = ("path", "subject_id", "label")
@@ -415,11 +456,11 @@ _NA_TEXT = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-Na
                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
-def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
-    """Candidates, up-front rejections and the count of ignored non-audio files for a SOURCE.
+def list_source(source: str) -> tuple[list[Candidate], list[Rejection], list[str]]:
+    """Candidates, up-front rejections and the files of a folder or glob left aside, for a SOURCE.
 
     A file whose name is not valid UTF-8 is rejected (no store can hold the name as it is); the
-    rejection shows the undecodable bytes escaped.
+    rejection, and an ignored file's name, show the undecodable bytes escaped.
 
     Raises
     ------
@@ -432,7 +473,7 @@ def list_source(source: str) -> tuple[list[Candidate], list[Rejection], int]:
         Rejection(_printable(c.path), "discover", "its name is not valid UTF-8 (rename the file)", "UnicodeEncodeError")
         for c in candidates if not _is_utf8(str(c.path))
     ]
-    return named, [replace(r, path=_printable(r.path)) for r in rejected] + unnamed, ignored
+    return named, [replace(r, path=_printable(r.path)) for r in rejected] + unnamed, list(map(_printable, ignored))
 
 
 def _is_utf8(text: str) -> bool:
@@ -461,7 +502,7 @@ def given_path(text: str, *, what: str = "SOURCE") -> Path:
     return Path(text).expanduser()
 
 
-def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
+def _listed(source: str) -> tuple[list[Candidate], list[Rejection], list[Path]]:
     # Absolute (links kept as named): the stores must name files that can be found from anywhere.
     path = Path(os.path.abspath(given_path(source)))
     # os.path's tests answer False where Path's raise: a glob inside a folder that cannot be entered is no error.
@@ -469,11 +510,11 @@ def _listed(source: str) -> tuple[list[Candidate], list[Rejection], int]:
         return _folder_candidates(path)
     if os.path.isfile(path) and path.suffix.lower() in MANIFEST_SUFFIXES:
         candidates, rejected = read_manifest(path)
-        return candidates, rejected, 0
+        return candidates, rejected, []
     if os.path.isfile(path):
         if not is_audio(path):
             raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
-        return [Candidate(path)], [], 0
+        return [Candidate(path)], [], []
     if GLOB_CHARS & set(source):
         candidates, ignored = _glob_candidates(str(path))
         if not candidates and not ignored:
@@ -671,13 +712,13 @@ def discover(source: str, *, max_file_bytes: int, threads: int | None = None) ->
 
 
 def hash_candidates(
-    candidates: Sequence[Candidate], *, rejected: Sequence[Rejection] = (), ignored: int = 0, max_file_bytes: int, threads: int | None = None
+    candidates: Sequence[Candidate], *, rejected: Sequence[Rejection] = (), ignored: Sequence[str] = (), max_file_bytes: int, threads: int | None = None
 ) -> Discovery:
     """Hash explicit candidates (e.g. paths taken from the queue) into a Discovery.
 
     Of the candidates with the same content, the first listed is analysed; each later one is a Duplicate of it.
     """
-    found = Discovery(rejected=list(rejected), ignored=ignored)
+    found = Discovery(rejected=list(rejected), ignored=list(ignored))
     firsts: dict[str, FileRef] = {}
     with ThreadPoolExecutor(max_workers=threads or hash_threads()) as pool:
         for outcome in pool.map(lambda c: hash_candidate(c, max_file_bytes), candidates):

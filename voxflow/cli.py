@@ -578,7 +578,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
     for source in args.sources:
         check_source(source)
-    items, rejected, ignored = [], [], 0
+    items, rejected, ignored = [], [], []
     for source in args.sources:
         candidates, refused, skipped = list_source(source)
         items += [QueueItem(str(c.path), subject_id=c.subject_id, label=c.label) for c in candidates]
@@ -586,13 +586,13 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
         ignored += skipped
     queue = FileQueue(_redis(settings))
     ids = queue.enqueue(items)
-    report = {"enqueued": len(ids), "rejected": rejected, "ignored": ignored, "depth": queue.status().depth}
+    report = {"enqueued": len(ids), "rejected": rejected, "ignored": len(ignored), "depth": queue.status().depth}
     if args.json:
         print(json.dumps(report))
         return 0
     for refused in rejected:
         print(f"not enqueued: {refused['path']}: {refused['reason']}", file=sys.stderr)
-    print(f"enqueued {report['enqueued']} files ({ignored} non-audio ignored); queue depth {report['depth']}")
+    print(f"enqueued {report['enqueued']} files ({report['ignored']} non-audio ignored); queue depth {report['depth']}")
     return 0
 
 

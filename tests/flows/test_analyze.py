@@ -223,9 +223,13 @@ def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, s
 
 def test_a_folder_without_audio_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("no audio here")
+    (tmp_path / "voice memo.m4a").write_bytes(b"\0\0\0\x20ftypM4A ")
     summary = run_cli(["analyze", str(tmp_path), "--json"], cli_env)
-    assert last_json(summary)["seen"] == 0
+    assert (last_json(summary)["seen"], last_json(summary)["ignored"]) == (0, 2)
     assert f"No audio files in {tmp_path}: nothing to analyse" in summary.stderr
+    # Named, where a run had only counted it among the non-audio files ignored.
+    warned = "1 audio file in formats voxflow cannot read (.m4a 1): convert to wav or flac: voice memo.m4a"
+    assert warned in " ".join(summary.stderr.split())  # a warning, whatever the console's line width
 
 
 def test_killed_run_resumes_without_duplicates(cli_env: dict[str, str], voiced_manifest: Path) -> None:

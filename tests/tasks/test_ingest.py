@@ -22,7 +22,8 @@ from models.registry import SHIPPED_DIR
 from tasks.chunk import AudioPolicy
 from tasks.extract import score_chunk
 from tasks.ingest import (
-    AUDIO_SUFFIXES, Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, list_source, read_manifest,
+    AUDIO_SUFFIXES, Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, ignored_summary, list_source,
+    read_manifest, unreadable_audio,
 )
 from voxflow.errors import SourceError
 
@@ -44,7 +45,7 @@ def test_folder_is_walked_recursively_with_unicode_and_spaces(tmp_path: Path) ->
     (tmp_path / "notes.txt").write_text("not audio")
     found = discover(str(tmp_path), max_file_bytes=MAX)
     assert sorted(Path(f.path).name for f in found.files) == ["a.wav", "c.ogg", "ünïcødé clip.flac"]
-    assert found.ignored == 1
+    assert found.ignored == [str(tmp_path / "notes.txt")]
     assert all(len(f.sha256) == 64 for f in found.files)
 
 
@@ -56,9 +57,24 @@ def test_macos_metadata_in_a_folder_is_ignored_as_a_glob_ignores_it(tmp_path: Pa
     (tmp_path / "__MACOSX" / "._clip.wav").write_bytes(b"\x00\x05\x16\x07")
     (tmp_path / "__MACOSX" / "sub" / "clip.wav").write_bytes(b"\x00\x05\x16\x07")
     found = discover(str(tmp_path), max_file_bytes=MAX)
-    assert ([f.path for f in found.files], found.rejected, found.ignored) == ([str(clip)], [], 3)
+    assert ([f.path for f in found.files], found.rejected, len(found.ignored)) == ([str(clip)], [], 3)
     assert count_listed(str(tmp_path), limit=100) == 1
     assert [f.path for f in discover(str(tmp_path / "*.wav"), max_file_bytes=MAX).files] == [str(clip)]
+
+
+def test_ignored_files_are_named_and_audio_voxflow_cannot_read_is_told_apart(tmp_path: Path) -> None:
+    # A run counted its ignored files but never named them: a folder of phone recordings (.m4a) gave "0 audio files".
+    for name in ("a.m4a", "b.M4A", "c.webm", "d.m4a", "e.aac", "f.amr", "g.wma", "h.3gp", "notes.txt", "._x.wav", "README"):
+        (tmp_path / name).write_bytes(b"not read")
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert found.files == [] and found.ignored == sorted(str(p) for p in tmp_path.iterdir())
+    assert ignored_summary(found.ignored) == (
+        "ignored 11 files, not audio voxflow reads (.m4a 3, macOS metadata 1, no suffix 1, .webm 1, .aac 1, .amr 1, .wma 1, .3gp 1, .txt 1): "
+        "._x.wav, README, a.m4a, b.M4A, c.webm, ...")
+    assert unreadable_audio(found.ignored) == (
+        "8 audio files in formats voxflow cannot read (.m4a 3, .webm 1, .aac 1, .amr 1, .wma 1, .3gp 1): convert to wav or flac: "
+        "a.m4a, b.M4A, c.webm, d.m4a, e.aac, ...")
+    assert unreadable_audio([str(tmp_path / "notes.txt")]) == ""
 
 
 def test_same_content_twice_is_analysed_once_and_the_repeat_named(tmp_path: Path) -> None:
@@ -175,11 +191,11 @@ def test_folders_that_cannot_be_listed_or_entered_are_rejected_not_fatal(reachab
             (str(reachable_tmp / "sealed"), "discover", "folder not readable: permission denied"),
         ]
     )
-    assert found.ignored == 2  # notes.txt and record.dat, whose header could not be looked for
+    assert len(found.ignored) == 2  # notes.txt and record.dat, whose header could not be looked for
 
     by_glob = _discover_unprivileged(str(reachable_tmp / "listed" / "*"))
     assert by_glob.files == [] and [r.path for r in by_glob.rejected] == [str(inside)]
-    assert by_glob.ignored == 3  # and the folder 'deeper', which cannot be told from a file there
+    assert len(by_glob.ignored) == 3  # and the folder 'deeper', which cannot be told from a file there
 
 
 def test_a_path_with_a_nul_byte_is_rejected_not_fatal(tmp_path: Path) -> None:
@@ -317,7 +333,7 @@ def test_a_glob_over_directory_link_loops_lists_each_file_once(tmp_path: Path) -
     assert count_listed(pattern, limit=100) == 3
     candidates, rejected, ignored = list_source(pattern)
     assert [c.path for c in candidates] == [data / "a.wav", data / "sub" / "b.wav", data / "sub" / "deeper" / "c.wav"]
-    assert (rejected, ignored) == ([], 0)
+    assert (rejected, ignored) == ([], [])
 
 def test_a_relative_source_is_stored_as_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tone(tmp_path / "corpus" / "a.wav", seed=1)
@@ -433,7 +449,7 @@ def test_wfdb_hash_covers_the_signal_file(tmp_path: Path, voiced_dir: Path) -> N
     (tmp_path / "voice001.dat").write_bytes(bytes(data))
     assert content_hash(tmp_path / "voice001.hea", max_bytes=MAX)[0] != before
     found: Discovery = discover(str(tmp_path), max_file_bytes=MAX)
-    assert len(found.files) == 1 and found.ignored == 0  # the .dat is part of the record, not "non-audio"
+    assert len(found.files) == 1 and found.ignored == []  # the .dat is part of the record, not "non-audio"
 
 
 # Every suffix voxflow reads but WFDB's, as soundfile writes it: (format, subtype).
@@ -450,7 +466,7 @@ def test_each_format_libsndfile_reads_is_listed_accepted_and_scored(tmp_path: Pa
         sf.write(tmp_path / f"clip{suffix}", synth_vowel(f0_hz=120 + 10 * index, duration_s=1.5, sr=16_000, seed=index), 16_000, format=kind, subtype=subtype)
         check_source(str(tmp_path / f"clip{suffix}"))
     found = discover(str(tmp_path), max_file_bytes=MAX)
-    assert sorted(Path(f.path).suffix for f in found.files) == sorted(WRITTEN_AS) and (found.rejected, found.ignored) == ([], 0)
+    assert sorted(Path(f.path).suffix for f in found.files) == sorted(WRITTEN_AS) and (found.rejected, found.ignored) == ([], [])
     policy = AudioPolicy(sample_rate=16_000, min_duration_s=0.5, max_duration_s=30.0, silence_dbfs=-60.0, clipping_fraction=0.01, file_timeout_s=60.0)
     scored = score_chunk(0, found.files, policy, read_bundle(SHIPPED_DIR))
     assert (scored.table.num_rows, scored.rejected) == (len(WRITTEN_AS), [])
