@@ -319,9 +319,10 @@ MANIFEST_COLUMNS = ("path", "subject_id", "label")
 def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
 
-    Columns are named as :func:`manifest_columns` matches them. Paths are made absolute by :func:`manifest_path`. CSV cells are read as text: a path as it is written (a file may be called ``NA``),
-    a ``subject_id`` or ``label`` as :func:`manifest_field` reads it. A row without a path is rejected with
-    its row number (it names no file, yet someone wrote it); a row with nothing in it is passed over.
+    Columns are found by :func:`manifest_columns`, paths read by :func:`manifest_path` (as written, made
+    absolute), a ``subject_id`` or ``label`` by :func:`manifest_field`; CSV cells are read as text. A row
+    without a path is rejected with its row number (it names no file, yet someone wrote it); a row with
+    nothing in it is passed over.
     """
     table = manifest_table(path)
     columns = _path_columns(path, table.column_names)
@@ -335,11 +336,11 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
         Candidate(path=listed, subject_id=subject, label=label) for listed, subject, label in zip(paths, subjects, labels) if listed is not None
     ]
     pathless = [index for index, listed in enumerate(paths) if listed is None]
-    rows = [column.to_pylist() for column in table.columns] if pathless else []
+    values = [column.to_pylist() for column in table.columns] if pathless else []
     rejected = [
         Rejection(f"{path} (row {index + 1})", "discover", f"manifest row {index + 1} has no path", "SourceError")
         for index in pathless
-        if any(not _missing(column[index]) and column[index] != "" for column in rows)
+        if any(not _missing(column[index]) and column[index] != "" for column in values)
     ]
     return candidates, rejected
 
