@@ -29,7 +29,8 @@ from store.backup import (
 )
 from store.cache import PredictionCache, connect_redis
 from store.locks import hold_lock
-from store.mongo import connect_mongo, connection_errors_as_service_error, failure_reason
+from store.mongo import ResultStore, connect_mongo, connection_errors_as_service_error, failure_reason
+from tasks.persist import refuse_while_running
 from voxflow import services
 from voxflow.errors import BackupError, LockError
 from voxflow.settings import Settings, get_settings
@@ -168,8 +169,9 @@ def _apply_retention(fs: AbstractFileSystem, root: str, settings: Settings, back
         return {"removed": [], "prune_error": f"{type(exc).__name__}: {exc}"}
 
 
-def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, drop: bool = False) -> dict[str, Any]:
-    """Restore the backup ``wanted`` (name, day or "latest") into a scratch database, or replace one with ``drop``.
+def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, drop: bool = False, force: bool = False) -> dict[str, Any]:
+    """Restore the backup ``wanted`` (name, day or "latest") into a scratch database, or replace one with ``drop``;
+    refused while runs are recorded running in the target (what they store would be lost), unless ``force``.
 
     Runs without Prefect on purpose: recovering must not depend on the orchestrator's own database.
     Every file's checksum is checked before anything is written; the target's cached predictions are cleared. Replacing the live database
@@ -185,6 +187,8 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
     BackupError
         When the backup is missing or corrupt, the target is occupied without ``drop``, or the restored
         documents differ from the backup.
+    LockError
+        When another backup or restore holds the lock, or runs are running in the target.
     """
     fs, root = open_location(settings.backup_location)
     backup_id = resolve_backup(list_backups(fs, root), wanted)
@@ -199,6 +203,7 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
             services.redis_url(settings)
         ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
             manifest = verify_files(fs, folder)
+            refuse_while_running(ResultStore(client[target]), f"restoring into database {target}", harm="lost", force=force)
             # Predictions cached for documents the restore drops would make analyze skip their files.
             PredictionCache(redis_client, ttl_s=settings.cache_ttl_s, database=target).clear()
             counts = restore_database(fs, folder, manifest, client[target], drop=drop)

@@ -305,7 +305,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     with stops_deferred():
         from flows.backup import restore_backup
 
-    summary = restore_backup(settings, args.date, into=args.into, drop=args.drop)
+    summary = restore_backup(settings, args.date, into=args.into, drop=args.drop, force=args.force)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -430,43 +430,17 @@ COUNTS_EPILOG = (
     "ended, then refuses (exit 2) while any run is still running, on any host: what a run stores during the rebuild may be "
     "lost or counted twice. ~10 s per 100,000 predictions."
 )
-SHOWN_RUNS = 5  # running runs a refusal names
-
-
-def _run_owner(run: dict[str, Any]) -> str:
-    """``RUN_ID (pid P on HOST)``, as far as the run's document says."""
-    owner = " on ".join(str(part) for part in (f"pid {run['pid']}" if run.get("pid") is not None else None, run.get("host")) if part)
-    return f"{run['run_id']} ({owner})" if owner else str(run["run_id"])
-
-
-def _still_running(runs: list[dict[str, Any]], host: str) -> str:
-    """The one line that refuses a rebuild while ``runs`` are "running"."""
-    named = ", ".join(_run_owner(run) for run in runs[:SHOWN_RUNS]) + (f" and {len(runs) - SHOWN_RUNS} more" if len(runs) > SHOWN_RUNS else "")
-    elsewhere = any(run.get("host") != host for run in runs)
-    return (
-        f"not rebuilding the counts while runs are running ({len(runs)}: {named}): what a run stores meanwhile could be "
-        "lost or counted twice. Re-run once `voxflow runs` shows none running, or add --force if these have ended"
-        + (f" (a run started on another host than {host} is never closed from here: whether its process lives cannot be seen)" if elsewhere else "")
-    )
-
-
 def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
-    import socket
-
     from pymongo.errors import BulkWriteError
 
     from store.counts import COUNTS, SCORES, read_rollups, rebuild_counts, rollup_changes
     from store.mongo import ResultStore
-    from tasks.persist import close_abandoned_runs
+    from tasks.persist import refuse_while_running, run_owner
 
-    host = socket.gethostname()
     with _database(settings) as db:
         db.command("ping")  # an unreachable server is one line naming the database, before any retried write
         results = ResultStore(db, retry_s=settings.mongo_retry_s)
-        closed = close_abandoned_runs(results)
-        running = results.running_runs()  # on any host: one elsewhere may be writing
-        if running and not args.force:
-            raise LockError(_still_running(running, host))
+        closed, running = refuse_while_running(results, "rebuilding the counts", harm="lost or counted twice", force=args.force)
         before = read_rollups(db)
         try:
             quarter_hours = rebuild_counts(db)
@@ -484,7 +458,7 @@ def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
         "quarter_hours": quarter_hours, **changes,
     }
     if started:
-        print(f"voxflow: warning: {len(started)} run(s) started while the counts were rebuilt ({', '.join(map(_run_owner, started))}): "
+        print(f"voxflow: warning: {len(started)} run(s) started while the counts were rebuilt ({', '.join(map(run_owner, started))}): "
               "what they stored meanwhile may be miscounted; run `voxflow counts rebuild` again once they have ended", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
@@ -492,7 +466,7 @@ def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
     for run_id in closed:
         print(f"closed abandoned run {run_id} as crashed (its process had ended)")
     if forced:
-        print(f"--force: rebuilt while {len(forced)} run(s) were running: {', '.join(map(_run_owner, running))}")
+        print(f"--force: rebuilt while {len(forced)} run(s) were running: {', '.join(map(run_owner, running))}")
     print(f"rebuilt {COUNTS} ({quarter_hours} quarter hours, {changes[COUNTS]['changed']} changed) and {SCORES} "
           f"({changes[SCORES]['documents']} quarter hours by model, {changes[SCORES]['changed']} changed) in database {settings.mongo_db}")
     for name in (COUNTS, SCORES):
@@ -717,6 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("date", help="backup name (2026-11-27T020000Z), a day (2026-11-27: its newest) or 'latest'")
     restore.add_argument("--into", help="target database (default: VOXFLOW_MONGO_DB_restore_<backup without dashes>, e.g. voxflow_restore_20261127T020000Z)")
     restore.add_argument("--drop", action="store_true", help="replace the target's collections; needed to restore into the live database")
+    restore.add_argument("--force", action="store_true", help="restore even while runs are recorded 'running' in the target (runs known to have ended, "
+                         "e.g. on another host); without it, such runs refuse the restore: what they store meanwhile would be lost")
     restore.add_argument("--json", action="store_true", help="print JSON on the last line")
 
     voiced = add("voiced-manifest", cmd_voiced_manifest, "Write a labelled manifest for a VOICED (PhysioNet) folder.")

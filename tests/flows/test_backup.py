@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import pymongo
 import pytest
 import redis
@@ -20,7 +22,8 @@ from store.locks import hold_lock
 from tests.flows.conftest import name_redis_clients, still_connected
 from tests.helpers import snapshot
 from tests.voxflow_cli import env_db, last_json, run_cli
-from voxflow.errors import BackupError, ServiceError
+from voxflow import services
+from voxflow.errors import BackupError, LockError, ServiceError
 from voxflow.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
@@ -149,3 +152,16 @@ def test_restore_into_the_live_database_clears_its_cached_predictions(
     assert live.get_many([doc["audio_sha256"]], "m1") == {}, "predictions of dropped documents are still cached"
     assert other.get_many([doc["audio_sha256"]], "m1") == {doc["audio_sha256"]: doc}
     assert len(names) == 1 and not still_connected(redis_client, names)
+
+
+def test_restore_is_refused_while_a_run_is_running_in_the_target_unless_forced(in_process: Settings) -> None:
+    backup_id = backup_nightly()["backup_id"]
+    me = psutil.Process()
+    db = pymongo.MongoClient(services.mongo_uri(in_process))[in_process.mongo_db]
+    db.runs.insert_one({"run_id": "r-live", "status": "running", "host": socket.gethostname(), "pid": me.pid, "pid_started": me.create_time()})
+    db.predictions.insert_one({"audio_sha256": "a" * 64, "model_version": "m1", "run_id": "r-live"})  # stored after the backup
+    with pytest.raises(LockError, match=rf"^not restoring into database {in_process.mongo_db} while runs are running \(1: r-live \(pid {me.pid} on "):
+        restore_backup(in_process, backup_id, into=in_process.mongo_db, drop=True)
+    assert db.predictions.count_documents({"run_id": "r-live"}) == 1  # nothing replaced
+    restore_backup(in_process, backup_id, into=in_process.mongo_db, drop=True, force=True)
+    assert db.predictions.count_documents({"run_id": "r-live"}) == 0 and db.runs.count_documents({"run_id": "r-live"}) == 0
