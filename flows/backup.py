@@ -17,6 +17,7 @@ from store.backup import (
     backup_name,
     compare_with_manifest,
     list_backups,
+    mark_pruned,
     open_location,
     prune_backups,
     record_backup,
@@ -81,8 +82,9 @@ def verify_backup(client: MongoClient, settings: Settings, folder: str, backup_i
 def backup_nightly() -> dict[str, Any]:
     """Back up the voxflow database, models and feature manifest; verify; apply retention.
 
-    One run at a time (Redis lock ``voxflow:lock:backup``); a second trigger is refused. The result is
-    recorded in the ``backups`` collection whether it succeeds or fails. A failed run removes only the
+    One run at a time (Redis lock ``voxflow:lock:backup``): a second trigger is refused, and completes as
+    ``{"status": "skipped", "reason": ...}``. The result is recorded in the ``backups`` collection whether it
+    succeeds or fails. A failed run removes only the
     folder it created; a failure to prune old backups is logged and recorded and keeps the new backup.
 
     Returns
@@ -101,8 +103,9 @@ def backup_nightly() -> dict[str, Any]:
             client.admin.command("ping")  # a server that is down is one line now, not a dump task's traceback
             record = _take_backup(client, settings, uri)
     except LockError as exc:
-        logger.error("Backup refused: %s", exc.reason)
-        raise
+        # A refusal, not a failure: the flow run completes with this one line (a scheduler's trigger during a long run).
+        logger.warning("Backup refused: %s", exc.reason)
+        return {"status": "skipped", "reason": exc.reason}
     finally:
         client.close()
     logger.info(
@@ -151,6 +154,7 @@ def _take_backup(client: MongoClient, settings: Settings, uri: str) -> dict[str,
         raise
     record.update(status="verified", **_apply_retention(fs, root, settings, backup_id), finished_at=datetime.now(timezone.utc))
     record_backup(db, record)
+    mark_pruned(db, record["removed"], at=record["finished_at"])
     return record
 
 

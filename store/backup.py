@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
 import bson
 import bson.errors
@@ -156,8 +156,8 @@ def resolve_backup(names: Iterable[str], wanted: str) -> str:
     ordered = sorted(names)
     matches = ordered if wanted == "latest" else [name for name in ordered if name == wanted or name.startswith(f"{wanted}T")]
     if not matches:
-        known = ", ".join(ordered[-5:]) or "none"
-        raise BackupError(f"no backup matches {wanted!r} (newest: {known})")
+        known = ", ".join(reversed(ordered[-5:])) or "none"
+        raise BackupError(f"no backup matches {wanted!r} (newest first: {known})")
     return matches[-1]
 
 
@@ -404,6 +404,19 @@ def record_backup(db: Database, record: Mapping[str, Any]) -> None:
     which compares date-like strings as dates, it never matches a name like ``2026-11-27T020000Z``).
     """
     db["backups"].insert_one(dict(record))
+
+
+def mark_pruned(db: Database, names: Sequence[str], *, at: datetime) -> None:
+    """Mark the verified ``backups`` records of the backups ``names`` as ``pruned``: their folders are gone.
+
+    Found by ``_id``: nx-27017 reads a name like ``2026-11-27T020000Z`` in a query as a date, and matches nothing.
+    """
+    if not names:
+        return
+    wanted = set(names)
+    ids = [doc["_id"] for doc in db["backups"].find({"status": "verified"}, {"backup_id": 1}) if doc.get("backup_id") in wanted]
+    if ids:
+        db["backups"].update_many({"_id": {"$in": ids}}, {"$set": {"status": "pruned", "pruned_at": at.isoformat()}})
 
 
 def recent_backups(db: Database, *, limit: int = 20) -> list[dict[str, Any]]:

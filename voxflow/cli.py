@@ -290,7 +290,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
-        record = backup_nightly()
+        record = _done(backup_nightly())
     if args.json:
         print(json.dumps(record, default=str))
     else:
@@ -299,6 +299,13 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         if record.get("prune_error"):
             print(f"old backups were not pruned: {record['prune_error']}")
     return 0
+
+
+def _done(result: dict[str, Any]) -> dict[str, Any]:
+    """A flow's result, or its refusal (another run held its lock) as the command's error."""
+    if result.get("status") == "skipped":
+        raise LockError(result["reason"])
+    return result
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
@@ -415,7 +422,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         from voxflow.orchestration import prefect_api
 
     with prefect_api(settings):
-        result = retrain_nightly()
+        result = _done(retrain_nightly())
     if not args.json:
         print(f"{result['version']}: {result['status']} ({result['reason']})")
     print(json.dumps({**result, "metrics": {k: v for k, v in result["metrics"].items() if k not in ("calibration", "fold_aucs")}}))

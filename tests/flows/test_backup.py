@@ -68,6 +68,10 @@ def test_backup_lock_retention_wipe_restore_through_the_cli(cli_env: dict[str, s
     assert second["removed"] == ["2026-11-20T020000Z", "2026-11-26T020000Z", first["backup_id"]]
     assert sorted(p.name for p in backups.iterdir()) == [second["backup_id"]]
     assert second["counts"]["backups"] == 1  # the first backup's record, written before this dump
+    listed = last_json(run_cli(["backup", "--list", "--json"], env))
+    assert [(r["backup_id"], r["status"]) for r in listed] == [(second["backup_id"], "verified"), (first["backup_id"], "pruned")]
+    gone = run_cli(["restore", first["backup_id"]], env)
+    assert gone.stderr.strip().endswith(f"no backup matches {first['backup_id']!r} (newest first: {second['backup_id']})"), gone.stderr[-2000:]
 
     # Restore by default goes to a scratch database; the live one needs --drop.
     scratch = last_json(run_cli(["restore", "latest", "--json"], env))
@@ -165,3 +169,12 @@ def test_restore_is_refused_while_a_run_is_running_in_the_target_unless_forced(i
     assert db.predictions.count_documents({"run_id": "r-live"}) == 1  # nothing replaced
     restore_backup(in_process, backup_id, into=in_process.mongo_db, drop=True, force=True)
     assert db.predictions.count_documents({"run_id": "r-live"}) == 0 and db.runs.count_documents({"run_id": "r-live"}) == 0
+
+
+def test_a_refused_backup_completes_as_skipped(in_process: Settings, cli_env: dict[str, str], redis_client: redis.Redis) -> None:
+    with hold_lock(redis_client, "backup", ttl_s=30) as held:
+        # A refusal, not a failure: a Failed flow run printed the LockError's traceback twice in a worker's log.
+        state = backup_nightly(return_state=True)
+    assert state.is_completed(), state
+    assert state.result() == {"status": "skipped", "reason": f"another backup run is in progress (lock voxflow:lock:backup held by {held.token}); refused"}
+    assert env_db(cli_env)["backups"].count_documents({}) == 0
