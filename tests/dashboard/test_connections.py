@@ -9,13 +9,12 @@ from typing import Callable, Iterator
 import pymongo.errors
 import pymongo.uri_parser
 import pytest
-import redis
 from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
 
 from dashboard.connections import DashboardStores, open_mongo, open_redis
 from tests.dashboard.conftest import PAGES, metrics
-from tests.dashboard.proxy import TcpProxy
+from tests.proxy import TcpProxy, proxied_redis
 from tests.voxflow_cli import reserve_port
 from voxflow import services
 from voxflow.settings import Settings
@@ -65,14 +64,6 @@ def test_every_page_shows_a_banner_not_a_traceback(page: str, dead_env: dict[str
     assert "hunter2secret" not in shown and "Traceback" not in shown
 
 
-def _proxied_redis(url: str) -> tuple[TcpProxy, str]:
-    """A proxy to the Redis at ``url`` and the URL of the same database through it."""
-    target = redis.connection.parse_url(url)
-    upstream = target["path"] if "path" in target else (target.get("host", "127.0.0.1"), int(target.get("port", 6379)))
-    proxy = TcpProxy(upstream).start()
-    return proxy, f"redis://127.0.0.1:{proxy.port}/{target.get('db', 0)}"
-
-
 def _proxied_mongo(uri: str) -> tuple[TcpProxy, str]:
     """A proxy to the single MongoDB server at ``uri`` and a URI through it."""
     [(host, port)] = pymongo.uri_parser.parse_uri(uri)["nodelist"]
@@ -84,7 +75,7 @@ def _proxied_mongo(uri: str) -> tuple[TcpProxy, str]:
 def test_a_store_lost_after_connecting_shows_the_banner_then_reconnects(
     store: str, test_settings: Settings, tmp_path: Path, open_page: Callable[..., AppTest],
 ) -> None:
-    proxy, url = (_proxied_redis(services.redis_url(test_settings)) if store == "redis" else _proxied_mongo(services.mongo_uri(test_settings)))
+    proxy, url = (proxied_redis(services.redis_url(test_settings)) if store == "redis" else _proxied_mongo(services.mongo_uri(test_settings)))
     env = {
         "VOXFLOW_HOME": str(tmp_path), "VOXFLOW_MONGO_DB": f"lost_{uuid.uuid4().hex[:10]}",
         "VOXFLOW_REDIS_URL": services.redis_url(test_settings), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),

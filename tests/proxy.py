@@ -1,10 +1,12 @@
-"""A loopback TCP proxy to a real server, to make that server go away (and come back) under a connected client."""
+"""A loopback TCP proxy to a real server, to make that server go away (and come back) under a connected client (shared by tests)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from typing import Union
+
+import redis
 
 from tests.voxflow_cli import reserve_port
 
@@ -70,6 +72,14 @@ class TcpProxy:
                 return
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def proxied_redis(url: str) -> tuple[TcpProxy, str]:
+    """A started proxy to the Redis at ``url`` and the URL of the same database through it."""
+    target = redis.connection.parse_url(url)
+    upstream = target["path"] if "path" in target else (target.get("host", "127.0.0.1"), int(target.get("port", 6379)))
+    proxy = TcpProxy(upstream).start()
+    return proxy, f"redis://127.0.0.1:{proxy.port}/{target.get('db', 0)}"
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:
