@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Sequence
+from uuid import UUID
 
 from distributed import Client
 from prefect import flow, get_run_logger, task
@@ -25,7 +26,7 @@ from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, scored_before, unreadable_audio
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
-from tasks.progress import Progress
+from tasks.progress import LatestOnly, Progress
 from tasks.scaling import ScalingMonitor
 from voxflow.scaling import Thresholds
 from voxflow.settings import Settings, get_settings
@@ -92,6 +93,21 @@ def skip_known(files: list[FileRef], model_version: str, stores: Stores) -> Know
     return Known(pending, len(files) - len(pending) - len(duplicates), duplicates)
 
 
+class ProgressArtifact:
+    """A run's Prefect progress artifact (key ``analyze-progress``), created by its first update."""
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._id: UUID | None = None
+
+    def __call__(self, percent: float) -> None:
+        """Show ``percent`` done."""
+        if self._id is None:
+            self._id = create_progress_artifact(progress=percent, key="analyze-progress", description=self._description)
+        else:
+            update_progress_artifact(self._id, percent)
+
+
 @task(name="score-files", cache_policy=NO_CACHE)
 def score_files(
     files: list[FileRef],
@@ -111,7 +127,9 @@ def score_files(
     logger = get_run_logger()
     if not files:
         return FanoutOutcome()
-    artifact = create_progress_artifact(progress=0.0, key="analyze-progress", description=f"run {run_id}")
+    # Off this thread: with the Prefect API down, each update was retried for a minute and then failed the batch.
+    artifact_progress = LatestOnly(ProgressArtifact(f"run {run_id}"), what="the Prefect progress artifact")
+    artifact_progress.post(0.0)
     last_report = 0.0
 
     def report(progress: Progress, result: ChunkResult, inserted: int) -> None:
@@ -125,11 +143,11 @@ def score_files(
         if time.monotonic() - last_report >= 2.0 or progress.done == progress.total:
             last_report = time.monotonic()
             logger.info(progress.line())
-            update_progress_artifact(artifact_id=artifact, progress=progress.percent)
+            artifact_progress.post(progress.percent)
 
     # A worker per chunk of files to start with (rounded up, within the adaptive bounds): no waiting for adaptive scaling to add them.
     cluster = nullcontext(client) if client is not None else dask_client(settings, workers=initial_workers(len(files), settings, chunk_size))
-    with cluster as client:
+    with artifact_progress, cluster as client:
         window = max(4, 3 * settings.dask_max_workers)
         monitor = ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),

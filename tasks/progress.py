@@ -1,9 +1,17 @@
-"""Progress of a long run: files done of total, rate and ETA, as one readable line."""
+"""Progress of a long run: files done of total, rate and ETA, as one readable line; reported off the run's thread."""
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,3 +45,64 @@ class Progress:
     def line(self) -> str:
         eta = "?" if self.eta_s is None else f"{self.eta_s:.0f} s"
         return f"{self.done}/{self.total} files ({self.percent:.0f}%) · {self.rate:.1f} files/s · ETA {eta}"
+
+
+class LatestOnly(Generic[T]):
+    """Hands the newest value posted to ``update``, on a thread of its own: a slow or failing ``update`` never holds
+    up or fails the poster (a run's progress sent to an API that may be down).
+
+    One call runs at a time, and a value posted meanwhile replaces any still waiting: nothing queues up. The first
+    failed call logs one warning naming ``what``; later failures are quiet. The thread runs in the poster's context
+    (contextvars) as of construction, so the settings in force there apply (Prefect's API URL and run context).
+    Used as a context manager, it is closed at the block's end.
+    """
+
+    def __init__(self, update: Callable[[T], object], *, what: str) -> None:
+        self._update = update
+        self._what = what
+        self._waiting: list[T] = []  # at most one value
+        self._changed = threading.Condition()
+        self._closed = False
+        self._warned = False
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._deliver,), name=f"latest-only {what}", daemon=True)
+        self._thread.start()
+
+    def post(self, value: T) -> None:
+        """Have ``value`` delivered next, instead of any value still waiting; returns at once."""
+        with self._changed:
+            self._waiting[:] = [value]
+            self._changed.notify()
+
+    def close(self, *, wait_s: float = 5.0) -> None:
+        """Take no more values; wait up to ``wait_s`` for the one waiting, if any, to be delivered.
+
+        A call still running after that is left to its daemon thread, which ends with it.
+        """
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join(wait_s)
+
+    def __enter__(self) -> LatestOnly[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _next(self) -> list[T]:
+        """The value to deliver next, or none once closed with nothing waiting."""
+        with self._changed:
+            while not self._waiting and not self._closed:
+                self._changed.wait()
+            taken = list(self._waiting)
+            self._waiting.clear()
+            return taken
+
+    def _deliver(self) -> None:
+        while taken := self._next():
+            try:
+                self._update(taken[0])
+            except Exception as exc:  # whatever the API's client raised: the run goes on without this report
+                if not self._warned:
+                    log.warning("Could not update %s (%s: %s); the run goes on without it", self._what, type(exc).__name__, exc)
+                self._warned = True
