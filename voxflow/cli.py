@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Itera
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from voxflow.errors import LockError, VoxflowError
+from voxflow.errors import LockError, PrefectUnreachable, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.interrupts import STOP_SIGNALS, raise_terminated, stop_signal, stops_deferred
 from voxflow.settings import Settings, get_settings
@@ -65,14 +65,25 @@ BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "erro
 
 
 class BriefExpectedErrors(logging.Formatter):
-    """Console log lines that show an expected voxflow error (bad input, a store down or refusing) without
-    its traceback: the command ends with that error in one line anyway. Prefect's API log and the run's
-    record keep the traceback; any other exception is printed with it."""
+    """Console log lines that show an expected voxflow error (bad input, a store down or refusing) or the Prefect
+    API gone without its traceback: the command ends with that error in one line anyway. Prefect's API log and the
+    run's record keep the traceback; any other exception is printed with it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.exc_info and isinstance(record.exc_info[1], VoxflowError):
+        if record.exc_info and _expected(record.exc_info[1]):
             record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
         return super().format(record)
+
+
+def _expected(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is an error the command ends with in one line (:func:`main`)."""
+    if isinstance(exc, VoxflowError):
+        return True
+    if "prefect" not in sys.modules:  # no Prefect API was spoken to; and the check would import it (~1 s)
+        return False
+    from voxflow.orchestration import unreachable_reason
+
+    return exc is not None and unreachable_reason(exc) is not None
 
 
 class CtrlCNotACrash(logging.Filter):
@@ -843,7 +854,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         if isinstance(exc, VoxflowError):
-            print(f"voxflow: error: {exc.reason}", file=sys.stderr)
+            print(f"voxflow: error: {exc.reason}", file=sys.stderr, flush=True)
+            if isinstance(exc, PrefectUnreachable):
+                # Prefect's workers still send their logs and events as the interpreter exits, and say that they
+                # could not ("--- Error logging to API ---", "EventsWorker failed to process item") after that line.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
             return 2
         if isinstance(exc, OSError):  # a file or folder given to a command (demo-corpus /proc/x, -o, --out), or VOXFLOW_HOME itself
             print(f"voxflow: error: {_file_error(exc, settings)}", file=sys.stderr)

@@ -59,6 +59,10 @@ class DatabaseError(ServiceError):
     """MongoDB is unreachable, or refused an operation (the configured user, a full disk)."""
 
 
+class PrefectUnreachable(ServiceError):
+    """The Prefect API stopped answering while a flow ran (Prefect's client gave up on it)."""
+
+
 class BackupError(VoxflowError):
     """A backup cannot be written, verified or restored (missing or corrupt file, occupied target)."""
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+import httpx
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
 
 from voxflow import services
+from voxflow.errors import PrefectUnreachable
 from voxflow.settings import Settings
 
 
@@ -23,10 +25,39 @@ def prefect_api(settings: Settings) -> Iterator[str]:
     ------
     str
         The API URL in use.
+
+    Raises
+    ------
+    PrefectUnreachable
+        When the API stopped answering (Prefect's client gave up: no connection, or a server error) in the block.
     """
     url = services.prefect_api_url(settings)
     updates = {PREFECT_API_URL: url, PREFECT_SERVER_ANALYTICS_ENABLED: False}
     if settings.prefect_api_url is None:
         updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
     with temporary_settings(updates=updates):
-        yield url
+        try:
+            yield url
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:  # PrefectHTTPStatusError among them
+            if (reason := unreachable_reason(exc)) is None:
+                raise
+            raise PrefectUnreachable(f"Prefect API unreachable ({services.redact(url)}): {reason}") from exc
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """What says that the Prefect API is unreachable in ``exc``, one line; None for an error of another kind.
+
+    A server error (5xx) counts: the server is up but cannot serve (its database gone, a proxy without it).
+
+    Examples
+    --------
+    >>> unreachable_reason(httpx.ConnectError("[Errno 111] Connection refused"))
+    'ConnectError: [Errno 111] Connection refused'
+    >>> unreachable_reason(ValueError("bad")) is None
+    True
+    """
+    if isinstance(exc, httpx.TransportError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.is_server_error:
+        return f"HTTP {exc.response.status_code} {exc.response.reason_phrase}"
+    return None

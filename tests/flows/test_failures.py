@@ -1,4 +1,4 @@
-"""Failures with real processes: a worker SIGKILLed mid-run, MongoDB gone for seconds, a remote cluster."""
+"""Failures with real processes: a worker SIGKILLed mid-run, MongoDB gone for seconds, the Prefect API gone, a remote cluster."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import sigint_action
+from tests.proxy import TcpProxy
 from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
 from tasks.forkserver import is_forkserver
@@ -135,6 +137,33 @@ def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_mani
     db = env_db(env)  # the rollups too: inserts retried across the outage counted each stored prediction once
     assert sum(bucket.get("predictions", 0) for bucket in db[COUNTS].find()) == N_VOICED
     assert sum(bucket.get(name, 0) for bucket in db[SCORES].find() for name in BIN_FIELDS) == N_VOICED
+
+
+def test_prefect_api_gone_mid_run_ends_with_one_line_after_storing_every_file(
+    cli_env: dict[str, str], voiced_manifest: Path, prefect_api: str
+) -> None:
+    proxy = TcpProxy(("127.0.0.1", int(urllib.parse.urlsplit(prefect_api).port or 80))).start()
+    url = f"http://127.0.0.1:{proxy.port}/api"
+    # Prefect's client gives up at once, not after ~1 min of retries per request.
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8", "PREFECT_API_URL": url, "PREFECT_CLIENT_MAX_RETRIES": "0"}
+    try:
+        proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+        wait_for_predictions(env, proc, 16)
+        proxy.close()
+        gone = finish(proc)
+        assert gone.returncode == 2, gone.stderr[-5000:]
+        assert gone.stderr.strip().splitlines()[-1].startswith(f"voxflow: error: Prefect API unreachable ({url}): "), gone.stderr[-3000:]
+        assert "Traceback" not in gone.stderr, gone.stderr[-5000:]
+        assert gone.stderr.count("Could not update the Prefect progress artifact") <= 1, gone.stderr[-5000:]
+        _assert_exactly_once(env)  # scoring went on without the API
+        run = env_db(env)["runs"].find_one()
+        assert run["status"] in ("completed", "failed") and run["scored"] == N_VOICED, run
+
+        proxy.start()
+        summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
+        assert summary["status"] == "completed" and summary["scored"] == 0 and summary["skipped"] == N_VOICED
+    finally:
+        proxy.release()
 
 
 def _scheduler_address(scheduler: subprocess.Popen, scheduler_file: Path, logs: Path) -> str:

@@ -1,6 +1,10 @@
+import httpx
+import pytest
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings
 
 from voxflow import orchestration
+from voxflow.errors import PrefectUnreachable
 from voxflow.settings import Settings
 
 
@@ -17,3 +21,21 @@ def test_an_operators_server_gets_prefects_heartbeats(test_settings: Settings) -
         assert url == "http://prefect.internal:4200/api"
         assert get_current_settings().api.url == url
         assert get_current_settings().flows.heartbeat_frequency == PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is not None
+
+
+def test_the_api_gone_ends_the_block_with_one_line_without_its_secret(test_settings: Settings) -> None:
+    configured = test_settings.model_copy(update={"prefect_api_url": "http://ops:hunter2@prefect.internal:4200/api"})
+    with pytest.raises(PrefectUnreachable) as gone, orchestration.prefect_api(configured):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+    assert gone.value.reason == "Prefect API unreachable (http://ops:***@prefect.internal:4200/api): ConnectError: [Errno 111] Connection refused"
+
+
+@pytest.mark.parametrize(("status", "mapped"), [(503, True), (500, True), (404, False)])
+def test_a_server_error_is_the_api_gone_a_refused_request_is_not(test_settings: Settings, status: int, mapped: bool) -> None:
+    configured = test_settings.model_copy(update={"prefect_api_url": "http://prefect.internal:4200/api"})
+    request = httpx.Request("POST", "http://prefect.internal:4200/api/flow_runs/x/set_state")
+    error = PrefectHTTPStatusError("server said no", request=request, response=httpx.Response(status, request=request))
+    with pytest.raises(PrefectUnreachable if mapped else PrefectHTTPStatusError) as raised, orchestration.prefect_api(configured):
+        raise error
+    if mapped:
+        assert str(raised.value).startswith(f"Prefect API unreachable (http://prefect.internal:4200/api): HTTP {status} "), raised.value
