@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import redis
 
 from voxflow.errors import ServiceError
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -24,9 +29,46 @@ def redis_errors_as_service_error(context: str = "") -> Iterator[None]:
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise ServiceError(f"Redis unreachable{where}: {exc}") from exc
+        raise RedisUnreachable(f"Redis unreachable{where}: {exc}") from exc
     except redis.ResponseError as exc:
         raise ServiceError(f"Redis refused a command{where}: {exc}") from exc
+
+
+class RedisUnreachable(ServiceError):
+    """Redis did not answer: no connection, a connection lost or a timeout (not a command it refused)."""
+
+
+class RedisOutages:
+    """Best effort for the Redis calls a run can do without (its prediction cache and live metrics): while Redis
+    does not answer, each gives its fallback instead of failing the run. The first call that finds Redis gone logs
+    one warning, the first that finds it back one line; a refused command still fails.
+    """
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def tolerate(self, call: Callable[[], T], fallback: T) -> T:
+        """``call()``, or ``fallback`` when Redis does not answer it."""
+        try:
+            with redis_errors_as_service_error():
+                result = call()
+        except RedisUnreachable as exc:
+            if not self.down:
+                log.warning("Redis unreachable: the run goes on without its prediction cache and live metrics, MongoDB keeps every result (%s)", exc.__cause__)
+            self.down = True
+            return fallback
+        if self.down:
+            log.info("Redis answers again: the prediction cache and live metrics are kept again")
+        self.down = False
+        return result
+
+
+def _call(call: Callable[[], T], fallback: T, outages: RedisOutages | None) -> T:
+    """``call()`` with Redis errors as a ServiceError, or, given ``outages``, with its best effort."""
+    if outages is not None:
+        return outages.tolerate(call, fallback)
+    with redis_errors_as_service_error():
+        return call()
 
 
 def _glob_escape(text: str) -> str:
@@ -37,13 +79,15 @@ class PredictionCache:
     """Recent predictions of one MongoDB database by (audio_sha256, model_version), as JSON that expires after ``ttl_s``.
 
     Keys are ``voxflow:cache:pred:{database}:{audio_sha256}:{model_version}``: a prediction cached for
-    one database never stands in for a document missing from another.
+    one database never stands in for a document missing from another. Given ``outages``, reads and writes are
+    best effort (:class:`RedisOutages`): a read finds nothing while Redis does not answer.
     """
 
-    def __init__(self, client: redis.Redis, *, ttl_s: int, database: str) -> None:
+    def __init__(self, client: redis.Redis, *, ttl_s: int, database: str, outages: RedisOutages | None = None) -> None:
         self._client = client
         self._ttl_s = ttl_s
         self._prefix = f"voxflow:cache:pred:{database}:"
+        self._outages = outages
 
     def _key(self, audio_sha256: str, model_version: str) -> str:
         return f"{self._prefix}{audio_sha256}:{model_version}"
@@ -52,19 +96,18 @@ class PredictionCache:
         """Return the cached prediction of each hash that has one (one MGET)."""
         if not hashes:
             return {}
-        with redis_errors_as_service_error():
-            values = self._client.mget([self._key(h, model_version) for h in hashes])
+        keys = [self._key(h, model_version) for h in hashes]
+        values = _call(lambda: self._client.mget(keys), [None] * len(keys), self._outages)
         return {h: json.loads(value) for h, value in zip(hashes, values) if value is not None}
 
     def put_many(self, docs: Sequence[Mapping[str, Any]]) -> None:
         """Cache predictions (each with ``audio_sha256`` and ``model_version``) in one pipelined round trip."""
         if not docs:
             return
-        with redis_errors_as_service_error():
-            pipe = self._client.pipeline(transaction=False)
-            for doc in docs:
-                pipe.set(self._key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
-            pipe.execute()
+        pipe = self._client.pipeline(transaction=False)
+        for doc in docs:
+            pipe.set(self._key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
+        _call(pipe.execute, None, self._outages)
 
     def clear(self) -> int:
         """Delete every prediction cached for this database (after its documents were replaced); returns how many.
@@ -79,16 +122,19 @@ class PredictionCache:
 
 
 class LiveMetrics:
-    """Throughput/latency/backlog samples in Redis streams ``voxflow:metrics:{stream}``, capped near ``maxlen``."""
+    """Throughput/latency/backlog samples in Redis streams ``voxflow:metrics:{stream}``, capped near ``maxlen``.
 
-    def __init__(self, client: redis.Redis, *, maxlen: int) -> None:
+    Given ``outages``, samples are recorded with its best effort (:class:`RedisOutages`).
+    """
+
+    def __init__(self, client: redis.Redis, *, maxlen: int, outages: RedisOutages | None = None) -> None:
         self._client = client
         self._maxlen = maxlen
+        self._outages = outages
 
     def record(self, stream: str, fields: Mapping[str, float | int | str]) -> None:
         """Append one sample (XADD with approximate MAXLEN trimming)."""
-        with redis_errors_as_service_error():
-            self._client.xadd(f"voxflow:metrics:{stream}", dict(fields), maxlen=self._maxlen, approximate=True)
+        _call(lambda: self._client.xadd(f"voxflow:metrics:{stream}", dict(fields), maxlen=self._maxlen, approximate=True), None, self._outages)
 
     def recent(self, stream: str, *, count: int = 100) -> list[dict[str, str]]:
         """Return the last ``count`` samples, newest last.

@@ -18,7 +18,7 @@ from redis import Redis
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.artifact import ModelCard
-from store.cache import LiveMetrics, PredictionCache, connect_redis
+from store.cache import LiveMetrics, PredictionCache, RedisOutages, connect_redis
 from store.counts import DUPLICATE_STAGE
 from store.feature_store import FeatureStore
 from store.models import ModelStore
@@ -60,7 +60,9 @@ class Stores:
 def open_stores(settings: Settings) -> Stores:
     """Connect to the configured (or embedded) MongoDB and Redis, ensuring indexes and the per-quarter-hour counts.
 
-    The prediction cache is scoped to ``settings.mongo_db``. When any step fails, the clients opened so far are closed.
+    The prediction cache is scoped to ``settings.mongo_db``. It and the live metrics are best effort: MongoDB is the
+    record of truth, and a run goes on while Redis does not answer (:class:`~store.cache.RedisOutages`). When any
+    step fails, the clients opened so far are closed.
     """
     with ExitStack() as opened:
         mongo = opened.enter_context(connect_mongo(services.mongo_uri(settings)))
@@ -69,11 +71,12 @@ def open_stores(settings: Settings) -> Stores:
         results.ensure_indexes()
         results.ensure_counts()
         redis_client = opened.enter_context(connect_redis(services.redis_url(settings)))
+        outages = RedisOutages()
         stores = Stores(
             results=results,
             models=ModelStore(db),
-            cache=PredictionCache(redis_client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
-            metrics=LiveMetrics(redis_client, maxlen=settings.metrics_maxlen),
+            cache=PredictionCache(redis_client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db, outages=outages),
+            metrics=LiveMetrics(redis_client, maxlen=settings.metrics_maxlen, outages=outages),
             features=FeatureStore(settings.feature_store_dir),
             mongo=mongo,
             redis=redis_client,
@@ -245,7 +248,7 @@ def persist_scored(stores: Stores, table: pa.Table, rejected: Sequence[dict[str,
     """Write one chunk everywhere it belongs; returns how many predictions were new.
 
     Order matters for a crash between steps: Parquet first (deduplicated on read), then MongoDB
-    (the record of truth, idempotent through its unique index), then the Redis cache.
+    (the record of truth, idempotent through its unique index), then the Redis cache (best effort).
     """
     now = datetime.now(timezone.utc)
     if table.num_rows:

@@ -1,4 +1,4 @@
-"""Failures with real processes: a worker SIGKILLed mid-run, MongoDB gone for seconds, the Prefect API gone, a remote cluster."""
+"""Failures with real processes: a worker SIGKILLed mid-run, MongoDB or Redis gone for seconds, the Prefect API gone, a remote cluster."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import sigint_action
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, proxied_redis
 from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
 from tasks.forkserver import is_forkserver
@@ -137,6 +137,26 @@ def test_mongo_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_mani
     db = env_db(env)  # the rollups too: inserts retried across the outage counted each stored prediction once
     assert sum(bucket.get("predictions", 0) for bucket in db[COUNTS].find()) == N_VOICED
     assert sum(bucket.get(name, 0) for bucket in db[SCORES].find() for name in BIN_FIELDS) == N_VOICED
+
+
+def test_redis_outage_mid_run_is_ridden_out(cli_env: dict[str, str], voiced_manifest: Path, test_settings: Settings) -> None:
+    # Redis holds only the prediction cache and live metrics of an analyze: MongoDB is the record of truth.
+    proxy, url = proxied_redis(services.redis_url(test_settings))
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8", "VOXFLOW_REDIS_URL": url}
+    try:
+        proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+        wait_for_predictions(env, proc, 16)
+        proxy.close()  # gone, as a killed server: refused and cut
+        wait_for_predictions(env, proc, 56)
+        proxy.start()
+        done = finish(proc)
+    finally:
+        proxy.release()
+    summary = last_json(done)
+    assert summary["status"] == "completed" and summary["scored"] == N_VOICED
+    _assert_exactly_once(env)
+    said = [line for line in done.stderr.splitlines() if "store.cache" in line]
+    assert len(said) == 2 and "WARNING store.cache: Redis unreachable: " in said[0] and "Redis answers again" in said[1], done.stderr[-3000:]
 
 
 def test_prefect_api_gone_mid_run_ends_with_one_line_after_storing_every_file(

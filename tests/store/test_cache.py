@@ -1,12 +1,18 @@
-"""PredictionCache and LiveMetrics against a real Redis (system Redis db 15 or the embedded server)."""
+"""PredictionCache and LiveMetrics against a real Redis (system Redis db 15 or the embedded server), and through a proxy cut under them."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+import pytest
 import redis
 
-from store.cache import LiveMetrics, PredictionCache
+from store.cache import LiveMetrics, PredictionCache, RedisOutages, RedisUnreachable, connect_redis
+from tests.proxy import proxied_redis
+from voxflow import services
+from voxflow.errors import ServiceError
+from voxflow.settings import Settings
 
 
 def sha() -> str:
@@ -57,3 +63,44 @@ def test_metrics_stream_is_bounded_and_recent_is_newest_last(redis_client: redis
 
     assert recent[0]["stage"] == "extract" and order(recent[0]["id"]) < order(recent[-1]["id"])
     assert metrics.recent(f"missing-{uuid.uuid4().hex}") == []
+
+
+
+def test_with_outages_tolerated_a_run_goes_on_while_redis_is_gone_and_says_so_once(test_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    proxy, url = proxied_redis(services.redis_url(test_settings))
+    client = connect_redis(url)
+    outages = RedisOutages()
+    cache, metrics = PredictionCache(client, ttl_s=60, database="dba", outages=outages), LiveMetrics(client, maxlen=100, outages=outages)
+    doc = {"audio_sha256": sha(), "model_version": "m1", "score": 0.5, "label": "healthy"}
+    stream = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        proxy.close()  # the server goes away under the connected client
+        with caplog.at_level(logging.INFO, logger="store.cache"):
+            cache.put_many([doc])
+            metrics.record(stream, {"files_per_s": 1})
+            assert cache.get_many([doc["audio_sha256"]], "m1") == {}  # nothing known: the caller asks MongoDB
+            assert [r.levelname for r in caplog.records] == ["WARNING"] and "Redis unreachable" in caplog.text
+
+            proxy.start()
+            cache.put_many([doc])
+            metrics.record(stream, {"files_per_s": 2})
+            assert cache.get_many([doc["audio_sha256"]], "m1") == {doc["audio_sha256"]: doc}
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == ["Redis unreachable", "Redis answers again"]
+        assert [sample["files_per_s"] for sample in metrics.recent(stream)] == ["2"]
+    finally:
+        client.close()
+        proxy.release()
+
+
+def test_without_outages_tolerated_redis_gone_is_an_error(test_settings: Settings) -> None:
+    proxy, url = proxied_redis(services.redis_url(test_settings))
+    client = connect_redis(url)
+    try:
+        proxy.close()
+        with pytest.raises(RedisUnreachable, match="^Redis unreachable: "):
+            PredictionCache(client, ttl_s=60, database="dba").put_many([{"audio_sha256": sha(), "model_version": "m1"}])
+        with pytest.raises(ServiceError, match="^Redis unreachable: "):
+            LiveMetrics(client, maxlen=100).record("test", {"files_per_s": 1})
+    finally:
+        client.close()
+        proxy.release()
