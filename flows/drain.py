@@ -47,13 +47,14 @@ _STALE_CONSUMER_S = 3600.0
 
 @dataclass
 class DrainTotals:
-    """What a drain did so far: entries acknowledged by outcome, and their latencies."""
+    """What a drain did so far: entries acknowledged by outcome, files decoded and analysed, and their latencies."""
 
     acked: int = 0
     scored: int = 0
     skipped: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    analysed: int = 0
     batches: int = 0
     latencies: list[float] = field(default_factory=list)
 
@@ -132,6 +133,7 @@ def _drain_batch(
         totals.scored += outcome.inserted
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined
+        totals.analysed += outcome.scored + outcome.quarantined
     # What is left shares its content with a file of this batch, whose outcome is now persisted (its own record was stored first).
     acks.settle(acks.unsettled(), "duplicate")
     totals.skipped += known.skipped
@@ -234,7 +236,7 @@ def drain_queue(
             "quarantined": totals.quarantined,
             "batches": totals.batches,
             "wall_s": round(wall, 3),
-            "clips_per_s": round(totals.acked / wall, 3) if wall > 0 else 0.0,
+            "clips_per_s": round(totals.analysed / wall, 3) if wall > 0 else 0.0,
             "latency_p50_s": lat["p50_s"],
             "latency_p95_s": lat["p95_s"],
             "depth": status.depth,

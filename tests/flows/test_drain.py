@@ -68,6 +68,8 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     # 6 distinct clips scored; clip3 twice, clip2 via the manifest and the copy are duplicates, each named; silence and gone quarantined.
     assert (summary["acked"], summary["scored"], summary["duplicates"], summary["quarantined"]) == (11, 6, 3, 2), summary
     assert summary["depth"] == 0 and summary["latency_p95_s"] >= summary["latency_p50_s"] > 0
+    # Files decoded and analysed, as analyze counts them: the 6 clips and the silence, not gone.wav nor the duplicates.
+    assert summary["clips_per_s"] == pytest.approx(7 / summary["wall_s"], rel=0.01)
 
     db = env_db(cli_env)
     assert db.predictions.count_documents({}) == 6
@@ -88,7 +90,7 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     # Files again: already stored, acknowledged without scoring; the copy, stored under clip0's name, is named as its duplicate.
     last_json(run_cli(["enqueue", *map(str, clips[1:]), str(copy), "--json"], cli_env))
     again = last_json(run_cli(["drain", "--json"], cli_env))
-    assert (again["acked"], again["scored"], again["skipped"], again["duplicates"]) == (6, 0, 5, 1), again
+    assert (again["acked"], again["scored"], again["skipped"], again["duplicates"], again["clips_per_s"]) == (6, 0, 5, 1, 0.0), again
     assert db.predictions.count_documents({}) == 6
     [repeat] = db.quarantine.find({"run_id": again["run_id"]})
     assert (repeat["path"], repeat["stage"]) == (str(copy), "duplicate")
