@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +34,7 @@ from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
-from tasks.persist import Stores, open_stores, recorded_run
+from tasks.persist import Stores, close_abandoned_runs, open_stores, recorded_run
 from voxflow.errors import LockError
 from voxflow.processes import ended_on_this_host
 from voxflow.settings import Settings, get_settings
@@ -183,7 +183,7 @@ def drain_queue(
     -------
     dict
         The run summary (entries acknowledged, scored, skipped, duplicates, quarantined, latency
-        percentiles), also stored in the ``runs`` collection.
+        percentiles), also stored in the ``runs`` collection unless the queue held nothing to read.
     """
     started = time.perf_counter()
     settings = get_settings()
@@ -203,7 +203,16 @@ def drain_queue(
         if released := queue.release(dead, idle_s=settings.queue_claim_idle_s):
             logger.info("%d entries of %d ended drains on this host are claimed now, not after %.0f s idle", released, len(dead), settings.queue_claim_idle_s)
         totals = DrainTotals()
-        with recorded_run(stores.results, bundle.card, settings, run_id=run_id, source=QUEUE_STREAM):
+        count = batch_size or settings.queue_batch_size
+
+        def read() -> list[QueueEntry]:
+            return queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s)
+
+        close_abandoned_runs(stores.results)  # recorded_run's first step, done here for an empty drain too
+        if not (entries := read()):
+            logger.info("The queue is empty: nothing to drain, no run recorded")
+        # A drain is recorded from its first batch on: the schedule's empty drains, one a minute, would bury every other run.
+        with recorded_run(stores.results, bundle.card, settings, run_id=run_id, source=QUEUE_STREAM) if entries else nullcontext():
             with ExitStack() as stack:
                 clients: list[Client] = []
 
@@ -214,13 +223,13 @@ def drain_queue(
                         clients.append(stack.enter_context(dask_client(settings, workers=initial_workers(files, settings, chunk_size or settings.chunk_size))))
                     return clients[0]
 
-                count = batch_size or settings.queue_batch_size
-                while entries := queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s):
+                while entries:
                     _drain_batch(
                         BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
                         run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,
                     )
                     logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)
+                    entries = read()
         status = queue.status()
         queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), own=consumer))
         wall = time.perf_counter() - started
@@ -243,7 +252,8 @@ def drain_queue(
             "model_version": bundle.card.version,
             "feature_version": bundle.card.feature_version,
         }
-        stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+        if totals.batches:
+            stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
         logger.info(
             "Drain %s completed: %d entries acknowledged (%d scored, %d skipped, %d duplicates, %d quarantined) in %.1f s",
             run_id, totals.acked, totals.scored, totals.skipped, totals.duplicates, totals.quarantined, wall,

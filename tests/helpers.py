@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pymongo.database import Database
 
 from store.backup import COLLECTIONS
@@ -23,6 +27,14 @@ def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: b
 def snapshot(db: Database) -> dict[str, list[dict[str, Any]]]:
     """Every document of each backed-up collection, in ``_id`` order: equal snapshots mean identical contents."""
     return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"])) for name in COLLECTIONS}
+
+
+def ended_process() -> dict[str, Any]:
+    """The owner fields of a run whose process on this host has ended (as a killed run leaves them)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.wait()
+    return {"host": socket.gethostname(), "pid": proc.pid, "pid_started": started}
 
 
 def sigint_action(pid: int) -> str:

@@ -6,6 +6,7 @@ import collections
 import os
 import shutil
 import signal
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from store.latency import LATENCY_STREAM
 from store.locks import hold_lock
 from store.queue import QUEUE_STREAM
 from tests.flows.conftest import repeated_hashes
+from tests.helpers import ended_process
 from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
@@ -166,6 +168,16 @@ def test_entries_naming_no_usable_file_are_quarantined_once(cli_env: dict[str, s
     assert _acked_ids(cli_env)[pathless] == 1
     again = last_json(run_cli(["drain", "--json"], cli_env))
     assert (again["acked"], again["batches"]) == (0, 0)
+
+
+def test_an_empty_drain_records_no_run_and_still_closes_a_killed_one(cli_env: dict[str, str]) -> None:
+    runs = env_db(cli_env).runs
+    runs.insert_one({"run_id": "run-killed", "status": "running", "started_at": datetime.now(timezone.utc), **ended_process()})
+    empty = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (empty["status"], empty["acked"], empty["batches"]) == ("completed", 0, 0), empty
+    # The schedule's drain a minute: recorded, they filled `voxflow runs` and the dashboard's Runs page.
+    assert runs.find_one({"run_id": empty["run_id"]}) is None
+    assert runs.find_one({"run_id": "run-killed"})["status"] == "crashed"
 
 
 def test_a_drain_started_while_one_runs_is_skipped(cli_env: dict[str, str]) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from pymongo.database import Database
 import store.counts
 from store.counts import COUNTS, SCORES, add_counts, bucket_start, prediction_increments, rebuild_counts
 from store.mongo import ResultStore
+from tests.helpers import ended_process
 from tests.store.conftest import rollup
 from tests.voxflow_cli import assert_one_line_error, bare_env, last_json, run_cli
 from voxflow import services
@@ -46,14 +45,6 @@ def score_rollup(db: Database) -> dict[str, dict]:
 
 def score_id(when: datetime) -> str:
     return f"m1|{int(bucket_start(when).timestamp())}"
-
-
-def ended_process() -> dict[str, Any]:
-    """The owner fields of a run whose process on this host has ended (as a killed run leaves them)."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    started = psutil.Process(proc.pid).create_time()
-    proc.wait()
-    return {"host": socket.gethostname(), "pid": proc.pid, "pid_started": started}
 
 
 def this_process() -> dict[str, Any]:
