@@ -231,7 +231,7 @@ def drain_queue(
                     logger.info("Batch %d: %d entries settled, %d acknowledged so far", totals.batches, len(entries), totals.acked)
                     entries = read()
         status = queue.status()
-        queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), own=consumer))
+        queue.remove_consumers(removable_consumers(status.consumers, idle_s=max(_STALE_CONSUMER_S, settings.queue_claim_idle_s), ended={consumer, *dead}))
         wall = time.perf_counter() - started
         lat = latency_summary(totals.latencies)
         summary = {

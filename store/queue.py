@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Collection, Sequence
 
 import redis
 
@@ -77,13 +77,14 @@ def entry_time_s(entry_id: str) -> float:
     return int(entry_id.split("-", 1)[0]) / 1000
 
 
-def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float, own: str | None = None) -> list[str]:
-    """Consumers that hold nothing and were idle at least ``idle_s`` (or are ``own``): safe to delete.
+def removable_consumers(consumers: Sequence[ConsumerState], *, idle_s: float, ended: Collection[str] = ()) -> list[str]:
+    """Consumers that hold nothing and were idle at least ``idle_s``, or whose drain is over (``ended``: dead
+    ones, the caller's own): safe to delete.
 
     A consumer with pending entries is kept until those are claimed, or its entries would never be
     delivered again.
     """
-    return [c.name for c in consumers if c.pending == 0 and (c.idle_s >= idle_s or c.name == own)]
+    return [c.name for c in consumers if c.pending == 0 and (c.idle_s >= idle_s or c.name in ended)]
 
 
 def _enqueued_at(entry_id: str, fields: dict[str, str]) -> float:

@@ -6,6 +6,7 @@ import collections
 import os
 import shutil
 import signal
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import soundfile as sf
 from features.synth import synth_vowel
 from store.latency import LATENCY_STREAM
 from store.locks import hold_lock
-from store.queue import QUEUE_STREAM
+from store.queue import QUEUE_STREAM, FileQueue, QueueItem
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import ended_process
 from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
@@ -136,6 +137,18 @@ def test_killed_drain_loses_nothing_and_scores_nothing_twice(cli_env: dict[str, 
     assert _acked_ids(env) == collections.Counter({entry_id: 1 for entry_id in entry_ids})
     final = last_json(run_cli(["queue", "status", "--json"], env))
     assert (final["depth"], final["pending"]) == (0, 0)
+
+
+def test_a_dead_drains_consumer_is_removed_once_its_entries_are_claimed(cli_env: dict[str, str], tmp_path: Path) -> None:
+    queue = FileQueue(_redis(cli_env))
+    queue.enqueue([QueueItem(str(tmp_path / "gone.wav"))])
+    dead = f"{socket.gethostname()}-{ended_process()['pid']}-deadbeef"  # as a killed drain of this host names its consumer
+    assert len(queue.read(dead, count=10, claim_idle_s=300)) == 1
+
+    summary = last_json(run_cli(["drain", "--json"], cli_env))
+    assert (summary["acked"], summary["quarantined"]) == (1, 1), summary
+    # Claimed down to 0 pending, it stayed listed in `voxflow queue status` and on the Queue page.
+    assert queue.status().consumers == []
 
 
 def test_a_drain_of_several_batches_keeps_every_scored_files_features(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -68,8 +68,8 @@ def test_entry_time_and_removable_consumers_are_pure() -> None:
     assert entry_time_s("1700000000123-7") == pytest.approx(1_700_000_000.123)
     consumers = [ConsumerState("busy", 3, 9999.0), ConsumerState("idle", 0, 5000.0), ConsumerState("fresh", 0, 1.0)]
     assert removable_consumers(consumers, idle_s=3600) == ["idle"]
-    assert removable_consumers(consumers, idle_s=3600, own="fresh") == ["idle", "fresh"]
-    assert removable_consumers(consumers, idle_s=3600, own="busy") == ["idle"]
+    assert removable_consumers(consumers, idle_s=3600, ended={"fresh"}) == ["idle", "fresh"]
+    assert removable_consumers(consumers, idle_s=3600, ended={"busy"}) == ["idle"]
 
 
 def test_latency_summary_interpolates_between_ranks() -> None:
