@@ -2,7 +2,8 @@
 
 ``prefect.yaml`` stays the one definition: ``voxflow deploy`` reads it, sets each schedule's time zone
 from settings, and registers through Prefect's Python API with the same names, entrypoints, schedules,
-parameters and pull step (the project root as working directory) that ``prefect deploy --all`` gives.
+parameters and pull step (the project root as working directory) that ``prefect deploy --all`` gives;
+unlike that one, its parameter schemas refuse a parameter the flow does not take.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 from prefect import Flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Interval, Schedule
@@ -108,8 +109,17 @@ def ensure_work_pool(name: str) -> bool:
             return True
 
 
+def closed_parameter_schema(flow: Flow) -> dict[str, Any]:
+    """``flow``'s parameter schema, refusing parameters the flow does not take.
+
+    Prefect's own lets them through: the run is created, then crashes with SignatureMismatchError.
+    """
+    return {**flow.parameters.model_dump(exclude_unset=True), "additionalProperties": False}
+
+
 def register(spec: DeploymentSpec, *, work_pool: str, root: Path = PROJECT_ROOT) -> str:
-    """Register one deployment whose flow runs start in ``root``; returns its id."""
+    """Register one deployment whose flow runs start in ``root``, its parameters checked by
+    :func:`closed_parameter_schema`; returns its id."""
     flow = Flow.from_source(source=str(root), entrypoint=spec.entrypoint)
     limit = spec.concurrency_limit
     deployment = flow.to_deployment(
@@ -120,7 +130,11 @@ def register(spec: DeploymentSpec, *, work_pool: str, root: Path = PROJECT_ROOT)
         description=spec.description,
         concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
     )
-    return str(deployment.apply())
+    deployment_id = deployment.apply()
+    # Set after registering: the schema that apply() sends has no place for additionalProperties.
+    with get_client(sync_client=True) as client:
+        client.update_deployment(deployment_id, DeploymentUpdate(parameter_openapi_schema=closed_parameter_schema(flow)))
+    return str(deployment_id)
 
 
 def deploy_all(*, work_pool: str, timezone: str, root: Path = PROJECT_ROOT) -> DeployReport:

@@ -76,6 +76,9 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     with pytest.raises(urllib.error.HTTPError) as refused:  # the flow's own bounds, in the deployment's parameter schema
         _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 0}})
     assert refused.value.code == 409 and "chunk_size" in refused.value.read().decode()  # Prefect's answer to a schema violation
+    with pytest.raises(urllib.error.HTTPError) as unknown:  # was created, then crashed with SignatureMismatchError
+        _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "bogus": 1}})
+    assert unknown.value.code == 409 and "'bogus' was unexpected" in unknown.value.read().decode()
     run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 2}})
     assert run["parameters"] == {"source": str(clips), "chunk_size": 2}
 
