@@ -66,6 +66,9 @@ MAX_SAMPLES_PER_S = 384_000
 PIPE_CHUNK_BYTES = 1 << 16
 ID3V2_HEADER_BYTES = 10
 RIFF_CHUNK = struct.Struct("<4sI")  # a chunk's id and size
+TAG_MAGIC = (b"ID3", b"TAG", b"APETAGEX")  # ID3v2, ID3v1, APEv2: tags appended to audio files
+# Chunks WAV writers put after the data: metadata, cue points, sampler and broadcast information, padding.
+TRAILING_CHUNKS = frozenset({b"LIST", b"id3 ", b"ID3 ", b"bext", b"JUNK", b"junk", b"PAD ", b"fact", b"cue ", b"smpl", b"inst", b"iXML", b"axml", b"_PMX", b"DISP", b"acid", b"umid"})
 # (offset, magic bytes, kind) of formats found named as audio that libsndfile does not read
 _MAGIC = (
     (0, b"PK\x03\x04", "a zip archive"),
@@ -210,8 +213,8 @@ def _truncation(log: str) -> str | None:
     return None
 
 
-def _data_chunk_end(fd: int, size: int) -> int | None:
-    """Where the data chunk of the RIFF WAVE file ``fd`` ends (before any pad byte), as its header declares.
+def _data_chunk(fd: int, size: int) -> tuple[int, int] | None:
+    """Where the data chunk of the RIFF WAVE file ``fd`` starts, and its size as its header declares.
 
     None for another format, a chunk list that ends before a data chunk, and a data chunk of the
     streaming placeholder size.
@@ -222,21 +225,26 @@ def _data_chunk_end(fd: int, size: int) -> int | None:
     offset = len(head)
     while offset + RIFF_CHUNK.size <= size:
         chunk_id, chunk_size = RIFF_CHUNK.unpack(os.pread(fd, RIFF_CHUNK.size, offset))
-        offset += RIFF_CHUNK.size + chunk_size
+        offset += RIFF_CHUNK.size
         if chunk_id == b"data":
-            return None if chunk_size == STREAMING_PLACEHOLDER else offset
-        offset += chunk_size % 2  # chunks are padded to an even length
+            return None if chunk_size == STREAMING_PLACEHOLDER else (offset, chunk_size)
+        offset += chunk_size + chunk_size % 2  # chunks are padded to an even length
     return None
 
 
 def _starts_chunk_or_tag(head: bytes, room: int) -> bool:
-    """Whether ``head``, the first bytes of ``room`` up to the end of a file, starts an ID3 tag or a RIFF chunk."""
-    if head.startswith((b"ID3", b"TAG")):  # ID3v2, ID3v1
+    """Whether ``head``, the first bytes of ``room`` up to the end of a file, starts a tag or a RIFF chunk.
+
+    A chunk of a kind WAV files carry after their data may be cut short (its size past the end of the
+    file); any other four printable characters must be followed by a size within the file, as audio
+    bytes may spell four letters.
+    """
+    if head.startswith(TAG_MAGIC):
         return True
     if len(head) < RIFF_CHUNK.size:
         return False
     chunk_id, chunk_size = RIFF_CHUNK.unpack_from(head)
-    return all(0x20 <= c < 0x7F for c in chunk_id) and chunk_size <= room - RIFF_CHUNK.size
+    return chunk_id in TRAILING_CHUNKS or (all(0x20 <= c < 0x7F for c in chunk_id) and chunk_size <= room - RIFF_CHUNK.size)
 
 
 def _all_zero(fd: int, start: int, end: int) -> bool:
@@ -245,28 +253,32 @@ def _all_zero(fd: int, start: int, end: int) -> bool:
     return not any(block.strip(b"\0") for block in blocks)
 
 
-def _undeclared_audio(fd: int, size: int, log: str, declared_s: float) -> str | None:
-    """What follows the data chunk of WAV file ``fd`` that may be audio its header leaves out, if anything.
+def _undeclared_audio(fd: int, size: int, log: str, frames: int, samplerate: int) -> str | None:
+    """What follows the audio libsndfile reads from WAV file ``fd`` that may be audio its header leaves out, if anything.
 
     A header not updated when the recording ended declares a prefix of the recording, and the rest
-    follows its data chunk. The bytes after it are taken for that rest, whatever libsndfile's parser
-    made of them, unless they cannot be: a tag or chunk starts there (ID3v2 "ID3", ID3v1 "TAG", or a
-    RIFF chunk header, four ASCII characters and a size within the file: LIST, id3, bext, JUNK...;
-    after the data chunk's pad byte or without it), they are all zero (padding; as audio, digital
-    silence the declared part loses nothing by), or they are shorter than ``HOP_S`` at the header's
-    byte rate (as audio, less than one hop of the spectrogram every spectral feature reads).
+    follows its data chunk. The bytes after the data libsndfile reads (the declared data chunk, or more
+    where libsndfile mends a header it can tell was never closed, a data size of 0) are taken for that
+    rest, whatever libsndfile's parser made of them, unless they cannot be: a tag or chunk starts there
+    (ID3v2 "ID3", ID3v1 "TAG", APEv2 "APETAGEX", or a RIFF chunk header: LIST, id3, bext, JUNK...; after
+    the data chunk's pad byte or without it), they are all zero (padding; as audio, digital silence the
+    declared part loses nothing by), or they are shorter than ``HOP_S`` at the header's byte rate (as
+    audio, less than one hop of the spectrogram every spectral feature reads).
     """
-    end, byte_rate = _data_chunk_end(fd, size), _WAV_BYTE_RATE.search(log)
-    if end is None or end >= size or not (byte_rate and int(byte_rate[1]) > 0):
+    chunk, byte_rate = _data_chunk(fd, size), _WAV_BYTE_RATE.search(log)
+    if chunk is None or not (byte_rate and int(byte_rate[1]) > 0 and samplerate > 0):
         return None
-    tail, rate = size - end, int(byte_rate[1])
+    rate = int(byte_rate[1])
+    start, declared_bytes = chunk
+    end = start + max(declared_bytes, round(frames * rate / samplerate))
+    tail = size - end
     if tail < HOP_S * rate:
         return None
     head = os.pread(fd, RIFF_CHUNK.size + 1, end)
     if any(_starts_chunk_or_tag(head[skip:], tail - skip) for skip in {0, end % 2}) or _all_zero(fd, end, size):
         return None
     return (
-        f"WAV header declares {declared_s:.2f} s but {tail / rate:.2f} s more audio follows its data chunk: "
+        f"WAV header declares {frames / samplerate:.2f} s but {tail / rate:.2f} s more audio follows its data chunk: "
         f"{tail} bytes from byte {end} that are no chunk or tag (a header not updated when the recording ended?)"
     )
 
@@ -359,7 +371,7 @@ def _read_soundfile(path: Path, max_duration_s: float | None) -> tuple[np.ndarra
                 if missing:
                     raise DecodeError(f"truncated {suffix} file: {missing}")
                 declared, rate = audio_file.frames, audio_file.samplerate
-                undeclared = _undeclared_audio(handle.fileno(), size, audio_file.extra_info, declared / rate)
+                undeclared = _undeclared_audio(handle.fileno(), size, audio_file.extra_info, declared, rate)
                 if undeclared:
                     raise DecodeError(undeclared)
                 limit = _frame_limit(audio_file.channels, rate, max_duration_s)

@@ -214,6 +214,16 @@ def test_wav_header_declaring_less_than_the_file_holds(tmp_path, data_bytes, dec
     )
 
 
+def test_wav_a_recorder_never_closed_decodes_whole(tmp_path):
+    # RIFF size 8 and data size 0, as a recorder that crashed leaves them: libsndfile mends the header and reads every
+    # frame, and it was refused as "declares 1.50 s but 1.50 s more audio follows its data chunk"
+    path = write_audio(tmp_path / "unclosed.wav", synth_vowel(f0_hz=150.0, duration_s=1.5, hnr_db=20.0), 16_000, "PCM_16")
+    data = bytearray(path.read_bytes())
+    data[4:8], data[40:44] = (8).to_bytes(4, "little"), bytes(4)
+    path.write_bytes(bytes(data))
+    assert decode_audio(path).duration_s == 1.5
+
+
 def _vowel_wav_u8(frames: int) -> bytes:
     """A vowel as an 8 kHz 8-bit WAV file: 8000 bytes of data a second, 80 in 10 ms."""
     with io.BytesIO() as buffer:
@@ -257,8 +267,10 @@ ID3V2_TAG = b"ID3\x03\x00\x00\x00\x00\x08\x00" + bytes(1_024)  # as tag editors 
         b"ID3\x03\x00\x00\x00\x00\x00\x10" + bytes(16),  # a tag no longer than 10 ms, as short tails of any kind
         b"abcdefgh",
         b"recorded by XYZ\n",
+        b"APETAGEX" + (2000).to_bytes(4, "little") + bytes(500),  # APEv2, as foobar2000 and mp3tag append it
+        _chunk(b"LIST", b"INFO" + _chunk(b"ICMT", bytes(400)))[:300],  # a metadata chunk cut short: its size runs past the end
     ],
-    ids=["id3v2", "id3v1", "id3 chunk", "LIST", "bext", "JUNK", "zeros", "short id3v2", "8 bytes", "a line"],
+    ids=["id3v2", "id3v1", "id3 chunk", "LIST", "bext", "JUNK", "zeros", "short id3v2", "8 bytes", "a line", "apev2", "LIST cut short"],
 )
 def test_wav_with_a_tag_chunk_padding_or_less_than_10_ms_after_its_data_decodes(tmp_path, tail):
     # a 26-byte ID3v2 tag was refused as "declares 1.00 s but the file holds ~1.00 s of data"
