@@ -399,14 +399,19 @@ def manifest_path(value: object, folder: Path) -> Path | None:
     leading ``~``, made absolute against the manifest's ``folder`` as a SOURCE is: ``..`` taken out, links
     kept as named; None for an empty cell.
 
+    A ``~name`` naming no user (``~take1.wav``, as Office names its lock files) is a file name.
+
     Examples
     --------
     >>> manifest_path("../audio/./x.wav", Path("/data/manifests")), manifest_path("/in/x.wav", Path("/data")), manifest_path("", Path("/data"))
     (PosixPath('/data/audio/x.wav'), PosixPath('/in/x.wav'), None)
+    >>> manifest_path("~nobody-such-user-here/x.wav", Path("/data"))
+    PosixPath('/data/~nobody-such-user-here/x.wav')
     """
     if _missing(value) or value == "":
         return None
-    return Path(os.path.abspath(folder / Path(str(value)).expanduser()))
+    # os.path's expanduser leaves a name it cannot expand as it is; pathlib's raises RuntimeError.
+    return Path(os.path.abspath(folder / os.path.expanduser(str(value))))
 
 
 def _manifest_columns(path: Path) -> list[str]:
@@ -500,7 +505,7 @@ def given_path(text: str, *, what: str = "SOURCE") -> Path:
     """
     if not text:
         raise SourceError(f"{what} is empty (''): name a file or folder")
-    return Path(text).expanduser()
+    return Path(os.path.expanduser(text))  # pathlib's raises RuntimeError for a ~name that is no user
 
 
 def _listed(source: str) -> tuple[list[Candidate], list[Rejection], list[Path]]:
@@ -539,7 +544,7 @@ def count_listed(source: str, *, limit: int) -> int:
     (unparsed: a quoted line break counts as a row), a Parquet manifest's rows read from its footer. A
     source that cannot be read counts 0: discovery says why.
     """
-    path = Path(source).expanduser()
+    path = Path(os.path.expanduser(source))
     try:
         if os.path.isdir(path):
             found: Iterator[object] = (item for item in _walk(path, set()) if isinstance(item, Path) and _walked_audio(item))

@@ -359,6 +359,16 @@ def test_every_kind_of_source_names_a_file_by_one_absolute_path_links_kept(tmp_p
     assert listed == {**{source: [str(clip)] for source in sources[:4]}, "~/lists/m.csv": via_manifest, "m.csv": via_manifest}
 
 
+def test_a_name_starting_with_a_tilde_that_names_no_user_is_a_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pathlib's expanduser raised RuntimeError ("Could not determine home directory") for '~take1.wav': the whole run ended in a traceback
+    clip = _tone(tmp_path / "~take1.wav")
+    (tmp_path / "m.csv").write_text("path\n~take1.wav\n")
+    monkeypatch.chdir(tmp_path)
+    check_source("~take1.wav")
+    assert count_listed("~take1.wav", limit=10) == 1
+    assert [str(c.path) for c in list_source("~take1.wav")[0]] == [str(c.path) for c in list_source("m.csv")[0]] == [str(clip)]
+
+
 def test_count_listed_counts_what_discovery_lists_up_to_its_limit(tmp_path: Path) -> None:
     for index in range(5):
         (tmp_path / "corpus" / f"sub{index % 2}").mkdir(parents=True, exist_ok=True)
