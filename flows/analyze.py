@@ -69,28 +69,45 @@ def record_set_aside(rejected: Sequence[Rejection], duplicates: Sequence[Duplica
 
 @dataclass(frozen=True)
 class Known:
-    """A batch's files split by what this model has scored: to score, scored under the same listing, scored under another."""
+    """A batch split by what this model has scored: the files to score; the listings of content already scored
+    that list it as its prediction was scored (skipped); and the duplicates to record, of a file in the batch
+    or of a prediction scored before under another listing."""
 
     pending: list[FileRef]
-    skipped: int
+    skipped: list[FileRef]
     duplicates: list[Duplicate]
 
 
 @task(name="skip-known", cache_policy=NO_CACHE)
-def skip_known(files: list[FileRef], model_version: str, stores: Stores) -> Known:
-    """Drop files this model already scored (the Redis cache first, then MongoDB); one scored under another name,
-    or listed now with a subject_id or label its prediction was not scored with, comes back as a duplicate of it."""
-    hashes = [ref.sha256 for ref in files]
+def skip_known(found: Discovery, model_version: str, stores: Stores) -> Known:
+    """Drop the content this model already scored (the Redis cache first, then MongoDB).
+
+    Every listing of such content in the batch, the one discovery kept and its repeats alike, is weighed
+    against the stored prediction's listing: the same again is skipped, another name, subject_id or label
+    a duplicate of that prediction. Repeats of content not scored yet stay duplicates of the file the batch
+    analyses.
+    """
+    hashes = [ref.sha256 for ref in found.files]
     # A prediction cached before listings were cached has no path: looked up in MongoDB as if not cached.
     cached = {sha: doc for sha, doc in stores.cache.get_many(hashes, model_version).items() if "path" in doc}
     stored = cached | stores.results.stored_listings([h for h in hashes if h not in cached], model_version)
-    pending = [ref for ref in files if ref.sha256 not in stored]
-    duplicates = [d for ref in files if ref.sha256 in stored and (d := scored_before(ref, stored[ref.sha256])) is not None]
+    pending = [ref for ref in found.files if ref.sha256 not in stored]
+    skipped: list[FileRef] = []
+    in_batch = [duplicate for duplicate in found.duplicates if duplicate.ref.sha256 not in stored]
+    earlier: list[Duplicate] = []
+    for ref in [*found.files, *(duplicate.ref for duplicate in found.duplicates)]:
+        if ref.sha256 not in stored:
+            continue
+        repeat = scored_before(ref, stored[ref.sha256])
+        if repeat is None:
+            skipped.append(ref)
+        else:
+            earlier.append(repeat)
     get_run_logger().info(
-        "%d files to score, %d already scored by %s (%d from the Redis cache), %d of them listed otherwise then (recorded as duplicates)",
-        len(pending), len(files) - len(pending), model_version, len(cached), len(duplicates),
+        "%d files to score, %d already scored by %s (%d from the Redis cache): %d listings as then, skipped; %d listed otherwise then, recorded as duplicates",
+        len(pending), len(found.files) - len(pending), model_version, len(cached), len(skipped), len(earlier),
     )
-    return Known(pending, len(files) - len(pending) - len(duplicates), duplicates)
+    return Known(pending, skipped, [*in_batch, *earlier])
 
 
 class ProgressArtifact:
@@ -199,10 +216,9 @@ def analyze_batch(
         with recorded_run(stores.results, card, settings, run_id=run_id, source=source):
             found = discover_files(source, settings)
             discovered = time.perf_counter()
-            record_set_aside(found.rejected, found.duplicates, stores.results, run_id=run_id)
             # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
-            known = skip_known(quote(found.files), card.version, stores)
-            record_set_aside([], known.duplicates, stores.results, run_id=run_id)
+            known = skip_known(quote(found), card.version, stores)
+            record_set_aside(found.rejected, known.duplicates, stores.results, run_id=run_id)
             checked = time.perf_counter()
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
         finished = time.perf_counter()
@@ -214,8 +230,8 @@ def analyze_batch(
             "status": "completed",
             "seen": found.seen,
             "scored": outcome.inserted,
-            "skipped": known.skipped + (outcome.scored - outcome.inserted),
-            "duplicates": len(found.duplicates) + len(known.duplicates),
+            "skipped": len(known.skipped) + (outcome.scored - outcome.inserted),
+            "duplicates": len(known.duplicates),
             "quarantined": outcome.quarantined + len(found.rejected),
             "ignored": len(found.ignored),
             "wall_s": round(wall, 3),

@@ -120,14 +120,12 @@ def _drain_batch(
     totals: DrainTotals,
 ) -> None:
     found = hash_candidates(acks.candidates(), rejected=acks.pathless(), max_file_bytes=int(settings.max_file_mb * 1e6))
-    record_set_aside(found.rejected, found.duplicates, stores.results, run_id=run_id)
+    known = skip_known(quote(found), bundle.card.version, stores) if found.files else Known([], [], [])  # quote(): see flows/analyze.py
+    record_set_aside(found.rejected, known.duplicates, stores.results, run_id=run_id)
     acks.settle([r.path for r in found.rejected], "quarantined")
-    known = skip_known(quote(found.files), bundle.card.version, stores) if found.files else Known([], 0, [])  # quote(): see flows/analyze.py
-    record_set_aside([], known.duplicates, stores.results, run_id=run_id)
-    acks.settle([d.ref.path for d in known.duplicates], "duplicate")
+    acks.settle([ref.path for ref in known.skipped], "skipped")
+    acks.settle([d.ref.path for d in known.duplicates if d.scored_in is not None], "duplicate")  # of a prediction stored before
     pending = known.pending
-    waiting = {ref.path for ref in pending}
-    acks.settle([ref.path for ref in found.files if ref.path not in waiting], "skipped")
     if pending:
         outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client(len(pending)))
         totals.scored += outcome.inserted
@@ -136,8 +134,8 @@ def _drain_batch(
         totals.analysed += outcome.scored + outcome.quarantined
     # What is left shares its content with a file of this batch, whose outcome is now persisted (its own record was stored first).
     acks.settle(acks.unsettled(), "duplicate")
-    totals.skipped += known.skipped
-    totals.duplicates += len(found.duplicates) + len(known.duplicates)
+    totals.skipped += len(known.skipped)
+    totals.duplicates += len(known.duplicates)
     totals.quarantined += len(found.rejected)
     totals.batches += 1
 

@@ -264,9 +264,13 @@ class ResultStore:
             How many this call stored (and counted in the rollups), those of an attempt that failed after
             the server applied them included.
         """
+        return len(self.store_predictions(docs))
+
+    def store_predictions(self, docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`insert_predictions`, returning the documents this call stored rather than their number."""
         inserted = self._insert(self._predictions, docs)
         self._count(prediction_increments(inserted), score_increments(inserted))
-        return len(inserted)
+        return inserted
 
     def insert_quarantine(self, docs: Sequence[dict[str, Any]]) -> int:
         """Insert quarantine records (one per rejected file per run, each with ``created_at``); returns how many were written."""

@@ -255,9 +255,10 @@ def persist_scored(stores: Stores, table: pa.Table, rejected: Sequence[dict[str,
         # The table holds this code's FEATURE_NAMES, whatever feature version the scoring model was trained on.
         stores.features.write_chunk(table, feature_version=FEATURE_VERSION, run_id=run_id, chunk_id=chunk_id)
     docs = prediction_docs(table, run_id=run_id, card=card, created_at=now)
-    inserted = stores.results.insert_predictions(docs) if docs else 0
+    stored = stores.results.store_predictions(docs) if docs else []
     if rejected:
         stores.results.insert_quarantine(quarantine_docs(rejected, run_id=run_id, created_at=now))
-    if docs:
-        stores.cache.put_many([{key: doc[key] for key in _CACHED_FIELDS} for doc in docs])
-    return inserted
+    if stored:
+        # Only what this chunk stored: a prediction another run stored first is listed as that run stored it.
+        stores.cache.put_many([{key: doc[key] for key in _CACHED_FIELDS} for doc in stored])
+    return len(stored)

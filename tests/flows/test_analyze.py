@@ -207,6 +207,12 @@ def test_a_recording_scored_before_and_listed_otherwise_is_recorded_as_its_dupli
     # The same listing again, or the file alone (no subject or label given): a re-run, skipped with no record.
     assert outcome(first) == ([1, 0, 1, 0], [])
     assert outcome(m1) == ([1, 0, 1, 0], [])
+    # The stored file listed as then beside a copy listed first: the file is skipped, the copy named as its duplicate (the
+    # batch had kept the copy, named the file a duplicate of it, then the copy one of the file: neither analysed, both named).
+    shutil.copy(m1, tmp_path / "a_copy.wav")
+    both = tmp_path / "both.csv"
+    both.write_text("path,subject_id,label\na_copy.wav,S1,healthy\nm1.wav,S1,healthy\n")
+    assert outcome(both) == ([2, 0, 1, 1], [(str(tmp_path / "a_copy.wav"), f"same content as {m1}, scored in run {run}: not scored again", "S1", "healthy")])
     assert db.predictions.count_documents({}) == 1 and db.predictions.find_one()["reference_label"] == "healthy"
 
 

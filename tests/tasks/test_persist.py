@@ -9,15 +9,23 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
 import pytest
+import soundfile as sf
 from prefect.exceptions import TerminationSignal
 from pymongo.database import Database
 
 from store.mongo import ResultStore
-from tasks.persist import close_abandoned_runs, open_stores, recorded_run
+from features.synth import synth_vowel
+from models.artifact import read_bundle
+from models.registry import SHIPPED_DIR
+from tasks.chunk import AudioPolicy
+from tasks.extract import score_chunk
+from tasks.ingest import Candidate, hash_candidates
+from tasks.persist import close_abandoned_runs, open_stores, persist_scored, recorded_run
 from voxflow.errors import DatabaseError
 from voxflow.interrupts import Terminated
 from voxflow.settings import Settings
@@ -143,3 +151,18 @@ def test_when_mongodb_fails_the_run_its_counts_are_not_asked_and_a_refused_recor
             monkeypatch.setattr(results, "finish_run", full_disk)
             raise OSError(28, "No space left on device")
     assert mongo_db.runs.find_one({"run_id": "r2"})["status"] == "running"  # closed as crashed by the next run on this host
+
+
+def test_a_prediction_another_run_stored_first_is_not_cached_under_this_one(test_settings: Settings, tmp_path: Path, redis_client: object) -> None:
+    # Two runs scoring the same file at once: the one that stores it second cached its own listing over the first's,
+    # and the next run then named a run that stored nothing as the one that scored the file.
+    clip = tmp_path / "m1.wav"
+    sf.write(clip, synth_vowel(f0_hz=140, duration_s=1.0, sr=16_000, seed=5), 16_000)
+    bundle = read_bundle(SHIPPED_DIR)
+    policy = AudioPolicy(sample_rate=16_000, min_duration_s=0.5, max_duration_s=30.0, silence_dbfs=-60.0, clipping_fraction=0.01, file_timeout_s=60.0)
+    table = score_chunk(0, hash_candidates([Candidate(clip)], max_file_bytes=10**8).files, policy, bundle).table
+    sha = table.column("audio_sha256")[0].as_py()
+    with open_stores(test_settings.model_copy(update={"mongo_db": f"t_{uuid.uuid4().hex[:10]}"})) as stores:
+        assert persist_scored(stores, table, [], run_id="first", chunk_id=0, card=bundle.card) == 1
+        assert persist_scored(stores, table, [], run_id="second", chunk_id=0, card=bundle.card) == 0
+        assert stores.cache.get_many([sha], bundle.card.version)[sha]["run_id"] == "first"
