@@ -31,7 +31,7 @@ from store.backup import (
 from store.cache import PredictionCache, connect_redis
 from store.locks import hold_lock
 from store.mongo import ResultStore, connect_mongo, connection_errors_as_service_error, failure_reason
-from tasks.persist import refuse_while_running
+from store.runs import refuse_while_running
 from voxflow import services
 from voxflow.errors import BackupError, LockError
 from voxflow.settings import Settings, get_settings

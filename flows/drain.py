@@ -34,7 +34,8 @@ from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
-from tasks.persist import Stores, close_abandoned_runs, open_stores, recorded_run
+from store.runs import close_abandoned_runs
+from tasks.persist import Stores, open_stores, recorded_run
 from voxflow.errors import LockError
 from voxflow.processes import ended_on_this_host
 from voxflow.settings import Settings, get_settings

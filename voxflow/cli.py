@@ -453,7 +453,7 @@ def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
 
     from store.counts import COUNTS, SCORES, read_rollups, rebuild_counts, rollup_changes
     from store.mongo import ResultStore
-    from tasks.persist import refuse_while_running, run_owner
+    from store.runs import refuse_while_running, run_owner
 
     with _database(settings) as db:
         db.command("ping")  # an unreachable server is one line naming the database, before any retried write

@@ -19,6 +19,9 @@ class Terminated(BaseException):
         self.signum = signal.Signals(signum)
         super().__init__(self.signum.name)
 
+    def __reduce__(self) -> tuple[type[Terminated], tuple[int]]:
+        return Terminated, (int(self.signum),)  # as it was made: its args hold the name
+
 
 def raise_terminated(signum: int, frame: object) -> None:
     """A signal handler: raise :class:`Terminated` in the main thread."""

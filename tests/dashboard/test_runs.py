@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from models.registry import load_bundle
 from store.mongo import ResultStore
-from tasks.persist import close_abandoned_runs, recorded_run
+from store.runs import close_abandoned_runs
+from tasks.persist import recorded_run
 from tests.dashboard.conftest import metrics
 from voxflow import services
 from voxflow.settings import Settings

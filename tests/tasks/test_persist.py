@@ -25,7 +25,8 @@ from models.registry import SHIPPED_DIR
 from tasks.chunk import AudioPolicy
 from tasks.extract import score_chunk
 from tasks.ingest import Candidate, hash_candidates
-from tasks.persist import close_abandoned_runs, open_stores, persist_scored, recorded_run
+from store.runs import close_abandoned_runs
+from tasks.persist import open_stores, persist_scored, recorded_run
 from voxflow.errors import DatabaseError
 from voxflow.interrupts import Terminated
 from voxflow.settings import Settings

@@ -1,5 +1,6 @@
 """Stop signals held back for the length of a block."""
 
+import pickle
 import signal
 import threading
 
@@ -66,11 +67,16 @@ def test_a_termination_is_deferred_as_ctrl_c_is(signum: signal.Signals) -> None:
         signal.signal(signum, previous)
 
 
-def test_a_signal_left_to_its_default_or_ignored_is_left_as_it_is() -> None:
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+@pytest.mark.parametrize("disposition", [signal.SIG_IGN, signal.SIG_DFL], ids=["ignored, as under nohup", "default"])
+def test_a_signal_whose_handler_is_no_python_code_is_left_as_it_is(disposition: signal.Handlers) -> None:
+    previous = signal.signal(signal.SIGHUP, disposition)
     try:
         with stops_deferred():
-            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-            signal.raise_signal(signal.SIGHUP)
+            assert signal.getsignal(signal.SIGHUP) is disposition
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_termination_survives_pickling() -> None:
+    # as an exception a Dask worker or a subprocess hands back does
+    assert pickle.loads(pickle.dumps(Terminated(signal.SIGHUP))).signum == signal.SIGHUP
