@@ -223,7 +223,6 @@ def analyze_batch(
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
         finished = time.perf_counter()
         wall = finished - started
-        analysed = outcome.scored + outcome.quarantined
         summary = {
             "run_id": run_id,
             "source": source,
@@ -235,7 +234,7 @@ def analyze_batch(
             "quarantined": outcome.quarantined + len(found.rejected),
             "ignored": len(found.ignored),
             "wall_s": round(wall, 3),
-            "clips_per_s": round(analysed / wall, 3) if wall > 0 else 0.0,
+            "clips_per_s": round(outcome.analysed / wall, 3) if wall > 0 else 0.0,
             # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.
             "discover_s": round(discovered - started, 3),
             "skip_known_s": round(checked - discovered, 3),

@@ -30,11 +30,11 @@ from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.locks import hold_lock
 from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
+from store.runs import close_abandoned_runs
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import load_champion
-from store.runs import close_abandoned_runs
 from tasks.persist import Stores, open_stores, recorded_run
 from voxflow.errors import LockError
 from voxflow.processes import ended_on_this_host
@@ -132,7 +132,7 @@ def _drain_batch(
         totals.scored += outcome.inserted
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined
-        totals.analysed += outcome.scored + outcome.quarantined
+        totals.analysed += outcome.analysed
     # What is left shares its content with a file of this batch, whose outcome is now persisted (its own record was stored first).
     acks.settle(acks.unsettled(), "duplicate")
     totals.skipped += len(known.skipped)
@@ -207,8 +207,8 @@ def drain_queue(
         def read() -> list[QueueEntry]:
             return queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s)
 
-        close_abandoned_runs(stores.results)  # recorded_run's first step, done here for an empty drain too
         if not (entries := read()):
+            close_abandoned_runs(stores.results)  # recorded_run's first step, which an empty drain does not reach
             logger.info("The queue is empty: nothing to drain, no run recorded")
         # A drain is recorded from its first batch on: the schedule's empty drains, one a minute, would bury every other run.
         with recorded_run(stores.results, bundle.card, settings, run_id=run_id, source=QUEUE_STREAM) if entries else nullcontext():

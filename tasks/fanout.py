@@ -27,6 +27,11 @@ class FanoutOutcome:
     chunks: int = 0
     max_workers_seen: int = 0
 
+    @property
+    def analysed(self) -> int:
+        """Files decoded and analysed: scored, or quarantined by the workers (what a run's clips_per_s counts)."""
+        return self.scored + self.quarantined
+
 
 MIN_CHUNK = 4  # files (~0.1 s of work): below this a chunk's persist and bookkeeping cost more than the tail it evens out
 

@@ -149,9 +149,10 @@ def _ended_by(exc: BaseException, results: ResultStore, run_id: str) -> dict[str
     counts = {} if isinstance(exc, DatabaseError) else results.stored_counts(run_id)
     stopped = stop_signal(exc)
     if stopped is None:
-        return {"status": "failed", "finished_at": datetime.now(timezone.utc), **counts, "error": f"{type(exc).__name__}: {exc}"}
-    what = "Ctrl-C (SIGINT)" if stopped == signal.SIGINT else stopped.name
-    return {"status": "interrupted", "finished_at": datetime.now(timezone.utc), **counts, "error": f"{what} before the run finished; a re-run finishes the rest"}
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        status, error = "interrupted", f"{'Ctrl-C (SIGINT)' if stopped == signal.SIGINT else stopped.name} before the run finished; a re-run finishes the rest"
+    return {"status": status, "finished_at": datetime.now(timezone.utc), **counts, "error": error}
 
 
 def quarantine_docs(rejections: Sequence[dict[str, Any] | Rejection], *, run_id: str, created_at: datetime) -> list[dict[str, Any]]:
