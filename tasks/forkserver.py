@@ -12,6 +12,7 @@ from typing import Iterator
 
 import psutil
 
+from voxflow.interrupts import TERMINAL_SIGNALS
 from voxflow.settings import Settings
 
 WORKER_PRELOAD = "tasks.worker_preload"  # the feature stack, XGBoost and numba's kernels, loaded once per process
@@ -74,7 +75,7 @@ def _terminal_signals_ignored() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGHUP)}
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in TERMINAL_SIGNALS}
     try:
         yield
     finally:

@@ -17,24 +17,26 @@ left out; any other time (a worker closed with a chunk running for another reaso
 import logging
 import signal
 
+from voxflow.interrupts import TERMINAL_SIGNALS
+
 # distributed.worker_state_machine's logger and the start and end of its warning (a worker closing, BaseWorker.close,
 # cancels the asyncio task of each instruction still running: a chunk's execution, a fetch of its inputs).
 STATE_MACHINE_LOGGER = "distributed.worker.state_machine"
 CANCELLED_WARNING = ("Async instruction for ", " ended with CancelledError")
 
-ctrl_c_pressed = False
+stop_noted = False
 
 
-def _note_ctrl_c(signum: int, frame: object) -> None:
-    global ctrl_c_pressed
-    ctrl_c_pressed = True
+def _note_stop(signum: int, frame: object) -> None:
+    global stop_noted
+    stop_noted = True
 
 
-class CancelledAtCtrlC(logging.Filter):
-    """Leaves out a closing worker's warnings on the instructions it cancelled once Ctrl-C was pressed."""
+class CancelledAfterStop(logging.Filter):
+    """Leaves out a closing worker's warnings on the instructions it cancelled once Ctrl-C or a hang-up came."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not ctrl_c_pressed:
+        if not stop_noted:
             return True
         message = record.getMessage()
         return not (message.startswith(CANCELLED_WARNING[0]) and message.endswith(CANCELLED_WARNING[1]))
@@ -42,6 +44,6 @@ class CancelledAtCtrlC(logging.Filter):
 
 def dask_setup(worker: object) -> None:
     """Note SIGINT and SIGHUP in this worker process and do nothing else with them (the command that started it stops it)."""
-    logging.getLogger(STATE_MACHINE_LOGGER).addFilter(CancelledAtCtrlC())
-    for signum in (signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _note_ctrl_c)
+    logging.getLogger(STATE_MACHINE_LOGGER).addFilter(CancelledAfterStop())
+    for signum in TERMINAL_SIGNALS:
+        signal.signal(signum, _note_stop)

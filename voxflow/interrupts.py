@@ -10,6 +10,8 @@ from typing import Callable, Iterator
 
 # Ctrl-C; a service manager, `kill PID` or Prefect cancelling a run; the terminal closed.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# A terminal's own, sent to every process of its job: the command's to handle, not its helper processes'.
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGHUP)
 
 
 class Terminated(BaseException):
