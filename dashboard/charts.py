@@ -6,8 +6,14 @@ import altair as alt
 import pandas as pd
 
 
-def time_series(frame: pd.DataFrame, *, x: str, y: str, x_title: str, y_title: str, mark: str = "line", color: str | None = None) -> alt.Chart:
-    """A line (or ``mark="bar"``/``"point"``) chart of ``y`` over the time column ``x``."""
+def time_series(
+    frame: pd.DataFrame, *, x: str, y: str, x_title: str, y_title: str, mark: str = "line", color: str | None = None, segment: str | None = None
+) -> alt.Chart:
+    """A line (``mark="step"``, ``"bar"``) chart of ``y`` over the time column ``x``.
+
+    ``segment`` names a column whose values each get a line of their own (a run's samples): no line is
+    drawn across the time between them, when nothing was sampled.
+    """
     chart = alt.Chart(frame)
     chart = {"line": chart.mark_line(point=True), "bar": chart.mark_bar(), "step": chart.mark_line(interpolate="step-after", point=True)}[mark]
     encoding = {
@@ -17,6 +23,9 @@ def time_series(frame: pd.DataFrame, *, x: str, y: str, x_title: str, y_title: s
     }
     if color:
         encoding["color"] = alt.Color(f"{color}:N", title=color)
+    if segment:
+        encoding["detail"] = alt.Detail(f"{segment}:N")
+        encoding["tooltip"].append(alt.Tooltip(f"{segment}:N", title=segment.replace("_", " ")))
     return chart.encode(**encoding).properties(height=260)
 
 

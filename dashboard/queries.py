@@ -163,8 +163,8 @@ def latency_samples(client: redis.Redis, since: datetime, *, limit: int = LATENC
 
 
 def worker_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
-    """Cluster samples (``voxflow:metrics:workers``) since ``since``: ``time`` (UTC) and :data:`WORKER_FIELDS`."""
-    return _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS)
+    """Cluster samples (``voxflow:metrics:workers``) since ``since``: ``time`` (UTC), ``run_id`` and :data:`WORKER_FIELDS`."""
+    return _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS, text=("run_id",))
 
 
 def last_worker_sample(client: redis.Redis, since: datetime) -> pd.Series | None:
@@ -173,16 +173,19 @@ def last_worker_sample(client: redis.Redis, since: datetime) -> pd.Series | None
     return None if samples.empty else samples.iloc[-1]
 
 
-def _stream_frame(client: redis.Redis, stream: str, since: datetime, numeric: tuple[str, ...], *, newest: int | None = None) -> pd.DataFrame:
-    """Entries since ``since`` in time order; only the ``newest`` of them when given (one XREVRANGE, a bounded read)."""
+def _stream_frame(
+    client: redis.Redis, stream: str, since: datetime, numeric: tuple[str, ...], *, text: tuple[str, ...] = (), newest: int | None = None
+) -> pd.DataFrame:
+    """Entries since ``since`` in time order, with the ``numeric`` fields as numbers and the ``text`` ones as stored;
+    only the ``newest`` of them when given (one XREVRANGE, a bounded read)."""
     start = f"{int(since.timestamp() * 1000)}-0"
     if newest is None:
         entries = client.xrange(stream, min=start, max="+")
     else:
         entries = client.xrevrange(stream, max="+", min=start, count=newest)[::-1]
     frame = _frame(
-        [{"time": int(entry_id.split("-")[0]), **{k: fields.get(k) for k in numeric}} for entry_id, fields in entries],
-        ["time", *numeric],
+        [{"time": int(entry_id.split("-")[0]), **{k: fields.get(k) for k in (*text, *numeric)}} for entry_id, fields in entries],
+        ["time", *text, *numeric],
     )
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
     for name in numeric:
@@ -257,8 +260,8 @@ def quarantine_reasons(db: Database, run_id: str) -> pd.DataFrame:
 
 
 def scaling_events(db: Database, since: datetime) -> pd.DataFrame:
-    """Scaling events since ``since`` in time order: time, workers_before, workers_after, backlog, reason, recommendation (action)."""
-    columns = ["time", "workers_before", "workers_after", "backlog", "reason", "recommendation"]
+    """Scaling events since ``since`` in time order: time, run_id, workers_before, workers_after, backlog, reason, recommendation (action)."""
+    columns = ["time", "run_id", "workers_before", "workers_after", "backlog", "reason", "recommendation"]
     docs = db["scaling_events"].find({"time": {"$gte": since}}, {"_id": 0, **{c: 1 for c in columns}}).sort("time", pymongo.ASCENDING)
     frame = _frame(list(docs), columns)
     # The recommendation is stored as the policy's dict (action, reason, triggers); its action is what is shown.

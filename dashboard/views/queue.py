@@ -34,6 +34,6 @@ def body(page: context.Page) -> None:
         st.info("No backlog samples yet: runs record them with each chunk and scaling event.")
     else:
         samples = samples.assign(time=context.local_times(samples["time"], tz))
-        st.altair_chart(time_series(samples, x="time", y="backlog", x_title=f"time ({tz})", y_title="backlog (files)"), width="stretch")
+        st.altair_chart(time_series(samples, x="time", y="backlog", x_title=f"time ({tz})", y_title="backlog (files)", segment="run_id"), width="stretch")
 
 context.show("Queue", body, needs="redis", unavailable="The queue lives in Redis; it shows again once Redis answers.")

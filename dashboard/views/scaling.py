@@ -50,10 +50,10 @@ def body(page: context.Page) -> None:
     samples = queries.worker_samples(opened.redis, since) if opened.redis is not None else None
     if samples is not None and not samples["workers"].dropna().empty:
         shown = samples.dropna(subset=["workers"]).assign(time=lambda f: context.local_times(f["time"], tz))
-        st.altair_chart(time_series(shown, x="time", y="workers", x_title=f"time ({tz})", y_title="workers", mark="step"), width="stretch")
+        st.altair_chart(time_series(shown, x="time", y="workers", x_title=f"time ({tz})", y_title="workers", mark="step", segment="run_id"), width="stretch")
     elif events is not None and not events.empty:
         shown = events.assign(time=context.local_times(events["time"], tz), workers=events["workers_after"])
-        st.altair_chart(time_series(shown, x="time", y="workers", x_title=f"time ({tz})", y_title="workers", mark="step"), width="stretch")
+        st.altair_chart(time_series(shown, x="time", y="workers", x_title=f"time ({tz})", y_title="workers", mark="step", segment="run_id"), width="stretch")
     else:
         st.info(f"No worker samples or scaling events in the {window}.")
 
@@ -64,8 +64,8 @@ def body(page: context.Page) -> None:
         if cluster is None:
             _last_task_sample(samples, tz)
         long = samples.assign(time=context.local_times(samples["time"], tz)).melt(
-            id_vars="time", value_vars=["processing", "queued"], var_name="tasks", value_name="count").dropna()
-        st.altair_chart(time_series(long, x="time", y="count", x_title=f"time ({tz})", y_title="tasks", color="tasks"), width="stretch")
+            id_vars=["time", "run_id"], value_vars=["processing", "queued"], var_name="tasks", value_name="count").dropna()
+        st.altair_chart(time_series(long, x="time", y="count", x_title=f"time ({tz})", y_title="tasks", color="tasks", segment="run_id"), width="stretch")
 
     st.subheader(f"Scaling events ({window})")
     if events is None or events.empty:

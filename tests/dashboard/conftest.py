@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 import redis
 import soundfile as sf
@@ -62,6 +65,15 @@ def empty_env(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
 def metrics(app: AppTest) -> dict[str, str]:
     """Every st.metric on the page, label -> value as shown."""
     return {m.label: m.value for m in app.metric}
+
+
+def charts(app: AppTest) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """Every Vega-Lite chart on the page, in order: its spec and the data it was given."""
+    shown = []
+    for chart in app.get("vega_lite_chart"):
+        [dataset] = chart.proto.datasets
+        shown.append((json.loads(chart.proto.spec), pa.ipc.open_stream(dataset.data.data).read_pandas()))
+    return shown
 
 
 @dataclass(frozen=True)

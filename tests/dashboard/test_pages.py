@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import queries
 from store.counts import BUCKET, COUNTS
-from tests.dashboard.conftest import PAGES, Seeded, metrics
+from tests.dashboard.conftest import PAGES, Seeded, charts, metrics
 from tests.voxflow_cli import env_db
 
 pytestmark = pytest.mark.slow
@@ -141,6 +141,8 @@ def test_queue(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:
     consumers = app.dataframe[0].value
     assert consumers[["consumer", "pending"]].values.tolist() == [["analyzer-1", 20]]
     assert not [i.value for i in app.info if "backlog" in i.value.lower()]
+    [(spec, backlog)] = charts(app)  # the analyze run's backlog, a line of its own
+    assert spec["encoding"]["detail"]["field"] == "run_id" and set(backlog["run_id"]) == {seeded.summary["run_id"]}
 
 
 def test_scaling(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis) -> None:
@@ -163,6 +165,11 @@ def test_scaling(seeded: Seeded, open_page: Callable[..., AppTest], redis_client
     assert shown["Last sample"] == _tokyo(pd.Timestamp(int(entry_id.split("-")[0]), unit="ms", tz="UTC")).strftime("%Y-%m-%d %H:%M:%S")
     counts = [(int(f["processing"]), int(f["queued"])) for _, f in redis_client.xrange("voxflow:metrics:workers")]
     assert counts[-1] == (0, 0) and max(p + q for p, q in counts) >= 1  # the run's last sample follows its last chunk
+    # Each run is a line of its own: none is drawn through the time between runs, when no cluster was sampled.
+    (workers_spec, workers), (tasks_spec, tasks) = charts(app)
+    for spec, data in ((workers_spec, workers), (tasks_spec, tasks)):
+        assert spec["encoding"]["detail"] == {"field": "run_id", "type": "nominal"}
+        assert set(data["run_id"]) == {seeded.summary["run_id"]}
 
 
 def test_runs(seeded: Seeded, open_page: Callable[..., AppTest]) -> None:

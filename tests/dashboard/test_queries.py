@@ -203,12 +203,12 @@ def test_stream_samples_since(clean_redis: redis.Redis) -> None:
     base = int(NOW.timestamp() * 1000)
     for i, latency in enumerate([0.5, 1.5, 3.0]):
         clean_redis.xadd(queries.LATENCY_STREAM, {"latency_s": latency}, id=f"{base + i * 1000}-0")
-    clean_redis.xadd(queries.WORKERS_STREAM, {"workers": 3, "processing": 2, "queued": 9, "cpu_pct": 75.5, "memory_pct": 40}, id=f"{base}-0")
+    clean_redis.xadd(queries.WORKERS_STREAM, {"run_id": "r1", "workers": 3, "processing": 2, "queued": 9, "cpu_pct": 75.5, "memory_pct": 40}, id=f"{base}-0")
     latency = queries.latency_samples(clean_redis, NOW + timedelta(milliseconds=500))
     assert latency["latency_s"].tolist() == [1.5, 3.0]
     assert latency["time"].iloc[0] == NOW + timedelta(seconds=1)
     workers = queries.worker_samples(clean_redis, NOW)
-    assert workers.iloc[0][["workers", "processing", "queued", "cpu_pct", "memory_pct"]].tolist() == [3, 2, 9, 75.5, 40]
+    assert workers.iloc[0][["run_id", "workers", "processing", "queued", "cpu_pct", "memory_pct"]].tolist() == ["r1", 3, 2, 9, 75.5, 40]
     assert np.isnan(workers.iloc[0]["backlog"])  # a field the sample does not carry
     assert queries.latency_samples(clean_redis, NOW, limit=2)["latency_s"].tolist() == [1.5, 3.0]  # the newest, in time order
     clean_redis.xadd(queries.WORKERS_STREAM, {"workers": 4, "cpu_pct": 20}, id=f"{base + 1000}-0")
