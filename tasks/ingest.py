@@ -309,8 +309,8 @@ def _glob_candidates(pattern: str) -> tuple[list[Candidate], list[Path]]:
     matches = sorted(_glob(pattern))
     # A match inside a folder that cannot be entered is a file hashing rejects (see list_source).
     files = [p for p in matches if not os.path.isdir(p)]
-    audio = [Candidate(p) for p in files if is_audio(p)]
-    return audio, [p for p in files if not is_audio(p) and not _is_wfdb_signal(p)]
+    audio = [Candidate(p) for p in files if _walked_audio(p)]
+    return audio, [p for p in files if not _walked_audio(p) and not _is_wfdb_signal(p)]
 
 
 MANIFEST_COLUMNS = ("path", "subject_id", "label")
@@ -508,6 +508,16 @@ def given_path(text: str, *, what: str = "SOURCE") -> Path:
     return Path(os.path.expanduser(text))  # pathlib's raises RuntimeError for a ~name that is no user
 
 
+def recorded_source(source: str) -> str:
+    """SOURCE as a run records it: absolute against the current folder, ``~`` expanded, links kept as named
+    (a glob's pattern too), so that it names the same files whichever folder it is read from; an empty one as given.
+    """
+    try:
+        return os.path.abspath(given_path(source))
+    except SourceError:
+        return source
+
+
 def _listed(source: str) -> tuple[list[Candidate], list[Rejection], list[Path]]:
     # Absolute (links kept as named): the stores must name files that can be found from anywhere.
     path = Path(os.path.abspath(given_path(source)))
@@ -553,7 +563,7 @@ def count_listed(source: str, *, limit: int) -> int:
         elif os.path.isfile(path):
             return 1
         else:
-            found = (match for match in _glob(str(path)) if is_audio(match))
+            found = (match for match in _glob(str(path)) if _walked_audio(match))
         return sum(1 for _ in itertools.islice(found, limit))
     except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         return 0

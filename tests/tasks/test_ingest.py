@@ -49,7 +49,7 @@ def test_folder_is_walked_recursively_with_unicode_and_spaces(tmp_path: Path) ->
     assert all(len(f.sha256) == 64 for f in found.files)
 
 
-def test_macos_metadata_in_a_folder_is_ignored_as_a_glob_ignores_it(tmp_path: Path) -> None:
+def test_macos_metadata_in_a_folder_or_a_glob_is_ignored(tmp_path: Path) -> None:
     # AppleDouble files ('._clip.wav') and '__MACOSX' were quarantined as "not audio" by a folder run.
     clip = _tone(tmp_path / "clip.wav")
     (tmp_path / "._clip.wav").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64))
@@ -60,6 +60,10 @@ def test_macos_metadata_in_a_folder_is_ignored_as_a_glob_ignores_it(tmp_path: Pa
     assert ([f.path for f in found.files], found.rejected, len(found.ignored)) == ([str(clip)], [], 3)
     assert count_listed(str(tmp_path), limit=100) == 1
     assert [f.path for f in discover(str(tmp_path / "*.wav"), max_file_bytes=MAX).files] == [str(clip)]
+    # A '**' glob enters __MACOSX (not a hidden folder) and leaves what it finds there aside too.
+    globbed = discover(str(tmp_path / "**" / "*.wav"), max_file_bytes=MAX)
+    assert ([f.path for f in globbed.files], globbed.rejected, globbed.ignored) == ([str(clip)], [], [str(tmp_path / "__MACOSX" / "sub" / "clip.wav")])
+    assert count_listed(str(tmp_path / "**" / "*.wav"), limit=100) == 1
 
 
 def test_ignored_files_are_named_and_audio_voxflow_cannot_read_is_told_apart(tmp_path: Path) -> None:
