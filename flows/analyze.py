@@ -23,7 +23,7 @@ from store.mongo import ResultStore
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
-from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, scored_before, unreadable_audio
+from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, recorded_source, scored_before, unreadable_audio
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import LatestOnly, Progress
@@ -213,7 +213,8 @@ def analyze_batch(
     with open_stores(settings) as stores:
         bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
         card = bundle.card
-        with recorded_run(stores.results, card, settings, run_id=run_id, source=source):
+        shown = recorded_source(source)
+        with recorded_run(stores.results, card, settings, run_id=run_id, source=shown):
             found = discover_files(source, settings)
             discovered = time.perf_counter()
             # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
@@ -225,7 +226,7 @@ def analyze_batch(
         wall = finished - started
         summary = {
             "run_id": run_id,
-            "source": source,
+            "source": shown,
             "status": "completed",
             "seen": found.seen,
             "scored": outcome.inserted,

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from features.synth import synth_vowel
 from tests.flows.conftest import repeated_hashes
-from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import REPO, env_db, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -107,8 +107,10 @@ def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: di
     corpus = tmp_path / "corpus"
     n_good, n_bad = _bad_corpus(corpus)
     env = {**cli_env, "VOXFLOW_MAX_DURATION_S": "10"}
-    summary = last_json(run_cli(["analyze", str(corpus), "--json"], env))
+    # Given relative to the command's folder, the source is recorded absolute: it names the files from anywhere.
+    summary = last_json(run_cli(["analyze", os.path.relpath(corpus, REPO), "--json"], env))
     assert (summary["scored"], summary["quarantined"], summary["ignored"]) == (n_good, n_bad, 1), summary
+    assert summary["source"] == env_db(env)["runs"].find_one({"run_id": summary["run_id"]})["source"] == str(corpus)
     quarantined = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], env))
     reasons = {Path(q["path"]).name: (q["stage"], q["reason"]) for q in quarantined}
     assert set(reasons) == {p.name for p in (corpus / "bad").iterdir() if p.suffix != ".dat"}
