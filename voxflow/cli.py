@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 
 def _exit_at_ctrl_c_while_starting(signum: int, frame: object) -> None:
@@ -642,11 +643,11 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with stops_deferred():
-        from voxflow.deploy import run_worker
+        from voxflow.deploy import end_flow_runs, run_worker
         from voxflow.orchestration import prefect_api
 
     os.environ.update(settings.path_variables())  # its flow runs start in the project's folder
-    with prefect_api(settings), _python_ctrl_c():  # it runs on asyncio.run()
+    with prefect_api(settings), _stops_cancel_the_task(first=end_flow_runs):  # it runs on asyncio.run()
         run_worker(args.pool or settings.work_pool, run_once=args.run_once)
     return 0
 
@@ -846,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Once a stop signal came, whatever the command ended with is the interruption: native code turns the
         # KeyboardInterrupt raised inside a callback of its into another error (pydantic: a PydanticSerializationError,
         # while Prefect's import dumps its settings), or swallows it and fails later.
-        stopped = stop_signal(exc) or _stopped_by
+        stopped = _stopped_by or stop_signal(exc)  # the signal that came, also when the command turned it into a Ctrl-C
         if stopped is not None:
             return _interrupted(stopped, resumable=args.resumable)
         if isinstance(exc, BrokenPipeError):
@@ -876,7 +877,7 @@ _stopped_by: signal.Signals | None = None  # the stop signal that came while the
 def _raise_at_ctrl_c(signum: int, frame: object) -> None:
     """Python's own SIGINT handler (KeyboardInterrupt), remembering that Ctrl-C was pressed.
 
-    asyncio.run() cancels its task at Ctrl-C only under Python's handler itself (:func:`_python_ctrl_c`).
+    asyncio.run() cancels its task at Ctrl-C only under Python's handler itself (:func:`_stops_cancel_the_task`).
     """
     global _stopped_by
     _stopped_by = signal.SIGINT
@@ -892,14 +893,36 @@ def _raise_at_termination(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def _python_ctrl_c() -> Iterator[None]:
-    """Python's own SIGINT handler inside the block: for asyncio.run(), which then cancels its task at Ctrl-C
-    (and raises KeyboardInterrupt once it has ended) instead of a KeyboardInterrupt anywhere in its event loop."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def _stops_cancel_the_task(first: Callable[[], None]) -> Iterator[None]:
+    """For a command on asyncio.run(): Ctrl-C, SIGTERM and SIGHUP inside the block cancel its task.
+
+    asyncio.run() cancels its task at Ctrl-C only under Python's own SIGINT handler (otherwise a KeyboardInterrupt
+    is raised anywhere in its event loop). SIGTERM and SIGHUP become that Ctrl-C once ``first`` has run, on a
+    thread of its own while the event loop goes on: a Prefect worker first ends its flow runs
+    (:func:`voxflow.deploy.end_flow_runs`), then stops, instead of dying with a traceback from its event loop
+    and leaving them Running. The signal that came is remembered for the command's last line; one ignored
+    (nohup's SIGHUP) stays ignored, and a second stop signal acts at once.
+    """
+
+    def as_ctrl_c(signum: int, frame: object) -> None:
+        global _stopped_by
+        if _stopped_by is not None:
+            signal.raise_signal(signal.SIGINT)
+            return
+        _stopped_by = signal.Signals(signum)
+        # To the process, not raised in this thread: the kernel then interrupts the main thread's wait in the event loop.
+        threading.Thread(target=lambda: (first(), os.kill(os.getpid(), signal.SIGINT)), name="stop", daemon=True).start()
+
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if callable(previous[signum]):
+            signal.signal(signum, as_ctrl_c)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _interrupted(signum: signal.Signals, *, resumable: bool) -> int:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 from prefect import Flow
 from prefect.client.orchestration import get_client
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+# How long a stopping worker waits for its flow runs to record their interruption (Prefect's own kill grace).
+FLOW_RUN_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -167,3 +171,20 @@ def run_worker(work_pool: str, *, run_once: bool = False) -> None:
             await worker.start(run_once=run_once, printer=log.info)
 
     asyncio.run(work())
+
+
+def end_flow_runs(grace_s: float = FLOW_RUN_GRACE_S) -> None:
+    """SIGTERM to this worker's flow-run processes, then wait up to ``grace_s`` for them to end.
+
+    For a worker asked to stop: each flow run records itself interrupted (its ``runs`` document, and Crashed in
+    Prefect) while the worker still relays its output and reports, before the worker's own teardown, which
+    would otherwise end with them mid-way: a flow run whose worker has gone loses its output pipe and dies
+    without a word, its records left Running.
+    """
+    children = psutil.Process().children()
+    for child in children:
+        try:
+            child.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=grace_s)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ import soundfile as sf
 import yaml
 
 from features.synth import synth_vowel
-from tests.voxflow_cli import REPO, env_db, last_json, run_cli
+from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +95,25 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     predictions = env_db(env)["predictions"]
     assert predictions.count_documents({"run_id": run["id"]}) == 4
     assert {Path(p["path"]).parent for p in predictions.find({"run_id": run["id"]})} == {clips}
+
+
+def test_a_worker_asked_to_stop_ends_its_flow_runs_recorded_then_exits(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    # Before, SIGTERM to `voxflow worker` alone (`kill PID`, a service manager stopping its main process) killed it
+    # with a traceback from its event loop; its flow run died with it, unrecorded: `running` in runs, Running in Prefect.
+    env = cli_env
+    report = last_json(run_cli(["deploy", "--json"], env))
+    run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(voiced_manifest), "chunk_size": 4}})
+    worker = start_cli(["worker"], env)
+    try:
+        wait_for_predictions(env, worker, 8)
+        os.kill(worker.pid, signal.SIGTERM)  # the worker's process only: it ends its flow runs itself
+        stopped = finish(worker, timeout=90)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert stopped.returncode == 143 and stopped.stderr.strip().splitlines()[-1] == "voxflow: terminated (SIGTERM)", stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
+    assert _api(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
+    stored = env_db(env)["predictions"].count_documents({"run_id": run["id"]})
+    record = env_db(env)["runs"].find_one({"run_id": run["id"]})
+    assert (record["status"], record["scored"]) == ("interrupted", stored) and 8 <= stored < 208
