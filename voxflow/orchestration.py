@@ -38,7 +38,7 @@ def prefect_api(settings: Settings) -> Iterator[str]:
     with temporary_settings(updates=updates):
         try:
             yield url
-        except (httpx.TransportError, httpx.HTTPStatusError) as exc:  # PrefectHTTPStatusError among them
+        except (httpx.TransportError, httpx.HTTPStatusError, RuntimeError) as exc:  # PrefectHTTPStatusError among them
             if (reason := unreachable_reason(exc)) is None:
                 raise
             raise PrefectUnreachable(f"Prefect API unreachable ({services.redact(url)}): {reason}") from exc
@@ -47,7 +47,10 @@ def prefect_api(settings: Settings) -> Iterator[str]:
 def unreachable_reason(exc: BaseException) -> str | None:
     """What says that the Prefect API is unreachable in ``exc``, one line; None for an error of another kind.
 
-    A server error (5xx) counts: the server is up but cannot serve (its database gone, a proxy without it).
+    A server error (5xx) counts: the server is up but cannot serve (its database gone, a proxy without it). So
+    does the RuntimeError with which Prefect's client ends a flow whose first call, its server version check,
+    failed ("Failed to reach API at ..."), by the error it met: there, HTTP 404 says that no Prefect API
+    answers at that URL.
 
     Examples
     --------
@@ -56,6 +59,11 @@ def unreachable_reason(exc: BaseException) -> str | None:
     >>> unreachable_reason(ValueError("bad")) is None
     True
     """
+    if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, httpx.HTTPError) and str(exc).startswith("Failed to reach API"):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 404:
+            return "HTTP 404 Not Found: no Prefect API at this URL (it ends in /api)"
+        return unreachable_reason(cause) or f"{type(cause).__name__}: {cause}"
     if isinstance(exc, httpx.TransportError):
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, httpx.HTTPStatusError) and exc.response.is_server_error:

@@ -1,11 +1,13 @@
 import httpx
 import pytest
+from prefect import flow
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings
 
 from voxflow import orchestration
 from voxflow.errors import PrefectUnreachable
 from voxflow.settings import Settings
+from tests.voxflow_cli import reserve_port
 
 
 def test_flow_runs_on_the_embedded_server_send_no_heartbeats(test_settings: Settings, prefect_api: str) -> None:
@@ -39,3 +41,20 @@ def test_a_server_error_is_the_api_gone_a_refused_request_is_not(test_settings: 
         raise error
     if mapped:
         assert str(raised.value).startswith(f"Prefect API unreachable (http://prefect.internal:4200/api): HTTP {status} "), raised.value
+
+
+@flow
+def _probe() -> int:
+    return 1
+
+
+def test_a_flow_whose_api_never_answered_ends_with_one_line(test_settings: Settings, prefect_api: str) -> None:
+    # Prefect's client ends such a flow with RuntimeError("Failed to reach API at ..."), a 110-line traceback.
+    with reserve_port() as held:
+        closed = test_settings.model_copy(update={"prefect_api_url": f"http://127.0.0.1:{held.getsockname()[1]}/api"})
+        with pytest.raises(PrefectUnreachable, match=r"^Prefect API unreachable \(http://127\.0\.0\.1:\d+/api\): ConnectError: .*refused"):
+            with orchestration.prefect_api(closed):
+                _probe()
+    elsewhere = test_settings.model_copy(update={"prefect_api_url": prefect_api.removesuffix("/api") + "/wrongpath"})
+    with pytest.raises(PrefectUnreachable, match="HTTP 404 Not Found: no Prefect API at this URL"), orchestration.prefect_api(elsewhere):
+        _probe()
