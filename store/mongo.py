@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import pymongo
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
+from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, OperationFailure
 
 from store.counts import (
     COUNTS,
@@ -50,10 +50,18 @@ def connect_mongo(uri: str, *, timeout_ms: int = 5000) -> pymongo.MongoClient:
     """Open a pymongo client that gives up on an unreachable server after ``timeout_ms``.
 
     Datetimes come back timezone-aware (UTC).
+
+    Raises
+    ------
+    DatabaseError
+        When pymongo cannot use the URI as it opens the client: a ``mongodb+srv://`` name without DNS records.
     """
-    return pymongo.MongoClient(
-        uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True, appname="voxflow"
-    )
+    try:
+        return pymongo.MongoClient(
+            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True, appname="voxflow"
+        )
+    except ConfigurationError as exc:
+        raise DatabaseError(f"MongoDB URI not usable: {exc}") from exc
 
 
 @contextmanager

@@ -208,3 +208,10 @@ def test_a_write_the_server_refuses_is_one_line_and_not_retried(results: ResultS
     with pytest.raises(DatabaseError, match=r"^MongoDB refused an operation \(finish run r1\): database or disk is full$"):
         _retrying("finish run r1", full_disk, budget_s=30)
     assert attempts == [1]
+
+
+def test_a_uri_pymongo_cannot_use_as_it_opens_the_client_is_one_error_without_its_secret() -> None:
+    # A mongodb+srv:// name without DNS records raised pymongo's ConfigurationError: a 55-line traceback from any command.
+    with pytest.raises(DatabaseError, match=r"^MongoDB URI not usable: ") as refused:
+        connect_mongo("mongodb+srv://voxflow:s3cretPW@nonexistent.invalid/")
+    assert "s3cretPW" not in refused.value.reason
