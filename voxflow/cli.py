@@ -172,6 +172,12 @@ def _number_in(low: float, high: float | None = None, *, convert: Callable[[str]
     return parse
 
 
+def _like_setting(name: str) -> Callable[[str], Any]:
+    """An argparse ``type`` for an option that stands in for setting ``name``: an integer within that setting's bounds."""
+    bounds = {type(rule).__name__: rule for rule in Settings.model_fields[name].metadata}
+    return _number_in(bounds["Ge"].ge, bounds["Le"].le)
+
+
 _positive_int = _number_in(1)
 _score = _number_in(0, 1, convert=float)
 
@@ -670,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "Score every audio file of SOURCE and store the predictions.", resumable=True)
     analyze.add_argument("source", help="a folder (recursive), a glob in quotes, a CSV/Parquet manifest with a 'path' column, or one file")
     analyze.add_argument("--model", help="model version to use (default: the champion, else the shipped baseline)")
-    analyze.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default: VOXFLOW_CHUNK_SIZE)")
+    analyze.add_argument("--chunk-size", type=_like_setting("chunk_size"), help="files per Dask task (default: VOXFLOW_CHUNK_SIZE)")
     analyze.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 
     results = add("results", cmd_results, "Show stored predictions, newest first.")
@@ -740,8 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     drain = add("drain", cmd_drain, "Analyse queued files in batches until the queue is empty (the drain-queue flow).", resumable=True)
     drain.add_argument("--model", help="model version to use (default: the champion)")
-    drain.add_argument("--chunk-size", type=_positive_int, help="files per Dask task (default: VOXFLOW_CHUNK_SIZE)")
-    drain.add_argument("--batch-size", type=_positive_int, help="queue entries per batch (default: VOXFLOW_QUEUE_BATCH_SIZE)")
+    drain.add_argument("--chunk-size", type=_like_setting("chunk_size"), help="files per Dask task (default: VOXFLOW_CHUNK_SIZE)")
+    drain.add_argument("--batch-size", type=_like_setting("queue_batch_size"), help="queue entries per batch (default: VOXFLOW_QUEUE_BATCH_SIZE)")
     drain.add_argument("--linger", type=_number_in(0, convert=float), default=0.0, metavar="SECONDS", help="once empty, wait this long for new files before finishing (default: %(default)s)")
     drain.add_argument("--json", action="store_true", help="print the run summary as one JSON object on the last line")
 

@@ -198,10 +198,14 @@ def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["analyze", "x", "--chunk-size", "-1"], "argument --chunk-size: must be an integer of at least 1, not '-1'"),
-        (["analyze", "x", "--chunk-size", "0"], "argument --chunk-size: must be an integer of at least 1, not '0'"),
-        (["drain", "--batch-size", "-1"], "argument --batch-size: must be an integer of at least 1"),
-        (["drain", "--chunk-size", "two"], "argument --chunk-size: must be an integer of at least 1, not 'two'"),
+        (["analyze", "x", "--chunk-size", "-1"], "argument --chunk-size: must be an integer from 1 to 4096, not '-1'"),
+        (["analyze", "x", "--chunk-size", "0"], "argument --chunk-size: must be an integer from 1 to 4096, not '0'"),
+        # Within the bounds of the settings they stand in for, which the flows check: 99999 ended in a traceback.
+        (["analyze", "x", "--chunk-size", "99999"], "argument --chunk-size: must be an integer from 1 to 4096, not '99999'"),
+        (["drain", "--chunk-size", "4097"], "argument --chunk-size: must be an integer from 1 to 4096, not '4097'"),
+        (["drain", "--batch-size", "-1"], "argument --batch-size: must be an integer from 1 to 10000"),
+        (["drain", "--batch-size", "10001"], "argument --batch-size: must be an integer from 1 to 10000, not '10001'"),
+        (["drain", "--chunk-size", "two"], "argument --chunk-size: must be an integer from 1 to 4096, not 'two'"),
         (["drain", "--linger", "-1"], "argument --linger: must be a number of at least 0, not '-1'"),
         (["drain", "--linger", "inf"], "argument --linger: must be a number of at least 0, not 'inf'"),
         (["results", "--limit", "0"], "argument --limit: must be an integer of at least 1"),
