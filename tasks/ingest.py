@@ -501,10 +501,14 @@ def given_path(text: str, *, what: str = "SOURCE") -> Path:
     Raises
     ------
     SourceError
-        When ``text`` is empty: ``Path('')`` is the current folder, which nobody meant.
+        When ``text`` is empty: ``Path('')`` is the current folder, which nobody meant. When it is not valid
+        UTF-8: no store, Prefect parameter or printed line can hold it (a file so named inside a folder is
+        rejected alike).
     """
     if not text:
         raise SourceError(f"{what} is empty (''): name a file or folder")
+    if not _is_utf8(text):
+        raise SourceError(f"{what} {_printable(text)} is not valid UTF-8: rename it, or name it in UTF-8")
     return Path(os.path.expanduser(text))  # pathlib's raises RuntimeError for a ~name that is no user
 
 

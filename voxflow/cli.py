@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Itera
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from voxflow.errors import LockError, PrefectUnreachable, VoxflowError
+from voxflow.errors import LockError, PrefectUnreachable, SourceError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.interrupts import STOP_SIGNALS, raise_terminated, stop_signal, stops_deferred
 from voxflow.settings import Settings, get_settings
@@ -263,10 +263,14 @@ def _export(records: Iterable[dict[str, Any]], path: Path, kind: Literal["predic
 
 def _export_path(text: str) -> Path:
     from store.export import EXPORT_FORMATS
+    from tasks.ingest import given_path
 
     if Path(text).suffix.lower() not in EXPORT_FORMATS:
         raise argparse.ArgumentTypeError(f"name a {' or '.join(EXPORT_FORMATS)} file, not {text!r}")
-    return Path(text)
+    try:
+        return given_path(text, what="file")
+    except SourceError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from exc
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:

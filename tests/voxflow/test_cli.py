@@ -184,6 +184,20 @@ def test_an_empty_path_is_refused_in_one_line_before_anything_runs(tmp_path: Pat
     assert_one_line_error(proc, "is empty (''): name a file or folder")
 
 
+@pytest.mark.parametrize("argv", [["analyze", "ODD"], ["enqueue", "ODD"], ["demo-corpus", "ODD"], ["labels", "import", "ODD"], ["results", "-o", "ODD.csv"]])
+def test_a_path_that_is_not_utf8_is_refused_in_one_line_before_anything_runs(tmp_path: Path, argv: list[str]) -> None:
+    # Each crashed with a UnicodeEncodeError traceback (Prefect's parameters, a print); demo-corpus left a partial corpus.
+    odd = tmp_path / os.fsdecode(b"clips\xff")
+    odd.mkdir()
+    proc = run_cli([str(odd) + arg.removeprefix("ODD") if arg.startswith("ODD") else arg for arg in argv], bare_env(tmp_path), timeout=60)
+    shown = f"{tmp_path}/clips\\xff"
+    if "-o" in argv:
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(f"file {shown}.csv is not valid UTF-8: rename it, or name it in UTF-8")
+    else:
+        assert_one_line_error(proc, f"{shown} is not valid UTF-8: rename it, or name it in UTF-8")
+    assert list(odd.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "argv", [["models", "list"], ["models", "promote", "xgb-fv3-0123456789"], ["labels", "import", "labels.csv"], ["counts", "rebuild"]]
 )
