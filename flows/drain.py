@@ -34,7 +34,7 @@ from store.runs import close_abandoned_runs
 from tasks.cluster import dask_client, initial_workers
 from tasks.chunk import ChunkResult
 from tasks.ingest import Candidate, Rejection, hash_candidates
-from tasks.model_registry import load_champion
+from tasks.model_registry import FollowedChampion, load_champion
 from tasks.persist import Stores, open_stores, recorded_run
 from voxflow.errors import LockError
 from voxflow.processes import ended_on_this_host
@@ -194,7 +194,10 @@ def drain_queue(
         except LockError as exc:
             logger.info("Nothing to do here: %s", exc.reason)
             return {"run_id": run_id, "source": QUEUE_STREAM, "status": "skipped", "reason": exc.reason, "acked": 0}
-        bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
+        pinned = model_version or settings.model_version
+        # Unless a version is pinned, each batch is scored by the champion of the moment: a promotion or rollback reaches a lingering drain.
+        followed = None if pinned else FollowedChampion(stores.models, settings.models_dir)
+        bundle = followed.bundle if followed else load_champion(stores.models, settings.models_dir, pinned)
         queue = FileQueue(stores.redis)
         latency = LatencyLog(stores.redis, maxlen=settings.metrics_maxlen)
         consumer = f"{socket.gethostname()}-{os.getpid()}-{run_id[:8]}"
@@ -223,6 +226,10 @@ def drain_queue(
                     return clients[0]
 
                 while entries:
+                    if followed is not None:
+                        bundle, changed = followed.current()
+                        if changed:
+                            logger.info("The champion is now %s: this batch and the next are scored by it", bundle.card.version)
                     _drain_batch(
                         BatchAcks(entries, queue, latency, totals), bundle=bundle, stores=stores, settings=settings,
                         run_id=run_id, chunk_size=chunk_size or settings.chunk_size, client=client, totals=totals,

@@ -68,6 +68,31 @@ def load_champion(models: ModelStore, models_dir: Path, version: str | None = No
     return bundle
 
 
+class FollowedChampion:
+    """The champion of the moment, for a run that scores batch after batch (a drain may linger for hours).
+
+    :meth:`current` asks the ``models`` collection which version is champion (one small query) and loads it
+    only after a promotion or rollback named another one since; so inference always uses the champion.
+    """
+
+    def __init__(self, models: ModelStore, models_dir: Path) -> None:
+        self._models, self._models_dir = models, models_dir
+        self._named = self._champion_named()  # read before loading: a change in between is seen by the next call
+        self.bundle = load_champion(models, models_dir)
+
+    def _champion_named(self) -> str | None:
+        champion = self._models.champion()
+        return champion["version"] if champion else None  # None: the shipped baseline
+
+    def current(self) -> tuple[ModelBundle, bool]:
+        """The champion's bundle now, and whether it changed since the previous call."""
+        named = self._champion_named()
+        if named == self._named:
+            return self.bundle, False
+        self._named, self.bundle = named, load_champion(self._models, self._models_dir)
+        return self.bundle, True
+
+
 @contextmanager
 def registry_changes(settings: Settings) -> Iterator[None]:
     """Hold the ``models`` Redis lock while the champion changes: a promotion or rollback is several

@@ -14,7 +14,8 @@ from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from models.registry import save_version
 from models.train import fit_booster
 from store.models import ModelStore
-from tasks.model_registry import model_document, registry_changes, usable_artifact
+from models.registry import shipped_bundle
+from tasks.model_registry import FollowedChampion, model_document, registry_changes, usable_artifact
 from voxflow.errors import ModelError
 from voxflow.settings import Settings
 
@@ -68,3 +69,21 @@ def test_a_model_whose_artifact_is_missing_or_damaged_is_not_made_champion(mongo
             store.promote(version, "by hand", check=usable_artifact(settings))
     assert store.champion() is None
     assert store.promote(good, "by hand", check=usable_artifact(settings))["status"] == "champion"
+
+
+def test_a_followed_champion_is_the_one_of_the_moment(mongo_db: Database, settings: Settings) -> None:
+    # A drain loaded the champion once: a lingering drain went on scoring with a retired or rolled-back model.
+    store = ModelStore(mongo_db)
+    store.ensure_indexes()
+    first, second = _register(store, settings, 0), _register(store, settings, 1)
+    followed = FollowedChampion(store, settings.models_dir)
+    assert followed.bundle.card.version == shipped_bundle().card.version
+    bundle, changed = followed.current()
+    assert (bundle is followed.bundle, changed) == (True, False)  # nothing changed: nothing loaded again
+    seen = []
+    for change in (lambda: store.promote(first, "t"), lambda: store.promote(second, "t"), store.rollback, store.rollback):
+        change()
+        bundle, changed = followed.current()
+        seen.append((bundle.card.version, changed))
+    assert seen == [(first, True), (second, True), (first, True), (shipped_bundle().card.version, True)]
+    assert followed.current()[1] is False
