@@ -16,6 +16,7 @@ from store.locks import hold_lock
 from store.models import ModelStore
 from store.mongo import open_database
 from voxflow import services
+from voxflow.errors import ModelError
 from voxflow.settings import Settings
 
 _RECIPE = Path(__file__).resolve().parents[1] / "models" / "train.py"
@@ -55,7 +56,14 @@ def resolve_bundle(store: ModelStore, models_dir: Path, version: str | None = No
         champion = store.champion()
         wanted = champion["version"] if champion else None
     doc = store.find(wanted) if wanted else None
-    return load_bundle(models_dir, wanted, expected_sha256=doc["booster_sha256"] if doc else None)
+    try:
+        return load_bundle(models_dir, wanted, expected_sha256=doc["booster_sha256"] if doc else None)
+    except ModelError as exc:
+        if version is not None or wanted is None:
+            raise
+        # Nothing can score, or retrain, until the champion loads: say the way out.
+        raise ModelError(f"{exc.reason}; it is the champion: `voxflow models rollback` makes the previous one champion again, "
+                         "`voxflow models promote VERSION` another, or restore its folder from a backup") from exc
 
 
 def load_champion(models: ModelStore, models_dir: Path, version: str | None = None) -> ModelBundle:

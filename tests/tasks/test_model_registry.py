@@ -15,7 +15,7 @@ from models.registry import save_version
 from models.train import fit_booster
 from store.models import ModelStore
 from models.registry import shipped_bundle
-from tasks.model_registry import FollowedChampion, model_document, registry_changes, usable_artifact
+from tasks.model_registry import FollowedChampion, model_document, registry_changes, resolve_bundle, usable_artifact
 from voxflow.errors import ModelError
 from voxflow.settings import Settings
 
@@ -87,3 +87,20 @@ def test_a_followed_champion_is_the_one_of_the_moment(mongo_db: Database, settin
         seen.append((bundle.card.version, changed))
     assert seen == [(first, True), (second, True), (first, True), (shipped_bundle().card.version, True)]
     assert followed.current()[1] is False
+
+
+def test_a_damaged_champion_says_the_way_out_and_a_rollback_takes_it(mongo_db: Database, settings: Settings) -> None:
+    store = ModelStore(mongo_db)
+    store.ensure_indexes()
+    champion = _register(store, settings, 0)
+    store.promote(champion, "by hand", check=usable_artifact(settings))
+    with (settings.models_dir / champion / "model.ubj").open("ab") as booster:
+        booster.write(b"\0")
+    # Only the sha256 mismatch was said: analyze, drain and retrain all stopped there, naming no way out.
+    with pytest.raises(ModelError, match=r"does not match .*; it is the champion: `voxflow models rollback` makes the previous one champion again"):
+        resolve_bundle(store, settings.models_dir)
+    with pytest.raises(ModelError) as pinned:  # a version asked for by name is that version's error alone
+        resolve_bundle(store, settings.models_dir, champion)
+    assert "it is the champion" not in pinned.value.reason
+    store.rollback(check=usable_artifact(settings))
+    assert resolve_bundle(store, settings.models_dir).card.version == shipped_bundle().card.version
