@@ -28,6 +28,8 @@ def redis_errors_as_service_error(context: str = "") -> Iterator[None]:
     where = f" ({context})" if context else ""
     try:
         yield
+    except redis.AuthenticationError as exc:  # a ConnectionError to redis-py, and as unusable: but no outage
+        raise RedisUnreachable(f"Redis refused the configured user or password{where}: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise RedisUnreachable(f"Redis unreachable{where}: {exc}") from exc
     except redis.ResponseError as exc:

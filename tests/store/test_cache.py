@@ -104,3 +104,15 @@ def test_without_outages_tolerated_redis_gone_is_an_error(test_settings: Setting
     finally:
         client.close()
         proxy.release()
+
+
+def test_a_refused_user_is_said_so_not_called_unreachable(redis_client: redis.Redis) -> None:
+    pool = redis_client.connection_pool
+    refused = redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, **{**pool.connection_kwargs, "username": "nobody", "password": "s3cretPW"}))
+    try:
+        with pytest.raises(RedisUnreachable, match="^Redis refused the configured user or password: ") as raised:
+            LiveMetrics(refused, maxlen=100).record("test", {"files_per_s": 1})
+        assert "s3cretPW" not in raised.value.reason
+    finally:
+        refused.close()
