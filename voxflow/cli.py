@@ -59,6 +59,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "quality_flags", "model_version", "run_id")
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 # seen: files an analyze listed; acked: queue entries a drain finished (a drain lists no source).
+BACKUPS_LISTED = 20
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "source")
 LISTED = 50  # records a listing shows by default
 PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LABEL, POSITIVE_LABEL (its import costs numpy's)
@@ -300,11 +301,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit is not None and not args.list:
+        print("voxflow: error: --limit goes with --list (backup alone takes a backup)", file=sys.stderr)
+        return 2
     if args.list:
         from store.backup import recent_backups
 
         with _database(settings) as db:
-            records = recent_backups(db, limit=args.limit)
+            records = recent_backups(db, limit=args.limit or BACKUPS_LISTED)
         _print_records(records, BACKUP_COLUMNS, as_json=args.json, empty="no backups recorded")
         return 0
     with stops_deferred():
@@ -386,6 +390,10 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from store.models import ModelStore
+
+    if args.version and args.action != "promote":
+        print(f"voxflow: error: models {args.action} takes no VERSION ({args.version!r}); models promote VERSION makes one champion", file=sys.stderr)
+        return 2
 
     with _database(settings) as db:
         store = ModelStore(db)
@@ -713,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup = add("backup", cmd_backup, "Back up MongoDB, models and the feature manifest to VOXFLOW_BACKUP_DIR, verify it, apply retention.")
     backup.add_argument("--list", action="store_true", help="show recorded backups instead of taking one")
-    backup.add_argument("--limit", type=_positive_int, default=20, help="with --list, at most this many, newest first (default: %(default)s)")
+    backup.add_argument("--limit", type=_positive_int, help=f"with --list, at most this many, newest first (default: {BACKUPS_LISTED})")
     backup.add_argument("--json", action="store_true", help="print JSON on the last line")
 
     restore = add("restore", cmd_restore, "Restore a backup after checking every file's checksum; into a scratch database unless --into.")

@@ -184,6 +184,21 @@ def test_an_empty_path_is_refused_in_one_line_before_anything_runs(tmp_path: Pat
     assert_one_line_error(proc, "is empty (''): name a file or folder")
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["models", "rollback", "xgb-fv3-0123456789"], "models rollback takes no VERSION ('xgb-fv3-0123456789')"),
+        (["models", "list", "xgb-fv3-0123456789"], "models list takes no VERSION"),
+        (["backup", "--limit", "3"], "--limit goes with --list (backup alone takes a backup)"),
+    ],
+)
+def test_an_argument_its_command_would_ignore_is_refused(tmp_path: Path, argv: list[str], expected: str) -> None:
+    # The rollback ran without its VERSION, and 'backup --limit 3' took a backup.
+    proc = run_cli(argv, bare_env(tmp_path), timeout=60)
+    assert_one_line_error(proc, expected)
+    assert not (tmp_path / "services").exists()  # refused before any server started
+
+
 @pytest.mark.parametrize("argv", [["analyze", "ODD"], ["enqueue", "ODD"], ["demo-corpus", "ODD"], ["labels", "import", "ODD"], ["results", "-o", "ODD.csv"]])
 def test_a_path_that_is_not_utf8_is_refused_in_one_line_before_anything_runs(tmp_path: Path, argv: list[str]) -> None:
     # Each crashed with a UnicodeEncodeError traceback (Prefect's parameters, a print); demo-corpus left a partial corpus.
