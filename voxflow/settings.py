@@ -173,8 +173,16 @@ class Settings(BaseSettings):
     @field_validator("prefect_api_url", "prefect_ui_url")
     @classmethod
     def _check_http_url(cls, url: str | None) -> str | None:
-        if url is not None and not _is_http_url(url):
+        if url is None:
+            return None
+        if not _is_http_url(url):
             raise ValueError("must be an http:// or https:// URL with a host and, if any, a numeric port")
+        if "@" in urlsplit(url).netloc:
+            # Prefect prints its URLs in its logs ("View at ..."), in flow runs too, where no filter of ours runs.
+            raise ValueError(
+                "must not carry a user name or password (Prefect prints this URL in its logs): give a self-hosted "
+                "server's basic auth as PREFECT_API_AUTH_STRING, a Prefect Cloud key as PREFECT_API_KEY"
+            )
         return url
 
     @field_validator("dashboard_timezone", "schedule_timezone")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from voxflow.cli import _bad_setting
 from voxflow.settings import Settings
 
 
@@ -68,3 +69,20 @@ def test_path_settings_reach_child_processes_resolved(tmp_path: Path, monkeypatc
         "VOXFLOW_HOME": str(tmp_path / "home"), "VOXFLOW_NUMBA_CACHE_DIR": str(Path.home() / "numba"), "VOXFLOW_BACKUP_DIR": str(tmp_path / "backups"),
     }
     assert Settings(home="home").path_variables() == {"VOXFLOW_HOME": str(tmp_path / "home")}
+
+
+def refusal(**fields: object) -> str:
+    """The line the CLI prints after ``voxflow: error: `` for settings ``fields`` (each must be refused)."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(**fields)
+    return _bad_setting(refused.value)
+
+
+@pytest.mark.parametrize("variable", ["PREFECT_API_URL", "PREFECT_UI_URL"])
+@pytest.mark.parametrize("url", ["http://admin:xq7zz9@127.0.0.1:4200/api", "https://xq7zz9@prefect.example/api"])
+def test_a_prefect_url_with_user_info_is_refused_without_showing_it(variable: str, url: str) -> None:
+    # Prefect printed it on every flow command ("View at http://admin:...@.../runs/flow-run/...").
+    line = refusal(**{variable: url})
+    assert line.startswith(f"bad setting {variable}: must not carry a user name or password")
+    assert "PREFECT_API_AUTH_STRING" in line and "PREFECT_API_KEY" in line and "xq7zz9" not in line
+
