@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -153,7 +154,14 @@ def check_mongo_uri(uri: str) -> None:
 
 
 def _parse_mongo_uri(uri: str) -> None:
-    pymongo.MongoClient(uri, connect=False).close()
+    # pymongo drops an option it cannot read (tls=True, readPreference=nope) with a UserWarning only:
+    # the client then runs without it, without TLS for one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        try:
+            pymongo.MongoClient(uri, connect=False).close()
+        except UserWarning as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _check_url(url: str, parse: Callable[[str], object], what: str) -> None:

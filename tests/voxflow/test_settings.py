@@ -86,3 +86,19 @@ def test_a_prefect_url_with_user_info_is_refused_without_showing_it(variable: st
     assert line.startswith(f"bad setting {variable}: must not carry a user name or password")
     assert "PREFECT_API_AUTH_STRING" in line and "PREFECT_API_KEY" in line and "xq7zz9" not in line
 
+
+@pytest.mark.parametrize(
+    ("variable", "option", "expected"),
+    [
+        ("VOXFLOW_MONGO_URI", "tls=True", "The value of tls must be 'true' or 'false'"),
+        ("VOXFLOW_MONGO_URI", "tls=1", "The value of tls must be 'true' or 'false'"),
+        ("VOXFLOW_MONGO_URI", "ssl=yes", "The value of ssl must be 'true' or 'false'"),
+        ("VOXFLOW_MONGO_URI", "readPreference=nope", "Not a valid read preference"),
+        ("VOXFLOW_DASHBOARD_MONGO_URI", "tsl=true", "Unknown option. Did you mean one of (tls, "),
+    ],
+)
+def test_a_mongodb_option_pymongo_would_ignore_is_refused(variable: str, option: str, expected: str) -> None:
+    # pymongo only warned, and built a client without the option: without TLS for tls=True.
+    line = refusal(**{variable.removeprefix("VOXFLOW_").lower(): f"mongodb://voxflow:xq7zz9@db:27017/?{option}"})
+    assert line.startswith(f"bad setting {variable}: not a valid MongoDB URI: {expected}")
+    assert "xq7zz9" not in line
