@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         paths = {"VOXFLOW_HOME": str(self.home), "VOXFLOW_NUMBA_CACHE_DIR": self.numba_cache_dir, "VOXFLOW_BACKUP_DIR": self.backup_dir}
         return {name: str(value) for name, value in paths.items() if value is not None}
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        # A variable left empty (an expansion of nothing) must not mean the current folder (Path("") is ".")
+        # or, as an address to bind, every interface.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(f"is empty ({value!r}): unset it for the default, or give a value")
+        return value
+
     @field_validator("home", "numba_cache_dir")
     @classmethod
     def _absolute_path(cls, path: Path | None) -> Path | None:

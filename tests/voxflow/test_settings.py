@@ -102,3 +102,13 @@ def test_a_mongodb_option_pymongo_would_ignore_is_refused(variable: str, option:
     line = refusal(**{variable.removeprefix("VOXFLOW_").lower(): f"mongodb://voxflow:xq7zz9@db:27017/?{option}"})
     assert line.startswith(f"bad setting {variable}: not a valid MongoDB URI: {expected}")
     assert "xq7zz9" not in line
+
+
+@pytest.mark.parametrize(
+    "field", ["home", "backup_dir", "numba_cache_dir", "dashboard_address", "dask_address", "dask_cluster_class", "model_version", "mongo_uri", "work_pool"]
+)
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_or_blank_setting_is_refused(field: str, value: str) -> None:
+    # VOXFLOW_HOME= started servers under ./services, VOXFLOW_BACKUP_DIR= backed up (and pruned) the current
+    # folder, VOXFLOW_DASHBOARD_ADDRESS= bound every interface.
+    assert refusal(**{field: value}) == f"bad setting VOXFLOW_{field.upper()}: is empty ({value!r}): unset it for the default, or give a value"
