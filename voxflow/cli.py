@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import re
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Literal, Sequence
@@ -567,7 +568,21 @@ def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
     ]
 
 
+def _check_bind_address(address: str) -> None:
+    """Raise VoxflowError unless a socket binds ``address`` as Streamlit's server will (IPv6 when it holds a ':').
+
+    Streamlit said that 999.1.1.1 does not resolve, or that an address is not this machine's, in a traceback.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family) as probe:
+            probe.bind((address, 0))
+    except OSError as exc:  # socket.gaierror is one
+        raise VoxflowError(f"bad setting VOXFLOW_DASHBOARD_ADDRESS: cannot serve on {address} ({exc.strerror or exc})") from None
+
+
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    _check_bind_address(settings.dashboard_address)
     # Streamlit replaces this process: a service manager's SIGTERM (or a `kill` of this pid) reaches the server
     # itself, where a child would have outlived its parent, holding the port.
     argv = dashboard_command(settings, args.port)

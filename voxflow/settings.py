@@ -14,6 +14,15 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# MongoDB's rules for a database name: pymongo checks them only where a command first uses the database.
+_DATABASE_NAME_FORBIDDEN = '/\\. "$\x00'
+_DATABASE_NAME_MAX_BYTES = 63
+# Prefect's rules for a work pool name: WorkPoolCreate's pattern (prefect.types.Name, whose import takes ~1 s)
+# and the server's prefix reserved for its own pools.
+_WORK_POOL_FORBIDDEN = "/%&><"
+_WORK_POOL_RESERVED_PREFIX = "prefect"
+
+
 def _is_http_url(url: str) -> bool:
     # urlsplit's own messages may quote part of a password, so they are not passed on.
     try:
@@ -22,6 +31,44 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _refuse_characters(name: str, forbidden: str, *, what: str) -> None:
+    """Raise ValueError when ``name`` holds any of the ``forbidden`` characters of ``what``."""
+    found = [character for character in forbidden if character in name]
+    if found:
+        raise ValueError(f"{name!r} is not {what}: it may not hold {' '.join(map(repr, found))}")
+
+
+def _check_scheduler_address(address: str) -> None:
+    """Raise ValueError unless distributed reads ``address`` (``tcp://host:8786``, ``host:8786``) as a host and port."""
+    from distributed.comm.addressing import parse_address  # imports distributed (~0.4 s): only for a configured address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = get_backend(scheme).get_address_host_port(location)
+    except NotImplementedError:  # ucx://, inproc://: their connectors read the location their own way
+        return
+    except ValueError as exc:
+        raise ValueError(f"not a Dask scheduler address such as tcp://host:8786: {exc}") from None
+    if not host or not 0 < port < 65536:
+        raise ValueError("not a Dask scheduler address such as tcp://host:8786: it needs a host and a port from 1 to 65535")
+
+
+def _check_fsspec_url(url: str) -> None:
+    """Raise ValueError unless fsspec knows each protocol of ``url`` (``s3://...``, ``simplecache::s3://...``) and imports its package."""
+    import fsspec  # only for a backup URL
+    from fsspec.core import split_protocol
+
+    for link in url.split("::"):
+        protocol = split_protocol(link)[0] or link  # a link without :// names a protocol only, as fsspec reads a chain
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ImportError as exc:  # "Install s3fs to access S3"
+            raise ValueError(f"{protocol}:// needs a package this environment lacks: {exc}") from None
+        except ValueError:
+            raise ValueError(f"fsspec knows no protocol {protocol!r} (a local folder needs none)") from None
 
 
 class Settings(BaseSettings):
@@ -151,10 +198,38 @@ class Settings(BaseSettings):
 
     @field_validator("backup_dir")
     @classmethod
-    def _absolute_backup_dir(cls, location: str | None) -> str | None:
-        if location is None or "://" in location:
+    def _check_backup_dir(cls, location: str | None) -> str | None:
+        if location is None:
+            return None
+        if "://" in location:
+            _check_fsspec_url(location)
             return location
         return str(Path(location).expanduser().resolve())
+
+    @field_validator("mongo_db")
+    @classmethod
+    def _check_database_name(cls, name: str) -> str:
+        _refuse_characters(name, _DATABASE_NAME_FORBIDDEN, what="a MongoDB database name")
+        if len(name.encode()) > _DATABASE_NAME_MAX_BYTES:
+            raise ValueError(f"a MongoDB database name has at most {_DATABASE_NAME_MAX_BYTES} bytes, not {len(name.encode())}")
+        return name
+
+    @field_validator("work_pool")
+    @classmethod
+    def _check_work_pool(cls, name: str) -> str:
+        _refuse_characters(name, _WORK_POOL_FORBIDDEN, what="a Prefect work pool name")
+        if not name.strip("' \""):
+            raise ValueError(f"{name!r} is not a Prefect work pool name: it needs more than quotes and spaces")
+        if name.lower().startswith(_WORK_POOL_RESERVED_PREFIX):
+            raise ValueError(f"{name!r} is not a Prefect work pool name: Prefect keeps names that start with 'prefect' for itself")
+        return name
+
+    @field_validator("dask_address")
+    @classmethod
+    def _check_dask_address(cls, address: str | None) -> str | None:
+        if address is not None:
+            _check_scheduler_address(address)
+        return address
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from tests.voxflow_cli import assert_one_line_error, bare_env, run_cli
 from voxflow.cli import _bad_setting
 from voxflow.settings import Settings
 
@@ -19,7 +21,7 @@ def test_relative_and_home_paths_become_absolute(tmp_path: Path, monkeypatch: py
     assert settings.home == tmp_path / "relhome"
     assert settings.numba_cache_dir == tmp_path / "me" / "numba"
     assert settings.backup_dir == str(tmp_path / "me" / "backups")
-    assert Settings(backup_dir="s3://bucket/voxflow").backup_dir == "s3://bucket/voxflow"
+    assert Settings(backup_dir="memory://bucket/voxflow").backup_dir == "memory://bucket/voxflow"
 
 
 def test_log_level_in_any_case() -> None:
@@ -112,3 +114,47 @@ def test_an_empty_or_blank_setting_is_refused(field: str, value: str) -> None:
     # VOXFLOW_HOME= started servers under ./services, VOXFLOW_BACKUP_DIR= backed up (and pruned) the current
     # folder, VOXFLOW_DASHBOARD_ADDRESS= bound every interface.
     assert refusal(**{field: value}) == f"bad setting VOXFLOW_{field.upper()}: is empty ({value!r}): unset it for the default, or give a value"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("mongo_db", "a.b", "'a.b' is not a MongoDB database name: it may not hold '.'"),
+        ("mongo_db", "a/b", "may not hold '/'"),
+        ("mongo_db", "a b", "may not hold ' '"),
+        ("mongo_db", "x$y", "may not hold '$'"),
+        ("mongo_db", "x" * 64, "a MongoDB database name has at most 63 bytes, not 64"),
+        ("dask_address", "notanaddress", "not a Dask scheduler address such as tcp://host:8786: missing port number in address 'notanaddress'"),
+        ("dask_address", "foo://host:8786", "unknown address scheme 'foo'"),
+        ("dask_address", "tcp://host:0", "it needs a host and a port from 1 to 65535"),
+        ("backup_dir", "foo://bucket/voxflow", "fsspec knows no protocol 'foo'"),
+        ("work_pool", "bad/pool name", "'bad/pool name' is not a Prefect work pool name: it may not hold '/'"),
+        ("work_pool", "'  '", "it needs more than quotes and spaces"),
+        ("work_pool", "Prefect-pool", "Prefect keeps names that start with 'prefect' for itself"),
+    ],
+)
+def test_a_setting_that_would_fail_later_with_a_traceback_is_refused_at_start(field: str, value: str, expected: str) -> None:
+    # pymongo's InvalidName, distributed's "missing port number", fsspec's "Protocol not known", Prefect's WorkPoolCreate
+    # ValidationError or 403: each a traceback once a command reached it.
+    line = refusal(**{field: value})
+    assert line.startswith(f"bad setting VOXFLOW_{field.upper()}: ") and expected in line
+
+
+def test_a_backup_url_whose_package_is_missing_names_it() -> None:
+    pytest.importorskip("fsspec")
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed")
+    assert refusal(backup_dir="s3://bucket/voxflow") == "bad setting VOXFLOW_BACKUP_DIR: s3:// needs a package this environment lacks: Install s3fs to access S3"
+
+
+@pytest.mark.parametrize(("field", "value"), [("mongo_db", "voxflow_test-1"), ("dask_address", "tcp://127.0.0.1:8786"), ("dask_address", "scheduler:8786"),
+                                              ("dask_address", "tls://[::1]:8786"), ("backup_dir", "memory://voxflow"), ("work_pool", "gpu pool")])
+def test_valid_names_and_addresses_are_kept(field: str, value: str) -> None:
+    assert getattr(Settings(**{field: value}), field) == value
+
+
+@pytest.mark.parametrize(("address", "reason"), [("999.1.1.1", "Name or service not known"), ("192.0.2.1", "Cannot assign requested address")])
+def test_a_dashboard_address_that_cannot_be_served_on_is_one_line(tmp_path: Path, address: str, reason: str) -> None:
+    # Streamlit's socket.gaierror (or OSError) traceback.
+    proc = run_cli(["dashboard", "--port", "0"], bare_env(tmp_path, VOXFLOW_DASHBOARD_ADDRESS=address), timeout=60)
+    assert_one_line_error(proc, f"bad setting VOXFLOW_DASHBOARD_ADDRESS: cannot serve on {address} ({reason})")
