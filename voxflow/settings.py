@@ -21,6 +21,8 @@ _DATABASE_NAME_MAX_BYTES = 63
 # and the server's prefix reserved for its own pools.
 _WORK_POOL_FORBIDDEN = "/%&><"
 _WORK_POOL_RESERVED_PREFIX = "prefect"
+_HOUR_S = 3600
+_DAY_S = 24 * _HOUR_S
 
 
 def _is_http_url(url: str) -> bool:
@@ -79,7 +81,9 @@ class Settings(BaseSettings):
     Connection strings are secrets: they are never logged or printed in full.
     """
 
-    # allow_inf_nan: no setting means "forever"; an infinite wait or limit failed deep in a run instead.
+    # allow_inf_nan: no setting means "forever"; an infinite wait or limit failed deep in a run instead. So did
+    # a huge one (an OverflowError on every clip, Redis refusing an expiry part-way through a run, a date out of
+    # range on the dashboard): the upper bounds lie beyond any real setting.
     model_config = SettingsConfigDict(env_prefix="VOXFLOW_", extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
     home: Path = Field(default=Path.home() / ".voxflow", description="State folder for embedded servers, models, features.")
@@ -113,19 +117,20 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=48, ge=1, le=4096, description="Files per Dask task (~50 ms each).")
 
     # Audio and quality gate.
-    sample_rate: int = Field(default=16_000, ge=4_000)
+    sample_rate: int = Field(default=16_000, ge=4_000, le=192_000)
     min_duration_s: float = Field(default=0.5, gt=0)
-    max_duration_s: float = Field(default=120.0, gt=0)
-    max_file_mb: float = Field(default=200.0, gt=0)
-    silence_dbfs: float = Field(default=-60.0, description="Clips quieter than this RMS (dBFS) are silence.")
+    max_duration_s: float = Field(default=120.0, gt=0, le=4 * _HOUR_S)
+    max_file_mb: float = Field(default=200.0, gt=0, le=100_000)
+    # RMS of full-scale audio is at most 0 dBFS.
+    silence_dbfs: float = Field(default=-60.0, ge=-200, le=0, description="Clips quieter than this RMS (dBFS) are silence.")
     clipping_fraction: float = Field(default=0.01, gt=0, lt=1, description="Share of samples at full scale that counts as clipped.")
-    file_timeout_s: float = Field(default=60.0, gt=0, description="Per-file processing limit on a worker.")
+    file_timeout_s: float = Field(default=60.0, gt=0, le=_DAY_S, description="Per-file processing limit on a worker.")
 
     # Stores.
-    cache_ttl_s: int = Field(default=300, ge=1, description="TTL of the Redis prediction cache.")
-    metrics_maxlen: int = Field(default=10_000, ge=100)
-    mongo_retry_s: float = Field(default=30.0, ge=0, description="How long MongoDB writes retry while the server is unreachable.")
-    service_start_timeout_s: float = Field(default=60.0, gt=0, description="How long to wait for an embedded server to answer.")
+    cache_ttl_s: int = Field(default=300, ge=1, le=365 * _DAY_S, description="TTL of the Redis prediction cache.")
+    metrics_maxlen: int = Field(default=10_000, ge=100, le=10_000_000)
+    mongo_retry_s: float = Field(default=30.0, ge=0, le=_DAY_S, description="How long MongoDB writes retry while the server is unreachable.")
+    service_start_timeout_s: float = Field(default=60.0, gt=0, le=_HOUR_S, description="How long to wait for an embedded server to answer.")
 
     # Models.
     model_version: str | None = Field(default=None, description="Pin a registered model; unset uses the champion.")
@@ -146,9 +151,9 @@ class Settings(BaseSettings):
     # Ops dashboard (``voxflow dashboard``): reads MongoDB and Redis only.
     dashboard_address: str = Field(default="127.0.0.1", description="Address the dashboard binds to.")
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
-    dashboard_refresh_s: float = Field(default=15.0, ge=1, description="Auto-refresh interval of every page.")
+    dashboard_refresh_s: float = Field(default=15.0, ge=1, le=_DAY_S, description="Auto-refresh interval of every page.")
     dashboard_timezone: str = Field(default="UTC", description="IANA time zone the dashboard shows times in.")
-    dashboard_window_h: float = Field(default=1.0, gt=0, description="Window of the live rates and latency percentiles (hours).")
+    dashboard_window_h: float = Field(default=1.0, gt=0, le=30 * 24, description="Window of the live rates and latency percentiles (hours).")
     dashboard_mongo_uri: SecretStr | None = Field(default=None, description="Read-only MongoDB user for the dashboard; unset uses mongo_uri.")
     dashboard_redis_url: SecretStr | None = Field(default=None, description="Read-only Redis user for the dashboard; unset uses redis_url.")
     prefect_ui_url: str | None = Field(
@@ -162,11 +167,11 @@ class Settings(BaseSettings):
     backup_keep_daily: int = Field(default=7, ge=1, description="Keep the newest backup of this many most recent days.")
     backup_keep_weekly: int = Field(default=4, ge=0, description="Keep the newest backup of this many most recent ISO weeks.")
     backup_use_mongodump: bool = Field(default=False, description="Dump with the mongodump tool when it is on PATH.")
-    lock_ttl_s: float = Field(default=60.0, gt=0, description="How long a flow lock outlives a crashed holder; renewed every third of it.")
+    lock_ttl_s: float = Field(default=60.0, gt=0, le=_DAY_S, description="How long a flow lock outlives a crashed holder; renewed every third of it.")
 
     # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
     queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")
-    queue_claim_idle_s: float = Field(default=300.0, ge=0, le=30 * 86400, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
+    queue_claim_idle_s: float = Field(default=300.0, ge=0, le=30 * _DAY_S, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
     work_pool: str = Field(default="voxflow", min_length=1, description="Prefect process work pool of the deployments.")
     schedule_timezone: str = Field(default="UTC", description="IANA time zone of the deployment schedules (cron 02:00/03:00).")
 

@@ -158,3 +158,29 @@ def test_a_dashboard_address_that_cannot_be_served_on_is_one_line(tmp_path: Path
     # Streamlit's socket.gaierror (or OSError) traceback.
     proc = run_cli(["dashboard", "--port", "0"], bare_env(tmp_path, VOXFLOW_DASHBOARD_ADDRESS=address), timeout=60)
     assert_one_line_error(proc, f"bad setting VOXFLOW_DASHBOARD_ADDRESS: cannot serve on {address} ({reason})")
+
+
+@pytest.mark.parametrize(
+    ("field", "too_big", "highest"),
+    [
+        ("cache_ttl_s", 99999999999999999999, 365 * 86400),  # Redis refused the expiry part-way through a run
+        ("lock_ttl_s", 1e300, 86400),  # backup and drain failed
+        ("max_duration_s", 1e308, 4 * 3600),  # every clip quarantined with an OverflowError
+        ("dashboard_window_h", 1e8, 30 * 24),  # "date value out of range" on dashboard pages
+        ("silence_dbfs", 10, 0),  # RMS of full-scale audio is at most 0 dBFS
+        ("sample_rate", 10**9, 192_000),
+        ("max_file_mb", 1e308, 100_000),
+        ("file_timeout_s", 1e300, 86400),  # the limit's timer thread died with an OverflowError
+        ("metrics_maxlen", 10**20, 10_000_000),
+        ("mongo_retry_s", 1e12, 86400),  # the retry delays were listed up to it first
+        ("service_start_timeout_s", 1e300, 3600),
+        ("dashboard_refresh_s", 1e300, 86400),
+    ],
+)
+def test_a_number_beyond_what_any_real_setting_needs_is_refused(field: str, too_big: float, highest: int) -> None:
+    assert refusal(**{field: too_big}) == f"bad setting VOXFLOW_{field.upper()}: Input should be less than or equal to {highest}"
+    assert getattr(Settings(**{field: highest}), field) == highest
+
+
+def test_a_silence_threshold_below_any_signal_is_refused() -> None:
+    assert refusal(silence_dbfs=-201) == "bad setting VOXFLOW_SILENCE_DBFS: Input should be greater than or equal to -200"
