@@ -43,7 +43,7 @@ from pydantic_settings import SettingsError
 from voxflow.errors import LockError, PrefectUnreachable, SourceError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.interrupts import STOP_SIGNALS, raise_terminated, stop_signal, stops_deferred
-from voxflow.settings import Settings, get_settings
+from voxflow.settings import Settings, get_settings, unknown_variables
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -855,6 +855,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, SettingsError) as exc:
         print(f"voxflow: error: {_bad_setting(exc)}", file=sys.stderr)
         return 2
+    # A warning, not an error: an old variable left in a nightly job's environment must not stop it.
+    for variable, closest in unknown_variables(os.environ).items():
+        hint = f" (did you mean {closest}?)" if closest else ""
+        print(f"voxflow: warning: {variable} is not a setting{hint}; ignored", file=sys.stderr)
     freeze_at_exit()
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(BriefExpectedErrors("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Mapping
+from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +23,9 @@ _DATABASE_NAME_MAX_BYTES = 63
 # and the server's prefix reserved for its own pools.
 _WORK_POOL_FORBIDDEN = "/%&><"
 _WORK_POOL_RESERVED_PREFIX = "prefect"
+# VOXFLOW_* variables that name no setting and are still read: by the test suite.
+_TEST_VARIABLE_PREFIX = "VOXFLOW_TEST_"
+_TEST_VARIABLES = ("VOXFLOW_SAVE_SCREENSHOT",)
 _HOUR_S = 3600
 _DAY_S = 24 * _HOUR_S
 
@@ -311,6 +316,29 @@ class Settings(BaseSettings):
     def backup_location(self) -> str:
         """Where backups go: ``backup_dir``, else ``home/backups``."""
         return self.backup_dir or str(self.home / "backups")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The ``VOXFLOW_*`` variables of ``environ`` that name no setting, each with the closest setting's variable, if any.
+
+    Settings ignore them: a misspelt ``VOXFLOW_MONGO_URL`` left voxflow on its embedded MongoDB, unsaid.
+
+    Examples
+    --------
+    >>> unknown_variables({"VOXFLOW_MONGO_URL": "mongodb://db/", "VOXFLOW_HOME": "/srv/voxflow", "PATH": "/bin"})
+    {'VOXFLOW_MONGO_URL': 'VOXFLOW_MONGO_URI'}
+    """
+    fields = [field.upper() for field in Settings.model_fields]
+    unknown: dict[str, str | None] = {}
+    for variable in environ:
+        name = variable.upper()  # settings are read in any case
+        if not name.startswith("VOXFLOW_") or name.startswith(_TEST_VARIABLE_PREFIX) or name in _TEST_VARIABLES:
+            continue
+        field = name.removeprefix("VOXFLOW_")
+        if field not in fields:
+            closest = get_close_matches(field, fields, n=1)
+            unknown[variable] = f"VOXFLOW_{closest[0]}" if closest else None
+    return unknown
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from tests.voxflow_cli import assert_one_line_error, bare_env, run_cli
 from voxflow.cli import _bad_setting
-from voxflow.settings import Settings
+from voxflow.settings import Settings, unknown_variables
 
 
 def test_relative_and_home_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,3 +184,19 @@ def test_a_number_beyond_what_any_real_setting_needs_is_refused(field: str, too_
 
 def test_a_silence_threshold_below_any_signal_is_refused() -> None:
     assert refusal(silence_dbfs=-201) == "bad setting VOXFLOW_SILENCE_DBFS: Input should be greater than or equal to -200"
+
+
+def test_variables_that_name_no_setting_are_found_with_the_closest_setting() -> None:
+    environ = {
+        "VOXFLOW_MONGO_URL": "mongodb://db/", "voxflow_redis_uri": "redis://cache/0", "VOXFLOW_NOTHING_LIKE_IT": "1",
+        "VOXFLOW_HOME": "/srv/voxflow", "voxflow_chunk_size": "8", "VOXFLOW_PREFECT_API_URL": "http://prefect/api",
+        "VOXFLOW_TEST_REDIS_DB": "12", "VOXFLOW_SAVE_SCREENSHOT": "page.png", "PREFECT_API_KEY": "k", "PATH": "/bin",
+    }
+    assert unknown_variables(environ) == {"VOXFLOW_MONGO_URL": "VOXFLOW_MONGO_URI", "voxflow_redis_uri": "VOXFLOW_REDIS_URL", "VOXFLOW_NOTHING_LIKE_IT": None}
+
+
+def test_a_misspelt_setting_is_one_warning_line_and_the_command_goes_on(tmp_path: Path) -> None:
+    # It was ignored without a word: voxflow went on with its embedded MongoDB.
+    proc = run_cli(["services", "status", "--json"], bare_env(tmp_path, VOXFLOW_MONGO_URL="mongodb://db.example:27017/"), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "voxflow: warning: VOXFLOW_MONGO_URL is not a setting (did you mean VOXFLOW_MONGO_URI?); ignored\n"
