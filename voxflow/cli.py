@@ -837,12 +837,18 @@ def _bad_setting(exc: ValidationError | SettingsError) -> str:
 
 
 def _file_error(exc: OSError, settings: Settings) -> str:
-    """One line on a file error; one on VOXFLOW_HOME itself (or a folder above it) names that setting.
+    """One line on a file error; one on a path setting (VOXFLOW_HOME, VOXFLOW_NUMBA_CACHE_DIR, a local
+    VOXFLOW_BACKUP_DIR) names that setting: an error on its folder or one above it, or below it while it is no folder.
 
     A path a user gave that happens to lie inside the home (``-o``, ``--out``) is their path's error.
     """
-    if exc.filename is not None and settings.home.is_relative_to(Path(os.fsdecode(exc.filename))):
-        return f"VOXFLOW_HOME {settings.home} is not usable: {exc.strerror}: {os.fsdecode(exc.filename)}"
+    if exc.filename is None:
+        return str(exc)
+    failed = Path(os.fsdecode(exc.filename))
+    for variable, value in settings.path_variables().items():
+        folder = Path(value)
+        if folder.is_relative_to(failed) or (failed.is_relative_to(folder) and not folder.is_dir()):
+            return f"{variable} {folder} is not usable: {exc.strerror}: {failed}"
     return str(exc)
 
 

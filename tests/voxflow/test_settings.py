@@ -200,3 +200,16 @@ def test_a_misspelt_setting_is_one_warning_line_and_the_command_goes_on(tmp_path
     proc = run_cli(["services", "status", "--json"], bare_env(tmp_path, VOXFLOW_MONGO_URL="mongodb://db.example:27017/"), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "voxflow: warning: VOXFLOW_MONGO_URL is not a setting (did you mean VOXFLOW_MONGO_URI?); ignored\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "argv", "failed"),
+    [("VOXFLOW_HOME", ["runs"], "Not a directory: {file}/services"), ("VOXFLOW_NUMBA_CACHE_DIR", ["analyze", "{folder}"], "File exists: {file}")],
+)
+def test_a_path_setting_that_names_a_file_is_named_in_the_error(tmp_path: Path, variable: str, argv: list[str], failed: str) -> None:
+    # "[Errno 20] Not a directory: '.../services'", "[Errno 17] File exists: ...": no word of the setting.
+    file = tmp_path / "notes.txt"
+    file.write_text("a file, not a folder")
+    env = bare_env(tmp_path / "home", **{variable: str(file)})
+    proc = run_cli([arg.format(folder=tmp_path) for arg in argv], env, timeout=120)
+    assert_one_line_error(proc, f"{variable} {file} is not usable: {failed.format(file=file)}")
