@@ -571,7 +571,7 @@ def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
 def _check_bind_address(address: str) -> None:
     """Raise VoxflowError unless a socket binds ``address`` as Streamlit's server will (IPv6 when it holds a ':').
 
-    Streamlit said that 999.1.1.1 does not resolve, or that an address is not this machine's, in a traceback.
+    Streamlit would say that 999.1.1.1 does not resolve, or that an address is not this machine's, in a traceback.
     """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:

@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
     queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")
     queue_claim_idle_s: float = Field(default=300.0, ge=0, le=30 * _DAY_S, description="Entries a consumer left unacknowledged this long are claimed again (XAUTOCLAIM).")
-    work_pool: str = Field(default="voxflow", min_length=1, description="Prefect process work pool of the deployments.")
+    work_pool: str = Field(default="voxflow", description="Prefect process work pool of the deployments.")
     schedule_timezone: str = Field(default="UTC", description="IANA time zone of the deployment schedules (cron 02:00/03:00).")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(default="INFO", description="Level of voxflow's own loggers, in any case.")
