@@ -80,7 +80,7 @@ def test_a_flow_that_fails_on_a_refused_store_prints_no_traceback(cli_env: dict[
     proc = run_cli(["drain"], env, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     # The drain's lock is its first Redis command.
-    assert proc.stderr.splitlines()[-1].startswith("voxflow: error: Redis unreachable (lock drain): ") and "hunter2" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("voxflow: error: Redis refused the configured user or password (lock drain): ") and "hunter2" not in proc.stderr
 
 
 @pytest.mark.timeout(180)
