@@ -6,6 +6,12 @@ import altair as alt
 import pandas as pd
 
 
+# Vega's own time labels in 24-hour clock: '%I:%M' (09:30 for 21:30, no AM/PM) is Vega's default between days.
+CLOCK_LABELS = (
+    "timeFormat(datum.value, seconds(datum.value) ? '%H:%M:%S' : hours(datum.value) || minutes(datum.value) ? '%H:%M' : '%b %d')"
+)
+
+
 def time_series(
     frame: pd.DataFrame, *, x: str, y: str, x_title: str, y_title: str, mark: str = "line", color: str | None = None, segment: str | None = None
 ) -> alt.Chart:
@@ -17,7 +23,7 @@ def time_series(
     chart = alt.Chart(frame)
     chart = {"line": chart.mark_line(point=True), "bar": chart.mark_bar(), "step": chart.mark_line(interpolate="step-after", point=True)}[mark]
     encoding = {
-        "x": alt.X(f"{x}:T", title=x_title),
+        "x": alt.X(f"{x}:T", title=x_title, axis=alt.Axis(labelExpr=CLOCK_LABELS)),
         "y": alt.Y(f"{y}:Q", title=y_title),
         "tooltip": [alt.Tooltip(f"{x}:T", title=x_title, format="%Y-%m-%d %H:%M"), alt.Tooltip(f"{y}:Q", title=y_title)],
     }

@@ -169,6 +169,7 @@ def test_scaling(seeded: Seeded, open_page: Callable[..., AppTest], redis_client
     (workers_spec, workers), (tasks_spec, tasks) = charts(app)
     for spec, data in ((workers_spec, workers), (tasks_spec, tasks)):
         assert spec["encoding"]["detail"] == {"field": "run_id", "type": "nominal"}
+        assert "'%H:%M'" in spec["encoding"]["x"]["axis"]["labelExpr"]  # 24-hour labels: Vega's default read 09:30 for 21:30
         assert set(data["run_id"]) == {seeded.summary["run_id"]}
 
 
