@@ -168,8 +168,8 @@ def worker_samples(client: redis.Redis, since: datetime) -> pd.DataFrame:
 
 
 def last_worker_sample(client: redis.Redis, since: datetime) -> pd.Series | None:
-    """The newest cluster sample at or after ``since`` (``time`` and :data:`WORKER_FIELDS`), None when there is none."""
-    samples = _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS, newest=1)
+    """The newest cluster sample at or after ``since`` (``time``, ``run_id`` and :data:`WORKER_FIELDS`), None when there is none."""
+    samples = _stream_frame(client, WORKERS_STREAM, since, WORKER_FIELDS, text=("run_id",), newest=1)
     return None if samples.empty else samples.iloc[-1]
 
 
@@ -234,6 +234,12 @@ def queue_state(client: redis.Redis, *, now: datetime | None = None) -> QueueSta
     oldest_ms = min((int(i.split("-")[0]) for i in oldest_ids), default=None)
     age = None if oldest_ms is None else max(0.0, now.timestamp() - oldest_ms / 1000)
     return QueueState(True, undelivered, pending, age, consumers)
+
+
+def is_drain_run(db: Database, run_id: object) -> bool:
+    """Whether ``run_id`` names a queue drain's run (its source is the queue), not an analyze of a SOURCE."""
+    doc = db["runs"].find_one({"run_id": run_id}, {"_id": 0, "source": 1}) if isinstance(run_id, str) else None
+    return doc is not None and doc.get("source") == QUEUE_STREAM
 
 
 def recent_runs(db: Database, *, limit: int = 50) -> pd.DataFrame:

@@ -38,16 +38,31 @@ def _latency(opened: DashboardStores, since: datetime, window: str) -> tuple[flo
     return p50, p95, f"per-file processing, decode + features (predictions), {sample}"
 
 
-def _cluster_load(opened: DashboardStores, min_workers: int) -> tuple[float | None, float | None, int]:
-    """CPU %, memory % and workers: from the Dask scheduler when one is reachable, else a worker sample of the last LIVE_SAMPLE_S."""
+def _live_sample(opened: DashboardStores) -> pd.Series | None:
+    """The newest worker sample of the last LIVE_SAMPLE_S: a run going now, or just ended."""
+    return queries.last_worker_sample(opened.redis, queries.utc_since(LIVE_SAMPLE_S / 3600)) if opened.redis is not None else None
+
+
+def _cluster_load(last: pd.Series | None, min_workers: int) -> tuple[float | None, float | None, int]:
+    """CPU %, memory % and workers: from the Dask scheduler when one is reachable, else the live worker sample ``last``."""
     cluster = context.cluster()
     if cluster is not None:
         return cluster.cpu_pct, cluster.memory_pct, len(cluster.workers)
-    last = queries.last_worker_sample(opened.redis, queries.utc_since(LIVE_SAMPLE_S / 3600)) if opened.redis is not None else None
     if last is None:
         return None, None, min_workers
     cpu, memory, workers = (None if pd.isna(last[name]) else float(last[name]) for name in ("cpu_pct", "memory_pct", "workers"))
     return cpu, memory, min_workers if workers is None else int(workers)
+
+
+def _backlog(db: Database, queue: queries.QueueState | None, live: pd.Series | None) -> int | None:
+    """Files waiting: the queue's backlog plus the files a running analyze has not yet done (its live sample).
+
+    A drain's sample is left out: its batch's files are the queue's entries it holds, counted there already.
+    None when neither says anything.
+    """
+    queued = queue.backlog if queue is not None and queue.exists else None
+    running = None if live is None or pd.isna(live["backlog"]) or queries.is_drain_run(db, live["run_id"]) else int(live["backlog"])
+    return None if queued is None and running is None else (queued or 0) + (running or 0)
 
 
 def _per_day(db: Database, stored: int, tz: str) -> None:
@@ -102,12 +117,10 @@ def body(page: context.Page) -> None:
         st.info("No runs yet: `voxflow analyze SOURCE` scores a folder, glob or manifest, and this page fills in.")
 
     st.subheader("Scaling triggers")
-    cpu, memory, n_workers = _cluster_load(opened, settings.dask_min_workers)
+    live = _live_sample(opened)
+    cpu, memory, n_workers = _cluster_load(live, settings.dask_min_workers)
     queue = queries.queue_state(opened.redis) if opened.redis is not None else None
-    signals = Signals(
-        cpu_pct=cpu, p95_latency_s=p95, error_rate=totals.error_rate,
-        backlog=queue.backlog if queue is not None and queue.exists else None, memory_pct=memory,
-    )
+    signals = Signals(cpu_pct=cpu, p95_latency_s=p95, error_rate=totals.error_rate, backlog=_backlog(db, queue, live), memory_pct=memory)
     shown = indicators(signals, Thresholds.from_settings(settings), workers=n_workers,
                        min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers)
     cols = st.columns(len(shown.rows))

@@ -10,7 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import queries
 from store.cache import connect_redis
+from store.queue import FileQueue, QueueItem
 from tests.dashboard.conftest import metrics
+from tests.voxflow_cli import env_db
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -33,4 +35,22 @@ def test_cpu_and_memory_come_only_from_a_recent_worker_sample(empty_env: dict[st
         assert advice.startswith("Recommendation: Scale out") and "cpu" in advice.lower()
     finally:
         client.delete(queries.WORKERS_STREAM)
+        client.close()
+
+
+def test_the_backlog_counts_a_running_analyzes_files_and_not_a_drains_twice(empty_env: dict[str, str], open_page: Callable[..., AppTest]) -> None:
+    # The backlog came from the queue only: "—" (not measured) beside an analyze run's 300 files waiting.
+    client = connect_redis(services.redis_url(Settings(home=Path(empty_env["VOXFLOW_HOME"]))))
+    runs = env_db(empty_env)["runs"]
+    try:
+        client.xadd(queries.WORKERS_STREAM, {"run_id": "analyze-run", "workers": 1, "backlog": 300})
+        assert metrics(open_page("overview", empty_env))["Backlog"] == "300 files"
+        FileQueue(client).enqueue([QueueItem(path=f"/data/{i}.wav") for i in range(40)])
+        assert metrics(open_page("overview", empty_env))["Backlog"] == "340 files"
+        # A drain's files are the queue's entries it holds: its sample adds nothing to the queue's count.
+        runs.insert_one({"run_id": "drain-run", "source": queries.QUEUE_STREAM, "status": "running"})
+        client.xadd(queries.WORKERS_STREAM, {"run_id": "drain-run", "workers": 1, "backlog": 40})
+        assert metrics(open_page("overview", empty_env))["Backlog"] == "40 files"
+    finally:
+        client.delete(queries.WORKERS_STREAM, queries.QUEUE_STREAM)
         client.close()
