@@ -37,7 +37,9 @@ class ClusterSnapshot:
 
 
 def snapshot(info: dict[str, Any], scheduler_address: str) -> ClusterSnapshot:
-    """Build a snapshot from a scheduler's ``scheduler_info()`` answer (pure)."""
+    """Build a snapshot from a scheduler's ``scheduler_info()`` answer and Dask's dashboard link template."""
+    from distributed.utils import format_dashboard_link
+
     rows = []
     for address, worker in info.get("workers", {}).items():
         metrics = worker.get("metrics", {})
@@ -55,7 +57,9 @@ def snapshot(info: dict[str, Any], scheduler_address: str) -> ClusterSnapshot:
         })
     port = info.get("services", {}).get("dashboard")
     host = urlsplit(scheduler_address).hostname
-    url = f"http://{host}:{port}/status" if port and host else None
+    # Dask's own template (distributed.dashboard.link, DASK_DISTRIBUTED__DASHBOARD__LINK): where a browser reaches the
+    # dashboard may not be where this process reaches the scheduler (a container network's host name).
+    url = format_dashboard_link(host, port) if port and host else None
     return ClusterSnapshot(pd.DataFrame(rows, columns=WORKER_COLUMNS), url)
 
 

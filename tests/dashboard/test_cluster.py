@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 from distributed import LocalCluster
 
 from dashboard.cluster import read_scheduler, snapshot
@@ -21,6 +22,9 @@ def test_snapshot_from_scheduler_info() -> None:
     assert shot.dashboard_url == "http://10.0.0.1:8787/status"
     empty = snapshot({"workers": {}}, "tcp://10.0.0.1:8786")
     assert empty.cpu_pct is None and empty.dashboard_url is None
+    # Behind a container network the browser's way in is not the scheduler's name: Dask's own link template says it.
+    with dask.config.set({"distributed.dashboard.link": "http://127.0.0.1:{port}/status"}):
+        assert snapshot(info, "tcp://dask-scheduler:8786").dashboard_url == "http://127.0.0.1:8787/status"
 
 
 def test_reads_a_live_scheduler_and_gives_up_on_a_dead_one() -> None:

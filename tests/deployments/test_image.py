@@ -152,3 +152,16 @@ def test_the_images_dask_workers_get_the_config_tasks_cluster_gives_voxflows_own
         profile = dask.config.get("distributed.worker.profile.enabled")
     expected = {"environ": {name: str(value) for name, value in pre_spawn_environ().items()}, "profile": profile}
     assert _nanny_config(tmp_path / "etc") == expected
+
+
+def test_the_image_compiles_the_bytecode_make_venv_compiles(image: Image) -> None:
+    # PYTHONDONTWRITEBYTECODE with nothing compiled: every worker start compiled voxflow's modules again.
+    packages = re.search(r"-m compileall -q ([\w ]+)", (REPO / "Makefile").read_text()).group(1).split()
+    assert image.env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert any(re.search(r"python -m compileall -q " + " ".join(packages) + r"(\s|$)", run) for run in image.runs), image.runs
+
+
+def test_the_dashboards_dask_link_is_the_schedulers_published_port(compose: dict) -> None:
+    # The link was the scheduler's network name (http://dask-scheduler:8787/status), which no browser on the host resolves.
+    host, port, _ = compose["services"]["dask-scheduler"]["ports"][0].split(":")
+    assert compose["services"]["dashboard"]["environment"]["DASK_DISTRIBUTED__DASHBOARD__LINK"] == f"http://{host}:{port}/status"
