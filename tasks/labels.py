@@ -126,13 +126,27 @@ def _one_per_audio(listed: Sequence[tuple[str, LabelledAudio]], rejected: list[d
     return found
 
 
+def _check_positive(labels: Sequence[str], positive: str | None) -> None:
+    """Refuse a ``positive`` label that no row has: every row would be stored negative (a typo, another spelling).
+
+    Raises
+    ------
+    SourceError
+        Naming the label values the rows have, with their counts.
+    """
+    if positive is None or not labels or any(binary_label(label, positive=positive) for label in labels):
+        return
+    seen = ", ".join(f"{label} {n}" for label, n in Counter(labels).most_common())
+    raise SourceError(f"--positive {positive!r} matches no label; the labels are: {seen}")
+
+
 def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> LabelledRows:
     """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
 
     The manifest is read as ``voxflow analyze`` reads one (:func:`tasks.ingest.manifest_table`): its
     columns matched by :func:`tasks.ingest.manifest_columns`, its cells by :func:`tasks.ingest.manifest_field`
     and a path by :func:`tasks.ingest.manifest_path`: absolute, so a retrain finds it from any folder; files are
-    hashed (their content is the key).
+    hashed (their content is the key). A ``positive`` label that no row has is refused before any file is read.
     Other columns are kept as metadata (an infinite number as None). The same audio listed twice
     keeps its first row when the rows agree on label and subject, and none when they disagree.
 
@@ -140,15 +154,22 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     -------
     LabelledRows
         ``rejected`` holds ``{"row", "reason"}`` for rows without a usable label or audio, or in conflict.
+
+    Raises
+    ------
+    SourceError
+        When a column is missing or twice, or ``positive`` matches no row's label.
     """
     table = manifest_table(manifest)
     columns = manifest_columns(manifest, table.column_names, LABEL_COLUMNS)
     hash_column = columns.get("audio_sha256", columns.get("sha256"))
     if "label" not in columns or ("path" not in columns and hash_column is None):
         raise SourceError(f"manifest {manifest} needs a 'label' column and a 'path' or 'sha256' column (columns: {', '.join(table.column_names)})")
+    records = table.to_pylist()
+    _check_positive([label for record in records if (label := manifest_field(record.get(columns["label"]))) is not None], positive)
     listed: list[tuple[str, LabelledAudio]] = []
     rejected: list[dict[str, str]] = []
-    for number, record in enumerate(table.to_pylist(), start=2):
+    for number, record in enumerate(records, start=2):
         where = f"{manifest.name}:{number}"
         raw_label, raw_path = manifest_field(record.get(columns["label"])), manifest_path(record.get(columns.get("path")), manifest.parent)
         sha = (manifest_field(record.get(hash_column)) or "").lower()

@@ -38,6 +38,13 @@ def test_float_labels_from_parquet_and_the_values_counted_negative(tmp_path: Pat
     assert found.negative_labels == {"0.0": 1, "2.0": 1}
 
 
+def test_a_positive_label_no_row_has_is_refused_naming_the_labels(tmp_path: Path) -> None:
+    pd.DataFrame({"sha256": ["ab" * 32, "cd" * 32, "ef" * 32], "label": ["Healthy", "pathological", "Pathological"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(SourceError, match=r"^--positive 'Pathologic' matches no label; the labels are: Healthy 1, pathological 1, Pathological 1$"):
+        read_labels(tmp_path / "m.csv", positive="Pathologic", max_file_bytes=10**6)
+    assert [row.label for row in read_labels(tmp_path / "m.csv", positive="PATHOLOGICAL", max_file_bytes=10**6).rows] == [0, 1, 1]
+
+
 def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "a.wav").write_bytes(b"RIFF-a")

@@ -32,7 +32,7 @@ from voxflow.cli import (
     cmd_results,
     cmd_voiced_manifest,
 )
-from voxflow.errors import VoxflowError
+from voxflow.errors import SourceError, VoxflowError
 from voxflow.settings import Settings
 
 
@@ -493,6 +493,20 @@ def test_labels_import_names_the_values_it_counted_negative_and_the_conflicts(
     pd.DataFrame(labels).to_csv(tmp_path / "m.csv", index=False)
     out = _import_labels([str(tmp_path / "m.csv"), "--positive", "pathological"], test_settings, mongo_db, capsys)
     assert "imported 3 labels (1 positive, 2 negative: healthy 1, unknown 1), 2 rejected (1 audio listed with conflicting labels or subjects)" in out
+
+
+def test_labels_import_refuses_a_positive_label_no_row_has_and_keeps_the_stored_labels(
+    test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A typo had stored every label as negative: "imported 3 labels (0 positive, 3 negative: ...)", the positives overwritten.
+    for name in "abc":
+        (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())
+    pd.DataFrame({"path": ["a.wav", "b.wav", "c.wav"], "label": ["pathological", "pathological", "healthy"]}).to_csv(tmp_path / "m.csv", index=False)
+    _import_labels([str(tmp_path / "m.csv"), "--positive", "pathological"], test_settings, mongo_db, capsys)
+    args = build_parser().parse_args(["labels", "import", str(tmp_path / "m.csv"), "--positive", "Pathologic"])
+    with pytest.raises(SourceError, match=r"^--positive 'Pathologic' matches no label; the labels are: pathological 2, healthy 1$"):
+        cmd_labels(args, test_settings.model_copy(update={"mongo_db": mongo_db.name}))
+    assert sorted(doc["label"] for doc in mongo_db["labels"].find()) == ["healthy", "pathological", "pathological"]
 
 
 def test_voiced_manifest_counts_the_records_it_skips(test_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
