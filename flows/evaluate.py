@@ -29,7 +29,8 @@ def evaluate_manifest(manifest: str, positive: str | None = None) -> dict[str, A
     -------
     dict
         The CV metrics (auc, uar, f1, sensitivity, specificity, brier, threshold, calibration...), n, dropped,
-        rejected, conflicts (audio whose rows disagree) and ``negative_labels``: how many rows each label value made negative.
+        rejected, conflicts (audio whose rows disagree), by_sha256 (rows whose unreadable file their sha256 stood in for)
+        and ``negative_labels``: how many rows each label value made negative.
     """
     settings = get_settings()
     logger = get_run_logger()
@@ -45,4 +46,7 @@ def evaluate_manifest(manifest: str, positive: str | None = None) -> dict[str, A
     check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
     report = cross_validate_recipe(data, settings)
     logger.info("Evaluated %s: AUC %.3f ± %.3f, UAR %.3f (n=%d)", path.name, report.auc, report.auc_std, report.uar, report.n)
-    return {**report.as_dict(), "rejected": len(found.rejected), "conflicts": found.conflicts, "dropped": len(data.dropped), "negative_labels": negatives}
+    return {
+        **report.as_dict(), "rejected": len(found.rejected), "conflicts": found.conflicts, "by_sha256": len(found.by_sha256),
+        "dropped": len(data.dropped), "negative_labels": negatives,
+    }

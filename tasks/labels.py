@@ -53,12 +53,14 @@ class LabelledAudio:
 
 @dataclass
 class LabelledRows:
-    """What a label source holds: one row per audio, the rows refused with a reason, and how many
-    audio were listed with rows that disagree on label or subject (each such row is refused)."""
+    """What a label source holds: one row per audio, the rows refused with a reason, how many
+    audio were listed with rows that disagree on label or subject (each such row is refused), and
+    the kept rows whose file could not be read, so that their sha256 stood in (``{"row", "reason"}``)."""
 
     rows: list[LabelledAudio]
     rejected: list[dict[str, str]]
     conflicts: int = 0
+    by_sha256: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def negative_labels(self) -> dict[str, int]:
@@ -140,13 +142,39 @@ def _check_positive(labels: Sequence[str], positive: str | None) -> None:
     raise SourceError(f"--positive {positive!r} matches no label; the labels are: {seen}")
 
 
+def _row_audio(path: Path | None, sha256: str, max_file_bytes: int) -> tuple[str, str | None, str | None]:
+    """(sha256, path, why its file was not read) of a manifest row: the hash of its file, or its ``sha256``
+    when the file cannot be read (moved, unmounted: the hash alone finds its stored features).
+
+    Raises
+    ------
+    SourceError
+        When neither gives a hash, or the file's hash is not the row's ``sha256`` (the path names other audio).
+    """
+    given = sha256 if _SHA256.match(sha256) else None
+    if path is None:
+        if given is None:
+            raise SourceError("no readable path and no valid sha256")
+        return given, None, None
+    hashed = hash_candidate(Candidate(path), max_file_bytes)
+    if isinstance(hashed, Rejection):
+        if given is None:
+            raise SourceError(f"{hashed.path}: {hashed.reason}")
+        return given, None, f"{hashed.path}: {hashed.reason}"
+    if given is not None and hashed.sha256 != given:
+        raise SourceError(f"{hashed.path}: its content's sha256 {hashed.sha256[:12]} differs from the row's sha256 {given[:12]}")
+    return hashed.sha256, hashed.path, None
+
+
 def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> LabelledRows:
     """Labelled rows of a CSV/Parquet manifest with ``path`` or ``sha256``, ``label``, optional ``subject_id``.
 
     The manifest is read as ``voxflow analyze`` reads one (:func:`tasks.ingest.manifest_table`): its
     columns matched by :func:`tasks.ingest.manifest_columns`, its cells by :func:`tasks.ingest.manifest_field`
     and a path by :func:`tasks.ingest.manifest_path`: absolute, so a retrain finds it from any folder; files are
-    hashed (their content is the key). A ``positive`` label that no row has is refused before any file is read.
+    hashed (their content is the key). A row with both a path and a ``sha256`` (or ``audio_sha256``) is keyed by
+    that sha256 when its file cannot be read, and refused when the file's hash differs from it. A ``positive``
+    label that no row has is refused before any file is read.
     Other columns are kept as metadata (an infinite number as None). The same audio listed twice
     keeps its first row when the rows agree on label and subject, and none when they disagree.
 
@@ -169,31 +197,27 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     _check_positive([label for record in records if (label := manifest_field(record.get(columns["label"]))) is not None], positive)
     listed: list[tuple[str, LabelledAudio]] = []
     rejected: list[dict[str, str]] = []
+    unread: dict[str, dict[str, str]] = {}
     for number, record in enumerate(records, start=2):
         where = f"{manifest.name}:{number}"
         raw_label, raw_path = manifest_field(record.get(columns["label"])), manifest_path(record.get(columns.get("path")), manifest.parent)
-        sha = (manifest_field(record.get(hash_column)) or "").lower()
         if raw_label is None:
             rejected.append({"row": where, "reason": "no label"})
             continue
         try:
             label = binary_label(raw_label, positive=positive)
+            sha, path, why_unread = _row_audio(raw_path, (manifest_field(record.get(hash_column)) or "").lower(), max_file_bytes)
         except SourceError as exc:
             rejected.append({"row": where, "reason": exc.reason})
             continue
-        path = None
-        if raw_path is not None:
-            hashed = hash_candidate(Candidate(raw_path), max_file_bytes)
-            if isinstance(hashed, Rejection):
-                rejected.append({"row": where, "reason": f"{hashed.path}: {hashed.reason}"})
-                continue
-            sha, path = hashed.sha256, hashed.path
-        if not _SHA256.match(sha):
-            rejected.append({"row": where, "reason": "no readable path and no valid sha256"})
-            continue
+        if why_unread is not None:
+            unread[where] = {"row": where, "reason": why_unread}
         metadata = {k.strip(): _metadata_value(v) for k, v in record.items() if k not in columns.values() and manifest_field(v) is not None}
         listed.append((where, LabelledAudio(sha, label, path, manifest_field(record.get(columns.get("subject_id"))), raw_label, metadata)))
-    return _one_per_audio(listed, rejected)
+    found = _one_per_audio(listed, rejected)
+    kept = {id(row) for row in found.rows}
+    found.by_sha256 = [unread[where] for where, row in listed if id(row) in kept and where in unread]
+    return found
 
 
 def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> LabelledRows:

@@ -377,14 +377,17 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
         total = store.count()
     for refused in found.rejected:
         print(f"not imported: {refused['row']}: {refused['reason']}", file=sys.stderr)
+    for kept in found.by_sha256:
+        print(f"imported by its sha256, its file unread: {kept['row']}: {kept['reason']}", file=sys.stderr)
     positives, negatives = sum(row.label for row in found.rows), found.negative_labels
     report = {
         "imported": written, "positive": positives, "negative": len(found.rows) - positives, "negative_labels": negatives,
-        "rejected": len(found.rejected), "conflicts": found.conflicts, "total": total,
+        "by_sha256": len(found.by_sha256), "rejected": len(found.rejected), "conflicts": found.conflicts, "total": total,
     }
     named = ", ".join(f"{value} {n}" for value, n in negatives.items())
+    by_sha = f"; {len(found.by_sha256)} by their sha256, their file unreadable" if found.by_sha256 else ""
     conflicts = f" ({found.conflicts} audio listed with conflicting labels or subjects)" if found.conflicts else ""
-    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {report['negative']} negative{': ' + named if named else ''}), "
+    print(json.dumps(report) if args.json else f"imported {written} labels ({positives} positive, {report['negative']} negative{': ' + named if named else ''}{by_sha}), "
           f"{len(found.rejected)} rejected{conflicts}; {total} in the labels collection")
     return 0
 

@@ -59,7 +59,7 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     assert predictions.count_documents({"model_version": a}) == 40
 
     imported = last_json(run_cli(["labels", "import", str(corpus), "--json"], env))
-    assert imported == {"imported": 40, "positive": 20, "negative": 20, "negative_labels": {"healthy": 20}, "rejected": 0, "conflicts": 0, "total": 40}
+    assert imported == {"imported": 40, "positive": 20, "negative": 20, "negative_labels": {"healthy": 20}, "by_sha256": 0, "rejected": 0, "conflicts": 0, "total": 40}
     second = last_json(run_cli(["retrain", "--json"], env))
     b = second["version"]
     assert second["n"] == 40 and second["status"] == "challenger" and second["champion_version"] == a and b != a

@@ -72,6 +72,21 @@ def test_manifest_rows_by_path_or_hash(tmp_path: Path) -> None:
     assert LabelledAudio.from_doc(a.to_doc(source="x")) == a
 
 
+@pytest.mark.parametrize("column", ["sha256", "audio_sha256", "Audio_SHA256"])
+def test_a_row_with_path_and_sha256_is_keyed_by_the_sha256_when_its_file_is_gone_and_refused_when_they_differ(tmp_path: Path, column: str) -> None:
+    # The path's hash had always won: a moved file rejected the row although its hash would do, and a path
+    # naming other audio stored the label under that audio's hash without a word.
+    (tmp_path / "a.wav").write_bytes(b"RIFF-a")
+    (tmp_path / "b.wav").write_bytes(b"RIFF-b")
+    a, b = (content_hash(tmp_path / name, max_bytes=10**6)[0] for name in ("a.wav", "b.wav"))
+    moved = "cd" * 32
+    pd.DataFrame({"path": ["a.wav", "gone/c.wav", "a.wav"], column: [a.upper(), moved, b], "label": ["1", "0", "1"]}).to_csv(tmp_path / "m.csv", index=False)
+    found = read_labels(tmp_path / "m.csv", max_file_bytes=10**6)
+    assert [(row.sha256, row.path, row.label) for row in found.rows] == [(a, str(tmp_path / "a.wav"), 1), (moved, None, 0)]
+    assert [note["row"] for note in found.by_sha256] == ["m.csv:3"] and str(tmp_path / "gone" / "c.wav") in found.by_sha256[0]["reason"]
+    assert found.rejected == [{"row": "m.csv:4", "reason": f"{tmp_path / 'a.wav'}: its content's sha256 {a[:12]} differs from the row's sha256 {b[:12]}"}]
+
+
 def test_rows_of_one_audio_that_disagree_are_all_refused_and_agreeing_ones_kept_once(tmp_path: Path) -> None:
     for name in "ab":
         (tmp_path / f"{name}.wav").write_bytes(f"RIFF-{name}".encode())

@@ -495,6 +495,18 @@ def test_labels_import_names_the_values_it_counted_negative_and_the_conflicts(
     assert "imported 3 labels (1 positive, 2 negative: healthy 1, unknown 1), 2 rejected (1 audio listed with conflicting labels or subjects)" in out
 
 
+def test_labels_import_counts_the_rows_kept_by_their_sha256_as_their_file_is_gone(
+    test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pd.DataFrame({"path": ["moved/a.wav", "moved/b.wav"], "sha256": ["ab" * 32, "cd" * 32], "label": ["1", "0"]}).to_csv(tmp_path / "m.csv", index=False)
+    args = build_parser().parse_args(["labels", "import", str(tmp_path / "m.csv")])
+    assert cmd_labels(args, test_settings.model_copy(update={"mongo_db": mongo_db.name})) == 0
+    out, err = capsys.readouterr()
+    assert "imported 2 labels (1 positive, 1 negative: 0 1; 2 by their sha256, their file unreadable), 0 rejected" in out
+    assert err.startswith(f"imported by its sha256, its file unread: m.csv:2: {tmp_path / 'moved' / 'a.wav'}: ") and err.count("\n") == 2
+    assert sorted((doc["audio_sha256"], doc["path"]) for doc in mongo_db["labels"].find()) == [("ab" * 32, None), ("cd" * 32, None)]
+
+
 def test_labels_import_refuses_a_positive_label_no_row_has_and_keeps_the_stored_labels(
     test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
