@@ -25,10 +25,10 @@ from models.train import (
     fit_model,
 )
 from tasks.cluster import dask_client
-from tasks.ingest import FileRef, discover
-from tasks.labels import binary_label
+from tasks.ingest import FileRef
+from tasks.labels import LabelledRows, read_labels
 from tasks.model_registry import code_version, register_model
-from tasks.training_data import extract_on_cluster
+from tasks.training_data import extract_on_cluster, labelled_files
 from voxflow.errors import SourceError
 from voxflow.settings import Settings, get_settings
 
@@ -37,24 +37,6 @@ VOICED_ATTRIBUTION = (
     "Open Data Commons Attribution License v1.0 (ODC-By 1.0)"
 )
 MIN_FILES = 20
-
-
-def readable_labels(refs: list[FileRef], *, positive: str | None) -> tuple[list[FileRef], list[dict[str, str]]]:
-    """The files whose label :func:`tasks.labels.binary_label` reads, and the others with its reason (files without a label are left out).
-
-    The same reading as ``voxflow labels import`` and ``evaluate``: a label it cannot read refuses that file.
-    """
-    readable, refused = [], []
-    for ref in refs:
-        if ref.label is None:
-            continue
-        try:
-            binary_label(ref.label, positive=positive)
-        except SourceError as exc:
-            refused.append({"path": ref.path, "reason": exc.reason})
-            continue
-        readable.append(ref)
-    return readable, refused
 
 
 def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +59,18 @@ def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict
     }
 
 
+def training_files(found: LabelledRows, *, max_file_bytes: int) -> tuple[list[FileRef], list[str]]:
+    """The files to extract of a manifest's labelled rows, and each row left out, with why (``"where: reason"``).
+
+    Rows are read by :func:`tasks.labels.read_labels`, as ``labels import`` and ``evaluate`` read them: a row
+    whose label cannot be read, or whose audio is listed again with another label or subject, is left out.
+    """
+    files, dropped = labelled_files(found.rows, max_file_bytes=max_file_bytes)
+    refused = [f"{r['row']}: {r['reason']}" for r in found.rejected] + [f"{r['path']}: {r['reason']}" for r in dropped]
+    refused += [f"audio {row.sha256[:12]}: no path; train extracts every recording from its file" for row in found.rows if not row.path]
+    return files, refused
+
+
 @task(name="extract-training-features", cache_policy=NO_CACHE)
 def extract_training_features(files: list[FileRef], settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Features for every labelled file, computed on the Dask cluster by the analyze code path."""
@@ -95,7 +89,8 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     Parameters
     ----------
     manifest : str
-        CSV/Parquet manifest; rows without a label are ignored.
+        CSV/Parquet manifest, its labels read as ``labels import`` and ``evaluate`` read them (:func:`training_files`);
+        the rows left out, audio listed with conflicting labels or subjects included, are counted on the card.
     out_dir : str, optional
         Where to write the model folder (not registered); default ``VOXFLOW_HOME/models/<version>``, registered.
     positive : str, optional
@@ -109,18 +104,22 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
         raise ValueError("out_dir writes a model folder that is not registered, and only a registered model can be promoted: pass one of them")
     settings = get_settings()
     logger = get_run_logger()
-    found = discover(manifest, max_file_bytes=int(settings.max_file_mb * 1e6))
-    labelled, refused = readable_labels(found.files, positive=positive)
-    if len(labelled) < MIN_FILES:
-        example = f" ({len(refused)} labels refused, e.g. {refused[0]['reason']})" if refused else ""
-        raise SourceError(f"manifest {manifest} has {len(labelled)} labelled, readable files; training needs at least {MIN_FILES}{example}")
-    rows, extract_rejected = extract_training_features(labelled, settings)
-    rejected = refused + extract_rejected
+    max_bytes = int(settings.max_file_mb * 1e6)
+    found = read_labels(Path(manifest), positive=positive, max_file_bytes=max_bytes)
+    files, refused = training_files(found, max_file_bytes=max_bytes)
+    if found.conflicts:
+        logger.warning("%d audio listed with conflicting labels or subjects: each of their rows left out", found.conflicts)
+    if len(files) < MIN_FILES:
+        example = f" ({len(refused)} rows left out, e.g. {refused[0]})" if refused else ""
+        raise SourceError(f"manifest {manifest} has {len(files)} labelled, readable files; training needs at least {MIN_FILES}{example}")
+    rows, extract_rejected = extract_training_features(files, settings)
+    rejected = refused + [f"{r['path']}: {r['reason']}" for r in extract_rejected]
     if rejected:
-        logger.warning("%d training files rejected: %s", len(rejected), "; ".join(f"{r['path']}: {r['reason']}" for r in rejected[:5]))
+        logger.warning("%d training rows left out: %s", len(rejected), "; ".join(rejected[:5]))
     rows.sort(key=lambda row: row["path"])
+    label_of = {row.sha256: row.label for row in found.rows}
     features = np.array([[row[name] for name in FEATURE_NAMES] for row in rows], dtype=np.float64)
-    labels = np.array([binary_label(row["reference_label"], positive=positive) for row in rows], dtype=np.int32)
+    labels = np.array([label_of[row["audio_sha256"]] for row in rows], dtype=np.int32)
     groups = np.array([row["subject_id"] or row["audio_sha256"] for row in rows])
     check_trainable(labels, groups, min_rows=MIN_FILES, n_splits=settings.cv_splits)
     report = cross_validate(features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats)
@@ -129,7 +128,10 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()
     fields = card_fields(
         report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}",
-        training={"manifest": Path(manifest).name, "dataset": dataset, "positive_label": positive, "rejected": len(rejected), "data_hash": data_hash},
+        training={
+            "manifest": Path(manifest).name, "dataset": dataset, "positive_label": positive, "rejected": len(rejected),
+            "conflicts": found.conflicts, "data_hash": data_hash,
+        },
     )
     trained_on = [row["audio_sha256"] for row in rows]
     if out_dir:

@@ -50,14 +50,25 @@ def extract_on_cluster(client: Client, refs: Sequence[FileRef], settings: Settin
         yield future.result()
 
 
-def _extract_missing(rows: Sequence[LabelledAudio], settings: Settings, client: Client, store: FeatureStore) -> tuple[dict[str, list[float]], list[dict[str, str]]]:
+def labelled_files(rows: Sequence[LabelledAudio], *, max_file_bytes: int) -> tuple[list[FileRef], list[dict[str, str]]]:
+    """The files of the ``rows`` with a path that still hold the audio labelled, and the others with the reason.
+
+    Returns
+    -------
+    tuple
+        The files, hashed again; and ``{"audio_sha256", "path", "reason"}`` for each file unreadable or changed since its label was read.
+    """
     candidates = [Candidate(Path(row.path), subject_id=row.subject_id) for row in rows if row.path]
-    found = hash_candidates(candidates, max_file_bytes=int(settings.max_file_mb * 1e6))
+    found = hash_candidates(candidates, max_file_bytes=max_file_bytes)
     wanted = {row.sha256 for row in rows}
     dropped = [{"audio_sha256": "", "path": r.path, "reason": r.reason} for r in found.rejected]
     changed = [ref for ref in found.files if ref.sha256 not in wanted]
-    dropped += [{"audio_sha256": "", "path": ref.path, "reason": "file changed since its label was imported"} for ref in changed]
-    refs = [ref for ref in found.files if ref.sha256 in wanted]
+    dropped += [{"audio_sha256": "", "path": ref.path, "reason": "file changed since its label was read"} for ref in changed]
+    return [ref for ref in found.files if ref.sha256 in wanted], dropped
+
+
+def _extract_missing(rows: Sequence[LabelledAudio], settings: Settings, client: Client, store: FeatureStore) -> tuple[dict[str, list[float]], list[dict[str, str]]]:
+    refs, dropped = labelled_files(rows, max_file_bytes=int(settings.max_file_mb * 1e6))
     run_id = f"training-{uuid.uuid4().hex[:12]}"
     features: dict[str, list[float]] = {}
     for chunk_id, (chunk_rows, rejected) in enumerate(extract_on_cluster(client, refs, settings)):

@@ -297,7 +297,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     dataset = VOICED_ATTRIBUTION if args.voiced else args.dataset
     with prefect_api(settings):
         card = train_model(manifest=args.manifest, out_dir=args.out, positive=args.positive, promote=args.promote, dataset=dataset)
-    print(json.dumps({"version": card["version"], "threshold": card["threshold"], **card["metrics"]}))
+    left_out = {key: card["training"][key] for key in ("rejected", "conflicts")}
+    print(json.dumps({"version": card["version"], "threshold": card["threshold"], **card["metrics"], **left_out}))
     return 0
 
 

@@ -58,6 +58,18 @@ def test_train_reads_labels_as_labels_import_does(cli_env: dict[str, str], manif
     assert report["n_positive"] == 12 and report["auc"] > 0.9 and report["cv"] == "subject-grouped stratified 5x1"
 
 
+def test_train_leaves_out_every_row_of_audio_listed_with_two_labels_as_evaluate_does(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
+    # train had kept the first of the two rows and trained on it, while labels import and evaluate reject both.
+    rows = pd.read_csv(manifest)
+    again = rows.iloc[[0]].assign(label={"pathological": "healthy", "healthy": "pathological"}[rows["label"].iloc[0]])
+    conflicting = manifest.parent / "conflicting.csv"
+    pd.concat([rows, again]).to_csv(conflicting, index=False)
+    report = last_json(run_cli(["train", str(conflicting), "--out", str(tmp_path / "model")], {**cli_env, "VOXFLOW_CV_REPEATS": "1"}))
+    assert (report["n"], report["conflicts"], report["rejected"]) == (23, 1, 2)
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert (card["training"]["conflicts"], card["training"]["rejected"]) == (1, 2)
+
+
 def test_train_refuses_fewer_subjects_than_folds_in_one_line_and_saves_nothing(cli_env: dict[str, str], manifest: Path) -> None:
     one = manifest.parent / "one-subject.csv"
     pd.read_csv(manifest).assign(subject_id="s1").to_csv(one, index=False)
