@@ -179,6 +179,7 @@ class PredictionFilter:
     label: str | None = None
     min_score: float | None = None
     max_score: float | None = None
+    model_version: str | None = None
 
     def query(self) -> dict[str, Any]:
         """The MongoDB query."""
@@ -187,6 +188,8 @@ class PredictionFilter:
             query["run_id"] = self.run_id
         if self.label is not None:
             query["label"] = self.label
+        if self.model_version is not None:
+            query["model_version"] = self.model_version
         score = {op: bound for op, bound in (("$gte", self.min_score), ("$lte", self.max_score)) if bound is not None}
         if score:
             query["score"] = score
@@ -223,7 +226,7 @@ class ResultStore:
         def create() -> None:
             asc, desc = pymongo.ASCENDING, pymongo.DESCENDING
             self._predictions.create_index([("audio_sha256", asc), ("model_version", asc)], unique=True)
-            for key in ("run_id", "score", "label"):
+            for key in ("run_id", "score", "label", "model_version"):  # the unique index leads with audio_sha256: no use to a model filter
                 self._predictions.create_index([(key, asc)])
             self._predictions.create_index([("created_at", desc)])
             self._quarantine.create_index([("run_id", asc)])
@@ -337,6 +340,10 @@ class ResultStore:
     def iter_predictions(self, where: PredictionFilter = PredictionFilter(), *, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Every prediction matching ``where`` (up to ``limit``), in the order stored, read in batches, without ``_id``."""
         return self._stream(self._predictions, where.query(), limit=limit)
+
+    def scored_by(self, model_version: str) -> bool:
+        """Whether any stored prediction was made by ``model_version``."""
+        return _retrying("read predictions", lambda: self._predictions.find_one({"model_version": model_version}, {"_id": 1}) is not None, budget_s=0)
 
     def find_quarantine(self, *, run_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Quarantine records, of one run or all, newest first, without ``_id``."""

@@ -229,12 +229,28 @@ def _run_named(store: ResultStore, text: str | None) -> str | None:
     raise VoxflowError(f"more than one run id starts with {text} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}): give more of it")
 
 
+def _model_scored(store: ResultStore, version: str | None) -> str | None:
+    """``version``, when some stored prediction was made by it.
+
+    Raises
+    ------
+    VoxflowError
+        When no stored prediction names that model version (a typo would list nothing, as if none matched).
+    """
+    if version is None or store.scored_by(version):
+        return version
+    raise VoxflowError(f"no stored prediction was made by model {version!r} (each prediction's model_version: `voxflow results --json`)")
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     from store.mongo import PredictionFilter, ResultStore
 
     with _database(settings) as db:
         store = ResultStore(db)
-        where = PredictionFilter(run_id=_run_named(store, args.run), label=args.label, min_score=args.min_score, max_score=args.max_score)
+        where = PredictionFilter(
+            run_id=_run_named(store, args.run), label=args.label, min_score=args.min_score, max_score=args.max_score,
+            model_version=_model_scored(store, args.model),
+        )
         if args.output:
             return _export(store.iter_predictions(where, limit=args.limit), args.output, "predictions")
         records = store.find_predictions(where, limit=args.limit or LISTED)
@@ -714,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--label", type=str.lower, choices=PREDICTED_LABELS, help="only this predicted label (in any case)")
     results.add_argument("--min-score", type=_score, help="only scores of at least this (0 to 1)")
     results.add_argument("--max-score", type=_score, help="only scores of at most this (0 to 1)")
+    results.add_argument("--model", metavar="VERSION", help="only the predictions of this model version (each file has one per model that scored it)")
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
 

@@ -81,6 +81,16 @@ def test_find_predictions_filters_newest_first(results: ResultStore) -> None:
     assert len(results.find_predictions(limit=3)) == 3
 
 
+def test_predictions_filter_by_model_version_on_its_own_index(results: ResultStore, mongo_db: Database) -> None:
+    # A file re-scored after a promotion has one prediction per model: a listing had no way to keep one model's.
+    results.insert_predictions([prediction(i, model_version=version, minutes=i) for i in range(4) for version in ("m1", "m2")])
+    where = PredictionFilter(label="pathological", model_version="m2")
+    assert [(doc["model_version"], doc["score"]) for doc in results.find_predictions(where)] == [("m2", 0.3), ("m2", 0.1)]
+    assert [doc["audio_sha256"][-1] for doc in results.iter_predictions(PredictionFilter(model_version="m1"))] == ["0", "1", "2", "3"]
+    assert results.scored_by("m2") and not results.scored_by("m3")
+    assert [("model_version", 1)] in [list(index["key"].items()) for index in mongo_db["predictions"].list_indexes()]
+
+
 def test_iter_predictions_streams_every_match_past_one_batch(results: ResultStore) -> None:
     results.insert_predictions([prediction(i, run_id="run-a" if i < 2400 else "run-b", minutes=i) for i in range(2500)])
     run_a = list(results.iter_predictions(PredictionFilter(run_id="run-a")))

@@ -472,6 +472,24 @@ def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
                 handler(build_parser().parse_args([command, "--run", blank]), settings)
 
 
+def test_model_filter_lists_and_exports_one_model_s_predictions_and_refuses_a_model_that_scored_nothing(
+    test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ResultStore(mongo_db)
+    store.insert_predictions([
+        {"audio_sha256": f"{i:064x}", "model_version": version, "run_id": version, "score": score, "label": "pathological"}
+        for i in range(2) for version, score in (("xgb-fv3-old", 0.9), ("xgb-fv3-new", 0.8))
+    ])
+    settings = test_settings.model_copy(update={"mongo_db": mongo_db.name})
+    args = build_parser().parse_args(["results", "--label", "pathological", "--min-score", "0.7", "--model", "xgb-fv3-new", "--json"])
+    assert cmd_results(args, settings) == 0
+    assert [(r["model_version"], r["score"]) for r in json.loads(capsys.readouterr().out)] == [("xgb-fv3-new", 0.8)] * 2
+    assert cmd_results(build_parser().parse_args(["results", "--model", "xgb-fv3-old", "-o", str(tmp_path / "old.csv")]), settings) == 0
+    assert pd.read_csv(tmp_path / "old.csv")["model_version"].tolist() == ["xgb-fv3-old"] * 2
+    with pytest.raises(VoxflowError, match="^no stored prediction was made by model 'xgb-fv3-typo' "):
+        cmd_results(build_parser().parse_args(["results", "--model", "xgb-fv3-typo"]), settings)
+
+
 def test_queue_status_without_latency_samples_prints_a_dash(test_settings: Settings, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     redis_client.flushdb()
     assert cmd_queue(build_parser().parse_args(["queue", "status"]), test_settings) == 0
