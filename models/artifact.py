@@ -145,13 +145,22 @@ def check_feature_set(card: ModelCard, *, feature_version: int, feature_names: t
     Raises
     ------
     ModelError
-        Naming both versions and what to do.
+        Naming both versions and what to do; when they agree with the feature count, the first feature named differently.
     """
-    if card.feature_version != feature_version or tuple(card.feature_names) != tuple(feature_names):
+    todo = "retrain it (voxflow train / make model) or pin a compatible model"
+    if card.feature_version != feature_version or len(card.feature_names) != len(feature_names):
         raise ModelError(
             f"model {card.version} was trained on feature version {card.feature_version} "
             f"({len(card.feature_names)} features) but this voxflow computes version {feature_version} "
-            f"({len(feature_names)} features): retrain it (voxflow train / make model) or pin a compatible model"
+            f"({len(feature_names)} features): {todo}"
+        )
+    differ = [i for i, (theirs, ours) in enumerate(zip(card.feature_names, feature_names)) if theirs != ours]
+    if differ:
+        first = differ[0]
+        raise ModelError(
+            f"model {card.version}: its card's feature names or their order differ from feature version {feature_version}'s "
+            f"as this voxflow computes it: feature {first + 1} is {card.feature_names[first]!r} on the card, "
+            f"{feature_names[first]!r} here: {todo}"
         )
 
 

@@ -100,4 +100,7 @@ def test_model_for_another_feature_set_is_refused(tmp_path: Path) -> None:
         check_feature_set(card, feature_version=2, feature_names=NAMES)
     with pytest.raises(ModelError, match="3 features.*4 features"):
         check_feature_set(card, feature_version=9, feature_names=(*NAMES, "d"))
+    # Reordered names had read "trained on feature version 9 (3 features) but this voxflow computes version 9 (3 features)".
+    with pytest.raises(ModelError, match=rf"names or their order differ .* feature 1 is {NAMES[0]!r} on the card, {NAMES[1]!r} here: retrain"):
+        check_feature_set(card, feature_version=9, feature_names=(NAMES[1], NAMES[0], *NAMES[2:]))
 
