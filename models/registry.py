@@ -102,9 +102,12 @@ def load_bundle(models_dir: Path, version: str | None = None, *, expected_sha256
     Raises
     ------
     ModelError
-        When the version is unknown or its artifact fails a checksum.
+        When the version is unknown, its folder holds another version's files, or its artifact fails a checksum.
     """
-    bundle = read_bundle(model_folder(models_dir, version))
+    folder = model_folder(models_dir, version)
+    bundle = read_bundle(folder)
+    if version is not None and bundle.card.version != version:
+        raise ModelError(f"model {version}: its folder {folder} holds another version's files ({bundle.card.version}), not its own")
     if expected_sha256 is not None and bundle.card.booster_sha256 != expected_sha256:
         raise ModelError(
             f"model {bundle.card.version}: artifact sha256 {bundle.card.booster_sha256[:12]} differs from the "

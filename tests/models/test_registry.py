@@ -76,8 +76,12 @@ def test_unknown_version_is_refused(tmp_path: Path) -> None:
 def test_artifact_must_match_the_registry_checksum(tmp_path: Path) -> None:
     card = save_version(_booster(), FIELDS, tmp_path)
     other = save_version(_booster(seed=1), FIELDS, tmp_path)
-    # Swapping a version's files for another valid model passes the card check, not the registry's.
+    with pytest.raises(ModelError, match=rf"^model {card.version}: artifact sha256 {card.booster_sha256[:12]} differs from the registry's 000000000000"):
+        load_bundle(tmp_path, card.version, expected_sha256="0" * 64)
+    # Another valid model's files in a version's folder pass their own card's checks; the error had named
+    # that other version ("model <other>: artifact sha256 ... differs"), not the one asked for.
     for name in ("model.ubj", "card.json"):
         (tmp_path / card.version / name).write_bytes((tmp_path / other.version / name).read_bytes())
-    with pytest.raises(ModelError, match="differs from the registry"):
+    folder = tmp_path / card.version
+    with pytest.raises(ModelError, match=rf"^model {card.version}: its folder {folder} holds another version's files \({other.version}\), not its own$"):
         load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256)
