@@ -15,10 +15,26 @@ CHAMPION, CHALLENGER, RETIRED = "champion", "challenger", "retired"
 
 
 TIME_FIELDS = ("created_at", "promoted_at", "retired_at")
+FLAG_FIELDS = ("rolled_back",)
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _as_read(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``models`` document as voxflow reads it: its times as UTC datetimes (:func:`store.times.utc_times`),
+    its flags as bool: nx-27017 gives back 1 or 0 for a bool written by ``$set`` (an inserted one stays bool).
+
+    Examples
+    --------
+    >>> _as_read({"version": "v1", "rolled_back": 1})
+    {'version': 'v1', 'rolled_back': True}
+    """
+    doc = utc_times(doc, TIME_FIELDS)
+    if doc is not None:
+        doc.update({name: bool(doc[name]) for name in FLAG_FIELDS if doc.get(name) is not None})
+    return doc
 
 
 class ModelStore:
@@ -59,23 +75,23 @@ class ModelStore:
         ModelError
             When no such version is registered.
         """
-        doc = utc_times(self._models.find_one({"version": version}, {"_id": 0}), TIME_FIELDS)
+        doc = _as_read(self._models.find_one({"version": version}, {"_id": 0}))
         if doc is None:
             raise ModelError(f"model {version!r} is not registered (see `voxflow models list`)")
         return doc
 
     def find(self, version: str) -> dict[str, Any] | None:
         """The document of ``version``, or None."""
-        return utc_times(self._models.find_one({"version": version}, {"_id": 0}), TIME_FIELDS)
+        return _as_read(self._models.find_one({"version": version}, {"_id": 0}))
 
     def champion(self) -> dict[str, Any] | None:
         """The champion's document, or None while the shipped baseline is champion."""
-        return utc_times(self._models.find_one({"status": CHAMPION}, {"_id": 0}, sort=[("promoted_at", pymongo.DESCENDING)]), TIME_FIELDS)
+        return _as_read(self._models.find_one({"status": CHAMPION}, {"_id": 0}, sort=[("promoted_at", pymongo.DESCENDING)]))
 
     def list(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Every registered model, newest first."""
         found = self._models.find({}, {"_id": 0}).sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit)
-        return [utc_times(doc, TIME_FIELDS) for doc in found]
+        return [_as_read(doc) for doc in found]
 
     def set_reason(self, version: str, reason: str) -> None:
         """Record why a model has its status (e.g. why a challenger was not promoted)."""

@@ -81,6 +81,7 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     run_cli(["models", "promote", b], env)
     assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == b
     assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": b, "champion": a}
+    assert {d["version"]: d["rolled_back"] for d in last_json(run_cli(["models", "list", "--json"], env))} == {a: False, b: True}
     # The same labels rebuild b, which wins at margin 0 (same recipe, same folds): rolled back, it stays retired.
     rebuilt = last_json(run_cli(["retrain", "--json"], {**env, "VOXFLOW_PROMOTION_MARGIN": "0"}))
     assert rebuilt["version"] == b and rebuilt["status"] == "retired" and f"{b} was rolled back" in rebuilt["reason"]

@@ -81,3 +81,15 @@ def test_every_time_reads_back_as_a_utc_datetime(mongo_db: Database) -> None:
         times = [doc[name] for name in ("created_at", "promoted_at", "retired_at") if name in doc]
         assert times and all(isinstance(t, datetime) and t.utcoffset() == timedelta(0) for t in times), doc
     assert store.get("a")["created_at"] <= store.get("a")["promoted_at"] <= store.get("a")["retired_at"]
+
+
+def test_rolled_back_reads_back_as_a_bool(mongo_db: Database) -> None:
+    # nx-27017 gives back 1/0 for a bool written by $set: `models list --json` showed "rolled_back": 1.
+    store = ModelStore(mongo_db)
+    for version in ("a", "b"):
+        store.register(_doc(version, 0.7))
+        store.promote(version, "newer")
+    store.rollback()
+    read = {doc["version"]: doc["rolled_back"] for doc in store.list()}
+    assert read == {"a": False, "b": True} and all(type(flag) is bool for flag in read.values())
+    assert store.get("b")["rolled_back"] is True and store.champion()["rolled_back"] is False
