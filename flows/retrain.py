@@ -208,6 +208,8 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
             logger.info("Promoted %s to champion (was %s): %s", card.version, champion_doc["version"] if champion_doc else f"shipped {champion.version}", decision.reason)
         else:
             models.set_reason(card.version, decision.reason)
-            logger.info("Kept %s as challenger: %s", card.version, decision.reason)
     status = models.get(card.version)["status"]
+    if not decision.promote:
+        # Not always a challenger: a version rolled back before stays retired, one promoted by hand meanwhile is champion.
+        logger.info("Not promoted: %s stays %s (%s)", card.version, status, decision.reason)
     return {**result, "status": status, "reason": decision.reason}

@@ -83,8 +83,10 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": b, "champion": a}
     assert {d["version"]: d["rolled_back"] for d in last_json(run_cli(["models", "list", "--json"], env))} == {a: False, b: True}
     # The same labels rebuild b, which wins at margin 0 (same recipe, same folds): rolled back, it stays retired.
-    rebuilt = last_json(run_cli(["retrain", "--json"], {**env, "VOXFLOW_PROMOTION_MARGIN": "0"}))
+    rebuilt_run = run_cli(["retrain", "--json"], {**env, "VOXFLOW_PROMOTION_MARGIN": "0", "PREFECT_LOGGING_LEVEL": "INFO"})
+    rebuilt = last_json(rebuilt_run)
     assert rebuilt["version"] == b and rebuilt["status"] == "retired" and f"{b} was rolled back" in rebuilt["reason"]
+    assert f"Not promoted: {b} stays retired (" in rebuilt_run.stderr  # had logged "Kept {b} as challenger"
     assert next(d for d in last_json(run_cli(["models", "list", "--json"], env)) if d["version"] == a)["status"] == "champion"
     assert last_json(run_cli(["analyze", str(half), "--json"], env))["model_version"] == a
     assert last_json(run_cli(["models", "rollback", "--json"], env)) == {"retired": a, "champion": None}
