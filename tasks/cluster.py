@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import inspect
 import logging
 import math
+import re
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
@@ -17,11 +19,13 @@ import distributed.utils
 import psutil
 import yaml
 from distributed import Client, LocalCluster
+from distributed.comm import connect
 from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from tasks.forkserver import WORKER_PRELOAD, is_forkserver, start_forkserver, worker_env
-from voxflow.errors import ServiceError
+from tasks.worker_changes import WorkerChanges
+from voxflow.errors import ClusterError, ServiceError
 from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
 
@@ -46,6 +50,30 @@ class WarmUp(WorkerPlugin):
         # A forked worker has it from the forkserver already; a spawned one (or a remote cluster's) loads it here.
         importlib.import_module(WORKER_PRELOAD)
         freeze_at_exit()  # a spawned worker's shutdown; a forked one ends with os._exit and has none
+
+
+def described(exc: BaseException) -> str:
+    """``Type: message`` of an error, its message's first sentence; an error distributed re-raised as a plain
+    ``Exception("Type('message')")`` (a worker's, to a plugin's registration) as the error it wraps.
+
+    Examples
+    --------
+    >>> described(Exception('''ModuleNotFoundError("No module named 'tasks'")'''))
+    "ModuleNotFoundError: No module named 'tasks'"
+    >>> described(RuntimeError("Error during deserialization of the task graph. This frequently\\noccurs if ..."))
+    'RuntimeError: Error during deserialization of the task graph'
+    """
+    kind, message = type(exc).__name__, str(exc).strip()
+    if wrapped := re.fullmatch(r"(\w+)\(([\"'])(.*)\2\)", message, re.DOTALL):
+        kind, message = wrapped[1], wrapped[3]
+    first_line = message.splitlines()[0] if message else ""
+    return f"{kind}: {first_line.partition('. ')[0]}"
+
+
+def cannot_run(exc: BaseException, address: str) -> ClusterError:
+    """The run's error for a task or plugin that failed on the cluster at ``address`` whatever its files: the
+    scheduler or a worker cannot load voxflow's code (not installed there, or another version)."""
+    return ClusterError(f"the Dask cluster at {address} cannot run voxflow's tasks ({described(exc)}): install voxflow (this version) on the scheduler and workers")
 
 
 def pre_spawn_environ() -> dict[str, object]:
@@ -223,25 +251,107 @@ def _start_cluster(settings: Settings, *, workers: int | None = None, announce: 
 def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None = None) -> Iterator[Client]:
     """A Dask client for one flow run.
 
-    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running.
-    Otherwise it starts ``settings.dask_cluster_class`` (default: a LocalCluster of ``workers``
-    single-threaded worker processes, by default the minimum), adapting between ``dask_min_workers``
-    and ``dask_max_workers``, and closes it afterwards.
+    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running, less
+    the plugins voxflow registered there (:func:`_unregister_plugins`). Otherwise it starts
+    ``settings.dask_cluster_class`` (default: a LocalCluster of ``workers`` single-threaded worker
+    processes, by default the minimum), adapting between ``dask_min_workers`` and ``dask_max_workers``,
+    and closes it afterwards.
+
+    Raises
+    ------
+    ServiceError
+        When the scheduler is unreachable; a :class:`~voxflow.errors.ClusterError` when it does not
+        answer, or its workers cannot load voxflow's warm-up plugin.
     """
     with ExitStack() as stack:
         if settings.dask_address:
-            try:
-                client = Client(settings.dask_address, timeout="20s")
-            except OSError as exc:
-                raise ServiceError(f"Dask scheduler at {settings.dask_address} is unreachable: {exc}") from exc
+            client = connect_scheduler(settings.dask_address)
+            stack.callback(_close, client)
+            stack.callback(_unregister_plugins, client)  # before the client closes: callbacks run last in, first out
         else:
             stack.enter_context(_worker_config(settings))
             client = Client(stack.enter_context(_start_cluster(settings, workers=workers)))
-        stack.callback(client.close)  # before the cluster closes: callbacks run last in, first out
+            stack.callback(_close, client)  # before the cluster closes
         if warm_up:
-            client.register_plugin(WarmUp())
+            try:
+                client.register_plugin(WarmUp())
+            except OSError:  # the scheduler, not the plugin
+                raise
+            except Exception as exc:  # a worker's error loading it, re-raised as a plain Exception
+                raise cannot_run(exc, client.scheduler.address) from exc
         log.info("Dask cluster ready: %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
         yield client
+
+
+SCHEDULER_TIMEOUT_S = 20.0
+
+
+def connect_scheduler(address: str, *, timeout_s: float = SCHEDULER_TIMEOUT_S) -> Client:
+    """A client of the scheduler at ``address``, once that answers Dask's handshake.
+
+    ``Client(address, timeout=...)`` bounds the TCP connection, not the handshake after it: a listener
+    that accepts and never answers (an HTTP port, a scheduler stopped by SIGSTOP) kept it waiting forever.
+    The handshake is tried first, on a thread of its own (the caller's may run an event loop already).
+
+    Raises
+    ------
+    ClusterError
+        When it accepted the connection but did not answer within ``timeout_s`` (and a second).
+    ServiceError
+        When it is unreachable (refused, no route) for ``timeout_s``.
+    """
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="dask-handshake") as pool:
+            pool.submit(asyncio.run, _handshake(address, timeout_s)).result()
+        return Client(address, timeout=f"{timeout_s}s")
+    except TimeoutError as exc:  # an OSError: first
+        raise ClusterError(f"Dask scheduler at {address} did not answer within {timeout_s:g} s") from exc
+    except OSError as exc:
+        raise ServiceError(f"Dask scheduler at {address} is unreachable: {exc}") from exc
+
+
+async def _handshake(address: str, timeout_s: float) -> None:
+    # A second more than distributed's own retries of a refused connection, so that those say why they failed.
+    comm = await asyncio.wait_for(connect(address, timeout=timeout_s), timeout_s + 1)
+    comm.abort()
+
+
+class _CancelledReconnection(logging.Filter):
+    """Leaves out distributed's records of a client's attempt to reconnect to a lost scheduler, cut short by the
+    client's own close: a CancelledError's traceback, and "Failed to reconnect to scheduler after 20.00 seconds"
+    (both ERROR), however soon it closed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled or record.getMessage().startswith("Failed to reconnect to scheduler"))
+
+
+def _close(client: Client) -> None:
+    """Close ``client``; once its scheduler is lost, without the traceback of its reconnection cut short (the
+    run ends with its own one-line error)."""
+    quiet = _CancelledReconnection()
+    logging.getLogger("distributed.client").addFilter(quiet)
+    try:
+        client.close()
+    finally:
+        logging.getLogger("distributed.client").removeFilter(quiet)
+
+
+def _unregister_plugins(client: Client) -> None:
+    """Take voxflow's plugins off a scheduler voxflow did not start, as a run ends.
+
+    Left there, the warm-up plugin stopped every worker without voxflow that joined the scheduler later
+    (``failure-to-start-ModuleNotFoundError``). A plugin that is not there (refused, never registered, or
+    taken off by another run that ended first) is passed over, as are workers that never loaded it (the
+    scheduler has dropped it all the same) and a scheduler that is gone.
+    """
+    if client.status != "running":
+        return
+    for unregister, name in ((client.unregister_worker_plugin, WarmUp.name), (client.unregister_scheduler_plugin, WorkerChanges.name)):
+        try:
+            unregister(name)
+        except (ValueError, KeyError, OSError) as exc:
+            log.debug("Dask plugin %s not unregistered: %s", name, exc)
 
 
 @contextmanager

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from distributed import Client, Future, as_completed
+from distributed.client import FutureCancelledError
+from distributed.comm import CommClosedError
+from distributed.scheduler import KilledWorker
 
 from models.artifact import ModelBundle
 from tasks.chunk import AudioPolicy, ChunkResult, rows_to_table, score_on_worker
+from tasks.cluster import cannot_run
 from tasks.ingest import FileRef
 from tasks.persist import Stores, persist_scored
 from tasks.progress import Progress
 from tasks.scaling import ScalingMonitor
+from voxflow.errors import ClusterError
 from voxflow.interrupts import stops_deferred
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,7 +76,7 @@ def plan_chunks(files: Sequence[FileRef], *, max_chunk: int, workers: int) -> li
 
 
 def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
-    """Quarantine records for a file whose worker kept dying or whose task failed outright."""
+    """Quarantine records for a file whose worker kept dying on it."""
     return [
         {
             "path": ref.path,
@@ -78,6 +87,19 @@ def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
         }
         for ref in files
     ]
+
+
+MODEL_LOSSES = 3  # the cluster losing the model (every worker gone at once) more often than this in one fan-out ends the run
+
+
+def is_file_specific(exc: BaseException) -> bool:
+    """Whether a chunk's task error can be one of its files' doing: a worker died running it, again and again
+    (distributed's KilledWorker, once the scheduler has retried the task on other workers).
+
+    A file's decode, feature or time-limit error is a rejection in the chunk's result, never a task error
+    (:func:`tasks.extract.extract_chunk`): any other task error is the cluster's, whatever the files.
+    """
+    return isinstance(exc, KilledWorker)
 
 
 def fan_out(
@@ -94,15 +116,76 @@ def fan_out(
 ) -> FanoutOutcome:
     """Score ``chunks`` of files on the cluster, at most ``window`` in flight, persisting as they finish.
 
-    A chunk whose task fails (a worker killed repeatedly, a crash in native code) is split and
-    its files retried one by one, so a single poisonous file is quarantined and the rest scored.
-    Chunk ids come from the feature store, so they stay unique across every fan-out of a run (the
-    batches of a queue drain): no chunk's feature file replaces another's. A cancelled chunk (the
-    cluster lost every copy of the model) is not split, since that says nothing about its files: it
-    fails the run, and a re-run or the next drain scores them.
+    A chunk whose worker kept dying on it (a crash in native code, memory) is split and its files
+    retried one by one, so a single poisonous file is quarantined and the rest scored. Chunk ids come
+    from the feature store, so they stay unique across every fan-out of a run (the batches of a queue
+    drain): no chunk's feature file replaces another's. Chunks cancelled because the cluster lost
+    every copy of the model (every worker gone at once) are sent again with a new copy, for up to
+    :data:`MODEL_LOSSES` losses.
+
+    Raises
+    ------
+    ClusterError
+        When a task fails for any other reason (voxflow missing or different on the scheduler or a
+        worker), the scheduler is lost, or it has no workers: no file is quarantined for it, and a
+        re-run or the next drain scores what was not stored.
     """
     outcome = FanoutOutcome()
     progress = Progress(total=sum(map(len, chunks)))
+    with _scheduler_kept(client):
+        model = _scatter_model(client, bundle)
+        losses = 0
+        waiting = deque(chunks)
+        in_flight: dict[Future, tuple[list[FileRef], Future]] = {}
+        tracker = as_completed()
+
+        def submit(chunk: list[FileRef]) -> None:
+            chunk_id = stores.features.new_chunk_id(run_id)
+            future = client.submit(score_on_worker, chunk_id, chunk, policy, model, pure=False, key=f"score-chunk-{run_id}-{chunk_id}")
+            in_flight[future] = (chunk, model)
+            tracker.add(future)
+
+        while waiting and len(in_flight) < window:
+            submit(waiting.popleft())
+        monitor.observe(backlog=progress.total)
+        for future in tracker:
+            chunk, used = in_flight.pop(future)
+            if future.status == "cancelled":
+                reason = _cancelled_for(future, client)
+                if used.key == model.key:  # the first chunk this loss cancelled: the others go with the copy sent now
+                    losses += 1
+                    if losses > MODEL_LOSSES:
+                            raise ClusterError(f"the Dask cluster at {client.scheduler.address} lost voxflow's model {losses} times ({reason}): re-run to finish the rest")
+                    log.warning("The Dask cluster lost voxflow's model (%s): sending it to the workers again and resubmitting the chunks it cancelled", reason)
+                    model = _scatter_model(client, bundle)
+                waiting.appendleft(chunk)
+            elif future.status == "error":
+                exc = future.exception()
+                if not is_file_specific(exc):
+                    raise cannot_run(exc, client.scheduler.address)
+                if len(chunk) > 1:
+                    waiting.extendleft([ref] for ref in reversed(chunk))
+                else:
+                    result = ChunkResult(chunk_id=-1, table=rows_to_table([]), rejected=_lost_chunk(chunk, exc))
+                    _record(outcome, stores, result, run_id, bundle, progress, monitor, on_progress)
+            else:
+                _record(outcome, stores, future.result(), run_id, bundle, progress, monitor, on_progress)
+            future.release()
+            monitor.observe(backlog=progress.total - progress.done)
+            outcome.max_workers_seen = monitor.max_workers_seen
+            while waiting and len(in_flight) < window:
+                submit(waiting.popleft())
+        return outcome
+
+
+def _scatter_model(client: Client, bundle: ModelBundle) -> Future:
+    """A copy of the model on every worker.
+
+    Raises
+    ------
+    ClusterError
+        When no worker joined the scheduler within the client's timeout.
+    """
     # Unhashed: a content key would equal the one the previous fan-out of this process just released,
     # and the scheduler, forgetting it, cancels the chunks that depend on it ("lost dependencies").
     # A Ctrl-C takes effect once the workers have it (~0.1 s): interrupted, the scatter went on while the
@@ -110,38 +193,44 @@ def fan_out(
     # ... caused the cluster to lose scattered data", ERROR) or failing to copy it to a closing worker
     # ("Exception while handling op scatter", two tracebacks). A second Ctrl-C interrupts it at once (a
     # scatter waits up to 20 s for a first worker).
-    with stops_deferred():
-        model = client.scatter(bundle, broadcast=True, hash=False)
-    waiting = deque(chunks)
-    in_flight: dict[Future, list[FileRef]] = {}
-    tracker = as_completed()
+    try:
+        with stops_deferred():
+            return client.scatter(bundle, broadcast=True, hash=False)
+    except TimeoutError as exc:  # distributed's "No valid workers found"
+        raise ClusterError(f"the Dask scheduler at {client.scheduler.address} has no workers ({exc})") from exc
 
-    def submit(chunk: list[FileRef]) -> None:
-        chunk_id = stores.features.new_chunk_id(run_id)
-        future = client.submit(score_on_worker, chunk_id, chunk, policy, model, pure=False, key=f"score-chunk-{run_id}-{chunk_id}")
-        in_flight[future] = chunk
-        tracker.add(future)
 
-    while waiting and len(in_flight) < window:
-        submit(waiting.popleft())
-    monitor.observe(backlog=progress.total)
-    for future in tracker:
-        chunk = in_flight.pop(future)
-        if future.status == "error":
-            exc = future.exception()
-            if len(chunk) > 1:
-                waiting.extendleft([ref] for ref in reversed(chunk))
-            else:
-                result = ChunkResult(chunk_id=-1, table=rows_to_table([]), rejected=_lost_chunk(chunk, exc))
-                _record(outcome, stores, result, run_id, bundle, progress, monitor, on_progress)
-        else:
-            _record(outcome, stores, future.result(), run_id, bundle, progress, monitor, on_progress)
-        future.release()
-        monitor.observe(backlog=progress.total - progress.done)
-        outcome.max_workers_seen = monitor.max_workers_seen
-        while waiting and len(in_flight) < window:
-            submit(waiting.popleft())
-    return outcome
+def _cancelled_for(future: Future, client: Client) -> str:
+    """Why the scheduler cancelled a chunk, when it is still there to score it again.
+
+    Raises
+    ------
+    ClusterError
+        When the client lost its scheduler: every future of the run is cancelled with it.
+    """
+    try:
+        future.result()
+    except FutureCancelledError as exc:
+        if exc.reason == "scheduler-connection-lost" or client.status != "running":
+            raise _scheduler_lost(client) from exc
+        return exc.reason
+    raise AssertionError(f"{future.key} is {future.status}, not cancelled")
+
+
+@contextmanager
+def _scheduler_kept(client: Client) -> Iterator[None]:
+    """Turns the error of a call to the client's scheduler once it went away (a result's gather, a sample of
+    its workers: CommClosedError) into :class:`ClusterError`; other OSErrors (a feature file's) pass."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, CommClosedError) or client.status != "running":
+            raise _scheduler_lost(client) from exc
+        raise
+
+
+def _scheduler_lost(client: Client) -> ClusterError:
+    return ClusterError(f"Dask scheduler at {client.scheduler.address} lost mid-run (connection lost): re-run to finish the rest")
 
 
 def _record(

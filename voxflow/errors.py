@@ -59,6 +59,11 @@ class DatabaseError(ServiceError):
     """MongoDB is unreachable, or refused an operation (the configured user, a full disk)."""
 
 
+class ClusterError(ServiceError):
+    """The Dask cluster cannot run the run's tasks: voxflow missing on its scheduler or workers, no workers, a
+    scheduler that does not answer, or one lost mid-run."""
+
+
 class PrefectUnreachable(ServiceError):
     """The Prefect API stopped answering while a flow ran (Prefect's client gave up on it)."""
 

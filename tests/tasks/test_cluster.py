@@ -1,9 +1,11 @@
 import gc
 import os
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import dask
 import psutil
@@ -15,6 +17,7 @@ import tasks.cluster
 from tasks.chunk import rows_to_table
 from tasks.cluster import (
     WORKER_PRELOAD,
+    WarmUp,
     dask_client,
     initial_workers,
     local_cluster_ahead,
@@ -24,7 +27,8 @@ from tasks.cluster import (
     run_cluster_kwargs,
 )
 from tasks.forkserver import is_forkserver
-from voxflow.errors import ServiceError
+from tasks.worker_changes import WorkerChanges
+from voxflow.errors import ClusterError, ServiceError
 from voxflow.settings import Settings
 
 _DASK_DEFAULT = "distributed.nanny.pre-spawn-environ"
@@ -122,6 +126,51 @@ def test_an_existing_scheduler_or_cluster_class_starts_nothing_ahead(tmp_path: P
         assert scheduler_address() is None
     with local_cluster_ahead(Settings(home=tmp_path, dask_cluster_class="distributed.LocalCluster")) as scheduler_address:
         assert scheduler_address() is None
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[str]:
+    """The address of a listener that accepts connections and never answers (an HTTP port, a stopped scheduler)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        accepted: list[socket.socket] = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+        thread.start()
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        for connection in accepted:
+            connection.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_scheduler_that_never_answers_is_a_clear_error_within_the_timeout(tmp_path: Path, silent_listener: str) -> None:
+    # Client(address, timeout="20s") bounded the connection, not the handshake after it: it waited forever.
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=f"Dask scheduler at {silent_listener} did not answer within 20 s"):
+        with dask_client(Settings(home=tmp_path, dask_address=silent_listener)):
+            pass
+    assert time.monotonic() - started < 25
+
+
+@pytest.mark.timeout(120)
+def test_a_run_on_an_existing_scheduler_leaves_none_of_voxflows_plugins_there(tmp_path: Path) -> None:
+    # Left there, the warm-up plugin stopped every worker without voxflow that joined later (failure-to-start).
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with dask_client(Settings(home=tmp_path, dask_address=cluster.scheduler_address)) as client:
+            client.register_plugin(WorkerChanges())  # as the run's scaling monitor does
+            assert WarmUp.name in cluster.scheduler.worker_plugins and WorkerChanges.name in cluster.scheduler.plugins
+        assert WarmUp.name not in cluster.scheduler.worker_plugins and WorkerChanges.name not in cluster.scheduler.plugins
+
+
+@pytest.mark.timeout(60)
+def test_workers_that_cannot_load_voxflow_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def without_voxflow(plugin: WarmUp, worker: object) -> None:
+        raise ModuleNotFoundError("No module named 'tasks'")
+
+    monkeypatch.setattr(WarmUp, "setup", without_voxflow)  # in-process workers: the patched plugin is what they load
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        with pytest.raises(ClusterError, match=r"cannot run voxflow's tasks \(ModuleNotFoundError: No module named 'tasks'\): install voxflow"):
+            with dask_client(Settings(home=tmp_path, dask_address=cluster.scheduler_address)):
+                pass
+        assert WarmUp.name not in cluster.scheduler.worker_plugins
 
 
 @pytest.mark.timeout(180)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
 import soundfile as sf
-from distributed import Client, LocalCluster
+from distributed import Client, Future, LocalCluster
+from distributed.scheduler import KilledWorker
 import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,6 +28,7 @@ from tasks.ingest import FileRef, discover
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores
 from tasks.scaling import ScalingMonitor
+from voxflow.errors import ClusterError
 from voxflow.scaling import Thresholds
 from voxflow.settings import Settings
 
@@ -108,7 +111,7 @@ def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
 
     def crash_on_poison(chunk_id: int, chunk: list[FileRef], policy: AudioPolicy, model: ModelBundle) -> object:
         if any(ref.path == poison for ref in chunk):
-            raise RuntimeError("stand-in for a crash in native code")
+            raise KilledWorker("stand-in for a crash in native code", SimpleNamespace(address="tcp://127.0.0.1:1"), 3)  # 4 workers died on it
         return score_on_worker(chunk_id, chunk, policy, model)
 
     monkeypatch.setattr(tasks.fanout, "score_on_worker", crash_on_poison)
@@ -116,8 +119,50 @@ def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
     assert (outcome.inserted, outcome.quarantined) == (5, 1)
     assert sorted(doc["path"] for doc in mongo_db.predictions.find()) == sorted(ref.path for ref in files if ref.path != poison)
     [record] = mongo_db.quarantine.find({"run_id": "run-poison"})
-    assert (record["path"], record["stage"], record["error_class"]) == (poison, "worker", "RuntimeError")
+    assert (record["path"], record["stage"], record["error_class"]) == (poison, "worker", "KilledWorker")
     assert "stand-in for a crash in native code" in record["reason"]
+
+
+def test_a_task_error_no_file_caused_fails_the_fan_out_and_quarantines_nothing(
+    client: Client, stores: Stores, mongo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scheduler or workers without voxflow: every chunk failed, was split, and every file was quarantined.
+    files = _clips(tmp_path / "clips", 4)
+
+    def voxflow_missing(chunk_id: int, chunk: list[FileRef], policy: AudioPolicy, model: ModelBundle) -> object:
+        raise ModuleNotFoundError("No module named 'tasks'")
+
+    monkeypatch.setattr(tasks.fanout, "score_on_worker", voxflow_missing)
+    with pytest.raises(ClusterError, match=r"cannot run voxflow's tasks \(ModuleNotFoundError: No module named 'tasks'\): install voxflow"):
+        _fan_out(client, [files], stores, "run-no-voxflow", max_chunk=2)
+    assert mongo_db.quarantine.count_documents({}) == 0 and mongo_db.predictions.count_documents({}) == 0
+
+
+def test_chunks_cancelled_with_the_lost_model_are_scored_with_a_new_copy(
+    client: Client, stores: Stores, mongo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every worker lost at once: the scheduler lost the model and cancelled the chunks depending on it, and the run failed.
+    files = _clips(tmp_path / "clips", 4)
+    submit, lost = client.submit, []
+
+    def submit_then_lose_the_model(function: object, chunk_id: int, chunk: list[FileRef], policy: AudioPolicy, model: Future, **kwargs: object) -> Future:
+        future = submit(function, chunk_id, chunk, policy, model, **kwargs)
+        if not lost:
+            lost.append(model.key)
+            client.cancel([model])  # as the scheduler does once the workers holding it are gone
+        return future
+
+    monkeypatch.setattr(client, "submit", submit_then_lose_the_model)
+    [outcome] = _fan_out(client, [files], stores, "run-lost-model", max_chunk=2)
+    assert lost and (outcome.inserted, outcome.quarantined) == (4, 0)
+    assert mongo_db.predictions.count_documents({}) == 4
+
+
+def test_a_scheduler_without_workers_ends_the_fan_out_with_one_error(stores: Stores, tmp_path: Path) -> None:
+    files = _clips(tmp_path / "clips", 1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, Client(cluster, timeout="2s") as idle:
+        with pytest.raises(ClusterError, match=f"the Dask scheduler at {cluster.scheduler_address} has no workers"):
+            _fan_out(idle, [files], stores, "run-no-workers", max_chunk=2)
 
 
 def test_fan_outs_of_one_run_keep_every_chunks_features(client: Client, stores: Stores, tmp_path: Path) -> None:
