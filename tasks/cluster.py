@@ -24,7 +24,6 @@ from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from tasks.forkserver import WORKER_PRELOAD, is_forkserver, start_forkserver, worker_env
-from tasks.worker_changes import WorkerChanges
 from voxflow.errors import ClusterError, ServiceError
 from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
@@ -251,8 +250,9 @@ def _start_cluster(settings: Settings, *, workers: int | None = None, announce: 
 def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None = None) -> Iterator[Client]:
     """A Dask client for one flow run.
 
-    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running, less
-    the plugins voxflow registered there (:func:`_unregister_plugins`). Otherwise it starts
+    With ``settings.dask_address`` it connects to that scheduler and leaves the cluster running, with
+    voxflow's plugins on it: another run may be using them (its worker changes, the warm-up of its new
+    workers), and every worker of a cluster that runs voxflow needs voxflow anyway. Otherwise it starts
     ``settings.dask_cluster_class`` (default: a LocalCluster of ``workers`` single-threaded worker
     processes, by default the minimum), adapting between ``dask_min_workers`` and ``dask_max_workers``,
     and closes it afterwards.
@@ -267,7 +267,6 @@ def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None
         if settings.dask_address:
             client = connect_scheduler(settings.dask_address)
             stack.callback(_close, client)
-            stack.callback(_unregister_plugins, client)  # before the client closes: callbacks run last in, first out
         else:
             stack.enter_context(_worker_config(settings))
             client = Client(stack.enter_context(_start_cluster(settings, workers=workers)))
@@ -335,23 +334,6 @@ def _close(client: Client) -> None:
         client.close()
     finally:
         logging.getLogger("distributed.client").removeFilter(quiet)
-
-
-def _unregister_plugins(client: Client) -> None:
-    """Take voxflow's plugins off a scheduler voxflow did not start, as a run ends.
-
-    Left there, the warm-up plugin stopped every worker without voxflow that joined the scheduler later
-    (``failure-to-start-ModuleNotFoundError``). A plugin that is not there (refused, never registered, or
-    taken off by another run that ended first) is passed over, as are workers that never loaded it (the
-    scheduler has dropped it all the same) and a scheduler that is gone.
-    """
-    if client.status != "running":
-        return
-    for unregister, name in ((client.unregister_worker_plugin, WarmUp.name), (client.unregister_scheduler_plugin, WorkerChanges.name)):
-        try:
-            unregister(name)
-        except (ValueError, KeyError, OSError) as exc:
-            log.debug("Dask plugin %s not unregistered: %s", name, exc)
 
 
 @contextmanager
