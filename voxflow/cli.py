@@ -923,7 +923,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, PrefectUnreachable):
                 # Prefect's workers still send their logs and events as the interpreter exits, and say that they
                 # could not ("--- Error logging to API ---", "EventsWorker failed to process item") after that line.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+                _last_line_said()
             return 2
         if isinstance(exc, OSError):  # a file or folder given to a command (demo-corpus /proc/x, -o, --out), or VOXFLOW_HOME itself
             print(f"voxflow: error: {_file_error(exc, settings)}", file=sys.stderr)
@@ -993,13 +993,20 @@ def _interrupted(signum: signal.Signals, *, resumable: bool) -> int:
     """Say that the command was stopped, by what, and whether running it again finishes the rest; 128 + the signal's
     number to exit with (130 for Ctrl-C), as a shell reports a process that signal ended."""
     what = "interrupted" if signum == signal.SIGINT else f"terminated ({signum.name})"
-    print(f"voxflow: {what}" + ("; re-run the same command to finish the rest" if resumable else ""), file=sys.stderr)
+    print(f"voxflow: {what}" + ("; re-run the same command to finish the rest" if resumable else ""), file=sys.stderr, flush=True)
+    _last_line_said()  # Prefect's EventsWorker says "Still processing items" as the interpreter exits
     # CPython notes a KeyboardInterrupt that left code it ran from a string (dataclasses and pydantic build
     # classes with exec, as modules import) and, run as `python -m`, then ends the process by SIGINT after it
     # exits, whatever status it exits with (_Py_UnhandledKeyboardInterrupt in Modules/main.c). Running a
     # string clears that note: the command handled the interrupt, and exits with 130.
     exec("")
     return 128 + signum
+
+
+def _last_line_said() -> None:
+    """The command's last line is out: what the interpreter's shutdown prints on stderr after it (Prefect's log and
+    event workers flushing, or saying they could not) goes nowhere."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def _exit_at_stop(signum: int, frame: object) -> None:
