@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from voxflow.errors import VoxflowError
+
 WORKER_COLUMNS = ["worker", "cpu_pct", "memory_mb", "memory_limit_mb", "memory_pct", "executing", "ready"]
 
 
@@ -64,11 +66,12 @@ def snapshot(info: dict[str, Any], scheduler_address: str) -> ClusterSnapshot:
 
 
 def read_scheduler(address: str, *, timeout_s: float = 2.0) -> ClusterSnapshot | None:
-    """Ask the scheduler at ``address`` for its workers; None when it does not answer in ``timeout_s``."""
-    from distributed import Client
+    """Ask the scheduler at ``address`` for its workers; None when it does not answer in ``timeout_s``
+    (also when it accepts the connection and stays silent, as a stopped scheduler does: the page went blank)."""
+    from tasks.cluster import connect_scheduler
 
     try:
-        with Client(address, timeout=f"{timeout_s}s", set_as_default=False) as client:
+        with connect_scheduler(address, timeout_s=timeout_s, set_as_default=False) as client:
             return snapshot(client.scheduler_info(), address)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, VoxflowError):
         return None

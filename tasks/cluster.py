@@ -285,8 +285,8 @@ def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None
 SCHEDULER_TIMEOUT_S = 20.0
 
 
-def connect_scheduler(address: str, *, timeout_s: float = SCHEDULER_TIMEOUT_S) -> Client:
-    """A client of the scheduler at ``address``, once that answers Dask's handshake.
+def connect_scheduler(address: str, *, timeout_s: float = SCHEDULER_TIMEOUT_S, set_as_default: bool = True) -> Client:
+    """A client of the scheduler at ``address``, once that answers Dask's handshake (``set_as_default``: as Client's).
 
     ``Client(address, timeout=...)`` bounds the TCP connection, not the handshake after it: a listener
     that accepts and never answers (an HTTP port, a scheduler stopped by SIGSTOP) kept it waiting forever.
@@ -302,7 +302,7 @@ def connect_scheduler(address: str, *, timeout_s: float = SCHEDULER_TIMEOUT_S) -
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="dask-handshake") as pool:
             pool.submit(asyncio.run, _handshake(address, timeout_s)).result()
-        return Client(address, timeout=f"{timeout_s}s")
+        return Client(address, timeout=f"{timeout_s}s", set_as_default=set_as_default)
     except TimeoutError as exc:  # an OSError: first
         raise ClusterError(f"Dask scheduler at {address} did not answer within {timeout_s:g} s") from exc
     except OSError as exc:

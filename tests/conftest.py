@@ -6,6 +6,8 @@ Servers are started once per session under a temporary voxflow home and stopped 
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -138,3 +140,15 @@ def cli_env(test_settings: Settings, prefect_api: str, redis_client: redis.Redis
         home=test_settings.home, redis_url=services.redis_url(test_settings), mongo_uri=services.mongo_uri(test_settings),
         mongo_db=f"t_{uuid.uuid4().hex[:10]}", prefect_api=prefect_api,
     )
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[str]:
+    """The address of a listener that accepts connections and never answers (an HTTP port, a stopped scheduler)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        accepted: list[socket.socket] = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+        thread.start()
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        for connection in accepted:
+            connection.close()

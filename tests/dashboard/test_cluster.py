@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import dask
+import pytest
 from distributed import LocalCluster
 
 from dashboard.cluster import read_scheduler, snapshot
@@ -34,3 +37,11 @@ def test_reads_a_live_scheduler_and_gives_up_on_a_dead_one() -> None:
         assert shot.dashboard_url == cluster.dashboard_link
         assert (shot.workers["memory_limit_mb"] > 0).all() and (shot.workers["memory_mb"] > 0).all()
     assert read_scheduler("tcp://127.0.0.1:9", timeout_s=0.5) is None
+
+
+@pytest.mark.timeout(30)
+def test_gives_up_on_a_scheduler_that_accepts_and_never_answers(silent_listener: str) -> None:
+    # Client(address, timeout=...) bounds the connection, not Dask's handshake after it: the page waited for good.
+    started = time.monotonic()
+    assert read_scheduler(silent_listener, timeout_s=1.0) is None
+    assert time.monotonic() - started < 5
