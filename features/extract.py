@@ -14,6 +14,7 @@ import numpy as np
 from features.audio import Audio
 from features.cepstral import cepstral_features
 from features.formants import FORMANT_NAMES, formant_features
+from features.modulation import F0_MODULATION_NAMES
 from features.perturbation import JITTER_NAMES, SHIMMER_NAMES
 from features.schema import FEATURE_NAMES, N_MFCC
 from features.spectral import spectral_features
@@ -23,7 +24,7 @@ from features.voice import BREAK_NAMES, analyse_pitch, voice_features
 from voxflow.errors import FeatureError
 
 WARM_UP_RATE = 16_000
-_PERIOD_NAMES = frozenset((*BREAK_NAMES, *JITTER_NAMES, *SHIMMER_NAMES))
+_PERIOD_NAMES = frozenset((*BREAK_NAMES, *JITTER_NAMES, *SHIMMER_NAMES, *F0_MODULATION_NAMES))
 
 
 def extract_features(audio: Audio) -> dict[str, float]:
@@ -82,7 +83,7 @@ def feature_flags(features: dict[str, float]) -> tuple[str, ...]:
         - ``"unvoiced"``: fewer than five voiced pitch frames (silence, noise); every voice and
           formant feature but ``voiced_fraction`` is NaN.
         - ``"too_few_periods"``: voiced, but some jitter, shimmer or voice-break measure has no
-          run of valid periods.
+          run of valid periods, or F0 modulation has under 20 cycles spanning 1 s.
         - ``"no_formants"``: voiced, but fewer than five frames show F1, F2 or F3.
         - ``"digital_silence"``: no frame above -120 dBFS; MFCC, spectral shape and CPPS are NaN.
     """

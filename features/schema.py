@@ -13,13 +13,17 @@ of Praat's algorithms (:mod:`features.pitch`, :mod:`features.pulses`) instead of
 VOICED recordings the same voicing in every frame, F0 within 1.5e-6, jitter and shimmer within 2e-13,
 HNR within 1.5e-4 dB of Praat's. Spectral shape measures are summed in float64 in one pass (they move
 by at most 3e-6 relative); formant roots come from Aberth iteration (same formants to 1e-14).
+
+Version 4: F0 modulation (:mod:`features.modulation`): 7 measures of the cycle-by-cycle F0 contour's
+2-15 Hz movement (tremor, vibrato), from the same glottal pulses as jitter; +0.019 mean ROC AUC on fresh
+VOICED seeds in ``bench/feature_families.py``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION: int = 3
+FEATURE_VERSION: int = 4
 N_MFCC = 13
 
 
@@ -64,6 +68,15 @@ _NOISE = (
     FeatureSpec("nhr_mean", "ratio", "mean noise-to-harmonics ratio (1 - r) / r over voiced frames"),
     FeatureSpec("cpps_db", "dB", "smoothed cepstral peak prominence (lower in dysphonic voices)"),
 )
+_F0_MODULATION = (
+    FeatureSpec("f0_mod_2_4", "log10 st2", "log10 power of the cycle-by-cycle F0 contour (semitones) modulated at 2-4 Hz"),
+    FeatureSpec("f0_mod_4_8", "log10 st2", "log10 power of the F0 contour modulated at 4-8 Hz (tremor, vibrato)"),
+    FeatureSpec("f0_mod_8_15", "log10 st2", "log10 power of the F0 contour modulated at 8-15 Hz"),
+    FeatureSpec("f0_mod_rel_4_15", "ratio", "share of the F0 contour's modulation power above 0.5 Hz that lies in 4-15 Hz"),
+    FeatureSpec("f0_tremor_peak", "log10", "log10 of the strongest 2-15 Hz F0 modulation peak over that band's median"),
+    FeatureSpec("f0_tremor_freq", "Hz", "frequency of the strongest 2-15 Hz F0 modulation peak"),
+    FeatureSpec("f0_hp_std", "st", "standard deviation of the F0 contour above 1 Hz (drift removed)"),
+)
 _FORMANTS = tuple(
     spec
     for i in (1, 2, 3)
@@ -97,5 +110,5 @@ _SPECTRAL = (
     FeatureSpec("rms_std_db", "dB", "standard deviation of the frame RMS level"),
 )
 
-FEATURES: tuple[FeatureSpec, ...] = _F0 + _JITTER + _SHIMMER + _NOISE + _FORMANTS + _MFCC + _SPECTRAL
+FEATURES: tuple[FeatureSpec, ...] = _F0 + _JITTER + _SHIMMER + _NOISE + _F0_MODULATION + _FORMANTS + _MFCC + _SPECTRAL
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURES)

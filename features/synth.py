@@ -53,13 +53,15 @@ def synth_vowel(
     jitter: float = 0.0,
     shimmer: float = 0.0,
     hnr_db: float | None = None,
+    vibrato_hz: float = 0.0,
+    vibrato_st: float = 0.0,
     seed: int = 0,
 ) -> np.ndarray:
     """Synthesise a sustained /a/ from a perturbed glottal pulse train.
 
     Each period gets its own length and amplitude; their relative mean absolute successive
     differences equal ``jitter`` and ``shimmer`` exactly (Praat's "local" definitions), and the
-    mean period is ``1 / f0_hz``. The pulse train (Rosenberg-C flow, differentiated for lip
+    mean period is ``1 / f0_hz`` (about, with vibrato). The pulse train (Rosenberg-C flow, differentiated for lip
     radiation) goes through three /a/ formant resonators; white noise is then added at
     ``hnr_db`` below the periodic part's power.
 
@@ -75,6 +77,8 @@ def synth_vowel(
         Relative period and amplitude perturbation (0.01 = 1 %).
     hnr_db : float or None
         Harmonics-to-noise ratio of the added noise; None adds no noise.
+    vibrato_hz, vibrato_st : float
+        Sinusoidal F0 modulation: its rate and its peak deviation in semitones (0: none).
     seed : int
         Seed of the perturbations and noise.
 
@@ -85,8 +89,9 @@ def synth_vowel(
     """
     rng = np.random.default_rng(seed)
     n = int(round(duration_s * sr))
-    n_periods = int(np.ceil(duration_s * f0_hz)) + 2
-    periods = (1.0 + _perturbation(rng, n_periods, jitter)) / f0_hz
+    n_periods = int(np.ceil(duration_s * f0_hz * 2.0 ** (abs(vibrato_st) / 12.0))) + 2
+    vibrato = 2.0 ** (-vibrato_st / 12.0 * np.sin(2.0 * np.pi * vibrato_hz * np.arange(n_periods) / f0_hz))
+    periods = (1.0 + _perturbation(rng, n_periods, jitter)) / f0_hz * vibrato
     amplitudes = 1.0 + _perturbation(rng, n_periods, shimmer)
     onsets = np.concatenate(([0.0], np.cumsum(periods)))
     t = np.arange(n + 1) / sr

@@ -16,6 +16,7 @@ from features.extract import extract_features, feature_flags, warm_up
 from features.schema import FEATURE_NAMES
 from features.synth import synth_vowel
 from features.formants import FORMANT_NAMES
+from features.modulation import F0_MODULATION_NAMES
 from features.voice import VOICE_NAMES
 from tests.features.conftest import mono_audio
 from voxflow.errors import FeatureError
@@ -27,7 +28,8 @@ SR = 16_000
 EXPLAINED = {
     "too_short_for_pitch": {*VOICE_NAMES, *FORMANT_NAMES},
     "unvoiced": {*VOICE_NAMES, *FORMANT_NAMES} - {"voiced_fraction"},
-    "too_few_periods": {name for name in VOICE_NAMES if name.startswith(("jitter", "shimmer", "voice_break"))},
+    "too_few_periods": {name for name in VOICE_NAMES if name.startswith(("jitter", "shimmer", "voice_break"))}
+    | set(F0_MODULATION_NAMES),
     "no_formants": set(FORMANT_NAMES),
     "digital_silence": {name for name in FEATURE_NAMES if name.startswith(("mfcc", "spectral", "loudness"))}
     | {"alpha_ratio_db", "hammarberg_index_db", "zcr_mean", "cpps_db"},

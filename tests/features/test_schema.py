@@ -9,11 +9,11 @@ from features.schema import FEATURE_NAMES, FEATURE_VERSION, FEATURES, N_MFCC
 from features.spectral import LEVEL_NAMES, SHAPE_NAMES, mfcc_names
 from features.voice import VOICE_NAMES
 
-UNITS = {"Hz", "st", "ratio", "count", "us", "dB", "dBFS", "dB/kHz", "au"}
+UNITS = {"Hz", "st", "ratio", "count", "us", "dB", "dBFS", "dB/kHz", "au", "log10 st2", "log10"}
 
 
 def test_names_are_unique_snake_case_with_units_and_descriptions():
-    assert len(FEATURES) == 82 and len(set(FEATURE_NAMES)) == 82
+    assert len(FEATURES) == 89 and len(set(FEATURE_NAMES)) == 89
     assert FEATURE_NAMES == tuple(spec.name for spec in FEATURES)
     for spec in FEATURES:
         assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", spec.name), spec.name
@@ -27,5 +27,5 @@ def test_schema_covers_exactly_what_the_modules_compute():
     assert sorted(computed) == sorted(FEATURE_NAMES)
 
 
-def test_version_is_3():
-    assert FEATURE_VERSION == 3
+def test_version_is_4():
+    assert FEATURE_VERSION == 4
