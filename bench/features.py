@@ -144,7 +144,7 @@ def stage_breakdown(clips: list[tuple[str, np.ndarray]], repeats: int) -> dict[s
             track = analyse_pitch(y, sr=SR)
             lap("pitch (own Praat-ac tracker)")
             voice_features(track)
-            lap("pulses, peaks, jitter, shimmer, HNR")
+            lap("pulses, peaks, jitter, shimmer, HNR, F0 modulation")
             formant_features(y, sr=SR, times=track.times[track.voiced])
             lap("formants (LPC)")
             spectrogram = power_spectrogram(y, sr=SR)
