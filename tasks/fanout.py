@@ -155,7 +155,7 @@ def fan_out(
                 if used.key == model.key:  # the first chunk this loss cancelled: the others go with the copy sent now
                     losses += 1
                     if losses > MODEL_LOSSES:
-                            raise ClusterError(f"the Dask cluster at {client.scheduler.address} lost voxflow's model {losses} times ({reason}): re-run to finish the rest")
+                        raise ClusterError(f"the Dask cluster at {client.scheduler.address} lost voxflow's model {losses} times ({reason}): re-run to finish the rest")
                     log.warning("The Dask cluster lost voxflow's model (%s): sending it to the workers again and resubmitting the chunks it cancelled", reason)
                     model = _scatter_model(client, bundle)
                 waiting.appendleft(chunk)
