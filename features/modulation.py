@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, sosfiltfilt, welch
 
-from features.perturbation import MAX_PERIOD_FACTOR, _ratio
+from features.perturbation import alike_a_neighbour
 
 NAN = float("nan")
 CONTOUR_RATE_HZ = 100.0  # cycle-wise contours are resampled onto this grid
@@ -49,15 +49,14 @@ def cycle_periods(pulses: np.ndarray, *, f0_min_hz: float, f0_max_hz: float) -> 
     -------
     tuple of np.ndarray, shapes (c,) and (c,)
         Periods (s) and their mid times (s): intervals within the pitch range that differ from at least
-        one neighbour by at most ``MAX_PERIOD_FACTOR`` (Praat's rule for jitter).
+        one neighbour by at most ``MAX_PERIOD_FACTOR`` (Praat's rule for jitter:
+        :func:`features.perturbation.alike_a_neighbour`).
     """
     if len(pulses) <= 3:
         return np.empty(0), np.empty(0)
     periods = np.diff(pulses)
     mid = 0.5 * (pulses[1:] + pulses[:-1])
-    ok = (periods >= 1 / f0_max_hz) & (periods <= 1 / f0_min_hz)
-    ratio = _ratio(periods[1:], periods[:-1])
-    ok &= (np.r_[1.0, ratio] <= MAX_PERIOD_FACTOR) | (np.r_[ratio, 1.0] <= MAX_PERIOD_FACTOR)
+    ok = (periods >= 1 / f0_max_hz) & (periods <= 1 / f0_min_hz) & alike_a_neighbour(periods)
     return periods[ok], mid[ok]
 
 

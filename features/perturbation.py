@@ -50,12 +50,24 @@ def _mean_deviation(values: np.ndarray, ok: np.ndarray, n: int) -> float:
     return float(np.mean(np.abs(windows[:, n // 2] - windows.mean(axis=1))))
 
 
-def _mean_period(periods: np.ndarray, in_range: np.ndarray, max_factor: float) -> float:
-    """Praat's ``PointProcess_getMeanPeriod``: periods in range, except those unlike both neighbours."""
+def alike_a_neighbour(periods: np.ndarray, max_factor: float = MAX_PERIOD_FACTOR) -> np.ndarray:
+    """Praat's rule for the periods that count: every period but those unlike both neighbours (their ratio above
+    ``max_factor``); the first and the last always count.
+
+    Examples
+    --------
+    >>> alike_a_neighbour(np.array([0.010, 0.010, 0.020, 0.010, 0.011])).tolist()
+    [True, True, False, True, True]
+    """
     unlike = _ratio(periods[1:], periods[:-1]) > max_factor  # unlike[i]: periods i and i + 1
     refused = np.zeros(len(periods), dtype=bool)
     refused[1:-1] = unlike[:-1] & unlike[1:]
-    counted = in_range & ~refused
+    return ~refused
+
+
+def _mean_period(periods: np.ndarray, in_range: np.ndarray, max_factor: float) -> float:
+    """Praat's ``PointProcess_getMeanPeriod``: periods in range, except those unlike both neighbours."""
+    counted = in_range & alike_a_neighbour(periods, max_factor)
     return float(periods[counted].mean()) if counted.any() else float("nan")
 
 
