@@ -266,11 +266,10 @@ def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None
     with ExitStack() as stack:
         if settings.dask_address:
             client = connect_scheduler(settings.dask_address)
-            stack.callback(_close, client)
         else:
             stack.enter_context(_worker_config(settings))
             client = Client(stack.enter_context(_start_cluster(settings, workers=workers)))
-            stack.callback(_close, client)  # before the cluster closes
+        stack.callback(_close, client)  # before the cluster closes: callbacks run last in, first out
         if warm_up:
             try:
                 client.register_plugin(WarmUp())
