@@ -320,8 +320,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit is not None and not args.list:
-        print("voxflow: error: --limit goes with --list (backup alone takes a backup)", file=sys.stderr)
-        return 2
+        raise VoxflowError("--limit goes with --list (backup alone takes a backup)")
     if args.list:
         from store.backup import recent_backups
 
@@ -412,10 +411,10 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from store.models import ModelStore
 
+    if args.action == "promote" and not args.version:
+        raise VoxflowError("models promote needs a VERSION")
     if args.version and args.action != "promote":
-        print(f"voxflow: error: models {args.action} takes no VERSION ({args.version!r}); models promote VERSION makes one champion", file=sys.stderr)
-        return 2
-
+        raise VoxflowError(f"models {args.action} takes no VERSION ({args.version!r}); models promote VERSION makes one champion")
     with _database(settings) as db:
         store = ModelStore(db)
         store.ensure_indexes()
@@ -433,9 +432,6 @@ def _models_action(args: argparse.Namespace, store: ModelStore, settings: Settin
         _print_records(records, MODEL_COLUMNS, as_json=args.json, empty="no registered models: the shipped baseline is champion")
         return 0
     if args.action == "promote":
-        if not args.version:
-            print("voxflow: error: models promote needs a VERSION", file=sys.stderr)
-            return 2
         with registry_changes(settings):
             doc = store.promote(args.version, args.reason or "promoted by hand", check=usable_artifact(settings))
         report = {"champion": doc["version"], "reason": doc["reason"]}

@@ -189,6 +189,7 @@ def test_an_empty_path_is_refused_in_one_line_before_anything_runs(tmp_path: Pat
     [
         (["models", "rollback", "xgb-fv3-0123456789"], "models rollback takes no VERSION ('xgb-fv3-0123456789')"),
         (["models", "list", "xgb-fv3-0123456789"], "models list takes no VERSION"),
+        (["models", "promote"], "models promote needs a VERSION"),
         (["backup", "--limit", "3"], "--limit goes with --list (backup alone takes a backup)"),
     ],
 )
