@@ -49,10 +49,12 @@ def main() -> None:
                 analyze(manifest, settings, workers=args.workers, min_workers=args.min_workers, checkout=checkout)
             for round_ in range(args.rounds):
                 for side, checkout in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
-                    summary, command_s, cpu_s = analyze_with_cpu(manifest, settings, workers=args.workers, min_workers=args.min_workers, checkout=checkout)
-                    for key, value in {"command_s": command_s, "flow_s": summary["wall_s"], "discover_s": summary["discover_s"], "outside_flow_s": command_s - summary["wall_s"], "cpu_s": cpu_s}.items():
+                    summary, command_s, cpu = analyze_with_cpu(manifest, settings, workers=args.workers, min_workers=args.min_workers, checkout=checkout)
+                    for key, value in {"command_s": command_s, "flow_s": summary["wall_s"], "discover_s": summary["discover_s"], "outside_flow_s": command_s - summary["wall_s"],
+                                       "cpu_s": cpu.total, "command_cpu_s": cpu.command, "workers_cpu_s": cpu.workers, "servers_cpu_s": cpu.servers}.items():
                         samples.setdefault(f"{side}_{key}", []).append(value)
-                    print(f"  {side:8s} command {command_s:6.2f} s, flow {summary['wall_s']:6.2f} s, CPU {cpu_s:6.2f} s", flush=True)
+                    print(f"  {side:8s} command {command_s:6.2f} s, flow {summary['wall_s']:6.2f} s, CPU {cpu.total:6.2f} s "
+                          f"(command {cpu.command:5.2f}, workers {cpu.workers:5.2f}, servers {cpu.servers:5.2f})", flush=True)
     medians = {key: round(statistics.median(values), 3) for key, values in samples.items()}
     report({"bench": "ab", "baseline": str(sides["baseline"]), "clips": args.clips, "workers": args.workers, "min_workers": args.min_workers or args.workers, "rounds": args.rounds, **medians,
             "command_ratio": round(medians["this_command_s"] / medians["baseline_command_s"], 3),

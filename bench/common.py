@@ -14,7 +14,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -38,6 +38,18 @@ from voxflow.settings import Settings  # noqa: E402
 
 VOICED = REPO.parent / "shared" / "data" / "voiced"
 _PR_SET_CHILD_SUBREAPER = 36
+# `python -m voxflow.cli`, which also writes the command process's own CPU seconds (all its threads, not its
+# children) to the file named by VOXFLOW_BENCH_CPU_FILE at exit, when that is set.
+_CLI = """
+import atexit, os, resource, runpy
+def _own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(os.environ["VOXFLOW_BENCH_CPU_FILE"], "w") as out:
+        out.write(str(usage.ru_utime + usage.ru_stime))
+if os.environ.get("VOXFLOW_BENCH_CPU_FILE"):
+    atexit.register(_own_cpu)
+runpy.run_module("voxflow.cli", run_name="__main__", alter_sys=True)
+"""
 
 
 def _write_synth_clip(folder: Path, seed: int, i: int) -> str:
@@ -135,7 +147,7 @@ def analyze(
     _adopt_orphans()
     ours = {child.pid for child in psutil.Process().children()}  # the servers, a pool's resource tracker...
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "voxflow.cli", "analyze", str(manifest), "--json"],
+    proc = subprocess.run([sys.executable, "-c", _CLI, "analyze", str(manifest), "--json"],
                           env=env, cwd=checkout, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     _reap_orphans(keep=ours)
@@ -153,12 +165,28 @@ def check_all_scored(summary: dict) -> None:
         sys.exit(f"analyze did not score every file, so its rate would not compare: {json.dumps(summary)}")
 
 
-def analyze_with_cpu(manifest: Path, settings: Settings, **options) -> tuple[dict, float, float]:
+@dataclass(frozen=True)
+class CpuSplit:
+    """CPU seconds of one `voxflow analyze`: its own process, the processes it started (the forkserver and
+    the Dask scheduler and workers), and the embedded servers meanwhile."""
+
+    command: float
+    workers: float
+    servers: float
+
+    @property
+    def total(self) -> float:
+        return self.command + self.workers + self.servers
+
+
+def analyze_with_cpu(manifest: Path, settings: Settings, **options) -> tuple[dict, float, CpuSplit]:
     """:func:`analyze` (same ``options``), and the CPU seconds of every process the command ran plus the
-    embedded servers' meanwhile."""
+    embedded servers' meanwhile, split by where they were spent."""
     cpu, servers = children_cpu_s(), services_cpu_s(settings)
-    summary, command_s = analyze(manifest, settings, **options)
-    return summary, command_s, children_cpu_s() - cpu + services_cpu_s(settings) - servers
+    with tempfile.NamedTemporaryFile(prefix="voxflow-bench-cpu-") as own:
+        summary, command_s = analyze(manifest, settings, extra_env={"VOXFLOW_BENCH_CPU_FILE": own.name}, **options)
+        command = float(Path(own.name).read_text())
+    return summary, command_s, CpuSplit(command, children_cpu_s() - cpu - command, services_cpu_s(settings) - servers)
 
 
 def _adopt_orphans() -> None:
@@ -239,7 +267,7 @@ def paired_rounds(
             "voxflow_share_of_pool": summary["clips_per_s"] / pool,
             "voxflow_command_share_of_pool": analysed / command_s / pool,
             "pool_cpu_ms_per_clip": pool_cpu_ms,
-            "voxflow_cpu_ms_per_clip": 1000 * voxflow_cpu / analysed,
+            "voxflow_cpu_ms_per_clip": 1000 * voxflow_cpu.total / analysed,
             # where voxflow's seconds went: the flow's phases, and the command around the flow
             "voxflow_discover_s": summary["discover_s"],
             "voxflow_score_s": summary["score_s"],
