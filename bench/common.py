@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -291,3 +291,21 @@ def report(result: dict) -> None:
     width = max(map(len, result))
     print("\n".join(f"{key:<{width}}  {value}" for key, value in result.items()))
     print(json.dumps(result))
+
+
+def time_extractors(extractors: dict[str, Callable[[Any], object]], clips: list[tuple[str, Any]], repeats: int) -> dict[str, np.ndarray]:
+    """Shape (2, clips, repeats) per extractor: this thread's CPU seconds and wall seconds per clip
+    (each clip is a name and what the extractors take: samples, or what a bench computed from them).
+
+    Rounds are interleaved so that drift in the machine's load hits every extractor alike. CPU time
+    is the figure reported: on a machine shared with other jobs, wall time also counts the time this
+    process waited for its core.
+    """
+    times = {name: np.zeros((2, len(clips), repeats)) for name in extractors}
+    for r in range(repeats):
+        for name, extract in extractors.items():
+            for i, (_, y) in enumerate(clips):
+                cpu, wall = time.thread_time(), time.perf_counter()
+                extract(y)
+                times[name][:, i, r] = time.thread_time() - cpu, time.perf_counter() - wall
+    return times

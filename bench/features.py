@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import parselmouth  # noqa: E402
 from parselmouth.praat import call  # noqa: E402
 
-from common import VOICED  # noqa: E402  (common puts the repository on the path)
+from common import VOICED, time_extractors  # noqa: E402  (common puts the repository on the path)
 from plain_pool import egemaps_smile  # noqa: E402
 from features.audio import Audio, decode_audio  # noqa: E402
 from features.cepstral import cepstral_features  # noqa: E402
@@ -107,25 +107,6 @@ def opensmile_extractor() -> Callable[[np.ndarray], object] | None:
     except ImportError:
         return None
     return lambda y: smile.process_signal(y, SR)
-
-
-def time_extractors(
-    extractors: dict[str, Callable[[np.ndarray], object]], clips: list[tuple[str, np.ndarray]], repeats: int
-) -> dict[str, np.ndarray]:
-    """Shape (2, clips, repeats) per extractor: this thread's CPU seconds and wall seconds per clip.
-
-    Rounds are interleaved so that drift in the machine's load hits every extractor alike. CPU time
-    is the figure reported: on a machine shared with other jobs, wall time also counts the time this
-    process waited for its core.
-    """
-    times = {name: np.zeros((2, len(clips), repeats)) for name in extractors}
-    for r in range(repeats):
-        for name, extract in extractors.items():
-            for i, (_, y) in enumerate(clips):
-                cpu, wall = time.thread_time(), time.perf_counter()
-                extract(y)
-                times[name][:, i, r] = time.thread_time() - cpu, time.perf_counter() - wall
-    return times
 
 
 def stage_breakdown(clips: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, float]:
