@@ -196,6 +196,8 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
         "metrics": report.as_dict(), "compared_metrics": challenger_metrics, "champion_metrics": champion_metrics,
     }
     if card.version == champion.version:
+        if champion_doc is not None:  # its folder now holds this save's card: its document says the same
+            models.register(model_document(card, settings.models_dir))
         return {**result, "status": "champion", "reason": "identical to the champion (same data, same recipe)"}
     registered = models.register({
         **model_document(card, settings.models_dir), "compared_metrics": challenger_metrics, "champion_metrics": champion_metrics, "compared_with": note,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from models.artifact import CARD_FILE, ModelBundle, ModelCard, read_bundle, save_model
+from models.artifact import BOOSTER_FILE, CARD_FILE, TRAINING_HASHES_FILE, ModelBundle, ModelCard, read_bundle, save_model
 from voxflow.errors import ModelError
 
 if TYPE_CHECKING:
@@ -31,11 +31,13 @@ def shipped_bundle() -> ModelBundle:
 def save_version(
     booster: xgb.Booster, card_fields: dict[str, Any], models_dir: Path, *, training_hashes: Iterable[str] | None = None
 ) -> ModelCard:
-    """Write a model under ``models_dir/<version>`` (its content address).
+    """Write a model under ``models_dir/<version>`` (its content address); the folder then holds this save's
+    booster, card and training list, whatever it held before.
 
-    An existing folder of that version is kept when it reads back whole, and replaced when it does not
-    (a damaged artifact is repaired by saving the model again). Each save stages in a folder of its own,
-    so two processes saving at once never mix their files.
+    An existing folder of that version that reads back whole gets this save's files one by one, each replaced at
+    once, so a process loading it meanwhile never finds it missing (the booster is the same bytes: the version
+    says so); one that does not (a damaged artifact) is replaced whole. Each save stages in a folder of its own,
+    so two processes saving at once never mix the files of two versions.
     """
     models_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(models_dir)
@@ -46,6 +48,7 @@ def save_version(
         card = save_model(booster, card_fields, staging, training_hashes=training_hashes)
         final = models_dir / card.version
         if _intact(final, card.version):
+            _replace_files(staging, final)
             return card
         with contextlib.suppress(FileNotFoundError):  # absent, or moved aside by a save running beside this one
             final.rename(damaged)
@@ -58,6 +61,15 @@ def save_version(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed
         shutil.rmtree(damaged, ignore_errors=True)
+
+
+def _replace_files(staging: Path, final: Path) -> None:
+    """Put ``staging``'s files in place of ``final``'s, the card last; a training list it lacks is removed."""
+    for name in (BOOSTER_FILE, TRAINING_HASHES_FILE, CARD_FILE):
+        if (staging / name).exists():
+            (staging / name).replace(final / name)
+        else:
+            (final / name).unlink(missing_ok=True)
 
 
 def _remove_stale_staging(models_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +52,13 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     assert first["metrics"]["auc"] > 0.9 and first["metrics"]["n_splits"] == 5 and first["metrics"]["n_repeats"] == 2
     a = first["version"]
     assert last_json(run_cli(["models", "promote", a, "--json"], env))["champion"] == a
+    # The same labels rebuild the champion, now from the feature store: its folder and its document both say so
+    # (the folder had kept the first card, which had extracted all 20, and so had the document).
+    again = last_json(run_cli(["retrain", "--json"], env))
+    assert again["version"] == a and again["status"] == "champion"
+    doc = next(d for d in last_json(run_cli(["models", "list", "--json"], env)) if d["version"] == a)
+    assert doc["status"] == "champion" and doc["training"]["extracted"] == 0 and doc["training"]["from_feature_store"] == 20
+    assert json.loads(Path(doc["path"], "card.json").read_text())["training"] == doc["training"]
 
     # Inference uses the champion and records it; the analyze run fills the feature store.
     scored = last_json(run_cli(["analyze", str(corpus), "--json"], env))

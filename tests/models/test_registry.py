@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.artifact import read_training_hashes
 from models.registry import load_bundle, save_version, shipped_bundle
 from models.train import fit_booster
 from voxflow.errors import ModelError
@@ -39,6 +40,24 @@ def test_saving_again_repairs_a_damaged_version(tmp_path: Path) -> None:
     assert save_version(_booster(), FIELDS, tmp_path).version == card.version
     assert load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256).card == card
     assert [path.name for path in tmp_path.iterdir()] == [card.version]
+
+
+def test_saving_a_version_again_writes_its_card_and_training_list(tmp_path: Path) -> None:
+    # The same data and recipe rebuild the same version: the folder had kept the first save's card (its date,
+    # its counts, or a hand edit of its metrics) and training list, while the registry recorded the new card.
+    first = save_version(_booster(), FIELDS | {"metrics": {"auc": 0.7}}, tmp_path, training_hashes=["a" * 64])
+    folder = tmp_path / first.version
+    stored = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**stored, "metrics": {"auc": 0.99}}))  # still reads back whole
+    again = save_version(_booster(), FIELDS | {"metrics": {"auc": 0.7}, "created_at": "2026-12-07T00:00:00+00:00"}, tmp_path,
+                         training_hashes=["a" * 64, "b" * 64])
+    assert again.version == first.version and again != first
+    assert load_bundle(tmp_path, again.version, expected_sha256=again.booster_sha256).card == again
+    assert json.loads((folder / "card.json").read_text()) == again.to_dict()
+    assert read_training_hashes(folder) == {"a" * 64, "b" * 64}
+    save_version(_booster(), FIELDS, tmp_path)  # saved without a list: none is left from the saves before
+    assert not (folder / "training_hashes.txt").exists() and read_training_hashes(folder) is None
+    assert [path.name for path in tmp_path.iterdir()] == [first.version]
 
 
 def test_saves_running_at_once_never_mix_their_files(tmp_path: Path) -> None:
