@@ -101,11 +101,12 @@ def champion_on_unseen_rows(
     This compares the models, not their recipes: a challenger built by the champion's own recipe on new
     labels can win. A new recording of a subject the champion trained on is left out (the champion may
     know the voice, and the challenger's folds keep subjects apart), and the challenger's threshold is
-    chosen on its other rows. None when the champion's training set is unknown (saved without it), its
-    features are not this code's, or those recordings are fewer than ``retrain_min_labels`` or of one class.
+    chosen on its other rows. None when the champion's training set is unknown (saved without it, or before its
+    card recorded the list's checksum), its features are not this code's, or those recordings are fewer than
+    ``retrain_min_labels`` or of one class.
     """
     card = champion.card
-    seen = read_training_hashes(model_folder(settings.models_dir, card.version))
+    seen = read_training_hashes(model_folder(settings.models_dir, card.version), card)
     if seen is None or card.feature_version != FEATURE_VERSION or not set(card.feature_names) <= set(FEATURE_NAMES):
         return None
     trained = np.array([sha in seen for sha in data.hashes], dtype=bool)

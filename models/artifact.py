@@ -33,6 +33,7 @@ class ModelCard:
     threshold: float
     booster_sha256: str
     created_at: str
+    training_hashes_sha256: str | None = None  # of TRAINING_HASHES_FILE; None: saved without it, or before 2026-12-07
     positive_label: str = POSITIVE_LABEL
     negative_label: str = NEGATIVE_LABEL
     training: dict[str, Any] = field(default_factory=dict)
@@ -76,41 +77,68 @@ def model_version(booster_ubj: bytes, feature_version: int, threshold: float) ->
 def save_model(booster: xgb.Booster, card_fields: dict[str, Any], directory: Path, *, training_hashes: Iterable[str] | None = None) -> ModelCard:
     """Write ``model.ubj``, ``card.json`` and ``training_hashes.txt`` into ``directory`` and return the card.
 
-    ``card_fields`` holds every ModelCard field except ``version`` and ``booster_sha256``,
-    which are derived from the booster bytes (and the threshold, for the version).
+    ``card_fields`` holds every ModelCard field except ``version``, ``booster_sha256`` and ``training_hashes_sha256``,
+    which are derived from the booster bytes (and the threshold, for the version) and the training list.
     ``training_hashes`` are the sha256 of the audio it was trained on (one per line in the file; no file
     without them, which reads as "unknown", not as "trained on nothing").
     """
     raw = bytes(booster.save_raw(raw_format="ubj"))
+    listed = None if training_hashes is None else "".join(f"{sha}\n" for sha in sorted(set(training_hashes))).encode()
     card = ModelCard(
         version=model_version(raw, card_fields["feature_version"], card_fields["threshold"]),
         booster_sha256=hashlib.sha256(raw).hexdigest(),
+        training_hashes_sha256=None if listed is None else hashlib.sha256(listed).hexdigest(),
         **card_fields,
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / BOOSTER_FILE).write_bytes(raw)
+    if listed is None:
+        (directory / TRAINING_HASHES_FILE).unlink(missing_ok=True)  # a former save's list is not this model's
+    else:
+        (directory / TRAINING_HASHES_FILE).write_bytes(listed)
     (directory / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
-    if training_hashes is not None:
-        (directory / TRAINING_HASHES_FILE).write_text("".join(f"{sha}\n" for sha in sorted(set(training_hashes))))
     return card
 
 
-def read_training_hashes(directory: Path) -> frozenset[str] | None:
-    """The sha256 of the audio the model in ``directory`` was trained on; None for a model saved without them."""
-    try:
-        return frozenset((directory / TRAINING_HASHES_FILE).read_text().split())
-    except FileNotFoundError:
-        return None
-
-
-def read_bundle(directory: Path) -> ModelBundle:
-    """Read a model folder, checking the booster against the sha256 its card records and the card against its version.
+def read_training_hashes(directory: Path, card: ModelCard) -> frozenset[str] | None:
+    """The sha256 of the audio the model of ``card`` in ``directory`` was trained on; None when its card records no list.
 
     Raises
     ------
     ModelError
-        When a file is missing, the card is unreadable, the booster bytes do not match, or the card's
-        threshold, feature version or labels were edited.
+        When the list is missing or differs from the checksum its card records (see :func:`read_bundle`).
+    """
+    listed = _training_list(directory, card)
+    return None if listed is None else frozenset(listed.decode().split())
+
+
+def _training_list(directory: Path, card: ModelCard) -> bytes | None:
+    """The training list's bytes, checked against the card; None when the card records none (the file, if any, is not trusted)."""
+    if card.training_hashes_sha256 is None:
+        return None
+    path = directory / TRAINING_HASHES_FILE
+    try:
+        listed = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelError(f"model folder {directory} is incomplete: {exc.filename} is missing") from exc
+    actual = hashlib.sha256(listed).hexdigest()
+    if actual != card.training_hashes_sha256:
+        raise ModelError(
+            f"model {card.version}: {path} has sha256 {actual[:12]}, not the card's {card.training_hashes_sha256[:12]}: "
+            "the list of recordings it was trained on was emptied or edited; restore the folder from a backup, or save the model again"
+        )
+    return listed
+
+
+def read_bundle(directory: Path) -> ModelBundle:
+    """Read a model folder, checking the booster and the training list against the sha256 its card records and
+    the card against its version.
+
+    Raises
+    ------
+    ModelError
+        When a file is missing, the card is unreadable, the booster bytes or the training list do not match, or
+        the card's threshold, feature version or labels were edited.
     """
     try:
         card = ModelCard.from_dict(json.loads((directory / CARD_FILE).read_text()))
@@ -136,6 +164,7 @@ def read_bundle(directory: Path) -> ModelBundle:
             f"model {card.version}: its card labels scores {card.positive_label!r}/{card.negative_label!r}, "
             f"not {POSITIVE_LABEL!r}/{NEGATIVE_LABEL!r}"
         )
+    _training_list(directory, card)
     return ModelBundle(booster_ubj=raw, card=card)
 
 

@@ -103,13 +103,16 @@ def model_folder(models_dir: Path, version: str | None = None) -> Path:
     raise ModelError(f"model version {version!r} not found in {models_dir} nor shipped with voxflow")
 
 
-def load_bundle(models_dir: Path, version: str | None = None, *, expected_sha256: str | None = None) -> ModelBundle:
+def load_bundle(
+    models_dir: Path, version: str | None = None, *, expected_sha256: str | None = None, expected_training_sha256: str | None = None
+) -> ModelBundle:
     """Load ``version`` from ``models_dir`` (or the shipped baseline of that version); None gives the baseline.
 
     Parameters
     ----------
-    expected_sha256 : str, optional
-        The booster checksum recorded in the registry; the artifact must match it as well as its own card.
+    expected_sha256, expected_training_sha256 : str, optional
+        The booster's and the training list's checksums recorded in the registry; the artifact must match them
+        as well as its own card.
 
     Raises
     ------
@@ -124,5 +127,11 @@ def load_bundle(models_dir: Path, version: str | None = None, *, expected_sha256
         raise ModelError(
             f"model {bundle.card.version}: artifact sha256 {bundle.card.booster_sha256[:12]} differs from the "
             f"registry's {expected_sha256[:12]}; the artifact was replaced"
+        )
+    listed = bundle.card.training_hashes_sha256
+    if expected_training_sha256 is not None and listed != expected_training_sha256:
+        raise ModelError(
+            f"model {bundle.card.version}: the training list its card records ({(listed or 'none')[:12]}) differs from "
+            f"the registry's {expected_training_sha256[:12]}; the artifact was replaced"
         )
     return bundle

@@ -34,6 +34,7 @@ def model_document(card: ModelCard, models_dir: Path) -> dict[str, Any]:
     return {
         "version": card.version,
         "booster_sha256": card.booster_sha256,
+        "training_hashes_sha256": card.training_hashes_sha256,
         "feature_version": card.feature_version,
         "data_hash": card.training.get("data_hash"),
         "code_version": card.training.get("code_version"),
@@ -44,6 +45,13 @@ def model_document(card: ModelCard, models_dir: Path) -> dict[str, Any]:
         "params": card.params,
         "path": str(models_dir / card.version),
     }
+
+
+def registered_checksums(doc: dict[str, Any] | None) -> dict[str, str | None]:
+    """The checksums a ``models`` document records, as :func:`models.registry.load_bundle` checks them (none for
+    no document; a document from before training lists were checksummed records none for its list)."""
+    doc = doc or {}
+    return {"expected_sha256": doc.get("booster_sha256"), "expected_training_sha256": doc.get("training_hashes_sha256")}
 
 
 def resolve_bundle(store: ModelStore, models_dir: Path, version: str | None = None) -> ModelBundle:
@@ -57,7 +65,7 @@ def resolve_bundle(store: ModelStore, models_dir: Path, version: str | None = No
         wanted = champion["version"] if champion else None
     doc = store.find(wanted) if wanted else None
     try:
-        return load_bundle(models_dir, wanted, expected_sha256=doc["booster_sha256"] if doc else None)
+        return load_bundle(models_dir, wanted, **registered_checksums(doc))
     except ModelError as exc:
         if version is not None or wanted is None:
             raise
@@ -122,7 +130,7 @@ def usable_artifact(settings: Settings) -> Callable[[dict[str, Any]], None]:
     sha256 and fits the features this code computes (raises ModelError otherwise)."""
 
     def check(doc: dict[str, Any]) -> None:
-        bundle = load_bundle(settings.models_dir, doc["version"], expected_sha256=doc.get("booster_sha256"))
+        bundle = load_bundle(settings.models_dir, doc["version"], **registered_checksums(doc))
         check_feature_set(bundle.card, feature_version=FEATURE_VERSION, feature_names=FEATURE_NAMES)
 
     return check

@@ -37,10 +37,7 @@ def _champion(settings: Settings, data: TrainingSet, *, keep_hashes: bool = True
     model = fit_model(data.features, data.labels)
     fields = {"feature_version": FEATURE_VERSION, "feature_names": FEATURE_NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00",
               "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES}}  # the default recipe, as cards record it
-    card = save_version(model.booster, fields, settings.models_dir, training_hashes=data.hashes)
-    if not keep_hashes:
-        (settings.models_dir / card.version / "training_hashes.txt").unlink()
-    return card.version
+    return save_version(model.booster, fields, settings.models_dir, training_hashes=data.hashes if keep_hashes else None).version
 
 
 def _joined(old: TrainingSet, new: TrainingSet) -> TrainingSet:

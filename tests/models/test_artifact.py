@@ -1,5 +1,6 @@
 """Model artifacts: UBJ + card, checksum-verified, no pickle, explained scores."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -44,13 +45,44 @@ def test_a_missing_feature_is_explained_as_none_not_nan(tmp_path: Path) -> None:
     json.dumps(scored.top_factors, allow_nan=False)  # strict JSON, as a MongoDB server may insist
 
 
-def test_a_model_keeps_the_audio_it_was_trained_on(tmp_path: Path) -> None:
-    _model(tmp_path / "m")
-    assert read_training_hashes(tmp_path / "m") is None  # saved without them (as before they were kept): unknown
+def _listed(directory: Path):
     booster = fit_booster(np.zeros((4, 3)), np.array([0, 1, 0, 1]), rounds=2)
     fields = {"feature_version": 9, "feature_names": NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00"}
-    save_model(booster, fields, tmp_path / "n", training_hashes=["b" * 64, "a" * 64, "b" * 64])
-    assert read_training_hashes(tmp_path / "n") == {"a" * 64, "b" * 64}
+    return save_model(booster, fields, directory, training_hashes=["b" * 64, "a" * 64, "b" * 64])
+
+
+def test_a_model_keeps_the_audio_it_was_trained_on(tmp_path: Path) -> None:
+    card, _, _ = _model(tmp_path / "m")
+    assert read_training_hashes(tmp_path / "m", card) is None  # saved without them (as before they were kept): unknown
+    card = _listed(tmp_path / "n")
+    assert read_training_hashes(tmp_path / "n", card) == {"a" * 64, "b" * 64}
+    assert card.training_hashes_sha256 == hashlib.sha256((tmp_path / "n" / "training_hashes.txt").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("edit", [lambda text: "", lambda text: text.split("\n", 1)[1], lambda text: text + "c" * 64 + "\n"])
+def test_an_emptied_or_edited_training_list_is_refused(tmp_path: Path, edit) -> None:
+    # Unchecked, an emptied list read as "trained on nothing": a retrain compared the champion on its own training rows.
+    card = _listed(tmp_path / "n")
+    listed = tmp_path / "n" / "training_hashes.txt"
+    listed.write_text(edit(listed.read_text()))
+    message = (rf"^model {card.version}: {listed} has sha256 [0-9a-f]{{12}}, not the card's {card.training_hashes_sha256[:12]}: "
+               r"the list of recordings it was trained on was emptied or edited; restore the folder from a backup, or save the model again$")
+    with pytest.raises(ModelError, match=message):
+        read_bundle(tmp_path / "n")
+    with pytest.raises(ModelError, match=message):
+        read_training_hashes(tmp_path / "n", card)
+    listed.unlink()
+    with pytest.raises(ModelError, match=rf"^model folder {tmp_path / 'n'} is incomplete: {listed} is missing$"):
+        read_bundle(tmp_path / "n")
+
+
+def test_a_training_list_its_card_has_no_checksum_of_is_not_trusted(tmp_path: Path) -> None:
+    _listed(tmp_path / "n")  # as saved before cards recorded the list's checksum (2026-12-07)
+    stored = json.loads((tmp_path / "n" / "card.json").read_text())
+    del stored["training_hashes_sha256"]
+    (tmp_path / "n" / "card.json").write_text(json.dumps(stored))
+    bundle = read_bundle(tmp_path / "n")  # the model loads
+    assert read_training_hashes(tmp_path / "n", bundle.card) is None  # its list is unknown, as if it had none
 
 
 def test_tampered_booster_is_refused(tmp_path: Path) -> None:

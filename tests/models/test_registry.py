@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.artifact import read_training_hashes
-from models.registry import load_bundle, save_version, shipped_bundle
+from models.registry import SHIPPED_DIR, load_bundle, save_version, shipped_bundle
 from models.train import fit_booster
 from voxflow.errors import ModelError
 
@@ -54,9 +54,9 @@ def test_saving_a_version_again_writes_its_card_and_training_list(tmp_path: Path
     assert again.version == first.version and again != first
     assert load_bundle(tmp_path, again.version, expected_sha256=again.booster_sha256).card == again
     assert json.loads((folder / "card.json").read_text()) == again.to_dict()
-    assert read_training_hashes(folder) == {"a" * 64, "b" * 64}
-    save_version(_booster(), FIELDS, tmp_path)  # saved without a list: none is left from the saves before
-    assert not (folder / "training_hashes.txt").exists() and read_training_hashes(folder) is None
+    assert read_training_hashes(folder, again) == {"a" * 64, "b" * 64}
+    unlisted = save_version(_booster(), FIELDS, tmp_path)  # saved without a list: none is left from the saves before
+    assert not (folder / "training_hashes.txt").exists() and read_training_hashes(folder, unlisted) is None
     assert [path.name for path in tmp_path.iterdir()] == [first.version]
 
 
@@ -85,6 +85,8 @@ def test_a_save_clears_what_a_killed_save_left_an_hour_ago(tmp_path: Path) -> No
 def test_no_version_is_the_shipped_baseline(tmp_path: Path) -> None:
     assert load_bundle(tmp_path).card.version == shipped_bundle().card.version
     assert load_bundle(tmp_path, shipped_bundle().card.version).card.version == shipped_bundle().card.version
+    # Its card records its training list's checksum: a retrain compares it on the VOICED recordings it never saw.
+    assert len(read_training_hashes(SHIPPED_DIR, shipped_bundle().card)) == 208
 
 
 def test_unknown_version_is_refused(tmp_path: Path) -> None:
@@ -104,3 +106,12 @@ def test_artifact_must_match_the_registry_checksum(tmp_path: Path) -> None:
     folder = tmp_path / card.version
     with pytest.raises(ModelError, match=rf"^model {card.version}: its folder {folder} holds another version's files \({other.version}\), not its own$"):
         load_bundle(tmp_path, card.version, expected_sha256=card.booster_sha256)
+
+
+def test_training_list_must_match_the_registry_checksum(tmp_path: Path) -> None:
+    card = save_version(_booster(), FIELDS, tmp_path, training_hashes=["a" * 64])
+    assert load_bundle(tmp_path, card.version, expected_training_sha256=card.training_hashes_sha256).card == card
+    # A list and a card rewritten to agree with each other (a folder put together by hand) differ from the registry.
+    with pytest.raises(ModelError, match=rf"^model {card.version}: the training list its card records \({card.training_hashes_sha256[:12]}\) "
+                                         r"differs from the registry's 000000000000; the artifact was replaced$"):
+        load_bundle(tmp_path, card.version, expected_training_sha256="0" * 64)

@@ -20,12 +20,12 @@ from voxflow.errors import ModelError
 from voxflow.settings import Settings
 
 
-def _register(store: ModelStore, settings: Settings, seed: int) -> str:
+def _register(store: ModelStore, settings: Settings, seed: int, *, training_hashes: list[str] | None = None) -> str:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, 40)
     booster = fit_booster(rng.normal(size=(40, len(FEATURE_NAMES))) + labels[:, None], labels, rounds=5, seed=seed)
     fields = {"feature_version": FEATURE_VERSION, "feature_names": FEATURE_NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00"}
-    card = save_version(booster, fields, settings.models_dir)
+    card = save_version(booster, fields, settings.models_dir, training_hashes=training_hashes)
     store.register(model_document(card, settings.models_dir))
     return card.version
 
@@ -104,3 +104,19 @@ def test_a_damaged_champion_says_the_way_out_and_a_rollback_takes_it(mongo_db: D
     assert "it is the champion" not in pinned.value.reason
     store.rollback(check=usable_artifact(settings))
     assert resolve_bundle(store, settings.models_dir).card.version == shipped_bundle().card.version
+
+
+def test_a_champion_whose_training_list_was_emptied_is_refused_with_the_way_out(mongo_db: Database, settings: Settings) -> None:
+    # Unchecked, an emptied list read as "trained on nothing": a retrain compared the champion on its own training rows.
+    store = ModelStore(mongo_db)
+    store.ensure_indexes()
+    champion = _register(store, settings, 0, training_hashes=["a" * 64, "b" * 64])
+    assert store.get(champion)["training_hashes_sha256"] == resolve_bundle(store, settings.models_dir, champion).card.training_hashes_sha256
+    store.promote(champion, "by hand", check=usable_artifact(settings))
+    listed = settings.models_dir / champion / "training_hashes.txt"
+    listed.write_text("")
+    with pytest.raises(ModelError, match=rf"^model {champion}: {listed} has sha256 .*emptied or edited; restore the folder from a backup, "
+                                         r"or save the model again; it is the champion: `voxflow models rollback`"):
+        resolve_bundle(store, settings.models_dir)
+    with pytest.raises(ModelError, match="emptied or edited"):
+        store.promote(champion, "again", check=usable_artifact(settings))
