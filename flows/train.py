@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from tasks.cluster import dask_client
 from tasks.ingest import FileRef
 from tasks.labels import LabelledRows, read_labels
 from tasks.model_registry import code_version, register_model
-from tasks.training_data import extract_on_cluster, labelled_files
+from tasks.training_data import extract_on_cluster
 from voxflow.errors import SourceError
 from voxflow.settings import Settings, get_settings
 
@@ -59,14 +60,15 @@ def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict
     }
 
 
-def training_files(found: LabelledRows, *, max_file_bytes: int) -> tuple[list[FileRef], list[str]]:
+def training_files(found: LabelledRows) -> tuple[list[FileRef], list[str]]:
     """The files to extract of a manifest's labelled rows, and each row left out, with why (``"where: reason"``).
 
     Rows are read by :func:`tasks.labels.read_labels`, as ``labels import`` and ``evaluate`` read them: a row
     whose label cannot be read, or whose audio is listed again with another label or subject, is left out.
+    Each file keeps the hash it was read with (hashing it again doubled the reading of every file).
     """
-    files, dropped = labelled_files(found.rows, max_file_bytes=max_file_bytes)
-    refused = [f"{r['row']}: {r['reason']}" for r in found.rejected] + [f"{r['path']}: {r['reason']}" for r in dropped]
+    files = [replace(found.files[row.sha256], subject_id=row.subject_id) for row in found.rows if row.path]
+    refused = [f"{r['row']}: {r['reason']}" for r in found.rejected]
     refused += [f"audio {row.sha256[:12]}: no path; train extracts every recording from its file" for row in found.rows if not row.path]
     return files, refused
 
@@ -106,7 +108,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     logger = get_run_logger()
     max_bytes = int(settings.max_file_mb * 1e6)
     found = read_labels(Path(manifest), positive=positive, max_file_bytes=max_bytes)
-    files, refused = training_files(found, max_file_bytes=max_bytes)
+    files, refused = training_files(found)
     if found.conflicts:
         logger.warning("%d audio listed with conflicting labels or subjects: each of their rows left out", found.conflicts)
     if len(files) < MIN_FILES:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
-from tasks.ingest import Candidate, Rejection, hash_candidate, manifest_columns, manifest_field, manifest_path, manifest_table
+from tasks.ingest import Candidate, FileRef, Rejection, hash_candidate, manifest_columns, manifest_field, manifest_path, manifest_table
 from tasks.voiced import voiced_manifest
 from voxflow.errors import SourceError
 
@@ -54,13 +54,15 @@ class LabelledAudio:
 @dataclass
 class LabelledRows:
     """What a label source holds: one row per audio, the rows refused with a reason, how many
-    audio were listed with rows that disagree on label or subject (each such row is refused), and
-    the kept rows whose file could not be read, so that their sha256 stood in (``{"row", "reason"}``)."""
+    audio were listed with rows that disagree on label or subject (each such row is refused),
+    the kept rows whose file could not be read, so that their sha256 stood in (``{"row", "reason"}``), and
+    the files :func:`read_labels` hashed as it read the rows, by sha256 (the first of each: the one its kept row names)."""
 
     rows: list[LabelledAudio]
     rejected: list[dict[str, str]]
     conflicts: int = 0
     by_sha256: list[dict[str, str]] = field(default_factory=list)
+    files: dict[str, FileRef] = field(default_factory=dict)
 
     @property
     def negative_labels(self) -> dict[str, int]:
@@ -142,8 +144,8 @@ def _check_positive(labels: Sequence[str], positive: str | None) -> None:
     raise SourceError(f"--positive {positive!r} matches no label; the labels are: {seen}")
 
 
-def _row_audio(path: Path | None, sha256: str, max_file_bytes: int) -> tuple[str, str | None, str | None]:
-    """(sha256, path, why its file was not read) of a manifest row: the hash of its file, or its ``sha256``
+def _row_audio(path: Path | None, sha256: str, max_file_bytes: int) -> tuple[str, FileRef | None, str | None]:
+    """(sha256, its file as hashed, why its file was not read) of a manifest row: the hash of its file, or its ``sha256``
     when the file cannot be read (moved, unmounted: the hash alone finds its stored features).
 
     Raises
@@ -163,7 +165,7 @@ def _row_audio(path: Path | None, sha256: str, max_file_bytes: int) -> tuple[str
         return given, None, f"{hashed.path}: {hashed.reason}"
     if given is not None and hashed.sha256 != given:
         raise SourceError(f"{hashed.path}: its content's sha256 {hashed.sha256[:12]} differs from the row's sha256 {given[:12]}")
-    return hashed.sha256, hashed.path, None
+    return hashed.sha256, hashed, None
 
 
 def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: int) -> LabelledRows:
@@ -198,6 +200,7 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     listed: list[tuple[str, LabelledAudio]] = []
     rejected: list[dict[str, str]] = []
     unread: dict[str, dict[str, str]] = {}
+    files: dict[str, FileRef] = {}
     for number, record in enumerate(records, start=2):
         where = f"{manifest.name}:{number}"
         raw_label, raw_path = manifest_field(record.get(columns["label"])), manifest_path(record.get(columns.get("path")), manifest.parent)
@@ -206,17 +209,20 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
             continue
         try:
             label = binary_label(raw_label, positive=positive)
-            sha, path, why_unread = _row_audio(raw_path, (manifest_field(record.get(hash_column)) or "").lower(), max_file_bytes)
+            sha, hashed, why_unread = _row_audio(raw_path, (manifest_field(record.get(hash_column)) or "").lower(), max_file_bytes)
         except SourceError as exc:
             rejected.append({"row": where, "reason": exc.reason})
             continue
         if why_unread is not None:
             unread[where] = {"row": where, "reason": why_unread}
+        if hashed is not None:
+            files.setdefault(sha, hashed)
         metadata = {k.strip(): _metadata_value(v) for k, v in record.items() if k not in columns.values() and manifest_field(v) is not None}
-        listed.append((where, LabelledAudio(sha, label, path, manifest_field(record.get(columns.get("subject_id"))), raw_label, metadata)))
+        listed.append((where, LabelledAudio(sha, label, hashed.path if hashed else None, manifest_field(record.get(columns.get("subject_id"))), raw_label, metadata)))
     found = _one_per_audio(listed, rejected)
     kept = {id(row) for row in found.rows}
     found.by_sha256 = [unread[where] for where, row in listed if id(row) in kept and where in unread]
+    found.files = files
     return found
 
 

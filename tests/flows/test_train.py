@@ -8,7 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import tasks.ingest
+from flows.train import training_files
 from models.artifact import read_bundle
+from tasks.ingest import Candidate, hash_candidate
+from tasks.labels import read_labels
 from tests.voxflow_cli import last_json, run_cli
 from voxflow.demo import write_demo_corpus
 
@@ -39,6 +43,19 @@ def test_train_to_a_folder_then_registered_and_promoted(cli_env: dict[str, str],
     [doc] = last_json(run_cli(["models", "list", "--json"], env))
     assert doc["version"] == trained["version"] and doc["status"] == "champion"
     assert last_json(run_cli(["analyze", str(manifest), "--json"], env))["model_version"] == trained["version"]
+
+
+def test_train_reads_each_file_once_before_extracting_it(manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The labels were read by hashing every file, then every file was hashed again to be extracted.
+    hashed: list[Path] = []
+    content_hash = tasks.ingest.content_hash
+    monkeypatch.setattr(tasks.ingest, "content_hash", lambda path, **limit: hashed.append(path) or content_hash(path, **limit))
+    files, refused = training_files(read_labels(manifest, max_file_bytes=10**8))
+    assert len(files) == len(hashed) == 24 and len(set(hashed)) == 24 and refused == []
+    monkeypatch.undo()
+    subjects = pd.read_csv(manifest)["subject_id"].astype(str).tolist()
+    rows = [hash_candidate(Candidate(Path(ref.path), subject_id=ref.subject_id), 10**8) for ref in files]
+    assert files == rows and sorted(ref.subject_id for ref in files) == sorted(subjects)
 
 
 def test_train_refuses_a_folder_that_should_be_promoted(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
