@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
@@ -12,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import pymongo
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, OperationFailure
+from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
 
 from store.counts import (
     COUNTS,
@@ -116,6 +117,24 @@ def _refusal(exc: OperationFailure, what: str) -> DatabaseError:
     return DatabaseError(f"MongoDB refused an operation ({what}): {server_message(exc)}")
 
 
+def _login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
+    """The one-line error of a login pymongo could not complete because it could not read the server's answer
+    (a server without auth, such as nx-27017, answers SCRAM's first step without its ``payload``: pymongo's
+    KeyError), naming the server but none of the URI's secrets; None for an error raised anywhere else."""
+    if isinstance(exc, PyMongoError):
+        return None
+    modules = [(frame, frame.f_globals.get("__name__", "")) for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    login = [frame for frame, module in modules if module.startswith("pymongo.") and "auth" in module.rsplit(".", 1)[-1]]
+    if not login:
+        return None
+    address = getattr(login[-1].f_locals.get("conn"), "address", None)
+    server = "%s:%s" % address if address else "the server"
+    return DatabaseError(
+        f"MongoDB at {server} refused authentication (the server may not support auth): its answer to the login lacks {exc} ({what}); "
+        "remove the user and password from the MongoDB URI, or enable auth on the server"
+    )
+
+
 def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
     """Run ``operation``, retrying with backoff while MongoDB is unreachable, for about ``budget_s``."""
     began = time.monotonic()
@@ -134,6 +153,10 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
             attempt += 1
         except OperationFailure as exc:
             raise _refusal(exc, what) from exc  # not retried: the server answered
+        except Exception as exc:
+            if (refused := _login_not_understood(exc, what)) is None:
+                raise
+            raise refused from exc
 
 
 @contextmanager
@@ -145,6 +168,10 @@ def connection_errors_as_service_error(what: str) -> Iterator[None]:
         raise DatabaseError(f"MongoDB unreachable ({what}): {failure_reason(exc)}") from exc
     except OperationFailure as exc:
         raise _refusal(exc, what) from exc
+    except Exception as exc:
+        if (refused := _login_not_understood(exc, what)) is None:
+            raise
+        raise refused from exc
 
 
 def _insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -604,7 +604,7 @@ def _mongo_answers(uri: str) -> bool:
         with pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000) as client:
             client.admin.command("ping")
         return True
-    except pymongo.errors.PyMongoError:
+    except (pymongo.errors.PyMongoError, KeyError):  # KeyError: pymongo's login, answered by a server without auth (nx-27017)
         return False
 
 

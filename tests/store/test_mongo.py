@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -206,6 +207,22 @@ def test_a_refused_user_in_an_open_database_is_a_service_error(test_settings: Se
         with open_database(services.mongo_uri(test_settings), "voxflow"):
             raise DuplicateKeyError("E11000 duplicate key", code=11000)
     assert isinstance(refused.value.__cause__, DuplicateKeyError)
+
+
+@pytest.mark.skipif("VOXFLOW_TEST_MONGO_URI" in os.environ, reason="the embedded nx-27017 has no auth")
+def test_a_user_for_a_server_without_auth_is_one_line_naming_the_server(test_settings: Settings) -> None:
+    # pymongo's SCRAM login read nx-27017's answer, which has no 'payload', as a KeyError: a traceback from any command.
+    uri = services.mongo_uri(test_settings)
+    with_user = uri.replace("mongodb://", "mongodb://voxflow:s3cretPW@")
+    refused = rf"^MongoDB at {re.escape(uri.removeprefix('mongodb://').rstrip('/'))} refused authentication \(the server may not support auth\): "
+    with pytest.raises(DatabaseError, match=refused + r"its answer to the login lacks 'payload' \(database voxflow\); remove the user") as raised:
+        with open_database(with_user, "voxflow") as db:
+            db["models"].find_one({})
+    assert "s3cretPW" not in raised.value.reason
+    with connect_mongo(with_user, timeout_ms=1000) as client, pytest.raises(DatabaseError, match=refused + r".*\(read predictions\)"):
+        ResultStore(client["voxflow"], retry_s=0).find_predictions()
+    with pytest.raises(KeyError), open_database(uri, "voxflow"):  # a KeyError of the block's own is not a login's
+        {}["payload"]
 
 
 def test_a_write_the_server_refuses_is_one_line_and_not_retried(results: ResultStore, mongo_db: Database) -> None:

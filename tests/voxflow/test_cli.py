@@ -32,6 +32,7 @@ from voxflow.cli import (
     cmd_results,
     cmd_voiced_manifest,
 )
+from voxflow import services
 from voxflow.errors import SourceError, VoxflowError
 from voxflow.settings import Settings
 
@@ -223,6 +224,29 @@ def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> 
     argv = [str(labels) if arg == labels.name else arg for arg in argv]
     proc = run_cli(argv, bare_env(tmp_path, VOXFLOW_MONGO_URI="mongodb://127.0.0.1:1/"), timeout=60)
     assert_one_line_error(proc, "MongoDB unreachable (database voxflow): 127.0.0.1:1: ")
+
+
+def _with_user(test_settings: Settings, home: Path) -> tuple[str, dict[str, str]]:
+    """The session's MongoDB host:port, and a CLI environment whose VOXFLOW_MONGO_URI logs a user in there."""
+    uri = services.mongo_uri(test_settings)
+    return uri.removeprefix("mongodb://").rstrip("/"), bare_env(home, VOXFLOW_MONGO_URI=uri.replace("mongodb://", "mongodb://voxflow:s3cretPW@"))
+
+
+@pytest.mark.skipif("VOXFLOW_TEST_MONGO_URI" in os.environ, reason="the embedded nx-27017 has no auth")
+@pytest.mark.parametrize("argv", [["models", "list"], ["results"]])
+def test_a_user_for_a_mongodb_without_auth_is_one_line_without_its_password(test_settings: Settings, tmp_path: Path, argv: list[str]) -> None:
+    # pymongo's login read the answer of a server without users (nx-27017) as a KeyError: 'payload' traceback.
+    server, env = _with_user(test_settings, tmp_path)
+    proc = run_cli(argv, env, timeout=60)
+    assert_one_line_error(proc, f"MongoDB at {server} refused authentication (the server may not support auth): ")
+    assert "s3cretPW" not in proc.stderr and "remove the user and password from the MongoDB URI" in proc.stderr
+
+
+@pytest.mark.skipif("VOXFLOW_TEST_MONGO_URI" in os.environ, reason="the embedded nx-27017 has no auth")
+def test_services_shows_a_mongodb_that_cannot_log_the_user_in_as_a_refused_user(test_settings: Settings, tmp_path: Path) -> None:
+    # Not answering, as for a refused user: the table had crashed with the same traceback.
+    listed = last_json(run_cli(["services", "--json"], _with_user(test_settings, tmp_path)[1], timeout=60))
+    assert next(row for row in listed if row["name"] == "mongo")["state"] == "unreachable"
 
 
 @pytest.mark.parametrize(
