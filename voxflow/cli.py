@@ -43,7 +43,7 @@ from pydantic_settings import SettingsError
 from voxflow.errors import LockError, PrefectUnreachable, SourceError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.interrupts import STOP_SIGNALS, raise_terminated, stop_signal, stops_deferred
-from voxflow.settings import Settings, get_settings, unknown_variables
+from voxflow.settings import Settings, check_work_pool_name, get_settings, unknown_variables
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -691,6 +691,11 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.pool is not None:
+        try:
+            check_work_pool_name(args.pool)
+        except ValueError as exc:
+            raise VoxflowError(f"--pool {exc}") from None
     with stops_deferred():
         from voxflow.deploy import end_flow_runs, run_worker
         from voxflow.orchestration import prefect_api

@@ -47,6 +47,22 @@ def _refuse_characters(name: str, forbidden: str, *, what: str) -> None:
         raise ValueError(f"{name!r} is not {what}: it may not hold {' '.join(map(repr, found))}")
 
 
+def check_work_pool_name(name: str) -> str:
+    """``name``, when Prefect takes it as a work pool's (``VOXFLOW_WORK_POOL``, ``voxflow worker --pool``).
+
+    Raises
+    ------
+    ValueError
+        Saying which of Prefect's rules it breaks.
+    """
+    _refuse_characters(name, _WORK_POOL_FORBIDDEN, what="a Prefect work pool name")
+    if not name.strip("' \""):
+        raise ValueError(f"{name!r} is not a Prefect work pool name: it needs more than quotes and spaces")
+    if name.lower().startswith(_WORK_POOL_RESERVED_PREFIX):
+        raise ValueError(f"{name!r} is not a Prefect work pool name: Prefect keeps names that start with 'prefect' for itself")
+    return name
+
+
 def _check_scheduler_address(address: str) -> None:
     """Raise ValueError unless distributed reads ``address`` (``tcp://host:8786``, ``host:8786``) as a host and port."""
     from distributed.comm.addressing import parse_address  # imports distributed (~0.4 s): only for a configured address
@@ -227,12 +243,7 @@ class Settings(BaseSettings):
     @field_validator("work_pool")
     @classmethod
     def _check_work_pool(cls, name: str) -> str:
-        _refuse_characters(name, _WORK_POOL_FORBIDDEN, what="a Prefect work pool name")
-        if not name.strip("' \""):
-            raise ValueError(f"{name!r} is not a Prefect work pool name: it needs more than quotes and spaces")
-        if name.lower().startswith(_WORK_POOL_RESERVED_PREFIX):
-            raise ValueError(f"{name!r} is not a Prefect work pool name: Prefect keeps names that start with 'prefect' for itself")
-        return name
+        return check_work_pool_name(name)
 
     @field_validator("dask_address")
     @classmethod

@@ -226,6 +226,19 @@ def test_an_unreachable_mongodb_is_one_line(tmp_path: Path, argv: list[str]) -> 
     assert_one_line_error(proc, "MongoDB unreachable (database voxflow): 127.0.0.1:1: ")
 
 
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [
+        ("bad/pool", "--pool 'bad/pool' is not a Prefect work pool name: it may not hold '/'"),
+        ("Prefect-pool", "--pool 'Prefect-pool' is not a Prefect work pool name: Prefect keeps names that start with 'prefect' for itself"),
+    ],
+)
+def test_a_worker_pool_prefect_would_refuse_is_one_line_before_prefect_is_reached(tmp_path: Path, pool: str, expected: str) -> None:
+    # VOXFLOW_WORK_POOL was checked against Prefect's rules, --pool was not: the worker started and polled it.
+    proc = run_cli(["worker", "--pool", pool, "--run-once"], bare_env(tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api"), timeout=60)
+    assert_one_line_error(proc, expected)
+
+
 def _with_user(test_settings: Settings, home: Path) -> tuple[str, dict[str, str]]:
     """The session's MongoDB host:port, and a CLI environment whose VOXFLOW_MONGO_URI logs a user in there."""
     uri = services.mongo_uri(test_settings)
