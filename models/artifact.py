@@ -106,16 +106,10 @@ def read_training_hashes(directory: Path, card: ModelCard) -> frozenset[str] | N
     Raises
     ------
     ModelError
-        When the list is missing or differs from the checksum its card records (see :func:`read_bundle`).
+        When the list is missing or differs from the checksum its card records.
     """
-    listed = _training_list(directory, card)
-    return None if listed is None else frozenset(listed.decode().split())
-
-
-def _training_list(directory: Path, card: ModelCard) -> bytes | None:
-    """The training list's bytes, checked against the card; None when the card records none (the file, if any, is not trusted)."""
     if card.training_hashes_sha256 is None:
-        return None
+        return None  # saved without a list, or before cards recorded its checksum: a file there is not trusted
     path = directory / TRAINING_HASHES_FILE
     try:
         listed = path.read_bytes()
@@ -127,18 +121,20 @@ def _training_list(directory: Path, card: ModelCard) -> bytes | None:
             f"model {card.version}: {path} has sha256 {actual[:12]}, not the card's {card.training_hashes_sha256[:12]}: "
             "the list of recordings it was trained on was emptied or edited; restore the folder from a backup, or save the model again"
         )
-    return listed
+    return frozenset(listed.decode().split())
 
 
 def read_bundle(directory: Path) -> ModelBundle:
-    """Read a model folder, checking the booster and the training list against the sha256 its card records and
-    the card against its version.
+    """Read a model folder, checking the booster against the sha256 its card records and the card against its version.
+
+    The training list is not read: only a retrain reads it (:func:`read_training_hashes`, which checks it), and a
+    damaged list must not stop scoring with an intact booster.
 
     Raises
     ------
     ModelError
-        When a file is missing, the card is unreadable, the booster bytes or the training list do not match, or
-        the card's threshold, feature version or labels were edited.
+        When the card or booster is missing, the card is unreadable, the booster bytes do not match, or the
+        card's threshold, feature version or labels were edited.
     """
     try:
         card = ModelCard.from_dict(json.loads((directory / CARD_FILE).read_text()))
@@ -164,7 +160,6 @@ def read_bundle(directory: Path) -> ModelBundle:
             f"model {card.version}: its card labels scores {card.positive_label!r}/{card.negative_label!r}, "
             f"not {POSITIVE_LABEL!r}/{NEGATIVE_LABEL!r}"
         )
-    _training_list(directory, card)
     return ModelBundle(booster_ubj=raw, card=card)
 
 

@@ -15,6 +15,7 @@ from models.artifact import score
 from models.registry import load_bundle, save_version
 from models.train import DEFAULT_N_FEATURES, DEFAULT_PARAMS, DEFAULT_ROUNDS, choose_threshold, cross_validate, fit_model, holdout_metrics
 from tasks.training_data import TrainingSet
+from voxflow.errors import ModelError
 from voxflow.settings import Settings
 
 
@@ -68,6 +69,20 @@ def test_a_new_recording_of_a_subject_the_champion_trained_on_is_not_compared_on
     report = cross_validate(data.features, data.labels, data.groups, n_splits=4, n_repeats=1)
     challenger, champion_metrics, _ = champion_on_unseen_rows(champion, data, report, settings)
     assert challenger["n"] == champion_metrics["n"] == 30
+
+
+def test_an_emptied_training_list_stops_the_comparison_naming_the_file(settings: Settings) -> None:
+    # Unchecked, an emptied list read as "trained on nothing": the champion was compared on its own training rows.
+    old, new = _data(60, seed=1), _data(30, seed=2)
+    version = _champion(settings, old)
+    listed = settings.models_dir / version / "training_hashes.txt"
+    listed.write_text("")
+    champion = load_bundle(settings.models_dir, version)  # it still loads: its booster is intact
+    data = _joined(old, new)
+    report = cross_validate(data.features, data.labels, data.groups, n_splits=4, n_repeats=1)
+    with pytest.raises(ModelError, match=rf"^model {version}: {listed} has sha256 [0-9a-f]{{12}}, not the card's [0-9a-f]{{12}}: "
+                                         "the list of recordings it was trained on was emptied or edited; restore the folder from a backup"):
+        champion_on_unseen_rows(champion, data, report, settings)
 
 
 def test_too_few_new_recordings_or_an_unknown_training_set_fall_back_to_the_recipes(settings: Settings) -> None:
