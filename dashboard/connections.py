@@ -10,7 +10,7 @@ import redis
 from pymongo.database import Database
 
 from store.cache import connect_redis
-from store.mongo import failure_reason, refuses_user, server_message
+from store.mongo import failure_reason, login_not_understood, refuses_user, server_message
 from voxflow import services
 from voxflow.errors import VoxflowError
 from voxflow.settings import Settings
@@ -88,10 +88,14 @@ def open_mongo(settings: Settings) -> tuple[Database | None, str | None, str]:
             appname="voxflow-dashboard", readPreference="secondaryPreferred",
         )
         client.admin.command("ping")
-    except (pymongo.errors.PyMongoError, VoxflowError, ValueError) as exc:
+    except Exception as exc:
         if client is not None:
             client.close()  # else its monitor thread keeps polling the dead server
-        return None, _mongo_failed(uri, exc), uri
+        if isinstance(exc, (pymongo.errors.PyMongoError, VoxflowError, ValueError)):
+            return None, _mongo_failed(uri, exc), uri
+        if (refused := login_not_understood(exc, f"database {settings.mongo_db}")) is None:
+            raise
+        return None, _scrub(refused.reason, uri), uri
     return client[settings.mongo_db], None, uri
 
 

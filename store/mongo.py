@@ -117,7 +117,7 @@ def _refusal(exc: OperationFailure, what: str) -> DatabaseError:
     return DatabaseError(f"MongoDB refused an operation ({what}): {server_message(exc)}")
 
 
-def _login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
+def login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
     """The one-line error of a login pymongo could not complete because it could not read the server's answer
     (a server without auth, such as nx-27017, answers SCRAM's first step without its ``payload``: pymongo's
     KeyError), naming the server but none of the URI's secrets; None for an error raised anywhere else."""
@@ -154,7 +154,7 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
         except OperationFailure as exc:
             raise _refusal(exc, what) from exc  # not retried: the server answered
         except Exception as exc:
-            if (refused := _login_not_understood(exc, what)) is None:
+            if (refused := login_not_understood(exc, what)) is None:
                 raise
             raise refused from exc
 
@@ -169,7 +169,7 @@ def connection_errors_as_service_error(what: str) -> Iterator[None]:
     except OperationFailure as exc:
         raise _refusal(exc, what) from exc
     except Exception as exc:
-        if (refused := _login_not_understood(exc, what)) is None:
+        if (refused := login_not_understood(exc, what)) is None:
             raise
         raise refused from exc
 

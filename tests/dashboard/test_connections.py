@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -39,6 +40,16 @@ def test_open_reports_unreachable_without_the_password(dead_env: dict[str, str])
     assert mongo_error.startswith("MongoDB unreachable at mongodb://ops:***@127.0.0.1:")
     assert redis_error.startswith("Redis unreachable at redis://:***@127.0.0.1:")
     assert "hunter2secret" not in mongo_error + redis_error
+
+
+@pytest.mark.skipif("VOXFLOW_TEST_MONGO_URI" in os.environ, reason="the embedded nx-27017 has no auth")
+def test_a_user_for_a_mongodb_without_auth_is_a_banner_without_its_password(test_settings: Settings) -> None:
+    # pymongo's login read the answer of a server without users (nx-27017) as a KeyError: 'payload' traceback.
+    uri = services.mongo_uri(test_settings)
+    settings = test_settings.model_copy(update={"mongo_uri": SecretStr(uri.replace("mongodb://", "mongodb://ops:hunter2secret@"))})
+    db, mongo_error, _ = open_mongo(settings)
+    assert db is None and mongo_error.startswith(f"MongoDB at {uri.removeprefix('mongodb://').rstrip('/')} refused authentication ")
+    assert "hunter2secret" not in mongo_error
 
 
 def test_a_refused_user_or_request_is_not_called_unreachable(test_settings: Settings, mongo_client: pymongo.MongoClient) -> None:
