@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psutil
+from distributed import Client
 from pymongo.database import Database
 
 from store.backup import COLLECTIONS
+from tests.voxflow_cli import REPO
 
 
 def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: bool = True) -> None:
@@ -44,3 +51,59 @@ def sigint_action(pid: int) -> str:
     if int(status["SigIgn"], 16) & sigint:
         return "ignored"
     return "caught" if int(status["SigCgt"], 16) & sigint else "default"
+
+
+@dataclass(frozen=True)
+class DaskProcesses:
+    """A ``dask scheduler`` and its ``dask worker`` processes: an existing cluster as an operator runs one."""
+
+    address: str
+    scheduler: subprocess.Popen
+    workers: list[subprocess.Popen]
+    logs: Path
+
+
+@contextmanager
+def dask_processes(folder: Path, *, workers: int = 2) -> Iterator[DaskProcesses]:
+    """Start a scheduler on loopback and ``workers`` single-threaded workers that can import voxflow (their logs in
+    ``folder``), once every worker has joined; on exit end them all, a stopped scheduler too.
+
+    The scheduler binds a port of its own choosing (one picked free beforehand could be taken before it binds: a
+    worker's connection to it can land on its own local port) and tells it in its file.
+    """
+    scheduler_file, logs, dask = folder / "scheduler.json", folder / "dask.log", str(Path(sys.executable).parent / "dask")
+    with ExitStack() as stack:
+        log = stack.enter_context(logs.open("w"))
+        started: list[subprocess.Popen] = []
+
+        @stack.callback
+        def end() -> None:
+            for process in started:
+                os.killpg(process.pid, signal.SIGCONT)  # a stopped process ends only once it runs again
+                os.killpg(process.pid, signal.SIGTERM)
+            for process in started:
+                process.wait(timeout=30)
+
+        started.append(subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(scheduler_file),
+                                         "--dashboard-address", ":0"], stdout=log, stderr=log, start_new_session=True))
+        started.extend(
+            subprocess.Popen([dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--dashboard-address", ":0",
+                              "--name", f"w{i}"], stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+            for i in range(workers)
+        )
+        address = _written_address(started[0], scheduler_file, logs)
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield DaskProcesses(address, started[0], started[1:], logs)
+
+
+def _written_address(scheduler: subprocess.Popen, scheduler_file: Path, logs: Path) -> str:
+    """The address the scheduler listens at, from the file it writes once its port is bound."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or half written
+            pass
+        assert scheduler.poll() is None and time.monotonic() < deadline, f"the scheduler wrote no address:\n{logs.read_text()[-3000:]}"
+        time.sleep(0.05)

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -18,9 +17,9 @@ import pytest
 
 from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
-from tests.helpers import sigint_action
+from tests.helpers import dask_processes, sigint_action
 from tests.proxy import TcpProxy, proxied_redis
-from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
 from tasks.forkserver import is_forkserver
 from voxflow import services
@@ -186,41 +185,10 @@ def test_prefect_api_gone_mid_run_ends_with_one_line_after_storing_every_file(
         proxy.release()
 
 
-def _scheduler_address(scheduler: subprocess.Popen, scheduler_file: Path, logs: Path) -> str:
-    """The address the scheduler listens at, from the file it writes once its port is bound."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return json.loads(scheduler_file.read_text())["address"]
-        except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or half written
-            pass
-        assert scheduler.poll() is None and time.monotonic() < deadline, f"the scheduler wrote no address:\n{logs.read_text()[-3000:]}"
-        time.sleep(0.05)
-
-
 def test_existing_dask_cluster_by_address(cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path) -> None:
-    # The scheduler binds a port of its own choosing (one picked free beforehand could be taken before it
-    # binds: a worker's connection to it can land on its own local port) and tells it in its file.
-    scheduler_file = tmp_path / "scheduler.json"
-    bin_dir = Path(sys.executable).parent
-    logs = tmp_path / "dask.log"
-    with logs.open("w") as log:
-        scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(scheduler_file),
-                                      "--dashboard-address", ":0"], stdout=log, stderr=log, start_new_session=True)
-        workers = [
-            subprocess.Popen([str(bin_dir / "dask"), "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--dashboard-address", ":0",
-                              "--name", f"w{i}"], stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
-            for i in range(2)
-        ]
-        try:
-            address = _scheduler_address(scheduler, scheduler_file, logs)
-            env = {**cli_env, "VOXFLOW_DASK_ADDRESS": address, "VOXFLOW_CHUNK_SIZE": "16"}
-            summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
-            assert summary["scored"] == N_VOICED and summary["workers_max_seen"] == 2, summary
-            _assert_exactly_once(env)
-        finally:
-            for process in (*workers, scheduler):
-                os.killpg(process.pid, signal.SIGTERM)
-            for process in (*workers, scheduler):
-                process.wait(timeout=30)
-    assert scheduler.returncode is not None
+    with dask_processes(tmp_path, workers=2) as cluster:
+        env = {**cli_env, "VOXFLOW_DASK_ADDRESS": cluster.address, "VOXFLOW_CHUNK_SIZE": "16"}
+        summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
+        assert summary["scored"] == N_VOICED and summary["workers_max_seen"] == 2, summary
+        _assert_exactly_once(env)
+    assert cluster.scheduler.returncode is not None
