@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voxflow.scaling import Recommendation, Signals, Thresholds, recommend
+from voxflow.scaling import Bounds, Recommendation, Signals, Thresholds, recommend
 
 # name -> (label, how a value of that trigger is written)
 _DISPLAY = {
@@ -43,17 +43,17 @@ class Indicators:
     reason: str
 
 
-def indicators(signals: Signals, thresholds: Thresholds, *, workers: int, min_workers: int, max_workers: int) -> Indicators:
+def indicators(signals: Signals, thresholds: Thresholds, *, workers: int, bounds: Bounds) -> Indicators:
     """Evaluate the triggers and word the recommendation.
 
     Examples
     --------
     >>> t = Thresholds(cpu_pct=70, p95_latency_s=2.0, error_rate=0.01, backlog=100, memory_pct=85)
-    >>> out = indicators(Signals(cpu_pct=91.0), t, workers=2, min_workers=1, max_workers=4)
+    >>> out = indicators(Signals(cpu_pct=91.0), t, workers=2, bounds=Bounds(1, 4))
     >>> out.rows[0].value, out.rows[0].state, out.action
     ('91%', 'firing', 'scale_out')
     """
-    rec: Recommendation = recommend(signals, thresholds, workers=workers, min_workers=min_workers, max_workers=max_workers)
+    rec: Recommendation = recommend(signals, thresholds, workers=workers, bounds=bounds)
     rows = []
     for trigger in rec.triggers:
         label, fmt = _DISPLAY[trigger.name]

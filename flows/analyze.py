@@ -20,7 +20,7 @@ from pydantic import Field
 
 from models.artifact import ModelBundle
 from store.mongo import ResultStore
-from tasks.cluster import dask_client, initial_workers
+from tasks.cluster import dask_client, initial_workers, started_ahead
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
 from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, recorded_source, scored_before, unreadable_audio
@@ -28,7 +28,7 @@ from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import LatestOnly, Progress
 from tasks.scaling import ScalingMonitor
-from voxflow.scaling import Thresholds
+from voxflow.scaling import Bounds, Thresholds
 from voxflow.settings import Settings, get_settings
 
 
@@ -168,7 +168,7 @@ def score_files(
         window = max(4, 3 * settings.dask_max_workers)
         monitor = ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),
-            run_id=run_id, min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers,
+            run_id=run_id, bounds=Bounds.of(settings, started_here=started_ahead(settings.dask_address)),
         )
         return fan_out(
             client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),

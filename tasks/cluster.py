@@ -335,6 +335,21 @@ def _close(client: Client) -> None:
         logging.getLogger("distributed.client").removeFilter(quiet)
 
 
+# The schedulers of the clusters local_cluster_ahead started in this process and has not closed yet.
+_STARTED_AHEAD: set[str] = set()
+
+
+def started_ahead(address: str | None) -> bool:
+    """Whether ``address`` is the scheduler of a local cluster :func:`local_cluster_ahead` started in this process
+    (voxflow's own, adaptive within its bounds), not an existing cluster's."""
+    return address in _STARTED_AHEAD
+
+
+def _forget(announced: Future[str]) -> None:
+    if announced.done():
+        _STARTED_AHEAD.discard(announced.result())
+
+
 @contextmanager
 def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> Iterator[Callable[[], str | None]]:
     """Start the run's local cluster of ``workers`` (default: the minimum) on a thread now, while the caller
@@ -344,7 +359,8 @@ def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> It
     command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. Yields a function
     that returns the scheduler's address, for the flow's ``dask_address`` parameter, once the scheduler
     listens (its workers may still be starting); it returns None, and nothing starts, when settings
-    already name a scheduler or a cluster class. The cluster closes on exit.
+    already name a scheduler or a cluster class. The cluster closes on exit; until then :func:`started_ahead`
+    knows its address as voxflow's own cluster.
 
     Raises
     ------
@@ -355,9 +371,15 @@ def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> It
         yield lambda: None
         return
     announced: Future[str] = Future()
+
+    def announce(address: str) -> None:
+        _STARTED_AHEAD.add(address)  # before the caller can have it
+        announced.set_result(address)
+
     with ExitStack() as stack:
+        stack.callback(_forget, announced)  # last: once the cluster, still starting or not, is closed
         stack.enter_context(_worker_config(settings))
-        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, workers, announced.set_result)
+        starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, workers, announce)
         stack.callback(lambda: _started(starting).close())
         yield lambda: _scheduler_address(announced, starting)
 

@@ -12,9 +12,11 @@ from distributed import Client
 from store.cache import LiveMetrics
 from store.mongo import ResultStore
 from tasks.worker_changes import ADDED, REMOVED, WORKER_TOPIC, WorkerChanges
-from voxflow.scaling import ERROR_STAGES, Recommendation, Signals, Thresholds, percentile, recommend
+from voxflow.scaling import ERROR_STAGES, Bounds, Recommendation, Signals, Thresholds, percentile, recommend
 
 LATENCY_WINDOW = 500
+# The first event of a run: the workers of a cluster voxflow started, or those an existing cluster had.
+CLUSTER_START, ATTACHED = "cluster start", "attached"
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +55,22 @@ class ScalingMonitor:
     recorded too. (The changes are read, not subscribed to: a subscription travels on the client's batched
     stream, and changes the scheduler logged before it arrived, such as the first workers added, never
     reached the client.) A scheduler that refuses the plugin (one without voxflow installed) leaves the
-    samples: the workers that came or went since the last one, stamped with its time.
+    samples: the workers that came or went since the last one, stamped with its time. The first sample is
+    recorded as the ``cluster start`` (from no workers), or on an existing cluster (``bounds.existing``) as
+    ``attached`` (the workers it had: no change), and the policy's advice keeps to ``bounds``.
 
     Every sample also goes to the ``voxflow:metrics:workers`` Redis stream for the dashboard, with the run's
     tasks processing on workers and queued (submitted, not yet on a worker): the client's pending futures
     against one ``Client.processing()`` call, which lists only the keys assigned to workers.
     """
 
-    def __init__(self, client: Client, *, results: ResultStore, metrics: LiveMetrics, thresholds: Thresholds, run_id: str, min_workers: int, max_workers: int) -> None:
+    def __init__(self, client: Client, *, results: ResultStore, metrics: LiveMetrics, thresholds: Thresholds, run_id: str, bounds: Bounds) -> None:
         self._client = client
         self._results = results
         self._metrics = metrics
         self._thresholds = thresholds
         self._run_id = run_id
-        self._bounds = (min_workers, max_workers)
+        self._bounds = bounds
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._analysed = 0
         self._errors = 0
@@ -104,7 +108,7 @@ class ScalingMonitor:
             memory_pct=memory,
         )
         count = len(workers)
-        advice = recommend(signals, self._thresholds, workers=count, min_workers=self._bounds[0], max_workers=self._bounds[1])
+        advice = recommend(signals, self._thresholds, workers=count, bounds=self._bounds)
         now = datetime.now(timezone.utc)
 
         first_sample = self._members is None
@@ -130,7 +134,10 @@ class ScalingMonitor:
             record(at, before, what)
 
         if first_sample:
-            record(now, 0, "cluster start")
+            if self._bounds.existing:
+                record(now, len(members), ATTACHED)
+            else:
+                record(now, 0, CLUSTER_START)
         else:  # the first sample's workers already show what was logged before it (a drain's earlier runs too)
             for timestamp, message in logged:
                 if timestamp > self._last_change:

@@ -77,25 +77,63 @@ def evaluate(signals: Signals, thresholds: Thresholds) -> tuple[Trigger, ...]:
     return tuple(Trigger(name, value, limit, value is not None and value > limit) for name, value, limit in pairs)
 
 
-def recommend(signals: Signals, thresholds: Thresholds, *, workers: int, min_workers: int, max_workers: int) -> Recommendation:
+@dataclass(frozen=True)
+class Bounds:
+    """The worker counts advice keeps within, and whom it is for.
+
+    A cluster voxflow starts adapts between ``VOXFLOW_DASK_MIN_WORKERS`` and ``VOXFLOW_DASK_MAX_WORKERS``.
+    An existing one (``existing``: its scheduler's address) is scaled by its operator, within limits voxflow
+    does not know (those settings are the client's, not the cluster's): its advice has no maximum, goes no
+    lower than the one worker a run needs, and says that it is for that operator.
+
+    Examples
+    --------
+    >>> Bounds.of(Settings(dask_min_workers=1, dask_max_workers=2))
+    Bounds(min_workers=1, max_workers=2, existing=None)
+    >>> Bounds.of(Settings(dask_max_workers=2, dask_address="tcp://dask:8786"))
+    Bounds(min_workers=1, max_workers=None, existing='tcp://dask:8786')
+    """
+
+    min_workers: int
+    max_workers: int | None
+    existing: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, *, started_here: bool = False) -> "Bounds":
+        """The bounds of the cluster ``settings`` name: the existing one at ``dask_address`` unless voxflow
+        ``started_here`` the cluster at that address (the CLI's, handed to its flow), else voxflow's own."""
+        if settings.dask_address and not started_here:
+            return cls(1, None, settings.dask_address)
+        return cls(settings.dask_min_workers, settings.dask_max_workers)
+
+
+def recommend(signals: Signals, thresholds: Thresholds, *, workers: int, bounds: Bounds) -> Recommendation:
     """What the guide says to do now.
 
     Memory pressure asks for bigger workers (more workers would not help); any of CPU, p95
-    latency, error rate or backlog asks for more workers while below ``max_workers``; an idle
-    cluster (nothing firing, no backlog) above ``min_workers`` may scale in.
+    latency, error rate or backlog asks for more workers while below the maximum; an idle
+    cluster (nothing firing, no backlog) above the minimum may scale in. On an existing cluster
+    the reason names whom the advice is for.
     """
     triggers = evaluate(signals, thresholds)
+    action, reason = _advice(signals, thresholds, triggers, workers=workers, bounds=bounds)
+    if bounds.existing:
+        reason += f" (advice for the operator of the Dask cluster at {bounds.existing}: voxflow does not scale it)"
+    return Recommendation(action, reason, triggers)
+
+
+def _advice(signals: Signals, thresholds: Thresholds, triggers: tuple[Trigger, ...], *, workers: int, bounds: Bounds) -> tuple[str, str]:
     firing = {t.name for t in triggers if t.firing}
     if "memory_pct" in firing:
-        return Recommendation("scale_up_memory", f"memory {signals.memory_pct:.0f}% > {thresholds.memory_pct:.0f}%", triggers)
+        return "scale_up_memory", f"memory {signals.memory_pct:.0f}% > {thresholds.memory_pct:.0f}%"
     out = sorted(firing & {"cpu_pct", "p95_latency_s", "error_rate", "backlog"})
-    if out and workers < max_workers:
-        return Recommendation("scale_out", "firing: " + ", ".join(out), triggers)
+    if out and (bounds.max_workers is None or workers < bounds.max_workers):
+        return "scale_out", "firing: " + ", ".join(out)
     if out:
-        return Recommendation("hold", f"at the {max_workers}-worker maximum; firing: " + ", ".join(out), triggers)
-    if not signals.backlog and workers > min_workers:
-        return Recommendation("scale_in", "no trigger firing and no backlog", triggers)
-    return Recommendation("hold", "no trigger firing", triggers)
+        return "hold", f"at the {bounds.max_workers}-worker maximum; firing: " + ", ".join(out)
+    if not signals.backlog and workers > bounds.min_workers:
+        return "scale_in", "no trigger firing and no backlog"
+    return "hold", "no trigger firing"
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -14,7 +14,7 @@ from dashboard.charts import bars, time_series
 from dashboard.connections import DashboardStores
 from dashboard.indicators import indicators
 from store.counts import COUNTS, counts_missing
-from voxflow.scaling import Signals, Thresholds
+from voxflow.scaling import Bounds, Signals, Thresholds
 
 DAYS_SHOWN = 14
 CHART_HOURS = 6
@@ -118,11 +118,11 @@ def body(page: context.Page) -> None:
 
     st.subheader("Scaling triggers")
     live = _live_sample(opened)
-    cpu, memory, n_workers = _cluster_load(live, settings.dask_min_workers)
+    bounds = Bounds.of(settings)
+    cpu, memory, n_workers = _cluster_load(live, bounds.min_workers)
     queue = queries.queue_state(opened.redis) if opened.redis is not None else None
     signals = Signals(cpu_pct=cpu, p95_latency_s=p95, error_rate=totals.error_rate, backlog=_backlog(db, queue, live), memory_pct=memory)
-    shown = indicators(signals, Thresholds.from_settings(settings), workers=n_workers,
-                       min_workers=settings.dask_min_workers, max_workers=settings.dask_max_workers)
+    shown = indicators(signals, Thresholds.from_settings(settings), workers=n_workers, bounds=bounds)
     cols = st.columns(len(shown.rows))
     for col, row in zip(cols, shown.rows):
         col.metric(row.label, row.value, delta=f"{row.state} (threshold {row.threshold})",

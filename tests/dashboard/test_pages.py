@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import queries
 from store.counts import BUCKET, COUNTS
 from tests.dashboard.conftest import PAGES, Seeded, charts, metrics
-from tests.voxflow_cli import env_db
+from tests.voxflow_cli import env_db, reserve_port
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +101,22 @@ def test_overview(seeded: Seeded, open_page: Callable[..., AppTest], redis_clien
     shown = metrics(app)
     assert shown["Latency p95"] == f"{np.percentile(latencies, 95):.3f} s" == "3.000 s"
     assert shown["p95 latency"] == "3.00 s" and _deltas(app)["p95 latency"].startswith("firing")
+
+
+def test_overview_advice_on_an_existing_cluster_is_for_its_operator(seeded: Seeded, open_page: Callable[..., AppTest], redis_client: redis.Redis) -> None:
+    # VOXFLOW_DASK_MAX_WORKERS (by default this host's CPU count) bounds the clusters voxflow starts, not an existing one:
+    # at 1, the advice for a cluster of any size with its backlog firing was to hold "at the 1-worker maximum".
+    _, sample = redis_client.xrevrange("voxflow:metrics:workers", count=1)[0]
+    live = redis_client.xadd("voxflow:metrics:workers", sample)  # the workers, with no scheduler answering at the address
+    with reserve_port() as unanswered:
+        address = f"tcp://127.0.0.1:{unanswered.getsockname()[1]}"
+        try:
+            app = open_page("overview", {**seeded.env, "VOXFLOW_DASK_MAX_WORKERS": "1", "VOXFLOW_DASK_ADDRESS": address})
+        finally:
+            redis_client.xdel("voxflow:metrics:workers", live)
+    [advice] = [w.value for w in app.warning]
+    assert advice.startswith("Recommendation: Scale out: add workers — firing: ") and "backlog" in advice and "maximum" not in advice
+    assert advice.endswith(f"(advice for the operator of the Dask cluster at {address}: voxflow does not scale it)")
 
 
 def test_today_turns_at_local_midnight_on_the_pages_clock(seeded: Seeded, open_page: Callable[..., AppTest], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 
 from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
@@ -185,10 +186,19 @@ def test_prefect_api_gone_mid_run_ends_with_one_line_after_storing_every_file(
         proxy.release()
 
 
-def test_existing_dask_cluster_by_address(cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path) -> None:
+def test_existing_dask_cluster_by_address(cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path, redis_client: redis.Redis) -> None:
     with dask_processes(tmp_path, workers=2) as cluster:
-        env = {**cli_env, "VOXFLOW_DASK_ADDRESS": cluster.address, "VOXFLOW_CHUNK_SIZE": "16"}
+        # This client's own bounds (VOXFLOW_DASK_MAX_WORKERS, by default its CPU count) are not the cluster's.
+        env = {**cli_env, "VOXFLOW_DASK_ADDRESS": cluster.address, "VOXFLOW_CHUNK_SIZE": "16", "VOXFLOW_DASK_MAX_WORKERS": "2"}
         summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
         assert summary["scored"] == N_VOICED and summary["workers_max_seen"] == 2, summary
         _assert_exactly_once(env)
     assert cluster.scheduler.returncode is not None
+    # The run found the cluster's workers there (it was recorded as their "cluster start", from none), and its
+    # advice with 208 files waiting was to add workers, for the cluster's operator (it was to hold at the client's maximum).
+    first = env_db(env)["scaling_events"].find_one({"run_id": summary["run_id"]}, sort=[("time", 1)])
+    assert (first["workers_before"], first["workers_after"], first["reason"]) == (2, 2, "attached"), first
+    assert first["recommendation"]["action"] == "scale_out", first
+    assert first["recommendation"]["reason"].endswith(f"(advice for the operator of the Dask cluster at {cluster.address}: voxflow does not scale it)")
+    _, sample = redis_client.xrange("voxflow:metrics:workers", count=1)[0]
+    assert (sample["workers"], sample["action"]) == ("2", "scale_out"), sample

@@ -23,6 +23,7 @@ from tasks.cluster import (
     pre_spawn_environ,
     renamed_cluster_spec,
     run_cluster_kwargs,
+    started_ahead,
 )
 from tasks.forkserver import is_forkserver
 from voxflow.errors import ClusterError, ServiceError
@@ -64,6 +65,7 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path) ->
     with local_cluster_ahead(settings) as scheduler_address:
         address = scheduler_address()
         assert address is not None and address.startswith("tcp://127.0.0.1:")
+        assert started_ahead(address)  # voxflow's own cluster, handed over by address: not an existing one
         # What analyze_batch does with its dask_address parameter; the workers may still be starting.
         with dask_client(settings.model_copy(update={"dask_address": address})) as client:
             client.wait_for_workers(2, timeout=60)
@@ -77,6 +79,7 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path) ->
     assert all(count > 100_000 for count in frozen.values())
     with pytest.raises(OSError):  # closed with the block
         Client(address, timeout="2s")
+    assert not started_ahead(address)
 
 
 def test_a_batch_starts_one_worker_per_full_chunk_within_the_bounds() -> None:

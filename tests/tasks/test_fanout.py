@@ -29,7 +29,7 @@ from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores
 from tasks.scaling import ScalingMonitor
 from voxflow.errors import ClusterError
-from voxflow.scaling import Thresholds
+from voxflow.scaling import Bounds, Thresholds
 from voxflow.settings import Settings
 
 
@@ -93,7 +93,7 @@ def _fan_out(client: Client, batches: list[list[FileRef]], stores: Stores, run_i
     settings = Settings(home=Path("/nonexistent"))
     bundle = load_champion(stores.models, settings.models_dir)
     thresholds = Thresholds.from_settings(settings)
-    monitor = ScalingMonitor(client, results=stores.results, metrics=stores.metrics, thresholds=thresholds, run_id=run_id, min_workers=1, max_workers=1)
+    monitor = ScalingMonitor(client, results=stores.results, metrics=stores.metrics, thresholds=thresholds, run_id=run_id, bounds=Bounds(1, 1))
     return [
         fan_out(
             client, plan_chunks(batch, max_chunk=max_chunk, workers=1), policy=AudioPolicy.from_settings(settings), bundle=bundle,

@@ -13,15 +13,15 @@ from pymongo.database import Database
 from store.cache import LiveMetrics
 from store.mongo import ResultStore
 from tasks.scaling import ScalingMonitor, cluster_load, task_counts
-from voxflow.scaling import Thresholds
+from voxflow.scaling import Bounds, Thresholds
 
 THRESHOLDS = Thresholds(cpu_pct=70, p95_latency_s=2, error_rate=0.01, backlog=100, memory_pct=85)
 SLACK = timedelta(milliseconds=50)  # nx-27017 stores times to the millisecond
 
 
-def _monitor(client: Client, mongo_db: Database, redis_client: redis.Redis, run_id: str, *, max_workers: int) -> ScalingMonitor:
+def _monitor(client: Client, mongo_db: Database, redis_client: redis.Redis, run_id: str, *, bounds: Bounds) -> ScalingMonitor:
     return ScalingMonitor(client, results=ResultStore(mongo_db), metrics=LiveMetrics(redis_client, maxlen=100), thresholds=THRESHOLDS,
-                          run_id=run_id, min_workers=1, max_workers=max_workers)
+                          run_id=run_id, bounds=bounds)
 
 
 def _add_and_retire_a_worker(cluster: LocalCluster, client: Client) -> None:
@@ -45,7 +45,7 @@ def test_cluster_load_means_cpu_and_memory_share() -> None:
 
 def test_only_pipeline_failures_count_as_errors(mongo_db: Database, redis_client: redis.Redis) -> None:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        monitor = _monitor(client, mongo_db, redis_client, "run-errors", max_workers=2)
+        monitor = _monitor(client, mongo_db, redis_client, "run-errors", bounds=Bounds(1, 2))
         monitor.add_files([0.1] * 8, ["decode", "quality"])  # bad input: more workers cannot help
         quiet = monitor.observe(backlog=0)
         monitor.add_files([0.1] * 8, ["worker", "timeout"])
@@ -62,7 +62,7 @@ def _wait_for(event_name: str) -> str:
 
 def test_samples_carry_the_runs_tasks_processing_and_queued(mongo_db: Database, redis_client: redis.Redis) -> None:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        monitor = _monitor(client, mongo_db, redis_client, "run-tasks", max_workers=1)
+        monitor = _monitor(client, mongo_db, redis_client, "run-tasks", bounds=Bounds(1, 1))
         futures = [client.submit(_wait_for, "go-tasks", key=f"blocked-{i}") for i in range(5)]
         deadline = time.monotonic() + 10
         while not any(client.processing().values()) and time.monotonic() < deadline:
@@ -89,7 +89,7 @@ def test_every_change_in_the_worker_count_is_recorded_at_its_time(mongo_db: Data
     # A worker added and retired between two samples: counting workers at each sample saw 1 and 1, and recorded nothing.
     results = ResultStore(mongo_db)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        monitor = _monitor(client, mongo_db, redis_client, "run-changes", max_workers=2)
+        monitor = _monitor(client, mongo_db, redis_client, "run-changes", bounds=Bounds(1, 2))
         monitor.observe(backlog=3)
         before_add = datetime.now(timezone.utc)
         _add_and_retire_a_worker(cluster, client)
@@ -108,9 +108,9 @@ def test_changes_logged_before_a_run_are_not_its_own(mongo_db: Database, redis_c
     # A queue drain's runs share one scheduler: the changes an earlier run saw stay in the scheduler's log.
     results = ResultStore(mongo_db)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
-        _monitor(client, mongo_db, redis_client, "run-earlier", max_workers=2).observe(backlog=1)
+        _monitor(client, mongo_db, redis_client, "run-earlier", bounds=Bounds(1, 2)).observe(backlog=1)
         _add_and_retire_a_worker(cluster, client)
-        monitor = _monitor(client, mongo_db, redis_client, "run-later", max_workers=2)
+        monitor = _monitor(client, mongo_db, redis_client, "run-later", bounds=Bounds(1, 2))
         monitor.observe(backlog=1)
         monitor.observe(backlog=0)
     events = results.find_scaling_events(run_id="run-later")
@@ -126,7 +126,7 @@ def test_a_scheduler_that_refuses_the_plugin_leaves_the_samples(
             raise ModuleNotFoundError("No module named 'tasks'")
 
         monkeypatch.setattr(client, "register_plugin", refuse)
-        monitor = _monitor(client, mongo_db, redis_client, "run-sampled", max_workers=2)
+        monitor = _monitor(client, mongo_db, redis_client, "run-sampled", bounds=Bounds(1, 2))
         monitor.observe(backlog=3)
         cluster.scale(2)
         client.wait_for_workers(2, timeout=30)
@@ -134,3 +134,19 @@ def test_a_scheduler_that_refuses_the_plugin_leaves_the_samples(
     events = sorted(results.find_scaling_events(run_id="run-sampled"), key=lambda e: e["time"])
     assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [(0, 1, "cluster start"), (1, 2, "worker added")]
     assert "refused voxflow's worker-changes plugin" in caplog.text and monitor.max_workers_seen == 2
+
+
+def test_on_an_existing_cluster_the_first_event_is_the_run_attaching_to_its_workers(mongo_db: Database, redis_client: redis.Redis) -> None:
+    # Every run on an existing cluster was recorded as its "cluster start", from no workers.
+    results = ResultStore(mongo_db)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.wait_for_workers(2, timeout=30)
+        monitor = _monitor(client, mongo_db, redis_client, "run-attached", bounds=Bounds(1, None, cluster.scheduler_address))
+        monitor.observe(backlog=500)
+        cluster.scale(3)
+        client.wait_for_workers(3, timeout=30)
+        monitor.observe(backlog=0)
+    events = sorted(results.find_scaling_events(run_id="run-attached"), key=lambda e: e["time"])
+    assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [(2, 2, "attached"), (2, 3, "worker added")], events
+    advice = events[0]["recommendation"]
+    assert advice["action"] == "scale_out" and f"for the operator of the Dask cluster at {cluster.scheduler_address}" in advice["reason"]
