@@ -24,6 +24,7 @@ from distributed.deploy import Cluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from tasks.forkserver import WORKER_PRELOAD, is_forkserver, start_forkserver, worker_env
+from tasks.scheduler_watch import scheduler_watched
 from voxflow.errors import ClusterError, ServiceError
 from voxflow.garbage import freeze_at_exit
 from voxflow.settings import Settings
@@ -255,13 +256,14 @@ def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None
     workers), and every worker of a cluster that runs voxflow needs voxflow anyway. Otherwise it starts
     ``settings.dask_cluster_class`` (default: a LocalCluster of ``workers`` single-threaded worker
     processes, by default the minimum), adapting between ``dask_min_workers`` and ``dask_max_workers``,
-    and closes it afterwards.
+    and closes it afterwards. The scheduler is watched meanwhile (:func:`~tasks.scheduler_watch.scheduler_watched`).
 
     Raises
     ------
     ServiceError
         When the scheduler is unreachable; a :class:`~voxflow.errors.ClusterError` when it does not
-        answer, or its workers cannot load voxflow's warm-up plugin.
+        answer, stops answering for ``settings.dask_scheduler_timeout_s``, or its workers cannot load
+        voxflow's warm-up plugin.
     """
     with ExitStack() as stack:
         if settings.dask_address:
@@ -270,6 +272,7 @@ def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None
             stack.enter_context(_worker_config(settings))
             client = Client(stack.enter_context(_start_cluster(settings, workers=workers)))
         stack.callback(_close, client)  # before the cluster closes: callbacks run last in, first out
+        stack.enter_context(scheduler_watched(client, timeout_s=settings.dask_scheduler_timeout_s))
         if warm_up:
             try:
                 client.register_plugin(WarmUp())

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
         description="How local workers start: forked from one process that has loaded the feature stack, or each a fresh interpreter.",
     )
     chunk_size: int = Field(default=48, ge=1, le=4096, description="Files per Dask task (~50 ms each).")
+    dask_scheduler_timeout_s: float = Field(
+        default=120.0, ge=1, le=_DAY_S, description="How long a run waits for a Dask scheduler that stopped answering mid-run before it fails."
+    )
 
     # Audio and quality gate.
     sample_rate: int = Field(default=16_000, ge=4_000, le=192_000)

@@ -202,3 +202,35 @@ def test_existing_dask_cluster_by_address(cli_env: dict[str, str], voiced_manife
     assert first["recommendation"]["reason"].endswith(f"(advice for the operator of the Dask cluster at {cluster.address}: voxflow does not scale it)")
     _, sample = redis_client.xrange("voxflow:metrics:workers", count=1)[0]
     assert (sample["workers"], sample["action"]) == ("2", "scale_out"), sample
+
+
+def test_a_scheduler_stopped_mid_run_ends_the_run_with_one_line_and_a_rerun_finishes_the_rest(
+    cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path
+) -> None:
+    # A stopped scheduler (SIGSTOP: the connection stays open, nothing answers) left the command waiting forever, silent.
+    with dask_processes(tmp_path, workers=2) as cluster:
+        env = {**cli_env, "VOXFLOW_DASK_ADDRESS": cluster.address, "VOXFLOW_CHUNK_SIZE": "8", "VOXFLOW_DASK_SCHEDULER_TIMEOUT_S": "4"}
+        proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+        try:
+            wait_for_predictions(env, proc, at_least=1)
+            cluster.scheduler.send_signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            failed = finish(proc, timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert time.monotonic() - stopped < 20
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+        lines = failed.stderr.splitlines()
+        assert lines[-1] == f"voxflow: error: Dask scheduler at {cluster.address} stopped answering mid-run (no answer for 4 s): re-run to finish the rest", failed.stderr
+        assert [line for line in lines if "WARNING" in line and f"The Dask scheduler at {cluster.address} has not answered for" in line], failed.stderr
+        runs = env_db(env)["runs"]
+        [run] = runs.find()
+        assert run["status"] == "failed" and "stopped answering mid-run" in run["error"], run
+        stored = env_db(env)["predictions"].count_documents({})
+        assert 0 < stored < N_VOICED
+
+        cluster.scheduler.send_signal(signal.SIGCONT)
+        summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
+        assert summary["scored"] == N_VOICED - stored, summary
+        _assert_exactly_once(env)
