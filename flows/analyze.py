@@ -20,15 +20,15 @@ from pydantic import Field
 
 from models.artifact import ModelBundle
 from store.mongo import ResultStore
-from tasks.cluster import dask_client, initial_workers, started_ahead
+from tasks.cluster import cluster_bounds, dask_client, initial_workers
 from tasks.chunk import AudioPolicy, ChunkResult
-from tasks.fanout import FanoutOutcome, fan_out, plan_chunks
+from tasks.fanout import FanoutOutcome, fan_out, in_flight_limit
 from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, recorded_source, scored_before, unreadable_audio
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import LatestOnly, Progress
 from tasks.scaling import ScalingMonitor
-from voxflow.scaling import Bounds, Thresholds
+from voxflow.scaling import Thresholds
 from voxflow.settings import Settings, get_settings
 
 
@@ -165,14 +165,19 @@ def score_files(
     # A worker per chunk of files to start with (rounded up, within the adaptive bounds): no waiting for adaptive scaling to add them.
     cluster = nullcontext(client) if client is not None else dask_client(settings, workers=initial_workers(len(files), settings, chunk_size))
     with artifact_progress, cluster as client:
-        window = max(4, 3 * settings.dask_max_workers)
+        bounds = cluster_bounds(settings)
         monitor = ScalingMonitor(
-            client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings),
-            run_id=run_id, bounds=Bounds.of(settings, started_here=started_ahead(settings.dask_address)),
+            client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings), run_id=run_id, bounds=bounds,
+        )
+        sized_for = (f"the {monitor.slots} worker threads it has now (followed as workers join or leave)" if bounds.existing
+                     else f"{monitor.slots} workers (VOXFLOW_DASK_MAX_WORKERS)")
+        logger.info(
+            "Scoring %d files on the Dask cluster at %s in chunks of at most %d, up to %d in flight: sized for %s",
+            len(files), client.scheduler.address, chunk_size, in_flight_limit(monitor.slots), sized_for,
         )
         return fan_out(
-            client, plan_chunks(files, max_chunk=chunk_size, workers=settings.dask_max_workers),
-            policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id, window=window, monitor=monitor, on_progress=report,
+            client, files, max_chunk=chunk_size, policy=AudioPolicy.from_settings(settings), bundle=bundle, stores=stores, run_id=run_id,
+            monitor=monitor, on_progress=report,
         )
 
 

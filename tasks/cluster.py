@@ -27,6 +27,7 @@ from tasks.forkserver import WORKER_PRELOAD, is_forkserver, start_forkserver, wo
 from tasks.scheduler_watch import scheduler_watched
 from voxflow.errors import ClusterError, ServiceError
 from voxflow.garbage import freeze_at_exit
+from voxflow.scaling import Bounds
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -346,6 +347,12 @@ def started_ahead(address: str | None) -> bool:
     """Whether ``address`` is the scheduler of a local cluster :func:`local_cluster_ahead` started in this process
     (voxflow's own, adaptive within its bounds), not an existing cluster's."""
     return address in _STARTED_AHEAD
+
+
+def cluster_bounds(settings: Settings) -> Bounds:
+    """The bounds of the cluster a run with ``settings`` uses (:meth:`~voxflow.scaling.Bounds.of`): the local cluster
+    the CLI started ahead and handed over by address keeps voxflow's."""
+    return Bounds.of(settings, started_here=started_ahead(settings.dask_address))
 
 
 def _forget(announced: Future[str]) -> None:

@@ -45,34 +45,50 @@ class FanoutOutcome:
 MIN_CHUNK = 4  # files (~0.1 s of work): below this a chunk's persist and bookkeeping cost more than the tail it evens out
 
 
-def plan_chunks(files: Sequence[FileRef], *, max_chunk: int, workers: int) -> list[list[FileRef]]:
-    """Split a batch into Dask tasks by guided self-scheduling.
+class ChunkPlan:
+    """A batch's files not sent yet, cut into Dask tasks by guided self-scheduling as they are sent.
 
     While work is plentiful every chunk holds ``max_chunk`` files (tasks of seconds, which adaptive
-    scaling can measure). Once the files left would no longer give every worker two such chunks,
-    each chunk takes ``1 / (2 * workers)`` of what is left, down to ``MIN_CHUNK`` files, so the
-    workers run out of work together instead of one finishing a full chunk alone; a small batch
-    is spread over every worker the same way.
-
-    Returns
-    -------
-    list of list of FileRef
-        Consecutive chunks covering ``files`` in order.
+    scaling can measure). Once the files left would no longer give each of the cluster's task slots
+    two such chunks, each chunk takes ``1 / (2 * slots)`` of what is left, down to ``MIN_CHUNK`` files,
+    so the workers run out of work together instead of one finishing a full chunk alone; a small batch
+    is spread over every slot the same way. ``slots`` is given as each chunk is cut: an existing
+    cluster's workers may come and go meanwhile.
 
     Raises
     ------
     ValueError
         When ``max_chunk`` is below 1.
     """
-    if max_chunk < 1:
-        raise ValueError(f"max_chunk must be at least 1, got {max_chunk}")
-    floor = min(MIN_CHUNK, max_chunk)
-    chunks, start = [], 0
-    while start < len(files):
-        size = max(floor, min(max_chunk, -(-(len(files) - start) // (2 * workers))))
-        chunks.append(list(files[start : start + size]))
-        start += size
-    return chunks
+
+    def __init__(self, files: Sequence[FileRef], *, max_chunk: int) -> None:
+        if max_chunk < 1:
+            raise ValueError(f"max_chunk must be at least 1, got {max_chunk}")
+        self._files = files
+        self._max_chunk = max_chunk
+        self._cut = 0
+
+    def __len__(self) -> int:
+        """Files not cut into a chunk yet."""
+        return len(self._files) - self._cut
+
+    def cut(self, slots: int) -> list[FileRef]:
+        """The next chunk, the files that follow the last one, for a cluster running ``slots`` tasks at once."""
+        size = max(min(MIN_CHUNK, self._max_chunk), min(self._max_chunk, -(-len(self) // (2 * slots))))
+        chunk = list(self._files[self._cut : self._cut + size])
+        self._cut += len(chunk)
+        return chunk
+
+
+def in_flight_limit(slots: int) -> int:
+    """Chunks kept in flight for a cluster running ``slots`` tasks at once: three each, at least 4.
+
+    Examples
+    --------
+    >>> [in_flight_limit(slots) for slots in (1, 2, 16)]
+    [4, 6, 48]
+    """
+    return max(4, 3 * slots)
 
 
 def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
@@ -104,19 +120,21 @@ def is_file_specific(exc: BaseException) -> bool:
 
 def fan_out(
     client: Client,
-    chunks: Sequence[list[FileRef]],
+    files: Sequence[FileRef],
     *,
+    max_chunk: int,
     policy: AudioPolicy,
     bundle: ModelBundle,
     stores: Stores,
     run_id: str,
-    window: int,
     monitor: ScalingMonitor,
     on_progress: Callable[[Progress, ChunkResult, int], None],
 ) -> FanoutOutcome:
-    """Score ``chunks`` of files on the cluster, at most ``window`` in flight, persisting as they finish.
+    """Score ``files`` on the cluster in chunks of at most ``max_chunk`` (:class:`ChunkPlan`), persisting them as they finish.
 
-    A chunk whose worker kept dying on it (a crash in native code, memory) is split and its files
+    The chunks and how many are in flight (:func:`in_flight_limit`) are sized for the tasks the cluster runs at
+    once as ``monitor`` last sampled them (:attr:`~tasks.scaling.ScalingMonitor.slots`), sampling it after each
+    chunk. A chunk whose worker kept dying on it (a crash in native code, memory) is split and its files
     retried one by one, so a single poisonous file is quarantined and the rest scored. Chunk ids come
     from the feature store, so they stay unique across every fan-out of a run (the batches of a queue
     drain): no chunk's feature file replaces another's. Chunks cancelled because the cluster lost
@@ -131,11 +149,13 @@ def fan_out(
         re-run or the next drain scores what was not stored.
     """
     outcome = FanoutOutcome()
-    progress = Progress(total=sum(map(len, chunks)))
+    progress = Progress(total=len(files))
+    plan = ChunkPlan(files, max_chunk=max_chunk)
     with _scheduler_kept(client):
         model = _scatter_model(client, bundle)
         losses = 0
-        waiting = deque(chunks)
+        slots = monitor.slots
+        waiting: deque[list[FileRef]] = deque()  # chunks to send again (a lost model's, a split chunk's files), before the plan's next
         in_flight: dict[Future, tuple[list[FileRef], Future]] = {}
         tracker = as_completed()
 
@@ -145,9 +165,21 @@ def fan_out(
             in_flight[future] = (chunk, model)
             tracker.add(future)
 
-        while waiting and len(in_flight) < window:
-            submit(waiting.popleft())
-        monitor.observe(backlog=progress.total)
+        def fill() -> None:
+            while (waiting or plan) and len(in_flight) < in_flight_limit(monitor.slots):
+                submit(waiting.popleft() if waiting else plan.cut(monitor.slots))
+
+        def sample_then_fill() -> None:
+            nonlocal slots
+            monitor.observe(backlog=progress.total - progress.done)
+            outcome.max_workers_seen = monitor.max_workers_seen
+            if monitor.slots != slots:
+                slots = monitor.slots
+                log.info("The Dask cluster at %s runs %d tasks at once now: up to %d chunks in flight", client.scheduler.address, slots, in_flight_limit(slots))
+            fill()
+
+        fill()
+        sample_then_fill()
         for future in tracker:
             chunk, used = in_flight.pop(future)
             if future.status == "cancelled":
@@ -171,10 +203,7 @@ def fan_out(
             else:
                 _record(outcome, stores, future.result(), run_id, bundle, progress, monitor, on_progress)
             future.release()
-            monitor.observe(backlog=progress.total - progress.done)
-            outcome.max_workers_seen = monitor.max_workers_seen
-            while waiting and len(in_flight) < window:
-                submit(waiting.popleft())
+            sample_then_fill()
         return outcome
 
 

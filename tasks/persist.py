@@ -24,6 +24,7 @@ from store.feature_store import FeatureStore
 from store.models import ModelStore
 from store.mongo import LISTING_FIELDS, ResultStore, connect_mongo
 from store.runs import close_abandoned_runs
+from tasks.cluster import cluster_bounds
 from tasks.ingest import Duplicate, Rejection
 from voxflow import services
 from voxflow.errors import DatabaseError, VoxflowError
@@ -125,12 +126,14 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
     The block finishes the document itself (``ResultStore.finish_run``) with its summary.
     """
     close_abandoned_runs(results)
+    bounds = cluster_bounds(settings)
     process = psutil.Process()
     results.start_run(
         {
             "run_id": run_id, "source": source, "status": "running", "started_at": datetime.now(timezone.utc),
             "model_version": card.version, "feature_version": card.feature_version,
-            "workers_min": settings.dask_min_workers, "workers_max": settings.dask_max_workers,
+            # An existing cluster's bounds are its operator's, unknown here: null (its workers seen are the summary's workers_max_seen).
+            "workers_min": None if bounds.existing else bounds.min_workers, "workers_max": bounds.max_workers,
             "host": socket.gethostname(), "pid": process.pid, "pid_started": process.create_time(),
         }
     )

@@ -30,6 +30,27 @@ def cluster_load(workers: dict[str, Any]) -> tuple[float | None, float | None]:
     return sum(cpu) / len(cpu), (sum(memory) / len(memory) if memory else None)
 
 
+def task_slots(bounds: Bounds, workers: Mapping[str, Mapping[str, Any]]) -> int:
+    """Tasks the cluster runs at once: what a fan-out sizes its chunks and the chunks it keeps in flight for.
+
+    A cluster voxflow started is sized for its ``bounds.max_workers`` single-threaded workers, those adaptive
+    scaling may add included. An existing cluster (``bounds.existing``) is sized for the threads of its
+    ``workers`` (the scheduler's entries) now, at least one: the client's own maximum says nothing of it.
+
+    Examples
+    --------
+    >>> task_slots(Bounds(1, 2), {"w1": {"nthreads": 1}})
+    2
+    >>> task_slots(Bounds(1, None, "tcp://dask:8786"), {"w1": {"nthreads": 4}, "w2": {"nthreads": 4}})
+    8
+    >>> task_slots(Bounds(1, None, "tcp://dask:8786"), {})
+    1
+    """
+    if bounds.existing is None and bounds.max_workers is not None:
+        return bounds.max_workers
+    return max(1, sum(int(worker["nthreads"]) for worker in workers.values()))
+
+
 def task_counts(pending: Collection[Any], processing: Mapping[str, Sequence[Any]]) -> tuple[int, int]:
     """(processing, queued) of a run's tasks: ``pending`` keys the scheduler has on a worker, and those it has not yet.
 
@@ -59,6 +80,9 @@ class ScalingMonitor:
     recorded as the ``cluster start`` (from no workers), or on an existing cluster (``bounds.existing``) as
     ``attached`` (the workers it had: no change), and the policy's advice keeps to ``bounds``.
 
+    Each sample also updates :attr:`slots` (:func:`task_slots`), first read when the monitor starts: an existing
+    cluster's fan-out follows its workers as they come and go.
+
     Every sample also goes to the ``voxflow:metrics:workers`` Redis stream for the dashboard, with the run's
     tasks processing on workers and queued (submitted, not yet on a worker): the client's pending futures
     against one ``Client.processing()`` call, which lists only the keys assigned to workers.
@@ -77,6 +101,7 @@ class ScalingMonitor:
         self._last_change = float("-inf")  # the scheduler's time of the newest change read
         self._members: set[str] | None = None  # the workers as of the changes recorded
         self.max_workers_seen = 0
+        self.slots = task_slots(bounds, client.scheduler_info(n_workers=-1)["workers"])  # before the first sample: the first chunks are sized by it
         try:
             client.register_plugin(WorkerChanges())
             self._heard = True
@@ -108,6 +133,7 @@ class ScalingMonitor:
             memory_pct=memory,
         )
         count = len(workers)
+        self.slots = task_slots(self._bounds, workers)
         advice = recommend(signals, self._thresholds, workers=count, bounds=self._bounds)
         now = datetime.now(timezone.utc)
 

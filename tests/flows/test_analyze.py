@@ -46,6 +46,9 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert [(e["workers_before"], e["workers_after"]) for e in events][:2] == [(0, 1), (1, 2)], events
     assert events[1]["reason"] == "worker added" and events[1]["backlog"] > 0
     assert first["workers_max_seen"] == 2
+    # The CLI's own cluster reaches the flow by address, as an existing one would: it keeps voxflow's bounds.
+    run = env_db(cli_env)["runs"].find_one({"run_id": first["run_id"]})
+    assert (run["workers_min"], run["workers_max"]) == (1, 2), run
 
     again = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))
     assert again["scored"] == 0 and again["skipped"] == first["scored"]

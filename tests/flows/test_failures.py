@@ -204,6 +204,30 @@ def test_existing_dask_cluster_by_address(cli_env: dict[str, str], voiced_manife
     assert (sample["workers"], sample["action"]) == ("2", "scale_out"), sample
 
 
+def test_an_existing_clusters_work_is_sized_for_its_own_workers_not_the_clients_cpus(
+    cli_env: dict[str, str], voiced_dir: Path, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    # A client whose own maximum (VOXFLOW_DASK_MAX_WORKERS, by default its CPU count) was 1 cut 48 files into 5 chunks for one
+    # worker (16, 16, 8, 4, 4) and kept at most max(4, 3 x 1) = 4 in flight: on a 16-worker cluster, most of it idle.
+    manifest = tmp_path / "some.csv"
+    manifest.write_text("path\n" + "".join(f"{path}\n" for path in sorted(voiced_dir.glob("voice*.hea"))[:48]))
+    with dask_processes(tmp_path, workers=4) as cluster:
+        env = {**cli_env, "VOXFLOW_DASK_ADDRESS": cluster.address, "VOXFLOW_CHUNK_SIZE": "16", "VOXFLOW_DASK_MAX_WORKERS": "1", "PREFECT_LOGGING_LEVEL": "INFO"}
+        done = run_cli(["analyze", str(manifest), "--json"], env)
+        summary = last_json(done)
+    assert summary["scored"] == 48 and summary["workers_max_seen"] == 4, summary
+    assert "up to 12 in flight: sized for the 4 worker threads it has now (followed as workers join or leave)" in done.stderr, done.stderr
+    assert summary["chunks"] == 11, summary  # cut for 4 workers: 6, 6, 5, 4, 4, 4, 4, 4, 4, 4, 3
+    # The dashboard's samples of the run's tasks (processing on a worker or queued): every chunk at once, from the first.
+    samples = [fields for _, fields in redis_client.xrange("voxflow:metrics:workers") if fields["run_id"] == summary["run_id"]]
+    assert max(int(sample["processing"]) + int(sample["queued"]) for sample in samples) == 11, samples
+    chunk_workers = {fields["worker"] for _, fields in redis_client.xrange("voxflow:metrics:throughput") if fields["run_id"] == summary["run_id"]}
+    assert len(chunk_workers) == 4, chunk_workers
+    # The client's bounds are not the cluster's: the run records none.
+    run = env_db(env)["runs"].find_one({"run_id": summary["run_id"]})
+    assert (run["workers_min"], run["workers_max"]) == (None, None), run
+
+
 def test_a_scheduler_stopped_mid_run_ends_the_run_with_one_line_and_a_rerun_finishes_the_rest(
     cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path
 ) -> None:

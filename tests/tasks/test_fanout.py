@@ -23,7 +23,7 @@ from features.synth import synth_vowel
 from models.artifact import ModelBundle
 from store.feature_store import FeatureStore
 from tasks.chunk import AudioPolicy, score_on_worker
-from tasks.fanout import MIN_CHUNK, FanoutOutcome, fan_out, plan_chunks
+from tasks.fanout import MIN_CHUNK, ChunkPlan, FanoutOutcome, fan_out
 from tasks.ingest import FileRef, discover
 from tasks.model_registry import load_champion
 from tasks.persist import Stores, open_stores
@@ -31,6 +31,14 @@ from tasks.scaling import ScalingMonitor
 from voxflow.errors import ClusterError
 from voxflow.scaling import Bounds, Thresholds
 from voxflow.settings import Settings
+
+
+def plan_chunks(files: list[int], *, max_chunk: int, workers: int) -> list[list[int]]:
+    """Every chunk of a plan, cut for a cluster of ``workers`` single-threaded workers throughout."""
+    plan, chunks = ChunkPlan(files, max_chunk=max_chunk), []
+    while plan:
+        chunks.append(plan.cut(workers))
+    return chunks
 
 
 def test_large_batches_use_the_configured_chunk_then_taper() -> None:
@@ -65,7 +73,16 @@ def test_chunks_cover_the_batch_in_order_within_bounds(n: int, max_chunk: int, w
 def test_a_chunk_size_below_one_is_refused() -> None:
     for max_chunk in (0, -1):
         with pytest.raises(ValueError, match="max_chunk must be at least 1"):
-            plan_chunks([1, 2, 3], max_chunk=max_chunk, workers=2)
+            ChunkPlan([1, 2, 3], max_chunk=max_chunk)
+
+
+def test_each_chunk_is_cut_for_the_slots_the_cluster_has_then() -> None:
+    # An existing cluster's workers come and go: the chunks left follow the slots it has when each is cut.
+    plan = ChunkPlan(list(range(100)), max_chunk=48)
+    assert len(plan.cut(1)) == 48  # plenty left: a full chunk
+    assert len(plan.cut(4)) == 7  # 52 left over 2 x 4 slots
+    assert len(plan.cut(1)) == 23  # 45 left over 2 x 1 slot
+    assert plan.cut(16)[0] == 78 and len(plan) == 18
 
 
 @pytest.fixture
@@ -96,8 +113,8 @@ def _fan_out(client: Client, batches: list[list[FileRef]], stores: Stores, run_i
     monitor = ScalingMonitor(client, results=stores.results, metrics=stores.metrics, thresholds=thresholds, run_id=run_id, bounds=Bounds(1, 1))
     return [
         fan_out(
-            client, plan_chunks(batch, max_chunk=max_chunk, workers=1), policy=AudioPolicy.from_settings(settings), bundle=bundle,
-            stores=stores, run_id=run_id, window=4, monitor=monitor, on_progress=lambda *_: None,
+            client, batch, max_chunk=max_chunk, policy=AudioPolicy.from_settings(settings), bundle=bundle,
+            stores=stores, run_id=run_id, monitor=monitor, on_progress=lambda *_: None,
         )
         for batch in batches
     ]

@@ -150,3 +150,17 @@ def test_on_an_existing_cluster_the_first_event_is_the_run_attaching_to_its_work
     assert [(e["workers_before"], e["workers_after"], e["reason"]) for e in events] == [(2, 2, "attached"), (2, 3, "worker added")], events
     advice = events[0]["recommendation"]
     assert advice["action"] == "scale_out" and f"for the operator of the Dask cluster at {cluster.scheduler_address}" in advice["reason"]
+
+
+def test_an_existing_clusters_task_slots_are_its_workers_threads_as_they_come_and_go(mongo_db: Database, redis_client: redis.Redis) -> None:
+    # A 2-core client (VOXFLOW_DASK_MAX_WORKERS=2) sized its chunks and the chunks in flight for 2 workers, on a cluster of any size.
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.wait_for_workers(2, timeout=30)
+        existing = _monitor(client, mongo_db, redis_client, "run-slots", bounds=Bounds(1, None, cluster.scheduler_address))
+        own = _monitor(client, mongo_db, redis_client, "run-own-slots", bounds=Bounds(1, 2))
+        assert (existing.slots, own.slots) == (4, 2)  # read as the monitor starts: before its first sample
+        cluster.scale(3)
+        client.wait_for_workers(3, timeout=30)
+        existing.observe(backlog=10)
+        own.observe(backlog=10)
+        assert (existing.slots, own.slots) == (6, 2)  # voxflow's own cluster: sized for its maximum throughout
