@@ -219,11 +219,12 @@ def analyze_batch(
         bundle = load_champion(stores.models, settings.models_dir, model_version or settings.model_version)
         card = bundle.card
         shown = recorded_source(source)
-        with recorded_run(stores.results, card, settings, run_id=run_id, source=shown):
+        with recorded_run(stores.results, card, settings, run_id=run_id, source=shown) as so_far:
             found = discover_files(source, settings)
             discovered = time.perf_counter()
             # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
             known = skip_known(quote(found), card.version, stores)
+            so_far.update(seen=found.seen, skipped=len(known.skipped), ignored=len(found.ignored))
             record_set_aside(found.rejected, known.duplicates, stores.results, run_id=run_id)
             checked = time.perf_counter()
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import socket
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -117,10 +118,11 @@ def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at
 
 
 @contextmanager
-def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, run_id: str, source: str) -> Iterator[None]:
+def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, run_id: str, source: str) -> Iterator[dict[str, Any]]:
     """The run's ``runs`` document: "running" from here on; when the block raises, "interrupted" (a stop signal:
-    Ctrl-C, SIGTERM, SIGHUP) or "failed", with the error and the counts the run stored (unless MongoDB is what
-    failed). Should MongoDB refuse that record too, the block's own error is what the caller gets: the next run
+    Ctrl-C, SIGTERM, SIGHUP) or "failed", with the error, its ``wall_s`` so far, the counts the block put in the
+    yielded dict (``seen``, ``skipped``... as each became known) and the counts the run stored (unless MongoDB is
+    what failed). Should MongoDB refuse that record too, the block's own error is what the caller gets: the next run
     on this host marks the run crashed.
 
     The block finishes the document itself (``ResultStore.finish_run``) with its summary.
@@ -137,11 +139,13 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
             "host": socket.gethostname(), "pid": process.pid, "pid_started": process.create_time(),
         }
     )
+    started = time.perf_counter()
+    known: dict[str, Any] = {}
     try:
-        yield
+        yield known
     except BaseException as exc:
         try:
-            results.finish_run(run_id, _ended_by(exc, results, run_id))
+            results.finish_run(run_id, {**known, **_ended_by(exc, results, run_id), "wall_s": round(time.perf_counter() - started, 3)})
         except VoxflowError as unrecorded:
             log.warning("run %s could not be recorded as ended (%s)", run_id, unrecorded.reason)
         raise

@@ -258,3 +258,16 @@ def test_killed_run_resumes_without_duplicates(cli_env: dict[str, str], voiced_m
     assert resumed["skipped"] == stored_before and resumed["scored"] == total - stored_before
     assert resumed["scored"] + resumed["skipped"] + resumed["quarantined"] == 208
     assert repeated_hashes(predictions) == []
+
+
+def test_an_interrupted_run_keeps_what_it_knew(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    # `voxflow runs` showed "-" for an interrupted run's seen, skipped and wall_s, though discovery had listed every file.
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
+    proc = start_cli(["analyze", str(voiced_manifest), "--json"], env)
+    wait_for_predictions(env, proc, 16)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+    assert proc.wait(timeout=120) == 130
+    runs = last_json(run_cli(["runs", "--json"], cli_env))
+    run = next(run for run in runs if run["status"] == "interrupted")
+    assert (run["seen"], run["skipped"], run["duplicates"]) == (208, 0, 0), run
+    assert run["scored"] >= 16 and run["scored"] + run["quarantined"] < 208 and run["wall_s"] > 0, run

@@ -124,11 +124,15 @@ def test_a_run_an_exception_ends_is_recorded_with_what_it_stored(
     results = ResultStore(mongo_db)
     results.ensure_indexes()
     with pytest.raises(type(raised)):
-        with recorded_run(results, CARD, test_settings, run_id="r1", source="in"):
+        with recorded_run(results, CARD, test_settings, run_id="r1", source="in") as so_far:
+            so_far.update(seen=70, skipped=3)  # what discovery and skip-known found, before scoring
             results.insert_predictions([{"audio_sha256": "a" * 64, "model_version": "m", "run_id": "r1", "score": 0.5}])
+            time.sleep(0.05)
             raise raised
     run = mongo_db.runs.find_one({"run_id": "r1"})
     assert (run["status"], run["error"], run["scored"]) == (status, error, 1)
+    # `voxflow runs` showed "-" for these: what was known when the run ended is kept.
+    assert (run["seen"], run["skipped"], run["quarantined"], run["duplicates"]) == (70, 3, 0, 0) and 0.05 <= run["wall_s"] < 5
 
 
 def test_when_mongodb_fails_the_run_its_counts_are_not_asked_and_a_refused_record_leaves_the_error_as_it_is(
