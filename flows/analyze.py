@@ -46,6 +46,8 @@ def discover_files(source: str, settings: Settings) -> Discovery:
         logger.info(ignored_summary(found.ignored))
     if unreadable := unreadable_audio(found.ignored):
         logger.warning(unreadable)
+    for unread in found.unread_labels:
+        logger.warning(unread)
     if not found.seen:
         logger.warning("No audio files in %s: nothing to analyse (voxflow reads %s; WFDB records by their .hea)", source, " ".join(sorted(AUDIO_SUFFIXES)))
     return found

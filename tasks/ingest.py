@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from features.wfdb import wfdb_signal_files
+from tasks.label_values import label_name
 from voxflow.errors import SourceError
 
 if TYPE_CHECKING:
@@ -122,7 +123,9 @@ def scored_before(ref: FileRef, listing: Mapping[str, Any]) -> Duplicate | None:
     >>> scored_before(replace(ref, path="/in/p42.wav"), {"path": "/in/m1.wav", "run_id": "r1"}).reason
     'same content as /in/m1.wav, scored in run r1: not scored again'
     """
-    first = FileRef(listing["path"], ref.sha256, ref.size_bytes, listing.get("subject_id"), listing.get("reference_label"))
+    # Read as a manifest's label is now: a prediction stored before labels were (``Pathological``) is no other label.
+    stored_label = listing.get("reference_label")
+    first = FileRef(listing["path"], ref.sha256, ref.size_bytes, listing.get("subject_id"), label_name(stored_label) or stored_label)
     duplicate = Duplicate(ref, first, scored_in=str(listing.get("run_id")))
     return duplicate if ref.path != first.path or duplicate.differences else None
 
@@ -136,17 +139,19 @@ class Candidate:
     path: Path
     subject_id: str | None = None
     label: str | None = None
+    unread_label: str | None = None  # why a manifest's label was not kept (the file is analysed all the same)
 
 
 @dataclass
 class Discovery:
     """What a source holds: files to analyse, files rejected up front, repeats of a file's content, and the
-    files of a folder or glob left aside (not audio voxflow reads)."""
+    files of a folder or glob left aside (not audio voxflow reads), and the manifest labels not read (one line each)."""
 
     files: list[FileRef] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
+    unread_labels: list[str] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
@@ -320,7 +325,9 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     """Read a CSV or Parquet manifest with a ``path`` column and optional ``subject_id``, ``label``.
 
     Columns are found by :func:`manifest_columns`, paths read by :func:`manifest_path` (as written, made
-    absolute), a ``subject_id`` or ``label`` by :func:`manifest_field`; CSV cells are read as text. A row
+    absolute), a ``subject_id`` or ``label`` by :func:`manifest_field`; CSV cells are read as text. A label is
+    kept as :func:`tasks.label_values.label_name` reads it (``pathological``/``healthy``); one it cannot read
+    leaves the row without a label, its file still analysed, and says why in ``Candidate.unread_label``. A row
     without a path is rejected with its row number (it names no file, yet someone wrote it); a row with
     nothing in it is passed over.
     """
@@ -333,7 +340,8 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     paths = [manifest_path(value, path.parent) for value in cells("path")]
     subjects, labels = [list(map(manifest_field, cells(name))) for name in ("subject_id", "label")]
     candidates = [
-        Candidate(path=listed, subject_id=subject, label=label) for listed, subject, label in zip(paths, subjects, labels) if listed is not None
+        Candidate(path=listed, subject_id=subject, label=label and label_name(label), unread_label=_unread_label(path, index, label))
+        for index, (listed, subject, label) in enumerate(zip(paths, subjects, labels)) if listed is not None
     ]
     pathless = [index for index, listed in enumerate(paths) if listed is None]
     values = [column.to_pylist() for column in table.columns] if pathless else []
@@ -343,6 +351,12 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
         if any(not _missing(column[index]) and column[index] != "" for column in values)
     ]
     return candidates, rejected
+
+
+def _unread_label(manifest: Path, index: int, label: str | None) -> str | None:
+    if label is None or label_name(label) is not None:
+        return None
+    return f"{manifest} (row {index + 1}): label {label!r} is not 0/1 nor pathological/healthy: its file is scored without a reference label"
 
 
 def manifest_columns(manifest: Path, names: Sequence[str], known: Sequence[str]) -> dict[str, str]:
@@ -738,7 +752,7 @@ def hash_candidates(
 
     Of the candidates with the same content, the first listed is analysed; each later one is a Duplicate of it.
     """
-    found = Discovery(rejected=list(rejected), ignored=list(ignored))
+    found = Discovery(rejected=list(rejected), ignored=list(ignored), unread_labels=[c.unread_label for c in candidates if c.unread_label])
     firsts: dict[str, FileRef] = {}
     with ThreadPoolExecutor(max_workers=threads or hash_threads()) as pool:
         for outcome in pool.map(lambda c: hash_candidate(c, max_file_bytes), candidates):

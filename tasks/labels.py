@@ -11,11 +11,10 @@ from typing import Any, Sequence
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
 from tasks.ingest import Candidate, FileRef, Rejection, hash_candidate, manifest_columns, manifest_field, manifest_path, manifest_table
+from tasks.label_values import binary_label
 from tasks.voiced import voiced_manifest
 from voxflow.errors import SourceError
 
-_TRUE: frozenset[str | float] = frozenset({1.0, "true", "yes", POSITIVE_LABEL})
-_FALSE: frozenset[str | float] = frozenset({0.0, "false", "no", NEGATIVE_LABEL})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 LABEL_COLUMNS = ("path", "sha256", "audio_sha256", "label", "subject_id")
 
@@ -68,42 +67,6 @@ class LabelledRows:
     def negative_labels(self) -> dict[str, int]:
         """How many rows each label value, as written, made negative: an unexpected value shows here."""
         return dict(Counter(row.original_label for row in self.rows if not row.label))
-
-
-def _label_key(value: object) -> str | float:
-    """A label as labels are compared: a finite number by its value, other text in lower case."""
-    text = str(value).strip().lower()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
-
-
-def binary_label(value: object, *, positive: str | None = None) -> int:
-    """1 for the positive class, 0 otherwise; case is ignored and numbers compare by value.
-
-    With ``positive``, every other value is negative (``LabelledRows.negative_labels`` says which values were).
-    Without it, labels must be 0/1 (true/false, yes/no) or pathological/healthy.
-
-    Raises
-    ------
-    SourceError
-        When the value cannot be read as a binary label.
-
-    Examples
-    --------
-    >>> binary_label("1.0", positive="1"), binary_label(" Pathological", positive="pathological"), binary_label("1.00")
-    (1, 1, 1)
-    """
-    key = _label_key(value)
-    if positive is not None:
-        return int(key == _label_key(positive))
-    if key in _TRUE:
-        return 1
-    if key in _FALSE:
-        return 0
-    raise SourceError(f"label {str(value).strip()!r} is not 0/1 nor {POSITIVE_LABEL}/{NEGATIVE_LABEL}: name the positive label with --positive")
 
 
 def _metadata_value(value: object) -> object:

@@ -624,6 +624,8 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     for source in args.sources:
         candidates, refused, skipped = list_source(source)
         items += [QueueItem(str(c.path), subject_id=c.subject_id, label=c.label) for c in candidates]
+        for unread in (c.unread_label for c in candidates if c.unread_label):
+            print(f"warning: {unread}", file=sys.stderr)
         rejected += [{"path": r.path, "reason": r.reason} for r in refused]
         ignored += skipped
     queue = FileQueue(_redis(settings))

@@ -221,6 +221,23 @@ def test_a_recording_scored_before_and_listed_otherwise_is_recorded_as_its_dupli
     assert db.predictions.count_documents({}) == 1 and db.predictions.find_one()["reference_label"] == "healthy"
 
 
+def test_manifest_labels_are_stored_as_training_reads_them(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Stored as written: reference_label 'Pathological', 'sick', '1' beside the predicted 'pathological'/'healthy'.
+    for seed, name in enumerate(("a.wav", "b.wav", "c.wav")):
+        sf.write(tmp_path / name, synth_vowel(f0_hz=120 + 20 * seed, duration_s=1.0, sr=16_000, seed=seed), 16_000)
+    (tmp_path / "m.csv").write_text("path,label\na.wav,Pathological\nb.wav, 0 \nc.wav,sick\n")
+    done = run_cli(["analyze", str(tmp_path / "m.csv"), "--json"], cli_env)
+    assert (last_json(done)["scored"], last_json(done)["quarantined"]) == (3, 0)
+    unread = f"{tmp_path / 'm.csv'} (row 3): label 'sick' is not 0/1 nor pathological/healthy: its file is scored without a reference label"
+    assert unread in " ".join(done.stderr.split())
+    stored = {Path(doc["path"]).name: doc["reference_label"] for doc in env_db(cli_env)["predictions"].find()}
+    assert stored == {"a.wav": "pathological", "b.wav": "healthy", "c.wav": None}
+    # The same listing written otherwise is a re-run: skipped, no "another label" duplicate.
+    (tmp_path / "lower.csv").write_text("path,label\na.wav,pathological\nb.wav,healthy\n")
+    again = last_json(run_cli(["analyze", str(tmp_path / "lower.csv"), "--json"], cli_env))
+    assert (again["skipped"], again["duplicates"]) == (2, 0), again
+
+
 def test_missing_source_and_bad_setting_give_one_clear_line(cli_env: dict[str, str], tmp_path: Path) -> None:
     missing = run_cli(["analyze", str(tmp_path / "nowhere")], cli_env, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == f"voxflow: error: source not found: {tmp_path / 'nowhere'}"

@@ -22,8 +22,8 @@ from models.registry import SHIPPED_DIR
 from tasks.chunk import AudioPolicy
 from tasks.extract import score_chunk
 from tasks.ingest import (
-    AUDIO_SUFFIXES, Candidate, Discovery, check_source, chunked, content_hash, count_listed, discover, hash_candidates, ignored_summary, list_source,
-    read_manifest, unreadable_audio,
+    AUDIO_SUFFIXES, Candidate, Discovery, FileRef, check_source, chunked, content_hash, count_listed, discover, hash_candidates, ignored_summary,
+    list_source, read_manifest, scored_before, unreadable_audio,
 )
 from voxflow.errors import SourceError
 
@@ -266,8 +266,31 @@ def test_manifest_cells_stay_text_and_na_like_cells_are_missing(tmp_path: Path) 
     assert [(c.path.name, c.subject_id, c.label) for c in candidates] == [("a.wav", "007", None), ("b.wav", "1.50", None), ("NA", None, None)]
     pd.DataFrame({"path": ["a.wav", "b.wav", None], "label": [1.0, float("nan"), 0.0], "subject_id": [7, 8, 9]}).to_parquet(tmp_path / "m.parquet")
     candidates, rejected = read_manifest(tmp_path / "m.parquet")
-    assert [(c.label, c.subject_id) for c in candidates] == [("1.0", "7"), (None, "8")]
+    assert [(c.label, c.subject_id) for c in candidates] == [("pathological", "7"), (None, "8")]
     assert [r.reason for r in rejected] == ["manifest row 3 has no path"]
+
+
+def test_manifest_labels_are_read_as_training_reads_them_and_an_unread_one_is_named_not_fatal(tmp_path: Path) -> None:
+    # analyze stored labels as written: 'Pathological', 'sick', '1' beside predicted labels 'pathological'/'healthy'.
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav", "e.wav"):
+        _tone(tmp_path / name, seed=len(name) + ord(name[0]))
+    (tmp_path / "m.csv").write_text("path,label\na.wav,Pathological\nb.wav, healthy \nc.wav,sick\nd.wav,1.0\ne.wav,\n")
+    found = discover(str(tmp_path / "m.csv"), max_file_bytes=MAX)
+    assert [(Path(f.path).name, f.label) for f in found.files] == [
+        ("a.wav", "pathological"), ("b.wav", "healthy"), ("c.wav", None), ("d.wav", "pathological"), ("e.wav", None),
+    ]
+    assert found.rejected == [] and found.unread_labels == [
+        f"{tmp_path / 'm.csv'} (row 3): label 'sick' is not 0/1 nor pathological/healthy: its file is scored without a reference label"
+    ]
+    pd.DataFrame({"path": ["a.wav", "b.wav"], "label": [1, 0]}).to_parquet(tmp_path / "m.parquet")
+    assert [c.label for c in read_manifest(tmp_path / "m.parquet")[0]] == ["pathological", "healthy"]
+
+
+def test_a_prediction_stored_with_a_label_as_written_is_no_other_label_when_listed_again() -> None:
+    # Re-listing with lowercase labels warned "another label (pathological vs Pathological)".
+    ref = FileRef("/in/voice005.hea", "ab" * 32, 44, "S5", "pathological")
+    assert scored_before(ref, {"path": ref.path, "subject_id": "S5", "reference_label": "Pathological", "run_id": "r1"}) is None
+    assert scored_before(ref, {"path": ref.path, "subject_id": "S5", "reference_label": "0", "run_id": "r1"}).differences == ["label (pathological vs healthy)"]
 
 
 def test_manifest_columns_match_in_any_case_and_spacing_and_fields_are_stripped(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from pymongo.database import Database
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
 from store.mongo import ResultStore
+from store.cache import connect_redis
+from store.queue import FileQueue
 from tests.helpers import voiced_record
 from tests.voxflow_cli import REPO, assert_one_line_error, bare_env, last_json, run_cli
 from voxflow.cli import (
@@ -607,3 +609,12 @@ def test_a_reader_that_has_gone_ends_the_command_without_a_word(tmp_path: Path) 
     finally:
         os.close(write_end)
     assert proc.returncode == 141 and proc.stderr == ""
+
+
+def test_enqueue_stores_a_manifest_label_as_analyze_does_and_names_one_it_cannot_read(cli_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("path,label\na.wav, Pathological\nb.wav,sick\n")
+    done = run_cli(["enqueue", str(tmp_path / "m.csv"), "--json"], cli_env, timeout=60)
+    assert last_json(done)["enqueued"] == 2
+    assert done.stderr == f"warning: {tmp_path / 'm.csv'} (row 2): label 'sick' is not 0/1 nor pathological/healthy: its file is scored without a reference label\n"
+    entries = FileQueue(connect_redis(cli_env["VOXFLOW_REDIS_URL"])).read("test", count=10, claim_idle_s=60)
+    assert [(Path(entry.path).name, entry.label) for entry in entries] == [("a.wav", "pathological"), ("b.wav", None)]
