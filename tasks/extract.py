@@ -65,6 +65,8 @@ def _rejection(ref: FileRef, exc: Exception) -> dict[str, Any]:
     return {
         "path": ref.path,
         "audio_sha256": ref.sha256,
+        "subject_id": ref.subject_id,
+        "reference_label": ref.label,
         "stage": stage,
         "reason": reason,
         "error_class": type(exc).__name__,

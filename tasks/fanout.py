@@ -97,6 +97,8 @@ def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
         {
             "path": ref.path,
             "audio_sha256": ref.sha256,
+            "subject_id": ref.subject_id,
+            "reference_label": ref.label,
             "stage": "worker",
             "reason": f"worker failed while processing this file ({type(exc).__name__}: {exc})",
             "error_class": type(exc).__name__,

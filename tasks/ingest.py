@@ -46,12 +46,14 @@ class FileRef:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A file that could not enter the batch, and why."""
+    """A file that could not enter the batch, and why; with the subject_id and label a manifest listed it with."""
 
     path: str
     stage: str
     reason: str
     error_class: str
+    subject_id: str | None = None
+    reference_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     pathless = [index for index, listed in enumerate(paths) if listed is None]
     values = [column.to_pylist() for column in table.columns] if pathless else []
     rejected = [
-        Rejection(f"{path} (row {index + 1})", "discover", f"manifest row {index + 1} has no path", "SourceError")
+        Rejection(f"{path} (row {index + 1})", "discover", f"manifest row {index + 1} has no path", "SourceError", subjects[index], labels[index])
         for index in pathless
         if any(not _missing(column[index]) and column[index] != "" for column in values)
     ]
@@ -490,7 +492,7 @@ def list_source(source: str) -> tuple[list[Candidate], list[Rejection], list[str
     candidates, rejected, ignored = _listed(source)
     named = [c for c in candidates if _is_utf8(str(c.path))]
     unnamed = [
-        Rejection(_printable(c.path), "discover", "its name is not valid UTF-8 (rename the file)", "UnicodeEncodeError")
+        replace(_rejected(c, "its name is not valid UTF-8 (rename the file)", "UnicodeEncodeError"), path=_printable(c.path))
         for c in candidates if not _is_utf8(str(c.path))
     ]
     return named, [replace(r, path=_printable(r.path)) for r in rejected] + unnamed, list(map(_printable, ignored))
@@ -713,15 +715,19 @@ def hash_candidate(candidate: Candidate, max_bytes: int) -> FileRef | Rejection:
     """Hash one candidate, or say in words why it cannot be read (a folder, pipe, missing file, NUL byte...)."""
     try:
         if candidate.path.is_dir():
-            return Rejection(str(candidate.path), "discover", "a folder, not a file (list its files, or analyse the folder itself)", "IsADirectoryError")
+            return _rejected(candidate, "a folder, not a file (list its files, or analyse the folder itself)", "IsADirectoryError")
         if not candidate.path.is_file() and candidate.path.exists():
-            return Rejection(str(candidate.path), "discover", "not a regular file (device, pipe or socket)", "OSError")
+            return _rejected(candidate, "not a regular file (device, pipe or socket)", "OSError")
         sha, size = content_hash(candidate.path, max_bytes=max_bytes)
     except OSError as exc:
-        return Rejection(str(candidate.path), "discover", _explain(candidate.path, exc), type(exc).__name__)
+        return _rejected(candidate, _explain(candidate.path, exc), type(exc).__name__)
     except ValueError as exc:  # a path no system call accepts, e.g. with a NUL byte from a manifest or the queue
-        return Rejection(str(candidate.path), "discover", f"invalid path: {exc}", type(exc).__name__)
+        return _rejected(candidate, f"invalid path: {exc}", type(exc).__name__)
     return FileRef(str(candidate.path), sha, size, candidate.subject_id, candidate.label)
+
+
+def _rejected(candidate: Candidate, reason: str, error_class: str) -> Rejection:
+    return Rejection(str(candidate.path), "discover", reason, error_class, candidate.subject_id, candidate.label)
 
 
 def hash_threads() -> int:

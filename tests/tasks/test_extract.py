@@ -1,5 +1,6 @@
 """The Dask unit of work, run in-process: one bad or slow file never stops its chunk."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def _ref(path: Path, sha: str) -> FileRef:
 def test_chunk_scores_good_files_and_quarantines_bad_ones(tmp_path: Path) -> None:
     sf.write(tmp_path / "good.wav", synth_vowel(f0_hz=140, duration_s=2.0, sr=16_000, jitter=0.01, hnr_db=20), 16_000)
     (tmp_path / "bad.wav").write_bytes(b"RIFF....not really")
-    refs = [_ref(tmp_path / "good.wav", "a" * 64), _ref(tmp_path / "bad.wav", "b" * 64)]
+    refs = [_ref(tmp_path / "good.wav", "a" * 64), replace(_ref(tmp_path / "bad.wav", "b" * 64), subject_id="S2", label="pathological")]
     result = score_chunk(3, refs, POLICY, read_bundle(SHIPPED_DIR))
     assert result.chunk_id == 3 and result.table.num_rows == 1
     row = result.table.to_pylist()[0]
@@ -33,6 +34,7 @@ def test_chunk_scores_good_files_and_quarantines_bad_ones(tmp_path: Path) -> Non
     assert set(FEATURE_NAMES) <= set(result.table.column_names)
     [rejected] = result.rejected
     assert rejected["stage"] == "decode" and rejected["audio_sha256"] == "b" * 64 and rejected["reason"]
+    assert (rejected["subject_id"], rejected["reference_label"]) == ("S2", "pathological")  # the manifest's, for the recording to be redone
 
 
 def test_per_file_time_limit_quarantines_the_slow_file(voiced_dir: Path) -> None:

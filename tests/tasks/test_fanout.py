@@ -124,6 +124,7 @@ def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
     client: Client, stores: Stores, mongo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = _clips(tmp_path / "clips", 6)
+    files[4] = dataclasses.replace(files[4], subject_id="P5", label="pathological")
     poison = files[4].path
 
     def crash_on_poison(chunk_id: int, chunk: list[FileRef], policy: AudioPolicy, model: ModelBundle) -> object:
@@ -137,6 +138,7 @@ def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
     assert sorted(doc["path"] for doc in mongo_db.predictions.find()) == sorted(ref.path for ref in files if ref.path != poison)
     [record] = mongo_db.quarantine.find({"run_id": "run-poison"})
     assert (record["path"], record["stage"], record["error_class"]) == (poison, "worker", "KilledWorker")
+    assert (record["subject_id"], record["reference_label"]) == ("P5", "pathological")
     assert "stand-in for a crash in native code" in record["reason"]
 
 

@@ -221,6 +221,18 @@ def test_manifest_resolves_relative_paths_and_keeps_labels(tmp_path: Path) -> No
     assert [(Path(r.path).name, r.reason) for r in found.rejected] == [("missing.wav", "file not found")]
 
 
+def test_a_manifests_rejected_rows_keep_their_subject_id_and_label(tmp_path: Path) -> None:
+    # The quarantine lost the subject whose recording needs redoing: only duplicates kept it.
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "m.csv").write_text("path,subject_id,label\nmissing.wav,S1,healthy\naudio,S2,pathological\n,S3,healthy\n")
+    found = discover(str(tmp_path / "m.csv"), max_file_bytes=MAX)
+    assert [(r.reason, r.subject_id, r.reference_label) for r in found.rejected] == [
+        ("manifest row 3 has no path", "S3", "healthy"),
+        ("file not found", "S1", "healthy"),
+        ("a folder, not a file (list its files, or analyse the folder itself)", "S2", "pathological"),
+    ]
+
+
 def test_a_path_not_found_for_a_space_around_a_name_says_so(tmp_path: Path) -> None:
     # The quarantine table showed 'x.wav ' as 'x.wav': "file not found" beside a file that is there.
     _tone(tmp_path / "x.wav", seed=1)
