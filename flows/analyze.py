@@ -53,20 +53,30 @@ def discover_files(source: str, settings: Settings) -> Discovery:
     return found
 
 
-def record_set_aside(rejected: Sequence[Rejection], duplicates: Sequence[Duplicate], results: ResultStore, *, run_id: str) -> None:
+def record_set_aside(rejected: Sequence[Rejection], duplicates: Sequence[Duplicate], results: ResultStore, *, run_id: str) -> list[Duplicate]:
     """Quarantine what a batch set aside: each rejected file (stage ``discover``), and each duplicate (stage
     ``duplicate``) naming the file analysed in its place, or scored before.
 
-    A duplicate listed with another subject_id or label than that file is logged as a warning too: only that
-    file's are stored with the prediction.
+    A duplicate of a file this run quarantined is quarantined as that file was (:func:`tasks.persist.duplicate_doc`):
+    record the duplicates of a batch's files (:attr:`Known.in_batch`) once the batch is scored. Any other duplicate
+    listed with another subject_id or label than its file is logged as a warning too: only that file's are stored
+    with the prediction.
+
+    Returns
+    -------
+    list of Duplicate
+        The duplicates quarantined as their file was.
     """
     logger = get_run_logger()
-    for duplicate in duplicates:
-        if duplicate.differences:
+    bad = results.quarantined_in_run(run_id, {d.first.sha256 for d in duplicates if d.scored_in is None}) if duplicates else {}
+    of_bad = [bad.get((d.first.path, d.first.sha256)) if d.scored_in is None else None for d in duplicates]
+    for duplicate, quarantined in zip(duplicates, of_bad):
+        if duplicate.differences and quarantined is None:
             logger.warning("%s: %s", duplicate.ref.path, duplicate.reason)
-    records = [*rejected, *map(duplicate_doc, duplicates)]
+    records = [*rejected, *map(duplicate_doc, duplicates, of_bad)]
     if records:
         results.insert_quarantine(quarantine_docs(records, run_id=run_id, created_at=datetime.now(timezone.utc)))
+    return [duplicate for duplicate, quarantined in zip(duplicates, of_bad) if quarantined is not None]
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,16 @@ class Known:
     pending: list[FileRef]
     skipped: list[FileRef]
     duplicates: list[Duplicate]
+
+    @property
+    def scored_before(self) -> list[Duplicate]:
+        """The duplicates of predictions stored before this batch."""
+        return [d for d in self.duplicates if d.scored_in is not None]
+
+    @property
+    def in_batch(self) -> list[Duplicate]:
+        """The duplicates of files this batch scores (or quarantines)."""
+        return [d for d in self.duplicates if d.scored_in is None]
 
 
 @task(name="skip-known", cache_policy=NO_CACHE)
@@ -227,9 +247,10 @@ def analyze_batch(
             # quote(): Prefect would otherwise walk every FileRef of the batch looking for futures (~0.1 ms each).
             known = skip_known(quote(found), card.version, stores)
             so_far.update(seen=found.seen, skipped=len(known.skipped), ignored=len(found.ignored))
-            record_set_aside(found.rejected, known.duplicates, stores.results, run_id=run_id)
+            record_set_aside(found.rejected, known.scored_before, stores.results, run_id=run_id)
             checked = time.perf_counter()
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
+            copies = record_set_aside([], known.in_batch, stores.results, run_id=run_id)
         finished = time.perf_counter()
         wall = finished - started
         summary = {
@@ -239,8 +260,8 @@ def analyze_batch(
             "seen": found.seen,
             "scored": outcome.inserted,
             "skipped": len(known.skipped) + (outcome.scored - outcome.inserted),
-            "duplicates": len(known.duplicates),
-            "quarantined": outcome.quarantined + len(found.rejected),
+            "duplicates": len(known.duplicates) - len(copies),
+            "quarantined": outcome.quarantined + len(found.rejected) + len(copies),
             "ignored": len(found.ignored),
             "wall_s": round(wall, 3),
             "clips_per_s": round(outcome.analysed / wall, 3) if wall > 0 else 0.0,

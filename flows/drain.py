@@ -122,10 +122,10 @@ def _drain_batch(
 ) -> None:
     found = hash_candidates(acks.candidates(), rejected=acks.pathless(), max_file_bytes=int(settings.max_file_mb * 1e6))
     known = skip_known(quote(found), bundle.card.version, stores) if found.files else Known([], [], [])  # quote(): see flows/analyze.py
-    record_set_aside(found.rejected, known.duplicates, stores.results, run_id=run_id)
+    record_set_aside(found.rejected, known.scored_before, stores.results, run_id=run_id)
     acks.settle([r.path for r in found.rejected], "quarantined")
     acks.settle([ref.path for ref in known.skipped], "skipped")
-    acks.settle([d.ref.path for d in known.duplicates if d.scored_in is not None], "duplicate")  # of a prediction stored before
+    acks.settle([d.ref.path for d in known.scored_before], "duplicate")
     pending = known.pending
     if pending:
         outcome = score_files(quote(pending), bundle, stores, settings, run_id, chunk_size, on_persisted=acks.settle_chunk, client=client(len(pending)))
@@ -133,11 +133,13 @@ def _drain_batch(
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined
         totals.analysed += outcome.analysed
-    # What is left shares its content with a file of this batch, whose outcome is now persisted (its own record was stored first).
+    # What is left shares its content with a file of this batch, whose outcome is now persisted: its record is stored, then it is acknowledged.
+    copies = record_set_aside([], known.in_batch, stores.results, run_id=run_id)
+    acks.settle([d.ref.path for d in copies], "quarantined")
     acks.settle(acks.unsettled(), "duplicate")
     totals.skipped += len(known.skipped)
-    totals.duplicates += len(known.duplicates)
-    totals.quarantined += len(found.rejected)
+    totals.duplicates += len(known.duplicates) - len(copies)
+    totals.quarantined += len(found.rejected) + len(copies)
     totals.batches += 1
 
 

@@ -293,6 +293,23 @@ class ResultStore:
             known.update((doc.pop("audio_sha256"), doc) for doc in docs)
         return known
 
+    def quarantined_in_run(self, run_id: str, hashes: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The quarantine records of ``run_id`` for files of these contents (looked up 1,000 at a time), duplicates' left out.
+
+        Returns
+        -------
+        dict
+            (``path``, ``audio_sha256``) -> the record's ``stage``, ``reason`` and ``error_class``.
+        """
+        unique = list(dict.fromkeys(hashes))
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            query = {"run_id": run_id, "audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}, "stage": {"$ne": DUPLICATE_STAGE}}
+            fields = dict.fromkeys(("path", "audio_sha256", "stage", "reason", "error_class"), 1)
+            docs = _retrying("look up quarantined files", lambda: list(self._quarantine.find(query, {"_id": 0, **fields})), budget_s=self._retry_s)
+            found.update(((doc.pop("path"), doc.pop("audio_sha256")), doc) for doc in docs)
+        return found
+
     def insert_predictions(self, docs: Sequence[dict[str, Any]]) -> int:
         """Insert predictions; ones already stored for the same (audio_sha256, model_version) are skipped.
 

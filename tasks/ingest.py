@@ -757,6 +757,7 @@ def hash_candidates(
     """Hash explicit candidates (e.g. paths taken from the queue) into a Discovery.
 
     Of the candidates with the same content, the first listed is analysed; each later one is a Duplicate of it.
+    Empty files are not: each is analysed, and quarantined, on its own (they share no recording).
     """
     found = Discovery(rejected=list(rejected), ignored=list(ignored), unread_labels=[c.unread_label for c in candidates if c.unread_label])
     firsts: dict[str, FileRef] = {}
@@ -764,6 +765,8 @@ def hash_candidates(
         for outcome in pool.map(lambda c: hash_candidate(c, max_file_bytes), candidates):
             if isinstance(outcome, Rejection):
                 found.rejected.append(outcome)
+            elif outcome.size_bytes == 0:
+                found.files.append(outcome)
             elif outcome.sha256 in firsts:
                 found.duplicates.append(Duplicate(outcome, firsts[outcome.sha256]))
             else:

@@ -10,7 +10,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import psutil
 import pyarrow as pa
@@ -171,13 +171,18 @@ def quarantine_docs(rejections: Sequence[dict[str, Any] | Rejection], *, run_id:
     return docs
 
 
-def duplicate_doc(duplicate: Duplicate) -> dict[str, Any]:
-    """The quarantine fields of a duplicate: its path, content, manifest subject and label, and the file analysed in its place."""
+def duplicate_doc(duplicate: Duplicate, quarantined: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The quarantine fields of a duplicate: its path, content, manifest subject and label, and the file analysed in its place.
+
+    A duplicate of a file its run ``quarantined`` (that file's record) is a bad file too: it takes that record's stage,
+    reason and error class, the reason naming the file.
+    """
     ref = duplicate.ref
-    return {
-        "path": ref.path, "audio_sha256": ref.sha256, "subject_id": ref.subject_id, "reference_label": ref.label,
-        "stage": DUPLICATE_STAGE, "reason": duplicate.reason,
-    }
+    listed = {"path": ref.path, "audio_sha256": ref.sha256, "subject_id": ref.subject_id, "reference_label": ref.label}
+    if quarantined is None:
+        return {**listed, "stage": DUPLICATE_STAGE, "reason": duplicate.reason}
+    reason = f"{quarantined['reason']} (same content as {duplicate.first.path})"
+    return {**listed, "stage": quarantined["stage"], "reason": reason, "error_class": quarantined.get("error_class")}
 
 
 def persist_scored(stores: Stores, table: pa.Table, rejected: Sequence[dict[str, Any]], *, run_id: str, chunk_id: int, card: ModelCard) -> int:

@@ -132,22 +132,45 @@ def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: di
     assert {Path(row["path"]).name: (row["stage"], row["reason"]) for row in exported} == reasons and len(exported) == len(quarantined)
 
 
-def test_each_file_of_content_seen_before_is_named_as_its_duplicate(cli_env: dict[str, str], tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for suffix in (".wav", ".wave", ".flac", ".ogg", ".opus", ".mp3"):
-        (corpus / f"zero{suffix}").write_bytes(b"")
-    summary = last_json(run_cli(["analyze", str(corpus / "z*"), "--json"], cli_env))
-    counts = {key: summary[key] for key in ("seen", "scored", "skipped", "duplicates", "quarantined")}
-    assert counts == {"seen": 6, "scored": 0, "skipped": 0, "duplicates": 5, "quarantined": 1}, summary
+def test_empty_files_and_copies_of_a_bad_file_are_each_quarantined_with_its_reason(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # 0-byte files were one file analysed and the rest duplicates of it, as was a copy of a silent file: bad files left out
+    # of the run's and the dashboard's quarantine counts.
+    zero = tmp_path / "zero"
+    zero.mkdir()
+    for name in ("a.wav", "b.wav", "c.flac"):
+        (zero / name).write_bytes(b"")
+    sf.write(zero / "s1.wav", np.zeros(32_000, dtype=np.float32), 16_000)
+    shutil.copy(zero / "s1.wav", zero / "s2.wav")
+    for _ in range(2):  # a re-run: nothing was scored, so each file is analysed and quarantined again
+        summary = last_json(run_cli(["analyze", str(zero), "--json"], cli_env))
+        counts = {key: summary[key] for key in ("seen", "scored", "skipped", "duplicates", "quarantined")}
+        assert counts == {"seen": 5, "scored": 0, "skipped": 0, "duplicates": 0, "quarantined": 5}, summary
 
     records = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], cli_env))
-    first = str(corpus / "zero.flac")  # the first listed: analysed, and quarantined as empty
-    assert {r["path"]: r["stage"] for r in records} == {str(path): "duplicate" for path in corpus.iterdir() if str(path) != first} | {first: "decode"}
-    assert all(r["reason"] == f"same content as {first}: analysed once, under that name" for r in records if r["stage"] == "duplicate")
-    assert len({r["audio_sha256"] for r in records}) == 1
-    # Not bad files: the quarantine rollup counts the one that is.
-    assert sum(doc.get("quarantined", 0) for doc in env_db(cli_env)["prediction_counts"].find()) == 1
+    reasons = {Path(r["path"]).name: (r["stage"], r["reason"]) for r in records}
+    silent = reasons["s1.wav"]
+    assert silent[0] == "quality" and silent[1].startswith("silence"), silent
+    assert reasons == {**dict.fromkeys(("a.wav", "b.wav", "c.flac"), ("decode", "empty file (0 bytes)")),
+                       "s1.wav": silent, "s2.wav": ("quality", f"{silent[1]} (same content as {zero / 's1.wav'})")}
+    assert sum(doc.get("quarantined", 0) for doc in env_db(cli_env)["prediction_counts"].find()) == 10  # both runs' bad files
+
+
+def test_every_quarantine_record_of_a_manifest_keeps_its_subject_id_and_label(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Only duplicates kept them: the subjects whose recordings need redoing were lost from the export.
+    sf.write(tmp_path / "short.wav", synth_vowel(f0_hz=120, duration_s=0.2, sr=16_000, seed=1), 16_000)
+    shutil.copy(tmp_path / "short.wav", tmp_path / "short_again.wav")
+    (tmp_path / "notes.wav").write_text("a note typed into the wrong file, no audio in it at all")
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("path,subject_id,label\nmissing.wav,S1,healthy\nshort.wav,S2,pathological\nnotes.wav,S3,healthy\n"
+                        ",S4,pathological\nshort_again.wav,S5,healthy\n")
+    summary = last_json(run_cli(["analyze", str(manifest), "--json"], cli_env))
+    assert [summary[key] for key in ("seen", "scored", "duplicates", "quarantined")] == [5, 0, 0, 5], summary
+    run_cli(["quarantine", "--run", summary["run_id"], "-o", str(tmp_path / "q.csv")], cli_env)
+    exported = pacsv.read_csv(str(tmp_path / "q.csv")).to_pylist()
+    assert sorted((row["subject_id"], row["reference_label"], row["stage"]) for row in exported) == [
+        ("S1", "healthy", "discover"), ("S2", "pathological", "quality"), ("S3", "healthy", "decode"),
+        ("S4", "pathological", "discover"), ("S5", "healthy", "quality"),
+    ]
 
 
 def test_a_manifest_naming_one_recording_twice_says_what_it_did_not_keep(cli_env: dict[str, str], tmp_path: Path) -> None:

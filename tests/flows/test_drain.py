@@ -52,6 +52,8 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     shutil.copy(clips[0], copy)
     silence = tmp_path / "silence.wav"
     sf.write(silence, np.zeros(32_000, dtype=np.float32), 16_000)
+    silence_copy = tmp_path / "silence-copy.wav"
+    shutil.copy(silence, silence_copy)
     gone = tmp_path / "gone.wav"
     shutil.copy(clips[1], gone)
     manifest = tmp_path / "manifest.csv"
@@ -60,16 +62,16 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     missing = run_cli(["enqueue", str(tmp_path / "nowhere.wav")], cli_env, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == f"voxflow: error: source not found: {tmp_path / 'nowhere.wav'}"
 
-    added = last_json(run_cli(["enqueue", str(tmp_path / "clips"), str(clips[3]), str(copy), str(silence), str(gone), str(manifest), "--json"], cli_env))
-    assert added == {"enqueued": 11, "rejected": [], "ignored": 0, "depth": 11}
+    added = last_json(run_cli(["enqueue", str(tmp_path / "clips"), str(clips[3]), str(copy), str(silence), str(silence_copy), str(gone), str(manifest), "--json"], cli_env))
+    assert added == {"enqueued": 12, "rejected": [], "ignored": 0, "depth": 12}
     gone.unlink()  # enqueued, then deleted before the drain: quarantined at discover
     entry_ids = {entry_id for entry_id, _ in _redis(cli_env).xrange(QUEUE_STREAM)}
     before = last_json(run_cli(["queue", "status", "--json"], cli_env))
-    assert before["depth"] == 11 and before["pending"] == 0 and before["oldest_pending_age_s"] >= 0
+    assert before["depth"] == 12 and before["pending"] == 0 and before["oldest_pending_age_s"] >= 0
 
     summary = last_json(run_cli(["drain", "--json"], cli_env))
-    # 6 distinct clips scored; clip3 twice, clip2 via the manifest and the copy are duplicates, each named; silence and gone quarantined.
-    assert (summary["acked"], summary["scored"], summary["duplicates"], summary["quarantined"]) == (11, 6, 3, 2), summary
+    # 6 distinct clips scored; clip3 twice, clip2 via the manifest and the copy are duplicates, each named; silence, its copy and gone quarantined.
+    assert (summary["acked"], summary["scored"], summary["duplicates"], summary["quarantined"]) == (12, 6, 3, 3), summary
     assert summary["depth"] == 0 and summary["latency_p95_s"] >= summary["latency_p50_s"] > 0
     # Files decoded and analysed, as analyze counts them: the 6 clips and the silence, not gone.wav nor the duplicates.
     assert summary["clips_per_s"] == pytest.approx(7 / summary["wall_s"], rel=0.01)
@@ -78,7 +80,9 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
     assert db.predictions.count_documents({}) == 6
     records = {Path(q["path"]).name: (q["stage"], q["reason"]) for q in db.quarantine.find({"run_id": summary["run_id"]})}
     assert {name: stage for name, (stage, _) in records.items()} == {
-        "silence.wav": "quality", "gone.wav": "discover", "copy-of-clip0.wav": "duplicate", "clip002.wav": "duplicate", "clip003.wav": "duplicate"}
+        "silence.wav": "quality", "silence-copy.wav": "quality", "gone.wav": "discover",
+        "copy-of-clip0.wav": "duplicate", "clip002.wav": "duplicate", "clip003.wav": "duplicate"}
+    assert records["silence-copy.wav"][1] == f"{records['silence.wav'][1]} (same content as {silence})"  # a bad file too, not a duplicate
     assert {name: reason for name, (stage, reason) in records.items() if stage == "duplicate"} == {
         "copy-of-clip0.wav": f"same content as {clips[0]}: analysed once, under that name",
         "clip003.wav": "the same file listed again: analysed once",
@@ -88,7 +92,7 @@ def test_drain_scores_each_file_once_and_acks_every_entry(cli_env: dict[str, str
 
     after = last_json(run_cli(["queue", "status", "--json"], cli_env))
     assert (after["depth"], after["pending"], after["consumers"]) == (0, 0, [])
-    assert after["latency_last_hour"]["count"] == 11
+    assert after["latency_last_hour"]["count"] == 12
 
     # Files again: already stored, acknowledged without scoring; the copy, stored under clip0's name, is named as its duplicate.
     last_json(run_cli(["enqueue", *map(str, clips[1:]), str(copy), "--json"], cli_env))

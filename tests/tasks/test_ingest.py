@@ -91,6 +91,14 @@ def test_same_content_twice_is_analysed_once_and_the_repeat_named(tmp_path: Path
     assert duplicate.reason == f"same content as {tmp_path / 'copy.wav'}: analysed once, under that name" and not duplicate.differences
 
 
+def test_empty_files_are_each_analysed_not_named_duplicates_of_one_another(tmp_path: Path) -> None:
+    # Three 0-byte files were one file analysed and two duplicates: each is a bad file of its own.
+    for name in ("a.wav", "b.wav", "c.flac"):
+        (tmp_path / name).write_bytes(b"")
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert ([Path(f.path).name for f in found.files], found.duplicates) == (["a.wav", "b.wav", "c.flac"], [])
+
+
 def test_a_manifests_repeats_name_the_subject_and_label_they_differ_in(tmp_path: Path) -> None:
     original = _tone(tmp_path / "m1.wav")
     (tmp_path / "m1_copy.wav").write_bytes(original.read_bytes())
