@@ -161,8 +161,15 @@ class Discovery:
 
 
 def is_audio(path: Path) -> bool:
-    """True for names voxflow decodes (WFDB records are named by their ``.hea`` header)."""
-    return path.suffix.lower() in AUDIO_SUFFIXES
+    """True for names voxflow decodes (WFDB records are named by their ``.hea`` header), whitespace after the suffix
+    left out: no listing shows it.
+
+    Examples
+    --------
+    >>> is_audio(Path("/in/take 1.WAV ")), is_audio(Path("/in/rec.dat"))
+    (True, False)
+    """
+    return path.suffix.lower().rstrip() in AUDIO_SUFFIXES
 
 
 def is_macos_metadata(path: Path) -> bool:

@@ -241,6 +241,17 @@ def test_a_manifests_rejected_rows_keep_their_subject_id_and_label(tmp_path: Pat
     ]
 
 
+def test_audio_whose_name_ends_with_a_space_is_listed_by_every_kind_of_source(tmp_path: Path) -> None:
+    # A folder walk ignored 'take 1.wav ' (suffix '.wav '), and the file itself was "not an audio file".
+    spaced = _tone(tmp_path / "x.wav").rename(tmp_path / "take 1.wav ")
+    found = discover(str(tmp_path), max_file_bytes=MAX)
+    assert ([f.path for f in found.files], found.ignored) == ([str(spaced)], [])
+    assert [f.path for f in discover(str(tmp_path / "take*"), max_file_bytes=MAX).files] == [str(spaced)]
+    check_source(str(spaced))
+    assert [f.path for f in discover(str(spaced), max_file_bytes=MAX).files] == [str(spaced)]
+    assert count_listed(str(tmp_path), limit=10) == 1
+
+
 def test_a_path_not_found_for_a_space_around_a_name_says_so(tmp_path: Path) -> None:
     # The quarantine table showed 'x.wav ' as 'x.wav': "file not found" beside a file that is there.
     _tone(tmp_path / "x.wav", seed=1)
