@@ -140,7 +140,7 @@ def _check_size(
         return
     if frames / rate > max_duration_s:
         length = "more than the" if decoded else f"{frames / rate:.1f} s >"
-        raise QualityError(f"clip too long: {length} {max_duration_s:.1f} s maximum")
+        raise QualityError(f"clip too long: {length} {max_duration_s:.1f} s maximum (VOXFLOW_MAX_DURATION_S)")
     max_samples = max_duration_s * MAX_SAMPLES_PER_S
     if frames * channels > max_samples:
         size = ", more than the" if decoded else f" × {frames / rate:.1f} s = {frames * channels / 1e6:.3g} M samples >"

@@ -101,9 +101,9 @@ def quality_gate(
             f"of {len(y)} samples"
         )
     if audio.duration_s < min_duration_s:
-        raise QualityError(f"clip too short: {audio.duration_s:.2f} s < {min_duration_s:g} s minimum")
+        raise QualityError(f"clip too short: {audio.duration_s:.2f} s < {min_duration_s:g} s minimum (VOXFLOW_MIN_DURATION_S)")
     if audio.duration_s > max_duration_s:
-        raise QualityError(f"clip too long: {audio.duration_s:.1f} s > {max_duration_s:.1f} s maximum")
+        raise QualityError(f"clip too long: {audio.duration_s:.1f} s > {max_duration_s:.1f} s maximum (VOXFLOW_MAX_DURATION_S)")
     level = _rms_dbfs(y)
     if level < silence_dbfs and (cancelled := _cancelled_channels(audio, level, silence_dbfs)):
         raise QualityError(cancelled)

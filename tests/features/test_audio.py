@@ -342,7 +342,7 @@ def test_flac_of_unknown_length_stops_at_the_duration_limit(tmp_path):
     path = _unknown_length_flac(tmp_path / "stream.flac", synth_vowel(f0_hz=150.0, duration_s=3.0), 16_000)
     with pytest.raises(QualityError) as err:
         decode_audio(path, max_duration_s=1.0)
-    assert err.value.reason == "clip too long: more than the 1.0 s maximum"
+    assert err.value.reason == "clip too long: more than the 1.0 s maximum (VOXFLOW_MAX_DURATION_S)"
     with sf.SoundFile(path) as stream:
         assert len(features.audio._read_to_end(stream, 16_000)) == 16_001  # decoding stops one frame past the limit
 
@@ -400,7 +400,7 @@ def test_mp3_without_a_xing_frame_stops_at_the_duration_limit(tmp_path):
     path.write_bytes(_without_xing_frame((tmp_path / "full.mp3").read_bytes()))
     with pytest.raises(QualityError) as err:
         decode_audio(path, max_duration_s=1.0)
-    assert err.value.reason == "clip too long: more than the 1.0 s maximum"
+    assert err.value.reason == "clip too long: more than the 1.0 s maximum (VOXFLOW_MAX_DURATION_S)"
 
 
 def test_missing_file(tmp_path):
@@ -463,7 +463,7 @@ def test_too_long_is_refused_from_the_header_without_reading_samples(tmp_path, s
     path = write_audio(tmp_path / "long.wav", np.zeros(300 * 8_000, dtype=np.int16), 8_000, "PCM_16")
     with pytest.raises(QualityError) as err:
         decode_audio(path, max_duration_s=120.0)
-    assert err.value.reason == "clip too long: 300.0 s > 120.0 s maximum"
+    assert err.value.reason == "clip too long: 300.0 s > 120.0 s maximum (VOXFLOW_MAX_DURATION_S)"
 
 
 def test_too_many_samples_are_refused_from_the_header_without_reading_them(tmp_path, samples_unread):

@@ -123,11 +123,11 @@ def test_quiet_noise_is_silence_with_its_level_in_the_reason():
 def test_too_short(vowel):
     with pytest.raises(QualityError) as err:
         quality_gate(mono_audio(vowel[:800]), **DEFAULTS)
-    assert err.value.reason == "clip too short: 0.05 s < 0.5 s minimum"
+    assert err.value.reason == "clip too short: 0.05 s < 0.5 s minimum (VOXFLOW_MIN_DURATION_S)"
 
 
 def test_too_long(vowel):
-    with pytest.raises(QualityError, match=r"clip too long: 3.0 s > 2.0 s maximum"):
+    with pytest.raises(QualityError, match=re.escape("clip too long: 3.0 s > 2.0 s maximum (VOXFLOW_MAX_DURATION_S)")):
         quality_gate(mono_audio(vowel), **{**DEFAULTS, "max_duration_s": 2.0})
 
 
