@@ -556,7 +556,7 @@ def _listed(source: str) -> tuple[list[Candidate], list[Rejection], list[Path]]:
         return candidates, rejected, []
     if os.path.isfile(path):
         if not is_audio(path):
-            raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
+            raise _not_audio(source, path)
         return [Candidate(path)], [], []
     if GLOB_CHARS & set(source):
         candidates, ignored = _glob_candidates(str(path))
@@ -564,6 +564,12 @@ def _listed(source: str) -> tuple[list[Candidate], list[Rejection], list[Path]]:
             raise SourceError(f"no files match {source}")
         return candidates, [], ignored
     raise _no_source(source, path)
+
+
+def _not_audio(source: str, path: Path) -> SourceError:
+    """Why SOURCE, a regular file, cannot be listed; a WFDB signal file is read through its header."""
+    hint = f"; a WFDB record is read from its header: name {path.with_suffix('.hea')}" if path.suffix.lower() == ".dat" else ""
+    return SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet){hint}")
 
 
 def _no_source(source: str, path: Path) -> SourceError:
@@ -626,7 +632,7 @@ def check_source(source: str, *, lists_paths: bool = True) -> None:
     if not lists_paths and os.path.exists(path):
         raise SourceError(f"{source} is {'a folder' if os.path.isdir(path) else 'no manifest'}: name a CSV/Parquet manifest")
     if os.path.isfile(path) and not is_audio(path):
-        raise SourceError(f"{source} is not an audio file, folder or manifest (.csv/.parquet)")
+        raise _not_audio(source, path)
     if os.path.isfile(path) or os.path.isdir(path):
         return
     if os.path.exists(path) or not GLOB_CHARS & set(source):

@@ -459,6 +459,11 @@ def test_a_file_that_is_neither_audio_nor_a_usable_manifest_fails_before_any_wor
     for name, message in expected.items():
         with pytest.raises(SourceError, match=message):
             check_source(str(tmp_path / name))
+    (tmp_path / "rec.dat").write_bytes(bytes(16))  # a WFDB signal file: its record is read from the header
+    hint = f"is not an audio file, folder or manifest (.csv/.parquet); a WFDB record is read from its header: name {tmp_path / 'rec.hea'}"
+    for check in (check_source, list_source):
+        with pytest.raises(SourceError, match=re.escape(hint)):
+            check(str(tmp_path / "rec.dat"))
     check_source(str(tmp_path / "labels.csv"), lists_paths=False)  # a label manifest may name audio by sha256
     with pytest.raises(SourceError, match="is a folder: name a CSV/Parquet manifest"):
         check_source(str(tmp_path), lists_paths=False)
