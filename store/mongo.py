@@ -135,6 +135,10 @@ def login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
     )
 
 
+def _quarantine_query(run_id: str | None, stage: str | None) -> dict[str, str]:
+    return {key: value for key, value in (("run_id", run_id), ("stage", stage)) if value is not None}
+
+
 def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
     """Run ``operation``, retrying with backoff while MongoDB is unreachable, for about ``budget_s``."""
     began = time.monotonic()
@@ -389,14 +393,13 @@ class ResultStore:
         """Whether any stored prediction was made by ``model_version``."""
         return _retrying("read predictions", lambda: self._predictions.find_one({"model_version": model_version}, {"_id": 1}) is not None, budget_s=0)
 
-    def find_quarantine(self, *, run_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Quarantine records, of one run or all, newest first, without ``_id``."""
-        query = {"run_id": run_id} if run_id is not None else {}
-        return self._find(self._quarantine, query, sort_key="created_at", limit=limit)
+    def find_quarantine(self, *, run_id: str | None = None, stage: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Quarantine records, of one run or all, of one stage or all, newest first, without ``_id``."""
+        return self._find(self._quarantine, _quarantine_query(run_id, stage), sort_key="created_at", limit=limit)
 
-    def iter_quarantine(self, *, run_id: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every quarantine record, of one run or all (up to ``limit``), in the order stored, read in batches, without ``_id``."""
-        return self._stream(self._quarantine, {"run_id": run_id} if run_id is not None else {}, limit=limit)
+    def iter_quarantine(self, *, run_id: str | None = None, stage: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every quarantine record, of one run or all, of one stage or all (up to ``limit``), in the order stored, read in batches, without ``_id``."""
+        return self._stream(self._quarantine, _quarantine_query(run_id, stage), limit=limit)
 
     def find_runs(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """Run documents, most recently started first, without ``_id``, their times as UTC datetimes."""

@@ -265,9 +265,9 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
         store = ResultStore(db)
         run_id = _run_named(store, args.run)
         if args.output:
-            return _export(store.iter_quarantine(run_id=run_id, limit=args.limit), args.output, "quarantine")
-        records = store.find_quarantine(run_id=run_id, limit=args.limit or LISTED)
-    _print_records(records, QUARANTINE_COLUMNS, as_json=args.json, empty="nothing quarantined")
+            return _export(store.iter_quarantine(run_id=run_id, stage=args.stage, limit=args.limit), args.output, "quarantine")
+        records = store.find_quarantine(run_id=run_id, stage=args.stage, limit=args.limit or LISTED)
+    _print_records(records, QUARANTINE_COLUMNS, as_json=args.json, empty="nothing quarantined" + (f" at stage {args.stage}" if args.stage else ""))
     return 0
 
 
@@ -736,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--model", metavar="VERSION", help="only the predictions of this model version (each file has one per model that scored it)")
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
+    quarantine.add_argument("--stage", type=lambda text: text.strip().lower(), help="only this stage's records (discover, decode, quality, features, timeout, worker, duplicate)")
 
     for command in (results, quarantine):
         command.add_argument("--run", metavar="RUN_ID", help="only this run: its id, or the start of exactly one run's id (an unknown one is an error)")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -510,6 +511,27 @@ def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
         for blank in ("", " "):  # the start of every run id: had listed "more than one run id starts with  (...)"
             with pytest.raises(VoxflowError, match=r"^--run is empty"):
                 handler(build_parser().parse_args([command, "--run", blank]), settings)
+
+
+def test_stage_filter_lists_and_exports_one_stage_s_quarantine_records(
+    test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A batch's duplicates crowded out its bad files in the listing.
+    now = datetime.now(timezone.utc)
+    store = ResultStore(mongo_db)
+    store.start_run({"run_id": "r1", "status": "completed", "started_at": now})
+    store.insert_quarantine(
+        [{"path": f"/in/copy{i}.wav", "stage": "duplicate", "reason": "same content as /in/a.wav", "run_id": "r1", "created_at": now} for i in range(3)]
+        + [{"path": "/in/b.wav", "stage": "quality", "reason": "clip too short", "run_id": "r1", "created_at": now}]
+    )
+    settings = test_settings.model_copy(update={"mongo_db": mongo_db.name})
+    assert cmd_quarantine(build_parser().parse_args(["quarantine", "--stage", "Quality ", "--json"]), settings) == 0
+    assert [r["path"] for r in json.loads(capsys.readouterr().out)] == ["/in/b.wav"]
+    assert cmd_quarantine(build_parser().parse_args(["quarantine", "--run", "r1", "--stage", "duplicate", "-o", str(tmp_path / "d.csv")]), settings) == 0
+    assert pd.read_csv(tmp_path / "d.csv")["path"].tolist() == [f"/in/copy{i}.wav" for i in range(3)]
+    capsys.readouterr()
+    assert cmd_quarantine(build_parser().parse_args(["quarantine", "--stage", "decode"]), settings) == 0
+    assert "nothing quarantined at stage decode" in capsys.readouterr().out
 
 
 def test_model_filter_lists_and_exports_one_model_s_predictions_and_refuses_a_model_that_scored_nothing(
