@@ -61,7 +61,7 @@ RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "qu
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 # seen: files an analyze listed; acked: queue entries a drain finished (a drain lists no source).
 BACKUPS_LISTED = 20
-RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "source")
+RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "source", "error")
 LISTED = 50  # records a listing shows by default
 PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LABEL, POSITIVE_LABEL (its import costs numpy's)
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")

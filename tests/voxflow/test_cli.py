@@ -318,6 +318,18 @@ def test_run_counts_print_as_whole_numbers_beside_runs_without_them(capsys: pyte
     assert table["d1"]["acked"] == "11" and table["d1"]["seen"] == "-" and table["r1"]["scored"] == "-"
 
 
+def test_runs_list_why_a_run_failed_or_was_interrupted(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before, the table had no error column: a run that failed on its source showed only `failed` and a source of `-`.
+    failed = {"run_id": "f1", "status": "failed", "source": "", "error": "SourceError: source not found: /data/nope"}
+    interrupted = {"run_id": "i1", "status": "interrupted", "source": "/data/b", "error": "SIGTERM before the run finished; a re-run finishes the rest"}
+    _print_records([failed, interrupted, {"run_id": "c1", "status": "completed", "source": "/data/c"}], RUN_COLUMNS, as_json=False, empty="")
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[-2:] == ["source", "error"]
+    assert [row.split(maxsplit=3)[3] for row in rows] == [
+        "SourceError: source not found: /data/nope", "SIGTERM before the run finished; a re-run finishes the rest", "-",
+    ]
+
+
 def printed_rows(capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
     """The cells of each row a listing printed, below its header."""
     return [row.split() for row in capsys.readouterr().out.splitlines()[1:]]
