@@ -69,8 +69,9 @@ BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "erro
 
 class BriefExpectedErrors(logging.Formatter):
     """Console log lines that show an expected voxflow error (bad input, a store down or refusing) or the Prefect
-    API gone without its traceback: the command ends with that error in one line anyway. Prefect's API log and the
-    run's record keep the traceback; any other exception is printed with it."""
+    API gone without its traceback: the command ends with that error in one line anyway. The run's record keeps the
+    error (a voxflow error's run log lines have no traceback: :class:`~voxflow.errors.OneLineInRunLogs`); any other
+    exception is printed with it."""
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info and _expected(record.exc_info[1]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 
 class VoxflowError(Exception):
     """Base of every error voxflow raises on purpose.
@@ -78,3 +80,27 @@ class LockError(VoxflowError):
     """Another run holds the lock of a flow that must run alone (nightly backup, retrain)."""
 
     stage = "lock"
+
+
+class OneLineInRunLogs(logging.Filter):
+    """Leaves the traceback out of a flow or task run's log line about a :class:`VoxflowError` (Prefect logs three,
+    ~40 lines each, for one bad source): its reason, in the line, is what to act on. Other exceptions keep theirs.
+
+    Examples
+    --------
+    >>> record = logging.makeLogRecord({"msg": "failed", "exc_info": (SourceError, SourceError("empty"), None)})
+    >>> OneLineInRunLogs().filter(record), record.exc_info
+    (True, None)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], VoxflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+# Here, where the errors are: a process that can log one has imported this module, a flow run that a worker
+# started (which loads the flow's file, not the flows package) as the CLI. Loggers' filters outlive Prefect's
+# logging setup, which replaces their handlers only.
+for _run_logger in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_run_logger).addFilter(OneLineInRunLogs())
