@@ -120,10 +120,10 @@ def prediction_docs(table: pa.Table, *, run_id: str, card: ModelCard, created_at
 @contextmanager
 def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, run_id: str, source: str) -> Iterator[dict[str, Any]]:
     """The run's ``runs`` document: "running" from here on; when the block raises, "interrupted" (a stop signal:
-    Ctrl-C, SIGTERM, SIGHUP) or "failed", with the error, its ``wall_s`` so far, the counts the block put in the
-    yielded dict (``seen``, ``skipped``... as each became known) and the counts the run stored (unless MongoDB is
-    what failed). Should MongoDB refuse that record too, the block's own error is what the caller gets: the next run
-    on this host marks the run crashed.
+    Ctrl-C, SIGTERM, SIGHUP; or SystemExit, which a flow run whose worker was killed meets) or "failed", with the
+    error, its ``wall_s`` so far, the counts the block put in the yielded dict (``seen``, ``skipped``... as each
+    became known) and the counts the run stored (unless MongoDB is what failed). Should MongoDB refuse that record
+    too, the block's own error is what the caller gets: the next run on this host marks the run crashed.
 
     The block finishes the document itself (``ResultStore.finish_run``) with its summary.
     """
@@ -155,10 +155,14 @@ def _ended_by(exc: BaseException, results: ResultStore, run_id: str) -> dict[str
     """The fields of a run that ``exc`` ended: its status, error and the counts it stored."""
     counts = {} if isinstance(exc, DatabaseError) else results.stored_counts(run_id)
     stopped = stop_signal(exc)
-    if stopped is None:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    else:
+    if stopped is not None:
         status, error = "interrupted", f"{'Ctrl-C (SIGINT)' if stopped == signal.SIGINT else stopped.name} before the run finished; a re-run finishes the rest"
+    elif isinstance(exc, SystemExit):
+        # voxflow raises none in a flow: the process was made to exit. Rich, under Prefect's console log, does so
+        # (SystemExit 1) at the first line after its output pipe closed: the worker relaying it was killed.
+        status, error = "interrupted", f"SystemExit {exc.code} (its output gone: a worker killed?) before the run finished; a re-run finishes the rest"
+    else:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
     return {"status": status, "finished_at": datetime.now(timezone.utc), **counts, "error": error}
 
 

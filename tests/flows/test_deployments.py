@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import soundfile as sf
 import yaml
@@ -117,3 +119,27 @@ def test_a_worker_asked_to_stop_ends_its_flow_runs_recorded_then_exits(cli_env: 
     stored = env_db(env)["predictions"].count_documents({"run_id": run["id"]})
     record = env_db(env)["runs"].find_one({"run_id": run["id"]})
     assert (record["status"], record["scored"]) == ("interrupted", stored) and 8 <= stored < 208
+
+
+def test_a_flow_run_whose_worker_was_killed_records_itself_interrupted_and_ends_crashed(cli_env: dict[str, str], voiced_manifest: Path) -> None:
+    # Before, `kill -9` of the worker left its flow run's next log line to a closed pipe: rich (Prefect's console
+    # log) raised SystemExit(1), and the run was recorded `failed`, "SystemExit: 1", as bad input would be.
+    env = {**cli_env, "PREFECT_LOGGING_LEVEL": "INFO"}  # its progress lines: the first after the kill meets the closed pipe
+    report = last_json(run_cli(["deploy", "--json"], env))
+    run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(voiced_manifest), "chunk_size": 2}})
+    worker = start_cli(["worker"], env)
+    try:
+        wait_for_predictions(env, worker, 2)
+        flow_runs = psutil.Process(worker.pid).children()
+        os.kill(worker.pid, signal.SIGKILL)
+        _, alive = psutil.wait_procs(flow_runs, timeout=60)
+        assert not alive, "the flow run outlived its worker"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)  # what the flow run left, if anything
+    record = env_db(env)["runs"].find_one({"run_id": run["id"]})
+    stored = env_db(env)["predictions"].count_documents({"run_id": run["id"]})
+    assert (record["status"], record["scored"]) == ("interrupted", stored) and 2 <= stored < 208, record
+    assert record["error"].endswith("before the run finished; a re-run finishes the rest"), record
+    assert _api(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
+

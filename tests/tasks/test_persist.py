@@ -115,6 +115,8 @@ AGAIN = "before the run finished; a re-run finishes the rest"
         (KeyboardInterrupt(), "interrupted", f"Ctrl-C (SIGINT) {AGAIN}"),
         (Terminated(signal.SIGHUP), "interrupted", f"SIGHUP {AGAIN}"),  # the terminal closed
         (TerminationSignal(signal.SIGTERM), "interrupted", f"SIGTERM {AGAIN}"),  # Prefect's, inside a flow run
+        # Rich's, under Prefect's console log, once the output pipe is gone: the worker relaying it was killed.
+        (SystemExit(1), "interrupted", f"SystemExit 1 (its output gone: a worker killed?) {AGAIN}"),
         (ValueError("boom"), "failed", "ValueError: boom"),
     ],
 )
