@@ -123,7 +123,7 @@ def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0
             log.warning("lock %s was held by a process of this host that has ended; taken over", lock.key)
             continue
         if time.monotonic() >= deadline:
-            raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'}); refused")
+            raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'})")
         time.sleep(_WAIT_STEP_S)
     stop = threading.Event()
 

@@ -700,10 +700,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             raise VoxflowError(f"--pool {exc}") from None
     with stops_deferred():
+        from voxflow.console import CONSOLE_CLASS_VARIABLE, PLAIN_CONSOLE_CLASS
         from voxflow.deploy import end_flow_runs, run_worker
         from voxflow.orchestration import prefect_api
 
     os.environ.update(settings.path_variables())  # its flow runs start in the project's folder
+    os.environ.setdefault(CONSOLE_CLASS_VARIABLE, PLAIN_CONSOLE_CLASS)  # and their console prints "voxflow:lock:retrain" as written
     with prefect_api(settings), _stops_cancel_the_task(first=end_flow_runs):  # it runs on asyncio.run()
         run_worker(args.pool or settings.work_pool, run_once=args.run_once)
     return 0

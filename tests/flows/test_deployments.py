@@ -20,6 +20,8 @@ import soundfile as sf
 import yaml
 
 from features.synth import synth_vowel
+from store.cache import connect_redis
+from store.locks import hold_lock
 from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
@@ -143,3 +145,21 @@ def test_a_flow_run_whose_worker_was_killed_records_itself_interrupted_and_ends_
     assert record["error"].endswith("before the run finished; a re-run finishes the rest"), record
     assert _api(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
 
+
+def test_a_worker_logs_a_user_error_in_one_line_and_a_lock_by_its_name(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Before, a source not found logged three tracebacks (~40 lines each) in the worker's output and the flow run's
+    # log, and the refused backup's line read "(lock voxflow🔒backup held by ...); refused" on the worker's console.
+    env = {**cli_env, "PREFECT_LOGGING_LEVEL": "INFO"}
+    report = last_json(run_cli(["deploy", "--json"], env))
+    missing = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(tmp_path / "nope")}})
+    refused = _api(env, f"/deployments/{report['deployed']['backup-nightly']}/create_flow_run", {})
+    with hold_lock(connect_redis(env["VOXFLOW_REDIS_URL"]), "backup", ttl_s=120) as held:
+        worker = run_cli(["worker", "--run-once"], env, timeout=300)
+    output = worker.stdout + worker.stderr
+    assert worker.returncode == 0, output[-4000:]
+    assert _api(env, f"/flow_runs/{missing['id']}")["state"]["type"] == "FAILED"
+    logged = "\n".join(line["message"] for line in _api(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [missing["id"]]}}}))
+    for log in (output, logged):
+        assert f"source not found: {tmp_path / 'nope'}" in log and "Traceback" not in log, log[-4000:]
+    assert _api(env, f"/flow_runs/{refused['id']}")["state"]["type"] == "COMPLETED"
+    assert f"Backup refused: another backup run is in progress (lock voxflow:lock:backup held by {held.token})\n" in output, output[-4000:]
