@@ -3,16 +3,18 @@
 ``prefect.yaml`` stays the one definition: ``voxflow deploy`` reads it, sets each schedule's time zone
 from settings, and registers through Prefect's Python API with the same names, entrypoints, schedules,
 parameters and pull step (the project root as working directory) that ``prefect deploy --all`` gives;
-unlike that one, its parameter schemas refuse a parameter the flow does not take.
+unlike that one, its parameter schemas refuse a parameter the flow does not take. The worker runs, of the
+scheduled runs of one deployment that are due together (missed while no worker ran), only the newest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,11 @@ import yaml
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
-from prefect.client.schemas.objects import ConcurrencyLimitConfig
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, FlowRun
+from prefect.client.schemas.responses import SetStateStatus, WorkerFlowRunResponse
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Interval, Schedule
+from prefect.states import Cancelled
 from prefect.workers.process import ProcessWorker
 
 from voxflow.errors import VoxflowError
@@ -160,14 +164,57 @@ def deploy_all(*, work_pool: str, timezone: str, root: Path = PROJECT_ROOT) -> D
     return report
 
 
+def _kind(run: FlowRun) -> tuple[Any, str]:
+    return run.deployment_id, json.dumps(run.parameters, sort_keys=True, default=str)
+
+
+def superseded(runs: list[FlowRun], now: datetime) -> list[tuple[FlowRun, FlowRun]]:
+    """The scheduled runs among ``runs`` that a newer scheduled run of the same deployment, with the same
+    parameters, supersedes: (run, the newest of its kind) for each due by ``now``.
+
+    A worker that comes back after an outage finds every run its schedules left Late; they would all
+    start at once, to do the same thing (a drain a minute, after hours: hundreds of processes).
+    Runs triggered by hand or over the API are never superseded.
+    """
+    scheduled = sorted(
+        (run for run in runs if run.auto_scheduled and run.deployment_id and run.expected_start_time), key=lambda run: run.expected_start_time
+    )
+    newest = {_kind(run): run for run in scheduled}
+    return [(run, newest[_kind(run)]) for run in scheduled if run.id != newest[_kind(run)].id and run.expected_start_time <= now]
+
+
+class VoxflowWorker(ProcessWorker):
+    """A process worker that cancels, instead of starting, the scheduled runs :func:`superseded` names."""
+
+    @classmethod
+    def __dispatch_key__(cls) -> str:
+        return "voxflow-process"  # its pools' type stays "process"; this key only keeps Prefect's ProcessWorker registered as theirs
+
+    async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
+        responses = await super()._get_scheduled_flow_runs()
+        skipped: set[Any] = set()
+        for run, newer in superseded([r.flow_run for r in responses], datetime.now(timezone.utc)):
+            state = Cancelled(name="Superseded", message=f"superseded by scheduled run {newer.name} ({newer.id}), due {newer.expected_start_time:%Y-%m-%d %H:%M:%S %Z}")
+            try:
+                result = await self.client.set_flow_run_state(run.id, state)
+            except Exception as exc:  # the run goes ahead as before; its flow's own lock keeps it harmless
+                self._logger.warning("Could not cancel superseded scheduled run %s: %s", run.name, exc)
+                continue
+            if result.status == SetStateStatus.ACCEPT:
+                skipped.add(run.id)
+                self._logger.info("Skipped late scheduled run %s (%s): %s", run.name, run.id, state.message)
+        return [response for response in responses if response.flow_run.id not in skipped]
+
+
 def run_worker(work_pool: str, *, run_once: bool = False) -> None:
     """Run a process worker for ``work_pool`` in this process (flow runs become child processes).
 
-    With ``run_once`` it submits the runs due now, waits for them and returns.
+    With ``run_once`` it submits the runs due now, waits for them and returns. Scheduled runs missed while no
+    worker ran start once per deployment: the newest, the others cancelled as superseded.
     """
 
     async def work() -> None:
-        async with ProcessWorker(work_pool_name=work_pool) as worker:
+        async with VoxflowWorker(work_pool_name=work_pool) as worker:
             await worker.start(run_once=run_once, printer=log.info)
 
     asyncio.run(work())
