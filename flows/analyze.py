@@ -20,7 +20,7 @@ from pydantic import Field
 
 from models.artifact import ModelBundle
 from store.mongo import ResultStore
-from tasks.cluster import cluster_bounds, dask_client, initial_workers
+from tasks.cluster import cluster_bounds, dask_client, initial_workers, with_handed_cluster
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, in_flight_limit
 from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, recorded_source, scored_before, unreadable_audio
@@ -210,7 +210,7 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
 
 @flow(name="analyze-batch")
 def analyze_batch(
-    source: str, model_version: str | None = None, chunk_size: Annotated[int, Field(ge=1, le=4096)] | None = None, dask_address: str | None = None
+    source: str, model_version: str | None = None, chunk_size: Annotated[int, Field(ge=1, le=4096)] | None = None
 ) -> dict[str, Any]:
     """Analyse every audio file of SOURCE and store scored, explained predictions.
 
@@ -222,9 +222,6 @@ def analyze_batch(
         A registered model version; default is the champion (or the shipped baseline).
     chunk_size : int, optional
         Files per Dask task; default from settings.
-    dask_address : str, optional
-        A running Dask scheduler to fan out to, instead of the configured cluster (the CLI passes the
-        one it started ahead).
 
     Returns
     -------
@@ -232,9 +229,7 @@ def analyze_batch(
         The run summary also stored in the ``runs`` collection.
     """
     started = time.perf_counter()
-    settings = get_settings()
-    if dask_address:
-        settings = settings.model_copy(update={"dask_address": dask_address})
+    settings = with_handed_cluster(get_settings())  # the CLI's cluster started ahead, if any
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with open_stores(settings) as stores:

@@ -12,6 +12,7 @@ import re
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from typing import Any, Callable, Iterator
 
 import dask
@@ -367,7 +368,7 @@ def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> It
 
     Starting and warming up the workers (process spawn, imports, numba cache) takes seconds, as does a
     command's own start (imports, Prefect's flow-run set-up): the CLI overlaps the two. Yields a function
-    that returns the scheduler's address, for the flow's ``dask_address`` parameter, once the scheduler
+    that returns the scheduler's address, for :func:`handed_over`, once the scheduler
     listens (its workers may still be starting); it returns None, and nothing starts, when settings
     already name a scheduler or a cluster class. The cluster closes on exit; until then :func:`started_ahead`
     knows its address as voxflow's own cluster.
@@ -392,6 +393,28 @@ def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> It
         starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, workers, announce)
         stack.callback(lambda: _started(starting).close())
         yield lambda: _scheduler_address(announced, starting)
+
+
+# The scheduler handed to the flow runs started in this context: the CLI's cluster started ahead. Not a flow parameter,
+# which anyone who may trigger the deployment over the API could point at a host of theirs (Dask's protocol pickles).
+_HANDED_OVER: ContextVar[str | None] = ContextVar("voxflow_handed_over_scheduler", default=None)
+
+
+@contextmanager
+def handed_over(address: str | None) -> Iterator[None]:
+    """Flow runs started inside (in this context) fan out to the Dask scheduler at ``address``, such as the one
+    :func:`local_cluster_ahead` started; None leaves them the configured cluster."""
+    token = _HANDED_OVER.set(address)
+    try:
+        yield
+    finally:
+        _HANDED_OVER.reset(token)
+
+
+def with_handed_cluster(settings: Settings) -> Settings:
+    """``settings``, naming the scheduler :func:`handed_over` handed to this context, if any."""
+    address = _HANDED_OVER.get()
+    return settings.model_copy(update={"dask_address": address}) if address else settings
 
 
 def _start_warm(settings: Settings, workers: int | None, announce: Callable[[str], None]) -> Cluster:

@@ -195,7 +195,7 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     # once they are done: raised inside them, pydantic-core reported it as unraisable and the command went on, or
     # it left CPython's import lock held, and the first thread to import after it hung the command.
     with imports_uncollected(), stops_deferred():
-        from tasks.cluster import initial_workers, local_cluster_ahead
+        from tasks.cluster import handed_over, initial_workers, local_cluster_ahead
 
     chunk_size = args.chunk_size or settings.chunk_size
     workers = initial_workers(count_listed(args.source, limit=settings.dask_max_workers * chunk_size), settings, chunk_size)
@@ -204,8 +204,8 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
             from flows.analyze import analyze_batch
             from voxflow.orchestration import prefect_api
 
-        with prefect_api(settings):
-            summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size, dask_address=scheduler_address())
+        with prefect_api(settings), handed_over(scheduler_address()):
+            summary = analyze_batch(source=args.source, model_version=args.model, chunk_size=args.chunk_size)
         _print_summary(summary, as_json=args.json)  # before the workers shut down
     return 0
 

@@ -13,12 +13,30 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from prefect import flow
 
 from features.synth import synth_vowel
+from flows.analyze import analyze_batch
+from tasks.cluster import handed_over, with_handed_cluster
 from tests.flows.conftest import repeated_hashes
 from tests.voxflow_cli import REPO, env_db, last_json, run_cli, start_cli, wait_for_predictions
+from voxflow.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
+
+
+@flow
+def _cluster_of_a_flow_run() -> str | None:
+    return with_handed_cluster(get_settings()).dask_address  # as analyze_batch reads it
+
+
+def test_the_cluster_handed_over_in_process_reaches_the_flow_and_no_trigger_can_name_one(in_process: Settings) -> None:
+    # The CLI's cluster started ahead reaches the flow in its process; the deployment takes no scheduler address, which anyone
+    # who may trigger it over the API could point at a host of theirs (was analyze_batch's dask_address parameter).
+    assert "dask_address" not in analyze_batch.parameters.properties
+    with handed_over("tcp://127.0.0.1:8786"):
+        assert _cluster_of_a_flow_run() == "tcp://127.0.0.1:8786"
+    assert _cluster_of_a_flow_run() == in_process.dask_address
 
 
 def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from tasks.cluster import (
     WORKER_PRELOAD,
     WarmUp,
     dask_client,
+    handed_over,
     initial_workers,
     local_cluster_ahead,
     local_worker_processes,
@@ -24,6 +25,7 @@ from tasks.cluster import (
     renamed_cluster_spec,
     run_cluster_kwargs,
     started_ahead,
+    with_handed_cluster,
 )
 from tasks.forkserver import is_forkserver
 from voxflow.errors import ClusterError, ServiceError
@@ -66,8 +68,11 @@ def test_a_cluster_started_ahead_is_what_the_flow_connects_to(tmp_path: Path) ->
         address = scheduler_address()
         assert address is not None and address.startswith("tcp://127.0.0.1:")
         assert started_ahead(address)  # voxflow's own cluster, handed over by address: not an existing one
-        # What analyze_batch does with its dask_address parameter; the workers may still be starting.
-        with dask_client(settings.model_copy(update={"dask_address": address})) as client:
+        # What analyze_batch does with the address the CLI hands over; the workers may still be starting.
+        with handed_over(address):
+            handed = with_handed_cluster(settings)
+        assert handed.dask_address == address and with_handed_cluster(settings) == settings
+        with dask_client(handed) as client:
             client.wait_for_workers(2, timeout=60)
             warmed = client.run(lambda: WORKER_PRELOAD in sys.modules and "xgboost" in sys.modules and "tasks.extract" in sys.modules)
             trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")

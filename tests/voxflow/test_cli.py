@@ -19,6 +19,7 @@ from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
 from store.mongo import ResultStore
 from store.cache import connect_redis
 from store.queue import FileQueue
+from tasks.cluster import with_handed_cluster
 from tests.helpers import voiced_record
 from tests.voxflow_cli import REPO, assert_one_line_error, bare_env, last_json, run_cli
 from voxflow.cli import (
@@ -95,8 +96,9 @@ def test_analyze_hands_the_flow_the_cluster_it_started_ahead(
 
     seen: dict[str, object] = {}
 
-    def flow_in_place(*, source: str, model_version: str | None, chunk_size: int | None, dask_address: str | None) -> dict:
+    def flow_in_place(*, source: str, model_version: str | None, chunk_size: int | None) -> dict:
         # Stands in for the Prefect flow (tested end to end in tests/flows): what matters here is the address it gets.
+        dask_address = with_handed_cluster(settings).dask_address
         with Client(dask_address, timeout="60s") as client:
             client.wait_for_workers(1, timeout=60)
             seen["workers"] = len(client.scheduler_info()["workers"])

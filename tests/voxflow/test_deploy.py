@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -84,3 +85,21 @@ def test_a_worker_back_after_an_outage_runs_one_of_the_missed_scheduled_drains(c
     assert [run.state.type.value for run in missed] == ["CANCELLED"] * (len(missed) - 1) + ["COMPLETED"], [(r.name, r.state.name) for r in missed]
     assert {run.state.name for run in missed[:-1]} == {"Superseded"}
     assert all(f"superseded by scheduled run {missed[-1].name}" in run.state.message for run in missed[:-1])
+
+
+@pytest.mark.slow
+def test_an_api_trigger_cannot_name_the_dask_scheduler_of_analyze_batch(test_settings: Settings, prefect_api: str) -> None:
+    # Was a parameter: a trigger could point the run, with its MongoDB and Redis credentials, at any host speaking Dask's pickles.
+    pool, name = f"pool-{uuid.uuid4().hex[:8]}", f"analyze-{uuid.uuid4().hex[:8]}"
+    with orchestration.prefect_api(test_settings), get_client(sync_client=True) as client:
+        ensure_work_pool(pool)
+        deployment_id = register(DeploymentSpec(name=name, entrypoint="flows/analyze.py:analyze_batch"), work_pool=pool)
+        try:
+            with httpx.Client(base_url=prefect_api, trust_env=False) as api:
+                refused = api.post(f"/deployments/{deployment_id}/create_flow_run", json={"parameters": {"source": "/data", "dask_address": "tcp://10.0.0.7:8786"}})
+                accepted = api.post(f"/deployments/{deployment_id}/create_flow_run", json={"parameters": {"source": "/data"}, "state": {"type": "CANCELLED"}})
+        finally:
+            client.delete_deployment(deployment_id)
+            client.delete_work_pool(pool)
+    assert refused.status_code == 409 and "'dask_address' was unexpected" in refused.text
+    assert accepted.status_code == 201, accepted.text
