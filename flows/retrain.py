@@ -37,7 +37,7 @@ from tasks.labels import LabelledAudio
 from tasks.model_registry import model_document, registry_changes, resolve_bundle, usable_artifact
 from tasks.training_data import TrainingSet, training_set
 from voxflow import services
-from voxflow.errors import LockError, SourceError
+from voxflow.errors import LockError, TooFewLabels
 from voxflow.settings import Settings, get_settings
 
 LOCK_NAME = "retrain"
@@ -145,7 +145,8 @@ def retrain_nightly() -> dict[str, Any]:
     """Retrain from the ``labels`` collection, register a challenger, promote it when it beats the champion.
 
     One run at a time (Redis lock ``voxflow:lock:retrain``): a second trigger is refused, and completes as
-    ``{"status": "skipped", "reason": ...}``.
+    ``{"status": "skipped", "reason": ...}``; so does a run with labels too few to train on (too few recordings,
+    one class, too few subjects per class): on a new install the schedule's run is not a failure every night.
 
     Returns
     -------
@@ -163,6 +164,9 @@ def retrain_nightly() -> dict[str, Any]:
         # A refusal, not a failure: the flow run completes with this one line (a scheduler's trigger during a long run).
         logger.warning("Retrain refused: %s", exc.reason)
         return {"status": "skipped", "reason": exc.reason}
+    except TooFewLabels as exc:
+        logger.warning("Nothing to retrain: %s", exc.reason)
+        return {"status": "skipped", "reason": exc.reason}
 
 
 def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
@@ -170,7 +174,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     models.ensure_indexes()
     rows = [LabelledAudio.from_doc(doc) for doc in labels.all()]
     if len(rows) < settings.retrain_min_labels:
-        raise SourceError(f"the labels collection holds {len(rows)} labels; retraining needs at least {settings.retrain_min_labels} (voxflow labels import FILE)")
+        raise TooFewLabels(f"the labels collection holds {len(rows)} labels; retraining needs at least {settings.retrain_min_labels} (voxflow labels import FILE)")
     data = assemble_training_set(rows, settings)
     check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
     report = cross_validate_recipe(data, settings)

@@ -12,7 +12,7 @@ from sklearn.metrics import balanced_accuracy_score, brier_score_loss, f1_score,
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedGroupKFold
 
-from voxflow.errors import SourceError
+from voxflow.errors import TooFewLabels
 
 # Chosen on VOICED with bench/quality.py (subject-grouped 5x5 CV; numbers in the README): boosted stumps
 # (an additive model) on the 8 columns strongest on each training fold, each column constrained monotone in
@@ -273,17 +273,17 @@ def check_trainable(labels: np.ndarray, groups: np.ndarray, *, min_rows: int, n_
 
     Raises
     ------
-    SourceError
+    TooFewLabels
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
     positives = int(labels.sum())
     if len(labels) < min_rows:
-        raise SourceError(f"{len(labels)} labelled recordings have features; training needs at least {min_rows}")
+        raise TooFewLabels(f"{len(labels)} labelled recordings have features; training needs at least {min_rows}")
     if positives == 0 or positives == len(labels):
-        raise SourceError(f"the labels hold one class only ({positives} positive of {len(labels)})")
+        raise TooFewLabels(f"the labels hold one class only ({positives} positive of {len(labels)})")
     by_class = {name: len(set(groups[labels == value])) for name, value in (("positive", 1), ("negative", 0))}
     if min(by_class.values()) < n_splits:
-        raise SourceError(
+        raise TooFewLabels(
             f"the positive recordings come from {by_class['positive']} subjects and the negative from {by_class['negative']} "
             f"({len(set(groups))} in all); subject-grouped cross-validation in {n_splits} folds needs at least {n_splits} "
             "subjects of each class: label more subjects or lower VOXFLOW_CV_SPLITS"

@@ -27,6 +27,10 @@ class SourceError(VoxflowError):
     stage = "discover"
 
 
+class TooFewLabels(SourceError):
+    """The labelled data cannot be trained on yet: too few recordings, one class, or too few subjects per class."""
+
+
 class DecodeError(VoxflowError):
     """An audio file could not be decoded into samples."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -128,6 +129,22 @@ def test_a_refused_retrain_completes_as_skipped_and_closes_its_redis_client(in_p
         redis_client.delete(lock_key("retrain"))
     assert state.is_completed() and state.result()["status"] == "skipped" and "another retrain run is in progress" in state.result()["reason"]
     assert len(names) == 1 and not still_connected(redis_client, names)
+
+
+def test_a_retrain_with_too_few_labels_completes_as_skipped_with_a_warning(in_process: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    # Was a Failed flow run with a traceback: on a new install, the nightly schedule's run went red every night.
+    with caplog.at_level(logging.WARNING):
+        state = retrain_nightly(return_state=True)
+    assert state.is_completed(), state
+    expected = f"the labels collection holds 0 labels; retraining needs at least {in_process.retrain_min_labels}"
+    assert state.result()["status"] == "skipped" and state.result()["reason"].startswith(expected)
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith(f"Nothing to retrain: {expected}")] == ["WARNING"]
+
+
+def test_voxflow_retrain_with_too_few_labels_says_so_in_one_line_and_exits_2(retrain_env: dict[str, str]) -> None:
+    proc = run_cli(["retrain"], retrain_env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1] == "voxflow: error: the labels collection holds 0 labels; retraining needs at least 20 (voxflow labels import FILE)"
 
 
 def test_evaluate_prints_the_table_and_json(retrain_env: dict[str, str], corpus: Path, tmp_path: Path) -> None:
