@@ -28,6 +28,7 @@ from tasks.model_registry import load_champion
 from tasks.persist import Stores, duplicate_doc, open_stores, quarantine_docs, recorded_run
 from tasks.progress import LatestOnly, Progress
 from tasks.scaling import ScalingMonitor
+from voxflow.interrupts import record_completed
 from voxflow.scaling import Thresholds
 from voxflow.settings import Settings, get_settings
 
@@ -246,30 +247,31 @@ def analyze_batch(
             checked = time.perf_counter()
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
             copies = record_set_aside([], known.in_batch, stores.results, run_id=run_id)
-        finished = time.perf_counter()
-        wall = finished - started
-        summary = {
-            "run_id": run_id,
-            "source": shown,
-            "status": "completed",
-            "seen": found.seen,
-            "scored": outcome.inserted,
-            "skipped": len(known.skipped) + (outcome.scored - outcome.inserted),
-            "duplicates": len(known.duplicates) - len(copies),
-            "quarantined": outcome.quarantined + len(found.rejected) + len(copies),
-            "ignored": len(found.ignored),
-            "wall_s": round(wall, 3),
-            "clips_per_s": round(outcome.analysed / wall, 3) if wall > 0 else 0.0,
-            # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.
-            "discover_s": round(discovered - started, 3),
-            "skip_known_s": round(checked - discovered, 3),
-            "score_s": round(finished - checked, 3),
-            "model_version": card.version,
-            "feature_version": card.feature_version,
-            "workers_max_seen": outcome.max_workers_seen,
-            "chunks": outcome.chunks,
-        }
-        stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+            finished = time.perf_counter()
+            wall = finished - started
+            summary = {
+                "run_id": run_id,
+                "source": shown,
+                "status": "completed",
+                "seen": found.seen,
+                "scored": outcome.inserted,
+                "skipped": len(known.skipped) + (outcome.scored - outcome.inserted),
+                "duplicates": len(known.duplicates) - len(copies),
+                "quarantined": outcome.quarantined + len(found.rejected) + len(copies),
+                "ignored": len(found.ignored),
+                "wall_s": round(wall, 3),
+                "clips_per_s": round(outcome.analysed / wall, 3) if wall > 0 else 0.0,
+                # Where the wall time went: set-up and listing + hashing, skip-known, fan-out + persist.
+                "discover_s": round(discovered - started, 3),
+                "skip_known_s": round(checked - discovered, 3),
+                "score_s": round(finished - checked, 3),
+                "model_version": card.version,
+                "feature_version": card.feature_version,
+                "workers_max_seen": outcome.max_workers_seen,
+                "chunks": outcome.chunks,
+            }
+            # Recorded whole: a Ctrl-C from here on leaves the run "completed", and the command says so.
+            record_completed(lambda: stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)}), run_id)
         create_markdown_artifact(markdown=_summary_markdown(summary), key="analyze-summary", description=f"voxflow run {run_id}")
         logger.info(
             "Run %s completed: %d scored, %d skipped, %d duplicates, %d quarantined in %.1f s",

@@ -8,10 +8,12 @@ import importlib
 import inspect
 import logging
 import math
+import os
 import re
+import signal
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator
 
@@ -28,6 +30,7 @@ from tasks.forkserver import WORKER_PRELOAD, is_forkserver, start_forkserver, wo
 from tasks.scheduler_watch import scheduler_watched
 from voxflow.errors import ClusterError, ServiceError
 from voxflow.garbage import freeze_at_exit
+from voxflow.interrupts import stop_signal
 from voxflow.scaling import Bounds
 from voxflow.settings import Settings
 
@@ -391,7 +394,7 @@ def local_cluster_ahead(settings: Settings, *, workers: int | None = None) -> It
         stack.callback(_forget, announced)  # last: once the cluster, still starting or not, is closed
         stack.enter_context(_worker_config(settings))
         starting = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dask-ahead")).submit(_start_warm, settings, workers, announce)
-        stack.callback(lambda: _started(starting).close())
+        stack.push(lambda kind, exc, tb: _close_started(starting, stopped=exc is not None and stop_signal(exc) is not None))
         yield lambda: _scheduler_address(announced, starting)
 
 
@@ -415,6 +418,31 @@ def with_handed_cluster(settings: Settings) -> Settings:
     """``settings``, naming the scheduler :func:`handed_over` handed to this context, if any."""
     address = _HANDED_OVER.get()
     return settings.model_copy(update={"dask_address": address}) if address else settings
+
+
+def _close_started(starting: Future[Cluster], *, stopped: bool) -> None:
+    """Close the cluster ``local_cluster_ahead`` started; once a stop signal ended the command, its workers first
+    go at once (:func:`_end_workers`)."""
+    cluster = _started(starting)
+    if stopped:
+        _end_workers(cluster)
+    cluster.close()
+
+
+def _end_workers(cluster: Cluster) -> None:
+    """SIGKILL the worker processes of a local ``cluster``, each nanny told not to start another.
+
+    A worker closing waits for the chunk it runs (seconds on long recordings), then its nanny kills it after 4 s
+    with a warning ("Worker process still alive after 4.0 seconds, killing"). A stopped run keeps nothing on its
+    workers (what it stored is in MongoDB, a re-run finishes the rest): the close that follows takes ~0.1 s.
+    """
+    for nanny in list(cluster.workers.values()):
+        nanny.close_gracefully(reason="voxflow-stopped")  # not restarted once its process dies
+        worker = getattr(nanny, "process", None)
+        pid = getattr(getattr(worker, "process", None), "pid", None)
+        if pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _start_warm(settings: Settings, workers: int | None, announce: Callable[[str], None]) -> Cluster:

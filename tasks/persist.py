@@ -29,7 +29,7 @@ from tasks.cluster import cluster_bounds
 from tasks.ingest import Duplicate, Rejection
 from voxflow import services
 from voxflow.errors import DatabaseError, VoxflowError
-from voxflow.interrupts import stop_signal
+from voxflow.interrupts import completed_runs, stop_signal
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,9 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
     became known) and the counts the run stored (unless MongoDB is what failed). Should MongoDB refuse that record
     too, the block's own error is what the caller gets: the next run on this host marks the run crashed.
 
-    The block finishes the document itself (``ResultStore.finish_run``) with its summary.
+    The block finishes the document itself (``ResultStore.finish_run``) with its summary, through
+    :func:`voxflow.interrupts.record_completed` where a stop must not undo it: a stop signal after that leaves it
+    "completed".
     """
     close_abandoned_runs(results)
     bounds = cluster_bounds(settings)
@@ -144,6 +146,8 @@ def recorded_run(results: ResultStore, card: ModelCard, settings: Settings, *, r
     try:
         yield known
     except BaseException as exc:
+        if run_id in completed_runs():
+            raise
         try:
             results.finish_run(run_id, {**known, **_ended_by(exc, results, run_id), "wall_s": round(time.perf_counter() - started, 3)})
         except VoxflowError as unrecorded:

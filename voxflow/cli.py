@@ -42,7 +42,7 @@ from pydantic_settings import SettingsError
 
 from voxflow.errors import LockError, PrefectUnreachable, SourceError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
-from voxflow.interrupts import STOP_SIGNALS, raise_terminated, stop_signal, stops_deferred
+from voxflow.interrupts import STOP_SIGNALS, completed_runs, lost_stops_raised_again, raise_terminated, raise_where_it_counts, stop_signal, stops_deferred
 from voxflow.settings import Settings, check_work_pool_name, get_settings, unknown_variables
 
 if TYPE_CHECKING:
@@ -905,14 +905,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # starts its workers' forkserver before that import.
     distributed_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(distributed_level).lower())
+    completed_before = len(completed_runs())
     try:
         _stopped_by = None
         signal.signal(signal.SIGINT, _raise_at_ctrl_c)
         for signum in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(signum) is signal.SIG_DFL:  # one ignored (nohup's SIGHUP) stays ignored
                 signal.signal(signum, _raise_at_termination)
-        code = args.handler(args, settings)
+        with lost_stops_raised_again():
+            code = args.handler(args, settings)
         sys.stdout.flush()  # a reader gone away (`voxflow results | head`) shows here, not in the interpreter's last flush
+        if _stopped_by is not None:  # its exception swallowed on the way: the command did all it had to, then heard of it
+            return _interrupted(_stopped_by, resumable=args.resumable, completed=True)
         return code
     except BaseException as exc:
         # Once a stop signal came, whatever the command ended with is the interruption: native code turns the
@@ -920,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # while Prefect's import dumps its settings), or swallows it and fails later.
         stopped = _stopped_by or stop_signal(exc)  # the signal that came, also when the command turned it into a Ctrl-C
         if stopped is not None:
-            return _interrupted(stopped, resumable=args.resumable)
+            return _interrupted(stopped, resumable=args.resumable, completed=len(completed_runs()) > completed_before)
         if isinstance(exc, BrokenPipeError):
             # As any Unix filter whose reader has gone: no message; 141 is the status of a process that SIGPIPE ended.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -952,7 +956,7 @@ def _raise_at_ctrl_c(signum: int, frame: object) -> None:
     """
     global _stopped_by
     _stopped_by = signal.SIGINT
-    signal.default_int_handler(signum, frame)
+    raise_where_it_counts(signal.default_int_handler, signum, frame)
 
 
 def _raise_at_termination(signum: int, frame: object) -> None:
@@ -960,7 +964,7 @@ def _raise_at_termination(signum: int, frame: object) -> None:
     first (marking the run Crashed), then sends SIGTERM again to this one."""
     global _stopped_by
     _stopped_by = signal.Signals(signum)
-    raise_terminated(signum, frame)
+    raise_where_it_counts(raise_terminated, signum, frame)
 
 
 @contextmanager
@@ -996,11 +1000,16 @@ def _stops_cancel_the_task(first: Callable[[], None]) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _interrupted(signum: signal.Signals, *, resumable: bool) -> int:
+def _interrupted(signum: signal.Signals, *, resumable: bool, completed: bool = False) -> int:
     """Say that the command was stopped, by what, and whether running it again finishes the rest; 128 + the signal's
-    number to exit with (130 for Ctrl-C), as a shell reports a process that signal ended."""
+    number to exit with (130 for Ctrl-C), as a shell reports a process that signal ended, also once the command had
+    ``completed`` its work (its run recorded so) when the signal took effect: a caller still learns of the stop."""
     what = "interrupted" if signum == signal.SIGINT else f"terminated ({signum.name})"
-    print(f"voxflow: {what}" + ("; re-run the same command to finish the rest" if resumable else ""), file=sys.stderr, flush=True)
+    if completed:
+        line = f"voxflow: {what} after the command completed" + ("; nothing left to re-run" if resumable else "")
+    else:
+        line = f"voxflow: {what}" + ("; re-run the same command to finish the rest" if resumable else "")
+    print(line, file=sys.stderr, flush=True)
     _last_line_said()  # Prefect's EventsWorker says "Still processing items" as the interpreter exits
     # CPython notes a KeyboardInterrupt that left code it ran from a string (dataclasses and pydantic build
     # classes with exec, as modules import) and, run as `python -m`, then ends the process by SIGINT after it

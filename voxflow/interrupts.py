@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from types import CodeType, FrameType
+from typing import Any, Callable, Iterator
 
 # Ctrl-C; a service manager, `kill PID` or Prefect cancelling a run; the terminal closed.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -28,6 +30,70 @@ class Terminated(BaseException):
 def raise_terminated(signum: int, frame: object) -> None:
     """A signal handler: raise :class:`Terminated` in the main thread."""
     raise Terminated(signum)
+
+
+# How soon a stop signal whose exception Python would discard comes again (:func:`raise_where_it_counts`).
+AGAIN_AFTER_S = 0.01
+
+
+def raise_where_it_counts(raise_it: Callable[[int, Any], None], signum: int, frame: FrameType | None) -> None:
+    """For a signal handler: ``raise_it(signum, frame)`` (what raises the stop's exception), unless Python would discard
+    that exception where the main thread is; then the signal comes again in :data:`AGAIN_AFTER_S`, to the same test.
+
+    Python prints and discards an exception raised while a gc callback, a ``__del__`` or an unraisable hook runs
+    ("Exception ignored in ..."), and goes on: a Ctrl-C raised there (distributed's GCDiagnosis callback) was lost,
+    and the run went on to the end. :func:`lost_stops_raised_again` catches the other places Python discards one.
+    """
+    if _discarded_in(frame):
+        _come_again(signum)
+    else:
+        raise_it(signum, frame)
+
+
+def _discarded_in(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs, or was called from, a gc callback, a ``__del__`` or :func:`_raise_lost_stop_again`."""
+    discarding: set[CodeType] = {_raise_lost_stop_again.__code__}
+    for callback in gc.callbacks:
+        code = getattr(getattr(callback, "__func__", callback), "__code__", None)
+        if code is not None:
+            discarding.add(code)
+    while frame is not None:
+        if frame.f_code in discarding or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _come_again(signum: int) -> None:
+    # Later, from a thread: one sent now is handled at the main thread's next instruction, still in there. A signal,
+    # not a flag (_thread.interrupt_main): it wakes the main thread from a wait (a sleep, a lock, a socket).
+    timer = threading.Timer(AGAIN_AFTER_S, signal.pthread_kill, args=(threading.main_thread().ident, signum))
+    timer.daemon = True
+    timer.start()
+
+
+_hooks_before: list[Callable[[Any], object]] = []
+
+
+def _raise_lost_stop_again(unraisable: Any) -> None:
+    """``sys.unraisablehook`` inside :func:`lost_stops_raised_again`."""
+    stopped = stop_signal(unraisable.exc_value) if unraisable.exc_value is not None else None
+    if stopped is None or threading.current_thread() is not threading.main_thread():
+        _hooks_before[-1](unraisable)
+    else:
+        _come_again(stopped)
+
+
+@contextmanager
+def lost_stops_raised_again() -> Iterator[None]:
+    """Inside the block, a stop signal's exception that Python discarded anyway (a weakref callback's, one a native
+    library reports as unraisable) is raised again: its signal comes again (:func:`raise_where_it_counts`), unsaid."""
+    _hooks_before.append(sys.unraisablehook)
+    sys.unraisablehook = _raise_lost_stop_again
+    try:
+        yield
+    finally:
+        sys.unraisablehook = _hooks_before.pop()
 
 
 def stop_signal(exc: BaseException) -> signal.Signals | None:
@@ -82,3 +148,19 @@ def stops_deferred() -> Iterator[None]:
             signal.signal(signum, handler)
         if len(pressed) == 1:
             previous[pressed[0]](pressed[0], None)
+
+
+_completed_runs: list[str] = []  # the runs this process recorded completed, oldest first
+
+
+def record_completed(finish: Callable[[], object], run_id: str) -> None:
+    """Call ``finish``, which records run ``run_id`` completed, whole (a stop signal inside it takes effect at its end),
+    and note the run as completed: a stop that ends the command after that leaves nothing of it to re-run."""
+    with stops_deferred():
+        finish()
+        _completed_runs.append(run_id)
+
+
+def completed_runs() -> list[str]:
+    """The ids of the runs this process recorded completed (:func:`record_completed`), oldest first."""
+    return list(_completed_runs)

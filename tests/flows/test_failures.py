@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -15,12 +16,14 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
+import soundfile as sf
 
+from features.synth import synth_vowel
 from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import dask_processes, sigint_action
 from tests.proxy import TcpProxy, proxied_redis
-from tests.voxflow_cli import env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
 from tasks.forkserver import is_forkserver
 from voxflow import services
@@ -91,6 +94,97 @@ def test_a_termination_ends_with_one_line_the_run_recorded_and_a_rerun_finishes_
     summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
     assert summary["scored"] + summary["skipped"] == N_VOICED and summary["skipped"] >= run["scored"]
     _assert_exactly_once(env)
+
+
+def _run_cli_with(prelude: str, args: list[str], env: dict[str, str], folder: Path) -> subprocess.CompletedProcess:
+    """Run ``voxflow ARGS`` as the console script does, after ``prelude`` (Python, with ``signal``, ``sys`` and
+    ``voxflow.cli as cli`` imported) has run in the command's process."""
+    body = "\n".join(f"    {line}" for line in f"{prelude}\nsys.exit(cli.main({args!r}))".splitlines())
+    # Only as the command: its workers' processes import this module too (as __mp_main__).
+    (folder / "prelude_command.py").write_text(f"import signal, sys\nimport voxflow.cli as cli\nif __name__ == '__main__':\n{body}\n")
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(folder), str(REPO)])}
+    return subprocess.run([sys.executable, "-m", "prelude_command"], env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+
+
+# A Ctrl-C that the SIGINT handler raises while a gc callback runs in the main thread (distributed's GCDiagnosis:
+# 1 in ~20 Ctrl-Cs), here as the first chunk's files are counted done: Python discarded it ("Exception ignored in
+# ..."), and the run went on to store every file, "completed", exit 0.
+_CTRL_C_IN_A_GC_CALLBACK = """
+import gc, os, threading
+from tasks.progress import Progress
+pressed = []
+def ctrl_c(phase, info):
+    if not pressed and threading.current_thread() is threading.main_thread():
+        pressed.append(phase)
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # the handler runs in here
+advance = Progress.advance
+def advance_collecting(self, files):
+    advance(self, files)
+    if not pressed:
+        gc.callbacks.append(ctrl_c)
+        gc.collect()
+Progress.advance = advance_collecting
+"""
+
+
+def test_a_ctrl_c_raised_inside_a_gc_callback_still_stops_the_run_and_records_it_interrupted(
+    cli_env: dict[str, str], voiced_manifest: Path, tmp_path: Path
+) -> None:
+    env = {**cli_env, "VOXFLOW_CHUNK_SIZE": "8"}
+    interrupted = _run_cli_with(_CTRL_C_IN_A_GC_CALLBACK, ["analyze", str(voiced_manifest), "--json"], env, tmp_path)
+    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
+    assert "Exception ignored" not in interrupted.stderr and "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    run = env_db(env)["runs"].find_one({})
+    assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({}) < N_VOICED, run  # it stopped
+
+
+def test_a_ctrl_c_once_the_run_is_recorded_completed_leaves_it_completed_and_says_so(
+    cli_env: dict[str, str], voiced_dir: Path, tmp_path: Path
+) -> None:
+    # Ctrl-C as the flow saves its summary artifact, right after the run's record says "completed": the command said
+    # "interrupted; re-run the same command to finish the rest", which the record contradicted.
+    prelude = (
+        "import flows.analyze\n"
+        "save = flows.analyze.create_markdown_artifact\n"
+        "def ctrl_c_then_save(**kwargs):\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    return save(**kwargs)\n"
+        "flows.analyze.create_markdown_artifact = ctrl_c_then_save\n"
+    )
+    stopped = _run_cli_with(prelude, ["analyze", str(sorted(voiced_dir.glob("voice00*.hea"))[0])], cli_env, tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().splitlines()[-1] == "voxflow: interrupted after the command completed; nothing left to re-run"
+    run = env_db(cli_env)["runs"].find_one({})
+    assert (run["status"], run["scored"]) == ("completed", 1), run
+
+
+def test_a_ctrl_c_while_workers_run_long_chunks_ends_the_command_at_once_and_quietly(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # A worker closing waits for its chunk; its nanny killed it after 4 s, warning "Worker process still alive after
+    # 4.0 seconds, killing": 4.3 s from the Ctrl-C to the command's end.
+    batch = tmp_path / "long"
+    batch.mkdir()
+    for index in range(4):  # one chunk of ~10 s: 4 clips of 110 s
+        sf.write(batch / f"clip{index}.wav", synth_vowel(f0_hz=110 + 15 * index, duration_s=110, sr=16_000, jitter=0.01, hnr_db=20, seed=index), 16_000)
+    proc = start_cli(["analyze", str(batch)], cli_env)
+    stderr = proc.output_files[1]  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 120
+    while "Dask cluster ready" not in (stderr.seek(0) or stderr.read()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended or took too long before its cluster was ready"
+        time.sleep(0.05)
+    time.sleep(2.0)  # the chunk runs
+    pressed = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    interrupted = finish(proc)
+    took_s = time.monotonic() - pressed
+    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    assert "still alive" not in interrupted.stderr, interrupted.stderr[-3000:]
+    assert [line for line in interrupted.stderr.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)] == [], interrupted.stderr[-3000:]
+    assert took_s < 2.0, (took_s, interrupted.stderr[-3000:])
+    assert env_db(cli_env)["runs"].find_one({})["status"] == "interrupted"
 
 
 def _importing_forkserver(proc: subprocess.Popen, *, timeout_s: float = 60) -> psutil.Process:
