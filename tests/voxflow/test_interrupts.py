@@ -1,12 +1,14 @@
 """Stop signals held back for the length of a block."""
 
+import gc
 import pickle
 import signal
 import threading
+import time
 
 import pytest
 
-from voxflow.interrupts import Terminated, raise_terminated, stops_deferred
+from voxflow.interrupts import Terminated, raise_terminated, raise_where_it_counts, stops_deferred
 
 
 def test_a_first_ctrl_c_takes_effect_when_the_block_ends() -> None:
@@ -80,3 +82,40 @@ def test_a_signal_whose_handler_is_no_python_code_is_left_as_it_is(disposition: 
 def test_a_termination_survives_pickling() -> None:
     # as an exception a Dask worker or a subprocess hands back does
     assert pickle.loads(pickle.dumps(Terminated(signal.SIGHUP))).signum == signal.SIGHUP
+
+
+def _ctrl_c_where_it_counts(signum: int, frame: object) -> None:
+    raise_where_it_counts(signal.default_int_handler, signum, frame)
+
+
+class _CtrlCWhenCollected:
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def _ctrl_c_in_a_gc_callback(phase: str, info: dict) -> None:
+    if phase == "start":
+        signal.raise_signal(signal.SIGINT)
+
+
+def _collected_with_a_ctrl_c() -> None:
+    gc.callbacks.append(_ctrl_c_in_a_gc_callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(_ctrl_c_in_a_gc_callback)
+
+
+@pytest.mark.parametrize("ctrl_c", [_collected_with_a_ctrl_c, _CtrlCWhenCollected], ids=["in a gc callback", "in a __del__"])
+def test_a_ctrl_c_that_python_would_discard_comes_again_where_it_is_kept(ctrl_c: object) -> None:
+    # Raised there, Python prints "Exception ignored in ..." and goes on: the Ctrl-C was lost.
+    previous, waited = signal.signal(signal.SIGINT, _ctrl_c_where_it_counts), []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c()  # type: ignore[operator]
+            for _ in range(300):
+                time.sleep(0.01)
+                waited.append(0.01)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(waited) < 30  # it came again ~10 ms later
