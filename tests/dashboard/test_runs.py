@@ -42,7 +42,8 @@ def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
         app.selectbox[0].select("r-failed").run()
         assert not app.exception, [e.value for e in app.exception]
         shown = metrics(app)
-        assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"]) == ("failed", "0", "0", "—")  # stored before it failed
+        # what it stored before it failed, and how long it ran (recorded since 2026-12-07)
+        assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"]) == ("failed", "0", "0", "0.0 s")
         assert [w.value for w in app.warning] == ["Failed: RuntimeError: disk full"]
         assert app.dataframe[0].value["status"].tolist() == ["running", "failed"]
 
