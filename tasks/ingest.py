@@ -348,9 +348,10 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
 
     paths = [manifest_path(value, path.parent) for value in cells("path")]
     subjects, labels = [list(map(manifest_field, cells(name))) for name in ("subject_id", "label")]
+    names = [label and label_name(label) for label in labels]
     candidates = [
-        Candidate(path=listed, subject_id=subject, label=label and label_name(label), unread_label=_unread_label(path, index, label))
-        for index, (listed, subject, label) in enumerate(zip(paths, subjects, labels)) if listed is not None
+        Candidate(path=listed, subject_id=subject, label=name, unread_label=_unread_label(path, index, label, name))
+        for index, (listed, subject, label, name) in enumerate(zip(paths, subjects, labels, names)) if listed is not None
     ]
     pathless = [index for index, listed in enumerate(paths) if listed is None]
     values = [column.to_pylist() for column in table.columns] if pathless else []
@@ -362,8 +363,8 @@ def read_manifest(path: Path) -> tuple[list[Candidate], list[Rejection]]:
     return candidates, rejected
 
 
-def _unread_label(manifest: Path, index: int, label: str | None) -> str | None:
-    if label is None or label_name(label) is not None:
+def _unread_label(manifest: Path, index: int, label: str | None, name: str | None) -> str | None:
+    if label is None or name is not None:
         return None
     return f"{manifest} (row {index + 1}): label {label!r} is not 0/1 nor pathological/healthy: its file is scored without a reference label"
 
