@@ -94,15 +94,27 @@ class CtrlCNotACrash(logging.Filter):
     """Leaves out of the console Prefect's lines on a run ended by a stop signal ("Crash detected! Execution was
     aborted by an interrupt signal.", "... by a termination signal.", "Finished in state Crashed(...)", ERROR): the
     command says it was stopped in its last line, and the run's record says "interrupted". Prefect's API log keeps
-    them, with the Crashed state."""
+    them, with the Crashed state.
+
+    Also leaves out tornado's ERROR traceback of distributed's ``sync()`` failing to cancel a call that a Ctrl-C cut
+    before its coroutine started (distributed 2026.8's ``cancel`` reads its ``future`` before it is assigned:
+    ``NameError``); there was nothing to cancel."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "tornado.application":
+            return not _uncancelled_sync_call(record)
         if not record.name.startswith("prefect."):
             return True
         message = record.getMessage()
         if "aborted by an interrupt signal" in message or "aborted by a termination signal" in message:
             return False
         return not (_stopped_by is not None and "Crash" in message)  # SIGHUP's: "...by an unexpected exception: Terminated"
+
+
+def _uncancelled_sync_call(record: logging.LogRecord) -> bool:
+    """Whether ``record`` is tornado's report of distributed's ``sync.<locals>.cancel`` raising ``NameError``."""
+    error = record.exc_info[1] if record.exc_info else None
+    return isinstance(error, NameError) and "sync.<locals>.cancel" in record.getMessage()
 
 
 def _cell(value: Any) -> Any:

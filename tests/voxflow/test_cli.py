@@ -1,17 +1,22 @@
 """The front door: help that tells a user what to do, and services status without secrets."""
 
 import argparse
+import asyncio
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from distributed import Client
+from distributed.utils import LoopRunner, sync
 import redis
 from pymongo.database import Database
 
@@ -24,6 +29,7 @@ from tests.helpers import voiced_record
 from tests.voxflow_cli import REPO, assert_one_line_error, bare_env, last_json, run_cli
 from voxflow.cli import (
     BACKUP_COLUMNS,
+    CtrlCNotACrash,
     PREDICTED_LABELS,
     RESULT_COLUMNS,
     RUN_COLUMNS,
@@ -705,3 +711,32 @@ def test_enqueue_stores_a_manifest_label_as_analyze_does_and_names_one_it_cannot
     assert done.stderr == f"warning: {tmp_path / 'm.csv'} (row 2): label 'sick' is not 0/1 nor pathological/healthy: its file is scored without a reference label\n"
     entries = FileQueue(connect_redis(cli_env["VOXFLOW_REDIS_URL"])).read("test", count=10, claim_idle_s=60)
     assert [(Path(entry.path).name, entry.label) for entry in entries] == [("a.wav", "pathological"), ("b.wav", None)]
+
+
+def test_a_ctrl_c_that_cuts_a_dask_call_before_it_starts_leaves_no_traceback_on_the_console() -> None:
+    runner = LoopRunner(asynchronous=False)
+    runner.start()
+    stream = io.StringIO()
+    console = logging.StreamHandler(stream)
+    console.addFilter(CtrlCNotACrash())
+    tornado_log = logging.getLogger("tornado.application")
+    seen: list[logging.LogRecord] = []
+    witness = logging.Handler()
+    witness.emit = seen.append  # type: ignore[method-assign]
+    tornado_log.addHandler(console)
+    tornado_log.addHandler(witness)
+    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    try:
+        runner.loop.add_callback(time.sleep, 0.5)  # the loop is busy: the call's coroutine has not started when cut
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            sync(runner.loop, asyncio.sleep, 5)
+        time.sleep(0.8)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        tornado_log.removeHandler(console)
+        tornado_log.removeHandler(witness)
+        runner.stop()
+    assert any(isinstance(r.exc_info and r.exc_info[1], NameError) for r in seen), "distributed's sync() no longer fails so: drop the filter"
+    assert stream.getvalue() == ""
