@@ -40,8 +40,8 @@ def raise_where_it_counts(raise_it: Callable[[int, Any], None], signum: int, fra
     """For a signal handler: ``raise_it(signum, frame)`` (what raises the stop's exception), unless Python would discard
     that exception where the main thread is; then the signal comes again in :data:`AGAIN_AFTER_S`, to the same test.
 
-    Python prints and discards an exception raised while a gc callback, a ``__del__`` or an unraisable hook runs
-    ("Exception ignored in ..."), and goes on: a Ctrl-C raised there (distributed's GCDiagnosis callback) was lost,
+    Python prints and discards an exception raised while a gc callback, a weakref callback or ``__del__`` of a
+    collection, a ``__del__`` or an unraisable hook runs ("Exception ignored in ..."), and goes on: a Ctrl-C raised there (distributed's GCDiagnosis callback) was lost,
     and the run went on to the end. :func:`lost_stops_raised_again` catches the other places Python discards one.
     """
     if _discarded_in(frame):
@@ -50,8 +50,22 @@ def raise_where_it_counts(raise_it: Callable[[int, Any], None], signum: int, fra
         raise_it(signum, frame)
 
 
+_collecting = False  # whether a garbage collection runs: its weakref callbacks and __del__s have their exceptions discarded
+
+
+def _note_collection(phase: str, info: dict[str, int]) -> None:
+    global _collecting
+    _collecting = phase == "start"
+
+
+gc.callbacks.insert(0, _note_collection)  # first: set before any other callback of a collection runs
+
+
 def _discarded_in(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs, or was called from, a gc callback, a ``__del__`` or :func:`_raise_lost_stop_again`."""
+    """Whether ``frame`` runs inside a garbage collection, or runs or was called from a gc callback, a ``__del__`` or
+    :func:`_raise_lost_stop_again`."""
+    if _collecting:
+        return True
     discarding: set[CodeType] = {_raise_lost_stop_again.__code__}
     for callback in gc.callbacks:
         code = getattr(getattr(callback, "__func__", callback), "__code__", None)

@@ -5,6 +5,7 @@ import pickle
 import signal
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -106,7 +107,23 @@ def _collected_with_a_ctrl_c() -> None:
         gc.callbacks.remove(_ctrl_c_in_a_gc_callback)
 
 
-@pytest.mark.parametrize("ctrl_c", [_collected_with_a_ctrl_c, _CtrlCWhenCollected], ids=["in a gc callback", "in a __del__"])
+class _Cycle:
+    pass
+
+
+def _ctrl_c_in_a_weakref_callback_of_a_collection() -> None:
+    cycle = _Cycle()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    watched = weakref.ref(cycle, lambda _: signal.raise_signal(signal.SIGINT))
+    del cycle
+    gc.collect()
+    assert watched() is None
+
+
+@pytest.mark.parametrize(
+    "ctrl_c", [_collected_with_a_ctrl_c, _CtrlCWhenCollected, _ctrl_c_in_a_weakref_callback_of_a_collection],
+    ids=["in a gc callback", "in a __del__", "in a weakref callback of a collection"],
+)
 def test_a_ctrl_c_that_python_would_discard_comes_again_where_it_is_kept(ctrl_c: object) -> None:
     # Raised there, Python prints "Exception ignored in ..." and goes on: the Ctrl-C was lost.
     previous, waited = signal.signal(signal.SIGINT, _ctrl_c_where_it_counts), []
