@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,28 @@ def server_env(*, home: Path, redis_url: str, mongo_uri: str, mongo_db: str, pre
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     return env
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def prefect_api_call(env: dict[str, str], path: str, body: dict[str, Any] | None = None, *, attempts: int = 6) -> Any:
+    """GET (or POST ``body`` to) ``path`` of the Prefect API in ``env``; a 503 (its SQLite busy) is tried again after
+    its Retry-After, as Prefect's own client does."""
+    request = urllib.request.Request(
+        env["PREFECT_API_URL"].rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    for attempt in range(attempts):
+        try:
+            with _DIRECT.open(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(float(exc.headers.get("Retry-After") or 1))
 
 
 def bare_env(home: Path, **variables: str) -> dict[str, str]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +20,13 @@ import yaml
 from features.synth import synth_vowel
 from store.cache import connect_redis
 from store.locks import hold_lock
-from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import REPO, env_db, finish, last_json, prefect_api_call, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _api(env: dict[str, str], path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        env["PREFECT_API_URL"].rstrip("/") + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="GET" if body is None else "POST",
-    )
-    with _DIRECT.open(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def _deployment(env: dict[str, str], name: str) -> dict[str, Any]:
     """A deployment by name (each flow is named like its deployment)."""
-    return _api(env, f"/deployments/name/{name}/{name}")
+    return prefect_api_call(env, f"/deployments/name/{name}/{name}")
 
 
 def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_worker(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -54,7 +38,7 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     assert {d["work_pool"]["name"] for d in config["deployments"]} == {"voxflow"}
 
     report = last_json(run_cli(["deploy", "--json"], env))
-    assert report["work_pool"] == "voxflow" and _api(env, "/work_pools/voxflow")["type"] == "process"
+    assert report["work_pool"] == "voxflow" and prefect_api_call(env, "/work_pools/voxflow")["type"] == "process"
     assert set(report["deployed"]) == set(names)
     by_voxflow = _deployment(env, "drain-queue")
 
@@ -80,18 +64,18 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     for i in range(4):
         sf.write(clips / f"c{i}.wav", synth_vowel(f0_hz=110 + 20 * i, duration_s=1.5, sr=16_000, seed=i), 16_000)
     with pytest.raises(urllib.error.HTTPError) as refused:  # the flow's own bounds, in the deployment's parameter schema
-        _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 0}})
+        prefect_api_call(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 0}})
     assert refused.value.code == 409 and "chunk_size" in refused.value.read().decode()  # Prefect's answer to a schema violation
     with pytest.raises(urllib.error.HTTPError) as unknown:  # was created, then crashed with SignatureMismatchError
-        _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "bogus": 1}})
+        prefect_api_call(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "bogus": 1}})
     assert unknown.value.code == 409 and "'bogus' was unexpected" in unknown.value.read().decode()
-    run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 2}})
+    run = prefect_api_call(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(clips), "chunk_size": 2}})
     assert run["parameters"] == {"source": str(clips), "chunk_size": 2}
 
     worker = run_cli(["worker", "--run-once"], env, timeout=300)
     assert worker.returncode == 0, worker.stderr[-4000:]
     deadline = time.monotonic() + 60
-    while (state := _api(env, f"/flow_runs/{run['id']}")["state"]["type"]) not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+    while (state := prefect_api_call(env, f"/flow_runs/{run['id']}")["state"]["type"]) not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
         assert time.monotonic() < deadline, f"flow run still {state}"
         time.sleep(1)
     assert state == "COMPLETED", worker.stderr[-4000:]
@@ -106,7 +90,7 @@ def test_a_worker_asked_to_stop_ends_its_flow_runs_recorded_then_exits(cli_env: 
     # with a traceback from its event loop; its flow run died with it, unrecorded: `running` in runs, Running in Prefect.
     env = cli_env
     report = last_json(run_cli(["deploy", "--json"], env))
-    run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(voiced_manifest), "chunk_size": 4}})
+    run = prefect_api_call(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(voiced_manifest), "chunk_size": 4}})
     worker = start_cli(["worker"], env)
     try:
         wait_for_predictions(env, worker, 8)
@@ -117,7 +101,7 @@ def test_a_worker_asked_to_stop_ends_its_flow_runs_recorded_then_exits(cli_env: 
             os.killpg(worker.pid, signal.SIGKILL)
     assert stopped.returncode == 143 and stopped.stderr.strip().splitlines()[-1] == "voxflow: terminated (SIGTERM)", stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
-    assert _api(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
+    assert prefect_api_call(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
     stored = env_db(env)["predictions"].count_documents({"run_id": run["id"]})
     record = env_db(env)["runs"].find_one({"run_id": run["id"]})
     assert (record["status"], record["scored"]) == ("interrupted", stored) and 8 <= stored < 208
@@ -128,7 +112,7 @@ def test_a_flow_run_whose_worker_was_killed_records_itself_interrupted_and_ends_
     # log) raised SystemExit(1), and the run was recorded `failed`, "SystemExit: 1", as bad input would be.
     env = {**cli_env, "PREFECT_LOGGING_LEVEL": "INFO"}  # its progress lines: the first after the kill meets the closed pipe
     report = last_json(run_cli(["deploy", "--json"], env))
-    run = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(voiced_manifest), "chunk_size": 2}})
+    run = prefect_api_call(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(voiced_manifest), "chunk_size": 2}})
     worker = start_cli(["worker"], env)
     try:
         wait_for_predictions(env, worker, 2)
@@ -143,7 +127,7 @@ def test_a_flow_run_whose_worker_was_killed_records_itself_interrupted_and_ends_
     stored = env_db(env)["predictions"].count_documents({"run_id": run["id"]})
     assert (record["status"], record["scored"]) == ("interrupted", stored) and 2 <= stored < 208, record
     assert record["error"].endswith("before the run finished; a re-run finishes the rest"), record
-    assert _api(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
+    assert prefect_api_call(env, f"/flow_runs/{run['id']}")["state"]["type"] == "CRASHED"
 
 
 def test_a_worker_logs_a_user_error_in_one_line_and_a_lock_by_its_name(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -151,15 +135,15 @@ def test_a_worker_logs_a_user_error_in_one_line_and_a_lock_by_its_name(cli_env: 
     # log, and the refused backup's line read "(lock voxflow🔒backup held by ...); refused" on the worker's console.
     env = {**cli_env, "PREFECT_LOGGING_LEVEL": "INFO"}
     report = last_json(run_cli(["deploy", "--json"], env))
-    missing = _api(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(tmp_path / "nope")}})
-    refused = _api(env, f"/deployments/{report['deployed']['backup-nightly']}/create_flow_run", {})
+    missing = prefect_api_call(env, f"/deployments/{report['deployed']['analyze-batch']}/create_flow_run", {"parameters": {"source": str(tmp_path / "nope")}})
+    refused = prefect_api_call(env, f"/deployments/{report['deployed']['backup-nightly']}/create_flow_run", {})
     with hold_lock(connect_redis(env["VOXFLOW_REDIS_URL"]), "backup", ttl_s=120) as held:
         worker = run_cli(["worker", "--run-once"], env, timeout=300)
     output = worker.stdout + worker.stderr
     assert worker.returncode == 0, output[-4000:]
-    assert _api(env, f"/flow_runs/{missing['id']}")["state"]["type"] == "FAILED"
-    logged = "\n".join(line["message"] for line in _api(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [missing["id"]]}}}))
+    assert prefect_api_call(env, f"/flow_runs/{missing['id']}")["state"]["type"] == "FAILED"
+    logged = "\n".join(line["message"] for line in prefect_api_call(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [missing["id"]]}}}))
     for log in (output, logged):
         assert f"source not found: {tmp_path / 'nope'}" in log and "Traceback" not in log, log[-4000:]
-    assert _api(env, f"/flow_runs/{refused['id']}")["state"]["type"] == "COMPLETED"
+    assert prefect_api_call(env, f"/flow_runs/{refused['id']}")["state"]["type"] == "COMPLETED"
     assert f"Backup refused: another backup run is in progress (lock voxflow:lock:backup held by {held.token})\n" in output, output[-4000:]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -23,7 +21,7 @@ from store.counts import BIN_FIELDS, COUNTS, SCORES
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import dask_processes, sigint_action
 from tests.proxy import TcpProxy, proxied_redis
-from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import REPO, env_db, finish, last_json, prefect_api_call, run_cli, start_cli, wait_for_predictions
 from tasks.cluster import local_worker_processes
 from tasks.forkserver import is_forkserver
 from voxflow import services
@@ -89,8 +87,7 @@ def test_a_termination_ends_with_one_line_the_run_recorded_and_a_rerun_finishes_
     run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
     assert (run["status"], run["error"]) == ("interrupted", f"{signum.name} before the run finished; a re-run finishes the rest"), run
     assert run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run
-    with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/flow_runs/{run['run_id']}", timeout=10) as response:
-        assert json.load(response)["state_type"] == "CRASHED"  # not left Running
+    assert prefect_api_call(env, f"/flow_runs/{run['run_id']}")["state_type"] == "CRASHED"  # not left Running
     summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
     assert summary["scored"] + summary["skipped"] == N_VOICED and summary["skipped"] >= run["scored"]
     _assert_exactly_once(env)
