@@ -29,10 +29,10 @@ demo: venv
 	$(BIN)/voxflow results --limit 10
 
 test: venv
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -ra -m "not slow"
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup -m "not slow"
 
 # Rebuild the shipped baseline model from the VOICED recordings.
 model: venv

@@ -30,9 +30,20 @@ from voxflow.settings import Settings
 hypothesis.settings.register_profile("voxflow", derandomize=True, database=None)
 hypothesis.settings.load_profile("voxflow")
 
-# A database number of its own (VOXFLOW_TEST_REDIS_DB) lets two test sessions share the system Redis.
-SYSTEM_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('VOXFLOW_TEST_REDIS_DB', '15')}"
+# A database number of its own (VOXFLOW_TEST_REDIS_DB) lets two test sessions share the system Redis; each further
+# pytest-xdist worker of a session (gw1, ...) takes the number below it.
+_XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+SYSTEM_REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('VOXFLOW_TEST_REDIS_DB', '15')) - _XDIST_WORKER}"
 VOICED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voiced"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` (``make test``), the tests of the seeded dashboard go to one worker, which seeds it
+    once (~70 s); the rest spread over the workers."""
+    for item in items:
+        if "seeded" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("seeded"))
 
 
 def _system_redis_answers() -> bool:
