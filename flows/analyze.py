@@ -126,11 +126,27 @@ def skip_known(found: Discovery, model_version: str, stores: Stores) -> Known:
             skipped.append(ref)
         else:
             earlier.append(repeat)
-    get_run_logger().info(
-        "%d files to score, %d already scored by %s (%d from the Redis cache): %d listings as then, skipped; %d listed otherwise then, recorded as duplicates",
-        len(pending), len(found.files) - len(pending), model_version, len(cached), len(skipped), len(earlier),
-    )
+    get_run_logger().info(known_line(len(pending), len(found.files) - len(pending), model_version, len(cached), len(skipped), len(earlier)))
     return Known(pending, skipped, [*in_batch, *earlier])
+
+
+def known_line(pending: int, known: int, model_version: str, cached: int, skipped: int, duplicates: int) -> str:
+    """What :func:`skip_known` found, in one log line.
+
+    Examples
+    --------
+    >>> known_line(13, 0, "m1", 0, 0, 0)
+    '13 files to score; none scored before by m1'
+    >>> known_line(1, 5, "m1", 2, 4, 1)
+    '1 file to score; 5 already scored by m1 (2 found in the Redis cache): 4 skipped, listed as then; 1 recorded as a duplicate, listed under another name, subject_id or label then'
+    """
+    line = f"{pending} file{'s' if pending != 1 else ''} to score; "
+    if not known:
+        return line + f"none scored before by {model_version}"
+    parts = [f"{skipped} skipped, listed as then"] if skipped else []
+    if duplicates:
+        parts.append(f"{duplicates} recorded as {'a duplicate' if duplicates == 1 else 'duplicates'}, listed under another name, subject_id or label then")
+    return line + f"{known} already scored by {model_version} ({cached} found in the Redis cache): " + "; ".join(parts)
 
 
 class ProgressArtifact:

@@ -117,6 +117,11 @@ def _refusal(exc: OperationFailure, what: str) -> DatabaseError:
     return DatabaseError(f"MongoDB refused an operation ({what}): {server_message(exc)}")
 
 
+def _refused(exc: Exception, what: str) -> DatabaseError | None:
+    """The one-line error of ``exc`` if the server answered no (an operation refused, a login it does not support)."""
+    return _refusal(exc, what) if isinstance(exc, OperationFailure) else login_not_understood(exc, what)
+
+
 def login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
     """The one-line error of a login pymongo could not complete because it could not read the server's answer
     (a server without auth, such as nx-27017, answers SCRAM's first step without its ``payload``: pymongo's
@@ -155,10 +160,8 @@ def _retrying(what: str, operation: Callable[[], T], *, budget_s: float) -> T:
             log.warning("MongoDB unreachable (%s): %s; retry %d in %.1f s", what, failure_reason(exc), attempt, delay)
             time.sleep(delay)
             attempt += 1
-        except OperationFailure as exc:
-            raise _refusal(exc, what) from exc  # not retried: the server answered
-        except Exception as exc:
-            if (refused := login_not_understood(exc, what)) is None:
+        except Exception as exc:  # not retried: no connection error
+            if (refused := _refused(exc, what)) is None:
                 raise
             raise refused from exc
 
@@ -170,10 +173,8 @@ def connection_errors_as_service_error(what: str) -> Iterator[None]:
         yield
     except ConnectionFailure as exc:
         raise DatabaseError(f"MongoDB unreachable ({what}): {failure_reason(exc)}") from exc
-    except OperationFailure as exc:
-        raise _refusal(exc, what) from exc
     except Exception as exc:
-        if (refused := login_not_understood(exc, what)) is None:
+        if (refused := _refused(exc, what)) is None:
             raise
         raise refused from exc
 
