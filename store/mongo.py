@@ -406,6 +406,10 @@ class ResultStore:
         """Run documents, most recently started first, without ``_id``, their times as UTC datetimes."""
         return [utc_times(doc, ("started_at", "finished_at")) for doc in self._find(self._runs, {}, sort_key="started_at", limit=limit)]
 
+    def find_run(self, run_id: str) -> dict[str, Any] | None:
+        """The document of run ``run_id``, without ``_id``; None when there is none."""
+        return _retrying("read runs", lambda: self._runs.find_one({"run_id": run_id}, {"_id": 0}), budget_s=0)
+
     def run_ids(self, prefix: str, *, limit: int) -> list[str]:
         """Ids of the runs whose id starts with ``prefix``, in order (``prefix`` itself first when it is one), at most ``limit``."""
         def find() -> list[str]:

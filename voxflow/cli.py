@@ -267,8 +267,37 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
         if args.output:
             return _export(store.iter_predictions(where, limit=args.limit), args.output, "predictions")
         records = store.find_predictions(where, limit=args.limit or LISTED)
-    _print_records(records, RESULT_COLUMNS, as_json=args.json, empty="no predictions match")
+        run = store.find_run(where.run_id) if where.run_id and not records and not args.json else None
+    _print_records(records, RESULT_COLUMNS, as_json=args.json, empty=_scored_none(run) or "no predictions match")
     return 0
+
+
+def _scored_none(run: dict[str, Any] | None) -> str | None:
+    """Why ``voxflow results --run`` lists nothing, when the run scored no file: what it did with them instead.
+
+    Examples
+    --------
+    >>> _scored_none({"run_id": "r1", "scored": 0, "skipped": 208, "duplicates": 0, "quarantined": 0})
+    'run r1 scored no file: 208 skipped, scored before by earlier runs (`voxflow results` lists their predictions)'
+    >>> _scored_none({"run_id": "r1", "scored": 0, "skipped": 0, "duplicates": 1, "quarantined": 2})
+    'run r1 scored no file: 1 duplicate, 2 quarantined (`voxflow quarantine --run r1` lists them)'
+    >>> _scored_none({"run_id": "r1", "scored": 3}) is None
+    True
+    """
+    if run is None or run.get("scored"):
+        return None
+    skipped, duplicates, quarantined = (run.get(key) or 0 for key in ("skipped", "duplicates", "quarantined"))
+    done, hints = [], []
+    if skipped:
+        done.append(f"{skipped} skipped, scored before by earlier runs")
+        hints.append("`voxflow results` lists their predictions")
+    if duplicates:
+        done.append(f"{duplicates} duplicate{'s' if duplicates != 1 else ''}")
+    if quarantined:
+        done.append(f"{quarantined} quarantined")
+    if duplicates or quarantined:
+        hints.append(f"`voxflow quarantine --run {run['run_id']}` lists them")
+    return f"run {run['run_id']} scored no file: {', '.join(done)} ({'; '.join(hints)})" if done else None
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:

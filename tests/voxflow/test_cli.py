@@ -584,6 +584,26 @@ def test_run_filter_takes_a_unique_start_of_a_run_id_and_refuses_an_unknown_one(
                 handler(build_parser().parse_args([command, "--run", blank]), settings)
 
 
+def test_results_of_a_run_that_scored_nothing_say_what_it_did_instead(
+    test_settings: Settings, mongo_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A re-run that skipped every file listed "no predictions match", as if it had lost them.
+    store = ResultStore(mongo_db)
+    store.start_run({"run_id": "r0", "status": "completed", "scored": 2})
+    store.insert_predictions([{"audio_sha256": f"{i:064x}", "model_version": "m1", "run_id": "r0", "score": 0.5, "label": "healthy"} for i in range(2)])
+    store.start_run({"run_id": "r1", "status": "completed", "scored": 0, "skipped": 2, "duplicates": 0, "quarantined": 1})
+    settings = test_settings.model_copy(update={"mongo_db": mongo_db.name})
+    assert cmd_results(build_parser().parse_args(["results", "--run", "r1"]), settings) == 0
+    assert capsys.readouterr().out == (
+        "run r1 scored no file: 2 skipped, scored before by earlier runs, 1 quarantined "
+        "(`voxflow results` lists their predictions; `voxflow quarantine --run r1` lists them)\n"
+    )
+    assert cmd_results(build_parser().parse_args(["results", "--run", "r1", "--json"]), settings) == 0
+    assert capsys.readouterr().out == "[]\n"  # --json stays a list
+    assert cmd_results(build_parser().parse_args(["results", "--run", "r0", "--label", "pathological"]), settings) == 0
+    assert capsys.readouterr().out == "no predictions match\n"  # it scored some: the filter left them out
+
+
 def test_stage_filter_lists_and_exports_one_stage_s_quarantine_records(
     test_settings: Settings, mongo_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
