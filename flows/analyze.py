@@ -40,8 +40,8 @@ def discover_files(source: str, settings: Settings) -> Discovery:
     found = discover(source, max_file_bytes=int(settings.max_file_mb * 1e6))
     logger = get_run_logger()
     logger.info(
-        "Found %d audio files in %s (%d rejected, %d duplicate content, %d non-audio ignored)",
-        len(found.files), source, len(found.rejected), len(found.duplicates), len(found.ignored),
+        "Found %d audio files in %s: %d to analyse, %d rejected, %d of content listed already; %d other files ignored",
+        found.seen, source, len(found.files), len(found.rejected), len(found.duplicates), len(found.ignored),
     )
     if found.ignored:
         logger.info(ignored_summary(found.ignored))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -127,10 +128,13 @@ def _bad_corpus(root: Path) -> tuple[int, int]:
 def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: dict[str, str], tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     n_good, n_bad = _bad_corpus(corpus)
-    env = {**cli_env, "VOXFLOW_MAX_DURATION_S": "10"}
+    env = {**cli_env, "VOXFLOW_MAX_DURATION_S": "10", "PREFECT_LOGGING_LEVEL": "INFO"}
     # Given relative to the command's folder, the source is recorded absolute: it names the files from anywhere.
-    summary = last_json(run_cli(["analyze", os.path.relpath(corpus, REPO), "--json"], env))
+    run = run_cli(["analyze", os.path.relpath(corpus, REPO), "--json"], env)
+    summary = last_json(run)
     assert (summary["scored"], summary["quarantined"], summary["ignored"]) == (n_good, n_bad, 1), summary
+    # The count the log starts with is the run's "seen" (it had been the files left to analyse, beside "seen" in the summary).
+    assert re.search(rf"Found {summary['seen']} audio files in \S+: \d+ to analyse, \d+ rejected, 0 of content listed already; 1 other files ignored", run.stderr), run.stderr[-3000:]
     assert summary["source"] == env_db(env)["runs"].find_one({"run_id": summary["run_id"]})["source"] == str(corpus)
     quarantined = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], env))
     reasons = {Path(q["path"]).name: (q["stage"], q["reason"]) for q in quarantined}
