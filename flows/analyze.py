@@ -20,7 +20,7 @@ from pydantic import Field
 
 from models.artifact import ModelBundle
 from store.mongo import ResultStore
-from tasks.cluster import cluster_bounds, dask_client, initial_workers, with_handed_cluster
+from tasks.cluster import cluster_bounds, dask_client, first_worker_joined, initial_workers, with_handed_cluster
 from tasks.chunk import AudioPolicy, ChunkResult
 from tasks.fanout import FanoutOutcome, fan_out, in_flight_limit
 from tasks.ingest import AUDIO_SUFFIXES, Discovery, Duplicate, FileRef, Rejection, discover, ignored_summary, recorded_source, scored_before, unreadable_audio
@@ -204,6 +204,7 @@ def score_files(
     # A worker per chunk of files to start with (rounded up, within the adaptive bounds): no waiting for adaptive scaling to add them.
     cluster = nullcontext(client) if client is not None else dask_client(settings, workers=initial_workers(len(files), settings, chunk_size))
     with artifact_progress, cluster as client:
+        first_worker_joined(client, timeout_s=settings.dask_worker_start_timeout_s)
         bounds = cluster_bounds(settings)
         monitor = ScalingMonitor(
             client, results=stores.results, metrics=stores.metrics, thresholds=Thresholds.from_settings(settings), run_id=run_id, bounds=bounds,

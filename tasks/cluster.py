@@ -11,6 +11,7 @@ import math
 import os
 import re
 import signal
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager, suppress
@@ -287,6 +288,38 @@ def dask_client(settings: Settings, *, warm_up: bool = True, workers: int | None
                 raise cannot_run(exc, client.scheduler.address) from exc
         log.info("Dask cluster ready: %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
         yield client
+
+
+WAITING_SAID_EVERY_S = 10.0
+
+
+def first_worker_joined(client: Client, *, timeout_s: float, said_every_s: float = WAITING_SAID_EVERY_S) -> None:
+    """Return once the scheduler of ``client`` has a worker; while none has, say so every ``said_every_s``.
+
+    A local worker starts in 1-3 s, but on the first run after an install or an update numba compiles its
+    kernels first (~30 s), and a remote cluster may be starting its workers: the model's copy to them had
+    waited 20 s, then failed the run.
+
+    Raises
+    ------
+    ClusterError
+        When no worker joined within ``timeout_s``.
+    """
+    began = time.monotonic()
+    while True:
+        left = timeout_s - (time.monotonic() - began)
+        try:
+            client.wait_for_workers(1, timeout=max(min(said_every_s, left), 0.01))
+            return
+        except TimeoutError:
+            waited = time.monotonic() - began
+            if waited >= timeout_s:
+                raise ClusterError(
+                    f"the Dask scheduler at {client.scheduler.address} has no workers: none joined within {timeout_s:g} s "
+                    "(VOXFLOW_DASK_WORKER_START_TIMEOUT_S)"
+                ) from None
+            log.info("Waiting for the first Dask worker to join the scheduler at %s (%.0f s so far, up to %.0f s): a first run after "
+                     "an install or an update compiles numba's kernels as its workers start", client.scheduler.address, waited, timeout_s)
 
 
 SCHEDULER_TIMEOUT_S = 20.0

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     dask_scheduler_timeout_s: float = Field(
         default=120.0, ge=1, le=_DAY_S, description="How long a run waits for a Dask scheduler that stopped answering mid-run before it fails."
     )
+    dask_worker_start_timeout_s: float = Field(
+        default=300.0, ge=1, le=_DAY_S,
+        description="How long a run waits for the Dask cluster's first worker before it fails (a first run after an install or an update compiles numba's kernels as its workers start, ~30 s).",
+    )
 
     # Audio and quality gate.
     sample_rate: int = Field(default=16_000, ge=4_000, le=192_000)

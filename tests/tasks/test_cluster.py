@@ -1,6 +1,8 @@
 import gc
+import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,6 +19,7 @@ from tasks.cluster import (
     WORKER_PRELOAD,
     WarmUp,
     dask_client,
+    first_worker_joined,
     handed_over,
     initial_workers,
     local_cluster_ahead,
@@ -225,3 +228,26 @@ def test_a_spec_from_dasks_kubernetes_config_is_renamed_too(tmp_path: Path, give
 def test_an_unreadable_cluster_spec_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="custom_cluster_spec"):
         run_cluster_kwargs(_SpecCluster, {"custom_cluster_spec": str(tmp_path / "missing.yaml")})
+
+
+def test_a_run_waits_for_a_first_worker_that_is_slow_to_join_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    # The model's copy to the workers waited 20 s for one, then failed the run ("has no workers"): a first run after
+    # an install or an update, its workers compiling numba's kernels, failed that way.
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, Client(cluster, timeout="2s") as client:
+        joins = threading.Timer(2.5, cluster.scale, args=(1,))
+        joins.start()
+        began = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="tasks.cluster"):
+            first_worker_joined(client, timeout_s=60, said_every_s=1)
+        joins.join()
+        assert 2.5 <= time.monotonic() - began < 30 and len(client.scheduler_info()["workers"]) == 1
+    waiting = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Waiting for the first Dask worker")]
+    assert waiting and f"to join the scheduler at {cluster.scheduler_address} (1 s so far, up to 60 s)" in waiting[0], waiting
+
+
+def test_no_first_worker_within_the_timeout_is_one_error_naming_the_setting() -> None:
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        began = time.monotonic()
+        with pytest.raises(ClusterError, match=rf"^the Dask scheduler at {cluster.scheduler_address} has no workers: none joined within 1.5 s \(VOXFLOW_DASK_WORKER_START_TIMEOUT_S\)$"):
+            first_worker_joined(client, timeout_s=1.5, said_every_s=1)
+        assert time.monotonic() - began < 5
