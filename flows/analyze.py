@@ -69,7 +69,7 @@ def record_set_aside(rejected: Sequence[Rejection], duplicates: Sequence[Duplica
         The duplicates quarantined as their file was.
     """
     logger = get_run_logger()
-    bad = results.quarantined_in_run(run_id, {d.first.sha256 for d in duplicates if d.scored_in is None}) if duplicates else {}
+    bad = results.quarantined_in_run(run_id, {d.first.sha256 for d in duplicates if d.scored_in is None})
     of_bad = [bad.get((d.first.path, d.first.sha256)) if d.scored_in is None else None for d in duplicates]
     for duplicate, quarantined in zip(duplicates, of_bad):
         if duplicate.differences and quarantined is None:

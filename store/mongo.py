@@ -286,17 +286,8 @@ class ResultStore:
         dict
             ``audio_sha256`` -> its prediction's ``path``, ``subject_id``, ``reference_label`` and ``run_id``.
         """
-        unique = list(dict.fromkeys(hashes))
-        known: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(unique), _LOOKUP_BATCH):
-            query = {"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}, "model_version": model_version}
-            docs = _retrying(
-                "look up known hashes",
-                lambda: list(self._predictions.find(query, {"_id": 0, **dict.fromkeys(("audio_sha256", *LISTING_FIELDS), 1)})),
-                budget_s=self._retry_s,
-            )
-            known.update((doc.pop("audio_sha256"), doc) for doc in docs)
-        return known
+        docs = self._of_contents(self._predictions, hashes, {"model_version": model_version}, LISTING_FIELDS, "look up known hashes")
+        return {doc.pop("audio_sha256"): doc for doc in docs}
 
     def quarantined_in_run(self, run_id: str, hashes: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
         """The quarantine records of ``run_id`` for files of these contents (looked up 1,000 at a time), duplicates' left out.
@@ -306,14 +297,20 @@ class ResultStore:
         dict
             (``path``, ``audio_sha256``) -> the record's ``stage``, ``reason`` and ``error_class``.
         """
+        query = {"run_id": run_id, "stage": {"$ne": DUPLICATE_STAGE}}
+        docs = self._of_contents(self._quarantine, hashes, query, ("path", "stage", "reason", "error_class"), "look up quarantined files")
+        return {(doc.pop("path"), doc.pop("audio_sha256")): doc for doc in docs}
+
+    def _of_contents(self, collection: Collection, hashes: Iterable[str], query: dict[str, Any], fields: Sequence[str], what: str) -> list[dict[str, Any]]:
+        """The documents of ``collection`` matching ``query`` whose ``audio_sha256`` is one of ``hashes`` (looked up
+        1,000 at a time), with ``audio_sha256`` and ``fields`` only."""
         unique = list(dict.fromkeys(hashes))
-        found: dict[tuple[str, str], dict[str, Any]] = {}
+        projection = {"_id": 0, **dict.fromkeys(("audio_sha256", *fields), 1)}
+        docs: list[dict[str, Any]] = []
         for start in range(0, len(unique), _LOOKUP_BATCH):
-            query = {"run_id": run_id, "audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}, "stage": {"$ne": DUPLICATE_STAGE}}
-            fields = dict.fromkeys(("path", "audio_sha256", "stage", "reason", "error_class"), 1)
-            docs = _retrying("look up quarantined files", lambda: list(self._quarantine.find(query, {"_id": 0, **fields})), budget_s=self._retry_s)
-            found.update(((doc.pop("path"), doc.pop("audio_sha256")), doc) for doc in docs)
-        return found
+            batch = {"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}, **query}
+            docs += _retrying(what, lambda: list(collection.find(batch, projection)), budget_s=self._retry_s)
+        return docs
 
     def insert_predictions(self, docs: Sequence[dict[str, Any]]) -> int:
         """Insert predictions; ones already stored for the same (audio_sha256, model_version) are skipped.
