@@ -42,10 +42,7 @@ def analyse_file(ref: FileRef, policy: AudioPolicy) -> dict[str, Any]:
         features = extract_features(audio)
         done = time.perf_counter()
     return {
-        "audio_sha256": ref.sha256,
-        "path": ref.path,
-        "subject_id": ref.subject_id,
-        "reference_label": ref.label,
+        **ref.listing(),
         "size_bytes": ref.size_bytes,
         "duration_s": audio.duration_s,
         "source_rate": audio.source_rate,
@@ -62,15 +59,7 @@ def _rejection(ref: FileRef, exc: Exception) -> dict[str, Any]:
         stage, reason = exc.stage, exc.reason
     else:  # a bug or a library surprise: keep the batch going, keep the evidence
         stage, reason = "features", f"unexpected {type(exc).__name__}: {exc}"
-    return {
-        "path": ref.path,
-        "audio_sha256": ref.sha256,
-        "subject_id": ref.subject_id,
-        "reference_label": ref.label,
-        "stage": stage,
-        "reason": reason,
-        "error_class": type(exc).__name__,
-    }
+    return {**ref.listing(), "stage": stage, "reason": reason, "error_class": type(exc).__name__}
 
 
 def extract_chunk(files: Sequence[FileRef], policy: AudioPolicy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -95,10 +95,7 @@ def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
     """Quarantine records for a file whose worker kept dying on it."""
     return [
         {
-            "path": ref.path,
-            "audio_sha256": ref.sha256,
-            "subject_id": ref.subject_id,
-            "reference_label": ref.label,
+            **ref.listing(),
             "stage": "worker",
             "reason": f"worker failed while processing this file ({type(exc).__name__}: {exc})",
             "error_class": type(exc).__name__,

@@ -43,6 +43,11 @@ class FileRef:
     subject_id: str | None = None
     label: str | None = None
 
+    def listing(self) -> dict[str, str | None]:
+        """The fields every record of this file keeps (prediction, feature row, quarantine): its path, content, and
+        the subject_id and label it was listed with."""
+        return {"path": self.path, "audio_sha256": self.sha256, "subject_id": self.subject_id, "reference_label": self.label}
+
 
 @dataclass(frozen=True)
 class Rejection:

@@ -185,8 +185,7 @@ def duplicate_doc(duplicate: Duplicate, quarantined: Mapping[str, Any] | None = 
     A duplicate of a file its run ``quarantined`` (that file's record) is a bad file too: it takes that record's stage,
     reason and error class, the reason naming the file.
     """
-    ref = duplicate.ref
-    listed = {"path": ref.path, "audio_sha256": ref.sha256, "subject_id": ref.subject_id, "reference_label": ref.label}
+    listed = duplicate.ref.listing()
     if quarantined is None:
         return {**listed, "stage": DUPLICATE_STAGE, "reason": duplicate.reason}
     reason = f"{quarantined['reason']} (same content as {duplicate.first.path})"
