@@ -179,8 +179,9 @@ def superseded(runs: list[FlowRun], now: datetime) -> list[tuple[FlowRun, FlowRu
     scheduled = sorted(
         (run for run in runs if run.auto_scheduled and run.deployment_id and run.expected_start_time), key=lambda run: run.expected_start_time
     )
-    newest = {_kind(run): run for run in scheduled}
-    return [(run, newest[_kind(run)]) for run in scheduled if run.id != newest[_kind(run)].id and run.expected_start_time <= now]
+    kinds = [(_kind(run), run) for run in scheduled]
+    newest = dict(kinds)  # the last of each kind: the newest
+    return [(run, newest[kind]) for kind, run in kinds if run.id != newest[kind].id and run.expected_start_time <= now]
 
 
 class VoxflowWorker(ProcessWorker):

@@ -40,9 +40,10 @@ def raise_where_it_counts(raise_it: Callable[[int, Any], None], signum: int, fra
     """For a signal handler: ``raise_it(signum, frame)`` (what raises the stop's exception), unless Python would discard
     that exception where the main thread is; then the signal comes again in :data:`AGAIN_AFTER_S`, to the same test.
 
-    Python prints and discards an exception raised while a gc callback, a weakref callback or ``__del__`` of a
-    collection, a ``__del__`` or an unraisable hook runs ("Exception ignored in ..."), and goes on: a Ctrl-C raised there (distributed's GCDiagnosis callback) was lost,
-    and the run went on to the end. :func:`lost_stops_raised_again` catches the other places Python discards one.
+    Python prints and discards an exception raised while a garbage collection runs code (a gc callback, a weakref
+    callback, a ``__del__``), while any ``__del__`` runs, or in an unraisable hook ("Exception ignored in ..."), and
+    goes on: a Ctrl-C raised there (distributed's GCDiagnosis callback) was lost, and the run went on to the end.
+    :func:`lost_stops_raised_again` catches the other places Python discards one.
     """
     if _discarded_in(frame):
         _come_again(signum)
