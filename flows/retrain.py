@@ -28,6 +28,7 @@ from models.train import (
     select_columns,
 )
 from store.cache import connect_redis
+from store.feature_store import FeatureStore
 from store.labels import LabelStore
 from store.locks import hold_lock
 from store.models import ModelStore
@@ -42,6 +43,21 @@ from voxflow.settings import Settings, get_settings
 
 LOCK_NAME = "retrain"
 CV_SEED = 0
+
+
+@task(name="compact-feature-store", cache_policy=NO_CACHE)
+def compact_feature_store(settings: Settings) -> None:
+    """Merge the feature store's chunk files of this feature version before reading them: reading pays per file.
+
+    Best effort: a failure (a full disk) leaves the chunk files as they were, and they are read as they are.
+    """
+    logger = get_run_logger()
+    try:
+        done = FeatureStore(settings.feature_store_dir).compact(feature_version=FEATURE_VERSION)
+    except OSError as exc:
+        logger.warning("Feature store not compacted, its chunk files read as they are: %s", exc)
+        return
+    logger.info("Feature store: %s", done.line())
 
 
 @task(name="assemble-training-set", cache_policy=NO_CACHE)
@@ -175,6 +191,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     rows = [LabelledAudio.from_doc(doc) for doc in labels.all()]
     if len(rows) < settings.retrain_min_labels:
         raise TooFewLabels(f"the labels collection holds {len(rows)} labels; retraining needs at least {settings.retrain_min_labels} (voxflow labels import FILE)")
+    compact_feature_store(settings)
     data = assemble_training_set(rows, settings)
     check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
     report = cross_validate_recipe(data, settings)

@@ -49,6 +49,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from store.counts import rebuild_counts
+from store.feature_store import FeatureStore
 from voxflow.errors import BackupError
 
 log = logging.getLogger(__name__)
@@ -573,12 +574,10 @@ def _copy_tree(source: Path, fs: AbstractFileSystem, folder: str, prefix: str) -
 
 
 def _feature_files(root: Path) -> list[dict[str, Any]]:
-    if not root.is_dir():
-        return []
-    return [
-        {"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size}
-        for path in sorted(root.glob("feature_version=*/run_id=*/chunk-*.parquet"))
-    ]
+    """The feature store's chunk files and merged parts, every version's, by path."""
+    store = FeatureStore(root)
+    files = sorted(path for version in store.versions() for path in store.files(feature_version=version))
+    return [{"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size} for path in files]
 
 
 def _sha256_of(handle: IO[bytes]) -> str:

@@ -1,10 +1,15 @@
-"""Parquet feature store: one file per chunk, partitioned by feature version and run."""
+"""Parquet feature store: one file per chunk, partitioned by feature version and run; compacted into parts."""
 
 from __future__ import annotations
 
 import glob
 import logging
 import os
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -16,6 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MERGED_FOLDER = "merged"
+ROW_GROUP_ROWS = 65_536  # ~50 MB of features per row group: a merge holds one per schema in memory
+PROGRESS_EVERY_S = 10.0
+
 
 def _written_order(path: Path) -> tuple[int, str]:
     return path.stat().st_mtime_ns, str(path)
@@ -26,13 +35,32 @@ def _check_run_id(run_id: str) -> None:
         raise ValueError(f"run_id {run_id!r} cannot name a partition folder")
 
 
-def _read_chunk(path: Path, columns: list[str] | None) -> pa.Table | None:
-    """One chunk's table, or None (with a warning naming the file) when it cannot be read."""
+def _run_of(path: Path) -> str | None:
+    """The run a chunk file's folder names (``run_id=R``); None for a merged part, whose rows carry theirs."""
+    folder = path.parent.name
+    return folder.removeprefix("run_id=") if folder.startswith("run_id=") else None
+
+
+def _read_file(path: Path, columns: list[str] | None) -> pa.Table | None:
+    """A chunk's or part's table with its rows' ``run_id`` column, or None (with a warning naming the file) when it cannot be read."""
+    run_id = _run_of(path)
+    stored = columns if columns is None or run_id is None else [name for name in columns if name != "run_id"]
     try:
-        return pq.read_table(path, columns=columns)
+        table = pq.read_table(path, columns=stored)
     except (pa.ArrowException, OSError) as exc:
-        log.warning("feature store chunk %s is unreadable, skipped (its recordings are extracted again where their files are at hand; delete it to stop this warning): %s", path, exc)
+        log.warning("feature store file %s is unreadable, skipped (its recordings are extracted again where their files are at hand; delete it to stop this warning): %s", path, exc)
         return None
+    if run_id is not None and (columns is None or "run_id" in columns) and "run_id" not in table.column_names:
+        table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string()))
+    elif run_id is None and "run_id" in table.column_names:
+        table = table.set_column(table.column_names.index("run_id"), "run_id", table["run_id"].cast(pa.string()))
+    return table
+
+
+def _as_part_rows(table: pa.Table) -> pa.Table:
+    """A chunk's table as a part stores it: its ``run_id`` column dictionary-encoded, the type pandas and pyarrow
+    give the ``run_id=R`` folders of the chunks beside it, so that they read the version's folder whole."""
+    return table.set_column(table.column_names.index("run_id"), "run_id", table["run_id"].dictionary_encode())
 
 
 def _chunk_id(path: Path) -> int:
@@ -40,8 +68,76 @@ def _chunk_id(path: Path) -> int:
     return int(path.name.removeprefix("chunk-").removesuffix(".parquet"))
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """What :meth:`FeatureStore.compact` did: chunk files merged (and deleted), their rows, the parts written, files left unreadable."""
+
+    feature_version: int
+    merged: int
+    rows: int
+    parts: tuple[Path, ...]
+    unreadable: int
+
+    def line(self) -> str:
+        """What was done, in one line.
+
+        Examples
+        --------
+        >>> Compaction(4, 2000, 96000, (Path("merged/part-1.parquet"),), 1).line()
+        'feature version 4: merged 2000 chunk files (96000 rows) into 1 part; 1 unreadable chunk file left as it was'
+        >>> Compaction(4, 0, 0, (), 0).line()
+        'feature version 4: fewer than 2 chunk files, nothing to merge'
+        """
+        if not self.merged:
+            done = "fewer than 2 chunk files, nothing to merge" if not self.unreadable else "nothing readable to merge"
+        else:
+            done = f"merged {self.merged} chunk files ({self.rows} rows) into {len(self.parts)} part{'s' if len(self.parts) != 1 else ''}"
+        left = f"; {self.unreadable} unreadable chunk file{'s' if self.unreadable != 1 else ''} left as {'it was' if self.unreadable == 1 else 'they were'}" if self.unreadable else ""
+        return f"feature version {self.feature_version}: {done}{left}"
+
+
+class _PartWriter:
+    """One merged part being written under a hidden name: tables of one schema, in row groups of ``ROW_GROUP_ROWS``."""
+
+    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.path = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+        self.tmp = folder / f".{self.path.name}.{os.getpid()}.tmp"
+        self.writer = pq.ParquetWriter(self.tmp, schema)
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.rows = 0
+        self.newest_ns = 0
+
+    def add(self, table: pa.Table, written_ns: int) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        self.newest_ns = max(self.newest_ns, written_ns)
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            table = pa.concat_tables(self.pending)
+            self.writer.write_table(table, row_group_size=table.num_rows)
+            self.rows += table.num_rows
+            self.pending, self.pending_rows = [], 0
+
+    def close(self) -> Path:
+        """Write what is pending, then show the part under its name, dated as its newest chunk (read()'s order)."""
+        self.flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        os.utime(self.path, ns=(self.newest_ns, self.newest_ns))
+        return self.path
+
+    def discard(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 class FeatureStore:
-    """Feature tables under ``root/feature_version=N/run_id=R/chunk-00007.parquet``.
+    """Feature tables under ``root/feature_version=N/run_id=R/chunk-00007.parquet``, compacted into ``root/feature_version=N/merged/part-*.parquet``.
 
     Parameters
     ----------
@@ -71,19 +167,44 @@ class FeatureStore:
         """Write one chunk's features atomically (temporary file, then rename); returns the file written."""
         _check_run_id(run_id)
         folder = self.root / f"feature_version={feature_version}" / f"run_id={run_id}"
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"chunk-{chunk_id:05d}.parquet"
         # A leading dot keeps half-written files out of read()'s chunk-*.parquet glob.
         tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-        pq.write_table(table, tmp)
+        for attempt in (1, 2):
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                pq.write_table(table, tmp)
+                break
+            except FileNotFoundError:  # a compaction removed the run's emptied folder in between: once
+                if attempt == 2:
+                    raise
         os.replace(tmp, path)
         return path
 
-    def read(self, *, feature_version: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Every readable chunk of ``feature_version``, one row per audio_sha256 (the most recently written wins).
+    def versions(self) -> list[int]:
+        """The feature versions the store holds a folder for, in order."""
+        names = (path.name.removeprefix("feature_version=") for path in self.root.glob("feature_version=*") if path.is_dir())
+        return sorted(int(name) for name in names if name.isdigit())
 
-        A chunk that cannot be read (truncated, not Parquet, lacking a column) is skipped with a warning:
-        its rows read as missing, as if never stored.
+    def inventory(self, *, feature_version: int) -> dict[str, int]:
+        """What ``feature_version`` holds: ``chunk_files``, the ``runs`` they belong to, merged ``parts``, and ``bytes`` in all."""
+        files = self.files(feature_version=feature_version)
+        chunks = [path for path in files if _run_of(path) is not None]
+        return {
+            "feature_version": feature_version, "chunk_files": len(chunks), "runs": len({path.parent for path in chunks}),
+            "parts": len(files) - len(chunks), "bytes": sum(path.stat().st_size for path in files),
+        }
+
+    def files(self, *, feature_version: int) -> list[Path]:
+        """Every chunk file and merged part of ``feature_version``, the oldest written first."""
+        version = self.root / f"feature_version={feature_version}"
+        return sorted([*version.glob("run_id=*/chunk-*.parquet"), *version.glob(f"{MERGED_FOLDER}/part-*.parquet")], key=_written_order)
+
+    def read(self, *, feature_version: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every readable chunk and part of ``feature_version``, one row per audio_sha256 (the most recently written wins).
+
+        A file that cannot be read (truncated, not Parquet, lacking a column) is skipped with a warning:
+        its rows read as missing, as if never stored. Each row's ``run_id`` is a column.
 
         Returns
         -------
@@ -92,11 +213,64 @@ class FeatureStore:
         """
         import pandas as pd  # here: the flow process only writes
 
-        files = sorted(self.root.glob(f"feature_version={feature_version}/run_id=*/chunk-*.parquet"), key=_written_order)
         wanted = None if columns is None else list(dict.fromkeys(["audio_sha256", *columns]))
-        tables = [table for table in (_read_chunk(path, wanted) for path in files) if table is not None]
+        tables = [table for table in (_read_file(path, wanted) for path in self.files(feature_version=feature_version)) if table is not None]
         if not tables:
             return pd.DataFrame(columns=list(columns or []))
         table = pa.concat_tables(tables, promote_options="default")
         frame = table.to_pandas().drop_duplicates("audio_sha256", keep="last").reset_index(drop=True)
         return frame if columns is None else frame[list(columns)]
+
+    def compact(self, *, feature_version: int, min_files: int = 2) -> Compaction:
+        """Merge the chunk files of ``feature_version`` into one part per schema under ``merged/``, then delete them.
+
+        Reading pays per file (~10 ms each here, whatever its rows): a run writes one per chunk and a
+        queue drain one run a minute, so a store of millions of clips is read many times faster merged.
+        The merge streams, one row group at a time, so it needs no more memory for a large store. Each
+        row keeps its run's id (a column), and the rows their written order; a part is dated as its
+        newest chunk, so :meth:`read` keeps the same row per audio_sha256 (but where another run wrote
+        the same content in between: features equal, only the path and labels listed may differ).
+
+        Safe beside runs that write: only the files merged are deleted, once their part is in place,
+        and a stop or a failure before that leaves them as they were, at most a hidden temporary file
+        (a crash between the two leaves rows in both, which :meth:`read` reads once). Chunks of
+        different columns (written by another voxflow version) go to separate parts, so a column one
+        lacks still reads as missing. Unreadable chunks are left in place, with a warning each.
+
+        Parameters
+        ----------
+        min_files : int
+            Merge only when at least this many chunk files are there.
+        """
+        version = self.root / f"feature_version={feature_version}"
+        chunks = sorted(version.glob("run_id=*/chunk-*.parquet"), key=_written_order)
+        if len(chunks) < min_files:
+            return Compaction(feature_version, 0, 0, (), 0)
+        (version / MERGED_FOLDER).mkdir(parents=True, exist_ok=True)
+        parts: dict[pa.Schema, _PartWriter] = {}
+        merged: list[Path] = []
+        next_report = time.monotonic() + PROGRESS_EVERY_S
+        with ExitStack() as unfinished:
+            for done, path in enumerate(chunks):
+                if time.monotonic() >= next_report:
+                    log.info("feature version %d: merging chunk files, %d of %d (%.0f%%)", feature_version, done, len(chunks), 100 * done / len(chunks))
+                    next_report += PROGRESS_EVERY_S
+                table = _read_file(path, None)
+                if table is None:
+                    continue
+                table = _as_part_rows(table)
+                if table.schema not in parts:
+                    parts[table.schema] = _PartWriter(version / MERGED_FOLDER, table.schema)
+                    unfinished.callback(parts[table.schema].discard)
+                parts[table.schema].add(table, path.stat().st_mtime_ns)
+                merged.append(path)
+            written = tuple(part.close() for part in parts.values())
+            unfinished.pop_all()
+        for path in merged:
+            path.unlink(missing_ok=True)
+        for folder in {path.parent for path in merged}:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: a run still writing there
+                pass
+        return Compaction(feature_version, len(merged), sum(part.rows for part in parts.values()), written, len(chunks) - len(merged))

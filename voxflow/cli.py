@@ -33,6 +33,7 @@ import logging
 import math
 import re
 import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Literal, Sequence
@@ -64,6 +65,7 @@ BACKUPS_LISTED = 20
 RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "source", "error")
 LISTED = 50  # records a listing shows by default
 PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LABEL, POSITIVE_LABEL (its import costs numpy's)
+FEATURE_STORE_COLUMNS = ("feature_version", "chunk_files", "runs", "parts", "bytes")
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
@@ -490,6 +492,33 @@ def _models_action(args: argparse.Namespace, store: ModelStore, settings: Settin
     return 0
 
 
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    from store.feature_store import FeatureStore
+
+    store = FeatureStore(settings.feature_store_dir)
+    versions = [args.feature_version] if args.feature_version is not None else store.versions()
+    if args.action == "status":
+        _print_records([store.inventory(feature_version=v) for v in versions], FEATURE_STORE_COLUMNS, as_json=args.json, empty=f"no features stored under {store.root} yet")
+        return 0
+    reports = []
+    for version in versions:
+        started = time.perf_counter()
+        try:
+            done = store.compact(feature_version=version)
+        except OSError as exc:
+            raise VoxflowError(f"feature version {version} of {store.root} not compacted, its chunk files left as they were: {exc}") from None
+        seconds = time.perf_counter() - started
+        reports.append({"feature_version": version, "merged": done.merged, "rows": done.rows, "parts": [str(p) for p in done.parts],
+                        "unreadable": done.unreadable, "seconds": round(seconds, 3)})
+        if not args.json:
+            print(f"{done.line()} in {seconds:.1f} s", flush=True)
+    if args.json:
+        print(json.dumps(reports))
+    elif not versions:
+        print(f"no features stored under {store.root} yet")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.ingest import check_source
 
@@ -876,6 +905,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rebuild even while runs are 'running' (for runs known to have ended, e.g. on another host); "
                         "UNSAFE while a run stores results: its counts may be lost or doubled")
     counts.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    features = add("features", cmd_features, "Show the Parquet feature store, or merge its chunk files into parts that read many times faster.")
+    features.add_argument("action", choices=("status", "compact"),
+                          help="status: chunk files, their runs, merged parts and bytes per feature version; "
+                          "compact: merge the chunk files into one part per version (safe while runs write)")
+    features.add_argument("--feature-version", type=_positive_int, help="only this feature version (default: every version stored)")
+    features.add_argument("--json", action="store_true", help="print JSON instead of a table or lines")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

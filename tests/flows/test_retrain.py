@@ -72,6 +72,8 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     second = last_json(run_cli(["retrain", "--json"], env))
     b = second["version"]
     assert second["n"] == 40 and second["status"] == "challenger" and second["champion_version"] == a and b != a
+    # It merged the analyze run's chunk files (and the extraction's) into parts before reading them.
+    assert [(v["chunk_files"], v["parts"] > 0) for v in last_json(run_cli(["features", "status", "--json"], env))] == [(0, True)]
 
     listed = last_json(run_cli(["models", "list", "--json"], env))
     doc = next(d for d in listed if d["version"] == b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import tracemalloc
 from datetime import datetime, timedelta, timezone
@@ -140,6 +141,17 @@ def _backup(db: Database, location: str, registry: tuple[Path, Path], name: str 
     folder = f"{root}/{name}"
     manifest = write_backup(db, fs, folder, models_dir=registry[0], feature_store_dir=registry[1], source="mongodb://127.0.0.1/", version="0.1.0")
     return fs, folder, manifest
+
+
+def test_the_features_manifest_lists_chunk_files_and_merged_parts(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:
+    store = FeatureStore(registry[1])
+    store.write_chunk(pa.table({"audio_sha256": ["c"], "f0": [3.0]}), feature_version=1, run_id="run-b", chunk_id=0)
+    (part,) = store.compact(feature_version=1).parts
+    store.write_chunk(pa.table({"audio_sha256": ["d"], "f0": [4.0]}), feature_version=2, run_id="run-c", chunk_id=0)
+    fs, folder, _ = _backup(mongo_db, str(tmp_path / "backups"), registry)
+    listed = json.loads(fs.cat_file(f"{folder}/features-manifest.json"))
+    assert [entry["path"] for entry in listed] == [f"feature_version=1/merged/{part.name}", "feature_version=2/run_id=run-c/chunk-00000.parquet"]
+    assert listed[0]["bytes"] == part.stat().st_size
 
 
 def test_backup_wipe_restore_gives_identical_documents_and_indexes(mongo_db: Database, registry: tuple[Path, Path], tmp_path: Path) -> None:

@@ -6,9 +6,12 @@ import logging
 import os
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from store import feature_store
 from store.feature_store import FeatureStore
 
 
@@ -68,3 +71,115 @@ def test_an_unreadable_chunk_is_skipped_with_a_warning_naming_it(tmp_path: Path,
     assert str(broken) in caplog.text and "skipped" in caplog.text
     store.write_chunk(chunk(["a"], 1.0).drop_columns(["f0_mean"]), feature_version=4, run_id="r1", chunk_id=0)
     assert store.read(feature_version=4, columns=["audio_sha256", "f0_mean"]).empty  # a chunk lacking a column: skipped too
+
+
+def _dated(path: Path, seconds: int) -> Path:
+    """Give ``path`` a write time ``seconds`` after the epoch's first day (well apart from the file system's clock tick)."""
+    ns = (86_400 + seconds) * 1_000_000_000
+    os.utime(path, ns=(ns, ns))
+    return path
+
+
+def _store_of_three_runs(root: Path) -> FeatureStore:
+    """Chunks of three runs, written in an order their names do not follow; b and c are written twice."""
+    store = FeatureStore(root)
+    _dated(store.write_chunk(chunk(["a", "b"], 1.0), feature_version=4, run_id="r1", chunk_id=0), 10)
+    _dated(store.write_chunk(chunk(["b", "c"], 2.0), feature_version=4, run_id="r2", chunk_id=0), 20)
+    _dated(store.write_chunk(chunk(["c", "d"], 3.0), feature_version=4, run_id="r1", chunk_id=1), 30)
+    _dated(store.write_chunk(chunk(["e"], 5.0), feature_version=4, run_id="r3", chunk_id=0), 40)
+    return store
+
+
+def test_compact_merges_every_chunk_into_one_part_and_read_keeps_the_same_rows(tmp_path: Path) -> None:
+    store = _store_of_three_runs(tmp_path)
+    before = store.read(feature_version=4).sort_values("audio_sha256").reset_index(drop=True)
+    assert dict(zip(before["audio_sha256"], before["run_id"])) == {"a": "r1", "b": "r2", "c": "r1", "d": "r1", "e": "r3"}
+
+    done = store.compact(feature_version=4)
+
+    assert (done.merged, done.rows, done.unreadable) == (4, 7, 0)
+    assert [path.parent for path in done.parts] == [tmp_path / "feature_version=4" / "merged"]
+    assert store.files(feature_version=4) == list(done.parts)
+    assert sorted(os.listdir(tmp_path / "feature_version=4")) == ["merged"]  # the runs' emptied folders are gone
+    assert done.parts[0].stat().st_mtime_ns == (86_400 + 40) * 1_000_000_000  # dated as its newest chunk
+    after = store.read(feature_version=4).sort_values("audio_sha256").reset_index(drop=True)
+    assert after.equals(before[after.columns]) and sorted(after.columns) == sorted(before.columns)
+    # pandas reads the version's folder whole, chunk folders and parts: every row with its run.
+    _dated(store.write_chunk(chunk(["f"], 6.0), feature_version=4, run_id="r4", chunk_id=0), 50)
+    direct = pd.read_parquet(tmp_path / "feature_version=4")
+    assert sorted(zip(direct["audio_sha256"], direct["run_id"].astype(str))) == [
+        ("a", "r1"), ("b", "r1"), ("b", "r2"), ("c", "r1"), ("c", "r2"), ("d", "r1"), ("e", "r3"), ("f", "r4")
+    ]
+
+
+def test_rows_written_after_a_compaction_still_win(tmp_path: Path) -> None:
+    store = _store_of_three_runs(tmp_path)
+    store.compact(feature_version=4)
+    _dated(store.write_chunk(chunk(["a"], 7.0), feature_version=4, run_id="r4", chunk_id=0), 50)
+    assert store.new_chunk_id("r4") == 1
+    rows = store.read(feature_version=4, columns=["audio_sha256", "f0_mean", "run_id"]).set_index("audio_sha256")
+    assert rows.loc["a"].tolist() == [7.0, "r4"] and rows.loc["c"].tolist() == [3.0, "r1"]
+
+
+def test_compact_needs_min_files_and_leaves_unreadable_chunks_in_place(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FeatureStore(tmp_path)
+    only = store.write_chunk(chunk(["a"], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    assert store.compact(feature_version=4).merged == 0 and only.exists()
+    assert store.compact(feature_version=5).parts == ()  # nothing written for that version
+    broken = store.write_chunk(chunk(["b"], 2.0), feature_version=4, run_id="r2", chunk_id=0)
+    broken.write_bytes(b"PAR1 truncated")
+    with caplog.at_level(logging.WARNING, logger="store.feature_store"):
+        done = store.compact(feature_version=4)
+    assert (done.merged, done.rows, done.unreadable) == (1, 1, 1)
+    assert broken.exists() and not only.exists() and str(broken) in caplog.text
+
+
+def test_chunks_of_other_columns_go_to_parts_of_their_own(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    store.write_chunk(chunk(["a"], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    store.write_chunk(chunk(["b"], 2.0).drop_columns(["f0_mean"]), feature_version=4, run_id="r2", chunk_id=0)
+    store.write_chunk(chunk(["c"], 3.0), feature_version=4, run_id="r2", chunk_id=1)
+    done = store.compact(feature_version=4)
+    assert len(done.parts) == 2 and done.rows == 3
+    # As before the merge: the chunk without f0_mean is skipped when f0_mean is asked for, not read as null.
+    assert sorted(store.read(feature_version=4, columns=["audio_sha256", "f0_mean"])["audio_sha256"]) == ["a", "c"]
+
+
+def test_a_large_merge_is_written_in_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feature_store, "ROW_GROUP_ROWS", 4)
+    store = FeatureStore(tmp_path)
+    for chunk_id in range(5):
+        store.write_chunk(chunk([f"{chunk_id}-{i}" for i in range(3)], float(chunk_id)), feature_version=4, run_id="r1", chunk_id=chunk_id)
+    (part,) = store.compact(feature_version=4).parts
+    assert [pq.ParquetFile(part).metadata.row_group(i).num_rows for i in range(3)] == [6, 6, 3]
+    assert len(store.read(feature_version=4)) == 15
+
+
+def test_a_failed_merge_leaves_every_chunk_and_no_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store_of_three_runs(tmp_path)
+    before = sorted(map(str, store.files(feature_version=4)))
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.compact(feature_version=4)
+    assert sorted(map(str, store.files(feature_version=4))) == before
+    assert os.listdir(tmp_path / "feature_version=4" / "merged") == []  # no part, no temporary file
+
+
+def test_a_write_into_a_folder_a_compaction_just_removed_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FeatureStore(tmp_path)
+    write_table = pq.write_table
+    calls = []
+
+    def compaction_in_between(table: pa.Table, where: Path) -> None:
+        calls.append(where)
+        if len(calls) == 1:
+            Path(where).parent.rmdir()  # after write_chunk made the folder, before its file is written
+        write_table(table, where)
+
+    monkeypatch.setattr(pq, "write_table", compaction_in_between)
+    path = store.write_chunk(chunk(["a"], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    assert len(calls) == 2 and store.read(feature_version=4)["audio_sha256"].tolist() == ["a"] and path.exists()

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from distributed import Client
 from distributed.utils import LoopRunner, sync
@@ -21,6 +22,7 @@ import redis
 from pymongo.database import Database
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
+from store.feature_store import FeatureStore
 from store.mongo import ResultStore
 from store.cache import connect_redis
 from store.queue import FileQueue
@@ -755,3 +757,27 @@ def test_a_ctrl_c_that_cuts_a_dask_call_before_it_starts_leaves_no_traceback_on_
         runner.stop()
     assert any(isinstance(r.exc_info and r.exc_info[1], NameError) for r in caplog.records), "distributed's sync() no longer fails so: drop the filter"
     assert stream.getvalue() == ""
+
+
+def test_features_status_and_compact(tmp_path: Path) -> None:
+    env, root = bare_env(tmp_path / "home"), tmp_path / "home" / "features"
+    assert run_cli(["features", "status"], env, timeout=60).stdout == f"no features stored under {root} yet\n"
+    store = FeatureStore(root)
+    for run_id, chunk_id in (("r1", 0), ("r1", 1), ("r2", 0)):
+        store.write_chunk(pa.table({"audio_sha256": [f"{run_id}-{chunk_id}"], "f0_mean_hz": [1.0]}), feature_version=4, run_id=run_id, chunk_id=chunk_id)
+    before = last_json(run_cli(["features", "status", "--json"], env, timeout=60))
+    assert [{k: v for k, v in row.items() if k != "bytes"} for row in before] == [{"feature_version": 4, "chunk_files": 3, "runs": 2, "parts": 0}]
+
+    (root / "feature_version=4" / "merged").write_text("a file where the parts' folder goes")
+    refused = run_cli(["features", "compact"], env, timeout=60)
+    assert_one_line_error(refused, "feature version 4 of")
+    assert "its chunk files left as they were" in refused.stderr and len(store.files(feature_version=4)) == 3
+
+    (root / "feature_version=4" / "merged").unlink()
+    done = run_cli(["features", "compact"], env, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("feature version 4: merged 3 chunk files (3 rows) into 1 part in "), done.stdout
+    after = run_cli(["features", "status"], env, timeout=60).stdout.splitlines()
+    assert after[0].split() == ["feature_version", "chunk_files", "runs", "parts", "bytes"] and after[1].split()[:4] == ["4", "0", "0", "1"]
+    assert sorted(store.read(feature_version=4)["audio_sha256"]) == ["r1-0", "r1-1", "r2-0"]
+    again = last_json(run_cli(["features", "compact", "--feature-version", "4", "--json"], env, timeout=60))
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in again] == [{"feature_version": 4, "merged": 0, "rows": 0, "parts": [], "unreadable": 0}]
