@@ -7,20 +7,25 @@ import os
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from prefect import flow
 
+from features.schema import FEATURE_VERSION
 from features.synth import synth_vowel
 from flows.analyze import analyze_batch
+from store.feature_store import FeatureStore
 from tasks.cluster import handed_over, with_handed_cluster
 from tests.flows.conftest import repeated_hashes
-from tests.voxflow_cli import REPO, env_db, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
+from voxflow.demo import write_demo_corpus
 from voxflow.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
@@ -333,3 +338,21 @@ def test_an_interrupted_run_keeps_what_it_knew(cli_env: dict[str, str], voiced_m
     run = next(run for run in runs if run["status"] == "interrupted")
     assert (run["seen"], run["skipped"], run["duplicates"]) == (208, 0, 0), run
     assert run["scored"] >= 16 and run["scored"] + run["quarantined"] < 208 and run["wall_s"] > 0, run
+
+
+def test_compacting_the_feature_store_while_a_run_writes_keeps_each_of_its_rows_once(cli_env: dict[str, str], tmp_path: Path) -> None:
+    corpus = write_demo_corpus(tmp_path / "corpus", n=48, seed=20261207)
+    store = FeatureStore(Path(cli_env["VOXFLOW_HOME"]) / "features")
+    proc = start_cli(["analyze", str(corpus), "--json", "--chunk-size", "2"], cli_env)
+    merges_while_running = 0
+    while proc.poll() is None:
+        merged = store.compact(feature_version=FEATURE_VERSION).merged
+        merges_while_running += merged > 0 and proc.poll() is None
+        time.sleep(0.05)
+    summary = last_json(finish(proc))
+    assert summary["scored"] == 48 and merges_while_running >= 2, (summary, merges_while_running)
+    store.compact(feature_version=FEATURE_VERSION)
+    rows = pd.read_parquet(store.root / f"feature_version={FEATURE_VERSION}")
+    own = rows[rows["run_id"].astype(str) == summary["run_id"]]
+    assert len(own) == 48 and own["audio_sha256"].nunique() == 48  # every chunk the run wrote, none twice
+    assert store.inventory(feature_version=FEATURE_VERSION)["chunk_files"] == 0
