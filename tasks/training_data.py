@@ -92,9 +92,8 @@ def training_set(rows: Sequence[LabelledAudio], settings: Settings, *, open_clie
         extracted; without it those rows are dropped.
     """
     store = FeatureStore(settings.feature_store_dir)
-    frame = store.read(feature_version=FEATURE_VERSION, columns=["audio_sha256", *FEATURE_NAMES])
     wanted = {row.sha256 for row in rows}
-    known = frame[frame["audio_sha256"].isin(wanted)].set_index("audio_sha256")
+    known = store.read(feature_version=FEATURE_VERSION, columns=["audio_sha256", *FEATURE_NAMES], hashes=wanted).set_index("audio_sha256")
     features = {sha: list(values) for sha, values in zip(known.index, known[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))}
     missing = [row for row in rows if row.sha256 not in features]
     extractable = [row for row in missing if row.path]

@@ -183,3 +183,19 @@ def test_a_write_into_a_folder_a_compaction_just_removed_is_made_again(tmp_path:
     monkeypatch.setattr(pq, "write_table", compaction_in_between)
     path = store.write_chunk(chunk(["a"], 1.0), feature_version=4, run_id="r1", chunk_id=0)
     assert len(calls) == 2 and store.read(feature_version=4)["audio_sha256"].tolist() == ["a"] and path.exists()
+
+
+def test_read_of_some_contents_gives_their_rows_as_the_whole_read_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(feature_store, "ROW_GROUP_ROWS", 2)  # a part of several row groups, read one at a time
+    store = _store_of_three_runs(tmp_path)
+    store.compact(feature_version=4)
+    _dated(store.write_chunk(chunk(["a", "f"], 7.0), feature_version=4, run_id="r4", chunk_id=0), 50)
+    whole = store.read(feature_version=4, columns=["audio_sha256", "f0_mean", "run_id"]).set_index("audio_sha256")
+    some = store.read(feature_version=4, columns=["audio_sha256", "f0_mean", "run_id"], hashes={"a", "c", "e", "nowhere"}).set_index("audio_sha256")
+    assert some.sort_index().equals(whole.loc[["a", "c", "e"]]) and some.loc["a"].tolist() == [7.0, "r4"]
+    assert store.read(feature_version=4, columns=["f0_mean"], hashes=set()).empty
+    # As the whole read: a file lacking a column asked for is skipped with a warning, not read as nulls.
+    store.write_chunk(chunk(["g"], 8.0).drop_columns(["f0_mean"]), feature_version=4, run_id="r5", chunk_id=0)
+    with caplog.at_level(logging.WARNING, logger="store.feature_store"):
+        assert store.read(feature_version=4, columns=["audio_sha256", "f0_mean"], hashes={"g", "f"})["audio_sha256"].tolist() == ["f"]
+    assert "run_id=r5" in caplog.text and "no column f0_mean" in caplog.text
