@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Collection, Sequence
+from typing import TYPE_CHECKING, Collection, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,11 +25,19 @@ log = logging.getLogger(__name__)
 MERGED_FOLDER = "merged"
 ROW_GROUP_ROWS = 16_384  # ~13 MB of features: a merge holds one per schema in memory, a filtered read decodes one at a time
 READ_BATCH_ROWS = 8_192
+READ_ATTEMPTS = 3  # listings read again when a file listed was merged away meanwhile
 PROGRESS_EVERY_S = 10.0
 
 
-def _written_order(path: Path) -> tuple[int, str]:
-    return path.stat().st_mtime_ns, str(path)
+def _by_write_time(paths: Iterable[Path]) -> list[tuple[int, Path]]:
+    """``paths`` with their write times (ns), oldest first; a file gone meanwhile (merged by a compaction) is left out."""
+    dated = []
+    for path in paths:
+        try:
+            dated.append((path.stat().st_mtime_ns, path))
+        except FileNotFoundError:
+            continue
+    return sorted(dated, key=lambda item: (item[0], str(item[1])))
 
 
 def _check_run_id(run_id: str) -> None:
@@ -44,7 +52,7 @@ def _run_of(path: Path) -> str | None:
 
 
 def _rows_of(path: Path, columns: list[str] | None, only: pa.Array) -> pa.Table:
-    """The rows of a file whose ``audio_sha256`` is in ``only``, read a row group's worth at a time.
+    """The rows of a file whose ``audio_sha256`` is in ``only``, kept as each batch of ``READ_BATCH_ROWS`` is read.
 
     Raises
     ------
@@ -69,6 +77,8 @@ def _read_file(path: Path, columns: list[str] | None, only: pa.Array | None = No
     stored = columns if columns is None or run_id is None else [name for name in columns if name != "run_id"]
     try:
         table = pq.read_table(path, columns=stored) if only is None else _rows_of(path, stored, only)
+    except FileNotFoundError:
+        raise  # gone since it was listed: merged by a compaction, not unreadable
     except (pa.ArrowException, OSError) as exc:
         log.warning("feature store file %s is unreadable, skipped (its recordings are extracted again where their files are at hand; delete it to stop this warning): %s", path, exc)
         return None
@@ -220,7 +230,10 @@ class FeatureStore:
     def files(self, *, feature_version: int) -> list[Path]:
         """Every chunk file and merged part of ``feature_version``, the oldest written first."""
         version = self.root / f"feature_version={feature_version}"
-        return sorted([*version.glob("run_id=*/chunk-*.parquet"), *version.glob(f"{MERGED_FOLDER}/part-*.parquet")], key=_written_order)
+        # Chunks first: a compaction puts its part in place before it deletes its chunks, so a listing that
+        # misses the chunks (deleted) lists the part.
+        chunks = list(version.glob("run_id=*/chunk-*.parquet"))
+        return [path for _, path in _by_write_time([*chunks, *version.glob(f"{MERGED_FOLDER}/part-*.parquet")])]
 
     def read(self, *, feature_version: int, columns: Sequence[str] | None = None, hashes: Collection[str] | None = None) -> pd.DataFrame:
         """Every readable chunk and part of ``feature_version``, one row per audio_sha256 (the most recently written wins).
@@ -239,7 +252,13 @@ class FeatureStore:
 
         wanted = None if columns is None else list(dict.fromkeys(["audio_sha256", *columns]))
         only = None if hashes is None else pa.array(sorted(hashes), pa.string())
-        tables = [table for table in (_read_file(path, wanted, only) for path in self.files(feature_version=feature_version)) if table is not None]
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                tables = [table for table in (_read_file(path, wanted, only) for path in self.files(feature_version=feature_version)) if table is not None]
+                break
+            except FileNotFoundError:  # a compaction merged a file listed: its rows are in a part listed now
+                if attempt == READ_ATTEMPTS:
+                    raise
         if not tables:
             return pd.DataFrame(columns=list(columns or []))
         table = pa.concat_tables(tables, promote_options="default")
@@ -258,7 +277,8 @@ class FeatureStore:
 
         Safe beside runs that write: only the files merged are deleted, once their part is in place,
         and a stop or a failure before that leaves them as they were, at most a hidden temporary file
-        (a crash between the two leaves rows in both, which :meth:`read` reads once). Chunks of
+        (a crash between the two leaves rows in both, which :meth:`read` reads once). A read that lists a
+        chunk this merges away lists again; a chunk another compaction merges meanwhile is left to it. Chunks of
         different columns (written by another voxflow version) go to separate parts, so a column one
         lacks still reads as missing. Unreadable chunks are left in place, with a warning each.
 
@@ -268,26 +288,31 @@ class FeatureStore:
             Merge only when at least this many chunk files are there.
         """
         version = self.root / f"feature_version={feature_version}"
-        chunks = sorted(version.glob("run_id=*/chunk-*.parquet"), key=_written_order)
+        chunks = _by_write_time(version.glob("run_id=*/chunk-*.parquet"))
         if len(chunks) < min_files:
             return Compaction(feature_version, 0, 0, (), 0)
         (version / MERGED_FOLDER).mkdir(parents=True, exist_ok=True)
         parts: dict[pa.Schema, _PartWriter] = {}
         merged: list[Path] = []
+        unreadable = 0
         next_report = time.monotonic() + PROGRESS_EVERY_S
         with ExitStack() as unfinished:
-            for done, path in enumerate(chunks):
+            for done, (written_ns, path) in enumerate(chunks):
                 if time.monotonic() >= next_report:
                     log.info("feature version %d: merging chunk files, %d of %d (%.0f%%)", feature_version, done, len(chunks), 100 * done / len(chunks))
                     next_report += PROGRESS_EVERY_S
-                table = _read_file(path, None)
+                try:
+                    table = _read_file(path, None)
+                except FileNotFoundError:  # merged by another compaction meanwhile
+                    continue
                 if table is None:
+                    unreadable += 1
                     continue
                 table = _as_part_rows(table)
                 if table.schema not in parts:
                     parts[table.schema] = _PartWriter(version / MERGED_FOLDER, table.schema)
                     unfinished.callback(parts[table.schema].discard)
-                parts[table.schema].add(table, path.stat().st_mtime_ns)
+                parts[table.schema].add(table, written_ns)
                 merged.append(path)
             written = tuple(part.close() for part in parts.values())
             unfinished.pop_all()
@@ -298,4 +323,4 @@ class FeatureStore:
                 folder.rmdir()
             except OSError:  # not empty: a run still writing there
                 pass
-        return Compaction(feature_version, len(merged), sum(part.rows for part in parts.values()), written, len(chunks) - len(merged))
+        return Compaction(feature_version, len(merged), sum(part.rows for part in parts.values()), written, unreadable)

@@ -199,3 +199,34 @@ def test_read_of_some_contents_gives_their_rows_as_the_whole_read_does(tmp_path:
     with caplog.at_level(logging.WARNING, logger="store.feature_store"):
         assert store.read(feature_version=4, columns=["audio_sha256", "f0_mean"], hashes={"g", "f"})["audio_sha256"].tolist() == ["f"]
     assert "run_id=r5" in caplog.text and "no column f0_mean" in caplog.text
+
+
+@pytest.mark.parametrize("hashes", [None, {"a", "b", "c", "d", "e"}])
+def test_a_read_that_a_compaction_overtakes_reads_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashes: set[str] | None) -> None:
+    store = _store_of_three_runs(tmp_path)
+    expected = store.read(feature_version=4)
+    listed = FeatureStore.files
+
+    def listed_then_merged(self: FeatureStore, *, feature_version: int) -> list[Path]:
+        files = listed(self, feature_version=feature_version)
+        if any(path.parent.name.startswith("run_id=") for path in files):
+            FeatureStore(self.root).compact(feature_version=feature_version)  # between the listing and the reads
+        return files
+
+    monkeypatch.setattr(FeatureStore, "files", listed_then_merged)
+    frame = store.read(feature_version=4, hashes=hashes)
+    assert frame.sort_values("audio_sha256").reset_index(drop=True).equals(expected.sort_values("audio_sha256").reset_index(drop=True))
+
+
+def test_a_chunk_another_compaction_merged_meanwhile_is_neither_merged_again_nor_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store_of_three_runs(tmp_path)
+    dated = feature_store._by_write_time
+
+    def one_gone_once_listed(paths: object) -> list[tuple[int, Path]]:
+        listed = dated(paths)  # type: ignore[arg-type]
+        listed[0][1].unlink()
+        return listed
+
+    monkeypatch.setattr(feature_store, "_by_write_time", one_gone_once_listed)
+    done = store.compact(feature_version=4)
+    assert (done.merged, done.rows, done.unreadable) == (3, 5, 0)
