@@ -37,6 +37,7 @@ from tasks.ingest import Candidate, Rejection, hash_candidates
 from tasks.model_registry import FollowedChampion, load_champion
 from tasks.persist import Stores, open_stores, recorded_run
 from voxflow.errors import LockError
+from voxflow.interrupts import record_completed
 from voxflow.processes import ended_on_this_host
 from voxflow.settings import Settings, get_settings
 
@@ -260,8 +261,12 @@ def drain_queue(
             "model_version": bundle.card.version,
             "feature_version": bundle.card.feature_version,
         }
-        if totals.batches:
-            stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+
+        def finish() -> None:
+            if totals.batches:  # a drain that found nothing to read records no run
+                stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)})
+
+        record_completed(finish, run_id)  # a stop from here on leaves nothing to re-run, and the command says so
         logger.info(
             "Drain %s completed: %d entries acknowledged (%d scored, %d skipped, %d duplicates, %d quarantined) in %.1f s",
             run_id, totals.acked, totals.scored, totals.skipped, totals.duplicates, totals.quarantined, wall,

@@ -158,6 +158,29 @@ def test_a_ctrl_c_once_the_run_is_recorded_completed_leaves_it_completed_and_say
     assert (run["status"], run["scored"]) == ("completed", 1), run
 
 
+def test_a_ctrl_c_as_a_drain_is_recorded_completed_leaves_it_completed_and_says_so(
+    cli_env: dict[str, str], voiced_dir: Path, tmp_path: Path
+) -> None:
+    # Ctrl-C while the drain's record is written "completed" (taking effect once it is): the command said
+    # "interrupted; re-run the same command to finish the rest", with nothing left in the queue to re-run.
+    run_cli(["enqueue", str(sorted(voiced_dir.glob("voice00*.hea"))[0])], cli_env, timeout=60)
+    prelude = (
+        "from store.mongo import ResultStore\n"
+        "finish_run = ResultStore.finish_run\n"
+        "def finish_run_then_ctrl_c(self, run_id, fields):\n"
+        "    finish_run(self, run_id, fields)\n"
+        "    if fields.get('status') == 'completed':\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
+        "ResultStore.finish_run = finish_run_then_ctrl_c\n"
+    )
+    stopped = _run_cli_with(prelude, ["drain"], cli_env, tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().splitlines()[-1] == "voxflow: interrupted after the command completed; nothing left to re-run"
+    run = env_db(cli_env)["runs"].find_one({})
+    assert (run["status"], run["scored"], run["acked"]) == ("completed", 1, 1), run
+
+
 def test_a_ctrl_c_while_workers_run_long_chunks_ends_the_command_at_once_and_quietly(cli_env: dict[str, str], tmp_path: Path) -> None:
     # A worker closing waits for its chunk; its nanny killed it after 4 s, warning "Worker process still alive after
     # 4.0 seconds, killing": 4.3 s from the Ctrl-C to the command's end.
