@@ -26,6 +26,7 @@ MERGED_FOLDER = "merged"
 ROW_GROUP_ROWS = 16_384  # ~13 MB of features: a merge holds one per schema in memory, a filtered read decodes one at a time
 READ_BATCH_ROWS = 8_192
 READ_ATTEMPTS = 3  # listings read again when a file listed was merged away meanwhile
+STALE_TMP_S = 86_400.0  # a writer touches its temporary file at each row group: one untouched for a day is a crash's
 PROGRESS_EVERY_S = 10.0
 
 
@@ -95,6 +96,19 @@ def _as_part_rows(table: pa.Table) -> pa.Table:
     return table.set_column(table.column_names.index("run_id"), "run_id", table["run_id"].dictionary_encode())
 
 
+def _remove_stale_temporaries(version: Path) -> int:
+    """Delete the hidden temporary files of writers that crashed (untouched for ``STALE_TMP_S``); how many."""
+    removed = 0
+    for path in [*version.glob("run_id=*/.chunk-*.tmp"), *version.glob(f"{MERGED_FOLDER}/.part-*.tmp")]:
+        try:
+            if time.time() - path.stat().st_mtime > STALE_TMP_S:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # its writer renamed it, or another compaction removed it
+            continue
+    return removed
+
+
 def _chunk_id(path: Path) -> int:
     """The id in a chunk file's name (``chunk-00007.parquet`` -> 7)."""
     return int(path.name.removeprefix("chunk-").removesuffix(".parquet"))
@@ -109,6 +123,7 @@ class Compaction:
     rows: int
     parts: tuple[Path, ...]
     unreadable: int
+    stale_removed: int = 0
 
     def line(self) -> str:
         """What was done, in one line.
@@ -117,14 +132,16 @@ class Compaction:
         --------
         >>> Compaction(4, 2000, 96000, (Path("merged/part-1.parquet"),), 1).line()
         'feature version 4: merged 2000 chunk files (96000 rows) into 1 part; 1 unreadable chunk file left as it was'
-        >>> Compaction(4, 0, 0, (), 0).line()
-        'feature version 4: fewer than 2 chunk files, nothing to merge'
+        >>> Compaction(4, 0, 0, (), 0, stale_removed=1).line()
+        'feature version 4: fewer than 2 chunk files, nothing to merge; 1 stale temporary file removed'
         """
         if not self.merged:
             done = "fewer than 2 chunk files, nothing to merge" if not self.unreadable else "nothing readable to merge"
         else:
             done = f"merged {self.merged} chunk files ({self.rows} rows) into {len(self.parts)} part{'s' if len(self.parts) != 1 else ''}"
         left = f"; {self.unreadable} unreadable chunk file{'s' if self.unreadable != 1 else ''} left as {'it was' if self.unreadable == 1 else 'they were'}" if self.unreadable else ""
+        if self.stale_removed:
+            left += f"; {self.stale_removed} stale temporary file{'s' if self.stale_removed != 1 else ''} removed"
         return f"feature version {self.feature_version}: {done}{left}"
 
 
@@ -280,7 +297,8 @@ class FeatureStore:
         (a crash between the two leaves rows in both, which :meth:`read` reads once). A read that lists a
         chunk this merges away lists again; a chunk another compaction merges meanwhile is left to it. Chunks of
         different columns (written by another voxflow version) go to separate parts, so a column one
-        lacks still reads as missing. Unreadable chunks are left in place, with a warning each.
+        lacks still reads as missing. Unreadable chunks are left in place, with a warning each. The
+        temporary files of writers that crashed (untouched for a day) are deleted.
 
         Parameters
         ----------
@@ -288,9 +306,10 @@ class FeatureStore:
             Merge only when at least this many chunk files are there.
         """
         version = self.root / f"feature_version={feature_version}"
+        stale = _remove_stale_temporaries(version)
         chunks = _by_write_time(version.glob("run_id=*/chunk-*.parquet"))
         if len(chunks) < min_files:
-            return Compaction(feature_version, 0, 0, (), 0)
+            return Compaction(feature_version, 0, 0, (), 0, stale)
         (version / MERGED_FOLDER).mkdir(parents=True, exist_ok=True)
         parts: dict[pa.Schema, _PartWriter] = {}
         merged: list[Path] = []
@@ -323,4 +342,4 @@ class FeatureStore:
                 folder.rmdir()
             except OSError:  # not empty: a run still writing there
                 pass
-        return Compaction(feature_version, len(merged), sum(part.rows for part in parts.values()), written, unreadable)
+        return Compaction(feature_version, len(merged), sum(part.rows for part in parts.values()), written, unreadable, stale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -230,3 +231,18 @@ def test_a_chunk_another_compaction_merged_meanwhile_is_neither_merged_again_nor
     monkeypatch.setattr(feature_store, "_by_write_time", one_gone_once_listed)
     done = store.compact(feature_version=4)
     assert (done.merged, done.rows, done.unreadable) == (3, 5, 0)
+
+
+def test_compact_removes_the_temporary_files_of_writers_that_crashed_and_only_theirs(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    store.write_chunk(chunk(["a"], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    (tmp_path / "feature_version=4" / "merged").mkdir()
+    crashed = [tmp_path / "feature_version=4" / "run_id=r1" / ".chunk-00001.parquet.123.tmp", tmp_path / "feature_version=4" / "merged" / ".part-x.parquet.123.tmp"]
+    writing = tmp_path / "feature_version=4" / "merged" / ".part-y.parquet.456.tmp"
+    for path in [*crashed, writing]:
+        path.write_bytes(b"half a file")
+    for path in crashed:
+        os.utime(path, (time.time() - 2 * 86_400, time.time() - 2 * 86_400))
+    done = store.compact(feature_version=4)
+    assert done.stale_removed == 2 and done.merged == 0 and done.line().endswith("; 2 stale temporary files removed")
+    assert not any(path.exists() for path in crashed) and writing.exists()
