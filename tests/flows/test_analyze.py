@@ -351,7 +351,7 @@ def test_compacting_the_feature_store_while_a_run_writes_keeps_each_of_its_rows_
         time.sleep(0.05)
     summary = last_json(finish(proc))
     assert summary["scored"] == 48 and merges_while_running >= 2, (summary, merges_while_running)
-    store.compact(feature_version=FEATURE_VERSION)
+    store.compact(feature_version=FEATURE_VERSION, min_files=1)  # the run's last chunk may be the only one left
     rows = pd.read_parquet(store.root / f"feature_version={FEATURE_VERSION}")
     own = rows[rows["run_id"].astype(str) == summary["run_id"]]
     assert len(own) == 48 and own["audio_sha256"].nunique() == 48  # every chunk the run wrote, none twice
