@@ -576,8 +576,8 @@ def _copy_tree(source: Path, fs: AbstractFileSystem, folder: str, prefix: str) -
 def _feature_files(root: Path) -> list[dict[str, Any]]:
     """The feature store's chunk files and merged parts, every version's, by path."""
     store = FeatureStore(root)
-    files = sorted(path for version in store.versions() for path in store.files(feature_version=version))
-    return [{"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size} for path in files]
+    files = sorted(file for version in store.versions() for file in store.dated_files(feature_version=version))
+    return [{"path": path.relative_to(root).as_posix(), "bytes": stat.st_size} for path, stat in files]
 
 
 def _sha256_of(handle: IO[bytes]) -> str:

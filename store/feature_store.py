@@ -30,15 +30,15 @@ STALE_TMP_S = 86_400.0  # a writer touches its temporary file at each row group:
 PROGRESS_EVERY_S = 10.0
 
 
-def _by_write_time(paths: Iterable[Path]) -> list[tuple[int, Path]]:
-    """``paths`` with their write times (ns), oldest first; a file gone meanwhile (merged by a compaction) is left out."""
+def _by_write_time(paths: Iterable[Path]) -> list[tuple[Path, os.stat_result]]:
+    """``paths`` with their stat, the oldest written first; a file gone meanwhile (merged by a compaction) is left out."""
     dated = []
     for path in paths:
         try:
-            dated.append((path.stat().st_mtime_ns, path))
+            dated.append((path, path.stat()))
         except FileNotFoundError:
             continue
-    return sorted(dated, key=lambda item: (item[0], str(item[1])))
+    return sorted(dated, key=lambda item: (item[1].st_mtime_ns, str(item[0])))
 
 
 def _check_run_id(run_id: str) -> None:
@@ -237,27 +237,31 @@ class FeatureStore:
 
     def inventory(self, *, feature_version: int) -> dict[str, int]:
         """What ``feature_version`` holds: ``chunk_files``, the ``runs`` they belong to, merged ``parts``, and ``bytes`` in all."""
-        files = self.files(feature_version=feature_version)
-        chunks = [path for path in files if _run_of(path) is not None]
+        files = self.dated_files(feature_version=feature_version)
+        chunks = [path for path, _ in files if _run_of(path) is not None]
         return {
             "feature_version": feature_version, "chunk_files": len(chunks), "runs": len({path.parent for path in chunks}),
-            "parts": len(files) - len(chunks), "bytes": sum(path.stat().st_size for path in files),
+            "parts": len(files) - len(chunks), "bytes": sum(stat.st_size for _, stat in files),
         }
 
-    def files(self, *, feature_version: int) -> list[Path]:
-        """Every chunk file and merged part of ``feature_version``, the oldest written first."""
+    def dated_files(self, *, feature_version: int) -> list[tuple[Path, os.stat_result]]:
+        """Every chunk file and merged part of ``feature_version`` with its stat, the oldest written first."""
         version = self.root / f"feature_version={feature_version}"
         # Chunks first: a compaction puts its part in place before it deletes its chunks, so a listing that
         # misses the chunks (deleted) lists the part.
         chunks = list(version.glob("run_id=*/chunk-*.parquet"))
-        return [path for _, path in _by_write_time([*chunks, *version.glob(f"{MERGED_FOLDER}/part-*.parquet")])]
+        return _by_write_time([*chunks, *version.glob(f"{MERGED_FOLDER}/part-*.parquet")])
+
+    def files(self, *, feature_version: int) -> list[Path]:
+        """Every chunk file and merged part of ``feature_version``, the oldest written first."""
+        return [path for path, _ in self.dated_files(feature_version=feature_version)]
 
     def read(self, *, feature_version: int, columns: Sequence[str] | None = None, hashes: Collection[str] | None = None) -> pd.DataFrame:
         """Every readable chunk and part of ``feature_version``, one row per audio_sha256 (the most recently written wins).
 
         A file that cannot be read (truncated, not Parquet, lacking a column) is skipped with a warning:
         its rows read as missing, as if never stored. Each row's ``run_id`` is a column. With ``hashes``,
-        only the rows of those contents, filtered as each row group is read: memory then holds those
+        only the rows of those contents, filtered as each batch of rows is read: memory then holds those
         rows, not the store (a retrain's labelled recordings among millions of stored clips).
 
         Returns
@@ -316,7 +320,7 @@ class FeatureStore:
         unreadable = 0
         next_report = time.monotonic() + PROGRESS_EVERY_S
         with ExitStack() as unfinished:
-            for done, (written_ns, path) in enumerate(chunks):
+            for done, (path, stat) in enumerate(chunks):
                 if time.monotonic() >= next_report:
                     log.info("feature version %d: merging chunk files, %d of %d (%.0f%%)", feature_version, done, len(chunks), 100 * done / len(chunks))
                     next_report += PROGRESS_EVERY_S
@@ -331,7 +335,7 @@ class FeatureStore:
                 if table.schema not in parts:
                     parts[table.schema] = _PartWriter(version / MERGED_FOLDER, table.schema)
                     unfinished.callback(parts[table.schema].discard)
-                parts[table.schema].add(table, written_ns)
+                parts[table.schema].add(table, stat.st_mtime_ns)
                 merged.append(path)
             written = tuple(part.close() for part in parts.values())
             unfinished.pop_all()

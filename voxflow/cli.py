@@ -493,12 +493,15 @@ def _models_action(args: argparse.Namespace, store: ModelStore, settings: Settin
 
 
 def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
     from store.feature_store import FeatureStore
 
     store = FeatureStore(settings.feature_store_dir)
     versions = [args.feature_version] if args.feature_version is not None else store.versions()
+    nothing = f"no features stored under {store.root} yet"
     if args.action == "status":
-        _print_records([store.inventory(feature_version=v) for v in versions], FEATURE_STORE_COLUMNS, as_json=args.json, empty=f"no features stored under {store.root} yet")
+        _print_records([store.inventory(feature_version=v) for v in versions], FEATURE_STORE_COLUMNS, as_json=args.json, empty=nothing)
         return 0
     reports = []
     for version in versions:
@@ -508,14 +511,13 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise VoxflowError(f"feature version {version} of {store.root} not compacted, its chunk files left as they were: {exc}") from None
         seconds = time.perf_counter() - started
-        reports.append({"feature_version": version, "merged": done.merged, "rows": done.rows, "parts": [str(p) for p in done.parts],
-                        "unreadable": done.unreadable, "seconds": round(seconds, 3)})
+        reports.append({**asdict(done), "parts": [str(part) for part in done.parts], "seconds": round(seconds, 3)})
         if not args.json:
             print(f"{done.line()} in {seconds:.1f} s", flush=True)
     if args.json:
         print(json.dumps(reports))
     elif not versions:
-        print(f"no features stored under {store.root} yet")
+        print(nothing)
     return 0
 
 

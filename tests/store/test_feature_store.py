@@ -223,9 +223,9 @@ def test_a_chunk_another_compaction_merged_meanwhile_is_neither_merged_again_nor
     store = _store_of_three_runs(tmp_path)
     dated = feature_store._by_write_time
 
-    def one_gone_once_listed(paths: object) -> list[tuple[int, Path]]:
+    def one_gone_once_listed(paths: object) -> list[tuple[Path, os.stat_result]]:
         listed = dated(paths)  # type: ignore[arg-type]
-        listed[0][1].unlink()
+        listed[0][0].unlink()
         return listed
 
     monkeypatch.setattr(feature_store, "_by_write_time", one_gone_once_listed)

@@ -780,4 +780,4 @@ def test_features_status_and_compact(tmp_path: Path) -> None:
     assert after[0].split() == ["feature_version", "chunk_files", "runs", "parts", "bytes"] and after[1].split()[:4] == ["4", "0", "0", "1"]
     assert sorted(store.read(feature_version=4)["audio_sha256"]) == ["r1-0", "r1-1", "r2-0"]
     again = last_json(run_cli(["features", "compact", "--feature-version", "4", "--json"], env, timeout=60))
-    assert [{k: v for k, v in row.items() if k != "seconds"} for row in again] == [{"feature_version": 4, "merged": 0, "rows": 0, "parts": [], "unreadable": 0}]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in again] == [{"feature_version": 4, "merged": 0, "rows": 0, "parts": [], "unreadable": 0, "stale_removed": 0}]
