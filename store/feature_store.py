@@ -289,7 +289,7 @@ class FeatureStore:
     def compact(self, *, feature_version: int, min_files: int = 2) -> Compaction:
         """Merge the chunk files of ``feature_version`` into one part per schema under ``merged/``, then delete them.
 
-        Reading pays per file (7-10 ms each here, whatever its rows): a run writes one per chunk and a
+        Reading pays per file (5-10 ms each here, whatever its rows): a run writes one per chunk and a
         queue drain one run a minute, so a store of millions of clips is read many times faster merged.
         The merge streams, one row group at a time, so it needs no more memory for a large store. Each
         row keeps its run's id (a column), and the rows their written order; a part is dated as its
