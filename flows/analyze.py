@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
+from flows.run_log import send_to_run_log
 from models.artifact import ModelBundle
 from store.mongo import ResultStore
 from tasks.cluster import cluster_bounds, dask_client, first_worker_joined, initial_workers, with_handed_cluster
@@ -248,6 +249,7 @@ def analyze_batch(
     """
     started = time.perf_counter()
     settings = with_handed_cluster(get_settings())  # the CLI's cluster started ahead, if any
+    send_to_run_log(settings.log_level)
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with open_stores(settings) as stores:

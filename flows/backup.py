@@ -13,6 +13,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 import voxflow
+from flows.run_log import send_to_run_log
 from store.backup import (
     backup_name,
     compare_with_manifest,
@@ -93,6 +94,7 @@ def backup_nightly() -> dict[str, Any]:
         The ``backups`` record: backup_id, path, counts, verified, status, removed (pruned backups), prune_error.
     """
     settings = get_settings()
+    send_to_run_log(settings.log_level)
     logger = get_run_logger()
     uri = services.mongo_uri(settings)
     client = connect_mongo(uri)

@@ -26,6 +26,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows.analyze import Known, record_set_aside, score_files, skip_known
+from flows.run_log import send_to_run_log
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.locks import hold_lock
@@ -189,6 +190,7 @@ def drain_queue(
     """
     started = time.perf_counter()
     settings = get_settings()
+    send_to_run_log(settings.log_level)
     logger = get_run_logger()
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with open_stores(settings) as stores, ExitStack() as held:

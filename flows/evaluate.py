@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.retrain import assemble_training_set, cross_validate_recipe
+from flows.run_log import send_to_run_log
 from models.train import check_trainable
 from tasks.labels import read_labels
 from voxflow.errors import SourceError
@@ -33,6 +34,7 @@ def evaluate_manifest(manifest: str, positive: str | None = None) -> dict[str, A
         and ``negative_labels``: how many rows each label value made negative.
     """
     settings = get_settings()
+    send_to_run_log(settings.log_level)
     logger = get_run_logger()
     path = Path(manifest)
     if not path.is_file():

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from flows.run_log import send_to_run_log
 from flows.train import card_fields
 from models.artifact import ModelBundle, ModelCard, read_training_hashes, score
 from models.promotion import should_promote, unless_champion_changed, unless_rolled_back
@@ -170,6 +171,7 @@ def retrain_nightly() -> dict[str, Any]:
         version, status (champion/challenger), reason, metrics, champion_version, champion_metrics, n, dropped.
     """
     settings = get_settings()
+    send_to_run_log(settings.log_level)
     logger = get_run_logger()
     try:
         with open_database(services.mongo_uri(settings), settings.mongo_db) as db, connect_redis(

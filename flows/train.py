@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from flows.run_log import send_to_run_log
 from models.artifact import ModelCard, save_model
 from models.registry import save_version
 from models.train import (
@@ -105,6 +106,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     if out_dir and promote:
         raise ValueError("out_dir writes a model folder that is not registered, and only a registered model can be promoted: pass one of them")
     settings = get_settings()
+    send_to_run_log(settings.log_level)
     logger = get_run_logger()
     max_bytes = int(settings.max_file_mb * 1e6)
     found = read_labels(Path(manifest), positive=positive, max_file_bytes=max_bytes)

@@ -7,6 +7,7 @@ holder whose lock expired and was taken over never extends or deletes the new ho
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -136,7 +137,8 @@ def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0
             except ServiceError as exc:
                 log.warning("could not renew lock %s: %s", lock.key, exc.reason)
 
-    renewer = threading.Thread(target=keep_alive, name=f"voxflow-lock-{name}", daemon=True)
+    # In the holder's context: a lost lock is logged in the Prefect run's log too (flows/run_log.py).
+    renewer = threading.Thread(target=contextvars.copy_context().run, args=(keep_alive,), name=f"voxflow-lock-{name}", daemon=True)
     renewer.start()
     try:
         yield lock

@@ -8,6 +8,7 @@ one, so the scheduler is asked a cheap question (its identity, without its worke
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -43,7 +44,8 @@ class SchedulerWatch:
         self._probe_s = min(PROBE_S, timeout_s / 4)
         self._stopped = threading.Event()
         self.error: ClusterError | None = None
-        self._thread = threading.Thread(target=self._watch, name="voxflow-scheduler-watch", daemon=True)
+        # In the starter's context: its lines reach the Prefect run's log (flows/run_log.py).
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._watch,), name="voxflow-scheduler-watch", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

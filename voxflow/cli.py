@@ -44,15 +44,13 @@ from pydantic_settings import SettingsError
 from voxflow.errors import LockError, PrefectUnreachable, SourceError, VoxflowError
 from voxflow.garbage import freeze_at_exit, imports_uncollected
 from voxflow.interrupts import STOP_SIGNALS, completed_runs, lost_stops_raised_again, raise_terminated, raise_where_it_counts, stop_signal, stops_deferred
-from voxflow.settings import Settings, check_work_pool_name, get_settings, unknown_variables
+from voxflow.settings import VOXFLOW_PACKAGES, Settings, check_work_pool_name, get_settings, unknown_variables
 
 if TYPE_CHECKING:
     from pymongo.database import Database
 
     from store.models import ModelStore
     from store.mongo import ResultStore
-
-VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
 
 # Prefect's client-side usage telemetry starts when prefect is imported; voxflow does not phone home
 # (DO_NOT_TRACK=0 in the environment turns it back on). The servers voxflow starts have theirs off too.

@@ -23,6 +23,8 @@ _DATABASE_NAME_MAX_BYTES = 63
 # and the server's prefix reserved for its own pools.
 _WORK_POOL_FORBIDDEN = "/%&><"
 _WORK_POOL_RESERVED_PREFIX = "prefect"
+# The packages whose loggers ``log_level`` sets: the console's (the CLI) and the Prefect run log's (flows/run_log.py).
+VOXFLOW_PACKAGES = ("voxflow", "features", "models", "store", "tasks", "flows")
 # VOXFLOW_* variables that name no setting and are still read: by the test suite.
 _TEST_VARIABLE_PREFIX = "VOXFLOW_TEST_"
 _TEST_VARIABLES = ("VOXFLOW_SAVE_SCREENSHOT",)

@@ -83,6 +83,10 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     predictions = env_db(env)["predictions"]
     assert predictions.count_documents({"run_id": run["id"]}) == 4
     assert {Path(p["path"]).parent for p in predictions.find({"run_id": run["id"]})} == {clips}
+    # voxflow's own loggers in the run's log (an INFO line: in this process no one had set their level).
+    logs = prefect_api_call(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+    print("DEBUG", len(logs), [e["name"] for e in logs]); time.sleep(5); print("DEBUG2", len(prefect_api_call(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})))
+    assert any(entry["name"] == "tasks.cluster" and entry["message"].startswith("Dask cluster ready") for entry in logs), [entry["name"] for entry in logs]
 
 
 def test_a_worker_asked_to_stop_ends_its_flow_runs_recorded_then_exits(cli_env: dict[str, str], voiced_manifest: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import signal
@@ -15,6 +16,17 @@ from tasks.cluster import dask_client
 from tests.helpers import dask_processes
 from voxflow.errors import ClusterError
 from voxflow.settings import Settings
+
+
+RUN = contextvars.ContextVar("RUN")
+
+
+class TaggedWithRun(logging.Filter):
+    """Tags each record with the ``RUN`` of the context it was logged in (Prefect's run context travels so)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run = RUN.get(None)
+        return True
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -43,6 +55,9 @@ def test_a_scheduler_stopped_mid_run_ends_the_wait_with_one_error_after_the_time
 @pytest.mark.timeout(60)
 def test_a_scheduler_paused_for_less_than_the_timeout_is_waited_for(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="tasks.scheduler_watch")
+    tagged = TaggedWithRun()
+    logging.getLogger("tasks.scheduler_watch").addFilter(tagged)
+    token = RUN.set("this run")
     with dask_processes(tmp_path, workers=1) as cluster:
         with dask_client(Settings(home=tmp_path, dask_address=cluster.address, dask_scheduler_timeout_s=10), warm_up=False) as client:
             future = client.submit(time.sleep, 1)
@@ -53,7 +68,11 @@ def test_a_scheduler_paused_for_less_than_the_timeout_is_waited_for(tmp_path: Pa
             deadline = time.monotonic() + 5
             while "answers again" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.1)
+    logging.getLogger("tasks.scheduler_watch").removeFilter(tagged)
+    RUN.reset(token)
     assert len(_warnings(caplog)) == 1 and f"The Dask scheduler at {cluster.address} answers again" in caplog.text
+    # Logged on the watch's thread in the context it was started in: a flow's lines reach its Prefect run log (flows/run_log.py).
+    assert {getattr(r, "run", None) for r in caplog.records if r.name == "tasks.scheduler_watch"} == {"this run"}
 
 
 @pytest.mark.timeout(60)

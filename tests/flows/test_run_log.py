@@ -1,0 +1,49 @@
+"""voxflow's own loggers in the Prefect run log (flows/run_log.py), on the session's Prefect server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+import warnings
+
+import redis
+from prefect import flow
+from prefect.logging.handlers import APILogWorker
+from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+from flows.run_log import send_to_run_log
+from store.locks import hold_lock
+from tests.voxflow_cli import prefect_api_call
+
+log = logging.getLogger("store.run_log_test")
+
+
+def test_voxflow_lines_reach_the_run_log_from_the_flow_and_its_threads_and_stay_quiet_outside_a_run(prefect_api: str, redis_client: redis.Redis) -> None:
+    @flow(name="run-log-test")
+    def loses_its_lock() -> str:
+        send_to_run_log("INFO")
+        with hold_lock(redis_client, f"run-log-{uuid.uuid4().hex[:8]}", ttl_s=0.6) as lock:
+            redis_client.delete(lock.key)  # as if it expired: the renewer, on its own thread, finds it gone
+            time.sleep(0.5)
+        # At release, on the flow's thread: "no longer ours".
+        outside = threading.Thread(target=log.warning, args=("a thread started without the run's context",))
+        outside.start()
+        outside.join()
+        return str(flow_run.get_id())
+
+    with warnings.catch_warnings(record=True) as warned, temporary_settings(updates={PREFECT_API_URL: prefect_api, PREFECT_LOGGING_TO_API_ENABLED: True}):
+        warnings.simplefilter("always")
+        run_id = loses_its_lock()
+        log.warning("outside any run")
+        APILogWorker.drain_all(timeout=10)  # sent before reading, and before the session's server stops
+
+    logs = prefect_api_call({"PREFECT_API_URL": prefect_api}, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+    ours = [(entry["name"], entry["message"]) for entry in logs if not entry["name"].startswith("prefect")]
+    assert [name for name, _ in ours] == ["store.locks", "store.locks"], ours
+    assert ours[0][1].startswith("lost lock voxflow:lock:run-log-") and "expired before it could be renewed" in ours[0][1]  # the renewer's thread
+    assert "was no longer ours at release" in ours[1][1]  # the flow's
+    # Prefect's own handler would warn at each record logged outside a run ("attempted to send logs to the API without a flow run id").
+    assert not [str(w.message) for w in warned if "flow run id" in str(w.message)]
