@@ -187,18 +187,15 @@ def score_files(
     # Off this thread: with the Prefect API down, each update was retried for a minute and then failed the batch.
     artifact_progress = LatestOnly(ProgressArtifact(f"run {run_id}"), what="the Prefect progress artifact")
     artifact_progress.post(0.0)
-    last_report = 0.0
 
     def report(progress: Progress, result: ChunkResult, inserted: int) -> None:
-        nonlocal last_report
         if on_persisted is not None:
             on_persisted(result)
         stores.metrics.record(
             "throughput",
             {"run_id": run_id, "files_done": progress.done, "files_total": progress.total, "clips_per_s": round(progress.rate, 3), "chunk_wall_s": round(result.wall_s, 3), "worker": result.worker},
         )
-        if time.monotonic() - last_report >= 2.0 or progress.done == progress.total:
-            last_report = time.monotonic()
+        if progress.due():
             logger.info(progress.line())
             artifact_progress.post(progress.percent)
 

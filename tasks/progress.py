@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+REPORT_EVERY_S = 2.0  # a progress line at most this often, but for the last
+
 
 @dataclass
 class Progress:
@@ -21,9 +24,29 @@ class Progress:
     total: int
     done: int = 0
     started: float = field(default_factory=time.perf_counter)
+    reported: float = -math.inf
 
     def advance(self, files: int) -> None:
         self.done += files
+
+    def due(self, every_s: float = REPORT_EVERY_S) -> bool:
+        """Whether to report now: ``every_s`` after the last report, at the first call and once every file is done.
+
+        Examples
+        --------
+        >>> progress = Progress(total=10)
+        >>> progress.advance(4)
+        >>> progress.due(), progress.due()
+        (True, False)
+        >>> progress.advance(6)
+        >>> progress.due()
+        True
+        """
+        now = time.perf_counter()
+        if now - self.reported < every_s and self.done < self.total:
+            return False
+        self.reported = now
+        return True
 
     @property
     def elapsed_s(self) -> float:

@@ -18,6 +18,7 @@ from tasks.chunk import AudioPolicy, rows_to_table
 from tasks.extract import extract_chunk
 from tasks.ingest import Candidate, FileRef, chunked, hash_candidates
 from tasks.labels import LabelledAudio
+from tasks.progress import Progress
 from voxflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,17 @@ class TrainingSet:
 
 
 def extract_on_cluster(client: Client, refs: Sequence[FileRef], settings: Settings) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Feature rows and rejections of ``refs``, a chunk at a time as the cluster finishes it (the analyze code path)."""
+    """Feature rows and rejections of ``refs``, a chunk at a time as the cluster finishes it (the analyze code path),
+    with a progress line (files done, rate, time left) at most every 2 s."""
     policy = AudioPolicy.from_settings(settings)
-    futures = [client.submit(extract_chunk, chunk, policy, pure=False) for chunk in chunked(refs, settings.chunk_size)]
-    for future in as_completed(futures):
-        yield future.result()
+    sizes = {client.submit(extract_chunk, chunk, policy, pure=False): len(chunk) for chunk in chunked(refs, settings.chunk_size)}
+    progress = Progress(total=len(refs))
+    for future in as_completed(list(sizes)):
+        result = future.result()
+        progress.advance(sizes.pop(future))  # no longer held here: its result leaves the worker's memory once used
+        if progress.due():
+            log.info("Extracting features: %s", progress.line())
+        yield result
 
 
 def labelled_files(rows: Sequence[LabelledAudio], *, max_file_bytes: int) -> tuple[list[FileRef], list[dict[str, str]]]:

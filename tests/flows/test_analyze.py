@@ -140,6 +140,9 @@ def test_bad_input_is_quarantined_with_reasons_and_the_batch_goes_on(cli_env: di
     assert (summary["scored"], summary["quarantined"], summary["ignored"]) == (n_good, n_bad, 1), summary
     # The count the log starts with is the run's "seen" (it had been the files left to analyse, beside "seen" in the summary).
     assert re.search(rf"Found {summary['seen']} audio files in \S+: \d+ to analyse, \d+ rejected, 0 of content listed already; 1 other files ignored", run.stderr), run.stderr[-3000:]
+    # Progress as chunks complete, up to every file sent to the workers.
+    done, total, percent = re.findall(r"(\d+)/(\d+) files \((\d+)%\) · [\d.]+ files/s · ETA \d+ s", run.stderr)[-1]
+    assert done == total and percent == "100" and int(total) >= n_good, run.stderr[-3000:]
     assert summary["source"] == env_db(env)["runs"].find_one({"run_id": summary["run_id"]})["source"] == str(corpus)
     quarantined = last_json(run_cli(["quarantine", "--run", summary["run_id"], "--json"], env))
     reasons = {Path(q["path"]).name: (q["stage"], q["reason"]) for q in quarantined}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,11 @@ def manifest(tmp_path: Path) -> Path:
 def test_train_to_a_folder_then_registered_and_promoted(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
     env = {**cli_env, "VOXFLOW_CV_REPEATS": "2"}
     out = tmp_path / "model"
-    trained = last_json(run_cli(["train", str(manifest), "--out", str(out), "--dataset", "synthetic test vowels"], env))
+    command = run_cli(["train", str(manifest), "--out", str(out), "--dataset", "synthetic test vowels"], {**env, "VOXFLOW_CHUNK_SIZE": "8"})
+    trained = last_json(command)
+    # Extraction says how far it got (at most every 2 s): the first chunk done, and the last.
+    said = re.findall(r"tasks.training_data: Extracting features: (\d+)/24 files \((\d+)%\) · [\d.]+ files/s · ETA \d+ s", command.stderr)
+    assert said[0] == ("8", "33") and said[-1] == ("24", "100"), command.stderr[-3000:]  # the first chunk done is always said
     assert trained["n"] == 24 and trained["n_positive"] == 12 and trained["auc"] > 0.9
 
     bundle = read_bundle(out)  # checks the booster against the sha256 on its card
