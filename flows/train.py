@@ -126,7 +126,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     labels = np.array([label_of[row["audio_sha256"]] for row in rows], dtype=np.int32)
     groups = np.array([row["subject_id"] or row["audio_sha256"] for row in rows])
     check_trainable(labels, groups, min_rows=MIN_FILES, n_splits=settings.cv_splits)
-    report = cross_validate(features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats)
+    report = cross_validate(features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats, target_sensitivity=settings.target_sensitivity)
     logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
     model = fit_model(features, labels)
     data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()
