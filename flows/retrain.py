@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from flows.run_log import send_to_run_log
-from flows.train import card_fields
+from flows.train import card_fields, fit_final
 from models.artifact import ModelBundle, ModelCard, read_training_hashes, score
 from models.promotion import should_promote, unless_champion_changed, unless_rolled_back
 from models.registry import model_folder, save_version
@@ -18,15 +18,11 @@ from models.train import (
     DEFAULT_N_FEATURES,
     DEFAULT_ROUNDS,
     CVReport,
-    FittedModel,
     check_trainable,
     choose_threshold,
     cross_validate,
-    fit_model,
     holdout_metrics,
-    keep_columns,
     recorded_recipe,
-    select_columns,
 )
 from store.cache import connect_redis
 from store.feature_store import FeatureStore
@@ -146,17 +142,6 @@ def _brief(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{name.upper()} {metrics[name]:.3f}" if isinstance(metrics.get(name), float) else f"{name.upper()} -" for name in ("auc", "uar"))
 
 
-def fit_final(data: TrainingSet, settings: Settings) -> FittedModel:
-    """The model on all rows: in this process, or across the Dask cluster from ``distributed_training_rows``."""
-    if len(data.labels) < settings.distributed_training_rows:
-        return fit_model(data.features, data.labels, seed=CV_SEED)
-    from models.distributed import fit_booster_dask
-
-    columns = select_columns(data.features, data.labels, DEFAULT_N_FEATURES)
-    with dask_client(settings) as client:
-        return FittedModel(fit_booster_dask(client, keep_columns(data.features, columns), data.labels, seed=CV_SEED), columns)
-
-
 @flow(name="retrain-nightly")
 def retrain_nightly() -> dict[str, Any]:
     """Retrain from the ``labels`` collection, register a challenger, promote it when it beats the champion.
@@ -208,7 +193,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     else:
         challenger_metrics, champion_metrics, note = compared
     logger.info("Challenger %s against champion %s %s: %s", _brief(challenger_metrics), champion.version, _brief(champion_metrics), note)
-    model = fit_final(data, settings)
+    model = fit_final(data.features, data.labels, settings)
     training = {
         "source": "labels collection", "from_feature_store": data.from_store, "extracted": data.extracted,
         "dropped": len(data.dropped), "data_hash": data.data_hash,

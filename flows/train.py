@@ -25,6 +25,8 @@ from models.train import (
     check_trainable,
     cross_validate,
     fit_model,
+    keep_columns,
+    select_columns,
 )
 from tasks.cluster import dask_client
 from tasks.ingest import FileRef
@@ -72,6 +74,22 @@ def training_files(found: LabelledRows) -> tuple[list[FileRef], list[str]]:
     refused = [f"{r['row']}: {r['reason']}" for r in found.rejected]
     refused += [f"audio {row.sha256[:12]}: no path; train extracts every recording from its file" for row in found.rows if not row.path]
     return files, refused
+
+
+def fit_final(features: np.ndarray, labels: np.ndarray, settings: Settings) -> FittedModel:
+    """The default recipe's model on all rows: in this process, or from ``settings.distributed_training_rows`` rows
+    across the Dask cluster (``xgboost.dask``)."""
+    if len(labels) < settings.distributed_training_rows:
+        return fit_model(features, labels)
+    from models.distributed import fit_booster_dask
+
+    columns = select_columns(features, labels, DEFAULT_N_FEATURES)
+    with dask_client(settings) as client:
+        get_run_logger().info(
+            "Training the final model on %d rows across the Dask cluster at %s (xgboost.dask: VOXFLOW_DISTRIBUTED_TRAINING_ROWS is %d)",
+            len(labels), client.scheduler.address, settings.distributed_training_rows,
+        )
+        return FittedModel(fit_booster_dask(client, keep_columns(features, columns), labels), columns)
 
 
 @task(name="extract-training-features", cache_policy=NO_CACHE)
@@ -128,7 +146,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     check_trainable(labels, groups, min_rows=MIN_FILES, n_splits=settings.cv_splits)
     report = cross_validate(features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats, target_sensitivity=settings.target_sensitivity)
     logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
-    model = fit_model(features, labels)
+    model = fit_final(features, labels, settings)
     data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()
     fields = card_fields(
         report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}",

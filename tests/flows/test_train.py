@@ -80,12 +80,16 @@ def test_train_reads_labels_as_labels_import_does(cli_env: dict[str, str], manif
     assert report["n_positive"] == 12 and report["auc"] > 0.9 and report["cv"] == "subject-grouped stratified 5x1"
 
 
-def test_train_chooses_its_threshold_for_the_target_sensitivity_as_retrain_does(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
-    # train chose the balanced-accuracy threshold whatever VOXFLOW_TARGET_SENSITIVITY said; retrain and evaluate followed it.
-    env = {**cli_env, "VOXFLOW_CV_REPEATS": "1", "VOXFLOW_TARGET_SENSITIVITY": "0.95"}
-    run_cli(["train", str(manifest), "--out", str(tmp_path / "model")], env)
+def test_train_follows_the_training_settings_retrain_follows(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
+    # train chose the balanced-accuracy threshold whatever VOXFLOW_TARGET_SENSITIVITY said, and trained in its own process
+    # whatever VOXFLOW_DISTRIBUTED_TRAINING_ROWS said; retrain followed both.
+    env = {**cli_env, "VOXFLOW_CV_REPEATS": "1", "VOXFLOW_TARGET_SENSITIVITY": "0.95", "VOXFLOW_DISTRIBUTED_TRAINING_ROWS": "20", "PREFECT_LOGGING_LEVEL": "INFO"}
+    command = run_cli(["train", str(manifest), "--out", str(tmp_path / "model")], env)
     card = json.loads((tmp_path / "model" / "card.json").read_text())
     assert card["metrics"]["target_sensitivity"] == 0.95 and card["metrics"]["sensitivity"] >= 0.9, card["metrics"]
+    assert re.search(r"Training the final model on 24 rows across the Dask cluster at tcp://\S+ \(xgboost.dask", command.stderr), command.stderr[-3000:]
+    bundle = read_bundle(tmp_path / "model")  # the booster the workers trained, checked against its card's sha256
+    assert bundle.card.version == card["version"]
 
 
 def test_train_leaves_out_every_row_of_audio_listed_with_two_labels_as_evaluate_does(cli_env: dict[str, str], manifest: Path, tmp_path: Path) -> None:
