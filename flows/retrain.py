@@ -33,6 +33,7 @@ from store.mongo import open_database
 from tasks.cluster import dask_client
 from tasks.labels import LabelledAudio
 from tasks.model_registry import model_document, registry_changes, resolve_bundle, usable_artifact
+from tasks.progress import step_reporter
 from tasks.training_data import TrainingSet, training_set
 from voxflow import services
 from voxflow.errors import LockError, TooFewLabels
@@ -71,13 +72,14 @@ def assemble_training_set(rows: list[LabelledAudio], settings: Settings) -> Trai
 @task(name="cross-validate", cache_policy=NO_CACHE)
 def cross_validate_recipe(
     data: TrainingSet, settings: Settings, *, columns: list[int] | None = None, params: dict | None = None,
-    rounds: int = DEFAULT_ROUNDS, n_features: int | None = DEFAULT_N_FEATURES,
+    rounds: int = DEFAULT_ROUNDS, n_features: int | None = DEFAULT_N_FEATURES, what: str = "Cross-validating",
 ) -> CVReport:
-    """Subject-grouped repeated CV of one recipe; the fixed seed gives every recipe the same folds."""
+    """Subject-grouped repeated CV of one recipe; the fixed seed gives every recipe the same folds. Progress is logged as ``what``."""
     features = data.features if columns is None else data.features[:, columns]
     return cross_validate(
         features, data.labels, data.groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats,
         params=params, rounds=rounds, n_features=n_features, seed=CV_SEED, target_sensitivity=settings.target_sensitivity,
+        on_fold=step_reporter(what, settings.cv_splits * settings.cv_repeats, "folds"),
     )
 
 
@@ -101,7 +103,9 @@ def champion_on_same_folds(champion: ModelCard, data: TrainingSet, settings: Set
     if columns is None:
         return dict(champion.metrics), f"champion {champion.version} (feature version {champion.feature_version}) cannot be re-run on feature version {FEATURE_VERSION}: compared with its recorded metrics"
     params, rounds, n_features = recorded_recipe(champion.params)
-    report = cross_validate_recipe(data, settings, columns=columns, params=params, rounds=rounds, n_features=n_features)
+    report = cross_validate_recipe(
+        data, settings, columns=columns, params=params, rounds=rounds, n_features=n_features, what=f"Cross-validating champion {champion.version}'s recipe",
+    )
     return report.as_dict(), f"champion {champion.version} recipe re-run on the same folds"
 
 
@@ -181,7 +185,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
     compact_feature_store(settings)
     data = assemble_training_set(rows, settings)
     check_trainable(data.labels, data.groups, min_rows=settings.retrain_min_labels, n_splits=settings.cv_splits)
-    report = cross_validate_recipe(data, settings)
+    report = cross_validate_recipe(data, settings, what="Cross-validating the challenger")
     logger.info("Challenger CV: AUC %.3f ± %.3f, UAR %.3f, sensitivity %.3f, specificity %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.sensitivity, report.specificity, report.n)
     champion_doc = models.champion()
     champion_bundle = resolve_bundle(models, settings.models_dir)

@@ -32,6 +32,7 @@ from tasks.cluster import dask_client
 from tasks.ingest import FileRef
 from tasks.labels import LabelledRows, read_labels
 from tasks.model_registry import code_version, register_model
+from tasks.progress import step_reporter
 from tasks.training_data import extract_on_cluster
 from voxflow.errors import SourceError
 from voxflow.settings import Settings, get_settings
@@ -144,7 +145,10 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     labels = np.array([label_of[row["audio_sha256"]] for row in rows], dtype=np.int32)
     groups = np.array([row["subject_id"] or row["audio_sha256"] for row in rows])
     check_trainable(labels, groups, min_rows=MIN_FILES, n_splits=settings.cv_splits)
-    report = cross_validate(features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats, target_sensitivity=settings.target_sensitivity)
+    report = cross_validate(
+        features, labels, groups, n_splits=settings.cv_splits, n_repeats=settings.cv_repeats, target_sensitivity=settings.target_sensitivity,
+        on_fold=step_reporter("Cross-validating", settings.cv_splits * settings.cv_repeats, "folds"),
+    )
     logger.info("Cross-validated: AUC %.3f ± %.3f, UAR %.3f (n=%d)", report.auc, report.auc_std, report.uar, report.n)
     model = fit_final(features, labels, settings)
     data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()

@@ -22,6 +22,7 @@ class Progress:
     """Counts files as chunks complete and reports rate and time left."""
 
     total: int
+    unit: str = "files"
     done: int = 0
     started: float = field(default_factory=time.perf_counter)
     reported: float = -math.inf
@@ -67,7 +68,25 @@ class Progress:
 
     def line(self) -> str:
         eta = "?" if self.eta_s is None else f"{self.eta_s:.0f} s"
-        return f"{self.done}/{self.total} files ({self.percent:.0f}%) · {self.rate:.1f} files/s · ETA {eta}"
+        return f"{self.done}/{self.total} {self.unit} ({self.percent:.0f}%) · {self.rate:.1f} {self.unit}/s · ETA {eta}"
+
+
+def step_reporter(what: str, total: int, unit: str) -> Callable[[], None]:
+    """A callback to call once per step done, of ``total``: it logs ``what: <progress line>`` at most every 2 s, and at the last.
+
+    Examples
+    --------
+    >>> step = step_reporter("Cross-validating", 25, "folds")
+    >>> step()  # logs "Cross-validating: 1/25 folds (4%) · … folds/s · ETA … s"
+    """
+    progress = Progress(total=total, unit=unit)
+
+    def step() -> None:
+        progress.advance(1)
+        if progress.due():
+            log.info("%s: %s", what, progress.line())
+
+    return step
 
 
 class LatestOnly(Generic[T]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -158,6 +159,7 @@ def test_evaluate_prints_the_table_and_json(retrain_env: dict[str, str], corpus:
     report = last_json(proc)
     assert report["n"] == 40 and report["auc"] > 0.9 and 0 <= report["uar"] <= 1
     assert "auc " in proc.stdout and "specificity" in proc.stdout
+    assert re.search(r"tasks.progress: Cross-validating: (\d+)/\1 folds \(100%\)", proc.stderr), proc.stderr[-3000:]
 
     words = tmp_path / "words.csv"
     manifest.assign(path=[f"corpus/{p}" for p in manifest["path"]], label=manifest["label"].map({"pathological": "dysphonic", "healthy": "control"})).to_csv(words, index=False)

@@ -34,6 +34,7 @@ def test_train_to_a_folder_then_registered_and_promoted(cli_env: dict[str, str],
     # Extraction says how far it got (at most every 2 s): the first chunk done, and the last.
     said = re.findall(r"tasks.training_data: Extracting features: (\d+)/24 files \((\d+)%\) · [\d.]+ files/s · ETA \d+ s", command.stderr)
     assert said[0] == ("8", "33") and said[-1] == ("24", "100"), command.stderr[-3000:]  # the first chunk done is always said
+    assert "tasks.progress: Cross-validating: 10/10 folds (100%) · " in command.stderr, command.stderr[-3000:]  # 5 folds x 2 repeats
     assert trained["n"] == 24 and trained["n_positive"] == 12 and trained["auc"] > 0.9
 
     bundle = read_bundle(out)  # checks the booster against the sha256 on its card

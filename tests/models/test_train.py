@@ -159,6 +159,13 @@ def test_target_sensitivity_cv_trades_specificity_for_sensitivity() -> None:
     assert sensitive.as_dict()["target_sensitivity"] == 0.95
 
 
+def test_each_outer_fold_is_reported_once_done() -> None:
+    features, labels, groups = _separable(seed=4)
+    reported: list[int] = []
+    report = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, on_fold=lambda: reported.append(len(reported)))
+    assert len(reported) == len(report.fold_aucs) == 8
+
+
 def test_same_seed_same_folds() -> None:
     features, labels, groups = _separable(seed=4)
     first = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=30)

@@ -19,6 +19,16 @@ def test_line_reports_counts_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> No
     assert progress.line() == "50/200 files (25%) · 10.0 files/s · ETA 15 s"
 
 
+def test_steps_are_reported_in_their_unit_at_the_first_and_the_last(caplog: pytest.LogCaptureFixture) -> None:
+    step = tasks.progress.step_reporter("Cross-validating", 3, "folds")
+    with caplog.at_level(logging.INFO, logger="tasks.progress"):
+        for _ in range(3):
+            step()
+    said = [r.getMessage().split(" · ")[0] for r in caplog.records]
+    assert said == ["Cross-validating: 1/3 folds (33%)", "Cross-validating: 3/3 folds (100%)"]  # the second came within 2 s of the first
+    assert " folds/s · ETA " in caplog.records[0].getMessage()
+
+
 def test_eta_unknown_before_anything_finishes() -> None:
     progress = Progress(total=100)
     assert progress.eta_s is None and progress.line().endswith("ETA ?")
