@@ -8,6 +8,7 @@ import time
 import uuid
 import warnings
 
+import pytest
 import redis
 from prefect import flow
 from prefect.logging.handlers import APILogWorker
@@ -21,13 +22,17 @@ from tests.voxflow_cli import prefect_api_call
 log = logging.getLogger("store.run_log_test")
 
 
-def test_voxflow_lines_reach_the_run_log_from_the_flow_and_its_threads_and_stay_quiet_outside_a_run(prefect_api: str, redis_client: redis.Redis) -> None:
+def test_voxflow_lines_reach_the_run_log_from_the_flow_and_its_threads_and_stay_quiet_outside_a_run(
+    prefect_api: str, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture,
+) -> None:
     @flow(name="run-log-test")
     def loses_its_lock() -> str:
         send_to_run_log("INFO")
         with hold_lock(redis_client, f"run-log-{uuid.uuid4().hex[:8]}", ttl_s=0.6) as lock:
             redis_client.delete(lock.key)  # as if it expired: the renewer, on its own thread, finds it gone
-            time.sleep(0.5)
+            deadline = time.monotonic() + 30
+            while not any(r.getMessage().startswith("lost lock") for r in caplog.records) and time.monotonic() < deadline:
+                time.sleep(0.05)
         # At release, on the flow's thread: "no longer ours".
         outside = threading.Thread(target=log.warning, args=("a thread started without the run's context",))
         outside.start()
