@@ -6,7 +6,7 @@ import logging
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeGuard
 
 from distributed import Client, Future, as_completed
 from distributed.client import FutureCancelledError
@@ -107,7 +107,7 @@ def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
 MODEL_LOSSES = 3  # the cluster losing the model (every worker gone at once) more often than this in one fan-out ends the run
 
 
-def is_file_specific(exc: BaseException) -> bool:
+def is_file_specific(exc: BaseException) -> TypeGuard[KilledWorker]:
     """Whether a chunk's task error can be one of its files' doing: a worker died running it, again and again
     (distributed's KilledWorker, once the scheduler has retried the task on other workers).
 
@@ -195,8 +195,13 @@ def fan_out(
                 if not is_file_specific(exc):
                     raise cannot_run(exc, client.scheduler.address)
                 if len(chunk) > 1:
+                    log.warning(
+                        "A chunk of %d files killed the %d Dask workers that ran it (the last at %s): scoring its files one by one to find the one that does",
+                        len(chunk), exc.allowed_failures + 1, exc.last_worker.address,
+                    )
                     waiting.extendleft([ref] for ref in reversed(chunk))
                 else:
+                    log.warning("%s killed the %d Dask workers that ran it: quarantined (stage worker), the batch goes on", chunk[0].path, exc.allowed_failures + 1)
                     result = ChunkResult(chunk_id=-1, table=rows_to_table([]), rejected=_lost_chunk(chunk, exc))
                     _record(outcome, stores, result, run_id, bundle, progress, monitor, on_progress)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -121,7 +122,7 @@ def _fan_out(client: Client, batches: list[list[FileRef]], stores: Stores, run_i
 
 
 def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
-    client: Client, stores: Stores, mongo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: Client, stores: Stores, mongo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     files = _clips(tmp_path / "clips", 6)
     files[4] = dataclasses.replace(files[4], subject_id="P5", label="pathological")
@@ -140,6 +141,12 @@ def test_a_failing_chunk_is_split_and_only_its_poisonous_file_quarantined(
     assert (record["path"], record["stage"], record["error_class"]) == (poison, "worker", "KilledWorker")
     assert (record["subject_id"], record["reference_label"]) == ("P5", "pathological")
     assert "stand-in for a crash in native code" in record["reason"]
+    # Said as it happens (the run's log too): the split, then the file found.
+    said = [r.getMessage() for r in caplog.records if r.name == "tasks.fanout" and r.levelno == logging.WARNING]
+    assert said == [
+        "A chunk of 3 files killed the 4 Dask workers that ran it (the last at tcp://127.0.0.1:1): scoring its files one by one to find the one that does",
+        f"{poison} killed the 4 Dask workers that ran it: quarantined (stage worker), the batch goes on",
+    ], said
 
 
 def test_a_task_error_no_file_caused_fails_the_fan_out_and_quarantines_nothing(
