@@ -28,7 +28,7 @@ from models.train import (
     keep_columns,
     select_columns,
 )
-from tasks.cluster import dask_client
+from tasks.cluster import dask_client, first_worker_joined
 from tasks.ingest import FileRef
 from tasks.labels import LabelledRows, read_labels
 from tasks.model_registry import code_version, register_model
@@ -86,6 +86,7 @@ def fit_final(features: np.ndarray, labels: np.ndarray, settings: Settings) -> F
 
     columns = select_columns(features, labels, DEFAULT_N_FEATURES)
     with dask_client(settings) as client:
+        first_worker_joined(client, timeout_s=settings.dask_worker_start_timeout_s)
         get_run_logger().info(
             "Training the final model on %d rows across the Dask cluster at %s (xgboost.dask: VOXFLOW_DISTRIBUTED_TRAINING_ROWS is %d)",
             len(labels), client.scheduler.address, settings.distributed_training_rows,

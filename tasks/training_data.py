@@ -15,6 +15,7 @@ from distributed import Client, as_completed
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from store.feature_store import FeatureStore
 from tasks.chunk import AudioPolicy, rows_to_table
+from tasks.cluster import first_worker_joined
 from tasks.extract import extract_chunk
 from tasks.ingest import Candidate, FileRef, chunked, hash_candidates
 from tasks.labels import LabelledAudio
@@ -45,7 +46,16 @@ class TrainingSet:
 
 def extract_on_cluster(client: Client, refs: Sequence[FileRef], settings: Settings) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Feature rows and rejections of ``refs``, a chunk at a time as the cluster finishes it (the analyze code path),
-    with a progress line (files done, rate, time left) at most every 2 s."""
+    with a progress line (files done, rate, time left) at most every 2 s.
+
+    Raises
+    ------
+    ClusterError
+        When no worker joined the cluster within ``settings.dask_worker_start_timeout_s`` (its tasks would wait forever).
+    """
+    if not refs:
+        return
+    first_worker_joined(client, timeout_s=settings.dask_worker_start_timeout_s)
     policy = AudioPolicy.from_settings(settings)
     sizes = {client.submit(extract_chunk, chunk, policy, pure=False): len(chunk) for chunk in chunked(refs, settings.chunk_size)}
     progress = Progress(total=len(refs))
