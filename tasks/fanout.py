@@ -91,17 +91,25 @@ def in_flight_limit(slots: int) -> int:
     return max(4, 3 * slots)
 
 
-def _lost_chunk(files: Sequence[FileRef], exc: BaseException) -> list[dict]:
-    """Quarantine records for a file whose worker kept dying on it."""
-    return [
-        {
-            **ref.listing(),
-            "stage": "worker",
-            "reason": f"worker failed while processing this file ({type(exc).__name__}: {exc})",
-            "error_class": type(exc).__name__,
-        }
-        for ref in files
-    ]
+def split_or_reject(chunk: list[FileRef], exc: KilledWorker) -> tuple[list[list[FileRef]], list[dict]]:
+    """A chunk whose workers kept dying on it: its files as chunks of their own to send again, or, for a lone file,
+    its quarantine record (stage ``worker``). Either is one warning.
+
+    Returns
+    -------
+    tuple
+        (chunks to send again, records of files rejected); one of the two is empty.
+    """
+    workers = exc.allowed_failures + 1
+    if len(chunk) > 1:
+        log.warning(
+            "A chunk of %d files killed the %d Dask workers that ran it (the last at %s): scoring its files one by one to find the one that does",
+            len(chunk), workers, exc.last_worker.address,
+        )
+        return [[ref] for ref in chunk], []
+    log.warning("%s killed the %d Dask workers that ran it: quarantined (stage worker), the batch goes on", chunk[0].path, workers)
+    reason = f"worker failed while processing this file ({type(exc).__name__}: {exc})"
+    return [], [{**ref.listing(), "stage": "worker", "reason": reason, "error_class": type(exc).__name__} for ref in chunk]
 
 
 MODEL_LOSSES = 3  # the cluster losing the model (every worker gone at once) more often than this in one fan-out ends the run
@@ -194,16 +202,10 @@ def fan_out(
                 exc = future.exception()
                 if not is_file_specific(exc):
                     raise cannot_run(exc, client.scheduler.address)
-                if len(chunk) > 1:
-                    log.warning(
-                        "A chunk of %d files killed the %d Dask workers that ran it (the last at %s): scoring its files one by one to find the one that does",
-                        len(chunk), exc.allowed_failures + 1, exc.last_worker.address,
-                    )
-                    waiting.extendleft([ref] for ref in reversed(chunk))
-                else:
-                    log.warning("%s killed the %d Dask workers that ran it: quarantined (stage worker), the batch goes on", chunk[0].path, exc.allowed_failures + 1)
-                    result = ChunkResult(chunk_id=-1, table=rows_to_table([]), rejected=_lost_chunk(chunk, exc))
-                    _record(outcome, stores, result, run_id, bundle, progress, monitor, on_progress)
+                again, lost = split_or_reject(chunk, exc)
+                waiting.extendleft(reversed(again))
+                if lost:
+                    _record(outcome, stores, ChunkResult(chunk_id=-1, table=rows_to_table([]), rejected=lost), run_id, bundle, progress, monitor, on_progress)
             else:
                 _record(outcome, stores, future.result(), run_id, bundle, progress, monitor, on_progress)
             future.release()

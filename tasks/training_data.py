@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
-from distributed import Client, as_completed
+from distributed import Client, Future, as_completed
 
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from store.feature_store import FeatureStore
 from tasks.chunk import AudioPolicy, rows_to_table
 from tasks.cluster import first_worker_joined
 from tasks.extract import extract_chunk
+from tasks.fanout import is_file_specific, split_or_reject
 from tasks.ingest import Candidate, FileRef, chunked, hash_candidates
 from tasks.labels import LabelledAudio
 from tasks.progress import Progress
@@ -46,7 +47,8 @@ class TrainingSet:
 
 def extract_on_cluster(client: Client, refs: Sequence[FileRef], settings: Settings) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Feature rows and rejections of ``refs``, a chunk at a time as the cluster finishes it (the analyze code path),
-    with a progress line (files done, rate, time left) at most every 2 s.
+    with a progress line (files done, rate, time left) at most every 2 s. A file that kept killing the workers that
+    ran it is rejected (stage ``worker``) and the rest of its chunk extracted, as :func:`tasks.fanout.fan_out` does.
 
     Raises
     ------
@@ -57,11 +59,29 @@ def extract_on_cluster(client: Client, refs: Sequence[FileRef], settings: Settin
         return
     first_worker_joined(client, timeout_s=settings.dask_worker_start_timeout_s)
     policy = AudioPolicy.from_settings(settings)
-    sizes = {client.submit(extract_chunk, chunk, policy, pure=False): len(chunk) for chunk in chunked(refs, settings.chunk_size)}
+    chunks: dict[Future, list[FileRef]] = {}
+    tracker = as_completed()
+
+    def submit(chunk: list[FileRef]) -> None:
+        future = client.submit(extract_chunk, chunk, policy, pure=False)
+        chunks[future] = chunk
+        tracker.add(future)
+
+    for chunk in chunked(refs, settings.chunk_size):
+        submit(chunk)
     progress = Progress(total=len(refs))
-    for future in as_completed(list(sizes)):
-        result = future.result()
-        progress.advance(sizes.pop(future))  # no longer held here: its result leaves the worker's memory once used
+    for future in tracker:
+        chunk = chunks.pop(future)  # no longer held here: its result leaves the worker's memory once used
+        if future.status == "error" and is_file_specific(exc := future.exception()):
+            again, lost = split_or_reject(chunk, exc)  # a file that kills its workers is rejected, the rest extracted
+            for files in again:
+                submit(files)
+            if not lost:
+                continue
+            result: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], lost)
+        else:
+            result = future.result()  # any other task error is the cluster's: raised
+        progress.advance(len(chunk))
         if progress.due():
             log.info("Extracting features: %s", progress.line())
         yield result
