@@ -144,7 +144,6 @@ def training_set(rows: Sequence[LabelledAudio], settings: Settings, *, open_clie
         dropped += [{"audio_sha256": row.sha256, "path": row.path or "", "reason": "not in the feature store"} for row in extractable]
     features.update(extracted)
     kept = sorted((row for row in rows if row.sha256 in features), key=lambda row: row.sha256)
-    log.info("training set: %d rows from the feature store, %d extracted, %d dropped", len(kept) - len(extracted), len(extracted), len(rows) - len(kept))
     return TrainingSet(
         features=np.array([features[row.sha256] for row in kept], dtype=np.float64).reshape(len(kept), len(FEATURE_NAMES)),
         labels=np.array([row.label for row in kept], dtype=np.int32),
