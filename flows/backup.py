@@ -30,14 +30,12 @@ from store.backup import (
     write_backup,
 )
 from store.cache import PredictionCache, connect_redis
-from store.locks import hold_lock
+from store.locks import BACKUP_LOCK, hold_lock
 from store.mongo import ResultStore, connect_mongo, connection_errors_as_service_error, failure_reason
 from store.runs import refuse_while_running
 from voxflow import services
 from voxflow.errors import BackupError, LockError
 from voxflow.settings import Settings, get_settings
-
-LOCK_NAME = "backup"
 
 
 def scratch_database(live: str, backup_id: str, purpose: str) -> str:
@@ -101,7 +99,7 @@ def backup_nightly() -> dict[str, Any]:
     try:
         with connection_errors_as_service_error(f"database {settings.mongo_db}"), connect_redis(
             services.redis_url(settings)
-        ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        ) as redis_client, hold_lock(redis_client, BACKUP_LOCK, ttl_s=settings.lock_ttl_s):
             client.admin.command("ping")  # a server that is down is one line now, not a dump task's traceback
             record = _take_backup(client, settings, uri)
     except LockError as exc:
@@ -207,7 +205,7 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
     try:
         with connection_errors_as_service_error(f"database {target}"), connect_redis(
             services.redis_url(settings)
-        ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        ) as redis_client, hold_lock(redis_client, BACKUP_LOCK, ttl_s=settings.lock_ttl_s):
             manifest = verify_files(fs, folder)
             refuse_while_running(ResultStore(client[target]), f"restoring into database {target}", harm="lost", force=force)
             # Predictions cached for documents the restore drops would make analyze skip their files.

@@ -27,7 +27,7 @@ from models.train import (
 from store.cache import connect_redis
 from store.feature_store import FeatureStore
 from store.labels import LabelStore
-from store.locks import hold_lock
+from store.locks import RETRAIN_LOCK, hold_lock
 from store.models import ModelStore
 from store.mongo import open_database
 from tasks.cluster import dask_client
@@ -39,7 +39,6 @@ from voxflow import services
 from voxflow.errors import LockError, TooFewLabels
 from voxflow.settings import Settings, get_settings
 
-LOCK_NAME = "retrain"
 CV_SEED = 0
 
 
@@ -165,7 +164,7 @@ def retrain_nightly() -> dict[str, Any]:
     try:
         with open_database(services.mongo_uri(settings), settings.mongo_db) as db, connect_redis(
             services.redis_url(settings)
-        ) as redis_client, hold_lock(redis_client, LOCK_NAME, ttl_s=settings.lock_ttl_s):
+        ) as redis_client, hold_lock(redis_client, RETRAIN_LOCK, ttl_s=settings.lock_ttl_s):
             return _retrain(db, settings, logger)
     except LockError as exc:
         # A refusal, not a failure: the flow run completes with this one line (a scheduler's trigger during a long run).

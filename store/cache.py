@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence, TypeVar
 
 import redis
 
@@ -14,6 +14,7 @@ from voxflow.errors import ServiceError
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+_KEYS_PER_CALL = 1000
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -110,6 +111,16 @@ class PredictionCache:
         for doc in docs:
             pipe.set(self._key(doc["audio_sha256"], doc["model_version"]), json.dumps(doc), ex=self._ttl_s)
         _call(pipe.execute, None, self._outages)
+
+    def forget(self, hashes: Collection[str], model_versions: Collection[str], *, dry_run: bool = False) -> int:
+        """Delete the cached predictions of these contents by these models; how many there were."""
+        keys = [self._key(sha, version) for sha in sorted(set(hashes)) for version in sorted(set(model_versions))]
+        removed = 0
+        with redis_errors_as_service_error():
+            for start in range(0, len(keys), _KEYS_PER_CALL):
+                batch = keys[start : start + _KEYS_PER_CALL]
+                removed += self._client.exists(*batch) if dry_run else self._client.unlink(*batch)
+        return removed
 
     def clear(self) -> int:
         """Delete every prediction cached for this database (after its documents were replaced); returns how many.

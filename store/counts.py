@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence, TypeVar
 
 from pymongo import UpdateOne
 from pymongo.collection import Collection
@@ -55,6 +55,7 @@ Increments = dict[datetime, Counter]  # bucket start -> counts to add
 ScoreIncrements = dict[tuple[datetime, str], Counter]  # (bucket start, model version) -> counts to add
 Rollups = dict[str, dict[Any, tuple[int, ...]]]  # rollup name -> document _id -> its ROLLUP_FIELDS
 _READ_BATCH = 5_000
+K = TypeVar("K")
 
 
 def bucket_start(when: datetime) -> datetime:
@@ -134,6 +135,32 @@ def add_score_counts(collection: Collection, increments: ScoreIncrements) -> Non
     ]
     if updates:
         collection.bulk_write(updates, ordered=False)
+
+
+def count_out(db: Database, predictions: Sequence[Mapping[str, Any]], quarantine: Sequence[Mapping[str, Any]]) -> None:
+    """Take deleted prediction and quarantine documents out of both rollups; a rollup document left counting nothing
+    is deleted, as :func:`rebuild_counts` would not have written it."""
+    buckets = prediction_increments(predictions)
+    for start, counts in quarantine_increments(quarantine).items():
+        buckets[start].update(counts)
+    scores = score_increments(predictions)
+    add_counts(db[COUNTS], _negated(buckets))
+    add_score_counts(db[SCORES], _negated(scores))
+    for name, ids in ((COUNTS, list(buckets)), (SCORES, [_score_id(start, model) for start, model in scores])):
+        emptied = [doc["_id"] for doc in db[name].find({"_id": {"$in": ids}}) if not any(doc.get(field) for field in ROLLUP_FIELDS[name])]
+        if emptied:
+            db[name].delete_many({"_id": {"$in": emptied}})
+
+
+def _negated(increments: Mapping[K, Counter]) -> dict[K, Counter]:
+    """``increments`` that take away what they would add.
+
+    Examples
+    --------
+    >>> _negated({"m1": Counter(predictions=2, positives=1)})
+    {'m1': Counter({'positives': -1, 'predictions': -2})}
+    """
+    return {key: Counter({name: -n for name, n in counts.items()}) for key, counts in increments.items()}
 
 
 def _score_id(start: datetime, model_version: str) -> str:

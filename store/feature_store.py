@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Collection, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +28,7 @@ READ_BATCH_ROWS = 8_192
 READ_ATTEMPTS = 3  # listings read again when a file listed was merged away meanwhile
 STALE_TMP_S = 86_400.0  # a writer touches its temporary file at each row group: one untouched for a day is a crash's
 PROGRESS_EVERY_S = 10.0
+IDENTITY_COLUMNS = ("audio_sha256", "path", "subject_id")  # what says whose recording a row is
 
 
 def _by_write_time(paths: Iterable[Path]) -> list[tuple[Path, os.stat_result]]:
@@ -143,6 +144,54 @@ class Compaction:
         if self.stale_removed:
             left += f"; {self.stale_removed} stale temporary file{'s' if self.stale_removed != 1 else ''} removed"
         return f"feature version {self.feature_version}: {done}{left}"
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What :meth:`FeatureStore.forget` removed (or, in a dry run, found): rows, files rewritten without them, files
+    removed whole, the files it could not read, which may still hold such rows, and the rows' contents."""
+
+    rows: int = 0
+    rewritten: int = 0
+    removed: int = 0
+    unreadable: tuple[Path, ...] = ()
+    hashes: frozenset[str] = frozenset()  # the contents of the rows
+
+
+def _identity_columns_of(path: Path) -> pa.Table:
+    """The :data:`IDENTITY_COLUMNS` a file holds (a chunk of an older voxflow may lack some), and only those."""
+    with pq.ParquetFile(path) as parquet:
+        return parquet.read(columns=[name for name in IDENTITY_COLUMNS if name in parquet.schema_arrow.names])
+
+
+def _wanted(*, hashes: Collection[str] = (), paths: Collection[str] = (), subjects: Collection[str] = ()) -> dict[str, pa.Array]:
+    """The values :func:`_whose` looks for, by identity column."""
+    return {name: pa.array(sorted(set(values)), pa.string()) for name, values in zip(IDENTITY_COLUMNS, (hashes, paths, subjects))}
+
+
+def _whose(table: pa.Table | pa.RecordBatch, wanted: dict[str, pa.Array]) -> pa.ChunkedArray | pa.Array:
+    """True for each row of ``table`` whose identity column (``audio_sha256``, ``path``, ``subject_id``) holds one of
+    ``wanted``'s values for that column; columns the table lacks match nothing."""
+    found = pa.array([False] * table.num_rows)
+    for name, values in wanted.items():
+        if name in table.column_names and len(values):
+            found = pc.or_(found, pc.fill_null(pc.is_in(table[name], value_set=values), False))
+    return found
+
+
+def _rewrite_without(path: Path, wanted: dict[str, pa.Array]) -> None:
+    """Rewrite ``path`` without the rows ``wanted`` names, streaming, under a hidden temporary name renamed over it;
+    the file keeps its write time, which orders :meth:`FeatureStore.read`."""
+    stat = path.stat()
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with pq.ParquetFile(path, pre_buffer=False) as parquet, pq.ParquetWriter(tmp, parquet.schema_arrow) as writer:
+            for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, use_threads=False):
+                writer.write_table(pa.Table.from_batches([batch.filter(pc.invert(_whose(batch, wanted)))], schema=parquet.schema_arrow))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 class _PartWriter:
@@ -285,6 +334,68 @@ class FeatureStore:
         table = pa.concat_tables(tables, promote_options="default")
         frame = table.to_pandas().drop_duplicates("audio_sha256", keep="last").reset_index(drop=True)
         return frame if columns is None else frame[list(columns)]
+
+    def _identity_tables(self) -> Iterator[tuple[Path, pa.Table | None]]:
+        """Each file of every feature version with its identity columns; None for a file that cannot be read (with a warning)."""
+        for version in self.versions():
+            for path in self.files(feature_version=version):
+                try:
+                    yield path, _identity_columns_of(path)
+                except FileNotFoundError:  # merged away since it was listed: its rows are in a part listed after it
+                    continue
+                except (pa.ArrowException, OSError) as exc:
+                    log.warning("feature store file %s is unreadable, so it could not be searched for the recordings to forget (delete it): %s", path, exc)
+                    yield path, None
+
+    def listed_under(self, *, paths: Collection[str] = (), subjects: Collection[str] = ()) -> set[tuple[str | None, ...]]:
+        """(``audio_sha256``, ``path``, ``subject_id``) of the rows, of every feature version, stored under one of
+        ``paths`` or ``subjects`` (None for a column a file lacks)."""
+        if not paths and not subjects:
+            return set()
+        wanted = _wanted(paths=paths, subjects=subjects)
+        found: set[tuple[str | None, ...]] = set()
+        for _, table in self._identity_tables():
+            if table is not None:
+                rows = table.filter(_whose(table, wanted))
+                found |= set(zip(*(rows[name].to_pylist() if name in rows.column_names else [None] * rows.num_rows for name in IDENTITY_COLUMNS)))
+        return found
+
+    def forget(self, *, hashes: Collection[str], paths: Collection[str] = (), subjects: Collection[str] = (), dry_run: bool = False) -> Erased:
+        """Remove every row, of every feature version, whose ``audio_sha256``, ``path`` or ``subject_id`` is one of
+        these: each chunk file or part holding such rows is rewritten without them (removed when nothing is left).
+
+        Hold the store's lock (``store.locks.FEATURE_STORE_LOCK``) around it: a compaction merging a file meanwhile would keep its rows.
+        A file that cannot be read is left as it is and named in the result (with a warning): it may hold such rows.
+
+        Parameters
+        ----------
+        dry_run : bool
+            Count the rows and files only; change nothing.
+        """
+        wanted = _wanted(hashes=hashes, paths=paths, subjects=subjects)
+        rows = rewritten = removed = 0
+        unreadable: list[Path] = []
+        contents: set[str] = set()
+        for path, table in self._identity_tables():
+            if table is None:
+                unreadable.append(path)
+                continue
+            matched = _whose(table, wanted)
+            found = pc.sum(matched).as_py() or 0
+            if not found:
+                continue
+            contents.update(table.filter(matched)["audio_sha256"].to_pylist())
+            rows += found
+            whole = found == table.num_rows
+            removed += whole
+            rewritten += not whole
+            if dry_run:
+                continue
+            if whole:
+                path.unlink()
+            else:
+                _rewrite_without(path, wanted)
+        return Erased(rows, rewritten, removed, tuple(unreadable), frozenset(contents))
 
     def compact(self, *, feature_version: int, min_files: int = 2) -> Compaction:
         """Merge the chunk files of ``feature_version`` into one part per schema under ``merged/``, then delete them.

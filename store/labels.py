@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 import pymongo
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from store.mongo import IDENTITY_FIELDS, Identity, identity
 from voxflow.errors import ServiceError
 
 _BATCH = 1000
@@ -64,6 +65,25 @@ class LabelStore:
                 raise ServiceError(f"MongoDB could not store the labels: {exc}; import the file again once it answers") from exc
             written += len(batch)
         return written
+
+    def listed_under(self, *, paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset()) -> set[Identity]:
+        """(``audio_sha256``, ``path``, ``subject_id``) of the labels of ``paths`` or ``subjects``."""
+        found: set[Identity] = set()
+        for field, values in (("path", paths), ("subject_id", subjects)):
+            if values:
+                found |= {identity(doc) for doc in self._labels.find({field: {"$in": sorted(values)}}, dict.fromkeys(IDENTITY_FIELDS, 1))}
+        return found
+
+    def forget(self, hashes: AbstractSet[str], *, dry_run: bool = False) -> set[str]:
+        """Delete the labels of these contents (1,000 at a time); the contents that had one."""
+        unique, found = sorted(hashes), set()
+        for start in range(0, len(unique), _BATCH):
+            batch = {"audio_sha256": {"$in": unique[start : start + _BATCH]}}
+            labelled = {doc["audio_sha256"] for doc in self._labels.find(batch, {"_id": 0, "audio_sha256": 1})}
+            if labelled and not dry_run:
+                self._labels.delete_many({"audio_sha256": {"$in": sorted(labelled)}})
+            found |= labelled
+        return found
 
     def all(self) -> list[dict[str, Any]]:
         """Every label document, without ``_id``, in audio_sha256 order."""

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _WAIT_STEP_S = 0.05
 
+# Besides the runs that analyse, these write the stores; none may run while recordings are forgotten.
+BACKUP_LOCK = "backup"  # a backup or a restore
+RETRAIN_LOCK = "retrain"
+FEATURE_STORE_LOCK = "feature-store"  # rewriting or merging the feature store's files: a merge would keep erased rows
+
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])

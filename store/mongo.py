@@ -8,7 +8,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import AbstractSet, Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import pymongo
 from pymongo.collection import Collection
@@ -24,6 +24,7 @@ from store.counts import (
     ScoreIncrements,
     add_counts,
     add_score_counts,
+    count_out,
     counts_missing,
     prediction_increments,
     quarantine_increments,
@@ -138,6 +139,38 @@ def login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
         f"MongoDB at {server} refused authentication (the server may not support auth): its answer to the login lacks {exc} ({what}); "
         "remove the user and password from the MongoDB URI, or enable auth on the server"
     )
+
+
+def _listed_under(paths: AbstractSet[str], subjects: AbstractSet[str]) -> dict[str, Any] | None:
+    """The query of the documents stored under one of ``paths`` or ``subjects``; None when both are empty."""
+    clauses = [{field: {"$in": sorted(values)}} for field, values in (("path", paths), ("subject_id", subjects)) if values]
+    return None if not clauses else clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`ResultStore.forget` deleted (or found): predictions, quarantine records, the models that made the
+    predictions, and the contents they were of."""
+
+    predictions: int
+    quarantine: int
+    model_versions: tuple[str, ...]
+    hashes: frozenset[str]
+
+
+Identity = tuple[str | None, str | None, str | None]  # audio_sha256, path, subject_id: whose recording a document is
+IDENTITY_FIELDS = ("audio_sha256", "path", "subject_id")
+
+
+def identity(doc: dict[str, Any]) -> Identity:
+    """A document's :data:`Identity`, None for a field it lacks.
+
+    Examples
+    --------
+    >>> identity({"audio_sha256": "ab", "path": "/a.wav", "score": 0.5})
+    ('ab', '/a.wav', None)
+    """
+    return doc.get("audio_sha256"), doc.get("path"), doc.get("subject_id")
 
 
 def _quarantine_query(run_id: str | None, stage: str | None) -> dict[str, str]:
@@ -334,6 +367,49 @@ class ResultStore:
         inserted = self._insert(self._quarantine, docs)
         self._count(quarantine_increments(inserted))
         return len(inserted)
+
+    def listed_under(self, *, paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset()) -> set[Identity]:
+        """(``audio_sha256``, ``path``, ``subject_id``) of the predictions and quarantine records stored under one of
+        ``paths`` or ``subjects``."""
+        query = _listed_under(paths, subjects)
+        if query is None:
+            return set()
+        found: set[Identity] = set()
+        for collection in (self._predictions, self._quarantine):
+            docs = _retrying(f"read {collection.name}", lambda: list(collection.find(query, dict.fromkeys(IDENTITY_FIELDS, 1))), budget_s=self._retry_s)
+            found |= {identity(doc) for doc in docs}
+        return found
+
+    def forget(self, *, hashes: AbstractSet[str], paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset(), dry_run: bool = False) -> Forgotten:
+        """Delete the predictions and quarantine records of these contents, or stored under these paths or subjects,
+        and take them out of the rollups (deleted, then counted out: a process killed in between leaves the rollups
+        high, which ``voxflow counts rebuild`` repairs).
+
+        Parameters
+        ----------
+        dry_run : bool
+            Find them only; delete nothing.
+        """
+        unique = sorted(set(hashes))
+        queries = [query for query in [_listed_under(paths, subjects)] if query is not None]
+        queries += [{"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}} for start in range(0, len(unique), _LOOKUP_BATCH)]
+        deleted: dict[str, dict[Any, dict[str, Any]]] = {"predictions": {}, "quarantine": {}}
+        fields = dict.fromkeys(("_id", "audio_sha256", "created_at", "score", "threshold", "model_version", "stage"), 1)
+        for collection in (self._predictions, self._quarantine):
+            for query in queries:
+                docs = _retrying(f"read {collection.name}", lambda: list(collection.find(query, fields)), budget_s=self._retry_s)
+                found = {doc["_id"]: doc for doc in docs if doc["_id"] not in deleted[collection.name]}
+                if found and not dry_run:
+                    ids = {"_id": {"$in": list(found)}}
+                    _retrying(f"delete from {collection.name}", lambda: collection.delete_many(ids), budget_s=self._retry_s)
+                deleted[collection.name].update(found)
+        predictions, quarantine = (list(deleted[name].values()) for name in ("predictions", "quarantine"))
+        if not dry_run:
+            _retrying("count out of the rollups", lambda: count_out(self._db, predictions, quarantine), budget_s=self._retry_s)
+        return Forgotten(
+            len(predictions), len(quarantine), tuple(sorted({doc["model_version"] for doc in predictions if doc.get("model_version")})),
+            frozenset(doc["audio_sha256"] for doc in (*predictions, *quarantine) if doc.get("audio_sha256")),
+        )
 
     def insert_scaling_event(self, event: dict[str, Any]) -> None:
         """Record a change in the worker count (time, workers before/after, backlog, reason, recommendation)."""

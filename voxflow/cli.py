@@ -494,6 +494,7 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
     from store.feature_store import FeatureStore
+    from store.locks import FEATURE_STORE_LOCK, hold_lock
 
     store = FeatureStore(settings.feature_store_dir)
     versions = [args.feature_version] if args.feature_version is not None else store.versions()
@@ -502,21 +503,95 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
         _print_records([store.inventory(feature_version=v) for v in versions], FEATURE_STORE_COLUMNS, as_json=args.json, empty=nothing)
         return 0
     reports = []
-    for version in versions:
-        started = time.perf_counter()
-        try:
-            done = store.compact(feature_version=version)
-        except OSError as exc:
-            raise VoxflowError(f"feature version {version} of {store.root} not compacted, its chunk files left as they were: {exc}") from None
-        seconds = time.perf_counter() - started
-        reports.append({**asdict(done), "parts": [str(part) for part in done.parts], "seconds": round(seconds, 3)})
-        if not args.json:
-            print(f"{done.line()} in {seconds:.1f} s", flush=True)
+    with _redis(settings) as client, hold_lock(client, FEATURE_STORE_LOCK, ttl_s=settings.lock_ttl_s):  # not while recordings are forgotten
+        for version in versions:
+            started = time.perf_counter()
+            try:
+                done = store.compact(feature_version=version)
+            except OSError as exc:
+                raise VoxflowError(f"feature version {version} of {store.root} not compacted, its chunk files left as they were: {exc}") from None
+            seconds = time.perf_counter() - started
+            reports.append({**asdict(done), "parts": [str(part) for part in done.parts], "seconds": round(seconds, 3)})
+            if not args.json:
+                print(f"{done.line()} in {seconds:.1f} s", flush=True)
     if args.json:
         print(json.dumps(reports))
     elif not versions:
         print(nothing)
     return 0
+
+
+FORGET_HELP = "Remove what voxflow holds about recordings (by content, path or subject): predictions, labels, features, cache."
+FORGET_EPILOG = (
+    "For a participant who withdrew, or audio stored by mistake. Every recording named, and every recording stored under "
+    "a path or subject named (wherever else it was listed too), is removed from the predictions, quarantine records, labels, "
+    "feature store and prediction cache; the dashboard's rollups count it out. The audio files themselves are left as they "
+    "are. What cannot be undone from here is named: models trained on the recordings (retrain once their labels are gone) "
+    "and backups taken before (pruned by retention; a restore of one brings the recordings back: forget them again after "
+    "it). Refused while runs are running (what they store could bring a recording back) or while a backup, restore, "
+    "retrain or feature-store compaction holds its lock. --dry-run shows what would go."
+)
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from contextlib import ExitStack
+
+    from store.cache import PredictionCache
+    from store.feature_store import FeatureStore
+    from store.locks import BACKUP_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
+    from store.mongo import ResultStore
+    from store.runs import refuse_while_running
+    from tasks.erasure import Named, checked_hashes, forget, listed
+
+    if not (args.sha256 or args.path or args.subject):
+        raise VoxflowError("name the recordings to forget: --sha256, --path or --subject")
+    max_bytes = int(settings.max_file_mb * 1e6)
+    sources = {source: listed(source, max_file_bytes=max_bytes) for source in args.path or ()}
+    named = Named(checked_hashes(args.sha256 or ()), sources, frozenset(args.subject or ()))
+    features = FeatureStore(settings.feature_store_dir)
+    with _database(settings) as db, _redis(settings) as client, ExitStack() as held:
+        db.command("ping")  # an unreachable server is one line naming the database
+        closed: list[str] = []
+        if not args.dry_run:
+            for name in (BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK):
+                held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
+            closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=args.force)
+        cache = PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db)
+        erasure = forget(named, db=db, cache=cache, features=features, settings=settings, dry_run=args.dry_run)
+    report = {**erasure.as_dict(), "closed_runs": closed}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(_erasure_lines(report, settings))
+    return 0
+
+
+def _erasure_lines(report: dict[str, Any], settings: Settings) -> str:
+    """What ``voxflow forget`` did (or would do), and what still holds the recordings, for a person."""
+    did = "would remove" if report["dry_run"] else "removed"
+    lines = [f"closed abandoned run {run_id} as crashed (its process had ended)" for run_id in report["closed_runs"]]
+    lines.append(
+        f"{report['recordings']} recording(s) found: {did} {report['predictions']} prediction(s), {report['quarantine']} quarantine "
+        f"record(s), {report['labels']} label(s), {report['feature_rows']} feature row(s) ({report['feature_files_rewritten']} file(s) "
+        f"rewritten, {report['feature_files_removed']} removed) and {report['cached']} cached prediction(s)"
+    )
+    if report["unmatched"]:
+        lines.append(f"nothing stored matches: {'; '.join(report['unmatched'])}")
+    if report["unreadable_feature_files"]:
+        lines.append(f"feature store files that could not be read, so may still hold them (delete them): {', '.join(report['unreadable_feature_files'])}")
+    if report["trained_on"]:
+        lines.append(f"trained on some of them, and unchanged: model(s) {', '.join(report['trained_on'])}; retrain without them (voxflow retrain) and roll such a champion back")
+    if report["training_unknown"]:
+        lines.append(f"whether these were trained on them cannot be told (no readable training list): model(s) {', '.join(report['training_unknown'])}")
+    if report["backups"]:
+        lines.append(
+            f"{len(report['backups'])} backup(s) in {settings.backup_location} (newest {report['backups'][-1]}) hold the database as it was: "
+            "they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one brings "
+            "these recordings back, so forget them again after it"
+        )
+    if report["dry_run"]:
+        lines.append("dry run: nothing was removed")
+    return "\n".join(lines)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -912,6 +987,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "compact: merge the chunk files into one part per version (safe while runs write)")
     features.add_argument("--feature-version", type=_positive_int, help="only this feature version (default: every version stored)")
     features.add_argument("--json", action="store_true", help="print JSON instead of a table or lines")
+
+    forget = add("forget", cmd_forget, FORGET_HELP)
+    forget.epilog = FORGET_EPILOG
+    forget.add_argument("--sha256", action="append", metavar="HASH", help="a recording's content hash (audio_sha256); repeatable")
+    forget.add_argument("--path", action="append", metavar="SOURCE",
+                         help="a file, folder, glob or manifest, as analyze takes them; a path no longer on disk matches what was stored under it; repeatable")
+    forget.add_argument("--subject", action="append", metavar="ID", help="a subject_id: every recording listed with it; repeatable")
+    forget.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    forget.add_argument("--force", action="store_true", help="forget even while runs are 'running' (for runs known to have ended, e.g. on another host)")
+    forget.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

@@ -116,3 +116,14 @@ def test_a_refused_user_is_said_so_not_called_unreachable(redis_client: redis.Re
         assert "s3cretPW" not in raised.value.reason
     finally:
         refused.close()
+
+
+def test_forget_deletes_the_predictions_cached_for_these_contents_by_any_model_of_this_database_only(redis_client: redis.Redis) -> None:
+    forgotten, kept = sha(), sha()
+    cache, other = PredictionCache(redis_client, ttl_s=60, database="dba"), PredictionCache(redis_client, ttl_s=60, database="dbb")
+    for store in (cache, other):
+        store.put_many([{"audio_sha256": h, "model_version": m, "score": 0.5} for h in (forgotten, kept) for m in ("m1", "m2")])
+    assert cache.forget({forgotten}, {"m1", "m2", "m3"}, dry_run=True) == 2
+    assert cache.forget({forgotten}, {"m1", "m2", "m3"}) == 2
+    assert cache.get_many([forgotten, kept], "m1").keys() == cache.get_many([forgotten, kept], "m2").keys() == {kept}
+    assert other.get_many([forgotten], "m1").keys() == {forgotten}

@@ -246,3 +246,57 @@ def test_compact_removes_the_temporary_files_of_writers_that_crashed_and_only_th
     done = store.compact(feature_version=4)
     assert done.stale_removed == 2 and done.merged == 0 and done.line().endswith("; 2 stale temporary files removed")
     assert not any(path.exists() for path in crashed) and writing.exists()
+
+
+def listed_chunk(rows: list[tuple[str, str, str | None]], value: float) -> pa.Table:
+    """A chunk whose rows are (audio_sha256, path, subject_id), as analyze writes them."""
+    hashes, paths, subjects = (list(column) for column in zip(*rows))
+    return pa.table({"audio_sha256": hashes, "path": paths, "subject_id": pa.array(subjects, pa.string()), "f0_mean": [value] * len(rows)})
+
+
+def test_forget_rewrites_each_file_without_the_rows_named_keeping_the_rest_and_its_write_time(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    store.write_chunk(listed_chunk([("a", "/c/a.wav", "s1"), ("b", "/c/b.wav", "s2")], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    store.write_chunk(listed_chunk([("c", "/c/c.wav", None), ("d", "/c/d.wav", "s3")], 1.0), feature_version=4, run_id="r1", chunk_id=1)
+    store.compact(feature_version=4)  # a merged part of the four rows
+    only_forgotten = store.write_chunk(listed_chunk([("a", "/c/a-copy.wav", None)], 2.0), feature_version=4, run_id="r2", chunk_id=0)
+    newest = store.write_chunk(listed_chunk([("b", "/c/b.wav", "s2"), ("d", "/c/d.wav", "s3")], 3.0), feature_version=4, run_id="r3", chunk_id=0)
+    older_version = store.write_chunk(chunk(["a", "e"], 5.0), feature_version=3, run_id="r0", chunk_id=0)  # no path nor subject column
+    dates = {path: path.stat().st_mtime_ns for path in store.files(feature_version=4) + store.files(feature_version=3)}
+    part = next(path for path in dates if path.parent.name == "merged")
+
+    assert store.listed_under(subjects={"s1"}, paths={"/c/c.wav"}) == {("a", "/c/a.wav", "s1"), ("c", "/c/c.wav", None)}
+    erased = store.forget(hashes={"a"}, paths={"/c/c.wav"}, subjects={"s3"})
+    # a: in the part, its own chunk (removed whole) and version 3's chunk; c by its path; d by its subject, twice.
+    assert (erased.rows, erased.rewritten, erased.removed, erased.unreadable) == (6, 3, 1, ())
+    assert erased.hashes == {"a", "c", "d"}
+    assert not only_forgotten.exists()
+    for path in (part, newest, older_version):
+        assert path.stat().st_mtime_ns == dates[path]  # read() orders files by it
+    frame = store.read(feature_version=4)
+    assert dict(zip(frame["audio_sha256"], frame["f0_mean"])) == {"b": 3.0}  # the newest chunk's row still wins
+    assert store.read(feature_version=3)["audio_sha256"].tolist() == ["e"]
+    assert pq.read_table(part).column_names == ["audio_sha256", "path", "subject_id", "f0_mean", "run_id"]
+    assert not [name for name in os.listdir(part.parent) + os.listdir(newest.parent) if name.startswith(".")]  # no temporary left
+    assert store.forget(hashes={"a"}, paths={"/c/c.wav"}, subjects={"s3"}) == feature_store.Erased()
+
+
+def test_a_dry_run_counts_what_forget_would_remove_and_changes_nothing(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    first = store.write_chunk(listed_chunk([("a", "/c/a.wav", "s1"), ("b", "/c/b.wav", "s1")], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    second = store.write_chunk(listed_chunk([("a", "/c/a.wav", "s1"), ("c", "/c/c.wav", None)], 1.0), feature_version=4, run_id="r1", chunk_id=1)
+    contents = {path: path.read_bytes() for path in (first, second)}
+    assert store.forget(hashes=set(), subjects={"s1"}, dry_run=True) == feature_store.Erased(3, 1, 1, (), frozenset({"a", "b"}))
+    assert {path: path.read_bytes() for path in (first, second)} == contents
+
+
+def test_an_unreadable_file_is_named_by_forget_and_left_as_it_is(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FeatureStore(tmp_path)
+    store.write_chunk(listed_chunk([("a", "/c/a.wav", "s1")], 1.0), feature_version=4, run_id="r1", chunk_id=0)
+    broken = tmp_path / "feature_version=4" / "run_id=r1" / "chunk-00001.parquet"
+    broken.write_bytes(b"PAR1 cut short")
+    with caplog.at_level(logging.WARNING, logger="store.feature_store"):
+        erased = store.forget(hashes={"a"})
+    assert (erased.rows, erased.removed, erased.unreadable) == (1, 1, (broken,))
+    assert broken.read_bytes() == b"PAR1 cut short"
+    assert f"feature store file {broken} is unreadable, so it could not be searched for the recordings to forget (delete it)" in caplog.text

@@ -12,7 +12,9 @@ import pytest
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from store.counts import COUNTS, SCORES, rebuild_counts
 from store.mongo import PredictionFilter, ResultStore, _retrying, backoff_delays, connect_mongo, open_database
+from tests.store.conftest import rollup
 from voxflow import services
 from voxflow.errors import DatabaseError, ServiceError
 from voxflow.settings import Settings
@@ -242,3 +244,33 @@ def test_a_uri_pymongo_cannot_use_as_it_opens_the_client_is_one_error_without_it
     with pytest.raises(DatabaseError, match=r"^MongoDB URI not usable: ") as refused:
         connect_mongo("mongodb+srv://voxflow:s3cretPW@nonexistent.invalid/")
     assert "s3cretPW" not in refused.value.reason
+
+
+def test_forget_deletes_a_recordings_results_by_content_path_or_subject_and_counts_them_out(results: ResultStore, mongo_db: Database) -> None:
+    listed = [("/c/0.wav", "s1"), ("/c/1.wav", "s1"), ("/c/2.wav", None), ("/c/3.wav", "s2"), ("/c/4.wav", None)]
+    docs = [{**prediction(i, minutes=20 * (i % 2)), "path": path, "subject_id": subject, "threshold": 0.25} for i, (path, subject) in enumerate(listed)]
+    results.insert_predictions(docs + [{**docs[4], "model_version": "m2"}])
+    quarantined = [
+        {"run_id": "run-a", "path": "/c/gone.wav", "stage": "discover", "reason": "not found", "created_at": T0},  # no content
+        {"run_id": "run-a", "path": "/c/5.wav", "audio_sha256": f"{5:064x}", "subject_id": "s1", "stage": "decode", "reason": "empty", "created_at": T0},
+        {"run_id": "run-b", "path": "/c/copy-of-4.wav", "audio_sha256": f"{4:064x}", "stage": "duplicate", "reason": "same as /c/4.wav", "created_at": T0},
+    ]
+    results.insert_quarantine(quarantined)
+    assert results.listed_under(subjects={"s1"}, paths={"/c/gone.wav"}) == {
+        (f"{0:064x}", "/c/0.wav", "s1"), (f"{1:064x}", "/c/1.wav", "s1"), (f"{5:064x}", "/c/5.wav", "s1"), (None, "/c/gone.wav", None),
+    }
+
+    named = {"hashes": {f"{4:064x}", f"{9:064x}"}, "paths": {"/c/gone.wav", "/c/2.wav"}, "subjects": {"s1"}}
+    dry = results.forget(**named, dry_run=True)
+    assert mongo_db["predictions"].count_documents({}) == 6 and mongo_db["quarantine"].count_documents({}) == 3
+    forgotten = results.forget(**named)
+    assert forgotten == dry
+    assert (forgotten.predictions, forgotten.quarantine, forgotten.model_versions) == (5, 3, ("m1", "m2"))
+    assert forgotten.hashes == {f"{i:064x}" for i in (0, 1, 2, 4, 5)}
+    assert [doc["path"] for doc in mongo_db["predictions"].find()] == ["/c/3.wav"]
+    assert mongo_db["quarantine"].count_documents({}) == 0
+
+    counted = {name: sorted((doc["_id"], {k: v for k, v in doc.items() if k != "_id" and v}) for doc in mongo_db[name].find()) for name in (COUNTS, SCORES)}
+    rebuild_counts(mongo_db)
+    assert counted == {name: sorted((doc["_id"], {k: v for k, v in doc.items() if k != "_id" and v}) for doc in mongo_db[name].find()) for name in (COUNTS, SCORES)}
+    assert rollup(mongo_db) == {T0 + timedelta(minutes=15): (1, 1, 0)}  # what is left: /c/3.wav, positive; no emptied quarter hour

@@ -6,28 +6,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pymongo.database import Database
 
-from features.schema import FEATURE_NAMES, FEATURE_VERSION
-from models.registry import save_version
-from models.train import fit_booster
 from store.models import ModelStore
 from models.registry import shipped_bundle
-from tasks.model_registry import FollowedChampion, model_document, registry_changes, resolve_bundle, usable_artifact
+from tests.helpers import register_model
+from tasks.model_registry import FollowedChampion, registry_changes, resolve_bundle, usable_artifact
 from voxflow.errors import ModelError
 from voxflow.settings import Settings
-
-
-def _register(store: ModelStore, settings: Settings, seed: int, *, training_hashes: list[str] | None = None) -> str:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, 40)
-    booster = fit_booster(rng.normal(size=(40, len(FEATURE_NAMES))) + labels[:, None], labels, rounds=5, seed=seed)
-    fields = {"feature_version": FEATURE_VERSION, "feature_names": FEATURE_NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00"}
-    card = save_version(booster, fields, settings.models_dir, training_hashes=training_hashes)
-    store.register(model_document(card, settings.models_dir))
-    return card.version
 
 
 @pytest.fixture
@@ -39,7 +26,7 @@ def settings(test_settings: Settings, tmp_path: Path) -> Settings:
 def test_changes_of_champion_at_once_leave_one_champion(mongo_db: Database, settings: Settings, rollback: bool) -> None:
     store = ModelStore(mongo_db)
     store.ensure_indexes()
-    versions = [_register(store, settings, seed) for seed in range(4)]
+    versions = [register_model(store, settings, seed) for seed in range(4)]
     store.promote(versions[0], "first")
     for trial in range(6):
         barrier = threading.Barrier(4)
@@ -61,7 +48,7 @@ def test_changes_of_champion_at_once_leave_one_champion(mongo_db: Database, sett
 
 def test_a_model_whose_artifact_is_missing_or_damaged_is_not_made_champion(mongo_db: Database, settings: Settings) -> None:
     store = ModelStore(mongo_db)
-    missing, damaged, good = (_register(store, settings, seed) for seed in range(3))
+    missing, damaged, good = (register_model(store, settings, seed) for seed in range(3))
     (settings.models_dir / missing / "model.ubj").unlink()
     (settings.models_dir / damaged / "model.ubj").write_bytes(b"garbage")
     for version, reason in ((missing, "model.ubj is missing"), (damaged, "does not match")):
@@ -75,7 +62,7 @@ def test_a_followed_champion_is_the_one_of_the_moment(mongo_db: Database, settin
     # A drain loaded the champion once: a lingering drain went on scoring with a retired or rolled-back model.
     store = ModelStore(mongo_db)
     store.ensure_indexes()
-    first, second = _register(store, settings, 0), _register(store, settings, 1)
+    first, second = register_model(store, settings, 0), register_model(store, settings, 1)
     followed = FollowedChampion(store, settings.models_dir)
     assert followed.bundle.card.version == shipped_bundle().card.version
     bundle, changed = followed.current()
@@ -92,7 +79,7 @@ def test_a_followed_champion_is_the_one_of_the_moment(mongo_db: Database, settin
 def test_a_damaged_champion_says_the_way_out_and_a_rollback_takes_it(mongo_db: Database, settings: Settings) -> None:
     store = ModelStore(mongo_db)
     store.ensure_indexes()
-    champion = _register(store, settings, 0)
+    champion = register_model(store, settings, 0)
     store.promote(champion, "by hand", check=usable_artifact(settings))
     with (settings.models_dir / champion / "model.ubj").open("ab") as booster:
         booster.write(b"\0")
@@ -110,7 +97,7 @@ def test_a_champion_whose_training_list_was_emptied_still_scores(mongo_db: Datab
     # Only a retrain reads the list (and refuses it damaged): the booster it does not touch keeps scoring.
     store = ModelStore(mongo_db)
     store.ensure_indexes()
-    champion = _register(store, settings, 0, training_hashes=["a" * 64, "b" * 64])
+    champion = register_model(store, settings, 0, training_hashes=["a" * 64, "b" * 64])
     assert store.get(champion)["training_hashes_sha256"] == resolve_bundle(store, settings.models_dir, champion).card.training_hashes_sha256
     store.promote(champion, "by hand", check=usable_artifact(settings))
     (settings.models_dir / champion / "training_hashes.txt").write_text("")

@@ -759,8 +759,9 @@ def test_a_ctrl_c_that_cuts_a_dask_call_before_it_starts_leaves_no_traceback_on_
     assert stream.getvalue() == ""
 
 
-def test_features_status_and_compact(tmp_path: Path) -> None:
-    env, root = bare_env(tmp_path / "home"), tmp_path / "home" / "features"
+def test_features_status_and_compact(tmp_path: Path, test_settings: Settings) -> None:
+    # The session's Redis: a compaction holds the feature store's lock there.
+    env, root = bare_env(tmp_path / "home", VOXFLOW_REDIS_URL=services.redis_url(test_settings)), tmp_path / "home" / "features"
     assert run_cli(["features", "status"], env, timeout=60).stdout == f"no features stored under {root} yet\n"
     store = FeatureStore(root)
     for run_id, chunk_id in (("r1", 0), ("r1", 1), ("r2", 0)):

@@ -1,0 +1,202 @@
+"""Forget recordings: remove what voxflow holds about them (a participant who withdrew, audio stored by mistake).
+
+A recording is known by its content (``audio_sha256``), by the path it was listed under and by the subject it was
+listed with. :func:`find_recordings` turns what an operator names into all three; :func:`forget` removes them from
+every store voxflow writes: the cached predictions (Redis), the feature store (Parquet), the labels, quarantine
+records and predictions (MongoDB), in that order, so that a forget cut short finds the rest again from what is left.
+What it cannot remove it names: models trained on the recordings, and backups taken before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pymongo.database import Database
+
+from models.artifact import read_bundle, read_training_hashes
+from models.registry import SHIPPED_DIR
+from store.backup import list_backups, open_location
+from store.cache import PredictionCache
+from store.feature_store import FeatureStore
+from store.labels import LabelStore
+from store.models import ModelStore
+from store.mongo import ResultStore
+from tasks.ingest import Unreadable, content_hash, list_source
+from voxflow.errors import ModelError, SourceError, VoxflowError
+from voxflow.settings import Settings
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MODELS_LISTED = 100_000
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What one ``--path`` SOURCE names: the paths the stores would hold its files under, and their contents where readable."""
+
+    paths: frozenset[str]
+    hashes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Named:
+    """The recordings an operator named: content hashes, sources (``--path``) and subjects."""
+
+    hashes: frozenset[str] = frozenset()
+    sources: dict[str, Listed] = field(default_factory=dict)
+    subjects: frozenset[str] = frozenset()
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(path for listed in self.sources.values() for path in listed.paths)
+
+
+@dataclass(frozen=True)
+class Recordings:
+    """The recordings to forget: their contents, and the paths and subjects they were listed under."""
+
+    hashes: frozenset[str]
+    paths: frozenset[str] = frozenset()
+    subjects: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What :func:`forget` removed (or would remove, in a dry run) from each store, and what still holds the recordings."""
+
+    recordings: int  # contents some store held
+    predictions: int
+    quarantine: int
+    labels: int
+    cached: int
+    feature_rows: int
+    feature_files_rewritten: int
+    feature_files_removed: int
+    unreadable_feature_files: tuple[str, ...]
+    trained_on: tuple[str, ...]  # model versions whose training list holds some of the recordings
+    training_unknown: tuple[str, ...]  # model versions without a readable training list
+    backups: tuple[str, ...]  # backups that may hold the database as it was
+    unmatched: tuple[str, ...]  # what was named that no store held: ``sha256 …``, ``path …``, ``subject …``
+    dry_run: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items()}
+
+
+def checked_hashes(values: Iterable[str]) -> frozenset[str]:
+    """``values`` as sha256 digests (lower case).
+
+    Raises
+    ------
+    VoxflowError
+        Naming the first value that is not 64 hexadecimal digits.
+
+    Examples
+    --------
+    >>> sorted(checked_hashes(["AB" * 32]))[0][:8]
+    'abababab'
+    """
+    hashes = [value.strip().lower() for value in values]
+    if bad := next((value for value in hashes if not _SHA256.match(value)), None):
+        raise VoxflowError(f"--sha256 {bad!r} is not a sha256 (64 hexadecimal digits, as `voxflow results --json` shows audio_sha256)")
+    return frozenset(hashes)
+
+
+def listed(source: str, *, max_file_bytes: int) -> Listed:
+    """The paths ``source`` names, as the stores hold them (absolute), and the contents of its files still readable.
+
+    A source is read as ``analyze`` reads it (a file, folder, glob or manifest); one that is no longer there, or is
+    no audio, names the path it was stored under.
+    """
+    try:
+        candidates, rejected, _ = list_source(source)
+    except SourceError:
+        return Listed(frozenset([os.path.abspath(os.path.expanduser(source))]))
+    hashes = set()
+    for candidate in candidates:
+        try:
+            hashes.add(content_hash(Path(candidate.path), max_bytes=max_file_bytes)[0])
+        except (Unreadable, OSError):  # its stored records are found by its path
+            continue
+    return Listed(frozenset({str(candidate.path) for candidate in candidates} | {rejection.path for rejection in rejected}), frozenset(hashes))
+
+
+def find_recordings(named: Named, db: Database, features: FeatureStore) -> tuple[Recordings, set[tuple[str | None, ...]]]:
+    """``named`` with the contents of every prediction, quarantine record, label and feature row stored under its
+    paths or subjects (a recording listed under a subject is forgotten wherever else it was listed), and the
+    (``audio_sha256``, ``path``, ``subject_id``) of those records."""
+    paths, subjects = named.paths, named.subjects
+    found = ResultStore(db).listed_under(paths=paths, subjects=subjects) | LabelStore(db).listed_under(paths=paths, subjects=subjects)
+    found |= features.listed_under(paths=paths, subjects=subjects)
+    hashes = named.hashes | {sha for listed in named.sources.values() for sha in listed.hashes} | {sha for sha, _, _ in found if sha}
+    return Recordings(frozenset(hashes), paths, subjects), found
+
+
+def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: frozenset[str]) -> list[str]:
+    """What ``named`` names that no store held: a sha256 no record has, a source whose paths and contents none has,
+    a subject none was listed with (``identities``: what was found under the paths and subjects; ``held``: the
+    contents the stores held).
+
+    Examples
+    --------
+    >>> named = Named(frozenset({"ab", "cd"}), {"/x.wav": Listed(frozenset({"/x.wav"}))}, frozenset({"S1", "S2"}))
+    >>> unmatched(named, {("cd", "/y.wav", "S1")}, frozenset({"cd"}))
+    ['sha256 ab', 'path /x.wav', 'subject S2']
+    """
+    stored_paths, stored_subjects = {path for _, path, _ in identities}, {subject for _, _, subject in identities}
+    missing = [f"sha256 {sha}" for sha in sorted(named.hashes - held)]
+    missing += [f"path {source}" for source, listed in named.sources.items() if not (listed.paths & stored_paths or listed.hashes & held)]
+    return missing + [f"subject {subject}" for subject in sorted(named.subjects - stored_subjects)]
+
+
+def forget(named: Named, *, db: Database, cache: PredictionCache, features: FeatureStore, settings: Settings, dry_run: bool) -> Erasure:
+    """Remove the recordings ``named`` names from every store (nothing with ``dry_run``), and name what still holds them.
+
+    The caller holds the locks of what also writes these stores (retrain, backup, the feature store) and has
+    checked that no run is storing results.
+    """
+    recordings, identities = find_recordings(named, db, features)
+    results, labels = ResultStore(db, retry_s=settings.mongo_retry_s), LabelStore(db)
+    found = results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=True)
+    registered = [doc["version"] for doc in ModelStore(db).list(limit=_MODELS_LISTED)]
+    cached = cache.forget(recordings.hashes, {*found.model_versions, *registered}, dry_run=dry_run)
+    erased = features.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
+    labelled = labels.forget(recordings.hashes, dry_run=dry_run)
+    stored = found if dry_run else results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects)
+    held = found.hashes | erased.hashes | labelled
+    trained_on, unknown = _models_trained_on(recordings.hashes, registered, settings.models_dir)
+    return Erasure(
+        recordings=len(held), predictions=stored.predictions, quarantine=stored.quarantine, labels=len(labelled), cached=cached,
+        feature_rows=erased.rows, feature_files_rewritten=erased.rewritten, feature_files_removed=erased.removed,
+        unreadable_feature_files=tuple(map(str, erased.unreadable)), trained_on=trained_on, training_unknown=unknown,
+        backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities, held)), dry_run=dry_run,
+    )
+
+
+def _models_trained_on(hashes: frozenset[str], registered: list[str], models_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The model versions (registered, and the shipped baseline) trained on some of ``hashes``, and those whose
+    training list is missing or damaged, so that whether they were cannot be told."""
+    trained_on, unknown = [], []
+    folders = {version: models_dir / version for version in registered if (models_dir / version).is_dir()}
+    shipped = read_bundle(SHIPPED_DIR).card.version
+    folders.setdefault(shipped, SHIPPED_DIR)
+    for version, folder in folders.items():
+        try:
+            listed = read_training_hashes(folder, read_bundle(folder).card)
+        except ModelError:
+            listed = None
+        if listed is None:
+            unknown.append(version)
+        elif listed & hashes:
+            trained_on.append(version)
+    unknown += [version for version in registered if version not in folders]  # registered, its folder gone
+    return tuple(trained_on), tuple(unknown)
+
+
+def _backups(settings: Settings) -> list[str]:
+    """The backups in ``VOXFLOW_BACKUP_DIR``: each holds the database as it was when taken."""
+    fs, root = open_location(settings.backup_location)
+    return list_backups(fs, root)

@@ -1,0 +1,144 @@
+"""``voxflow forget``: a participant withdraws, and every store lets go of their recordings; what cannot is named."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import redis
+import soundfile as sf
+from pydantic import SecretStr
+from pymongo.database import Database
+
+from features.schema import FEATURE_VERSION
+from features.synth import synth_vowel
+from models.registry import shipped_bundle
+from store.counts import read_rollups, rebuild_counts
+from store.feature_store import FeatureStore
+from store.locks import FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
+from store.mongo import ResultStore
+from tests.voxflow_cli import env_db, last_json, run_cli, server_env
+from voxflow import services
+from voxflow.cli import build_parser, cmd_features, cmd_forget
+from voxflow.errors import LockError, VoxflowError
+from voxflow.settings import Settings
+
+
+def _corpus(folder: Path, voiced_dir: Path) -> tuple[Path, dict[str, str]]:
+    """A manifest of three synthetic vowels (two of subject s1, one of s2), an empty file of s1 and two VOICED
+    records; each file's sha256 by its name."""
+    folder.mkdir()
+    rows, hashes = [], {}
+    for seed, (name, subject, label) in enumerate([("a.wav", "s1", "pathological"), ("b.wav", "s1", "healthy"), ("c.wav", "s2", "healthy")]):
+        sf.write(folder / name, synth_vowel(f0_hz=120 + 20 * seed, duration_s=2.0, jitter=0.01, hnr_db=20, seed=seed), 16_000)
+        rows.append((str(folder / name), subject, label))
+    (folder / "empty.wav").write_bytes(b"")
+    rows.append((str(folder / "empty.wav"), "s1", "healthy"))
+    for record in ("voice001", "voice002"):
+        rows.append((str(voiced_dir / f"{record}.hea"), record, "pathological"))
+    for path, _, _ in rows:
+        named = Path(path)
+        parts = [named] + ([named.with_suffix(".dat")] if named.suffix == ".hea" else [])
+        hashes[named.name] = hashlib.sha256(b"".join(part.read_bytes() for part in parts)).hexdigest()
+    manifest = folder / "manifest.csv"
+    pd.DataFrame(rows, columns=["path", "subject_id", "label"]).to_csv(manifest, index=False)
+    return manifest, hashes
+
+
+@pytest.mark.slow
+def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them_is_named_and_a_rerun_scores_them_again(
+    test_settings: Settings, prefect_api: str, redis_client: redis.Redis, voiced_dir: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"  # a feature store and models folder of its own; the session's servers
+    env = server_env(
+        home=home, redis_url=services.redis_url(test_settings), mongo_uri=services.mongo_uri(test_settings),
+        mongo_db=f"t_{uuid.uuid4().hex[:10]}", prefect_api=prefect_api,
+    )
+    manifest, sha = _corpus(tmp_path / "clips", voiced_dir)
+    first = last_json(run_cli(["analyze", str(manifest), "--json"], env))
+    assert (first["scored"], first["quarantined"]) == (5, 1)
+    assert last_json(run_cli(["labels", "import", str(manifest), "--positive", "pathological", "--json"], env))["imported"] == 6
+    backup = last_json(run_cli(["backup", "--json"], env))["backup_id"]
+    db = env_db(env)
+    cached = f"voxflow:cache:pred:{db.name}:*"
+    assert len(redis_client.keys(cached)) == 5
+
+    withdrawn = ["forget", "--subject", "s1", "--path", str(voiced_dir / "voice001.hea"), "--subject", "nobody", "--json"]
+    dry = last_json(run_cli([*withdrawn, "--dry-run"], env))
+    assert db["predictions"].count_documents({}) == 5 and len(redis_client.keys(cached)) == 5  # a dry run removes nothing
+    done = last_json(run_cli(withdrawn, env))
+    assert done == {**dry, "dry_run": False}
+    files = FeatureStore(home / "features").files(feature_version=FEATURE_VERSION)
+    assert 1 <= done.pop("feature_files_rewritten") + done.pop("feature_files_removed") <= len(files)  # the run's chunk files
+    assert done == {
+        "recordings": 4, "predictions": 3, "quarantine": 1, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav quarantined
+        "feature_rows": 3, "unreadable_feature_files": [],
+        "trained_on": [shipped_bundle().card.version],  # the baseline was trained on the VOICED recordings
+        "training_unknown": [], "backups": [backup], "unmatched": ["subject nobody"], "dry_run": False, "closed_runs": [],
+    }
+
+    kept = {sha["c.wav"], sha["voice002.hea"]}
+    assert {doc["audio_sha256"] for doc in db["predictions"].find()} == kept
+    assert db["quarantine"].count_documents({}) == 0
+    assert {doc["audio_sha256"] for doc in db["labels"].find()} == kept
+    assert set(FeatureStore(home / "features").read(feature_version=FEATURE_VERSION)["audio_sha256"]) == kept
+    assert {key.split(":")[4] for key in redis_client.keys(cached)} == kept
+    counted = read_rollups(db)
+    rebuild_counts(db)
+    assert read_rollups(db) == counted  # the dashboard's rollups counted them out
+
+    again = run_cli(["forget", "--subject", "s1"], env)
+    assert again.returncode == 0 and again.stderr == ""
+    lines = again.stdout.splitlines()
+    assert lines[0] == (
+        "0 recording(s) found: removed 0 prediction(s), 0 quarantine record(s), 0 label(s), 0 feature row(s) "
+        "(0 file(s) rewritten, 0 removed) and 0 cached prediction(s)"
+    )
+    assert lines[1] == "nothing stored matches: subject s1"
+    assert lines[2].startswith(f"1 backup(s) in {home / 'backups'} (newest {backup}) hold the database as it was: ")
+    assert "a restore of one brings these recordings back, so forget them again after it" in lines[2]
+
+    rerun = last_json(run_cli(["analyze", str(manifest), "--json"], env))
+    assert (rerun["scored"], rerun["skipped"], rerun["quarantined"]) == (3, 2, 1)  # nothing stood in for what was forgotten
+
+
+@pytest.fixture
+def settings(test_settings: Settings, tmp_path: Path, mongo_db: Database) -> Settings:
+    # A home of its own (no feature store, no models), on the session's servers.
+    return test_settings.model_copy(update={"home": tmp_path, "mongo_uri": SecretStr(services.mongo_uri(test_settings)), "mongo_db": mongo_db.name})
+
+
+def forget(settings: Settings, *argv: str) -> int:
+    return cmd_forget(build_parser().parse_args(["forget", *argv]), settings)
+
+
+def test_forget_is_refused_while_a_run_is_storing_results_and_names_it(mongo_db: Database, settings: Settings) -> None:
+    me = psutil.Process()
+    ResultStore(mongo_db).start_run({"run_id": "run-live", "status": "running", "started_at": datetime.now(timezone.utc), "host": socket.gethostname(), "pid": me.pid, "pid_started": me.create_time()})
+    with pytest.raises(LockError, match=r"^not forgetting recordings while runs are running \(1: run-live \(pid \d+ on .*\)\): what a run stores meanwhile could be those recordings again"):
+        forget(settings, "--subject", "s1")
+    assert forget(settings, "--subject", "s1", "--dry-run") == 0  # a dry run changes nothing, so it goes on
+
+
+@pytest.mark.parametrize("lock", [RETRAIN_LOCK, FEATURE_STORE_LOCK, "backup"])
+def test_forget_is_refused_while_a_retrain_a_backup_or_a_compaction_runs(lock: str, redis_client: redis.Redis, settings: Settings) -> None:
+    with hold_lock(redis_client, lock, ttl_s=30):
+        with pytest.raises(LockError, match=rf"^another {lock} run is in progress \(lock voxflow:lock:{lock} held by "):
+            forget(settings, "--subject", "s1")
+
+
+def test_a_compaction_waits_for_no_forget(redis_client: redis.Redis, settings: Settings) -> None:
+    with hold_lock(redis_client, FEATURE_STORE_LOCK, ttl_s=30):  # as forget holds it while it rewrites the feature store
+        with pytest.raises(LockError, match=rf"^another {FEATURE_STORE_LOCK} run is in progress"):
+            cmd_features(build_parser().parse_args(["features", "compact"]), settings)
+
+
+def test_forget_needs_something_named(settings: Settings) -> None:
+    with pytest.raises(VoxflowError, match=r"^name the recordings to forget: --sha256, --path or --subject$"):
+        forget(settings)
