@@ -29,7 +29,7 @@ from flows.analyze import Known, record_set_aside, score_files, skip_known
 from flows.run_log import send_to_run_log
 from models.artifact import ModelBundle
 from store.latency import LatencyLog, LatencySample, latency_summary
-from store.locks import hold_lock
+from store.locks import DRAIN_LOCK, hold_lock
 from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
 from store.runs import close_abandoned_runs
 from tasks.cluster import dask_client, initial_workers
@@ -41,8 +41,6 @@ from voxflow.errors import LockError
 from voxflow.interrupts import record_completed
 from voxflow.processes import ended_on_this_host
 from voxflow.settings import Settings, get_settings
-
-LOCK_NAME = "drain"
 
 # Consumers idle this long with nothing pending belong to finished or dead drains.
 _STALE_CONSUMER_S = 3600.0
@@ -195,7 +193,7 @@ def drain_queue(
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with open_stores(settings) as stores, ExitStack() as held:
         try:
-            held.enter_context(hold_lock(stores.redis, LOCK_NAME, ttl_s=settings.lock_ttl_s))
+            held.enter_context(hold_lock(stores.redis, DRAIN_LOCK, ttl_s=settings.lock_ttl_s))
         except LockError as exc:
             logger.info("Nothing to do here: %s", exc.reason)
             return {"run_id": run_id, "source": QUEUE_STREAM, "status": "skipped", "reason": exc.reason, "acked": 0}

@@ -29,6 +29,7 @@ _WAIT_STEP_S = 0.05
 
 # Besides the runs that analyse, these write the stores; none may run while recordings are forgotten.
 BACKUP_LOCK = "backup"  # a backup or a restore
+DRAIN_LOCK = "drain"
 RETRAIN_LOCK = "retrain"
 FEATURE_STORE_LOCK = "feature-store"  # rewriting or merging the feature store's files: a merge would keep erased rows
 

@@ -20,6 +20,7 @@ from store.latency import LatencyLog, LatencySample
 QUEUE_STREAM = "voxflow:queue"
 QUEUE_GROUP = "analyzers"
 _BLOCK_SLICE_MS = 1000
+_PAGE = 1000  # entries per XRANGE, XACK or XDEL
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,26 @@ class FileQueue:
                     released += len(ids)
                     start = f"({ids[-1]}"  # after the last: the entries stay pending, with the same consumer
         return released
+
+    def forget(self, *, hashes: Collection[str], paths: Collection[str], subjects: Collection[str], dry_run: bool = False) -> set[tuple[str | None, ...]]:
+        """Acknowledge and delete the entries naming one of these contents (``sha256``), paths or subjects: waiting, or
+        left pending by a drain that died. Returns the (``sha256``, ``path``, ``subject_id``) of each (None for a
+        field it lacks). Hold the drain lock: a drain reading meanwhile could analyse one."""
+        found: dict[str, tuple[str | None, ...]] = {}
+        with redis_errors_as_service_error():
+            start = "-"
+            while page := self._client.xrange(self.stream, min=start, max="+", count=_PAGE):
+                for entry_id, fields in page:
+                    if fields.get("sha256") in hashes or fields.get("path") in paths or fields.get("subject_id") in subjects:
+                        found[entry_id] = (fields.get("sha256"), fields.get("path") or None, fields.get("subject_id"))
+                start = f"({page[-1][0]}"
+            if found and not dry_run:
+                self.ensure_group()
+                ids = list(found)
+                for first in range(0, len(ids), _PAGE):
+                    self._client.xack(self.stream, self.group, *ids[first : first + _PAGE])
+                    self._client.xdel(self.stream, *ids[first : first + _PAGE])
+        return set(found.values())
 
     def remove_consumers(self, names: Sequence[str]) -> None:
         """Delete consumers from the group (only those :func:`removable_consumers` picks hold nothing)."""

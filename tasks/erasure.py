@@ -2,8 +2,8 @@
 
 A recording is known by its content (``audio_sha256``), by the path it was listed under and by the subject it was
 listed with. :func:`find_recordings` turns what an operator names into all three; :func:`forget` removes them from
-every store voxflow writes: the cached predictions (Redis), the feature store (Parquet), the labels, quarantine
-records and predictions (MongoDB), in that order, so that a forget cut short finds the rest again from what is left.
+every store voxflow writes: the intake queue and the cached predictions (Redis), the feature store (Parquet), the
+labels, quarantine records and predictions (MongoDB), in that order, so that a forget cut short finds the rest again from what is left.
 What it cannot remove it names: models trained on the recordings, and backups taken before.
 """
 
@@ -25,6 +25,7 @@ from store.feature_store import FeatureStore
 from store.labels import LabelStore
 from store.models import ModelStore
 from store.mongo import ResultStore
+from store.queue import FileQueue
 from tasks.ingest import Unreadable, content_hash, list_source
 from voxflow.errors import ModelError, SourceError, VoxflowError
 from voxflow.settings import Settings
@@ -68,6 +69,7 @@ class Erasure:
     """What :func:`forget` removed (or would remove, in a dry run) from each store, and what still holds the recordings."""
 
     recordings: int  # contents some store held
+    queued: int  # queue entries, waiting or left pending by a dead drain
     predictions: int
     quarantine: int
     labels: int
@@ -152,27 +154,30 @@ def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: froze
     return missing + [f"subject {subject}" for subject in sorted(named.subjects - stored_subjects)]
 
 
-def forget(named: Named, *, db: Database, cache: PredictionCache, features: FeatureStore, settings: Settings, dry_run: bool) -> Erasure:
+def forget(
+    named: Named, *, db: Database, queue: FileQueue, cache: PredictionCache, features: FeatureStore, settings: Settings, dry_run: bool
+) -> Erasure:
     """Remove the recordings ``named`` names from every store (nothing with ``dry_run``), and name what still holds them.
 
-    The caller holds the locks of what also writes these stores (retrain, backup, the feature store) and has
+    The caller holds the locks of what also writes these stores (drain, retrain, backup, the feature store) and has
     checked that no run is storing results.
     """
     recordings, identities = find_recordings(named, db, features)
     results, labels = ResultStore(db, retry_s=settings.mongo_retry_s), LabelStore(db)
     found = results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=True)
     registered = [doc["version"] for doc in ModelStore(db).list(limit=_MODELS_LISTED)]
+    queued = queue.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
     cached = cache.forget(recordings.hashes, {*found.model_versions, *registered}, dry_run=dry_run)
     erased = features.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
     labelled = labels.forget(recordings.hashes, dry_run=dry_run)
     stored = found if dry_run else results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects)
-    held = found.hashes | erased.hashes | labelled
+    held = found.hashes | erased.hashes | labelled | {sha for sha, _, _ in queued if sha}
     trained_on, unknown = _models_trained_on(recordings.hashes, registered, settings.models_dir)
     return Erasure(
-        recordings=len(held), predictions=stored.predictions, quarantine=stored.quarantine, labels=len(labelled), cached=cached,
+        recordings=len(held), queued=len(queued), predictions=stored.predictions, quarantine=stored.quarantine, labels=len(labelled), cached=cached,
         feature_rows=erased.rows, feature_files_rewritten=erased.rewritten, feature_files_removed=erased.removed,
         unreadable_feature_files=tuple(map(str, erased.unreadable)), trained_on=trained_on, training_unknown=unknown,
-        backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities, held)), dry_run=dry_run,
+        backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities | queued, held)), dry_run=dry_run,
     )
 
 

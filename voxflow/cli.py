@@ -521,14 +521,14 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-FORGET_HELP = "Remove what voxflow holds about recordings (by content, path or subject): predictions, labels, features, cache."
+FORGET_HELP = "Remove what voxflow holds about recordings (by content, path or subject): predictions, labels, features, cache, queue."
 FORGET_EPILOG = (
     "For a participant who withdrew, or audio stored by mistake. Every recording named, and every recording stored under "
     "a path or subject named (wherever else it was listed too), is removed from the predictions, quarantine records, labels, "
-    "feature store and prediction cache; the dashboard's rollups count it out. The audio files themselves are left as they "
+    "feature store, prediction cache and intake queue; the dashboard's rollups count it out. The audio files themselves are left as they "
     "are. What cannot be undone from here is named: models trained on the recordings (retrain once their labels are gone) "
     "and backups taken before (pruned by retention; a restore of one brings the recordings back: forget them again after "
-    "it). Refused while runs are running (what they store could bring a recording back) or while a backup, restore, "
+    "it). Refused while runs are running (what they store could bring a recording back) or while a drain, backup, restore, "
     "retrain or feature-store compaction holds its lock. --dry-run shows what would go."
 )
 
@@ -538,8 +538,9 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 
     from store.cache import PredictionCache
     from store.feature_store import FeatureStore
-    from store.locks import BACKUP_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
+    from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
     from store.mongo import ResultStore
+    from store.queue import FileQueue
     from store.runs import refuse_while_running
     from tasks.erasure import Named, checked_hashes, forget, listed
 
@@ -553,11 +554,11 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
         db.command("ping")  # an unreachable server is one line naming the database
         closed: list[str] = []
         if not args.dry_run:
-            for name in (BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK):
+            for name in (DRAIN_LOCK, BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK):
                 held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
             closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=args.force)
         cache = PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db)
-        erasure = forget(named, db=db, cache=cache, features=features, settings=settings, dry_run=args.dry_run)
+        erasure = forget(named, db=db, queue=FileQueue(client), cache=cache, features=features, settings=settings, dry_run=args.dry_run)
     report = {**erasure.as_dict(), "closed_runs": closed}
     if args.json:
         print(json.dumps(report))
@@ -573,7 +574,7 @@ def _erasure_lines(report: dict[str, Any], settings: Settings) -> str:
     lines.append(
         f"{report['recordings']} recording(s) found: {did} {report['predictions']} prediction(s), {report['quarantine']} quarantine "
         f"record(s), {report['labels']} label(s), {report['feature_rows']} feature row(s) ({report['feature_files_rewritten']} file(s) "
-        f"rewritten, {report['feature_files_removed']} removed) and {report['cached']} cached prediction(s)"
+        f"rewritten, {report['feature_files_removed']} removed), {report['cached']} cached prediction(s) and {report['queued']} queued file(s)"
     )
     if report["unmatched"]:
         lines.append(f"nothing stored matches: {'; '.join(report['unmatched'])}")

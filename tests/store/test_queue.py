@@ -138,3 +138,21 @@ def test_a_key_of_another_type_is_a_service_error_not_a_traceback(queue: FileQue
     for use in (queue.status, lambda: queue.enqueue([QueueItem("a.wav")]), lambda: queue.read("c1", count=1, claim_idle_s=1)):
         with pytest.raises(ServiceError, match="Redis refused a command: WRONGTYPE"):
             use()
+
+
+def test_forget_deletes_waiting_and_dead_drains_pending_entries_naming_a_content_path_or_subject(queue: FileQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("store.queue._PAGE", 2)  # several pages of the stream
+    queue.enqueue([QueueItem("/c/a.wav", subject_id="s1"), QueueItem("/c/b.wav", sha256="ab" * 32), QueueItem("/c/keep.wav", subject_id="s2")])
+    pending = queue.read("dead-drain", count=3, claim_idle_s=60)  # delivered, never acknowledged
+    queue.enqueue([QueueItem("/c/c.wav"), QueueItem("/c/keep2.wav")])
+    named = {"hashes": {"ab" * 32}, "paths": {"/c/c.wav"}, "subjects": {"s1"}}
+    expected = {(None, "/c/a.wav", "s1"), ("ab" * 32, "/c/b.wav", None), (None, "/c/c.wav", None)}
+
+    assert queue.forget(**named, dry_run=True) == expected and queue.status().depth == 5
+    assert queue.forget(**named) == expected
+    status = queue.status()
+    assert (status.depth, status.pending) == (2, 1)  # keep.wav, still the dead drain's; keep2.wav waiting
+    claimed = queue.read("next-drain", count=10, claim_idle_s=0)
+    assert sorted(entry.path for entry in claimed) == ["/c/keep.wav", "/c/keep2.wav"]
+    assert pending[2].path == "/c/keep.wav"
+    assert queue.forget(**named) == set()

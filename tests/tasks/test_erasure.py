@@ -19,6 +19,7 @@ from models.registry import shipped_bundle
 from store.cache import PredictionCache
 from store.feature_store import FeatureStore
 from store.models import ModelStore
+from store.queue import FileQueue
 from tests.helpers import register_model
 from tasks.erasure import Listed, Named, checked_hashes, forget, listed
 from voxflow import services
@@ -72,7 +73,10 @@ def test_the_models_trained_on_the_recordings_are_named_and_those_whose_list_can
     shutil.rmtree(settings.models_dir / gone)
     cache = PredictionCache(redis_client, ttl_s=60, database=mongo_db.name)
 
-    erasure = forget(Named(frozenset({forgotten})), db=mongo_db, cache=cache, features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=True)
+    erasure = forget(
+        Named(frozenset({forgotten})), db=mongo_db, queue=FileQueue(redis_client, stream=f"vxtest:queue:{mongo_db.name}"), cache=cache,
+        features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=True,
+    )
     assert erasure.trained_on == (trained_on,)
     assert sorted(erasure.training_unknown) == sorted([without_list, edited, gone])
     assert shipped_bundle().card.version not in erasure.training_unknown  # trained on VOICED, its list read: not on these

@@ -21,8 +21,9 @@ from features.synth import synth_vowel
 from models.registry import shipped_bundle
 from store.counts import read_rollups, rebuild_counts
 from store.feature_store import FeatureStore
-from store.locks import FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
+from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
 from store.mongo import ResultStore
+from store.queue import FileQueue
 from tests.voxflow_cli import env_db, last_json, run_cli, server_env
 from voxflow import services
 from voxflow.cli import build_parser, cmd_features, cmd_forget
@@ -55,6 +56,7 @@ def _corpus(folder: Path, voiced_dir: Path) -> tuple[Path, dict[str, str]]:
 def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them_is_named_and_a_rerun_scores_them_again(
     test_settings: Settings, prefect_api: str, redis_client: redis.Redis, voiced_dir: Path, tmp_path: Path
 ) -> None:
+    redis_client.flushdb()  # the intake queue is one stream per Redis database (as cli_env does)
     home = tmp_path / "home"  # a feature store and models folder of its own; the session's servers
     env = server_env(
         home=home, redis_url=services.redis_url(test_settings), mongo_uri=services.mongo_uri(test_settings),
@@ -69,6 +71,11 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     cached = f"voxflow:cache:pred:{db.name}:*"
     assert len(redis_client.keys(cached)) == 5
 
+    queued = tmp_path / "clips" / "d.wav"  # s1's next recording, waiting in the intake queue
+    sf.write(queued, synth_vowel(f0_hz=200, duration_s=2.0, seed=9), 16_000)
+    pd.DataFrame({"path": [str(queued), str(tmp_path / "clips" / "c.wav")], "subject_id": ["s1", "s2"]}).to_csv(tmp_path / "queued.csv", index=False)
+    assert last_json(run_cli(["enqueue", str(tmp_path / "queued.csv"), "--json"], env))["enqueued"] == 2
+
     withdrawn = ["forget", "--subject", "s1", "--path", str(voiced_dir / "voice001.hea"), "--subject", "nobody", "--json"]
     dry = last_json(run_cli([*withdrawn, "--dry-run"], env))
     assert db["predictions"].count_documents({}) == 5 and len(redis_client.keys(cached)) == 5  # a dry run removes nothing
@@ -77,7 +84,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     files = FeatureStore(home / "features").files(feature_version=FEATURE_VERSION)
     assert 1 <= done.pop("feature_files_rewritten") + done.pop("feature_files_removed") <= len(files)  # the run's chunk files
     assert done == {
-        "recordings": 4, "predictions": 3, "quarantine": 1, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav quarantined
+        "recordings": 4, "queued": 1, "predictions": 3, "quarantine": 1, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav quarantined
         "feature_rows": 3, "unreadable_feature_files": [],
         "trained_on": [shipped_bundle().card.version],  # the baseline was trained on the VOICED recordings
         "training_unknown": [], "backups": [backup], "unmatched": ["subject nobody"], "dry_run": False, "closed_runs": [],
@@ -89,6 +96,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     assert {doc["audio_sha256"] for doc in db["labels"].find()} == kept
     assert set(FeatureStore(home / "features").read(feature_version=FEATURE_VERSION)["audio_sha256"]) == kept
     assert {key.split(":")[4] for key in redis_client.keys(cached)} == kept
+    assert FileQueue(redis_client).status().depth == 1  # c.wav's entry stays
     counted = read_rollups(db)
     rebuild_counts(db)
     assert read_rollups(db) == counted  # the dashboard's rollups counted them out
@@ -98,7 +106,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     lines = again.stdout.splitlines()
     assert lines[0] == (
         "0 recording(s) found: removed 0 prediction(s), 0 quarantine record(s), 0 label(s), 0 feature row(s) "
-        "(0 file(s) rewritten, 0 removed) and 0 cached prediction(s)"
+        "(0 file(s) rewritten, 0 removed), 0 cached prediction(s) and 0 queued file(s)"
     )
     assert lines[1] == "nothing stored matches: subject s1"
     assert lines[2].startswith(f"1 backup(s) in {home / 'backups'} (newest {backup}) hold the database as it was: ")
@@ -126,8 +134,8 @@ def test_forget_is_refused_while_a_run_is_storing_results_and_names_it(mongo_db:
     assert forget(settings, "--subject", "s1", "--dry-run") == 0  # a dry run changes nothing, so it goes on
 
 
-@pytest.mark.parametrize("lock", [RETRAIN_LOCK, FEATURE_STORE_LOCK, "backup"])
-def test_forget_is_refused_while_a_retrain_a_backup_or_a_compaction_runs(lock: str, redis_client: redis.Redis, settings: Settings) -> None:
+@pytest.mark.parametrize("lock", [DRAIN_LOCK, BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK])
+def test_forget_is_refused_while_a_drain_a_backup_a_retrain_or_a_compaction_runs(lock: str, redis_client: redis.Redis, settings: Settings) -> None:
     with hold_lock(redis_client, lock, ttl_s=30):
         with pytest.raises(LockError, match=rf"^another {lock} run is in progress \(lock voxflow:lock:{lock} held by "):
             forget(settings, "--subject", "s1")
