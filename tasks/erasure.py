@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -20,18 +21,24 @@ from pymongo.database import Database
 from models.artifact import read_bundle, read_training_hashes
 from models.registry import SHIPPED_DIR
 from store.backup import list_backups, open_location
-from store.cache import PredictionCache
+from store.cache import PredictionCache, connect_redis
 from store.feature_store import FeatureStore
 from store.labels import LabelStore
+from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
 from store.models import ModelStore
-from store.mongo import ResultStore
+from store.mongo import ResultStore, open_database
 from store.queue import FileQueue
+from store.runs import refuse_while_running
 from tasks.ingest import Unreadable, content_hash, list_source
+from voxflow import services
 from voxflow.errors import ModelError, SourceError, VoxflowError
 from voxflow.settings import Settings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODELS_LISTED = 100_000
+# Whatever else writes the stores waits meanwhile: a drain could analyse a queued recording, a backup copy it, a retrain
+# train on it, a compaction keep the feature rows a rewrite dropped.
+LOCKS = (DRAIN_LOCK, BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK)
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,72 @@ def listed(source: str, *, max_file_bytes: int) -> Listed:
         except (Unreadable, OSError):  # its stored records are found by its path
             continue
     return Listed(frozenset({str(candidate.path) for candidate in candidates} | {rejection.path for rejection in rejected}), frozenset(hashes))
+
+
+def named_recordings(hashes: Iterable[str], sources: Iterable[str], subjects: Iterable[str], *, max_file_bytes: int) -> Named:
+    """What an operator named (``--sha256``, ``--path``, ``--subject``, or the flow's parameters), read.
+
+    Raises
+    ------
+    VoxflowError
+        When nothing is named, or a hash is not a sha256.
+    """
+    hashes, sources, subjects = list(hashes), list(sources), list(subjects)
+    if not (hashes or sources or subjects):
+        raise VoxflowError("name the recordings to forget: --sha256, --path or --subject")
+    return Named(checked_hashes(hashes), {source: listed(source, max_file_bytes=max_file_bytes) for source in sources}, frozenset(subjects))
+
+
+def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = False) -> dict[str, Any]:
+    """Forget ``named`` on the configured stores, holding the locks of what else writes them (:data:`LOCKS`) and
+    refusing while runs are recorded running (a dry run does neither). Returns :class:`Erasure` as a dict, with
+    ``closed_runs``: runs of this host whose process had ended, closed first as crashed.
+
+    Raises
+    ------
+    LockError
+        While one of :data:`LOCKS` is held, or runs are running (unless ``force``).
+    """
+    with open_database(services.mongo_uri(settings), settings.mongo_db) as db, connect_redis(services.redis_url(settings)) as client, ExitStack() as held:
+        db.command("ping")  # an unreachable server is one line naming the database
+        closed: list[str] = []
+        if not dry_run:
+            for name in LOCKS:
+                held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
+            closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=force)
+        erasure = forget(
+            named, db=db, queue=FileQueue(client), cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
+            features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=dry_run,
+        )
+    return {**erasure.as_dict(), "closed_runs": closed}
+
+
+def erasure_lines(report: dict[str, Any], backup_location: str) -> list[str]:
+    """What :func:`erase` did (or would do), and what still holds the recordings, for a person."""
+    did = "would remove" if report["dry_run"] else "removed"
+    lines = [f"closed abandoned run {run_id} as crashed (its process had ended)" for run_id in report["closed_runs"]]
+    lines.append(
+        f"{report['recordings']} recording(s) found: {did} {report['predictions']} prediction(s), {report['quarantine']} quarantine "
+        f"record(s), {report['labels']} label(s), {report['feature_rows']} feature row(s) ({report['feature_files_rewritten']} file(s) "
+        f"rewritten, {report['feature_files_removed']} removed), {report['cached']} cached prediction(s) and {report['queued']} queued file(s)"
+    )
+    if report["unmatched"]:
+        lines.append(f"nothing stored matches: {'; '.join(report['unmatched'])}")
+    if report["unreadable_feature_files"]:
+        lines.append(f"feature store files that could not be read, so may still hold them (delete them): {', '.join(report['unreadable_feature_files'])}")
+    if report["trained_on"]:
+        lines.append(f"trained on some of them, and unchanged: model(s) {', '.join(report['trained_on'])}; retrain without them (voxflow retrain) and roll such a champion back")
+    if report["training_unknown"]:
+        lines.append(f"whether these were trained on them cannot be told (no readable training list): model(s) {', '.join(report['training_unknown'])}")
+    if report["backups"]:
+        lines.append(
+            f"{len(report['backups'])} backup(s) in {backup_location} (newest {report['backups'][-1]}) hold the database as it was: "
+            "they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one brings "
+            "these recordings back, so forget them again after it"
+        )
+    if report["dry_run"]:
+        lines.append("dry run: nothing was removed")
+    return lines
 
 
 def find_recordings(named: Named, db: Database, features: FeatureStore) -> tuple[Recordings, set[tuple[str | None, ...]]]:

@@ -534,65 +534,12 @@ FORGET_EPILOG = (
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    from contextlib import ExitStack
+    from tasks.erasure import erase, erasure_lines, named_recordings
 
-    from store.cache import PredictionCache
-    from store.feature_store import FeatureStore
-    from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
-    from store.mongo import ResultStore
-    from store.queue import FileQueue
-    from store.runs import refuse_while_running
-    from tasks.erasure import Named, checked_hashes, forget, listed
-
-    if not (args.sha256 or args.path or args.subject):
-        raise VoxflowError("name the recordings to forget: --sha256, --path or --subject")
-    max_bytes = int(settings.max_file_mb * 1e6)
-    sources = {source: listed(source, max_file_bytes=max_bytes) for source in args.path or ()}
-    named = Named(checked_hashes(args.sha256 or ()), sources, frozenset(args.subject or ()))
-    features = FeatureStore(settings.feature_store_dir)
-    with _database(settings) as db, _redis(settings) as client, ExitStack() as held:
-        db.command("ping")  # an unreachable server is one line naming the database
-        closed: list[str] = []
-        if not args.dry_run:
-            for name in (DRAIN_LOCK, BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK):
-                held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
-            closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=args.force)
-        cache = PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db)
-        erasure = forget(named, db=db, queue=FileQueue(client), cache=cache, features=features, settings=settings, dry_run=args.dry_run)
-    report = {**erasure.as_dict(), "closed_runs": closed}
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(_erasure_lines(report, settings))
+    named = named_recordings(args.sha256 or (), args.path or (), args.subject or (), max_file_bytes=int(settings.max_file_mb * 1e6))
+    report = erase(named, settings, dry_run=args.dry_run, force=args.force)
+    print(json.dumps(report) if args.json else "\n".join(erasure_lines(report, settings.backup_location)))
     return 0
-
-
-def _erasure_lines(report: dict[str, Any], settings: Settings) -> str:
-    """What ``voxflow forget`` did (or would do), and what still holds the recordings, for a person."""
-    did = "would remove" if report["dry_run"] else "removed"
-    lines = [f"closed abandoned run {run_id} as crashed (its process had ended)" for run_id in report["closed_runs"]]
-    lines.append(
-        f"{report['recordings']} recording(s) found: {did} {report['predictions']} prediction(s), {report['quarantine']} quarantine "
-        f"record(s), {report['labels']} label(s), {report['feature_rows']} feature row(s) ({report['feature_files_rewritten']} file(s) "
-        f"rewritten, {report['feature_files_removed']} removed), {report['cached']} cached prediction(s) and {report['queued']} queued file(s)"
-    )
-    if report["unmatched"]:
-        lines.append(f"nothing stored matches: {'; '.join(report['unmatched'])}")
-    if report["unreadable_feature_files"]:
-        lines.append(f"feature store files that could not be read, so may still hold them (delete them): {', '.join(report['unreadable_feature_files'])}")
-    if report["trained_on"]:
-        lines.append(f"trained on some of them, and unchanged: model(s) {', '.join(report['trained_on'])}; retrain without them (voxflow retrain) and roll such a champion back")
-    if report["training_unknown"]:
-        lines.append(f"whether these were trained on them cannot be told (no readable training list): model(s) {', '.join(report['training_unknown'])}")
-    if report["backups"]:
-        lines.append(
-            f"{len(report['backups'])} backup(s) in {settings.backup_location} (newest {report['backups'][-1]}) hold the database as it was: "
-            "they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one brings "
-            "these recordings back, so forget them again after it"
-        )
-    if report["dry_run"]:
-        lines.append("dry run: nothing was removed")
-    return "\n".join(lines)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:

@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     backup_keep_weekly: int = Field(default=4, ge=0, description="Keep the newest backup of this many most recent ISO weeks.")
     backup_use_mongodump: bool = Field(default=False, description="Dump with the mongodump tool when it is on PATH.")
     lock_ttl_s: float = Field(default=60.0, gt=0, le=_DAY_S, description="How long a flow lock outlives a crashed holder; renewed every third of it.")
+    # Forgetting recordings through the forget-recordings deployment: an erasure request waits out what holds its locks.
+    forget_retries: int = Field(default=12, ge=0, le=10_000, description="Tries again of a forget-recordings run refused while runs run or a lock is held.")
+    forget_retry_delay_s: float = Field(default=300.0, ge=0, le=_DAY_S, description="Seconds between those tries.")
 
     # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
     queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")
