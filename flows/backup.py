@@ -33,6 +33,7 @@ from store.cache import PredictionCache, connect_redis
 from store.locks import BACKUP_LOCK, hold_lock
 from store.mongo import ResultStore, connect_mongo, connection_errors_as_service_error, failure_reason
 from store.runs import refuse_while_running
+from tasks.erasure import erase_again
 from voxflow import services
 from voxflow.errors import BackupError, LockError
 from voxflow.settings import Settings, get_settings
@@ -178,13 +179,16 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
     refused while runs are recorded running in the target (what they store would be lost), unless ``force``.
 
     Runs without Prefect on purpose: recovering must not depend on the orchestrator's own database.
-    Every file's checksum is checked before anything is written; the target's cached predictions are cleared. Replacing the live database
-    (``settings.mongo_db``) needs ``drop`` and also puts the backed-up model files back under ``models_dir``.
+    Every file's checksum is checked before anything is written; the target's cached predictions are cleared; the
+    recordings erased by ``voxflow forget`` (recorded in the backup or, since, in the live database) are erased
+    again. Replacing the live database (``settings.mongo_db``) needs ``drop`` and also puts the backed-up model
+    files back under ``models_dir``.
 
     Returns
     -------
     dict
-        backup_id, database, counts per collection, models_restored (files).
+        backup_id, database, counts per collection, erased_again (predictions, quarantine records and labels of
+        recordings ``voxflow forget`` erased, taken out again), models_restored (files).
 
     Raises
     ------
@@ -214,7 +218,8 @@ def restore_backup(settings: Settings, wanted: str, *, into: str | None = None, 
             differences = compare_with_manifest(client[target], manifest)
             if differences:
                 raise BackupError(f"database {target} differs from backup {backup_id} after the restore: " + "; ".join(differences))
+            erased = erase_again(client[target], client[settings.mongo_db])
             models = restore_models(fs, folder, manifest, settings.models_dir) if live else 0
     finally:
         client.close()
-    return {"backup_id": backup_id, "database": target, "counts": counts, "models_restored": models}
+    return {"backup_id": backup_id, "database": target, "counts": counts, "erased_again": erased, "models_restored": models}

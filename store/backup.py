@@ -49,13 +49,16 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from store.counts import rebuild_counts
+from store.erasures import ERASURES
 from store.feature_store import FeatureStore
 from voxflow.errors import BackupError
 
 log = logging.getLogger(__name__)
 
-CATALOGUE = "backups"  # which backups exist: a restore adds what it lacks, never rolls it back with the data
-COLLECTIONS = ("predictions", "runs", "quarantine", "scaling_events", "labels", "models", CATALOGUE)
+CATALOGUE = "backups"  # which backups exist
+# Records a restore adds what it lacks from, never rolls back with the data: which backups exist, what was erased.
+MERGED = (CATALOGUE, ERASURES)
+COLLECTIONS = ("predictions", "runs", "quarantine", "scaling_events", "labels", "models", *MERGED)
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 NAME_FORMAT = "%Y-%m-%dT%H%M%SZ"
@@ -286,9 +289,9 @@ def verify_files(fs: AbstractFileSystem, folder: str) -> dict[str, Any]:
 def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str, Any], db: Database, *, drop: bool) -> dict[str, int]:
     """Load a verified backup's collections and indexes into ``db``, then rebuild its rollups (:mod:`store.counts`).
 
-    The ``backups`` catalogue is merged, not replaced: the target keeps the records of backups taken
-    after this one (restoring the live database had emptied ``voxflow backup --list``) and gains the
-    backup's records it lacks (a new server's).
+    The ``backups`` catalogue and the ``erasures`` records are merged, not replaced: the target keeps the records
+    of backups taken and recordings erased after this one (restoring the live database had emptied ``voxflow backup
+    --list``) and gains the backup's records it lacks (a new server's).
 
     Parameters
     ----------
@@ -303,7 +306,7 @@ def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str,
         Documents restored per collection (for the catalogue: records added).
     """
     collections = manifest["collections"]
-    occupied = [name for name in collections if name != CATALOGUE and db[name].estimated_document_count() > 0]
+    occupied = [name for name in collections if name not in MERGED and db[name].estimated_document_count() > 0]
     if occupied and not drop:
         raise BackupError(
             f"database {db.name} already has documents in {', '.join(occupied)}; pass --drop to replace them or restore --into another database"
@@ -311,14 +314,14 @@ def restore_database(fs: AbstractFileSystem, folder: str, manifest: Mapping[str,
     counts = {}
     for name, entry in collections.items():
         target = db[name]
-        if drop and name != CATALOGUE:
+        if drop and name not in MERGED:
             target.drop()
         with fs.open(f"{folder}/{entry['file']}", "rb") as raw_file, gzip.GzipFile(fileobj=raw_file, mode="rb") as stream:
             documents = bson.decode_file_iter(stream, codec_options=_RAW)
-            counts[name] = _insert_stream(target, _unrecorded(target, documents) if name == CATALOGUE else documents)
+            counts[name] = _insert_stream(target, _unrecorded(target, documents) if name in MERGED else documents)
         for spec in entry["indexes"]:
             target.create_index(spec["key"], **spec["options"])
-        if name != CATALOGUE and counts[name] != entry["count"]:
+        if name not in MERGED and counts[name] != entry["count"]:
             raise BackupError(f"restoring {name} into {db.name} stored {counts[name]} documents, the backup holds {entry['count']}")
     rebuild_counts(db)
     return counts
@@ -334,7 +337,7 @@ def compare_with_manifest(db: Database, manifest: Mapping[str, Any]) -> list[str
     """
     differences = []
     for name, entry in manifest["collections"].items():
-        if name == CATALOGUE:  # merged by a restore, not replaced: it may hold records the backup does not
+        if name in MERGED:  # merged by a restore, not replaced: it may hold records the backup does not
             continue
         digest = collection_digest(db[name])
         if digest.count != entry["count"]:

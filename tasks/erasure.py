@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from contextlib import ExitStack
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +24,7 @@ from models.artifact import read_bundle, read_training_hashes
 from models.registry import SHIPPED_DIR
 from store.backup import list_backups, open_location
 from store.cache import PredictionCache, connect_redis
+from store.erasures import erased_contents, record_erasure
 from store.feature_store import FeatureStore
 from store.labels import LabelStore
 from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
@@ -90,9 +93,11 @@ class Erasure:
     backups: tuple[str, ...]  # backups that may hold the database as it was
     unmatched: tuple[str, ...]  # what was named that no store held: ``sha256 …``, ``path …``, ``subject …``
     dry_run: bool
+    hashes: frozenset[str] = field(default=frozenset(), repr=False)  # every content looked for: what a restore erases again
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items()}
+        """The report, without the contents looked for."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items() if name != "hashes"}
 
 
 def checked_hashes(values: Iterable[str]) -> frozenset[str]:
@@ -168,7 +173,28 @@ def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = Fals
             named, db=db, queue=FileQueue(client), cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
             features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=dry_run,
         )
+        if not dry_run:
+            record_erasure(db, _record(named, erasure), erasure.hashes)
     return {**erasure.as_dict(), "closed_runs": closed}
+
+
+def erase_again(target: Database, live: Database) -> dict[str, int]:
+    """Erase from ``target``, just restored from a backup, the recordings that erasures recorded in it or in the
+    ``live`` database (those since the backup) erased: their predictions, quarantine records and labels. What was
+    erased stays erased whichever backup comes back. Returns how many of each went."""
+    hashes = erased_contents(target) | erased_contents(live)
+    forgotten = ResultStore(target).forget(hashes=hashes)
+    return {"predictions": forgotten.predictions, "quarantine": forgotten.quarantine, "labels": len(LabelStore(target).forget(hashes))}
+
+
+def _record(named: Named, erasure: Erasure) -> dict[str, Any]:
+    """The ``erasures`` record of ``erasure``: when, where, how much was named and removed; no path nor subject."""
+    removed = {name: value for name, value in erasure.as_dict().items() if isinstance(value, int) and not isinstance(value, bool)}
+    return {
+        "at": datetime.now(timezone.utc), "host": socket.gethostname(), "pid": os.getpid(),
+        "named": {"sha256": len(named.hashes), "paths": len(named.sources), "subjects": len(named.subjects)},
+        **removed, "trained_on": list(erasure.trained_on), "backups": len(erasure.backups),
+    }
 
 
 def erasure_lines(report: dict[str, Any], backup_location: str) -> list[str]:
@@ -191,8 +217,8 @@ def erasure_lines(report: dict[str, Any], backup_location: str) -> list[str]:
     if report["backups"]:
         lines.append(
             f"{len(report['backups'])} backup(s) in {backup_location} (newest {report['backups'][-1]}) hold the database as it was: "
-            "they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one brings "
-            "these recordings back, so forget them again after it"
+            "they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one "
+            "erases these recordings again"
         )
     if report["dry_run"]:
         lines.append("dry run: nothing was removed")
@@ -251,6 +277,7 @@ def forget(
         feature_rows=erased.rows, feature_files_rewritten=erased.rewritten, feature_files_removed=erased.removed,
         unreadable_feature_files=tuple(map(str, erased.unreadable)), trained_on=trained_on, training_unknown=unknown,
         backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities | queued, held)), dry_run=dry_run,
+        hashes=recordings.hashes,
     )
 
 

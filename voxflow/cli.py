@@ -403,6 +403,9 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     else:
         counts = ", ".join(f"{n} {name}" for name, n in summary["counts"].items())
         print(f"restored backup {summary['backup_id']} into database {summary['database']} ({counts}); checksums match")
+        if any(summary["erased_again"].values()):
+            again = ", ".join(f"{n} {name}" for name, n in summary["erased_again"].items())
+            print(f"erased again what `voxflow forget` had erased since or before: {again}")
     return 0
 
 
@@ -527,15 +530,30 @@ FORGET_EPILOG = (
     "a path or subject named (wherever else it was listed too), is removed from the predictions, quarantine records, labels, "
     "feature store, prediction cache and intake queue; the dashboard's rollups count it out. The audio files themselves are left as they "
     "are. What cannot be undone from here is named: models trained on the recordings (retrain once their labels are gone) "
-    "and backups taken before (pruned by retention; a restore of one brings the recordings back: forget them again after "
-    "it). Refused while runs are running (what they store could bring a recording back) or while a drain, backup, restore, "
+    "and backups taken before (pruned by retention; a restore of one erases the recordings again, from the erasures "
+    "recorded). --list shows those records. Refused while runs are running (what they store could bring a recording back) or while a drain, backup, restore, "
     "retrain or feature-store compaction holds its lock. --dry-run shows what would go."
 )
+
+
+ERASURE_COLUMNS = ("at", "host", "recordings", "predictions", "quarantine", "labels", "feature_rows", "queued", "cached", "trained_on", "backups")
+ERASURES_LISTED = 20
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.erasure import erase, erasure_lines, named_recordings
 
+    if args.limit is not None and not args.list:
+        raise VoxflowError("--limit goes with --list")
+    if args.list:
+        from store.erasures import recent_erasures
+
+        if args.sha256 or args.path or args.subject or args.dry_run or args.force:
+            raise VoxflowError("--list shows the erasures done; it takes no --sha256, --path, --subject, --dry-run or --force")
+        with _database(settings) as db:
+            records = recent_erasures(db, limit=args.limit or ERASURES_LISTED)
+        _print_records(records, ERASURE_COLUMNS, as_json=args.json, empty="no erasures recorded")
+        return 0
     named = named_recordings(args.sha256 or (), args.path or (), args.subject or (), max_file_bytes=int(settings.max_file_mb * 1e6))
     report = erase(named, settings, dry_run=args.dry_run, force=args.force)
     print(json.dumps(report) if args.json else "\n".join(erasure_lines(report, settings.backup_location)))
@@ -944,7 +962,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--subject", action="append", metavar="ID", help="a subject_id: every recording listed with it; repeatable")
     forget.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
     forget.add_argument("--force", action="store_true", help="forget even while runs are 'running' (for runs known to have ended, e.g. on another host)")
-    forget.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    forget.add_argument("--list", action="store_true", help="show the erasures done (when, where, how many; no path, subject or hash) instead")
+    forget.add_argument("--limit", type=_positive_int, help=f"with --list, at most this many, newest first (default: {ERASURES_LISTED})")
+    forget.add_argument("--json", action="store_true", help="print the report as one JSON object (with --list, a JSON list)")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

@@ -110,7 +110,22 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     )
     assert lines[1] == "nothing stored matches: subject s1"
     assert lines[2].startswith(f"1 backup(s) in {home / 'backups'} (newest {backup}) hold the database as it was: ")
-    assert "a restore of one brings these recordings back, so forget them again after it" in lines[2]
+    assert lines[2].endswith("a restore of one erases these recordings again")
+
+    # The erasure is on record, without a path, subject or name; a dry run or a forget that found nothing is too.
+    records = last_json(run_cli(["forget", "--list", "--json"], env))
+    assert [(r["recordings"], r["predictions"], r["named"]) for r in records] == [
+        (0, 0, {"sha256": 0, "paths": 0, "subjects": 1}), (4, 3, {"sha256": 0, "paths": 1, "subjects": 2}),
+    ]
+    stored = str(list(db["erasures"].find({}, {"_id": 0, "hashes": 0})))
+    assert "s1" not in stored and "clips" not in stored and "voice001" not in stored
+    assert set(db["erasures"].find_one({"predictions": 3})["hashes"]) == {sha["a.wav"], sha["b.wav"], sha["empty.wav"], sha["voice001.hea"]}
+
+    # Restoring the backup taken before brings the database back as it was, but for what was erased: erased again.
+    restored = last_json(run_cli(["restore", backup, "--into", db.name, "--drop", "--json"], env))
+    assert restored["counts"]["predictions"] == 5 and restored["erased_again"] == {"predictions": 3, "quarantine": 1, "labels": 4}
+    assert {doc["audio_sha256"] for doc in db["predictions"].find()} == {doc["audio_sha256"] for doc in db["labels"].find()} == kept
+    assert db["quarantine"].count_documents({}) == 0 and db["erasures"].count_documents({}) == 2  # kept, not rolled back
 
     rerun = last_json(run_cli(["analyze", str(manifest), "--json"], env))
     assert (rerun["scored"], rerun["skipped"], rerun["quarantined"]) == (3, 2, 1)  # nothing stood in for what was forgotten
