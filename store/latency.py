@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import redis
 
@@ -11,6 +11,7 @@ from store.cache import redis_errors_as_service_error
 from voxflow.scaling import percentile
 
 LATENCY_STREAM = "voxflow:metrics:latency"
+_PAGE = 1000  # entries per XRANGE or XDEL
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,16 @@ class LatencyLog:
         with redis_errors_as_service_error():
             entries = self._client.xrange(self.stream, min=str(start_ms))
         return [LatencySample(f["entry_id"], f["path"], float(f["latency_s"]), f["outcome"]) for _, f in entries]
+
+    def forget(self, paths: Collection[str], *, dry_run: bool = False) -> int:
+        """Delete the samples naming one of ``paths`` (a forgotten recording's); how many there were."""
+        found = []
+        with redis_errors_as_service_error():
+            start = "-"
+            while page := self._client.xrange(self.stream, min=start, max="+", count=_PAGE):
+                found += [entry_id for entry_id, fields in page if fields.get("path") in paths]
+                start = f"({page[-1][0]}"
+            if found and not dry_run:
+                for first in range(0, len(found), _PAGE):
+                    self._client.xdel(self.stream, *found[first : first + _PAGE])
+        return len(found)

@@ -150,12 +150,13 @@ def _listed_under(paths: AbstractSet[str], subjects: AbstractSet[str]) -> dict[s
 @dataclass(frozen=True)
 class Forgotten:
     """What :meth:`ResultStore.forget` deleted (or found): predictions, quarantine records, the models that made the
-    predictions, and the contents they were of."""
+    predictions, and the contents and paths they were of."""
 
     predictions: int
     quarantine: int
     model_versions: tuple[str, ...]
     hashes: frozenset[str]
+    paths: frozenset[str]
 
 
 Identity = tuple[str | None, str | None, str | None]  # audio_sha256, path, subject_id: whose recording a document is
@@ -394,7 +395,7 @@ class ResultStore:
         queries = [query for query in [_listed_under(paths, subjects)] if query is not None]
         queries += [{"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}} for start in range(0, len(unique), _LOOKUP_BATCH)]
         deleted: dict[str, dict[Any, dict[str, Any]]] = {"predictions": {}, "quarantine": {}}
-        fields = dict.fromkeys(("_id", "audio_sha256", "created_at", "score", "threshold", "model_version", "stage"), 1)
+        fields = dict.fromkeys(("_id", "audio_sha256", "path", "created_at", "score", "threshold", "model_version", "stage"), 1)
         for collection in (self._predictions, self._quarantine):
             for query in queries:
                 docs = _retrying(f"read {collection.name}", lambda: list(collection.find(query, fields)), budget_s=self._retry_s)
@@ -409,6 +410,7 @@ class ResultStore:
         return Forgotten(
             len(predictions), len(quarantine), tuple(sorted({doc["model_version"] for doc in predictions if doc.get("model_version")})),
             frozenset(doc["audio_sha256"] for doc in (*predictions, *quarantine) if doc.get("audio_sha256")),
+            frozenset(doc["path"] for doc in (*predictions, *quarantine) if doc.get("path")),
         )
 
     def insert_scaling_event(self, event: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 A recording is known by its content (``audio_sha256``), by the path it was listed under and by the subject it was
 listed with. :func:`find_recordings` turns what an operator names into all three; :func:`forget` removes them from
-every store voxflow writes: the intake queue and the cached predictions (Redis), the feature store (Parquet), the
+every store voxflow writes: the intake queue, its latency samples and the cached predictions (Redis), the feature store (Parquet), the
 labels, quarantine records and predictions (MongoDB), in that order, so that a forget cut short finds the rest again from what is left.
 What it cannot remove it names: models trained on the recordings, and backups taken before.
 """
@@ -27,6 +27,7 @@ from store.cache import PredictionCache, connect_redis
 from store.erasures import erased_contents, record_erasure
 from store.feature_store import FeatureStore
 from store.labels import LabelStore
+from store.latency import LatencyLog
 from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
 from store.models import ModelStore
 from store.mongo import ResultStore, open_database
@@ -80,6 +81,7 @@ class Erasure:
 
     recordings: int  # contents some store held
     queued: int  # queue entries, waiting or left pending by a dead drain
+    latency_samples: int  # of the queue's latency metric, which name their file
     predictions: int
     quarantine: int
     labels: int
@@ -170,7 +172,7 @@ def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = Fals
                 held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
             closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=force)
         erasure = forget(
-            named, db=db, queue=FileQueue(client), cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
+            named, db=db, queue=FileQueue(client), latency=LatencyLog(client, maxlen=settings.metrics_maxlen), cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
             features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=dry_run,
         )
         if not dry_run:
@@ -204,7 +206,8 @@ def erasure_lines(report: dict[str, Any], backup_location: str) -> list[str]:
     lines.append(
         f"{report['recordings']} recording(s) found: {did} {report['predictions']} prediction(s), {report['quarantine']} quarantine "
         f"record(s), {report['labels']} label(s), {report['feature_rows']} feature row(s) ({report['feature_files_rewritten']} file(s) "
-        f"rewritten, {report['feature_files_removed']} removed), {report['cached']} cached prediction(s) and {report['queued']} queued file(s)"
+        f"rewritten, {report['feature_files_removed']} removed), {report['cached']} cached prediction(s), {report['queued']} queued file(s) "
+        f"and {report['latency_samples']} latency sample(s)"
     )
     if report["unmatched"]:
         lines.append(f"nothing stored matches: {'; '.join(report['unmatched'])}")
@@ -254,7 +257,8 @@ def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: froze
 
 
 def forget(
-    named: Named, *, db: Database, queue: FileQueue, cache: PredictionCache, features: FeatureStore, settings: Settings, dry_run: bool
+    named: Named, *, db: Database, queue: FileQueue, latency: LatencyLog, cache: PredictionCache, features: FeatureStore, settings: Settings,
+    dry_run: bool,
 ) -> Erasure:
     """Remove the recordings ``named`` names from every store (nothing with ``dry_run``), and name what still holds them.
 
@@ -266,6 +270,8 @@ def forget(
     found = results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=True)
     registered = [doc["version"] for doc in ModelStore(db).list(limit=_MODELS_LISTED)]
     queued = queue.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
+    paths = recordings.paths | found.paths | {path for _, path, _ in identities | queued if path}
+    timed = latency.forget(paths, dry_run=dry_run)
     cached = cache.forget(recordings.hashes, {*found.model_versions, *registered}, dry_run=dry_run)
     erased = features.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
     labelled = labels.forget(recordings.hashes, dry_run=dry_run)
@@ -273,7 +279,7 @@ def forget(
     held = found.hashes | erased.hashes | labelled | {sha for sha, _, _ in queued if sha}
     trained_on, unknown = _models_trained_on(recordings.hashes, registered, settings.models_dir)
     return Erasure(
-        recordings=len(held), queued=len(queued), predictions=stored.predictions, quarantine=stored.quarantine, labels=len(labelled), cached=cached,
+        recordings=len(held), queued=len(queued), latency_samples=timed, predictions=stored.predictions, quarantine=stored.quarantine, labels=len(labelled), cached=cached,
         feature_rows=erased.rows, feature_files_rewritten=erased.rewritten, feature_files_removed=erased.removed,
         unreadable_feature_files=tuple(map(str, erased.unreadable)), trained_on=trained_on, training_unknown=unknown,
         backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities | queued, held)), dry_run=dry_run,

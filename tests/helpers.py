@@ -14,19 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import psutil
 from distributed import Client
 from pymongo.database import Database
 
-from features.schema import FEATURE_NAMES, FEATURE_VERSION
-from models.registry import save_version
-from models.train import fit_booster
 from store.backup import COLLECTIONS
-from store.models import ModelStore
-from tasks.model_registry import model_document
 from tests.voxflow_cli import REPO
-from voxflow.settings import Settings
 
 
 def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: bool = True) -> None:
@@ -114,14 +107,3 @@ def _written_address(scheduler: subprocess.Popen, scheduler_file: Path, logs: Pa
             pass
         assert scheduler.poll() is None and time.monotonic() < deadline, f"the scheduler wrote no address:\n{logs.read_text()[-3000:]}"
         time.sleep(0.05)
-
-
-def register_model(store: ModelStore, settings: Settings, seed: int, *, training_hashes: list[str] | None = None) -> str:
-    """Train a small real booster on random features, save it under ``settings.models_dir`` and register it; its version."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, 40)
-    booster = fit_booster(rng.normal(size=(40, len(FEATURE_NAMES))) + labels[:, None], labels, rounds=5, seed=seed)
-    fields = {"feature_version": FEATURE_VERSION, "feature_names": FEATURE_NAMES, "threshold": 0.5, "created_at": "2026-12-06T00:00:00+00:00"}
-    card = save_version(booster, fields, settings.models_dir, training_hashes=training_hashes)
-    store.register(model_document(card, settings.models_dir))
-    return card.version

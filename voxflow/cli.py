@@ -527,12 +527,13 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
 FORGET_HELP = "Remove what voxflow holds about recordings (by content, path or subject): predictions, labels, features, cache, queue."
 FORGET_EPILOG = (
     "For a participant who withdrew, or audio stored by mistake. Every recording named, and every recording stored under "
-    "a path or subject named (wherever else it was listed too), is removed from the predictions, quarantine records, labels, "
-    "feature store, prediction cache and intake queue; the dashboard's rollups count it out. The audio files themselves are left as they "
-    "are. What cannot be undone from here is named: models trained on the recordings (retrain once their labels are gone) "
-    "and backups taken before (pruned by retention; a restore of one erases the recordings again, from the erasures "
-    "recorded). --list shows those records. Refused while runs are running (what they store could bring a recording back) or while a drain, backup, restore, "
-    "retrain or feature-store compaction holds its lock. --dry-run shows what would go."
+    "a path or subject named (wherever else it was listed too), is removed from the predictions, quarantine records, "
+    "labels, feature store, prediction cache and intake queue (and its latency samples); the dashboard's rollups count "
+    "it out. The audio files themselves are left as they are. What cannot be undone from here is named: models trained "
+    "on the recordings (retrain once their labels are gone) and backups taken before (pruned by retention; a restore "
+    "of one erases the recordings again, from the erasures recorded; --list shows those records). Refused while runs "
+    "are running (what they store could bring a recording back) or while a drain, backup, restore, retrain or "
+    "feature-store compaction holds its lock. --dry-run shows what would go."
 )
 
 

@@ -156,3 +156,16 @@ def test_forget_deletes_waiting_and_dead_drains_pending_entries_naming_a_content
     assert sorted(entry.path for entry in claimed) == ["/c/keep.wav", "/c/keep2.wav"]
     assert pending[2].path == "/c/keep.wav"
     assert queue.forget(**named) == set()
+
+
+def test_forget_deletes_the_latency_samples_naming_a_forgotten_file(queue: FileQueue, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("store.latency._PAGE", 2)
+    log = LatencyLog(redis_client, maxlen=1000, stream=f"vxtest:latency:{uuid.uuid4().hex[:8]}")
+    paths = ["/c/a.wav", "/c/keep.wav", "/c/b.wav", "/c/a.wav", "/c/keep2.wav"]
+    ids = queue.enqueue([QueueItem(path) for path in paths])
+    queue.read("c1", count=10, claim_idle_s=60)
+    queue.ack(ids, log=log, samples=[LatencySample(entry_id, path, 0.5, "scored") for entry_id, path in zip(ids, paths)])
+    assert log.forget({"/c/a.wav", "/c/b.wav"}, dry_run=True) == 3 and len(log.since(0)) == 5
+    assert log.forget({"/c/a.wav", "/c/b.wav"}) == 3
+    assert [sample.path for sample in log.since(0)] == ["/c/keep.wav", "/c/keep2.wav"]
+    redis_client.delete(log.stream)

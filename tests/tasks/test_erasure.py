@@ -18,9 +18,10 @@ from models.artifact import TRAINING_HASHES_FILE
 from models.registry import shipped_bundle
 from store.cache import PredictionCache
 from store.feature_store import FeatureStore
+from store.latency import LatencyLog
 from store.models import ModelStore
 from store.queue import FileQueue
-from tests.helpers import register_model
+from tests.tasks.conftest import register_model
 from tasks.erasure import Listed, Named, checked_hashes, forget, listed
 from voxflow import services
 from voxflow.errors import VoxflowError
@@ -74,7 +75,8 @@ def test_the_models_trained_on_the_recordings_are_named_and_those_whose_list_can
     cache = PredictionCache(redis_client, ttl_s=60, database=mongo_db.name)
 
     erasure = forget(
-        Named(frozenset({forgotten})), db=mongo_db, queue=FileQueue(redis_client, stream=f"vxtest:queue:{mongo_db.name}"), cache=cache,
+        Named(frozenset({forgotten})), db=mongo_db, queue=FileQueue(redis_client, stream=f"vxtest:queue:{mongo_db.name}"),
+        latency=LatencyLog(redis_client, maxlen=100, stream=f"vxtest:latency:{mongo_db.name}"), cache=cache,
         features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=True,
     )
     assert erasure.trained_on == (trained_on,)

@@ -11,7 +11,7 @@ from pymongo.database import Database
 
 from store.models import ModelStore
 from models.registry import shipped_bundle
-from tests.helpers import register_model
+from tests.tasks.conftest import register_model
 from tasks.model_registry import FollowedChampion, registry_changes, resolve_bundle, usable_artifact
 from voxflow.errors import ModelError
 from voxflow.settings import Settings

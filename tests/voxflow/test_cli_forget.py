@@ -23,7 +23,8 @@ from store.counts import read_rollups, rebuild_counts
 from store.feature_store import FeatureStore
 from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
 from store.mongo import ResultStore
-from store.queue import FileQueue
+from store.latency import LatencyLog, LatencySample
+from store.queue import FileQueue, QueueItem
 from tests.voxflow_cli import env_db, last_json, run_cli, server_env
 from voxflow import services
 from voxflow.cli import build_parser, cmd_features, cmd_forget
@@ -71,6 +72,12 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     cached = f"voxflow:cache:pred:{db.name}:*"
     assert len(redis_client.keys(cached)) == 5
 
+    # a.wav went through the queue too, as a drain settles an entry: its latency sample names its path.
+    queue, latency = FileQueue(redis_client), LatencyLog(redis_client, maxlen=1000)
+    [entry] = queue.enqueue([QueueItem(str(tmp_path / "clips" / "a.wav"))])
+    assert [read.entry_id for read in queue.read("a-drain", count=1, claim_idle_s=60)] == [entry]
+    assert queue.ack([entry], log=latency, samples=[LatencySample(entry, str(tmp_path / "clips" / "a.wav"), 0.8, "duplicate")]) == [entry]
+
     queued = tmp_path / "clips" / "d.wav"  # s1's next recording, waiting in the intake queue
     sf.write(queued, synth_vowel(f0_hz=200, duration_s=2.0, seed=9), 16_000)
     pd.DataFrame({"path": [str(queued), str(tmp_path / "clips" / "c.wav")], "subject_id": ["s1", "s2"]}).to_csv(tmp_path / "queued.csv", index=False)
@@ -84,7 +91,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     files = FeatureStore(home / "features").files(feature_version=FEATURE_VERSION)
     assert 1 <= done.pop("feature_files_rewritten") + done.pop("feature_files_removed") <= len(files)  # the run's chunk files
     assert done == {
-        "recordings": 4, "queued": 1, "predictions": 3, "quarantine": 1, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav quarantined
+        "recordings": 4, "queued": 1, "latency_samples": 1, "predictions": 3, "quarantine": 1, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav quarantined
         "feature_rows": 3, "unreadable_feature_files": [],
         "trained_on": [shipped_bundle().card.version],  # the baseline was trained on the VOICED recordings
         "training_unknown": [], "backups": [backup], "unmatched": ["subject nobody"], "dry_run": False, "closed_runs": [],
@@ -97,6 +104,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     assert set(FeatureStore(home / "features").read(feature_version=FEATURE_VERSION)["audio_sha256"]) == kept
     assert {key.split(":")[4] for key in redis_client.keys(cached)} == kept
     assert FileQueue(redis_client).status().depth == 1  # c.wav's entry stays
+    assert latency.since(0) == []
     counted = read_rollups(db)
     rebuild_counts(db)
     assert read_rollups(db) == counted  # the dashboard's rollups counted them out
@@ -106,7 +114,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     lines = again.stdout.splitlines()
     assert lines[0] == (
         "0 recording(s) found: removed 0 prediction(s), 0 quarantine record(s), 0 label(s), 0 feature row(s) "
-        "(0 file(s) rewritten, 0 removed), 0 cached prediction(s) and 0 queued file(s)"
+        "(0 file(s) rewritten, 0 removed), 0 cached prediction(s), 0 queued file(s) and 0 latency sample(s)"
     )
     assert lines[1] == "nothing stored matches: subject s1"
     assert lines[2].startswith(f"1 backup(s) in {home / 'backups'} (newest {backup}) hold the database as it was: ")
