@@ -199,28 +199,39 @@ def _record(named: Named, erasure: Erasure) -> dict[str, Any]:
     }
 
 
+def _counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one.
+
+    Examples
+    --------
+    >>> _counted(1, "label"), _counted(0, "quarantine record")
+    ('1 label', '0 quarantine records')
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def erasure_lines(report: dict[str, Any], backup_location: str) -> list[str]:
     """What :func:`erase` did (or would do), and what still holds the recordings, for a person."""
     did = "would remove" if report["dry_run"] else "removed"
     lines = [f"closed abandoned run {run_id} as crashed (its process had ended)" for run_id in report["closed_runs"]]
-    lines.append(
-        f"{report['recordings']} recording(s) found: {did} {report['predictions']} prediction(s), {report['quarantine']} quarantine "
-        f"record(s), {report['labels']} label(s), {report['feature_rows']} feature row(s) ({report['feature_files_rewritten']} file(s) "
-        f"rewritten, {report['feature_files_removed']} removed), {report['cached']} cached prediction(s), {report['queued']} queued file(s) "
-        f"and {report['latency_samples']} latency sample(s)"
-    )
+    removed = [
+        _counted(report["predictions"], "prediction"), _counted(report["quarantine"], "quarantine record"), _counted(report["labels"], "label"),
+        f"{_counted(report['feature_rows'], 'feature row')} ({_counted(report['feature_files_rewritten'], 'file')} rewritten, {report['feature_files_removed']} deleted)",
+        _counted(report["cached"], "cached prediction"), _counted(report["queued"], "queued file"), _counted(report["latency_samples"], "latency sample"),
+    ]
+    lines.append(f"{_counted(report['recordings'], 'recording')} found: {did} {', '.join(removed[:-1])} and {removed[-1]}")
     if report["unmatched"]:
         lines.append(f"nothing stored matches: {'; '.join(report['unmatched'])}")
     if report["unreadable_feature_files"]:
         lines.append(f"feature store files that could not be read, so may still hold them (delete them): {', '.join(report['unreadable_feature_files'])}")
     if report["trained_on"]:
-        lines.append(f"trained on some of them, and unchanged: model(s) {', '.join(report['trained_on'])}; retrain without them (voxflow retrain) and roll such a champion back")
+        lines.append(f"trained on some of them, and unchanged: {', '.join(report['trained_on'])}; retrain without them (voxflow retrain) and roll such a champion back")
     if report["training_unknown"]:
-        lines.append(f"whether these were trained on them cannot be told (no readable training list): model(s) {', '.join(report['training_unknown'])}")
+        lines.append(f"whether these were trained on them cannot be told (no readable training list): {', '.join(report['training_unknown'])}")
     if report["backups"]:
         lines.append(
-            f"{len(report['backups'])} backup(s) in {backup_location} (newest {report['backups'][-1]}) hold the database as it was: "
-            "they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one "
+            f"{_counted(len(report['backups']), 'backup')} in {backup_location} (newest {report['backups'][-1]}) "
+            f"{'holds' if len(report['backups']) == 1 else 'hold'} the database as it was: they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one "
             "erases these recordings again"
         )
     if report["dry_run"]:

@@ -113,11 +113,11 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     assert again.returncode == 0 and again.stderr == ""
     lines = again.stdout.splitlines()
     assert lines[0] == (
-        "0 recording(s) found: removed 0 prediction(s), 0 quarantine record(s), 0 label(s), 0 feature row(s) "
-        "(0 file(s) rewritten, 0 removed), 0 cached prediction(s), 0 queued file(s) and 0 latency sample(s)"
+        "0 recordings found: removed 0 predictions, 0 quarantine records, 0 labels, 0 feature rows (0 files rewritten, 0 deleted), "
+        "0 cached predictions, 0 queued files and 0 latency samples"
     )
     assert lines[1] == "nothing stored matches: subject s1"
-    assert lines[2].startswith(f"1 backup(s) in {home / 'backups'} (newest {backup}) hold the database as it was: ")
+    assert lines[2].startswith(f"1 backup in {home / 'backups'} (newest {backup}) holds the database as it was: ")
     assert lines[2].endswith("a restore of one erases these recordings again")
 
     # The erasure is on record, without a path, subject or name; a dry run or a forget that found nothing is too.
