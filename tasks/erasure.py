@@ -230,8 +230,8 @@ def erasure_lines(report: dict[str, Any], backup_location: str) -> list[str]:
         lines.append(f"whether these were trained on them cannot be told (no readable training list): {', '.join(report['training_unknown'])}")
     if report["backups"]:
         lines.append(
-            f"{_counted(len(report['backups']), 'backup')} in {backup_location} (newest {report['backups'][-1]}) "
-            f"{'holds' if len(report['backups']) == 1 else 'hold'} the database as it was: they go by retention (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or by deleting them; a restore of one "
+            f"{_counted(len(report['backups']), 'backup')} in {backup_location} (newest {report['backups'][-1]}): each holds the database "
+            "as it was until retention prunes it (VOXFLOW_BACKUP_KEEP_DAILY, VOXFLOW_BACKUP_KEEP_WEEKLY) or it is deleted; restoring one "
             "erases these recordings again"
         )
     if report["dry_run"]:

@@ -117,8 +117,8 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
         "0 cached predictions, 0 queued files and 0 latency samples"
     )
     assert lines[1] == "nothing stored matches: subject s1"
-    assert lines[2].startswith(f"1 backup in {home / 'backups'} (newest {backup}) holds the database as it was: ")
-    assert lines[2].endswith("a restore of one erases these recordings again")
+    assert lines[2].startswith(f"1 backup in {home / 'backups'} (newest {backup}): each holds the database as it was until retention prunes it")
+    assert lines[2].endswith("restoring one erases these recordings again")
 
     # The erasure is on record, without a path, subject or name; a dry run or a forget that found nothing is too.
     records = last_json(run_cli(["forget", "--list", "--json"], env))
