@@ -347,16 +347,21 @@ class FeatureStore:
                     log.warning("feature store file %s is unreadable, so it could not be searched for the recordings to forget (delete it): %s", path, exc)
                     yield path, None
 
-    def listed_under(self, *, paths: Collection[str] = (), subjects: Collection[str] = ()) -> set[tuple[str | None, ...]]:
+    def listed_under(
+        self, *, paths: Collection[str] = (), subjects: Collection[str] = (), folders: Collection[str] = ()
+    ) -> set[tuple[str | None, ...]]:
         """(``audio_sha256``, ``path``, ``subject_id``) of the rows, of every feature version, stored under one of
-        ``paths`` or ``subjects`` (None for a column a file lacks)."""
-        if not paths and not subjects:
+        ``paths``, ``subjects`` or ``folders`` (a path that starts with one and a slash; None for a column a file lacks)."""
+        if not paths and not subjects and not folders:
             return set()
         wanted = _wanted(paths=paths, subjects=subjects)
         found: set[tuple[str | None, ...]] = set()
         for _, table in self._identity_tables():
             if table is not None:
-                rows = table.filter(_whose(table, wanted))
+                matched = _whose(table, wanted)
+                for folder in folders if "path" in table.column_names else ():
+                    matched = pc.or_(matched, pc.fill_null(pc.starts_with(table["path"], pattern=folder.rstrip("/") + "/"), False))
+                rows = table.filter(matched)
                 found |= set(zip(*(rows[name].to_pylist() if name in rows.column_names else [None] * rows.num_rows for name in IDENTITY_COLUMNS)))
         return found
 

@@ -8,7 +8,7 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from store.mongo import IDENTITY_FIELDS, Identity, identity
+from store.mongo import IDENTITY_FIELDS, Identity, identity, listed_query
 from voxflow.errors import ServiceError
 
 _BATCH = 1000
@@ -66,13 +66,12 @@ class LabelStore:
             written += len(batch)
         return written
 
-    def listed_under(self, *, paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset()) -> set[Identity]:
-        """(``audio_sha256``, ``path``, ``subject_id``) of the labels of ``paths`` or ``subjects``."""
-        found: set[Identity] = set()
-        for field, values in (("path", paths), ("subject_id", subjects)):
-            if values:
-                found |= {identity(doc) for doc in self._labels.find({field: {"$in": sorted(values)}}, dict.fromkeys(IDENTITY_FIELDS, 1))}
-        return found
+    def listed_under(
+        self, *, paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset(), folders: AbstractSet[str] = frozenset()
+    ) -> set[Identity]:
+        """(``audio_sha256``, ``path``, ``subject_id``) of the labels of ``paths``, ``subjects`` or files under ``folders``."""
+        query = listed_query(paths, subjects, folders)
+        return set() if query is None else {identity(doc) for doc in self._labels.find(query, dict.fromkeys(IDENTITY_FIELDS, 1))}
 
     def forget(self, hashes: AbstractSet[str], *, dry_run: bool = False) -> set[str]:
         """Delete the labels of these contents (1,000 at a time); the contents that had one."""

@@ -141,9 +141,11 @@ def login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
     )
 
 
-def _listed_under(paths: AbstractSet[str], subjects: AbstractSet[str]) -> dict[str, Any] | None:
-    """The query of the documents stored under one of ``paths`` or ``subjects``; None when both are empty."""
+def listed_query(paths: AbstractSet[str], subjects: AbstractSet[str], folders: AbstractSet[str] = frozenset()) -> dict[str, Any] | None:
+    """The query of the documents stored under one of ``paths``, ``subjects`` or ``folders`` (a path that starts with
+    one of them and a slash); None when all are empty."""
     clauses = [{field: {"$in": sorted(values)}} for field, values in (("path", paths), ("subject_id", subjects)) if values]
+    clauses += [{"path": {"$regex": "^" + re.escape(folder.rstrip("/") + "/")}} for folder in sorted(folders)]
     return None if not clauses else clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
 
@@ -369,10 +371,12 @@ class ResultStore:
         self._count(quarantine_increments(inserted))
         return len(inserted)
 
-    def listed_under(self, *, paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset()) -> set[Identity]:
+    def listed_under(
+        self, *, paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset(), folders: AbstractSet[str] = frozenset()
+    ) -> set[Identity]:
         """(``audio_sha256``, ``path``, ``subject_id``) of the predictions and quarantine records stored under one of
-        ``paths`` or ``subjects``."""
-        query = _listed_under(paths, subjects)
+        ``paths``, ``subjects`` or ``folders``."""
+        query = listed_query(paths, subjects, folders)
         if query is None:
             return set()
         found: set[Identity] = set()
@@ -392,7 +396,7 @@ class ResultStore:
             Find them only; delete nothing.
         """
         unique = sorted(set(hashes))
-        queries = [query for query in [_listed_under(paths, subjects)] if query is not None]
+        queries = [query for query in [listed_query(paths, subjects)] if query is not None]
         queries += [{"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}} for start in range(0, len(unique), _LOOKUP_BATCH)]
         deleted: dict[str, dict[Any, dict[str, Any]]] = {"predictions": {}, "quarantine": {}}
         fields = dict.fromkeys(("_id", "audio_sha256", "path", "created_at", "score", "threshold", "model_version", "stage"), 1)

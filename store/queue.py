@@ -246,16 +246,20 @@ class FileQueue:
                     start = f"({ids[-1]}"  # after the last: the entries stay pending, with the same consumer
         return released
 
-    def forget(self, *, hashes: Collection[str], paths: Collection[str], subjects: Collection[str], dry_run: bool = False) -> set[tuple[str | None, ...]]:
-        """Acknowledge and delete the entries naming one of these contents (``sha256``), paths or subjects: waiting, or
-        left pending by a drain that died. Returns the (``sha256``, ``path``, ``subject_id``) of each (None for a
-        field it lacks). Hold the drain lock: a drain reading meanwhile could analyse one."""
+    def forget(
+        self, *, hashes: Collection[str], paths: Collection[str], subjects: Collection[str], folders: Collection[str] = (), dry_run: bool = False
+    ) -> set[tuple[str | None, ...]]:
+        """Acknowledge and delete the entries naming one of these contents (``sha256``), paths, subjects or files under
+        ``folders``: waiting, or left pending by a drain that died. Returns the (``sha256``, ``path``, ``subject_id``)
+        of each (None for a field it lacks). Hold the drain lock: a drain reading meanwhile could analyse one."""
         found: dict[str, tuple[str | None, ...]] = {}
+        under = tuple(folder.rstrip("/") + "/" for folder in folders)
         with redis_errors_as_service_error():
             start = "-"
             while page := self._client.xrange(self.stream, min=start, max="+", count=_PAGE):
                 for entry_id, fields in page:
-                    if fields.get("sha256") in hashes or fields.get("path") in paths or fields.get("subject_id") in subjects:
+                    path = fields.get("path") or ""
+                    if fields.get("sha256") in hashes or path in paths or fields.get("subject_id") in subjects or (under and path.startswith(under)):
                         found[entry_id] = (fields.get("sha256"), fields.get("path") or None, fields.get("subject_id"))
                 start = f"({page[-1][0]}"
             if found and not dry_run:

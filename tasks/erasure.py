@@ -51,6 +51,7 @@ class Listed:
 
     paths: frozenset[str]
     hashes: frozenset[str] = frozenset()
+    folders: frozenset[str] = frozenset()  # a source no longer on disk may have been a folder: what was stored under it
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Named:
     def paths(self) -> frozenset[str]:
         return frozenset(path for listed in self.sources.values() for path in listed.paths)
 
+    @property
+    def folders(self) -> frozenset[str]:
+        return frozenset(folder for listed in self.sources.values() for folder in listed.folders)
+
 
 @dataclass(frozen=True)
 class Recordings:
@@ -73,6 +78,7 @@ class Recordings:
     hashes: frozenset[str]
     paths: frozenset[str] = frozenset()
     subjects: frozenset[str] = frozenset()
+    folders: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -125,12 +131,13 @@ def listed(source: str, *, max_file_bytes: int) -> Listed:
     """The paths ``source`` names, as the stores hold them (absolute), and the contents of its files still readable.
 
     A source is read as ``analyze`` reads it (a file, folder, glob or manifest); one that is no longer there, or is
-    no audio, names the path it was stored under.
+    no audio, names the path it was stored under, or the folder files were stored under.
     """
     try:
         candidates, rejected, _ = list_source(source)
     except SourceError:
-        return Listed(frozenset([os.path.abspath(os.path.expanduser(source))]))
+        gone = os.path.abspath(os.path.expanduser(source))
+        return Listed(frozenset([gone]), folders=frozenset([gone]))
     hashes = set()
     for candidate in candidates:
         try:
@@ -243,11 +250,10 @@ def find_recordings(named: Named, db: Database, features: FeatureStore) -> tuple
     """``named`` with the contents of every prediction, quarantine record, label and feature row stored under its
     paths or subjects (a recording listed under a subject is forgotten wherever else it was listed), and the
     (``audio_sha256``, ``path``, ``subject_id``) of those records."""
-    paths, subjects = named.paths, named.subjects
-    found = ResultStore(db).listed_under(paths=paths, subjects=subjects) | LabelStore(db).listed_under(paths=paths, subjects=subjects)
-    found |= features.listed_under(paths=paths, subjects=subjects)
+    under = {"paths": named.paths, "subjects": named.subjects, "folders": named.folders}
+    found = ResultStore(db).listed_under(**under) | LabelStore(db).listed_under(**under) | features.listed_under(**under)
     hashes = named.hashes | {sha for listed in named.sources.values() for sha in listed.hashes} | {sha for sha, _, _ in found if sha}
-    return Recordings(frozenset(hashes), paths, subjects), found
+    return Recordings(frozenset(hashes), named.paths | {path for _, path, _ in found if path}, named.subjects, named.folders), found
 
 
 def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: frozenset[str]) -> list[str]:
@@ -261,9 +267,14 @@ def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: froze
     >>> unmatched(named, {("cd", "/y.wav", "S1")}, frozenset({"cd"}))
     ['sha256 ab', 'path /x.wav', 'subject S2']
     """
-    stored_paths, stored_subjects = {path for _, path, _ in identities}, {subject for _, _, subject in identities}
+    stored_paths, stored_subjects = {path for _, path, _ in identities if path}, {subject for _, _, subject in identities}
+
+    def matched(listed: Listed) -> bool:
+        under = tuple(folder.rstrip("/") + "/" for folder in listed.folders)
+        return bool(listed.paths & stored_paths or listed.hashes & held or (under and any(path.startswith(under) for path in stored_paths)))
+
     missing = [f"sha256 {sha}" for sha in sorted(named.hashes - held)]
-    missing += [f"path {source}" for source, listed in named.sources.items() if not (listed.paths & stored_paths or listed.hashes & held)]
+    missing += [f"path {source}" for source, listed in named.sources.items() if not matched(listed)]
     return missing + [f"subject {subject}" for subject in sorted(named.subjects - stored_subjects)]
 
 
@@ -280,7 +291,7 @@ def forget(
     results, labels = ResultStore(db, retry_s=settings.mongo_retry_s), LabelStore(db)
     found = results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=True)
     registered = [doc["version"] for doc in ModelStore(db).list(limit=_MODELS_LISTED)]
-    queued = queue.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
+    queued = queue.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, folders=recordings.folders, dry_run=dry_run)
     paths = recordings.paths | found.paths | {path for _, path, _ in identities | queued if path}
     timed = latency.forget(paths, dry_run=dry_run)
     cached = cache.forget(recordings.hashes, {*found.model_versions, *registered}, dry_run=dry_run)

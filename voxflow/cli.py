@@ -959,7 +959,8 @@ def build_parser() -> argparse.ArgumentParser:
     forget.epilog = FORGET_EPILOG
     forget.add_argument("--sha256", action="append", metavar="HASH", help="a recording's content hash (audio_sha256); repeatable")
     forget.add_argument("--path", action="append", metavar="SOURCE",
-                         help="a file, folder, glob or manifest, as analyze takes them; a path no longer on disk matches what was stored under it; repeatable")
+                        help="a file, folder, glob or manifest, as analyze takes them; a path no longer on disk matches what was stored "
+                        "under it, as a file or a folder; repeatable")
     forget.add_argument("--subject", action="append", metavar="ID", help="a subject_id: every recording listed with it; repeatable")
     forget.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
     forget.add_argument("--force", action="store_true", help="forget even while runs are 'running' (for runs known to have ended, e.g. on another host)")
