@@ -179,7 +179,8 @@ def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = Fals
                 held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
             closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=force)
         erasure = forget(
-            named, db=db, queue=FileQueue(client), latency=LatencyLog(client, maxlen=settings.metrics_maxlen), cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
+            named, db=db, queue=FileQueue(client), latency=LatencyLog(client, maxlen=settings.metrics_maxlen),
+            cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
             features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=dry_run,
         )
         if not dry_run:
