@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 _KEYS_PER_CALL = 1000
+STREAM_PAGE = 1000  # stream entries per XRANGE, XACK or XDEL
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -35,6 +36,14 @@ def redis_errors_as_service_error(context: str = "") -> Iterator[None]:
         raise RedisUnreachable(f"Redis unreachable{where}: {exc}") from exc
     except redis.ResponseError as exc:
         raise ServiceError(f"Redis refused a command{where}: {exc}") from exc
+
+
+def stream_entries(client: redis.Redis, stream: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every entry of ``stream`` (id, fields), oldest first, read :data:`STREAM_PAGE` at a time."""
+    start = "-"
+    while page := client.xrange(stream, min=start, max="+", count=STREAM_PAGE):
+        yield from page
+        start = f"({page[-1][0]}"  # after the last one read
 
 
 class RedisUnreachable(ServiceError):

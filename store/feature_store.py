@@ -351,7 +351,8 @@ class FeatureStore:
         self, *, paths: Collection[str] = (), subjects: Collection[str] = (), folders: Collection[str] = ()
     ) -> set[tuple[str | None, ...]]:
         """(``audio_sha256``, ``path``, ``subject_id``) of the rows, of every feature version, stored under one of
-        ``paths``, ``subjects`` or ``folders`` (a path that starts with one and a slash; None for a column a file lacks)."""
+        ``paths``, ``subjects`` or ``folders`` (each ending in a slash: a path that starts with one; None for a column a
+        file lacks)."""
         if not paths and not subjects and not folders:
             return set()
         wanted = _wanted(paths=paths, subjects=subjects)
@@ -360,7 +361,7 @@ class FeatureStore:
             if table is not None:
                 matched = _whose(table, wanted)
                 for folder in folders if "path" in table.column_names else ():
-                    matched = pc.or_(matched, pc.fill_null(pc.starts_with(table["path"], pattern=folder.rstrip("/") + "/"), False))
+                    matched = pc.or_(matched, pc.fill_null(pc.starts_with(table["path"], pattern=folder), False))
                 rows = table.filter(matched)
                 found |= set(zip(*(rows[name].to_pylist() if name in rows.column_names else [None] * rows.num_rows for name in IDENTITY_COLUMNS)))
         return found

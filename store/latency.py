@@ -7,11 +7,10 @@ from typing import Collection, Sequence
 
 import redis
 
-from store.cache import redis_errors_as_service_error
+from store.cache import STREAM_PAGE, redis_errors_as_service_error, stream_entries
 from voxflow.scaling import percentile
 
 LATENCY_STREAM = "voxflow:metrics:latency"
-_PAGE = 1000  # entries per XRANGE or XDEL
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,9 @@ class LatencyLog:
 
     def forget(self, paths: Collection[str], *, dry_run: bool = False) -> int:
         """Delete the samples naming one of ``paths`` (a forgotten recording's); how many there were."""
-        found = []
         with redis_errors_as_service_error():
-            start = "-"
-            while page := self._client.xrange(self.stream, min=start, max="+", count=_PAGE):
-                found += [entry_id for entry_id, fields in page if fields.get("path") in paths]
-                start = f"({page[-1][0]}"
+            found = [entry_id for entry_id, fields in stream_entries(self._client, self.stream) if fields.get("path") in paths]
             if found and not dry_run:
-                for first in range(0, len(found), _PAGE):
-                    self._client.xdel(self.stream, *found[first : first + _PAGE])
+                for first in range(0, len(found), STREAM_PAGE):
+                    self._client.xdel(self.stream, *found[first : first + STREAM_PAGE])
         return len(found)

@@ -142,10 +142,10 @@ def login_not_understood(exc: Exception, what: str) -> DatabaseError | None:
 
 
 def listed_query(paths: AbstractSet[str], subjects: AbstractSet[str], folders: AbstractSet[str] = frozenset()) -> dict[str, Any] | None:
-    """The query of the documents stored under one of ``paths``, ``subjects`` or ``folders`` (a path that starts with
-    one of them and a slash); None when all are empty."""
+    """The query of the documents stored under one of ``paths``, ``subjects`` or ``folders`` (each ending in a slash:
+    a path that starts with one); None when all are empty."""
     clauses = [{field: {"$in": sorted(values)}} for field, values in (("path", paths), ("subject_id", subjects)) if values]
-    clauses += [{"path": {"$regex": "^" + re.escape(folder.rstrip("/") + "/")}} for folder in sorted(folders)]
+    clauses += [{"path": {"$regex": "^" + re.escape(folder)}} for folder in sorted(folders)]
     return None if not clauses else clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
 
@@ -396,7 +396,8 @@ class ResultStore:
             Find them only; delete nothing.
         """
         unique = sorted(set(hashes))
-        queries = [query for query in [listed_query(paths, subjects)] if query is not None]
+        listed = listed_query(paths, subjects)
+        queries = [] if listed is None else [listed]
         queries += [{"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}} for start in range(0, len(unique), _LOOKUP_BATCH)]
         deleted: dict[str, dict[Any, dict[str, Any]]] = {"predictions": {}, "quarantine": {}}
         fields = dict.fromkeys(("_id", "audio_sha256", "path", "created_at", "score", "threshold", "model_version", "stage"), 1)

@@ -14,13 +14,12 @@ from typing import Collection, Sequence
 
 import redis
 
-from store.cache import redis_errors_as_service_error
+from store.cache import STREAM_PAGE, redis_errors_as_service_error, stream_entries
 from store.latency import LatencyLog, LatencySample
 
 QUEUE_STREAM = "voxflow:queue"
 QUEUE_GROUP = "analyzers"
 _BLOCK_SLICE_MS = 1000
-_PAGE = 1000  # entries per XRANGE, XACK or XDEL
 
 
 @dataclass(frozen=True)
@@ -250,24 +249,21 @@ class FileQueue:
         self, *, hashes: Collection[str], paths: Collection[str], subjects: Collection[str], folders: Collection[str] = (), dry_run: bool = False
     ) -> set[tuple[str | None, ...]]:
         """Acknowledge and delete the entries naming one of these contents (``sha256``), paths, subjects or files under
-        ``folders``: waiting, or left pending by a drain that died. Returns the (``sha256``, ``path``, ``subject_id``)
+        ``folders`` (each ending in a slash): waiting, or left pending by a drain that died. Returns the (``sha256``, ``path``, ``subject_id``)
         of each (None for a field it lacks). Hold the drain lock: a drain reading meanwhile could analyse one."""
         found: dict[str, tuple[str | None, ...]] = {}
-        under = tuple(folder.rstrip("/") + "/" for folder in folders)
+        under = tuple(folders)
         with redis_errors_as_service_error():
-            start = "-"
-            while page := self._client.xrange(self.stream, min=start, max="+", count=_PAGE):
-                for entry_id, fields in page:
-                    path = fields.get("path") or ""
-                    if fields.get("sha256") in hashes or path in paths or fields.get("subject_id") in subjects or (under and path.startswith(under)):
-                        found[entry_id] = (fields.get("sha256"), fields.get("path") or None, fields.get("subject_id"))
-                start = f"({page[-1][0]}"
+            for entry_id, fields in stream_entries(self._client, self.stream):
+                path = fields.get("path") or ""
+                if fields.get("sha256") in hashes or path in paths or fields.get("subject_id") in subjects or (under and path.startswith(under)):
+                    found[entry_id] = (fields.get("sha256"), path or None, fields.get("subject_id"))
             if found and not dry_run:
                 self.ensure_group()
                 ids = list(found)
-                for first in range(0, len(ids), _PAGE):
-                    self._client.xack(self.stream, self.group, *ids[first : first + _PAGE])
-                    self._client.xdel(self.stream, *ids[first : first + _PAGE])
+                for first in range(0, len(ids), STREAM_PAGE):
+                    self._client.xack(self.stream, self.group, *ids[first : first + STREAM_PAGE])
+                    self._client.xdel(self.stream, *ids[first : first + STREAM_PAGE])
         return set(found.values())
 
     def remove_consumers(self, names: Sequence[str]) -> None:

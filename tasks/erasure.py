@@ -51,7 +51,7 @@ class Listed:
 
     paths: frozenset[str]
     hashes: frozenset[str] = frozenset()
-    folders: frozenset[str] = frozenset()  # a source no longer on disk may have been a folder: what was stored under it
+    folders: frozenset[str] = frozenset()  # ending in a slash: a source no longer on disk may have been a folder
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def listed(source: str, *, max_file_bytes: int) -> Listed:
         candidates, rejected, _ = list_source(source)
     except SourceError:
         gone = os.path.abspath(os.path.expanduser(source))
-        return Listed(frozenset([gone]), folders=frozenset([gone]))
+        return Listed(frozenset([gone]), folders=frozenset([os.path.join(gone, "")]))
     hashes = set()
     for candidate in candidates:
         try:
@@ -271,7 +271,7 @@ def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: froze
     stored_paths, stored_subjects = {path for _, path, _ in identities if path}, {subject for _, _, subject in identities}
 
     def matched(listed: Listed) -> bool:
-        under = tuple(folder.rstrip("/") + "/" for folder in listed.folders)
+        under = tuple(listed.folders)
         return bool(listed.paths & stored_paths or listed.hashes & held or (under and any(path.startswith(under) for path in stored_paths)))
 
     missing = [f"sha256 {sha}" for sha in sorted(named.hashes - held)]

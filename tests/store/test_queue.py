@@ -141,7 +141,7 @@ def test_a_key_of_another_type_is_a_service_error_not_a_traceback(queue: FileQue
 
 
 def test_forget_deletes_waiting_and_dead_drains_pending_entries_naming_a_content_path_or_subject(queue: FileQueue, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("store.queue._PAGE", 2)  # several pages of the stream
+    monkeypatch.setattr("store.cache.STREAM_PAGE", 2)  # several pages of the stream
     queue.enqueue([QueueItem("/c/a.wav", subject_id="s1"), QueueItem("/c/b.wav", sha256="ab" * 32), QueueItem("/c/keep.wav", subject_id="s2")])
     pending = queue.read("dead-drain", count=3, claim_idle_s=60)  # delivered, never acknowledged
     queue.enqueue([QueueItem("/c/c.wav"), QueueItem("/c/keep2.wav")])
@@ -159,7 +159,7 @@ def test_forget_deletes_waiting_and_dead_drains_pending_entries_naming_a_content
 
 
 def test_forget_deletes_the_latency_samples_naming_a_forgotten_file(queue: FileQueue, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("store.latency._PAGE", 2)
+    monkeypatch.setattr("store.cache.STREAM_PAGE", 2)
     log = LatencyLog(redis_client, maxlen=1000, stream=f"vxtest:latency:{uuid.uuid4().hex[:8]}")
     paths = ["/c/a.wav", "/c/keep.wav", "/c/b.wav", "/c/a.wav", "/c/keep2.wav"]
     ids = queue.enqueue([QueueItem(path) for path in paths])
