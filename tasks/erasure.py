@@ -290,6 +290,8 @@ def forget(
     """
     recordings, identities = find_recordings(named, db, features)
     results, labels = ResultStore(db, retry_s=settings.mongo_retry_s), LabelStore(db)
+    # Found first, deleted last: the cache's keys need the models that scored them, and a forget cut short must still
+    # find the rest from the predictions.
     found = results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=True)
     registered = [doc["version"] for doc in ModelStore(db).list(limit=_MODELS_LISTED)]
     queued = queue.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, folders=recordings.folders, dry_run=dry_run)
@@ -302,7 +304,8 @@ def forget(
     held = found.hashes | erased.hashes | labelled | {sha for sha, _, _ in queued if sha}
     trained_on, unknown = _models_trained_on(recordings.hashes, registered, settings.models_dir)
     return Erasure(
-        recordings=len(held), queued=len(queued), latency_samples=timed, predictions=stored.predictions, quarantine=stored.quarantine, labels=len(labelled), cached=cached,
+        recordings=len(held), queued=len(queued), latency_samples=timed, predictions=stored.predictions, quarantine=stored.quarantine,
+        labels=len(labelled), cached=cached,
         feature_rows=erased.rows, feature_files_rewritten=erased.rewritten, feature_files_removed=erased.removed,
         unreadable_feature_files=tuple(map(str, erased.unreadable)), trained_on=trained_on, training_unknown=unknown,
         backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities | queued, held)), dry_run=dry_run,

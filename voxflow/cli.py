@@ -542,8 +542,6 @@ ERASURES_LISTED = 20
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    from tasks.erasure import erase, erasure_lines, named_recordings
-
     if args.limit is not None and not args.list:
         raise VoxflowError("--limit goes with --list")
     if args.list:
@@ -555,6 +553,8 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
             records = recent_erasures(db, limit=args.limit or ERASURES_LISTED)
         _print_records(records, ERASURE_COLUMNS, as_json=args.json, empty="no erasures recorded")
         return 0
+    from tasks.erasure import erase, erasure_lines, named_recordings  # reads the models and the ingest: not for --list
+
     named = named_recordings(args.sha256 or (), args.path or (), args.subject or (), max_file_bytes=int(settings.max_file_mb * 1e6))
     report = erase(named, settings, dry_run=args.dry_run, force=args.force)
     print(json.dumps(report) if args.json else "\n".join(erasure_lines(report, settings.backup_location)))
