@@ -17,6 +17,7 @@ import pandas as pd
 import pymongo
 import pytest
 import redis
+from pydantic import SecretStr
 from pymongo.database import Database
 
 from store.cache import connect_redis
@@ -111,6 +112,13 @@ def mongo_db(mongo_client: pymongo.MongoClient) -> Iterator[Database]:
     name = f"vxtest_{uuid.uuid4().hex[:12]}"
     yield mongo_client[name]
     mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def home_of_its_own(test_settings: Settings, tmp_path: Path, mongo_db: Database) -> Settings:
+    """The session's settings with a home of the test's own (no feature store, no models) and ``mongo_db``, on the
+    session's servers (its MongoDB named: an unset URI would start an embedded server under the new home)."""
+    return test_settings.model_copy(update={"home": tmp_path, "mongo_uri": SecretStr(services.mongo_uri(test_settings)), "mongo_db": mongo_db.name})
 
 
 @pytest.fixture(scope="session")

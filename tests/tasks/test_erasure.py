@@ -13,7 +13,6 @@ import pyarrow as pa
 import pytest
 import redis
 import soundfile as sf
-from pydantic import SecretStr
 from pymongo.database import Database
 
 from models.artifact import TRAINING_HASHES_FILE
@@ -26,7 +25,6 @@ from store.mongo import ResultStore
 from store.queue import FileQueue, QueueItem
 from tests.tasks.conftest import register_model
 from tasks.erasure import Listed, Named, checked_hashes, forget, listed
-from voxflow import services
 from voxflow.errors import VoxflowError
 from voxflow.settings import Settings
 
@@ -59,9 +57,8 @@ def test_a_hash_is_64_hexadecimal_digits() -> None:
 
 
 @pytest.fixture
-def settings(test_settings: Settings, tmp_path: Path, mongo_db: Database) -> Settings:
-    # A models folder of its own, on the session's servers.
-    return test_settings.model_copy(update={"home": tmp_path, "mongo_uri": SecretStr(services.mongo_uri(test_settings)), "mongo_db": mongo_db.name})
+def settings(home_of_its_own: Settings) -> Settings:
+    return home_of_its_own
 
 
 def test_the_models_trained_on_the_recordings_are_named_and_those_whose_list_cannot_be_read(

@@ -13,7 +13,6 @@ import psutil
 import pytest
 import redis
 import soundfile as sf
-from pydantic import SecretStr
 from pymongo.database import Database
 
 from features.schema import FEATURE_VERSION
@@ -140,9 +139,8 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
 
 
 @pytest.fixture
-def settings(test_settings: Settings, tmp_path: Path, mongo_db: Database) -> Settings:
-    # A home of its own (no feature store, no models), on the session's servers.
-    return test_settings.model_copy(update={"home": tmp_path, "mongo_uri": SecretStr(services.mongo_uri(test_settings)), "mongo_db": mongo_db.name})
+def settings(home_of_its_own: Settings) -> Settings:
+    return home_of_its_own
 
 
 def forget(settings: Settings, *argv: str) -> int:
