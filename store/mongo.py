@@ -385,8 +385,12 @@ class ResultStore:
             found |= {identity(doc) for doc in docs}
         return found
 
-    def forget(self, *, hashes: AbstractSet[str], paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset(), dry_run: bool = False) -> Forgotten:
-        """Delete the predictions and quarantine records of these contents, or stored under these paths or subjects,
+    def forget(
+        self, *, hashes: AbstractSet[str], paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset(),
+        folders: AbstractSet[str] = frozenset(), dry_run: bool = False,
+    ) -> Forgotten:
+        """Delete the predictions and quarantine records of these contents, or stored under these paths, subjects or
+        folders (:func:`listed_query`),
         and take them out of the rollups (deleted, then counted out: a process killed in between leaves the rollups
         high, which ``voxflow counts rebuild`` repairs).
 
@@ -396,7 +400,7 @@ class ResultStore:
             Find them only; delete nothing.
         """
         unique = sorted(set(hashes))
-        listed = listed_query(paths, subjects)
+        listed = listed_query(paths, subjects, folders)
         queries = [] if listed is None else [listed]
         queries += [{"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}} for start in range(0, len(unique), _LOOKUP_BATCH)]
         deleted: dict[str, dict[Any, dict[str, Any]]] = {"predictions": {}, "quarantine": {}}

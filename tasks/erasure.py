@@ -254,7 +254,7 @@ def find_recordings(named: Named, db: Database, features: FeatureStore) -> tuple
     under = {"paths": named.paths, "subjects": named.subjects, "folders": named.folders}
     found = ResultStore(db).listed_under(**under) | LabelStore(db).listed_under(**under) | features.listed_under(**under)
     hashes = named.hashes | {sha for listed in named.sources.values() for sha in listed.hashes} | {sha for sha, _, _ in found if sha}
-    return Recordings(frozenset(hashes), named.paths | {path for _, path, _ in found if path}, named.subjects, named.folders), found
+    return Recordings(frozenset(hashes), named.paths, named.subjects, named.folders), found
 
 
 def unmatched(named: Named, identities: set[tuple[str | None, ...]], held: frozenset[str]) -> list[str]:
@@ -292,15 +292,16 @@ def forget(
     results, labels = ResultStore(db, retry_s=settings.mongo_retry_s), LabelStore(db)
     # Found first, deleted last: the cache's keys need the models that scored them, and a forget cut short must still
     # find the rest from the predictions.
-    found = results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=True)
+    listed = {"paths": recordings.paths, "subjects": recordings.subjects}
+    found = results.forget(hashes=recordings.hashes, **listed, folders=recordings.folders, dry_run=True)
     registered = [doc["version"] for doc in ModelStore(db).list(limit=_MODELS_LISTED)]
-    queued = queue.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, folders=recordings.folders, dry_run=dry_run)
+    queued = queue.forget(hashes=recordings.hashes, **listed, folders=recordings.folders, dry_run=dry_run)
     paths = recordings.paths | found.paths | {path for _, path, _ in identities | queued if path}
     timed = latency.forget(paths, dry_run=dry_run)
     cached = cache.forget(recordings.hashes, {*found.model_versions, *registered}, dry_run=dry_run)
-    erased = features.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects, dry_run=dry_run)
+    erased = features.forget(hashes=recordings.hashes, **listed, dry_run=dry_run)
     labelled = labels.forget(recordings.hashes, dry_run=dry_run)
-    stored = found if dry_run else results.forget(hashes=recordings.hashes, paths=recordings.paths, subjects=recordings.subjects)
+    stored = found if dry_run else results.forget(hashes=recordings.hashes, **listed, folders=recordings.folders)
     held = found.hashes | erased.hashes | labelled | {sha for sha, _, _ in queued if sha}
     trained_on, unknown = _models_trained_on(recordings.hashes, registered, settings.models_dir)
     return Erasure(
