@@ -37,7 +37,7 @@ WORKERS_STREAM = "voxflow:metrics:workers"
 
 RUN_FIELDS = (
     "run_id", "source", "status", "started_at", "finished_at", "seen", "scored", "skipped",
-    "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen", "error",
+    "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "model_version", "workers_max_seen", "input_drift", "error",
 )
 WORKER_FIELDS = ("workers", "backlog", "processing", "queued", "cpu_pct", "memory_pct")
 _KEY_SEPARATOR = "\x1f"

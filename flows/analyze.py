@@ -19,7 +19,8 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows.run_log import send_to_run_log
-from models.artifact import ModelBundle
+from models.artifact import ModelBundle, ModelCard
+from models.drift import InputTally, as_shown, compare
 from store.mongo import ResultStore
 from tasks.cluster import cluster_bounds, dask_client, first_worker_joined, initial_workers, with_handed_cluster
 from tasks.chunk import AudioPolicy, ChunkResult
@@ -219,8 +220,32 @@ def score_files(
         )
 
 
+def report_input_drift(tally: InputTally | None, card: ModelCard, settings: Settings) -> dict[str, Any] | None:
+    """Compare what a run scored (``tally``, of the model that scored it) with that model's training data
+    (:mod:`models.drift`), log it (a WARNING when some feature shifted) and return the report as the run document
+    stores it; None when nothing was scored, or the model's ``card`` has no profile (saved before cards had one: said
+    once per run)."""
+    logger = get_run_logger()
+    if tally is None:
+        if not card.input_profile:
+            logger.info("Input drift not checked: model %s's card has no profile of its training data (saved before voxflow recorded one); retrain it to get one", card.version)
+        return None
+    if not tally.n:
+        return None
+    report = compare(tally, psi_limit=settings.drift_psi, alpha=settings.drift_alpha)
+    if report.shifted:
+        logger.warning(
+            "Input drift: %s. Scores of recordings unlike the training data are no evidence: check how these were recorded "
+            "(microphone, sample rate, room, task), or retrain on labelled ones like them",
+            report.line(),
+        )
+    else:
+        logger.info("Input drift: %s", report.line())
+    return report.as_doc()
+
+
 def _summary_markdown(summary: dict[str, Any]) -> str:
-    rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
+    rows = "\n".join(f"| {key} | {as_shown(value)} |" for key, value in summary.items())
     return f"# voxflow analyze run\n\n| field | value |\n|---|---|\n{rows}\n"
 
 
@@ -263,6 +288,7 @@ def analyze_batch(
             checked = time.perf_counter()
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
             copies = record_set_aside([], known.in_batch, stores.results, run_id=run_id)
+            input_drift = report_input_drift(outcome.inputs, card, settings)
             finished = time.perf_counter()
             wall = finished - started
             summary = {
@@ -285,6 +311,7 @@ def analyze_batch(
                 "feature_version": card.feature_version,
                 "workers_max_seen": outcome.max_workers_seen,
                 "chunks": outcome.chunks,
+                "input_drift": input_drift,
             }
             # Recorded whole: a Ctrl-C from here on leaves the run "completed", and the command says so.
             record_completed(lambda: stores.results.finish_run(run_id, {**summary, "finished_at": datetime.now(timezone.utc)}), run_id)

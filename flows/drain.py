@@ -25,9 +25,10 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows.analyze import Known, record_set_aside, score_files, skip_known
+from flows.analyze import Known, record_set_aside, report_input_drift, score_files, skip_known
 from flows.run_log import send_to_run_log
 from models.artifact import ModelBundle
+from models.drift import InputTally, combined
 from store.latency import LatencyLog, LatencySample, latency_summary
 from store.locks import DRAIN_LOCK, hold_lock
 from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
@@ -58,6 +59,7 @@ class DrainTotals:
     analysed: int = 0
     batches: int = 0
     latencies: list[float] = field(default_factory=list)
+    inputs: InputTally | None = None  # the scored rows' features, of the last champion that scored some (input drift)
 
 
 def _pathless_name(entry: QueueEntry) -> str:
@@ -133,6 +135,7 @@ def _drain_batch(
         totals.skipped += outcome.scored - outcome.inserted
         totals.quarantined += outcome.quarantined
         totals.analysed += outcome.analysed
+        totals.inputs = combined(totals.inputs, outcome.inputs)
     # What is left shares its content with a file of this batch, whose outcome is now persisted: its record is stored, then it is acknowledged.
     copies = record_set_aside([], known.in_batch, stores.results, run_id=run_id)
     acks.settle([d.ref.path for d in copies], "quarantined")
@@ -260,6 +263,7 @@ def drain_queue(
             "depth": status.depth,
             "model_version": bundle.card.version,
             "feature_version": bundle.card.feature_version,
+            "input_drift": report_input_drift(totals.inputs, bundle.card, settings) if totals.batches else None,
         }
 
         def finish() -> None:

@@ -201,7 +201,7 @@ def _retrain(db: Any, settings: Settings, logger: Any) -> dict[str, Any]:
         "source": "labels collection", "from_feature_store": data.from_store, "extracted": data.extracted,
         "dropped": len(data.dropped), "data_hash": data.data_hash,
     }
-    fields = card_fields(report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", training=training)
+    fields = card_fields(report, model, data.features, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}", training=training)
     card = save_version(model.booster, fields, settings.models_dir, training_hashes=data.hashes)
     result = {
         "version": card.version, "champion_version": champion.version, "n": report.n, "dropped": len(data.dropped),

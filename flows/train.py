@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from flows.run_log import send_to_run_log
 from models.artifact import ModelCard, save_model
+from models.drift import input_profile
 from models.registry import save_version
 from models.train import (
     DEFAULT_N_FEATURES,
@@ -44,11 +45,13 @@ VOICED_ATTRIBUTION = (
 MIN_FILES = 20
 
 
-def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict[str, Any]) -> dict[str, Any]:
-    """The card of a model trained with the default recipe, but its version and booster hash.
+def card_fields(report: CVReport, model: FittedModel, features: np.ndarray, *, cv: str, training: dict[str, Any]) -> dict[str, Any]:
+    """The card of a model trained with the default recipe on ``features`` (FEATURE_NAMES columns), but its version and
+    booster hash.
 
     ``training`` says where the data came from (its ``data_hash`` included); the row counts, the
-    code version and the features the booster may use are added here.
+    code version, the features the booster may use and the training features' profile (what runs are compared
+    with, :mod:`models.drift`) are added here.
     """
     return {
         "feature_version": FEATURE_VERSION,
@@ -61,6 +64,7 @@ def card_fields(report: CVReport, model: FittedModel, *, cv: str, training: dict
         },
         "metrics": {"cv": cv, **report.as_dict()},
         "params": {**DEFAULT_PARAMS, "rounds": DEFAULT_ROUNDS, "n_features": DEFAULT_N_FEATURES},
+        "input_profile": input_profile(features, FEATURE_NAMES),
     }
 
 
@@ -154,7 +158,7 @@ def train_model(manifest: str, out_dir: str | None = None, positive: str | None 
     model = fit_final(features, labels, settings)
     data_hash = hashlib.sha256("\n".join(sorted(f"{r['audio_sha256']}:{label}" for r, label in zip(rows, labels))).encode()).hexdigest()
     fields = card_fields(
-        report, model, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}",
+        report, model, features, cv=f"subject-grouped stratified {settings.cv_splits}x{settings.cv_repeats}",
         training={
             "manifest": Path(manifest).name, "dataset": dataset, "positive_label": positive, "rejected": len(rejected),
             "conflicts": found.conflicts, "data_hash": data_hash,

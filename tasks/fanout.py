@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence, TypeGuard
 
 from distributed import Client, Future, as_completed
@@ -14,6 +14,7 @@ from distributed.comm import CommClosedError
 from distributed.scheduler import KilledWorker
 
 from models.artifact import ModelBundle
+from models.drift import InputTally
 from tasks.chunk import AudioPolicy, ChunkResult, rows_to_table, score_on_worker
 from tasks.cluster import cannot_run
 from tasks.ingest import FileRef
@@ -28,13 +29,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FanoutOutcome:
-    """What the fan-out did: new predictions, rows scored (new or already stored), quarantined files."""
+    """What the fan-out did: new predictions, rows scored (new or already stored), quarantined files, and the scored rows'
+    features counted into the model's profile bins (None for a model whose card has no profile)."""
 
     inserted: int = 0
     scored: int = 0
     quarantined: int = 0
     chunks: int = 0
     max_workers_seen: int = 0
+    inputs: InputTally | None = field(default=None, repr=False)
 
     @property
     def analysed(self) -> int:
@@ -155,7 +158,7 @@ def fan_out(
         worker), the scheduler is lost, or it has no workers: no file is quarantined for it, and a
         re-run or the next drain scores what was not stored.
     """
-    outcome = FanoutOutcome()
+    outcome = FanoutOutcome(inputs=InputTally.of(bundle.card))
     progress = Progress(total=len(files))
     plan = ChunkPlan(files, max_chunk=max_chunk)
     with _scheduler_kept(client):
@@ -283,6 +286,8 @@ def _record(
     outcome.scored += result.table.num_rows
     outcome.quarantined += len(result.rejected)
     outcome.chunks += 1
+    if outcome.inputs is not None and result.table.num_rows:
+        outcome.inputs.add({name: result.table.column(name).to_numpy(zero_copy_only=False) for name in outcome.inputs.counts})
     progress.advance(result.table.num_rows + len(result.rejected))
     timings = result.table.select(["decode_ms", "features_ms"]).to_pydict()
     monitor.add_files([(d + f) / 1e3 for d, f in zip(timings["decode_ms"], timings["features_ms"])], [r["stage"] for r in result.rejected])

@@ -60,7 +60,10 @@ RESULT_COLUMNS = ("created_at", "path", "score", "label", "reference_label", "qu
 QUARANTINE_COLUMNS = ("created_at", "path", "stage", "reason", "run_id")
 # seen: files an analyze listed; acked: queue entries a drain finished (a drain lists no source).
 BACKUPS_LISTED = 20
-RUN_COLUMNS = ("started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s", "source", "error")
+RUN_COLUMNS = (
+    "started_at", "run_id", "status", "seen", "acked", "scored", "skipped", "duplicates", "quarantined", "ignored", "wall_s", "clips_per_s",
+    "input_drift", "source", "error",
+)
 LISTED = 50  # records a listing shows by default
 PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LABEL, POSITIVE_LABEL (its import costs numpy's)
 FEATURE_STORE_COLUMNS = ("feature_version", "chunk_files", "runs", "parts", "bytes")
@@ -118,7 +121,10 @@ def _uncancelled_sync_call(record: logging.LogRecord) -> bool:
 
 
 def _cell(value: Any) -> Any:
-    """A listing's cell: a list joined with ",", a missing value (None, NaN, "" or an empty list) as "-"."""
+    """A listing's cell: a list joined with ",", a report (a run's input drift) by its brief, a missing value (None, NaN,
+    "" or an empty list) as "-"."""
+    if isinstance(value, dict):
+        value = value.get("brief")
     if isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))
     missing = value is None or value == "" or (isinstance(value, float) and math.isnan(value))
@@ -157,8 +163,10 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary), flush=True)
         return
+    from models.drift import as_shown
+
     width = max(map(len, summary))
-    print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()), flush=True)
+    print("\n".join(f"{key:<{width}}  {as_shown(value)}" for key, value in summary.items()), flush=True)
 
 
 def _database(settings: Settings) -> ContextManager[Database]:

@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     cv_repeats: int = Field(default=5, ge=1, description="Repeats of the subject-grouped cross-validation.")
     retrain_min_labels: int = Field(default=20, ge=4, description="Fewest labelled recordings with features a retrain accepts.")
     distributed_training_rows: int = Field(default=100_000, ge=1, description="From this many rows the final model trains on the Dask cluster (xgboost.dask).")
+    drift_psi: float = Field(default=0.25, gt=0, le=100, description="A run's feature has shifted from the model's training data at this population stability index, when the shift is significant too.")
+    drift_alpha: float = Field(default=0.01, gt=0, lt=1, description="Significance of a feature's shift (chi-square test, divided among the features compared).")
 
     # Scaling triggers (the platform's scaling guide); evaluated by voxflow.scaling.recommend.
     trigger_cpu_pct: float = Field(default=70.0, gt=0, le=100, description="Scale out above this sustained CPU %.")

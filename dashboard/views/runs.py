@@ -24,12 +24,14 @@ def body(page: context.Page) -> None:
     table = runs.assign(
         started_at=context.local_times(runs["started_at"], tz),
         finished_at=context.local_times(runs["finished_at"], tz),
+        input_drift=runs["input_drift"].map(lambda report: report.get("brief") if isinstance(report, dict) else None),
     )
     config = {
         "started_at": st.column_config.DatetimeColumn(f"started ({tz})", format="YYYY-MM-DD HH:mm:ss"),
         "finished_at": st.column_config.DatetimeColumn(f"finished ({tz})", format="YYYY-MM-DD HH:mm:ss"),
         "wall_s": st.column_config.NumberColumn("wall (s)", format="%.1f"),
         "clips_per_s": st.column_config.NumberColumn("clips/s", format="%.2f"),
+        "input_drift": st.column_config.TextColumn("input drift", help="features of the scored recordings shifted from the model's training data"),
     }
     if ui:
         table["prefect"] = ui + "/runs/flow-run/" + table["run_id"]
@@ -53,6 +55,10 @@ def body(page: context.Page) -> None:
         st.info("Still running: its counts and timings are recorded when it finishes.")
     elif isinstance(run["error"], str):
         st.warning(f"{str(run['status']).capitalize()}: {run['error']}")  # failed, or crashed (its process ended)
+    drift = run["input_drift"]
+    if isinstance(drift, dict):
+        shown = st.warning if drift.get("shifted_count") else st.caption
+        shown(f"Input drift: {drift['summary']}")
     if ui:
         st.link_button("Open this run in the Prefect UI", f"{ui}/runs/flow-run/{run_id}")
     reasons = queries.quarantine_reasons(db, run_id)

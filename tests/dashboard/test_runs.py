@@ -8,11 +8,13 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+import numpy as np
 import psutil
 import pytest
 from pymongo.database import Database
 from streamlit.testing.v1 import AppTest
 
+from models.drift import InputTally, compare
 from models.registry import load_bundle
 from store.mongo import ResultStore
 from store.runs import close_abandoned_runs
@@ -56,3 +58,38 @@ def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
         app.selectbox[0].select("r-killed").run()
         assert (metrics(app)["Status"], metrics(app)["Scored"]) == ("crashed", "0")
         assert [w.value for w in app.warning] == [f"Crashed: its process (pid {ended.pid} on {socket.gethostname()}) ended before the run finished; a re-run finishes the rest"]
+
+
+def _like_training(spec: dict) -> np.ndarray:
+    """Values that fall in a profile's bins exactly as its training rows did (missing ones NaN)."""
+    edges = spec["edges"]
+    inside = [edges[0] - 1.0, *((a + b) / 2 for a, b in zip(edges, edges[1:])), edges[-1] + 1.0, np.nan]
+    return np.repeat(inside, spec["counts"])
+
+
+def test_a_runs_input_drift_shows_in_the_table_and_as_a_warning_when_features_shifted(
+    mongo_db: Database, test_settings: Settings, open_page: Callable[..., AppTest],
+) -> None:
+    env = {
+        "VOXFLOW_HOME": str(test_settings.home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),
+        "VOXFLOW_MONGO_DB": mongo_db.name, "VOXFLOW_REDIS_URL": services.redis_url(test_settings),
+    }
+    card = load_bundle(test_settings.models_dir).card
+    shifted, same = InputTally.of(card), InputTally.of(card)
+    same.add({name: _like_training(spec) for name, spec in card.input_profile["features"].items()})
+    shifted.add({name: np.full(40, spec["edges"][-1] + 1.0) for name, spec in card.input_profile["features"].items()})  # all above the training's
+    results = ResultStore(mongo_db)
+    now = datetime.now(timezone.utc)
+    for run_id, tally, started in (("r-same", same, now - timedelta(minutes=2)), ("r-shifted", shifted, now)):
+        results.start_run({"run_id": run_id, "status": "running", "started_at": started, "source": "/in"})
+        report = compare(tally, psi_limit=0.25, alpha=0.01)
+        results.finish_run(run_id, {"status": "completed", "scored": 40, "finished_at": started, "input_drift": report.as_doc()})
+    shifted_doc = mongo_db.runs.find_one({"run_id": "r-shifted"})["input_drift"]
+    # voiced_fraction is not: 63 % of VOICED's recordings are in its top bin already.
+    assert shifted_doc["shifted_count"] == 88 and shifted_doc["brief"] == "88/89 shifted"
+
+    app = open_page("runs", env)
+    assert app.dataframe[0].value.set_index("run_id")["input_drift"].to_dict() == {"r-shifted": "88/89 shifted", "r-same": "0/89 shifted"}
+    assert [w.value for w in app.warning] == [f"Input drift: {shifted_doc['summary']}"]
+    app.selectbox[0].select("r-same").run()
+    assert not app.warning and any(c.value.startswith("Input drift: none of 89 features shifted") for c in app.caption)

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from prefect import flow
 
-from features.schema import FEATURE_VERSION
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
 from features.synth import synth_vowel
 from flows.analyze import analyze_batch
 from store.feature_store import FeatureStore
@@ -71,11 +71,17 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
     assert events[1]["reason"] == "worker added" and events[1]["backlog"] > 0
     assert first["workers_max_seen"] == 2
     # The CLI's own cluster reaches the flow by address, as an existing one would: it keeps voxflow's bounds.
-    run = env_db(cli_env)["runs"].find_one({"run_id": first["run_id"]})
+    run = env_db(cli_env)["runs"].find_one({"run_id": first["run_id"]}, {"_id": 0})
     assert (run["workers_min"], run["workers_max"]) == (1, 2), run
 
+    # The shipped baseline was trained on these very recordings: nothing shifted, every scored file counted.
+    drift = first["input_drift"]
+    assert (drift["n"], drift["training_n"], drift["shifted_count"], drift["too_few"]) == (first["scored"], 208, 0, False), drift
+    assert drift["checked"] == len(FEATURE_NAMES) and all(s["psi"] < 0.05 for s in drift["largest"]), drift
+    assert run["input_drift"] == drift, run
+
     again = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], cli_env))
-    assert again["scored"] == 0 and again["skipped"] == first["scored"]
+    assert again["scored"] == 0 and again["skipped"] == first["scored"] and again["input_drift"] is None
     assert predictions.count_documents({}) == first["scored"]
 
     results = last_json(run_cli(["results", "--run", first["run_id"], "--limit", "500", "--json"], cli_env))
@@ -91,6 +97,32 @@ def test_voiced_run_then_rerun_scores_nothing_new(cli_env: dict[str, str], voice
         assert {row["audio_sha256"]: row["score"] for row in table} == {r["audio_sha256"]: r["score"] for r in results}
         assert len(table) == len(results) and all(len(json.loads(row["top_factors"])) == 3 for row in table)
         assert {row["subject_id"] for row in table} == {r["subject_id"] for r in results}
+
+
+def test_recordings_unlike_the_training_data_are_scored_and_said_to_have_shifted(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Synthetic vowels at 8-48 kHz against a model trained on VOICED's 8 kHz clinic recordings.
+    manifest = write_demo_corpus(tmp_path / "corpus", n=36)
+    command = run_cli(["analyze", str(manifest)], cli_env)
+    assert command.returncode == 0, command.stderr[-3000:]
+    run = env_db(cli_env)["runs"].find_one({}, {"_id": 0})
+    drift = run["input_drift"]
+    assert run["scored"] == drift["n"] == 36 and drift["shifted_count"] >= 10 and not drift["too_few"], drift
+    top = drift["shifted"][0]
+    assert top["psi"] >= 0.25 and top["p_value"] < 0.01 / drift["checked"] and top["share"] > top["training_share"], top
+    # The features the model reads come first: those shifts touch its scores.
+    reads = drift["reads"]
+    shown = [s["feature"] in reads for s in drift["shifted"]]  # the first 5
+    assert len(reads) == 8 and drift["shifted_read"] >= 1 and shown == sorted(shown, reverse=True) and sum(shown) == min(drift["shifted_read"], 5), drift
+    assert drift["brief"] == f"{drift['shifted_count']}/{drift['checked']} shifted" and drift["summary"].startswith(
+        f"{drift['shifted_count']} of {drift['checked']} features shifted from the training data of {run['model_version']}, "
+        f"{drift['shifted_read']} of the 8 it reads (36 files): {top['feature']} "
+    ), drift["summary"]
+    # Said as a warning in the run log, and in the command's summary and `voxflow runs`, in a line each.
+    warning = next(line for line in command.stderr.splitlines() if "Input drift:" in line)
+    assert " WARNING " in warning and drift["summary"] in warning and "no evidence" in warning, warning
+    assert re.search(rf"^input_drift +{re.escape(drift['summary'])}$", command.stdout, re.M), command.stdout
+    listing = run_cli(["runs", "--limit", "1"], cli_env).stdout
+    assert "input_drift" in listing.splitlines()[0] and drift["brief"] in listing, listing
 
 
 def _bad_corpus(root: Path) -> tuple[int, int]:

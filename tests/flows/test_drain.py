@@ -162,6 +162,8 @@ def test_a_drain_of_several_batches_keeps_every_scored_files_features(cli_env: d
 
     summary = last_json(run_cli(["drain", "--json"], env))
     assert (summary["batches"], summary["scored"]) == (3, 10), summary
+    # The input drift counts every batch's scored files (10 are too few to judge, not too few to count).
+    assert (summary["input_drift"]["n"], summary["input_drift"]["too_few"]) == (10, True), summary["input_drift"]
     scored = {doc["audio_sha256"] for doc in env_db(env).predictions.find({"run_id": summary["run_id"]})}
     run_files = (Path(env["VOXFLOW_HOME"]) / "features").glob(f"feature_version=*/run_id={summary['run_id']}/chunk-*.parquet")
     stored = {sha for path in run_files for sha in pq.read_table(path, columns=["audio_sha256"]).column("audio_sha256").to_pylist()}

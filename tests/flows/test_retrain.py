@@ -60,11 +60,14 @@ def test_labels_retrain_promote_rollback(retrain_env: dict[str, str], corpus: Pa
     assert again["version"] == a and again["status"] == "champion"
     doc = next(d for d in last_json(run_cli(["models", "list", "--json"], env)) if d["version"] == a)
     assert doc["status"] == "champion" and doc["training"]["extracted"] == 0 and doc["training"]["from_feature_store"] == 20
-    assert json.loads(Path(doc["path"], "card.json").read_text())["training"] == doc["training"]
+    card = json.loads(Path(doc["path"], "card.json").read_text())
+    assert card["training"] == doc["training"] and card["input_profile"]["n"] == 20
 
-    # Inference uses the champion and records it; the analyze run fills the feature store.
+    # Inference uses the champion and records it; the analyze run fills the feature store. The 40 recordings are of the
+    # kind its 20 were: compared with its training profile (read from the feature store), none shifted.
     scored = last_json(run_cli(["analyze", str(corpus), "--json"], env))
     assert scored["model_version"] == a and scored["scored"] == 40
+    assert (scored["input_drift"]["n"], scored["input_drift"]["training_n"], scored["input_drift"]["shifted_count"]) == (40, 20, 0), scored["input_drift"]
     predictions = env_db(env)["predictions"]
     assert predictions.count_documents({"model_version": a}) == 40
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import tasks.ingest
+from features.schema import FEATURE_NAMES
 from flows.train import training_files
 from models.artifact import read_bundle
 from tasks.ingest import Candidate, hash_candidate
@@ -42,13 +43,18 @@ def test_train_to_a_folder_then_registered_and_promoted(cli_env: dict[str, str],
     assert bundle.card.version == card["version"] == trained["version"]
     assert card["training"]["dataset"] == "synthetic test vowels" and card["training"]["rejected"] == 0
     assert len(card["training"]["data_hash"]) == 64 and 1 <= len(card["training"]["selected_features"]) <= 8
+    # What runs are compared with: every feature's bins over the 24 training rows.
+    profile = card["input_profile"]
+    assert profile["n"] == 24 and list(profile["features"]) == list(FEATURE_NAMES)
+    assert all(sum(spec["counts"]) == 24 for spec in profile["features"].values())
     assert last_json(run_cli(["models", "list", "--json"], env)) == []  # a folder of its own is not registered
 
     promoted = last_json(run_cli(["train", str(manifest), "--promote"], env))
     assert promoted["version"] == trained["version"]  # same data, same recipe: the same booster
     [doc] = last_json(run_cli(["models", "list", "--json"], env))
     assert doc["version"] == trained["version"] and doc["status"] == "champion"
-    assert last_json(run_cli(["analyze", str(manifest), "--json"], env))["model_version"] == trained["version"]
+    analysed = last_json(run_cli(["analyze", str(manifest), "--json"], env))
+    assert analysed["model_version"] == trained["version"] and analysed["input_drift"]["too_few"], analysed  # 24 files: not judged
 
 
 def test_train_reads_each_file_once_before_extracting_it(manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:

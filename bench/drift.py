@@ -1,0 +1,152 @@
+"""The input-drift check: what it costs a run, and what it sees.
+
+Cost (default): counting each chunk's rows into the champion's profile bins, next to writing that chunk's Parquet
+feature file (the flow-process work it sits beside), and comparing a run at its end. Chunks of ``--chunk`` rows with
+the real schema (``bench/feature_store.py``'s synthetic rows), the shipped baseline's profile; each round writes and
+tallies every chunk, alternating which goes first. Figures are medians per chunk.
+
+    .venv/bin/python bench/drift.py --chunks 200 --chunk 48 --rounds 5
+
+What it sees (``--voiced``): VOICED's records split in two halves (alternate records: one subject each); a profile of
+the first half's features as recorded; the second half compared with it as recorded (the control: nothing should be
+called shifted) and after each change a recording setup could make (the level, white noise, a telephone band, a
+brighter microphone), all of it and its first 40 records, with the product's own decoding and features.
+
+    .venv/bin/python bench/drift.py --voiced ../shared/data/voiced
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy.signal import butter, lfilter, sosfiltfilt
+
+from common import report
+from features.audio import Audio, decode_audio
+from features.extract import extract_features
+from features.schema import FEATURE_NAMES, FEATURE_VERSION
+from models.drift import InputTally, compare, input_profile
+from models.registry import shipped_bundle
+from store.feature_store import FeatureStore
+from tasks.chunk import rows_to_table
+
+
+def synthetic_chunk(first: int, size: int, rng: np.random.Generator):
+    """A chunk table as a worker returns it (listing, features, score), with random feature values."""
+    return rows_to_table([
+        {"audio_sha256": f"{first + i:064x}", "path": f"/data/batch/clip{first + i:07d}.wav", "subject_id": f"s{first + i}",
+         "reference_label": None, "size_bytes": 160_044, "duration_s": 5.0, "source_rate": 16_000, "channels": 1, "quality_flags": [],
+         "decode_ms": 1.0, "features_ms": 40.0, **dict(zip(FEATURE_NAMES, rng.normal(size=len(FEATURE_NAMES)))),
+         "score": 0.5, "label": "healthy", "top_factors": "[]"}
+        for i in range(size)
+    ])
+
+
+def _white_noise(snr_db: float) -> Callable[[np.ndarray, int], np.ndarray]:
+    def add(samples: np.ndarray, rate: int) -> np.ndarray:
+        rng = np.random.default_rng(len(samples))
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+        return samples + rng.normal(0, rms / 10 ** (snr_db / 20), len(samples))
+    return add
+
+
+def _telephone_band(samples: np.ndarray, rate: int) -> np.ndarray:
+    return sosfiltfilt(butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos"), samples)
+
+
+CHANGES: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "as recorded (control)": lambda samples, rate: samples,
+    "level -20 dB": lambda samples, rate: samples * 0.1,
+    "white noise, 30 dB SNR": _white_noise(30),
+    "white noise, 20 dB SNR": _white_noise(20),
+    "white noise, 10 dB SNR": _white_noise(10),
+    "telephone band 300-3400 Hz": _telephone_band,
+    "brighter microphone (pre-emphasis 0.9)": lambda samples, rate: lfilter([1.0, -0.9], [1.0], samples),
+}
+
+
+def voiced_sensitivity(folder: Path, small: int) -> dict:
+    """Features shifted in VOICED's second half, as recorded and after each of :data:`CHANGES`, against the first half."""
+    card = shipped_bundle().card
+    records = sorted(folder.glob("voice*.hea"))
+    audio = [decode_audio(path, target_rate=16_000) for path in records]
+    reference, held_out = audio[0::2], audio[1::2]
+
+    def features(clips: list[Audio], change: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+        changed = (replace(clip, samples=np.asarray(change(clip.samples, clip.sample_rate), dtype=np.float32)) for clip in clips)
+        return np.array([[row[name] for name in FEATURE_NAMES] for row in map(extract_features, changed)], dtype=np.float64)
+
+    profile = input_profile(features(reference, CHANGES["as recorded (control)"]), FEATURE_NAMES)
+    reads = card.training["selected_features"]
+    result: dict = {"bench": "drift-voiced", "reference": len(reference), "compared": len(held_out), "small": small}
+    for name, change in CHANGES.items():
+        rows = features(held_out, change)
+        for label, part in ((f"{len(rows)}", rows), (f"{small}", rows[:small])):
+            tally = InputTally(profile, "first half", reads=reads)
+            tally.add({feature: part[:, j] for j, feature in enumerate(FEATURE_NAMES)})
+            report = compare(tally, psi_limit=0.25, alpha=0.01)
+            result[f"{name} · {label}"] = f"{len(report.shifted)}/{report.checked} shifted, {report.shifted_read}/{len(reads)} read; top PSI {report.largest[0].psi:.2f} ({report.largest[0].feature})"
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=48, help="rows per chunk (VOXFLOW_CHUNK_SIZE's default)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--voiced", type=Path, help="a VOICED folder: what the check sees instead of what it costs")
+    parser.add_argument("--small", type=int, default=40, help="with --voiced: the smaller batch compared too")
+    args = parser.parse_args()
+    if args.voiced is not None:
+        report(voiced_sensitivity(args.voiced, args.small))
+        return
+    card = shipped_bundle().card
+    rng = np.random.default_rng(0)
+    tables = [synthetic_chunk(i * args.chunk, args.chunk, rng) for i in range(args.chunks)]
+    tally_s, write_s, compare_s = [], [], []
+    with tempfile.TemporaryDirectory(prefix="voxflow-bench-drift-") as tmp:
+        for round_ in range(args.rounds):
+            store, tally = FeatureStore(Path(tmp) / f"round{round_}"), InputTally.of(card)
+            spent = {"tally": 0.0, "write": 0.0}
+
+            def count(table) -> None:
+                started = time.perf_counter()
+                tally.add({name: table.column(name).to_numpy(zero_copy_only=False) for name in tally.counts})  # as tasks.fanout does
+                spent["tally"] += time.perf_counter() - started
+
+            def write(table, chunk_id: int) -> None:
+                started = time.perf_counter()
+                store.write_chunk(table, feature_version=FEATURE_VERSION, run_id=f"run{round_}", chunk_id=chunk_id)
+                spent["write"] += time.perf_counter() - started
+
+            for chunk_id, table in enumerate(tables):
+                if (chunk_id + round_) % 2:
+                    count(table)
+                    write(table, chunk_id)
+                else:
+                    write(table, chunk_id)
+                    count(table)
+            started = time.perf_counter()
+            compared = compare(tally, psi_limit=0.25, alpha=0.01)
+            compare_s.append(time.perf_counter() - started)
+            tally_s.append(spent["tally"] / args.chunks)
+            write_s.append(spent["write"] / args.chunks)
+    assert compared.n == args.chunks * args.chunk and compared.shifted, "random features must read as shifted"
+    tally_ms, write_ms = statistics.median(tally_s) * 1e3, statistics.median(write_s) * 1e3
+    report({
+        "bench": "drift", "chunks": args.chunks, "chunk_rows": args.chunk, "rounds": args.rounds, "features": len(card.input_profile["features"]),
+        "tally_ms_per_chunk": round(tally_ms, 3), "parquet_write_ms_per_chunk": round(write_ms, 3),
+        "tally_vs_write": round(tally_ms / write_ms, 3), "tally_us_per_row": round(tally_ms * 1e3 / args.chunk, 2),
+        "compare_ms_per_run": round(statistics.median(compare_s) * 1e3, 3),
+    })
+
+
+if __name__ == "__main__":
+    main()
