@@ -1,9 +1,10 @@
 """The input-drift check: what it costs a run, and what it sees.
 
-Cost (default): counting each chunk's rows into the champion's profile bins, next to writing that chunk's Parquet
-feature file (the flow-process work it sits beside), and comparing a run at its end. Chunks of ``--chunk`` rows with
-the real schema (``bench/feature_store.py``'s synthetic rows), the shipped baseline's profile; each round writes and
-tallies every chunk, alternating which goes first. Figures are medians per chunk.
+Cost (default): counting a chunk's feature matrix into the champion's profile bins, next to scoring that matrix
+(XGBoost and its SHAP explanations: the worker's work it sits beside, after decoding and features), adding the
+counts to the run's tally (the flow process's part), and comparing a run at its end. ``--chunks`` random matrices of
+``--chunk`` rows, the shipped baseline; each round counts and scores every chunk, alternating which goes first.
+Figures are medians over rounds.
 
     .venv/bin/python bench/drift.py --chunks 200 --chunk 48 --rounds 5
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,22 +31,10 @@ from scipy.signal import butter, lfilter, sosfiltfilt
 from common import report
 from features.audio import Audio, decode_audio
 from features.extract import extract_features
-from features.schema import FEATURE_NAMES, FEATURE_VERSION
-from models.drift import InputTally, compare, input_profile
+from features.schema import FEATURE_NAMES
+from models.artifact import score
+from models.drift import InputTally, compare, input_profile, profile_counts
 from models.registry import shipped_bundle
-from store.feature_store import FeatureStore
-from tasks.chunk import rows_to_table
-
-
-def synthetic_chunk(first: int, size: int, rng: np.random.Generator):
-    """A chunk table as a worker returns it (listing, features, score), with random feature values."""
-    return rows_to_table([
-        {"audio_sha256": f"{first + i:064x}", "path": f"/data/batch/clip{first + i:07d}.wav", "subject_id": f"s{first + i}",
-         "reference_label": None, "size_bytes": 160_044, "duration_s": 5.0, "source_rate": 16_000, "channels": 1, "quality_flags": [],
-         "decode_ms": 1.0, "features_ms": 40.0, **dict(zip(FEATURE_NAMES, rng.normal(size=len(FEATURE_NAMES)))),
-         "score": 0.5, "label": "healthy", "top_factors": "[]"}
-        for i in range(size)
-    ])
 
 
 def _white_noise(snr_db: float) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -90,7 +78,7 @@ def voiced_sensitivity(folder: Path, small: int) -> dict:
         rows = features(held_out, change)
         for label, part in ((f"{len(rows)}", rows), (f"{small}", rows[:small])):
             tally = InputTally(profile, "first half", reads=reads)
-            tally.add({feature: part[:, j] for j, feature in enumerate(FEATURE_NAMES)})
+            tally.add(profile_counts(profile, part, FEATURE_NAMES), len(part))
             report = compare(tally, psi_limit=0.25, alpha=0.01)
             result[f"{name} · {label}"] = f"{len(report.shifted)}/{report.checked} shifted, {report.shifted_read}/{len(reads)} read; top PSI {report.largest[0].psi:.2f} ({report.largest[0].feature})"
     return result
@@ -107,43 +95,35 @@ def main() -> None:
     if args.voiced is not None:
         report(voiced_sensitivity(args.voiced, args.small))
         return
-    card = shipped_bundle().card
+    bundle = shipped_bundle()
+    card = bundle.card
     rng = np.random.default_rng(0)
-    tables = [synthetic_chunk(i * args.chunk, args.chunk, rng) for i in range(args.chunks)]
-    tally_s, write_s, compare_s = [], [], []
-    with tempfile.TemporaryDirectory(prefix="voxflow-bench-drift-") as tmp:
-        for round_ in range(args.rounds):
-            store, tally = FeatureStore(Path(tmp) / f"round{round_}"), InputTally.of(card)
-            spent = {"tally": 0.0, "write": 0.0}
-
-            def count(table) -> None:
+    matrices = [rng.normal(size=(args.chunk, len(card.feature_names))) for _ in range(args.chunks)]
+    count_s, score_s, add_s, compare_s = [], [], [], []
+    for round_ in range(args.rounds):
+        tally, spent = InputTally.of(card), {"count": 0.0, "score": 0.0, "add": 0.0}
+        for i, matrix in enumerate(matrices):
+            for step in (("count", "score") if (i + round_) % 2 else ("score", "count")):
                 started = time.perf_counter()
-                tally.add({name: table.column(name).to_numpy(zero_copy_only=False) for name in tally.counts})  # as tasks.fanout does
-                spent["tally"] += time.perf_counter() - started
-
-            def write(table, chunk_id: int) -> None:
-                started = time.perf_counter()
-                store.write_chunk(table, feature_version=FEATURE_VERSION, run_id=f"run{round_}", chunk_id=chunk_id)
-                spent["write"] += time.perf_counter() - started
-
-            for chunk_id, table in enumerate(tables):
-                if (chunk_id + round_) % 2:
-                    count(table)
-                    write(table, chunk_id)
+                if step == "score":
+                    score(bundle, matrix)
                 else:
-                    write(table, chunk_id)
-                    count(table)
+                    counts = profile_counts(card.input_profile, matrix, card.feature_names)
+                spent[step] += time.perf_counter() - started
             started = time.perf_counter()
-            compared = compare(tally, psi_limit=0.25, alpha=0.01)
-            compare_s.append(time.perf_counter() - started)
-            tally_s.append(spent["tally"] / args.chunks)
-            write_s.append(spent["write"] / args.chunks)
+            tally.add(counts, len(matrix))
+            spent["add"] += time.perf_counter() - started
+        started = time.perf_counter()
+        compared = compare(tally, psi_limit=0.25, alpha=0.01)
+        compare_s.append(time.perf_counter() - started)
+        for total, key in ((count_s, "count"), (score_s, "score"), (add_s, "add")):
+            total.append(spent[key] / args.chunks)
     assert compared.n == args.chunks * args.chunk and compared.shifted, "random features must read as shifted"
-    tally_ms, write_ms = statistics.median(tally_s) * 1e3, statistics.median(write_s) * 1e3
+    count_ms, score_ms = statistics.median(count_s) * 1e3, statistics.median(score_s) * 1e3
     report({
         "bench": "drift", "chunks": args.chunks, "chunk_rows": args.chunk, "rounds": args.rounds, "features": len(card.input_profile["features"]),
-        "tally_ms_per_chunk": round(tally_ms, 3), "parquet_write_ms_per_chunk": round(write_ms, 3),
-        "tally_vs_write": round(tally_ms / write_ms, 3), "tally_us_per_row": round(tally_ms * 1e3 / args.chunk, 2),
+        "count_ms_per_chunk": round(count_ms, 3), "score_ms_per_chunk": round(score_ms, 3), "count_vs_score": round(count_ms / score_ms, 3),
+        "count_us_per_file": round(count_ms * 1e3 / args.chunk, 2), "flow_add_us_per_chunk": round(statistics.median(add_s) * 1e6, 1),
         "compare_ms_per_run": round(statistics.median(compare_s) * 1e3, 3),
     })
 

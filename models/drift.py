@@ -97,14 +97,27 @@ class InputTally:
             return None
         return cls(card.input_profile, card.version, reads=card.training.get("selected_features", ()))
 
-    def add(self, columns: Mapping[str, Sequence[float | None]]) -> None:
-        """Count one chunk's rows: ``columns`` maps every profiled feature to its values (None is missing)."""
-        rows = 0
-        for name, spec in self.profile["features"].items():
-            values = np.array(columns[name], dtype=np.float64)  # None becomes NaN
-            self.counts[name] += bin_counts(spec["edges"], values)
-            rows = len(values)
+    def add(self, counts: Mapping[str, np.ndarray], rows: int) -> None:
+        """Add one chunk's :func:`profile_counts` of ``rows`` scored rows."""
+        for name in self.counts:
+            self.counts[name] += counts[name]
         self.n += rows
+
+
+def profile_counts(profile: Mapping[str, Any], features: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """A chunk's feature matrix counted into ``profile``'s bins, per feature (on a worker, beside scoring).
+
+    Parameters
+    ----------
+    profile : mapping
+        :func:`input_profile`'s result.
+    features : np.ndarray, shape (n, len(names))
+        Rows; NaN marks a missing value.
+    names : sequence of str
+        The matrix's column names; every profiled feature must be one of them.
+    """
+    column = {name: j for j, name in enumerate(names)}
+    return {name: bin_counts(spec["edges"], features[:, column[name]]) for name, spec in profile["features"].items()}
 
 
 def combined(first: InputTally | None, then: InputTally | None) -> InputTally | None:
@@ -113,8 +126,8 @@ def combined(first: InputTally | None, then: InputTally | None) -> InputTally | 
     if first is None or then is None or first.model_version != then.model_version:
         return then if then is not None else first
     total = InputTally(first.profile, first.model_version, reads=first.reads)
-    total.n = first.n + then.n
-    total.counts = {name: first.counts[name] + then.counts[name] for name in first.counts}
+    total.add(first.counts, first.n)
+    total.add(then.counts, then.n)
     return total
 
 

@@ -44,6 +44,8 @@ class ChunkResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     worker: str = ""
     wall_s: float = 0.0
+    # The scored rows' features counted into the model's profile bins (models.drift.profile_counts); None without a profile.
+    input_counts: dict[str, Any] | None = None
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -14,6 +14,7 @@ from features.audio import decode_audio
 from features.extract import extract_features, feature_flags
 from features.quality import quality_gate
 from models.artifact import ModelBundle, score
+from models.drift import profile_counts
 from tasks.chunk import AudioPolicy, ChunkResult, rows_to_table
 from tasks.deadline import time_limit
 from tasks.ingest import FileRef
@@ -83,7 +84,8 @@ def score_chunk(chunk_id: int, files: Sequence[FileRef], policy: AudioPolicy, bu
     started = time.perf_counter()
     rows, rejected = extract_chunk(files, policy)
     matrix = np.array([[row[name] for name in bundle.card.feature_names] for row in rows], dtype=np.float64)
-    scored = score(bundle, matrix.reshape(len(rows), len(bundle.card.feature_names)))
+    matrix = matrix.reshape(len(rows), len(bundle.card.feature_names))
+    scored = score(bundle, matrix)
     for row, value, label, factors in zip(rows, scored.scores, scored.labels, scored.top_factors):
         row.update(score=float(value), label=label, top_factors=json.dumps(factors))
     return ChunkResult(
@@ -92,4 +94,5 @@ def score_chunk(chunk_id: int, files: Sequence[FileRef], policy: AudioPolicy, bu
         rejected=rejected,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         wall_s=time.perf_counter() - started,
+        input_counts=profile_counts(bundle.card.input_profile, matrix, bundle.card.feature_names) if bundle.card.input_profile else None,
     )

@@ -286,8 +286,8 @@ def _record(
     outcome.scored += result.table.num_rows
     outcome.quarantined += len(result.rejected)
     outcome.chunks += 1
-    if outcome.inputs is not None and result.table.num_rows:
-        outcome.inputs.add({name: result.table.column(name).to_numpy(zero_copy_only=False) for name in outcome.inputs.counts})
+    if outcome.inputs is not None and result.input_counts is not None:
+        outcome.inputs.add(result.input_counts, result.table.num_rows)
     progress.advance(result.table.num_rows + len(result.rejected))
     timings = result.table.select(["decode_ms", "features_ms"]).to_pydict()
     monitor.add_files([(d + f) / 1e3 for d, f in zip(timings["decode_ms"], timings["features_ms"])], [r["stage"] for r in result.rejected])

@@ -14,7 +14,7 @@ import pytest
 from pymongo.database import Database
 from streamlit.testing.v1 import AppTest
 
-from models.drift import InputTally, compare
+from models.drift import InputTally, compare, profile_counts
 from models.registry import load_bundle
 from store.mongo import ResultStore
 from store.runs import close_abandoned_runs
@@ -76,8 +76,11 @@ def test_a_runs_input_drift_shows_in_the_table_and_as_a_warning_when_features_sh
     }
     card = load_bundle(test_settings.models_dir).card
     shifted, same = InputTally.of(card), InputTally.of(card)
-    same.add({name: _like_training(spec) for name, spec in card.input_profile["features"].items()})
-    shifted.add({name: np.full(40, spec["edges"][-1] + 1.0) for name, spec in card.input_profile["features"].items()})  # all above the training's
+    features = card.input_profile["features"]
+    like = np.column_stack([_like_training(features[name]) for name in card.feature_names])
+    same.add(profile_counts(card.input_profile, like, card.feature_names), len(like))
+    above = np.column_stack([np.full(40, features[name]["edges"][-1] + 1.0) for name in card.feature_names])  # all above the training's
+    shifted.add(profile_counts(card.input_profile, above, card.feature_names), len(above))
     results = ResultStore(mongo_db)
     now = datetime.now(timezone.utc)
     for run_id, tally, started in (("r-same", same, now - timedelta(minutes=2)), ("r-shifted", shifted, now)):

@@ -63,7 +63,7 @@ def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[s
     assert "Crash detected" not in interrupted.stderr, interrupted.stderr[-3000:]  # Prefect's ERROR lines for a Ctrl-C
     # Nor any other warning: the workers closing with chunks running each logged one ("Async instruction ... ended with CancelledError").
     assert [line for line in interrupted.stderr.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)] == [], interrupted.stderr[-3000:]
-    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest", interrupted.stderr[-3000:]
     run = env_db(env)["runs"].find_one({"status": {"$ne": "running"}})
     assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({"run_id": run["run_id"]}) > 0, run
     summary = last_json(run_cli(["analyze", str(voiced_manifest), "--json"], env))
@@ -132,7 +132,7 @@ def test_a_ctrl_c_raised_inside_a_gc_callback_still_stops_the_run_and_records_it
     interrupted = _run_cli_with(_CTRL_C_IN_A_GC_CALLBACK, ["analyze", str(voiced_manifest), "--json"], env, tmp_path)
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     assert "Exception ignored" not in interrupted.stderr and "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]
-    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest", interrupted.stderr[-3000:]
     run = env_db(env)["runs"].find_one({})
     assert run["status"] == "interrupted" and run["scored"] == env_db(env)["predictions"].count_documents({}) < N_VOICED, run  # it stopped
 
@@ -200,7 +200,7 @@ def test_a_ctrl_c_while_workers_run_long_chunks_ends_the_command_at_once_and_qui
     interrupted = finish(proc)
     took_s = time.monotonic() - pressed
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
-    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest", interrupted.stderr[-3000:]
     assert "still alive" not in interrupted.stderr, interrupted.stderr[-3000:]
     assert [line for line in interrupted.stderr.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)] == [], interrupted.stderr[-3000:]
     assert took_s < 2.0, (took_s, interrupted.stderr[-3000:])
@@ -232,7 +232,7 @@ def test_ctrl_c_while_the_workers_forkserver_starts_ends_with_one_line(cli_env: 
     interrupted = finish(proc)
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     assert "Traceback" not in interrupted.stderr, interrupted.stderr[-3000:]
-    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest"
+    assert interrupted.stderr.strip().splitlines()[-1] == "voxflow: interrupted; re-run the same command to finish the rest", interrupted.stderr[-3000:]
     assert psutil.wait_procs([forkserver], timeout=30)[1] == []  # it ignores SIGINT, and still ends with the command
 
 

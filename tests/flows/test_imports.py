@@ -34,3 +34,15 @@ def test_the_flow_process_reads_a_manifest_without_pandas(tmp_path: Path) -> Non
     (tmp_path / "m.csv").write_text("path,label\na.wav,healthy\n")
     code = f"import flows.analyze\nfrom pathlib import Path\nfrom tasks.ingest import read_manifest\nread_manifest(Path({str(tmp_path / 'm.csv')!r}))"
     assert imported_after(code, ("pandas",)) == []
+
+
+def test_the_flow_process_weighs_input_drift_without_pandas_or_the_worker_libraries() -> None:
+    # The workers count each chunk into the profile's bins: converting a chunk's Arrow columns in the flow process
+    # imported pandas mid-run (~0.6 s), and a Ctrl-C landing in that import was lost (the run went on to the end).
+    code = (
+        "import numpy as np\nfrom models.registry import shipped_bundle\nfrom models.drift import InputTally, compare, profile_counts\n"
+        "card = shipped_bundle().card\ntally = InputTally.of(card)\n"
+        "tally.add(profile_counts(card.input_profile, np.zeros((40, len(card.feature_names))), card.feature_names), 40)\n"
+        "compare(tally, psi_limit=0.25, alpha=0.01).as_doc()"
+    )
+    assert imported_after(code, ("pandas", *WORKER_ONLY)) == []

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import chi2, chi2_contingency
 
 from models.artifact import ModelCard
-from models.drift import MIN_ROWS, InputTally, bin_counts, chi2_sf, combined, compare, input_profile
+from models.drift import MIN_ROWS, InputTally, bin_counts, chi2_sf, combined, compare, input_profile, profile_counts
 
 NAMES = ("f0_mean_hz", "jitter_local", "voice_breaks")
 
@@ -21,8 +21,8 @@ def _training(rng: np.random.Generator, n: int = 208) -> np.ndarray:
 
 def _tally(profile: dict, rows: np.ndarray, version: str = "m1", reads: tuple[str, ...] = ()) -> InputTally:
     tally = InputTally(profile, version, reads=reads)
-    for chunk in np.array_split(rows, 3):  # chunk by chunk, as a run persists them
-        tally.add({name: chunk[:, j] for j, name in enumerate(NAMES)})
+    for chunk in np.array_split(rows, 3):  # chunk by chunk, counted on the workers
+        tally.add(profile_counts(profile, chunk, NAMES), len(chunk))
     return tally
 
 
@@ -130,6 +130,14 @@ def test_too_few_rows_are_reported_not_judged() -> None:
     report = compare(_tally(profile, run), psi_limit=0.25, alpha=0.01)
     assert report.too_few and not report.shifted and report.largest[0].feature == "f0_mean_hz"
     assert report.line() == f"not compared: {MIN_ROWS - 1} files scored, a comparison with the training data needs at least {MIN_ROWS}"
+
+
+def test_a_chunk_is_counted_by_name_whatever_its_column_order() -> None:
+    rng = np.random.default_rng(9)
+    rows = _training(rng)
+    profile = input_profile(rows, NAMES)
+    reordered = profile_counts(profile, rows[:, ::-1], NAMES[::-1])
+    assert {name: counts.tolist() for name, counts in reordered.items()} == {name: spec["counts"] for name, spec in profile["features"].items()}
 
 
 def test_a_drains_batches_add_up_per_model() -> None:
