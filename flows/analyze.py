@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
+from flows.drift import announce_shift
 from flows.run_log import send_to_run_log
 from models.artifact import ModelBundle, ModelCard
 from models.drift import InputTally, as_shown, compare
@@ -220,27 +221,19 @@ def score_files(
         )
 
 
-def report_input_drift(tally: InputTally | None, card: ModelCard, settings: Settings) -> dict[str, Any] | None:
+def report_input_drift(tally: InputTally | None, card: ModelCard, settings: Settings, *, run_id: str) -> dict[str, Any] | None:
     """Compare what a run scored (``tally``, of the model that scored it) with that model's training data
-    (:mod:`models.drift`), log it (a WARNING when some feature shifted) and return the report as the run document
-    stores it; None when nothing was scored, or the model's ``card`` has no profile (saved before cards had one: said
-    once per run)."""
-    logger = get_run_logger()
+    (:mod:`models.drift`), log it (:func:`flows.drift.announce_shift`: a WARNING and a Prefect event when some feature
+    shifted) and return the report as the run document stores it; None when nothing was scored, or the model's
+    ``card`` has no profile (saved before cards had one: said once per run)."""
     if tally is None:
         if not card.input_profile:
-            logger.info("Input drift not checked: model %s's card has no profile of its training data (saved before voxflow recorded one); retrain it to get one", card.version)
+            get_run_logger().info("Input drift not checked: model %s's card has no profile of its training data (saved before voxflow recorded one); retrain it to get one", card.version)
         return None
     if not tally.n:
         return None
     report = compare(tally, psi_limit=settings.drift_psi, alpha=settings.drift_alpha)
-    if report.shifted:
-        logger.warning(
-            "Input drift: %s. Scores of recordings unlike the training data are no evidence: check how these were recorded "
-            "(microphone, sample rate, room, task), or retrain on labelled ones like them",
-            report.line(),
-        )
-    else:
-        logger.info("Input drift: %s", report.line())
+    announce_shift(report, run_id=run_id)
     return report.as_doc()
 
 
@@ -288,7 +281,7 @@ def analyze_batch(
             checked = time.perf_counter()
             outcome = score_files(quote(known.pending), bundle, stores, settings, run_id, chunk_size or settings.chunk_size)
             copies = record_set_aside([], known.in_batch, stores.results, run_id=run_id)
-            input_drift = report_input_drift(outcome.inputs, card, settings)
+            input_drift = report_input_drift(outcome.inputs, card, settings, run_id=run_id)
             finished = time.perf_counter()
             wall = finished - started
             summary = {

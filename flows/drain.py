@@ -263,7 +263,7 @@ def drain_queue(
             "depth": status.depth,
             "model_version": bundle.card.version,
             "feature_version": bundle.card.feature_version,
-            "input_drift": report_input_drift(totals.inputs, bundle.card, settings) if totals.batches else None,
+            "input_drift": report_input_drift(totals.inputs, bundle.card, settings, run_id=run_id) if totals.batches else None,
         }
 
         def finish() -> None:

@@ -158,10 +158,10 @@ class DriftReport:
     too_few: bool = False  # fewer rows than a comparison needs: nothing is called shifted
     reads: tuple[str, ...] = ()  # the features the model's booster uses
 
-    def as_doc(self) -> dict[str, Any]:
-        """The report as a run document stores it, with its one-line summary."""
+    def as_doc(self, *, shown: int | None = SHOWN) -> dict[str, Any]:
+        """The report as a run document stores it (the first ``shown`` shifts; None: all), with its one-line summary."""
         doc = asdict(self)
-        doc["shifted"] = [asdict(s) for s in self.shifted[:SHOWN]]
+        doc["shifted"] = [asdict(s) for s in self.shifted[:shown]]
         doc["shifted_count"] = len(self.shifted)
         doc["shifted_read"] = self.shifted_read
         doc["summary"] = self.line()
@@ -241,7 +241,7 @@ def _compare_counts(training: np.ndarray, run: np.ndarray) -> tuple[float, float
     psi = float(np.sum((q - p) * np.log(q / p)))
     used = (training + run) > 0
     table = np.vstack([training[used], run[used]]).astype(np.float64)
-    if table.shape[1] < 2:
+    if table.shape[1] < 2 or not table[1].sum():  # one bin only, or no rows to test
         return psi, 1.0, int(np.argmax(np.abs(q - p)))
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))

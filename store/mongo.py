@@ -474,6 +474,11 @@ class ResultStore:
         """Every prediction matching ``where`` (up to ``limit``), in the order stored, read in batches, without ``_id``."""
         return self._stream(self._predictions, where.query(), limit=limit)
 
+    def scored_since(self, model_version: str, since: datetime) -> list[str]:
+        """The content hashes ``model_version`` scored (predictions stored) since ``since``."""
+        query = {"model_version": model_version, "created_at": {"$gte": since}}
+        return _retrying("read predictions", lambda: [doc["audio_sha256"] for doc in self._predictions.find(query, {"_id": 0, "audio_sha256": 1})], budget_s=0)
+
     def scored_by(self, model_version: str) -> bool:
         """Whether any stored prediction was made by ``model_version``."""
         return _retrying("read predictions", lambda: self._predictions.find_one({"model_version": model_version}, {"_id": 1}) is not None, budget_s=0)

@@ -107,3 +107,49 @@ def _written_address(scheduler: subprocess.Popen, scheduler_file: Path, logs: Pa
             pass
         assert scheduler.poll() is None and time.monotonic() < deadline, f"the scheduler wrote no address:\n{logs.read_text()[-3000:]}"
         time.sleep(0.05)
+
+
+def like_training(spec: dict) -> "np.ndarray":
+    """Values of one feature that fall in an input profile's bins exactly as its training rows did (missing ones NaN)."""
+    import numpy as np
+
+    edges = spec["edges"]
+    inside = [edges[0] - 1.0, *((a + b) / 2 for a, b in zip(edges, edges[1:])), edges[-1] + 1.0, np.nan]
+    return np.repeat(inside, spec["counts"])
+
+
+def above_training(spec: dict, rows: int) -> "np.ndarray":
+    """``rows`` values of one feature above every value of an input profile's training rows."""
+    import numpy as np
+
+    return np.full(rows, spec["edges"][-1] + 1.0)
+
+
+def store_scored(settings: Any, db: Database, *, now: Any, features: "np.ndarray", first: int, hours_ago: float, version: str, run_id: str) -> list[str]:
+    """Predictions of ``version`` stored ``hours_ago`` before ``now``, and their rows (``features``, in the shipped
+    baseline's column order) in the feature store of ``settings``; returns their content hashes."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from features.schema import FEATURE_VERSION
+    from models.registry import shipped_bundle
+    from store.feature_store import FeatureStore
+    from store.mongo import ResultStore
+    from tasks.chunk import rows_to_table
+
+    names = shipped_bundle().card.feature_names
+    hashes = [f"{first + i:064x}" for i in range(len(features))]
+    created = now - timedelta(hours=hours_ago)
+    ResultStore(db).insert_predictions([
+        {"audio_sha256": sha, "model_version": version, "run_id": run_id, "score": 0.5, "created_at": created} for sha in hashes
+    ])
+    rows = [
+        {"audio_sha256": sha, "path": f"/c/{sha[-6:]}.wav", "subject_id": None, "reference_label": None, "size_bytes": 1, "duration_s": 2.0,
+         "source_rate": 8000, "channels": 1, "quality_flags": [], "decode_ms": 1.0, "features_ms": 1.0,
+         **{name: None if np.isnan(value) else float(value) for name, value in zip(names, row)}, "score": 0.5, "label": "healthy", "top_factors": "[]"}
+        for sha, row in zip(hashes, features)
+    ]
+    FeatureStore(settings.feature_store_dir).write_chunk(rows_to_table(rows), feature_version=FEATURE_VERSION, run_id=run_id, chunk_id=0)
+    return hashes
+

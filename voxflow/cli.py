@@ -67,6 +67,8 @@ RUN_COLUMNS = (
 LISTED = 50  # records a listing shows by default
 PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LABEL, POSITIVE_LABEL (its import costs numpy's)
 FEATURE_STORE_COLUMNS = ("feature_version", "chunk_files", "runs", "parts", "bytes")
+DRIFT_COLUMNS = ("feature", "read", "psi", "p_value", "bin", "share", "training_share")
+DRIFT_LISTED = 20  # shifted features `voxflow drift` lists
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
@@ -549,6 +551,29 @@ ERASURE_COLUMNS = ("at", "host", "recordings", "predictions", "quarantine", "lab
 ERASURES_LISTED = 20
 
 
+def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.drift_check import recent_drift
+
+    checked = recent_drift(settings, hours=args.hours, model_version=args.model)
+    if args.json:
+        print(json.dumps(checked.as_doc()))
+        return 0
+    report = checked.report
+    print(checked.line())
+    print(report.line())
+    shown = report.shifted or ([] if report.too_few else report.largest)
+    if shown:
+        print("shifted features, those the model reads first:" if report.shifted else "largest PSIs (none shifted):")
+        rows = [
+            {**shift.__dict__, "p_value": f"{shift.p_value:.1e}", "read": "yes" if shift.feature in report.reads else ""}
+            for shift in shown[:DRIFT_LISTED]
+        ]
+        _print_records(rows, DRIFT_COLUMNS, as_json=False, empty="")
+        if len(shown) > DRIFT_LISTED:
+            print(f"... and {len(shown) - DRIFT_LISTED} more (--json lists every one)")
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit is not None and not args.list:
         raise VoxflowError("--limit goes with --list")
@@ -975,6 +1000,12 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--list", action="store_true", help="show the erasures done (when, where, how many; no path, subject or hash) instead")
     forget.add_argument("--limit", type=_positive_int, help=f"with --list, at most this many, newest first (default: {ERASURES_LISTED})")
     forget.add_argument("--json", action="store_true", help="print the report as one JSON object (with --list, a JSON list)")
+
+    drift = add("drift", cmd_drift, "Compare what a model scored lately, over every run and drain, with its training data (input drift).")
+    drift.add_argument("--hours", type=_number_in(0.1, 24 * 366, convert=float), default=24.0,
+                       help="the window: predictions stored in the last this many hours (default: %(default)s)")
+    drift.add_argument("--model", help="model version (default: the champion)")
+    drift.add_argument("--json", action="store_true", help="print the comparison as one JSON object, every shift in it")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

@@ -20,6 +20,7 @@ from store.mongo import ResultStore
 from store.runs import close_abandoned_runs
 from tasks.persist import recorded_run
 from tests.dashboard.conftest import metrics
+from tests.helpers import above_training, like_training
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -60,13 +61,6 @@ def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
         assert [w.value for w in app.warning] == [f"Crashed: its process (pid {ended.pid} on {socket.gethostname()}) ended before the run finished; a re-run finishes the rest"]
 
 
-def _like_training(spec: dict) -> np.ndarray:
-    """Values that fall in a profile's bins exactly as its training rows did (missing ones NaN)."""
-    edges = spec["edges"]
-    inside = [edges[0] - 1.0, *((a + b) / 2 for a, b in zip(edges, edges[1:])), edges[-1] + 1.0, np.nan]
-    return np.repeat(inside, spec["counts"])
-
-
 def test_a_runs_input_drift_shows_in_the_table_and_as_a_warning_when_features_shifted(
     mongo_db: Database, test_settings: Settings, open_page: Callable[..., AppTest],
 ) -> None:
@@ -77,9 +71,9 @@ def test_a_runs_input_drift_shows_in_the_table_and_as_a_warning_when_features_sh
     card = load_bundle(test_settings.models_dir).card
     shifted, same = InputTally.of(card), InputTally.of(card)
     features = card.input_profile["features"]
-    like = np.column_stack([_like_training(features[name]) for name in card.feature_names])
+    like = np.column_stack([like_training(features[name]) for name in card.feature_names])
     same.add(profile_counts(card.input_profile, like, card.feature_names), len(like))
-    above = np.column_stack([np.full(40, features[name]["edges"][-1] + 1.0) for name in card.feature_names])  # all above the training's
+    above = np.column_stack([above_training(features[name], 40) for name in card.feature_names])
     shifted.add(profile_counts(card.input_profile, above, card.feature_names), len(above))
     results = ResultStore(mongo_db)
     now = datetime.now(timezone.utc)

@@ -1,4 +1,5 @@
-"""Shared by the flow tests: the CLI's settings in this process, named Redis clients, and repeated predictions."""
+"""Shared by the flow tests: the CLI's settings in this process, named Redis clients, repeated predictions, and the
+input-drift events a flow run sent."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import redis
 from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 from pymongo.collection import Collection
 
+from flows.drift import SHIFT_EVENT
 from store.cache import connect_redis
 from store.mongo import connect_mongo
+from tests.voxflow_cli import prefect_api_call
 from voxflow.orchestration import prefect_api
 from voxflow.settings import Settings, get_settings
 
@@ -63,3 +66,15 @@ def still_connected(redis_client: redis.Redis, names: list[str], *, timeout_s: f
 def repeated_hashes(predictions: Collection) -> list[dict[str, Any]]:
     """Each audio_sha256 stored more than once in ``predictions``, with its count (empty: every file scored once)."""
     return list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
+
+
+def shift_events(env: dict[str, str], flow_run_id: str, *, at_least: int, timeout_s: float = 30) -> list[dict]:
+    """The :data:`SHIFT_EVENT` events of flow run ``flow_run_id`` the Prefect API holds, once it holds ``at_least`` (they
+    are sent asynchronously); other tests' runs send theirs to the same server."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wanted = {"event": {"name": [SHIFT_EVENT]}, "related": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
+        found = prefect_api_call(env, "/events/filter", {"filter": wanted, "limit": 50})
+        if len(found["events"]) >= at_least or time.monotonic() > deadline:
+            return found["events"]
+        time.sleep(0.5)

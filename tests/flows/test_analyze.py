@@ -23,7 +23,7 @@ from features.synth import synth_vowel
 from flows.analyze import analyze_batch
 from store.feature_store import FeatureStore
 from tasks.cluster import handed_over, with_handed_cluster
-from tests.flows.conftest import repeated_hashes
+from tests.flows.conftest import repeated_hashes, shift_events
 from tests.voxflow_cli import REPO, env_db, finish, last_json, run_cli, start_cli, wait_for_predictions
 from voxflow.demo import write_demo_corpus
 from voxflow.settings import Settings, get_settings
@@ -123,6 +123,18 @@ def test_recordings_unlike_the_training_data_are_scored_and_said_to_have_shifted
     assert re.search(rf"^input_drift +{re.escape(drift['summary'])}$", command.stdout, re.M), command.stdout
     listing = run_cli(["runs", "--limit", "1"], cli_env).stdout
     assert "input_drift" in listing.splitlines()[0] and drift["brief"] in listing, listing
+    # A Prefect event about the model, which an automation can act on (notify someone).
+    [event] = shift_events(cli_env, run["run_id"], at_least=1)
+    assert event["resource"]["prefect.resource.id"] == f"voxflow.model.{run['model_version']}"
+    assert (event["payload"]["run_id"], event["payload"]["shifted_count"]) == (run["run_id"], drift["shifted_count"]), event["payload"]
+    # Over the last day, every run of the champion: here the one run, the same comparison, every shift listed.
+    window = last_json(run_cli(["drift", "--json"], cli_env))
+    assert (window["scored"], window["n"], window["shifted_count"], window["summary"]) == (36, 36, drift["shifted_count"], drift["summary"]), window
+    assert len(window["shifted"]) == drift["shifted_count"] > 5
+    text = run_cli(["drift", "--hours", "2"], cli_env).stdout.splitlines()
+    assert text[0].startswith(f"36 predictions of {run['model_version']} since ") and text[1] == drift["summary"], text
+    assert text[2] == "shifted features, those the model reads first:" and text[3].split() == ["feature", "read", "psi", "p_value", "bin", "share", "training_share"], text
+    assert text[4].split()[:2] == [top["feature"], "yes"] and text[-1] == f"... and {drift['shifted_count'] - 20} more (--json lists every one)", text
 
 
 def _bad_corpus(root: Path) -> tuple[int, int]:

@@ -34,7 +34,7 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     env = {**cli_env, "VOXFLOW_SCHEDULE_TIMEZONE": "Europe/Paris"}
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"]: d["entrypoint"] for d in config["deployments"]}
-    assert set(names) == {"analyze-batch", "drain-queue", "forget-recordings", "retrain-nightly", "backup-nightly"}
+    assert set(names) == {"analyze-batch", "drain-queue", "forget-recordings", "input-drift-daily", "retrain-nightly", "backup-nightly"}
     assert {d["work_pool"]["name"] for d in config["deployments"]} == {"voxflow"}
 
     report = last_json(run_cli(["deploy", "--json"], env))
@@ -85,7 +85,6 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     assert {Path(p["path"]).parent for p in predictions.find({"run_id": run["id"]})} == {clips}
     # voxflow's own loggers in the run's log (an INFO line: in this process no one had set their level).
     logs = prefect_api_call(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
-    print("DEBUG", len(logs), [e["name"] for e in logs]); time.sleep(5); print("DEBUG2", len(prefect_api_call(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})))
     assert any(entry["name"] == "tasks.cluster" and entry["message"].startswith("Dask cluster ready") for entry in logs), [entry["name"] for entry in logs]
 
 

@@ -94,6 +94,13 @@ def test_predictions_filter_by_model_version_on_its_own_index(results: ResultSto
     assert [("model_version", 1)] in [list(index["key"].items()) for index in mongo_db["predictions"].list_indexes()]
 
 
+def test_scored_since_is_one_models_predictions_from_a_time_on(results: ResultStore) -> None:
+    results.insert_predictions([prediction(i, model_version=version, minutes=i * 10) for i in range(6) for version in ("m1", "m2")])
+    assert sorted(results.scored_since("m1", T0 + timedelta(minutes=30))) == [f"{i:064x}" for i in (3, 4, 5)]  # from 30 minutes on, inclusive
+    assert sorted(results.scored_since("m2", T0)) == [f"{i:064x}" for i in range(6)]
+    assert results.scored_since("m1", T0 + timedelta(hours=2)) == [] and results.scored_since("m3", T0) == []
+
+
 def test_iter_predictions_streams_every_match_past_one_batch(results: ResultStore) -> None:
     results.insert_predictions([prediction(i, run_id="run-a" if i < 2400 else "run-b", minutes=i) for i in range(2500)])
     run_a = list(results.iter_predictions(PredictionFilter(run_id="run-a")))
