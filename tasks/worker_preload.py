@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+from tasks.worker_logs import lost_heartbeats_in_one_line
 from voxflow.garbage import imports_uncollected
 
 
@@ -42,3 +43,5 @@ with imports_uncollected():  # and frozen before the forks: no collection in a w
 
     warm_up()
     rows_to_table([])  # pyarrow imports pandas the first time it converts Python values
+
+lost_heartbeats_in_one_line()
