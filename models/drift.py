@@ -154,7 +154,7 @@ class DriftReport:
     psi_limit: float
     alpha: float
     shifted: list[Shift]  # PSI at or above the limit and significant: those the model reads first, then by PSI
-    largest: list[Shift]  # the features of largest PSI, shifted or not, for the record
+    largest: list[Shift]  # the features of largest PSI, shifted or not, for the record; none kept from too few rows
     too_few: bool = False  # fewer rows than a comparison needs: nothing is called shifted
     reads: tuple[str, ...] = ()  # the features the model's booster uses
 
@@ -268,7 +268,8 @@ def compare(tally: InputTally, *, psi_limit: float, alpha: float) -> DriftReport
 
     A feature has shifted when its PSI is at least ``psi_limit`` and the chi-square test of the two samples' bin
     counts gives p below ``alpha`` divided by the number of features (Bonferroni: with ~90 features, some would
-    pass a plain 1 % test in every run). With fewer than :data:`MIN_ROWS` rows nothing is called shifted.
+    pass a plain 1 % test in every run). With fewer than :data:`MIN_ROWS` rows nothing is called shifted, and no
+    feature's shares are kept: from a run of one recording they would describe that recording.
     """
     shifts = []
     for name, spec in tally.profile["features"].items():
@@ -288,5 +289,5 @@ def compare(tally: InputTally, *, psi_limit: float, alpha: float) -> DriftReport
     shifted.sort(key=lambda s: s.feature not in tally.reads)  # stable: by PSI within each group
     return DriftReport(
         model_version=tally.model_version, n=tally.n, training_n=int(tally.profile["n"]), checked=len(shifts), psi_limit=psi_limit,
-        alpha=alpha, shifted=shifted, largest=shifts[:SHOWN], too_few=too_few, reads=tally.reads,
+        alpha=alpha, shifted=shifted, largest=[] if too_few else shifts[:SHOWN], too_few=too_few, reads=tally.reads,
     )
