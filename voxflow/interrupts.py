@@ -90,8 +90,21 @@ def _come_again(signum: int) -> None:
 _hooks_before: list[Callable[[Any], object]] = []
 
 
+def gc_diagnosis_race(unraisable: Any) -> bool:
+    """Whether an unraisable error is distributed's GC diagnosis meeting a collection's end without its start.
+
+    The Dask scheduler enables it from its own thread (``distributed.gc.enable_gc_diagnosis``); when this thread is
+    collecting just then, the callback's "stop" comes without its "start" and asserts, and Python prints ``Exception
+    ignored in: <bound method GCDiagnosis._gc_callback ...>`` with a traceback on the console of a command that is fine.
+    A diagnostic's own race, of no use to a user.
+    """
+    return isinstance(unraisable.exc_value, AssertionError) and getattr(unraisable.object, "__qualname__", None) == "GCDiagnosis._gc_callback"
+
+
 def _raise_lost_stop_again(unraisable: Any) -> None:
-    """``sys.unraisablehook`` inside :func:`lost_stops_raised_again`."""
+    """``sys.unraisablehook`` inside :func:`lost_stops_raised_again`; it drops :func:`gc_diagnosis_race`'s errors too."""
+    if gc_diagnosis_race(unraisable):
+        return
     stopped = stop_signal(unraisable.exc_value) if unraisable.exc_value is not None else None
     if stopped is None or threading.current_thread() is not threading.main_thread():
         _hooks_before[-1](unraisable)
@@ -102,7 +115,8 @@ def _raise_lost_stop_again(unraisable: Any) -> None:
 @contextmanager
 def lost_stops_raised_again() -> Iterator[None]:
     """Inside the block, a stop signal's exception that Python discarded anyway (a weakref callback's, one a native
-    library reports as unraisable) is raised again: its signal comes again (:func:`raise_where_it_counts`), unsaid."""
+    library reports as unraisable) is raised again: its signal comes again (:func:`raise_where_it_counts`), unsaid.
+    The race of distributed's GC diagnosis (:func:`gc_diagnosis_race`) is not printed."""
     _hooks_before.append(sys.unraisablehook)
     sys.unraisablehook = _raise_lost_stop_again
     try:
