@@ -10,7 +10,7 @@ from prefect.events import emit_event
 from pydantic import Field
 
 from flows.run_log import send_to_run_log
-from models.drift import DriftReport
+from models.drift import SHOWN, DriftReport
 from tasks.drift_check import recent_drift
 from voxflow.settings import get_settings
 
@@ -34,7 +34,7 @@ def announce_shift(report: DriftReport, **context: Any) -> None:
         resource={"prefect.resource.id": f"voxflow.model.{report.model_version}", "prefect.resource.name": report.model_version},
         payload={
             "summary": report.line(), "shifted_count": len(report.shifted), "shifted_read": report.shifted_read, "n": report.n,
-            "features": [shift.feature for shift in report.shifted[:5]], **context,
+            "features": [shift.feature for shift in report.shifted[:SHOWN]], **context,
         },
     )
 

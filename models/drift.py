@@ -239,13 +239,14 @@ def _compare_counts(training: np.ndarray, run: np.ndarray) -> tuple[float, float
     p = (training + PSEUDO_COUNT) / (training.sum() + PSEUDO_COUNT * len(training))
     q = (run + PSEUDO_COUNT) / (run.sum() + PSEUDO_COUNT * len(run))
     psi = float(np.sum((q - p) * np.log(q / p)))
+    moved = int(np.argmax(np.abs(q - p)))
     used = (training + run) > 0
     table = np.vstack([training[used], run[used]]).astype(np.float64)
     if table.shape[1] < 2 or not table[1].sum():  # one bin only, or no rows to test
-        return psi, 1.0, int(np.argmax(np.abs(q - p)))
+        return psi, 1.0, moved
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
-    return psi, chi2_sf(statistic, table.shape[1] - 1), int(np.argmax(np.abs(q - p)))
+    return psi, chi2_sf(statistic, table.shape[1] - 1), moved
 
 
 def _bin_name(feature: str, edges: Sequence[float], index: int) -> str:

@@ -8,6 +8,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import AbstractSet, Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import pymongo

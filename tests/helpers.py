@@ -12,7 +12,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import psutil
 from distributed import Client
@@ -20,6 +20,9 @@ from pymongo.database import Database
 
 from store.backup import COLLECTIONS
 from tests.voxflow_cli import REPO
+
+if TYPE_CHECKING:  # numpy only where it is used: the forkserver probe imports this module in a CLI process
+    import numpy as np
 
 
 def voiced_record(folder: Path, record: str, diagnosis: str | None, *, header: bool = True) -> None:
@@ -109,7 +112,7 @@ def _written_address(scheduler: subprocess.Popen, scheduler_file: Path, logs: Pa
         time.sleep(0.05)
 
 
-def like_training(spec: dict) -> "np.ndarray":
+def like_training(spec: dict) -> np.ndarray:
     """Values of one feature that fall in an input profile's bins exactly as its training rows did (missing ones NaN)."""
     import numpy as np
 
@@ -118,14 +121,14 @@ def like_training(spec: dict) -> "np.ndarray":
     return np.repeat(inside, spec["counts"])
 
 
-def above_training(spec: dict, rows: int) -> "np.ndarray":
+def above_training(spec: dict, rows: int) -> np.ndarray:
     """``rows`` values of one feature above every value of an input profile's training rows."""
     import numpy as np
 
     return np.full(rows, spec["edges"][-1] + 1.0)
 
 
-def store_scored(settings: Any, db: Database, *, now: Any, features: "np.ndarray", first: int, hours_ago: float, version: str, run_id: str) -> list[str]:
+def store_scored(settings: Any, db: Database, *, now: Any, features: np.ndarray, first: int, hours_ago: float, version: str, run_id: str) -> list[str]:
     """Predictions of ``version`` stored ``hours_ago`` before ``now``, and their rows (``features``, in the shipped
     baseline's column order) in the feature store of ``settings``; returns their content hashes."""
     from datetime import timedelta

@@ -25,13 +25,18 @@ from voxflow import services
 from voxflow.settings import Settings
 
 
+def _env(settings: Settings, db: Database) -> dict[str, str]:
+    """The dashboard's environment: the session's servers, the test's own database."""
+    return {
+        "VOXFLOW_HOME": str(settings.home), "VOXFLOW_MONGO_URI": services.mongo_uri(settings),
+        "VOXFLOW_MONGO_DB": db.name, "VOXFLOW_REDIS_URL": services.redis_url(settings),
+    }
+
+
 def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
     mongo_db: Database, test_settings: Settings, open_page: Callable[..., AppTest],
 ) -> None:
-    env = {
-        "VOXFLOW_HOME": str(test_settings.home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),
-        "VOXFLOW_MONGO_DB": mongo_db.name, "VOXFLOW_REDIS_URL": services.redis_url(test_settings),
-    }
+    env = _env(test_settings, mongo_db)
     results, card = ResultStore(mongo_db), load_bundle(test_settings.models_dir).card
     with pytest.raises(RuntimeError), recorded_run(results, card, test_settings, run_id="r-failed", source="/in/a"):
         raise RuntimeError("disk full")
@@ -64,10 +69,7 @@ def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
 def test_a_runs_input_drift_shows_in_the_table_and_as_a_warning_when_features_shifted(
     mongo_db: Database, test_settings: Settings, open_page: Callable[..., AppTest],
 ) -> None:
-    env = {
-        "VOXFLOW_HOME": str(test_settings.home), "VOXFLOW_MONGO_URI": services.mongo_uri(test_settings),
-        "VOXFLOW_MONGO_DB": mongo_db.name, "VOXFLOW_REDIS_URL": services.redis_url(test_settings),
-    }
+    env = _env(test_settings, mongo_db)
     card = load_bundle(test_settings.models_dir).card
     shifted, same = InputTally.of(card), InputTally.of(card)
     features = card.input_profile["features"]
