@@ -480,6 +480,12 @@ class ResultStore:
         query = {"model_version": model_version, "created_at": {"$gte": since}}
         return _retrying("read predictions", lambda: [doc["audio_sha256"] for doc in self._predictions.find(query, {"_id": 0, "audio_sha256": 1})], budget_s=0)
 
+    def scores_of(self, model_version: str, hashes: Iterable[str], *, since: datetime | None = None) -> list[dict[str, Any]]:
+        """``model_version``'s predictions of these contents (stored since ``since``, if given; looked up 1,000 at a
+        time): ``audio_sha256``, ``score``, ``label`` and ``created_at`` each."""
+        query: dict[str, Any] = {"model_version": model_version, **({} if since is None else {"created_at": {"$gte": since}})}
+        return self._of_contents(self._predictions, hashes, query, ("score", "label", "created_at"), "read predictions")
+
     def scored_by(self, model_version: str) -> bool:
         """Whether any stored prediction was made by ``model_version``."""
         return _retrying("read predictions", lambda: self._predictions.find_one({"model_version": model_version}, {"_id": 1}) is not None, budget_s=0)

@@ -189,6 +189,14 @@ def read_labels(manifest: Path, *, positive: str | None = None, max_file_bytes: 
     return found
 
 
+def _voiced_metadata(record: dict[str, Any]) -> dict[str, Any]:
+    """What a VOICED record says of its subject besides the label: diagnosis, age and gender where known."""
+    known = {key: record[key] for key in ("diagnosis", "age", "gender") if record[key] is not None and not (isinstance(record[key], float) and math.isnan(record[key]))}
+    if "age" in known:
+        known["age"] = int(known["age"])  # a column with a missing age holds floats
+    return known
+
+
 def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> LabelledRows:
     """Labelled rows of a VOICED (PhysioNet) folder, from its ``voiceNNN-info.txt`` files; records it skips are rejected rows."""
     frame, rejected = voiced_manifest(folder)
@@ -198,6 +206,6 @@ def read_voiced_labels(folder: Path, *, max_file_bytes: int) -> LabelledRows:
         if isinstance(hashed, Rejection):
             rejected.append({"row": hashed.path, "reason": hashed.reason})
             continue
-        row = LabelledAudio(hashed.sha256, binary_label(record["label"]), hashed.path, record["subject_id"], record["label"], {"diagnosis": record["diagnosis"]})
+        row = LabelledAudio(hashed.sha256, binary_label(record["label"]), hashed.path, record["subject_id"], record["label"], _voiced_metadata(record))
         listed.append((hashed.path, row))
     return _one_per_audio(listed, rejected)

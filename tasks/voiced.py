@@ -11,13 +11,15 @@ import pandas as pd
 from voxflow.errors import SourceError
 
 _DIAGNOSIS = re.compile(r"^Diagnosis:\s*(.+?)\s*$", re.MULTILINE)
+_AGE = re.compile(r"^Age:\s*(\d+)\s*$", re.MULTILINE)
+_GENDER = re.compile(r"^Gender:\s*([mf])\s*$", re.MULTILINE | re.IGNORECASE)
 
 
 def voiced_manifest(folder: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    """Manifest rows (path, subject_id, label, diagnosis) for every record of a VOICED folder.
+    """Manifest rows (path, subject_id, label, diagnosis, age, gender) for every record of a VOICED folder.
 
     ``path`` is the record's header, absolute; ``label`` is ``healthy`` when the diagnosis says so
-    and ``pathological`` otherwise.
+    and ``pathological`` otherwise; ``age`` (years) and ``gender`` (``m``/``f``) are None where the file lacks them.
 
     Returns
     -------
@@ -35,7 +37,8 @@ def voiced_manifest(folder: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     rows, skipped = [], []
     for info in sorted(folder.glob("voice*-info.txt")):
         record = info.name.removesuffix("-info.txt")
-        match = _DIAGNOSIS.search(info.read_text(errors="replace"))
+        text = info.read_text(errors="replace")
+        match = _DIAGNOSIS.search(text)
         if match is None:
             skipped.append({"row": record, "reason": f"no 'Diagnosis:' line in {info.name}"})
             continue
@@ -43,12 +46,15 @@ def voiced_manifest(folder: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
             skipped.append({"row": record, "reason": f"no {record}.hea next to {info.name}"})
             continue
         diagnosis = match.group(1).strip().lower()
+        age, gender = _AGE.search(text), _GENDER.search(text)
         rows.append(
             {
                 "path": str(folder / f"{record}.hea"),
                 "subject_id": record,
                 "label": "healthy" if diagnosis == "healthy" else "pathological",
                 "diagnosis": diagnosis,
+                "age": int(age.group(1)) if age else None,
+                "gender": gender.group(1).lower() if gender else None,
             }
         )
     if not rows:

@@ -69,6 +69,9 @@ PREDICTED_LABELS = ("healthy", "pathological")  # models.artifact's NEGATIVE_LAB
 FEATURE_STORE_COLUMNS = ("feature_version", "chunk_files", "runs", "parts", "bytes")
 DRIFT_COLUMNS = ("feature", "read", "psi", "p_value", "bin", "share", "training_share")
 DRIFT_LISTED = 20  # shifted features `voxflow drift` lists
+OUTCOME_COLUMNS = ("metric", "live", "ci_95", "cross_validated", "verdict")
+OUTCOMES_MIN_PER_CLASS = 10  # models.outcomes.MIN_PER_CLASS (its import costs numpy's and scipy's)
+GROUP_COLUMNS = ("group", "n", "positive", "auc", "sensitivity", "specificity", "worse")
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
 
@@ -574,6 +577,33 @@ def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.outcomes import model_outcomes
+
+    report = model_outcomes(settings, model_version=args.model, days=args.days, by=args.by)
+    if args.json:
+        print(json.dumps(report.as_doc()))
+        return 0
+    print(report.header())
+    if report.overall.n:
+        rows = [
+            {"metric": m.name, "live": m.live and round(m.live.value, 3), "ci_95": m.live and f"{m.live.low:.3f}-{m.live.high:.3f}",
+             "cross_validated": m.expected, "verdict": m.verdict}
+            for m in report.overall.metrics
+        ]
+        _print_records(rows, OUTCOME_COLUMNS, as_json=False, empty="")
+    if report.groups:
+        print(f"by {report.by}, each group against the card's estimates ({report.group_level:.1%} intervals, for {len(report.groups)} groups):")
+        groups = [
+            {"group": name, "n": outcomes.n, "positive": outcomes.n_positive, "worse": outcomes.worse,
+             **{m.name: m.live.text() if m.live else "too few" for m in outcomes.metrics}}
+            for name, outcomes in report.groups.items()
+        ]
+        _print_records(groups, GROUP_COLUMNS, as_json=False, empty="")
+    print(report.line())
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit is not None and not args.list:
         raise VoxflowError("--limit goes with --list")
@@ -1006,6 +1036,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the window: predictions stored in the last this many hours (default: %(default)s)")
     drift.add_argument("--model", help="model version (default: the champion)")
     drift.add_argument("--json", action="store_true", help="print the comparison as one JSON object, every shift in it")
+
+    outcomes = add("outcomes", cmd_outcomes, "Measure a model on the recordings it scored that have reference labels since (voxflow labels import): "
+                   "AUC, sensitivity, specificity with 95% intervals, against its card's cross-validated estimates.")
+    outcomes.epilog = ("Recordings the model trained on, and other recordings of their subjects, are left out: they would flatter it. "
+                       "A metric is 'worse' when its whole interval lies on the wrong side of the card's estimate; "
+                       f"'too few' below {OUTCOMES_MIN_PER_CLASS} labelled recordings of a class.")
+    outcomes.add_argument("--model", help="model version (default: the champion)")
+    outcomes.add_argument("--days", type=_number_in(0.01, 366 * 100, convert=float),
+                          help="only predictions stored in the last this many days (default: all)")
+    outcomes.add_argument("--by", metavar="FIELD",
+                          help="also measure each group of this label metadata field (gender, age, site...: a manifest's extra column); "
+                          "a numeric field of many values by its quartiles")
+    outcomes.add_argument("--json", action="store_true", help="print the report as one JSON object, groups included")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

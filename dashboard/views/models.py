@@ -1,4 +1,5 @@
-"""Models: champion and challengers with metrics, this week's scores against the training data, the last backup."""
+"""Models: champion and challengers with metrics, this week's scores against the training data, the champion's last
+outcomes check on labelled recordings, the last backup."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 from dashboard import context, queries
 from dashboard.champion import current_champion
 from dashboard.charts import bars
+from store.outcome_checks import last_outcome_check
 
 WEEK_H = 24 * 7
 
@@ -44,6 +46,14 @@ def body(page: context.Page) -> None:
     else:
         st.info("No clips scored by the champion this week.")
 
+    st.subheader("Outcomes: the champion on labelled recordings")
+    check = last_outcome_check(db, champion.version)
+    if check is None:
+        st.info("No outcomes check of the champion yet: the `model-outcomes-weekly` deployment records one each week; "
+                "`voxflow outcomes` measures it now, once `voxflow labels import` has brought the diagnoses of recordings it scored.")
+    else:
+        outcomes(check, tz)
+
     st.subheader("Last backup")
     backup = queries.last_backup(db)
     if backup is None:
@@ -60,6 +70,24 @@ def body(page: context.Page) -> None:
             f"Backup {backup.get('backup_id', '')} at {backup.get('path', '—')}: " + ("verified." if backup.get("verified") else "not verified."))
         if backup.get("prune_error"):
             st.warning(f"Old backups were not pruned: {backup['prune_error']}")
+
+
+def outcomes(check: dict, tz: str) -> None:
+    """The last outcomes check: when, on how many recordings, each metric against the card, the groups worse."""
+    groups_worse = [name for name, group in check.get("groups", {}).items() if group["worse"]]
+    cols = st.columns(3)
+    cols[0].metric("Checked", context.local_text(check["checked_at"], tz), help=f"times in {tz}")
+    cols[1].metric("Labelled recordings measured", f"{check['n']:,}", help="scored by the champion, never trained on, nor their subjects")
+    cols[2].metric("Metrics worse than its card", len(check["worse"]) if check["metrics"] else "—")
+    if check["metrics"]:
+        st.dataframe(pd.DataFrame([
+            {"metric": m["metric"], **({"live": m["live"]["value"], "95% low": m["live"]["low"], "95% high": m["live"]["high"]} if m["live"] else {}),
+             "cross-validated": m["expected"], "verdict": m["verdict"]}
+            for m in check["metrics"]
+        ]), hide_index=True)
+    if groups_worse:
+        st.caption(f"By {check['by']}, worse in: {', '.join(groups_worse)}")
+    (st.warning if check["worse"] or groups_worse else st.caption)(check["summary"])
 
 
 context.show("Models", body, needs="mongo", unavailable="Model records and backups are in MongoDB; they show again once the server answers.")

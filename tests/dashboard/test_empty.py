@@ -34,6 +34,7 @@ def test_empty_database(page: str, empty_env: dict[str, str], open_page: Callabl
         assert shown["Quarantine rate (last 1 h)"] == shown["Latency p95"] == shown["Backlog"] == "—"
     if page == "models":
         assert shown["Clips scored this week"] == "0" and any(n.startswith("No backups yet") for n in notes)
+        assert any(n.startswith("No outcomes check of the champion yet") for n in notes), notes
 
 
 @pytest.fixture(scope="module")

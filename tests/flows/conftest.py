@@ -1,5 +1,5 @@
 """Shared by the flow tests: the CLI's settings in this process, named Redis clients, repeated predictions, and the
-input-drift events a flow run sent."""
+events a flow run sent (input drift, outcomes)."""
 
 from __future__ import annotations
 
@@ -68,13 +68,18 @@ def repeated_hashes(predictions: Collection) -> list[dict[str, Any]]:
     return list(predictions.aggregate([{"$group": {"_id": "$audio_sha256", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}]))
 
 
-def shift_events(env: dict[str, str], flow_run_id: str, *, at_least: int, timeout_s: float = 30) -> list[dict]:
-    """The :data:`SHIFT_EVENT` events of flow run ``flow_run_id`` the Prefect API holds, once it holds ``at_least`` (they
-    are sent asynchronously); other tests' runs send theirs to the same server."""
+def flow_run_events(env: dict[str, str], event: str, flow_run_id: str, *, at_least: int, timeout_s: float = 30) -> list[dict]:
+    """The ``event`` events of flow run ``flow_run_id`` the Prefect API holds, once it holds ``at_least`` (they are
+    sent asynchronously); other tests' runs send theirs to the same server."""
     deadline = time.monotonic() + timeout_s
     while True:
-        wanted = {"event": {"name": [SHIFT_EVENT]}, "related": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
+        wanted = {"event": {"name": [event]}, "related": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
         found = prefect_api_call(env, "/events/filter", {"filter": wanted, "limit": 50})
         if len(found["events"]) >= at_least or time.monotonic() > deadline:
             return found["events"]
         time.sleep(0.5)
+
+
+def shift_events(env: dict[str, str], flow_run_id: str, *, at_least: int, timeout_s: float = 30) -> list[dict]:
+    """The :data:`SHIFT_EVENT` events of flow run ``flow_run_id`` (:func:`flow_run_events`)."""
+    return flow_run_events(env, SHIFT_EVENT, flow_run_id, at_least=at_least, timeout_s=timeout_s)

@@ -34,7 +34,7 @@ def test_prefect_yaml_and_voxflow_deploy_agree_and_a_rest_trigger_runs_on_a_work
     env = {**cli_env, "VOXFLOW_SCHEDULE_TIMEZONE": "Europe/Paris"}
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"]: d["entrypoint"] for d in config["deployments"]}
-    assert set(names) == {"analyze-batch", "drain-queue", "forget-recordings", "input-drift-daily", "retrain-nightly", "backup-nightly"}
+    assert set(names) == {"analyze-batch", "drain-queue", "forget-recordings", "input-drift-daily", "model-outcomes-weekly", "retrain-nightly", "backup-nightly"}
     assert {d["work_pool"]["name"] for d in config["deployments"]} == {"voxflow"}
 
     report = last_json(run_cli(["deploy", "--json"], env))

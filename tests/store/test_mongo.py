@@ -101,6 +101,17 @@ def test_scored_since_is_one_models_predictions_from_a_time_on(results: ResultSt
     assert results.scored_since("m1", T0 + timedelta(hours=2)) == [] and results.scored_since("m3", T0) == []
 
 
+def test_scores_of_are_one_models_predictions_of_the_contents_asked_past_one_batch(results: ResultStore) -> None:
+    results.insert_predictions([prediction(i, model_version=version, minutes=i) for i in range(1500) for version in ("m1", "m2")])
+    asked = [f"{i:064x}" for i in range(0, 3000, 2)]  # 1,500 hashes (two lookups), half of them never scored
+    found = results.scores_of("m1", asked)
+    assert sorted(doc["audio_sha256"] for doc in found) == [f"{i:064x}" for i in range(0, 1500, 2)]
+    assert found[0].keys() == {"audio_sha256", "score", "label", "created_at"}
+    assert [(doc["score"], doc["label"]) for doc in results.scores_of("m2", [f"{3:064x}"])] == [(0.3, "pathological")]
+    recent = results.scores_of("m1", asked, since=T0 + timedelta(minutes=1400))  # inclusive
+    assert sorted(doc["audio_sha256"] for doc in recent) == [f"{i:064x}" for i in range(1400, 1500, 2)]
+
+
 def test_iter_predictions_streams_every_match_past_one_batch(results: ResultStore) -> None:
     results.insert_predictions([prediction(i, run_id="run-a" if i < 2400 else "run-b", minutes=i) for i in range(2500)])
     run_a = list(results.iter_predictions(PredictionFilter(run_id="run-a")))

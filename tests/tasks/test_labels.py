@@ -186,4 +186,6 @@ def test_voiced_adapter_labels_every_record(voiced_dir: Path) -> None:
     assert len(rows) == 208 and not found.rejected and not found.conflicts
     assert sum(row.label for row in rows) == 151
     first = min(rows, key=lambda row: row.subject_id)
-    assert first.subject_id == "voice001" and first.path.endswith("voice001.hea") and "diagnosis" in first.metadata
+    assert first.subject_id == "voice001" and first.path.endswith("voice001.hea")
+    assert first.metadata == {"diagnosis": "hyperkinetic dysphonia", "age": 32, "gender": "m"}  # voice001-info.txt's
+    assert sum(row.metadata["gender"] == "f" for row in rows) == 136 and all(isinstance(row.metadata["age"], int) for row in rows)

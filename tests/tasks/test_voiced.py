@@ -14,7 +14,7 @@ def test_records_without_a_diagnosis_or_a_header_are_skipped_with_the_reason(tmp
     voiced_record(tmp_path, "voice002", None)
     voiced_record(tmp_path, "voice003", "reflux laryngitis", header=False)
     frame, skipped = voiced_manifest(tmp_path)
-    assert frame.to_dict("records") == [{"path": str(tmp_path / "voice001.hea"), "subject_id": "voice001", "label": "healthy", "diagnosis": "healthy"}]
+    assert frame.to_dict("records") == [{"path": str(tmp_path / "voice001.hea"), "subject_id": "voice001", "label": "healthy", "diagnosis": "healthy", "age": 40, "gender": None}]
     assert skipped == [
         {"row": "voice002", "reason": "no 'Diagnosis:' line in voice002-info.txt"},
         {"row": "voice003", "reason": "no voice003.hea next to voice003-info.txt"},

@@ -1,0 +1,73 @@
+"""The ``model-outcomes`` flow: measure the champion on the recordings it scored whose reference labels have arrived,
+weekly; record the check for the dashboard, and raise a Prefect event when it does worse than its card says, for
+automations to act on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.events import emit_event
+from pydantic import Field
+
+from flows.run_log import send_to_run_log
+from store.mongo import open_database
+from store.outcome_checks import record_outcome_check
+from tasks.outcomes import OutcomeReport, model_outcomes
+from voxflow import services
+from voxflow.settings import get_settings
+
+WORSE_EVENT = "voxflow.outcomes.worse"
+
+
+def announce_outcomes(report: OutcomeReport, **context: Any) -> None:
+    """Log ``report`` (a WARNING when a metric, overall or in a group, is worse than the card says) and, then, emit
+    :data:`WORSE_EVENT` about its model with the verdicts and ``context`` as its payload."""
+    logger = get_run_logger()
+    logger.info("Outcomes: %s", report.header())
+    worse_groups = {name: outcomes.worse for name, outcomes in report.groups.items() if outcomes.worse}
+    if not (report.overall.worse or worse_groups):
+        logger.info("Outcomes: %s", report.line())
+        return
+    logger.warning(
+        "Outcomes: %s. The model screens these recordings worse than its cross-validation promised: check what changed "
+        "(cohort, recording setup, input drift), or retrain on the labelled recordings",
+        report.line(),
+    )
+    emit_event(
+        event=WORSE_EVENT,
+        resource={"prefect.resource.id": f"voxflow.model.{report.model_version}", "prefect.resource.name": report.model_version},
+        payload={"summary": report.line(), "n": report.overall.n, "worse": report.overall.worse, "by": report.by, "groups_worse": worse_groups, **context},
+    )
+
+
+@flow(name="model-outcomes")
+def model_outcomes_check(
+    days: Annotated[float | None, Field(ge=0.01, le=366 * 100)] = None, model_version: str | None = None, by: str | None = None
+) -> dict[str, Any]:
+    """Measure a model on its predictions of labelled recordings (``voxflow outcomes``).
+
+    Parameters
+    ----------
+    days : float, optional
+        Only predictions stored in the last this many days; default: all.
+    model_version : str, optional
+        A registered model version; default is the champion (or the shipped baseline).
+    by : str, optional
+        A label metadata field whose groups are measured apart too.
+
+    Returns
+    -------
+    dict
+        ``voxflow outcomes --json``'s report.
+    """
+    settings = get_settings()
+    send_to_run_log(settings.log_level)
+    checked_at = datetime.now(timezone.utc)
+    report = model_outcomes(settings, model_version=model_version, days=days, by=by, now=checked_at)
+    announce_outcomes(report, days=days)
+    with open_database(services.mongo_uri(settings), settings.mongo_db) as db:
+        record_outcome_check(db, {**report.as_stored(), "checked_at": checked_at, "days": days, "flow_run_id": str(flow_run.id)})
+    return report.as_doc()

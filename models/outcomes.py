@@ -1,0 +1,237 @@
+"""How a model does on the recordings it scored once their reference labels arrive: each metric with a 95%
+confidence interval, judged against the model card's cross-validated estimate. Pure: arrays in, verdicts out.
+
+A cross-validated AUC is an estimate made on the training cohort. Labels that arrive later (a clinician's
+diagnosis, a follow-up) say how the model does on the recordings it actually screens: where they lie wholly
+below the card's estimate, the model is worse there than its card claims.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import norm, rankdata
+
+MIN_PER_CLASS = 10  # fewer positives (or negatives) give intervals too wide to judge anything
+LEVEL = 0.95
+WORSE, BETTER, AS_EXPECTED, TOO_FEW, NO_ESTIMATE = "worse", "better", "as expected", "too few", "no estimate"
+MAX_BANDS = 4  # a numeric field of many values (an age) is split at its quartiles
+_LOWER_IS_BETTER = frozenset({"brier"})
+METRICS = ("auc", "sensitivity", "specificity", "uar", "brier")
+MISSING_GROUP = "(none)"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A metric's value on the labelled recordings and its confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def text(self) -> str:
+        """``0.712 (0.553-0.871)``."""
+        return f"{self.value:.3f} ({self.low:.3f}-{self.high:.3f})"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One metric: its interval on the labelled recordings (None: too few of a class), the card's estimate, the verdict."""
+
+    name: str
+    live: Interval | None
+    expected: float | None
+    verdict: str
+
+    def as_doc(self) -> dict[str, Any]:
+        live = None if self.live is None else {k: round(v, 4) for k, v in self.live.__dict__.items()}
+        return {"metric": self.name, "live": live, "expected": self.expected, "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """The metrics of one set of labelled recordings."""
+
+    n: int
+    n_positive: int
+    metrics: tuple[Measured, ...]
+
+    @property
+    def worse(self) -> list[str]:
+        """The metrics whose whole interval lies on the wrong side of the card's estimate."""
+        return [m.name for m in self.metrics if m.verdict == WORSE]
+
+    def metric(self, name: str) -> Measured:
+        return next(m for m in self.metrics if m.name == name)
+
+    def as_doc(self) -> dict[str, Any]:
+        return {"n": self.n, "n_positive": self.n_positive, "worse": self.worse, "metrics": [m.as_doc() for m in self.metrics]}
+
+
+def _z(level: float) -> float:
+    return float(norm.ppf(0.5 + level / 2))
+
+
+def _clipped(value: float, half_width: float) -> Interval:
+    return Interval(value, max(0.0, value - half_width), min(1.0, value + half_width))
+
+
+def auc_interval(labels: np.ndarray, scores: np.ndarray, *, level: float = LEVEL) -> Interval:
+    """ROC AUC with DeLong's confidence interval (the fast midrank form of Sun and Xu, 2014).
+
+    Where the classes are completely separated (AUC 0 or 1) DeLong's variance is 0; the interval is then Wilson's
+    for as many trials as the smaller class has recordings, all successes (or none), rather than a point.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(n,)`` 1 for positive, 0 for negative; both present.
+    scores : numpy.ndarray
+        ``(n,)`` the model's scores, higher meaning positive.
+
+    Examples
+    --------
+    >>> auc_interval(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9])).value
+    0.75
+    """
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = np.asarray(scores, dtype=np.float64)[labels], np.asarray(scores, dtype=np.float64)[~labels]
+    m, n = len(positives), len(negatives)
+    together = rankdata(np.concatenate([positives, negatives]))
+    above = (together[:m] - rankdata(positives)) / n  # per positive: the share of negatives it outranks (ties half)
+    below = 1.0 - (together[m:] - rankdata(negatives)) / m  # per negative: the share of positives that outrank it
+    auc = float(above.mean())
+    if auc in (0.0, 1.0):
+        separated = proportion_interval(int(auc) * min(m, n), min(m, n), level=level)
+        return Interval(auc, separated.low, separated.high)
+    variance = (np.var(above, ddof=1) / m if m > 1 else 0.0) + (np.var(below, ddof=1) / n if n > 1 else 0.0)
+    return _clipped(auc, _z(level) * math.sqrt(variance))
+
+
+def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) -> Interval:
+    """A proportion with Wilson's score interval (sound at 0 and 1, unlike the normal one).
+
+    Examples
+    --------
+    >>> round(proportion_interval(8, 10).low, 3), round(proportion_interval(8, 10).high, 3)
+    (0.49, 0.943)
+    """
+    z, p = _z(level), successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _uar_interval(sensitivity: Interval, specificity: Interval) -> Interval:
+    """Their mean's interval from their Wilson intervals (MOVER, Zou and Donner 2008): sound where either is 0 or 1."""
+    value = (sensitivity.value + specificity.value) / 2
+    down = math.hypot(sensitivity.value - sensitivity.low, specificity.value - specificity.low) / 2
+    up = math.hypot(sensitivity.high - sensitivity.value, specificity.high - specificity.value) / 2
+    return Interval(value, max(0.0, value - down), min(1.0, value + up))
+
+
+def _brier_interval(labels: np.ndarray, scores: np.ndarray, level: float) -> Interval:
+    squared = (scores - labels) ** 2
+    return _clipped(float(squared.mean()), _z(level) * float(squared.std(ddof=1)) / math.sqrt(len(squared)))
+
+
+def verdict(name: str, live: Interval | None, expected: float | None) -> str:
+    """``worse`` or ``better`` when the whole interval lies on one side of the card's estimate, else ``as expected``.
+
+    Examples
+    --------
+    >>> verdict("auc", Interval(0.6, 0.52, 0.68), 0.75), verdict("brier", Interval(0.3, 0.26, 0.34), 0.2)
+    ('worse', 'worse')
+    """
+    if live is None:
+        return TOO_FEW
+    if expected is None:
+        return NO_ESTIMATE
+    above, below = live.low > expected, live.high < expected
+    if not (above or below):
+        return AS_EXPECTED
+    return WORSE if below != (name in _LOWER_IS_BETTER) else BETTER
+
+
+def measure(
+    labels: np.ndarray, scores: np.ndarray, predicted: np.ndarray, expected: Mapping[str, Any], *,
+    min_per_class: int = MIN_PER_CLASS, level: float = LEVEL,
+) -> Outcomes:
+    """Each of :data:`METRICS` on labelled recordings, judged against ``expected`` (a card's ``metrics``).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(n,)`` the reference labels, 1 positive.
+    scores : numpy.ndarray
+        ``(n,)`` the model's scores.
+    predicted : numpy.ndarray
+        ``(n,)`` the labels the model gave (its score against its threshold), 1 positive.
+    expected : Mapping
+        The cross-validated estimates by metric name; a missing one is ``no estimate``.
+    min_per_class : int
+        Fewer positives or negatives than this leave the metrics that need them ``too few``.
+    """
+    labels, scores, predicted = (np.asarray(a) for a in (labels, scores, predicted))
+    labels, predicted = labels.astype(bool), predicted.astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    enough_pos, enough_neg = n_pos >= min_per_class, n_neg >= min_per_class
+    sens = proportion_interval(int(predicted[labels].sum()), n_pos, level=level) if enough_pos else None
+    spec = proportion_interval(int((~predicted[~labels]).sum()), n_neg, level=level) if enough_neg else None
+    both = enough_pos and enough_neg
+    live = {
+        "auc": auc_interval(labels, scores, level=level) if both else None,
+        "sensitivity": sens,
+        "specificity": spec,
+        "uar": _uar_interval(sens, spec) if sens and spec else None,
+        "brier": _brier_interval(labels.astype(np.float64), scores.astype(np.float64), level) if both else None,
+    }
+    measured = []
+    for name in METRICS:
+        reference = expected.get(name)
+        reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
+        measured.append(Measured(name, live[name], reference, verdict(name, live[name], reference)))
+    return Outcomes(len(labels), n_pos, tuple(measured))
+
+
+def groups_of(values: Sequence[Any], *, max_bands: int = MAX_BANDS) -> list[str]:
+    """Each recording's group by one metadata field: its value, or for a numeric field of more values than
+    ``max_bands``, its quartile band (``32-47``); :data:`MISSING_GROUP` where the field is missing.
+
+    Examples
+    --------
+    >>> groups_of(["f", "m", None, "f"])
+    ['f', 'm', '(none)', 'f']
+    >>> groups_of([18, 25, 33, 41, 52, 60, 70, 80])
+    ['18-25', '18-25', '33-41', '33-41', '52-60', '52-60', '70-80', '70-80']
+    """
+    numbers = [_number(v) for v in values]
+    present = sorted({x for x in numbers if x is not None})
+    if len(present) <= max_bands or any(x is None and v is not None for x, v in zip(numbers, values)):
+        return [MISSING_GROUP if v is None or v == "" else str(v).strip() for v in values]
+    edges = np.quantile(np.array([x for x in numbers if x is not None]), np.linspace(0, 1, max_bands + 1)[1:-1])
+    band = {x: int(np.searchsorted(edges, x, side="left")) for x in present}
+    spans: dict[int, list[float]] = {}
+    for x in present:
+        spans.setdefault(band[x], []).append(x)
+    names = {b: f"{_plain(min(xs))}-{_plain(max(xs))}" for b, xs in spans.items()}
+    return [MISSING_GROUP if x is None else names[band[x]] for x in numbers]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _plain(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"

@@ -1,0 +1,140 @@
+"""Outcomes on labelled recordings: DeLong's AUC interval, Wilson's for proportions, verdicts against a card, groups."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.metrics import roc_auc_score
+
+from models.outcomes import (
+    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, TOO_FEW, WORSE, Interval, auc_interval, groups_of, measure, proportion_interval, verdict,
+)
+
+CARD = {"auc": 0.80, "sensitivity": 0.75, "specificity": 0.70, "uar": 0.725, "brier": 0.18}
+
+
+def _delong_by_pairs(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """AUC and DeLong's variance from every positive-negative pair, straight from the definition (O(m n))."""
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    psi = (positives[:, None] > negatives[None, :]) + 0.5 * (positives[:, None] == negatives[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return float(psi.mean()), float(v10.var(ddof=1) / len(positives) + v01.var(ddof=1) / len(negatives))
+
+
+def _binormal(rng: np.random.Generator, n_pos: int, n_neg: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
+    return labels, np.r_[rng.normal(shift, 1, n_pos), rng.normal(0, 1, n_neg)]
+
+
+@pytest.mark.parametrize("rounded", [False, True])  # rounded scores tie, which the midranks must count half
+def test_auc_interval_is_delongs_from_the_pairs(rounded: bool) -> None:
+    labels, scores = _binormal(np.random.default_rng(3), 37, 23, 0.8)
+    scores = np.round(scores, 1) if rounded else scores
+    auc, variance = _delong_by_pairs(labels, scores)
+    interval = auc_interval(labels, scores)
+    half = norm.ppf(0.975) * math.sqrt(variance)
+    assert interval.value == pytest.approx(auc) == pytest.approx(roc_auc_score(labels, scores))
+    assert (interval.low, interval.high) == (pytest.approx(auc - half), pytest.approx(min(1.0, auc + half)))
+
+
+def test_auc_interval_covers_the_true_auc_about_95_times_in_100() -> None:
+    rng = np.random.default_rng(11)
+    true_auc = norm.cdf(1.0 / math.sqrt(2))  # binormal, unit variances, means 1 apart
+    draws = [auc_interval(*_binormal(rng, 40, 30, 1.0)) for _ in range(400)]
+    covered = sum(d.low <= true_auc <= d.high for d in draws)
+    assert 0.91 * 400 <= covered <= 0.985 * 400, covered
+
+
+def test_complete_separation_is_an_interval_not_a_point() -> None:
+    interval = auc_interval(np.r_[np.ones(12), np.zeros(30)], np.r_[np.linspace(0.6, 0.9, 12), np.linspace(0.1, 0.5, 30)])
+    assert interval.value == 1.0 and interval.high == 1.0
+    assert interval.low == pytest.approx(proportion_interval(12, 12).low) and interval.low < 0.8  # 12 positives say little
+
+
+def test_proportion_interval_is_wilsons() -> None:
+    z = norm.ppf(0.975)
+    for k, n in ((8, 10), (0, 15), (15, 15), (37, 120)):
+        interval = proportion_interval(k, n)
+        p = k / n
+        centre, half = (p + z**2 / (2 * n)) / (1 + z**2 / n), z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+        assert (interval.value, interval.low, interval.high) == (p, pytest.approx(max(0, centre - half)), pytest.approx(min(1, centre + half)))
+    assert proportion_interval(0, 15).low == 0 and proportion_interval(0, 15).high > 0.15  # none of 15 is not "never"
+
+
+def test_a_verdict_needs_the_whole_interval_on_one_side_and_knows_which_side_is_worse() -> None:
+    assert verdict("auc", Interval(0.70, 0.62, 0.78), 0.80) == WORSE
+    assert verdict("auc", Interval(0.74, 0.66, 0.82), 0.80) == AS_EXPECTED
+    assert verdict("auc", Interval(0.90, 0.85, 0.95), 0.80) == BETTER
+    assert verdict("brier", Interval(0.25, 0.21, 0.29), 0.18) == WORSE  # a larger Brier score is worse
+    assert verdict("brier", Interval(0.10, 0.08, 0.12), 0.18) == BETTER
+    assert verdict("auc", None, 0.80) == TOO_FEW and verdict("auc", Interval(0.7, 0.6, 0.8), None) == NO_ESTIMATE
+
+
+def test_a_model_no_better_than_chance_is_worse_than_its_card_and_one_like_it_is_not() -> None:
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(120, int), np.zeros(80, int)]
+    chance = rng.uniform(size=200)
+    found = measure(labels, chance, chance >= 0.5, CARD)
+    assert found.metric("auc").verdict == WORSE and found.metric("auc").live.high < 0.80
+    assert "auc" in found.worse and (found.n, found.n_positive) == (200, 120)
+
+    _, scores = _binormal(rng, 120, 80, 1.19)  # a true AUC of 0.80, as the card says
+    probabilities = 1 / (1 + np.exp(-(scores - 0.6)))
+    like = measure(labels, probabilities, probabilities >= 0.5, CARD)
+    assert like.metric("auc").verdict == AS_EXPECTED, like.metric("auc")
+    sens = like.metric("sensitivity").live
+    assert sens.value == pytest.approx(np.mean(probabilities[labels == 1] >= 0.5))
+
+
+def test_metrics_use_the_models_own_labels_not_a_threshold_of_their_own() -> None:
+    labels = np.r_[np.ones(20, int), np.zeros(20, int)]
+    scores = np.r_[np.full(20, 0.6), np.full(20, 0.4)]
+    everything_positive = measure(labels, scores, np.ones(40, bool), CARD)
+    assert everything_positive.metric("sensitivity").live.value == 1.0 and everything_positive.metric("specificity").live.value == 0.0
+    assert everything_positive.metric("uar").live.value == 0.5 and everything_positive.metric("auc").live.value == 1.0
+
+
+def test_too_few_of_a_class_judges_only_what_the_other_class_allows() -> None:
+    labels = np.r_[np.ones(30, int), np.zeros(4, int)]
+    scores = np.linspace(0, 1, 34)
+    found = measure(labels, scores, scores >= 0.5, CARD)
+    by_name = {m.name: m.verdict for m in found.metrics}
+    assert by_name["auc"] == by_name["specificity"] == by_name["uar"] == by_name["brier"] == TOO_FEW
+    assert by_name["sensitivity"] != TOO_FEW and found.metric("auc").live is None
+    nothing = measure(np.array([], int), np.array([]), np.array([], bool), CARD)
+    assert nothing.n == 0 and {m.verdict for m in nothing.metrics} == {TOO_FEW} and nothing.worse == []
+
+
+def test_a_card_without_an_estimate_gives_no_verdict_on_it() -> None:
+    labels = np.r_[np.ones(15, int), np.zeros(15, int)]
+    scores = np.linspace(0, 1, 30)
+    found = measure(labels, scores, scores > 0.5, {"auc": 0.7, "brier": float("nan")})
+    assert found.metric("sensitivity").verdict == NO_ESTIMATE and found.metric("brier").verdict == NO_ESTIMATE
+    assert found.metric("auc").verdict != NO_ESTIMATE
+
+
+def test_groups_are_values_or_quartile_bands_and_missing_ones_are_said() -> None:
+    assert groups_of(["f", "M ", "", None]) == ["f", "M", MISSING_GROUP, MISSING_GROUP]
+    assert groups_of([1, 2, 1, None]) == ["1", "2", "1", MISSING_GROUP]  # few values: each is a group
+    ages = ["61", 18, 20.0, 35, 44, "52", 70, 29, None]  # a CSV's text, numbers, a float from a column with a gap
+    bands = groups_of(ages)
+    assert bands[-1] == MISSING_GROUP and len(set(bands[:-1])) == 4
+    assert bands[1] == bands[2] == "18-20" and bands[6] == "61-70" and bands[0] == "61-70"
+    assert groups_of(["a", 1, 2, 3, 4, 5, 6]) == ["a", "1", "2", "3", "4", "5", "6"]  # text among numbers: values, not bands
+
+
+def test_uar_interval_joins_the_two_wilson_intervals_and_is_no_point_when_both_are_perfect() -> None:
+    labels = np.r_[np.ones(20, int), np.zeros(25, int)]
+    perfect = measure(labels, labels.astype(float), labels.astype(bool), CARD).metric("uar").live
+    sens, spec = proportion_interval(20, 20), proportion_interval(25, 25)
+    assert (perfect.value, perfect.high) == (1.0, 1.0) and perfect.low < 0.95
+    assert perfect.low == pytest.approx(1 - math.hypot(1 - sens.low, 1 - spec.low) / 2)
+    predicted = np.r_[np.arange(20) < 15, np.arange(25) < 5]  # 15 of 20 found, 20 of 25 cleared
+    uar = measure(labels, labels.astype(float), predicted, CARD).metric("uar").live
+    sens, spec = proportion_interval(15, 20), proportion_interval(20, 25)
+    assert uar.value == pytest.approx(0.775)
+    assert (uar.low, uar.high) == (pytest.approx(0.775 - math.hypot(0.75 - sens.low, 0.8 - spec.low) / 2),
+                                   pytest.approx(0.775 + math.hypot(sens.high - 0.75, spec.high - 0.8) / 2))

@@ -1,0 +1,113 @@
+"""Outcomes on nx-27017: a model's stored predictions joined with the labels collection, its training recordings and
+their subjects left out, a window, groups by a metadata field."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from pymongo.database import Database
+from sklearn.metrics import roc_auc_score
+
+from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL, read_training_hashes
+from models.outcomes import auc_interval
+from models.registry import SHIPPED_DIR, shipped_bundle
+from store.labels import LabelStore
+from store.mongo import ResultStore
+from tasks.outcomes import model_outcomes
+from voxflow.settings import Settings
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+
+
+def _label(sha: str, positive: bool, subject: str, **metadata: object) -> dict:
+    return {"audio_sha256": sha, "label": POSITIVE_LABEL if positive else NEGATIVE_LABEL, "original_label": "", "subject_id": subject,
+            "path": None, "source": "test", "metadata": metadata}
+
+
+def _prediction(sha: str, score: float, *, version: str, days_ago: float = 1.0) -> dict:
+    label = POSITIVE_LABEL if score >= 0.5 else NEGATIVE_LABEL
+    return {"audio_sha256": sha, "model_version": version, "run_id": "r", "score": score, "label": label, "created_at": NOW - timedelta(days=days_ago)}
+
+
+def test_the_champion_is_measured_on_what_it_never_trained_on(home_of_its_own: Settings, mongo_db: Database) -> None:
+    card = shipped_bundle().card
+    trained = sorted(read_training_hashes(SHIPPED_DIR, card))
+    rng = np.random.default_rng(2)
+    truth = np.r_[np.ones(40, bool), np.zeros(30, bool)]
+    scores = np.clip(np.where(truth, rng.normal(0.6, 0.2, 70), rng.normal(0.4, 0.2, 70)), 0.01, 0.99)
+    new = [f"{i:064x}" for i in range(70)]
+    labels = [_label(sha, bool(t), f"new{i}", gender="fm"[i % 2]) for i, (sha, t) in enumerate(zip(new, truth))]
+    labels += [_label(trained[0], True, "voice001"), _label(trained[1], False, "voice002")]  # trained on: left out
+    labels += [_label(f"{900 + i:064x}", True, "voice001") for i in range(3)]  # a subject it trained on, again: left out
+    labels += [_label(f"{800:064x}", True, "never-scored")]  # labelled, not scored: not counted
+    LabelStore(mongo_db).replace(labels)
+    ResultStore(mongo_db).insert_predictions(
+        [_prediction(sha, float(s), version=card.version) for sha, s in zip(new, scores)]
+        + [_prediction(sha, 0.9, version=card.version) for sha in (trained[0], trained[1], *(f"{900 + i:064x}" for i in range(3)))]
+        + [_prediction(sha, 0.1, version="another-model") for sha in new[:40]]  # another model's scores of the positives
+        + [_prediction(f"{700:064x}", 0.9, version=card.version)]  # scored, not labelled
+    )
+
+    report = model_outcomes(home_of_its_own, by="gender", now=NOW)
+    assert (report.labelled, report.scored, report.trained_on, report.same_subjects, report.training_known) == (76, 75, 2, 3, True)
+    assert (report.overall.n, report.overall.n_positive) == (70, 40)
+    auc = report.overall.metric("auc")
+    assert auc.live.value == pytest.approx(roc_auc_score(truth, scores)) and auc.expected == card.metrics["auc"]
+    sensitivity = report.overall.metric("sensitivity").live.value
+    assert sensitivity == pytest.approx(np.mean(scores[truth] >= 0.5))
+    assert list(report.groups) == ["f", "m"] and [g.n for g in report.groups.values()] == [35, 35]
+    f = np.arange(70) % 2 == 0
+    in_f, at_95 = report.groups["f"].metric("auc").live, auc_interval(truth[f], scores[f])
+    assert in_f == auc_interval(truth[f], scores[f], level=0.975) and report.group_level == 0.975  # 2 groups: 1 - 0.05 / 2
+    assert in_f.value == pytest.approx(roc_auc_score(truth[f], scores[f])) and in_f.high - in_f.low > at_95.high - at_95.low
+    assert report.header() == (f"70 labelled recordings {card.version} scored and never trained on (40 pathological); "
+                               "left out: 2 it trained on, 3 more of subjects it trained on")
+    doc = report.as_doc()
+    assert doc["groups"]["m"]["n"] == 35 and doc["summary"] == report.line() and doc["n"] == 70
+
+
+def test_a_window_counts_only_recent_predictions_and_a_model_gone_wrong_is_worse(home_of_its_own: Settings, mongo_db: Database) -> None:
+    card = shipped_bundle().card
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(size=300) < 0.6
+    old = [f"{i:064x}" for i in range(100)]
+    recent = [f"{1000 + i:064x}" for i in range(200)]
+    LabelStore(mongo_db).replace([_label(sha, bool(t), f"s{sha[-4:]}") for sha, t in zip(old + recent, truth)])
+    good = np.where(truth[:100], 0.8, 0.2)  # the old predictions: perfect
+    chance = rng.uniform(size=200)  # the recent ones: a broken microphone, say
+    ResultStore(mongo_db).insert_predictions(
+        [_prediction(sha, float(s), version=card.version, days_ago=20) for sha, s in zip(old, good)]
+        + [_prediction(sha, float(s), version=card.version, days_ago=2) for sha, s in zip(recent, chance)]
+    )
+    week = model_outcomes(home_of_its_own, days=7, now=NOW)
+    assert week.overall.n == 200 and week.since == NOW - timedelta(days=7)
+    assert "auc" in week.overall.worse and week.line().startswith(f"{len(week.overall.worse)} of 5 metrics worse than the card of {card.version} says: auc ")
+    assert week.line().endswith("(200 recordings)")
+    everything = model_outcomes(home_of_its_own, now=NOW)
+    assert everything.overall.n == 300 and everything.since is None
+
+
+def test_too_few_to_judge_says_why(home_of_its_own: Settings, mongo_db: Database) -> None:
+    card = shipped_bundle().card
+    report = model_outcomes(home_of_its_own, now=NOW)
+    assert (report.labelled, report.overall.n, report.overall.worse) == (0, 0, [])
+    assert report.line() == "not judged: no reference labels imported (voxflow labels import FILE) (0 recordings)"
+
+    trained = sorted(read_training_hashes(SHIPPED_DIR, card))[:30]
+    LabelStore(mongo_db).replace([_label(sha, i % 2 == 0, f"v{i}") for i, sha in enumerate(trained)])
+    assert model_outcomes(home_of_its_own, now=NOW).line() == f"not judged: {card.version} scored none of the 30 labelled recordings (0 recordings)"
+    ResultStore(mongo_db).insert_predictions([_prediction(sha, 0.7, version=card.version) for sha in trained])
+    report = model_outcomes(home_of_its_own, now=NOW)
+    assert (report.scored, report.trained_on, report.overall.n) == (30, 30, 0)
+    assert report.line() == (f"not judged: every labelled recording {card.version} scored was left out "
+                             "(it trained on them or their subjects) (0 recordings)")
+    ResultStore(mongo_db).insert_predictions([_prediction(f"{i:064x}", 0.7, version=card.version) for i in range(12)])
+    LabelStore(mongo_db).replace([_label(f"{i:064x}", True, f"n{i}") for i in range(12)])  # positives only
+    report = model_outcomes(home_of_its_own, now=NOW)
+    assert report.overall.metric("sensitivity").live.value == 1.0 and report.overall.metric("auc").live is None
+    assert report.line() == f"no metric worse than the card of {card.version} says (12 recordings)"
+    stored = report.as_stored()  # 12 recordings: a check kept in MongoDB keeps none of their metrics
+    assert (stored["n"], stored["n_positive"], stored["metrics"], stored["worse"]) == (12, None, [], [])
+    assert stored["summary"] == "12 recordings measured: fewer than 30, their metrics are not kept"
