@@ -12,6 +12,7 @@ import pytest
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+import store.mongo
 from store.counts import COUNTS, SCORES, rebuild_counts
 from store.mongo import PredictionFilter, ResultStore, _retrying, backoff_delays, connect_mongo, open_database
 from tests.store.conftest import rollup
@@ -101,7 +102,12 @@ def test_scored_since_is_one_models_predictions_from_a_time_on(results: ResultSt
     assert results.scored_since("m1", T0 + timedelta(hours=2)) == [] and results.scored_since("m3", T0) == []
 
 
-def test_scores_of_are_one_models_predictions_of_the_contents_asked_past_one_batch(results: ResultStore) -> None:
+@pytest.mark.parametrize("lookup_cost", [0.0, None, 1e9])  # always looked up; the rollup decides; always streamed
+def test_scores_of_are_one_models_predictions_of_the_contents_asked_past_one_batch(
+    results: ResultStore, lookup_cost: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if lookup_cost is not None:
+        monkeypatch.setattr(store.mongo, "_LOOKUP_COST", lookup_cost)
     results.insert_predictions([prediction(i, model_version=version, minutes=i) for i in range(1500) for version in ("m1", "m2")])
     asked = [f"{i:064x}" for i in range(0, 3000, 2)]  # 1,500 hashes (two lookups), half of them never scored
     found = results.scores_of("m1", asked)
@@ -110,6 +116,7 @@ def test_scores_of_are_one_models_predictions_of_the_contents_asked_past_one_bat
     assert [(doc["score"], doc["label"]) for doc in results.scores_of("m2", [f"{3:064x}"])] == [(0.3, "pathological")]
     recent = results.scores_of("m1", asked, since=T0 + timedelta(minutes=1400))  # inclusive
     assert sorted(doc["audio_sha256"] for doc in recent) == [f"{i:064x}" for i in range(1400, 1500, 2)]
+    assert results.scores_of("m3", asked) == [] and results.scores_of("m1", []) == []
 
 
 def test_iter_predictions_streams_every_match_past_one_batch(results: ResultStore) -> None:
