@@ -1038,7 +1038,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--json", action="store_true", help="print the comparison as one JSON object, every shift in it")
 
     outcomes = add("outcomes", cmd_outcomes, "Measure a model on the recordings it scored that have reference labels since (voxflow labels import): "
-                   "AUC, sensitivity, specificity with 95% intervals, against its card's cross-validated estimates.")
+                   "AUC, sensitivity, specificity with 95 percent confidence intervals, against its card's cross-validated estimates.")
     outcomes.epilog = ("Recordings the model trained on, and other recordings of their subjects, are left out: they would flatter it. "
                        "A metric is 'worse' when its whole interval lies on the wrong side of the card's estimate; "
                        f"'too few' below {OUTCOMES_MIN_PER_CLASS} labelled recordings of a class.")
