@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.events import emit_event
 from pydantic import Field
 
+from flows.model_events import emit_model_event
 from flows.run_log import send_to_run_log
 from models.drift import SHOWN, DriftReport
 from tasks.drift_check import recent_drift
@@ -29,14 +29,10 @@ def announce_shift(report: DriftReport, **context: Any) -> None:
         "(microphone, sample rate, room, task), or retrain on labelled ones like them",
         report.line(),
     )
-    emit_event(
-        event=SHIFT_EVENT,
-        resource={"prefect.resource.id": f"voxflow.model.{report.model_version}", "prefect.resource.name": report.model_version},
-        payload={
-            "summary": report.line(), "shifted_count": len(report.shifted), "shifted_read": report.shifted_read, "n": report.n,
-            "features": [shift.feature for shift in report.shifted[:SHOWN]], **context,
-        },
-    )
+    emit_model_event(SHIFT_EVENT, report.model_version, {
+        "summary": report.line(), "shifted_count": len(report.shifted), "shifted_read": report.shifted_read, "n": report.n,
+        "features": [shift.feature for shift in report.shifted[:SHOWN]], **context,
+    })
 
 
 @flow(name="input-drift")

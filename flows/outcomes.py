@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.events import emit_event
 from pydantic import Field
 
+from flows.model_events import emit_model_event
 from flows.run_log import send_to_run_log
 from store.mongo import open_database
 from store.outcome_checks import record_outcome_check
@@ -36,11 +36,9 @@ def announce_outcomes(report: OutcomeReport, **context: Any) -> None:
         "(cohort, recording setup, input drift), or retrain on the labelled recordings",
         report.line(),
     )
-    emit_event(
-        event=WORSE_EVENT,
-        resource={"prefect.resource.id": f"voxflow.model.{report.model_version}", "prefect.resource.name": report.model_version},
-        payload={"summary": report.line(), "n": report.overall.n, "worse": report.overall.worse, "by": report.by, "groups_worse": worse_groups, **context},
-    )
+    emit_model_event(WORSE_EVENT, report.model_version, {
+        "summary": report.line(), "n": report.overall.n, "worse": report.overall.worse, "by": report.by, "groups_worse": worse_groups, **context,
+    })
 
 
 @flow(name="model-outcomes")
