@@ -165,6 +165,9 @@ class Forgotten:
     model_versions: tuple[str, ...]
     hashes: frozenset[str]
     paths: frozenset[str]
+    # The ``_id`` of the quarantine records without a content hash (files that could not be read): what a restore
+    # must delete again by ``_id``, as it finds the others by their content (:func:`tasks.erasure.erase_again`).
+    unhashed_quarantine: frozenset[Any] = frozenset()
 
 
 Identity = tuple[str | None, str | None, str | None]  # audio_sha256, path, subject_id: whose recording a document is
@@ -393,26 +396,27 @@ class ResultStore:
 
     def forget(
         self, *, hashes: AbstractSet[str], paths: AbstractSet[str] = frozenset(), subjects: AbstractSet[str] = frozenset(),
-        folders: AbstractSet[str] = frozenset(), dry_run: bool = False,
+        folders: AbstractSet[str] = frozenset(), quarantine_ids: AbstractSet[Any] = frozenset(), dry_run: bool = False,
     ) -> Forgotten:
         """Delete the predictions and quarantine records of these contents, or stored under these paths, subjects or
-        folders (:func:`listed_query`),
-        and take them out of the rollups (deleted, then counted out: a process killed in between leaves the rollups
-        high, which ``voxflow counts rebuild`` repairs).
+        folders (:func:`listed_query`), and the quarantine records of these ``_id`` (:attr:`Forgotten.unhashed_quarantine`
+        of an earlier forget), and take them out of the rollups (deleted, then counted out: a process killed in between
+        leaves the rollups high, which ``voxflow counts rebuild`` repairs).
 
         Parameters
         ----------
         dry_run : bool
             Find them only; delete nothing.
         """
-        unique = sorted(set(hashes))
+        unique, ids = sorted(set(hashes)), list(quarantine_ids)
         listed = listed_query(paths, subjects, folders)
         queries = [] if listed is None else [listed]
         queries += [{"audio_sha256": {"$in": unique[start : start + _LOOKUP_BATCH]}} for start in range(0, len(unique), _LOOKUP_BATCH)]
+        by_id = [{"_id": {"$in": ids[start : start + _LOOKUP_BATCH]}} for start in range(0, len(ids), _LOOKUP_BATCH)]
         deleted: dict[str, dict[Any, dict[str, Any]]] = {"predictions": {}, "quarantine": {}}
         fields = dict.fromkeys(("_id", "audio_sha256", "path", "created_at", "score", "threshold", "model_version", "stage"), 1)
-        for collection in (self._predictions, self._quarantine):
-            for query in queries:
+        for collection, extra in ((self._predictions, []), (self._quarantine, by_id)):
+            for query in queries + extra:
                 docs = _retrying(f"read {collection.name}", lambda: list(collection.find(query, fields)), budget_s=self._retry_s)
                 found = {doc["_id"]: doc for doc in docs if doc["_id"] not in deleted[collection.name]}
                 if found and not dry_run:
@@ -426,6 +430,7 @@ class ResultStore:
             len(predictions), len(quarantine), tuple(sorted({doc["model_version"] for doc in predictions if doc.get("model_version")})),
             frozenset(doc["audio_sha256"] for doc in (*predictions, *quarantine) if doc.get("audio_sha256")),
             frozenset(doc["path"] for doc in (*predictions, *quarantine) if doc.get("path")),
+            frozenset(doc["_id"] for doc in quarantine if not doc.get("audio_sha256")),
         )
 
     def insert_scaling_event(self, event: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from models.artifact import read_bundle, read_training_hashes
 from models.registry import SHIPPED_DIR
 from store.backup import list_backups, open_location
 from store.cache import PredictionCache, connect_redis
-from store.erasures import erased_contents, record_erasure
+from store.erasures import erased_contents, erased_quarantine_ids, record_erasure
 from store.feature_store import FeatureStore
 from store.labels import LabelStore
 from store.latency import LatencyLog
@@ -102,10 +102,11 @@ class Erasure:
     unmatched: tuple[str, ...]  # what was named that no store held: ``sha256 …``, ``path …``, ``subject …``
     dry_run: bool
     hashes: frozenset[str] = field(default=frozenset(), repr=False)  # every content looked for: what a restore erases again
+    quarantine_ids: frozenset[Any] = field(default=frozenset(), repr=False)  # and the quarantine records it finds by _id
 
     def as_dict(self) -> dict[str, Any]:
         """The report, without the contents looked for."""
-        return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items() if name != "hashes"}
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items() if name not in ("hashes", "quarantine_ids")}
 
 
 def checked_hashes(values: Iterable[str]) -> frozenset[str]:
@@ -184,16 +185,17 @@ def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = Fals
             features=FeatureStore(settings.feature_store_dir), settings=settings, dry_run=dry_run,
         )
         if not dry_run:
-            record_erasure(db, _record(named, erasure), erasure.hashes)
+            record_erasure(db, _record(named, erasure), erasure.hashes, erasure.quarantine_ids)
     return {**erasure.as_dict(), "closed_runs": closed}
 
 
 def erase_again(target: Database, live: Database) -> dict[str, int]:
     """Erase from ``target``, just restored from a backup, the recordings that erasures recorded in it or in the
-    ``live`` database (those since the backup) erased: their predictions, quarantine records and labels. What was
+    ``live`` database (those since the backup) erased: their predictions, quarantine records (those of unreadable
+    files by their ``_id``) and labels. What was
     erased stays erased whichever backup comes back. Returns how many of each went."""
     hashes = erased_contents(target) | erased_contents(live)
-    forgotten = ResultStore(target).forget(hashes=hashes)
+    forgotten = ResultStore(target).forget(hashes=hashes, quarantine_ids=erased_quarantine_ids(target) | erased_quarantine_ids(live))
     return {"predictions": forgotten.predictions, "quarantine": forgotten.quarantine, "labels": len(LabelStore(target).forget(hashes))}
 
 
@@ -310,7 +312,7 @@ def forget(
         feature_rows=erased.rows, feature_files_rewritten=erased.rewritten, feature_files_removed=erased.removed,
         unreadable_feature_files=tuple(map(str, erased.unreadable)), trained_on=trained_on, training_unknown=unknown,
         backups=tuple(_backups(settings)), unmatched=tuple(unmatched(named, identities | queued, held)), dry_run=dry_run,
-        hashes=recordings.hashes,
+        hashes=recordings.hashes, quarantine_ids=stored.unhashed_quarantine,
     )
 
 

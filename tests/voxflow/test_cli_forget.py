@@ -32,8 +32,8 @@ from voxflow.settings import Settings
 
 
 def _corpus(folder: Path, voiced_dir: Path) -> tuple[Path, dict[str, str]]:
-    """A manifest of three synthetic vowels (two of subject s1, one of s2), an empty file of s1 and two VOICED
-    records; each file's sha256 by its name."""
+    """A manifest of three synthetic vowels (two of subject s1, one of s2), an empty file of s1, a link of s1 to a file
+    that is gone (quarantined with no content hash) and two VOICED records; each readable file's sha256 by its name."""
     folder.mkdir()
     rows, hashes = [], {}
     for seed, (name, subject, label) in enumerate([("a.wav", "s1", "pathological"), ("b.wav", "s1", "healthy"), ("c.wav", "s2", "healthy")]):
@@ -41,14 +41,15 @@ def _corpus(folder: Path, voiced_dir: Path) -> tuple[Path, dict[str, str]]:
         rows.append((str(folder / name), subject, label))
     (folder / "empty.wav").write_bytes(b"")
     rows.append((str(folder / "empty.wav"), "s1", "healthy"))
+    (folder / "gone.wav").symlink_to(folder / "moved-away.wav")
     for record in ("voice001", "voice002"):
         rows.append((str(voiced_dir / f"{record}.hea"), record, "pathological"))
+    manifest = folder / "manifest.csv"
+    pd.DataFrame([*rows, (str(folder / "gone.wav"), "s1", "healthy")], columns=["path", "subject_id", "label"]).to_csv(manifest, index=False)
     for path, _, _ in rows:
         named = Path(path)
         parts = [named] + ([named.with_suffix(".dat")] if named.suffix == ".hea" else [])
         hashes[named.name] = hashlib.sha256(b"".join(part.read_bytes() for part in parts)).hexdigest()
-    manifest = folder / "manifest.csv"
-    pd.DataFrame(rows, columns=["path", "subject_id", "label"]).to_csv(manifest, index=False)
     return manifest, hashes
 
 
@@ -64,7 +65,8 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     )
     manifest, sha = _corpus(tmp_path / "clips", voiced_dir)
     first = last_json(run_cli(["analyze", str(manifest), "--json"], env))
-    assert (first["scored"], first["quarantined"]) == (5, 1)
+    assert (first["scored"], first["quarantined"]) == (5, 2)
+    assert env_db(env)["quarantine"].count_documents({"audio_sha256": None, "subject_id": "s1"}) == 1  # gone.wav
     assert last_json(run_cli(["labels", "import", str(manifest), "--positive", "pathological", "--json"], env))["imported"] == 6
     backup = last_json(run_cli(["backup", "--json"], env))["backup_id"]
     db = env_db(env)
@@ -90,7 +92,7 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     files = FeatureStore(home / "features").files(feature_version=FEATURE_VERSION)
     assert 1 <= done.pop("feature_files_rewritten") + done.pop("feature_files_removed") <= len(files)  # the run's chunk files
     assert done == {
-        "recordings": 4, "queued": 1, "latency_samples": 1, "predictions": 3, "quarantine": 1, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav quarantined
+        "recordings": 4, "queued": 1, "latency_samples": 1, "predictions": 3, "quarantine": 2, "labels": 4, "cached": 3,  # a.wav, b.wav, voice001; empty.wav, gone.wav quarantined
         "feature_rows": 3, "unreadable_feature_files": [],
         "trained_on": [shipped_bundle().card.version],  # the baseline was trained on the VOICED recordings
         "training_unknown": [], "backups": [backup], "unmatched": ["subject nobody"], "dry_run": False, "closed_runs": [],
@@ -127,15 +129,16 @@ def test_a_subject_and_a_file_are_forgotten_by_every_store_what_still_holds_them
     stored = str(list(db["erasures"].find({}, {"_id": 0, "hashes": 0})))
     assert "s1" not in stored and "clips" not in stored and "voice001" not in stored
     assert set(db["erasures"].find_one({"predictions": 3})["hashes"]) == {sha["a.wav"], sha["b.wav"], sha["empty.wav"], sha["voice001.hea"]}
+    assert len(db["erasures"].find_one({"predictions": 3})["quarantine_ids"]) == 1  # gone.wav's record, by its _id: no path
 
     # Restoring the backup taken before brings the database back as it was, but for what was erased: erased again.
     restored = last_json(run_cli(["restore", backup, "--into", db.name, "--drop", "--json"], env))
-    assert restored["counts"]["predictions"] == 5 and restored["erased_again"] == {"predictions": 3, "quarantine": 1, "labels": 4}
+    assert restored["counts"]["predictions"] == 5 and restored["erased_again"] == {"predictions": 3, "quarantine": 2, "labels": 4}
     assert {doc["audio_sha256"] for doc in db["predictions"].find()} == {doc["audio_sha256"] for doc in db["labels"].find()} == kept
     assert db["quarantine"].count_documents({}) == 0 and db["erasures"].count_documents({}) == 2  # kept, not rolled back
 
     rerun = last_json(run_cli(["analyze", str(manifest), "--json"], env))
-    assert (rerun["scored"], rerun["skipped"], rerun["quarantined"]) == (3, 2, 1)  # nothing stood in for what was forgotten
+    assert (rerun["scored"], rerun["skipped"], rerun["quarantined"]) == (3, 2, 2)  # nothing stood in for what was forgotten
 
 
 @pytest.fixture
