@@ -18,6 +18,12 @@ def record_outcome_check(db: Database, report: Mapping[str, Any]) -> None:
     db[OUTCOME_CHECKS].insert_one(dict(report))
 
 
+def outcome_checks(db: Database, model_version: str, *, limit: int = 52) -> list[dict[str, Any]]:
+    """The ``limit`` newest checks of ``model_version`` (a year of weekly ones), newest first, without ``_id``."""
+    cursor = db[OUTCOME_CHECKS].find({"model_version": model_version}, {"_id": 0}).sort([("checked_at", pymongo.DESCENDING)])
+    return list(cursor.limit(limit))
+
+
 def last_outcome_check(db: Database, model_version: str) -> dict[str, Any] | None:
-    """The newest check of ``model_version``, without ``_id``; None when it was never checked."""
-    return db[OUTCOME_CHECKS].find_one({"model_version": model_version}, {"_id": 0}, sort=[("checked_at", pymongo.DESCENDING)])
+    """The newest check of ``model_version``; None when it was never checked."""
+    return next(iter(outcome_checks(db, model_version, limit=1)), None)

@@ -8,8 +8,8 @@ import streamlit as st
 
 from dashboard import context, queries
 from dashboard.champion import current_champion
-from dashboard.charts import bars
-from store.outcome_checks import last_outcome_check
+from dashboard.charts import bars, time_series
+from store.outcome_checks import outcome_checks
 
 WEEK_H = 24 * 7
 
@@ -47,12 +47,13 @@ def body(page: context.Page) -> None:
         st.info("No clips scored by the champion this week.")
 
     st.subheader("Outcomes: the champion on labelled recordings")
-    check = last_outcome_check(db, champion.version)
-    if check is None:
+    checks = outcome_checks(db, champion.version)
+    if not checks:
         st.info("No outcomes check of the champion yet: the `model-outcomes-weekly` deployment records one each week; "
                 "`voxflow outcomes` measures it now, once `voxflow labels import` has brought the diagnoses of recordings it scored.")
     else:
-        outcomes(check, tz)
+        outcomes(checks[0], tz)
+        auc_over_time(checks)
 
     st.subheader("Last backup")
     backup = queries.last_backup(db)
@@ -88,6 +89,20 @@ def outcomes(check: dict, tz: str) -> None:
     if groups_worse:
         st.caption(f"By {check['by']}, worse in: {', '.join(groups_worse)}")
     (st.warning if check["worse"] or groups_worse else st.caption)(check["summary"])
+
+
+def auc_over_time(checks: list[dict]) -> None:
+    """The champion's AUC at each check that kept its metrics, with its interval, beside the card's estimate."""
+    rows = []
+    for check in checks:
+        auc = next((m for m in check["metrics"] if m["metric"] == "auc" and m["live"]), None)
+        if auc is not None:
+            rows += [{"checked_at": check["checked_at"], "series": series, "auc": value} for series, value in (
+                ("on labelled recordings", auc["live"]["value"]), ("95% low", auc["live"]["low"]), ("95% high", auc["live"]["high"]),
+                ("cross-validated (card)", auc["expected"]))]
+    if len({row["checked_at"] for row in rows}) >= 2:
+        frame = pd.DataFrame(rows)
+        st.altair_chart(time_series(frame, x="checked_at", y="auc", x_title="checked", y_title="AUC", color="series"), width="stretch")
 
 
 context.show("Models", body, needs="mongo", unavailable="Model records and backups are in MongoDB; they show again once the server answers.")

@@ -15,7 +15,7 @@ from store.labels import LabelStore
 from store.mongo import ResultStore
 from store.outcome_checks import record_outcome_check
 from tasks.outcomes import model_outcomes
-from tests.dashboard.conftest import metrics
+from tests.dashboard.conftest import charts, metrics
 from voxflow import services
 from voxflow.settings import Settings
 
@@ -55,5 +55,11 @@ def test_the_last_check_of_the_champion_with_its_verdicts_and_worse_groups(
     assert table["live"].iloc[0] == round(auc.live.value, 4) and table["cross-validated"].iloc[0] == auc.expected
     assert "By site, worse in: south" in [c.value for c in app.caption]
     assert [w.value for w in app.warning] == [report.line()]
+    # Each check's AUC with its interval, beside the card's estimate: a model that ages shows it week by week.
+    [(spec, frame)] = [(spec, frame) for spec, frame in charts(app) if spec["encoding"]["y"]["title"] == "AUC"]
+    assert sorted(frame["series"].unique()) == ["95% high", "95% low", "cross-validated (card)", "on labelled recordings"]
+    assert frame["checked_at"].nunique() == 2 and len(frame) == 8
+    live = frame[frame["series"] == "on labelled recordings"]["auc"].tolist()
+    assert live == [round(auc.live.value, 4)] * 2 and set(frame[frame["series"] == "cross-validated (card)"]["auc"]) == {auc.expected}
     stored = report.as_stored()
     assert list(stored["groups"]) == ["north", "south"] and stored["groups_not_kept"] == 1  # east's 5 recordings are not kept
