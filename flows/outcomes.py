@@ -1,5 +1,5 @@
 """The ``model-outcomes`` flow: measure the champion on the recordings it scored whose reference labels have arrived,
-weekly; record the check for the dashboard, and raise a Prefect event when it does worse than its card says, for
+weekly; record the check for the dashboard and as the flow run's Prefect artifact, and raise a Prefect event when it does worse than its card says, for
 automations to act on."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import Field
 
@@ -15,7 +16,7 @@ from flows.model_events import emit_model_event
 from flows.run_log import send_to_run_log
 from store.mongo import open_database
 from store.outcome_checks import record_outcome_check
-from tasks.outcomes import OutcomeReport, model_outcomes
+from tasks.outcomes import STORED_FLOOR, OutcomeReport, model_outcomes
 from voxflow import services
 from voxflow.settings import get_settings
 
@@ -39,6 +40,28 @@ def announce_outcomes(report: OutcomeReport, **context: Any) -> None:
     emit_model_event(WORSE_EVENT, report.model_version, {
         "summary": report.line(), "n": report.overall.n, "worse": report.overall.worse, "by": report.by, "groups_worse": worse_groups, **context,
     })
+
+
+def outcomes_markdown(stored: dict[str, Any]) -> str:
+    """A check as kept (:meth:`tasks.outcomes.OutcomeReport.as_stored`), as the flow run's Prefect artifact shows it."""
+    def cell(live: dict[str, float] | None) -> str:
+        return "too few" if live is None else f"{live['value']:.3f} ({live['low']:.3f}-{live['high']:.3f})"
+
+    lines = [f"# Outcomes of {stored['model_version']}", "", stored["summary"], ""]
+    if stored["metrics"]:
+        lines += ["| metric | on labelled recordings (95% interval) | cross-validated | verdict |", "|---|---|---|---|"]
+        lines += [f"| {m['metric']} | {cell(m['live'])} | {m['expected'] if m['expected'] is not None else '-'} | {m['verdict']} |" for m in stored["metrics"]]
+    if stored["groups"]:
+        lines += ["", f"By {stored['by']} ({stored['group_level']:.1%} intervals):", "", "| group | n | positive | auc | sensitivity | specificity | worse |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, group in stored["groups"].items():
+            live = {m["metric"]: cell(m["live"]) for m in group["metrics"]}
+            lines.append(f"| {name} | {group['n']} | {group['n_positive']} | {live['auc']} | {live['sensitivity']} | {live['specificity']} | "
+                         f"{', '.join(group['worse']) or '-'} |")
+    if left := stored["groups_not_kept"]:
+        said = "1 group" if left == 1 else f"{left} groups"
+        lines += [""] * (lines[-1] != "") + [f"{said} of fewer than {STORED_FLOOR} recordings {'is' if left == 1 else 'are'} not shown."]
+    return "\n".join(lines) + "\n"
 
 
 @flow(name="model-outcomes")
@@ -66,6 +89,8 @@ def model_outcomes_check(
     checked_at = datetime.now(timezone.utc)
     report = model_outcomes(settings, model_version=model_version, days=days, by=by, now=checked_at)
     announce_outcomes(report, days=days)
+    stored = report.as_stored()
     with open_database(services.mongo_uri(settings), settings.mongo_db) as db:
-        record_outcome_check(db, {**report.as_stored(), "checked_at": checked_at, "days": days, "flow_run_id": str(flow_run.id)})
+        record_outcome_check(db, {**stored, "checked_at": checked_at, "days": days, "flow_run_id": str(flow_run.id)})
+    create_markdown_artifact(markdown=outcomes_markdown(stored), key="model-outcomes", description=stored["summary"])
     return report.as_doc()

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 from pymongo.database import Database
 
-from flows.outcomes import WORSE_EVENT, model_outcomes_check
+from flows.outcomes import WORSE_EVENT, model_outcomes_check, outcomes_markdown
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL
+from models.outcomes import measure
 from models.registry import shipped_bundle
 from store.labels import LabelStore
 from store.mongo import ResultStore, connect_mongo
 from store.outcome_checks import last_outcome_check
+from tasks.outcomes import OutcomeReport
 from tests.flows.conftest import flow_run_events
+from tests.voxflow_cli import prefect_api_call
 from voxflow.settings import Settings
 
 
@@ -68,3 +71,18 @@ def test_a_site_where_the_model_fails_is_a_warning_and_an_event_a_good_week_neit
     assert (payload["summary"], payload["n"], payload["worse"], payload["by"], payload["days"]) == (bad["summary"], 320, bad["worse"], "site", 7.0)
     assert payload["groups_worse"] == {"south": bad["groups"]["south"]["worse"]}
     assert flow_run_events(cli_env, WORSE_EVENT, str(good_run.state_details.flow_run_id), at_least=1, timeout_s=2) == []
+    # The flow run's artifact in the Prefect UI: what the check keeps, as a table.
+    flow_run_id = str(bad_run.state_details.flow_run_id)
+    [artifact] = prefect_api_call(cli_env, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    assert (artifact["key"], artifact["description"]) == ("model-outcomes", bad["summary"])
+    auc = next(m for m in bad["metrics"] if m["metric"] == "auc")["live"]
+    assert f"| auc | {auc['value']:.3f} ({auc['low']:.3f}-{auc['high']:.3f}) |" in artifact["data"]
+    assert "By site (97.5% intervals):" in artifact["data"] and "| south | 160 |" in artifact["data"], artifact["data"]
+
+
+def test_a_check_of_few_recordings_shows_no_metric_in_its_artifact() -> None:
+    few = measure(np.r_[np.ones(12, int), np.zeros(12, int)], np.linspace(0, 1, 24), np.linspace(0, 1, 24) > 0.5, {"auc": 0.7})
+    report = OutcomeReport("v1", POSITIVE_LABEL, 24, 24, 0, 0, True, None, few, "site", {"a": few})
+    text = outcomes_markdown(report.as_stored())
+    assert text == ("# Outcomes of v1\n\n24 recordings measured: fewer than 30, their metrics are not kept\n\n"
+                    "1 group of fewer than 30 recordings is not shown.\n")
