@@ -257,12 +257,15 @@ class PredictionFilter:
     min_score: float | None = None
     max_score: float | None = None
     model_version: str | None = None
+    subject_id: str | None = None
 
     def query(self) -> dict[str, Any]:
         """The MongoDB query."""
         query: dict[str, Any] = {}
         if self.run_id is not None:
             query["run_id"] = self.run_id
+        if self.subject_id is not None:
+            query["subject_id"] = self.subject_id
         if self.label is not None:
             query["label"] = self.label
         if self.model_version is not None:
@@ -303,7 +306,7 @@ class ResultStore:
         def create() -> None:
             asc, desc = pymongo.ASCENDING, pymongo.DESCENDING
             self._predictions.create_index([("audio_sha256", asc), ("model_version", asc)], unique=True)
-            for key in ("run_id", "score", "label", "model_version"):  # the unique index leads with audio_sha256: no use to a model filter
+            for key in ("run_id", "score", "label", "model_version", "subject_id"):  # the unique index leads with audio_sha256: no use to these filters
                 self._predictions.create_index([(key, asc)])
             self._predictions.create_index([("created_at", desc)])
             self._quarantine.create_index([("run_id", asc)])

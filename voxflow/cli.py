@@ -268,6 +268,13 @@ def _model_scored(store: ResultStore, version: str | None) -> str | None:
     raise VoxflowError(f"no stored prediction was made by model {version!r} (each prediction's model_version: `voxflow results --json`)")
 
 
+def _subject_id(text: str) -> str:
+    """A subject_id as a manifest cell is stored: without the spaces around it; an empty one is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty subject_id matches no recording")
+    return text.strip()
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     from store.mongo import PredictionFilter, ResultStore
 
@@ -275,7 +282,7 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
         store = ResultStore(db)
         where = PredictionFilter(
             run_id=_run_named(store, args.run), label=args.label, min_score=args.min_score, max_score=args.max_score,
-            model_version=_model_scored(store, args.model),
+            model_version=_model_scored(store, args.model), subject_id=args.subject,
         )
         if args.output:
             return _export(store.iter_predictions(where, limit=args.limit), args.output, "predictions")
@@ -912,6 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--min-score", type=_score, help="only scores of at least this (0 to 1)")
     results.add_argument("--max-score", type=_score, help="only scores of at most this (0 to 1)")
     results.add_argument("--model", metavar="VERSION", help="only the predictions of this model version (each file has one per model that scored it)")
+    results.add_argument("--subject", metavar="ID", type=_subject_id, help="only the recordings listed with this subject_id (a participant's visits, newest first)")
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
     quarantine.add_argument("--stage", type=lambda text: text.strip().lower(), help="only this stage's records (discover, decode, quality, features, timeout, worker, duplicate)")

@@ -95,6 +95,16 @@ def test_predictions_filter_by_model_version_on_its_own_index(results: ResultSto
     assert [("model_version", 1)] in [list(index["key"].items()) for index in mongo_db["predictions"].list_indexes()]
 
 
+def test_predictions_filter_by_subject_on_its_own_index(results: ResultStore, mongo_db: Database) -> None:
+    # A participant's visits: their recordings, newest first, whichever run scored them.
+    results.insert_predictions([{**prediction(i, run_id=f"visit-{i}", minutes=i), "subject_id": f"S{i % 3}"} for i in range(7)])
+    visits = results.find_predictions(PredictionFilter(subject_id="S1"))
+    assert [(doc["run_id"], doc["subject_id"]) for doc in visits] == [("visit-4", "S1"), ("visit-1", "S1")]
+    assert [doc["run_id"] for doc in results.find_predictions(PredictionFilter(subject_id="S0", label="healthy"))] == ["visit-6", "visit-0"]
+    assert results.find_predictions(PredictionFilter(subject_id="S9")) == []
+    assert [("subject_id", 1)] in [list(index["key"].items()) for index in mongo_db["predictions"].list_indexes()]
+
+
 def test_scored_since_is_one_models_predictions_from_a_time_on(results: ResultStore) -> None:
     results.insert_predictions([prediction(i, model_version=version, minutes=i * 10) for i in range(6) for version in ("m1", "m2")])
     assert sorted(results.scored_since("m1", T0 + timedelta(minutes=30))) == [f"{i:064x}" for i in (3, 4, 5)]  # from 30 minutes on, inclusive

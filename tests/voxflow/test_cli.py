@@ -645,6 +645,21 @@ def test_model_filter_lists_and_exports_one_model_s_predictions_and_refuses_a_mo
         cmd_results(build_parser().parse_args(["results", "--model", "xgb-fv3-typo"]), settings)
 
 
+def test_subject_filter_lists_a_participants_recordings_as_a_manifest_cell_is_read(
+    test_settings: Settings, mongo_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ResultStore(mongo_db).insert_predictions([
+        {"audio_sha256": f"{i:064x}", "model_version": "m1", "run_id": f"r{i}", "score": 0.5, "label": "healthy", "subject_id": f"S{i % 2}"}
+        for i in range(4)
+    ])
+    settings = test_settings.model_copy(update={"mongo_db": mongo_db.name})
+    assert cmd_results(build_parser().parse_args(["results", "--subject", " S1 ", "--json"]), settings) == 0
+    assert sorted(r["run_id"] for r in json.loads(capsys.readouterr().out)) == ["r1", "r3"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["results", "--subject", "  "])
+    assert "argument --subject: an empty subject_id matches no recording" in capsys.readouterr().err
+
+
 def test_queue_status_without_latency_samples_prints_a_dash(test_settings: Settings, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     redis_client.flushdb()
     assert cmd_queue(build_parser().parse_args(["queue", "status"]), test_settings) == 0
