@@ -1152,7 +1152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         if isinstance(exc, VoxflowError):
-            print(f"voxflow: error: {exc.reason}", file=sys.stderr, flush=True)
+            fresh = "\n" if isinstance(exc, PrefectUnreachable) and _prefect_log_worker_ran() else ""
+            print(f"{fresh}voxflow: error: {exc.reason}", file=sys.stderr, flush=True)
             if isinstance(exc, PrefectUnreachable):
                 # Prefect's workers still send their logs and events as the interpreter exits, and say that they
                 # could not ("--- Error logging to API ---", "EventsWorker failed to process item") after that line.
@@ -1239,6 +1240,14 @@ def _interrupted(signum: signal.Signals, *, resumable: bool, completed: bool = F
     # string clears that note: the command handled the interrupt, and exits with 130.
     exec("")
     return 128 + signum
+
+
+def _prefect_log_worker_ran() -> bool:
+    """Whether Prefect's API log worker ran in this command. Each batch of log lines it could not send is said on stderr
+    without ending the line ("--- Error logging to API ---", then "All connection attempts failed"), so the command's
+    last line, about the API it lost, starts on a line of its own (the registry is Prefect's: no public way to ask)."""
+    handlers = sys.modules.get("prefect.logging.handlers")
+    return handlers is not None and any(isinstance(service, handlers.APILogWorker) for service in list(handlers.APILogWorker._instances.values()))
 
 
 def _last_line_said() -> None:

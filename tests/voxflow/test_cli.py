@@ -556,6 +556,30 @@ def test_a_ctrl_c_the_command_swallows_still_ends_it_with_130_saying_it_came_aft
     assert (proc.returncode, proc.stderr) == (130, "voxflow: interrupted after the command completed\n")
 
 
+@pytest.mark.parametrize("log_worker_ran", [True, False])
+def test_a_prefect_api_lost_mid_run_is_said_on_a_line_of_its_own(tmp_path: Path, log_worker_ran: bool) -> None:
+    # Prefect's log worker says each batch it could not send without ending the line; seen once glued to the last line.
+    (tmp_path / "lost_api_command.py").write_text(
+        "import sys\n"
+        "from prefect.logging.handlers import APILogWorker\n"
+        "import voxflow.cli as cli\n"
+        "from voxflow.errors import PrefectUnreachable\n"
+        "def lost(args, settings):\n"
+        f"    if {log_worker_ran}:\n"
+        "        APILogWorker._instances[0] = object.__new__(APILogWorker)  # a flow run's, still registered\n"
+        "        sys.stderr.write('--- Error logging to API ---\\nAll connection attempts failed')\n"
+        "    raise PrefectUnreachable('Prefect API unreachable (http://127.0.0.1:9/api): ConnectError: refused')\n"
+        "cli.cmd_runs = lost\n"
+        "code = cli.main(['runs'])\n"
+        "APILogWorker._instances.clear()\n"
+        "sys.exit(code)\n"
+    )
+    env = bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    proc = subprocess.run([sys.executable, "-m", "lost_api_command"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    said = "voxflow: error: Prefect API unreachable (http://127.0.0.1:9/api): ConnectError: refused\n"
+    assert (proc.returncode, proc.stderr) == (2, "--- Error logging to API ---\nAll connection attempts failed\n" + said if log_worker_ran else said)
+
+
 def test_label_filter_reads_the_stored_labels_in_any_case() -> None:
     assert PREDICTED_LABELS == (NEGATIVE_LABEL, POSITIVE_LABEL)
     assert build_parser().parse_args(["results", "--label", "Pathological"]).label == "pathological"
