@@ -521,9 +521,16 @@ _INTERRUPTED_BY = {
 }
 
 
+def _run_as_command(tmp_path: Path, name: str, source: str) -> subprocess.CompletedProcess:
+    """Run ``source`` (which replaces a command of voxflow.cli, then calls its main) as module ``name``, as voxflow runs."""
+    (tmp_path / f"{name}.py").write_text(source)
+    env = bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    return subprocess.run([sys.executable, "-m", name], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("how", list(_INTERRUPTED_BY))
 def test_a_ctrl_c_that_others_catch_or_wrap_still_ends_the_command_with_one_line_and_130(tmp_path: Path, how: str) -> None:
-    (tmp_path / "interrupted_command.py").write_text(
+    proc = _run_as_command(tmp_path, "interrupted_command", (
         "import signal, sys\n"
         "import voxflow.cli as cli\n"
         "def interrupted(args, settings):\n"
@@ -531,15 +538,13 @@ def test_a_ctrl_c_that_others_catch_or_wrap_still_ends_the_command_with_one_line
         "    return 0\n"
         "cli.cmd_runs = interrupted\n"
         "sys.exit(cli.main(['runs']))\n"
-    )
-    env = bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
-    proc = subprocess.run([sys.executable, "-m", "interrupted_command"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    ))
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, "voxflow: interrupted\n", "")
 
 
 def test_a_ctrl_c_the_command_swallows_still_ends_it_with_130_saying_it_came_after_the_command_completed(tmp_path: Path) -> None:
     # Heard of by the handler, lost on the way (a library's `except BaseException: pass`): the command did all its work.
-    (tmp_path / "swallowing_command.py").write_text(
+    proc = _run_as_command(tmp_path, "swallowing_command", (
         "import signal, sys\n"
         "import voxflow.cli as cli\n"
         "def swallowing(args, settings):\n"
@@ -550,16 +555,14 @@ def test_a_ctrl_c_the_command_swallows_still_ends_it_with_130_saying_it_came_aft
         "    return 0\n"
         "cli.cmd_runs = swallowing\n"
         "sys.exit(cli.main(['runs']))\n"
-    )
-    env = bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
-    proc = subprocess.run([sys.executable, "-m", "swallowing_command"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    ))
     assert (proc.returncode, proc.stderr) == (130, "voxflow: interrupted after the command completed\n")
 
 
 @pytest.mark.parametrize("log_worker_ran", [True, False])
 def test_a_prefect_api_lost_mid_run_is_said_on_a_line_of_its_own(tmp_path: Path, log_worker_ran: bool) -> None:
     # Prefect's log worker says each batch it could not send without ending the line; seen once glued to the last line.
-    (tmp_path / "lost_api_command.py").write_text(
+    proc = _run_as_command(tmp_path, "lost_api_command", (
         "import sys\n"
         "from prefect.logging.handlers import APILogWorker\n"
         "import voxflow.cli as cli\n"
@@ -573,9 +576,7 @@ def test_a_prefect_api_lost_mid_run_is_said_on_a_line_of_its_own(tmp_path: Path,
         "code = cli.main(['runs'])\n"
         "APILogWorker._instances.clear()\n"
         "sys.exit(code)\n"
-    )
-    env = bare_env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
-    proc = subprocess.run([sys.executable, "-m", "lost_api_command"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    ))
     said = "voxflow: error: Prefect API unreachable (http://127.0.0.1:9/api): ConnectError: refused\n"
     assert (proc.returncode, proc.stderr) == (2, "--- Error logging to API ---\nAll connection attempts failed\n" + said if log_worker_ran else said)
 
