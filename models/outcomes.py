@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.stats import norm, rankdata
 
+from models.calibration import calibration_table
+
 MIN_PER_CLASS = 10  # fewer positives (or negatives) give intervals too wide to judge anything
 LEVEL = 0.95
 WORSE, BETTER, AS_EXPECTED, TOO_FEW, NO_ESTIMATE = "worse", "better", "as expected", "too few", "no estimate"
@@ -58,6 +60,8 @@ class Outcomes:
     n: int
     n_positive: int
     metrics: tuple[Measured, ...]
+    # Per score bin: recordings, mean score, the share positive and its Wilson interval (:func:`calibration`).
+    calibration: tuple[dict[str, float | int | None], ...] = ()
 
     @property
     def worse(self) -> list[str]:
@@ -68,7 +72,10 @@ class Outcomes:
         return next(m for m in self.metrics if m.name == name)
 
     def as_doc(self) -> dict[str, Any]:
-        return {"n": self.n, "n_positive": self.n_positive, "worse": self.worse, "metrics": [m.as_doc() for m in self.metrics]}
+        return {
+            "n": self.n, "n_positive": self.n_positive, "worse": self.worse, "metrics": [m.as_doc() for m in self.metrics],
+            "calibration": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in self.calibration],
+        }
 
 
 def _z(level: float) -> float:
@@ -138,6 +145,27 @@ def _brier_interval(labels: np.ndarray, scores: np.ndarray, level: float) -> Int
     return _clipped(float(squared.mean()), _z(level) * float(squared.std(ddof=1)) / math.sqrt(len(squared)))
 
 
+def calibration(
+    labels: np.ndarray, scores: np.ndarray, *, level: float = LEVEL, expected: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, float | int | None]]:
+    """:func:`models.calibration.calibration_table` with each bin's share positive given its Wilson interval
+    (``positive_low``, ``positive_high``) and the share in that bin of the card's out-of-fold scores (``expected``, a
+    card's ``metrics["calibration"]``; ``cross_validated_rate``, None where it had none): a score means what it says
+    where the interval holds the mean score.
+
+    Examples
+    --------
+    >>> [(row["n"], row["positive_rate"]) for row in calibration(np.array([0, 1, 1]), np.array([0.2, 0.25, 0.9]))]
+    [(2, 0.5), (1, 1.0)]
+    """
+    rows: list[dict[str, float | int | None]] = list(calibration_table(labels, scores))
+    trained = {round(float(row["bin_low"]), 6): row.get("positive_rate") for row in expected}
+    for row in rows:
+        observed = proportion_interval(round(float(row["positive_rate"]) * int(row["n"])), int(row["n"]), level=level)
+        row.update(positive_low=observed.low, positive_high=observed.high, cross_validated_rate=trained.get(round(float(row["bin_low"]), 6)))
+    return rows
+
+
 def verdict(name: str, live: Interval | None, expected: float | None) -> str:
     """``worse`` or ``better`` when the whole interval lies on one side of the card's estimate, else ``as expected``.
 
@@ -194,7 +222,8 @@ def measure(
         reference = expected.get(name)
         reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
         measured.append(Measured(name, live[name], reference, verdict(name, live[name], reference)))
-    return Outcomes(len(labels), n_pos, tuple(measured))
+    bins = calibration(labels, scores, level=level, expected=expected.get("calibration") or ()) if len(labels) else []
+    return Outcomes(len(labels), n_pos, tuple(measured), tuple(bins))
 
 
 def groups_of(values: Sequence[Any], *, max_bands: int = MAX_BANDS) -> list[str]:

@@ -12,6 +12,7 @@ from sklearn.metrics import balanced_accuracy_score, brier_score_loss, f1_score,
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedGroupKFold
 
+from models.calibration import calibration_table
 from voxflow.errors import TooFewLabels
 
 # Chosen on VOICED with bench/quality.py (subject-grouped 5x5 CV; numbers in the README): boosted stumps
@@ -167,33 +168,6 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, *, target_sensitivi
     if target_sensitivity is None:
         return balanced_threshold(labels, scores)
     return sensitivity_threshold(labels, scores, target_sensitivity)
-
-
-def calibration_table(labels: np.ndarray, scores: np.ndarray, *, bins: int = 10) -> list[dict[str, float | int]]:
-    """Reliability table: per equal-width score bin, the count, mean score and observed positive rate.
-
-    Returns
-    -------
-    list of dict
-        ``bin_low``, ``bin_high``, ``n``, ``mean_score``, ``positive_rate``; empty bins are left out.
-    """
-    labels, scores = np.asarray(labels), np.asarray(scores)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
-    table = []
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            table.append(
-                {
-                    "bin_low": float(edges[b]),
-                    "bin_high": float(edges[b + 1]),
-                    "n": int(mask.sum()),
-                    "mean_score": float(scores[mask].mean()),
-                    "positive_rate": float(labels[mask].mean()),
-                }
-            )
-    return table
 
 
 def _column_auc(values: np.ndarray, labels: np.ndarray) -> float:

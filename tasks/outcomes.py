@@ -83,13 +83,15 @@ class OutcomeReport:
         return f"fewer than {MIN_PER_CLASS} labelled recordings of a class"
 
     def as_stored(self) -> dict[str, Any]:
-        """:meth:`as_doc` less the counts and metrics of fewer than :data:`STORED_FLOOR` recordings, overall or in a group:
-        a stored check outlives ``voxflow forget``, and a group of one would keep that person's diagnosis."""
+        """:meth:`as_doc` less the counts and metrics of fewer than :data:`STORED_FLOOR` recordings, overall, in a group
+        or in a calibration bin (the groups keep none): a stored check outlives ``voxflow forget``, and a group of one
+        would keep that person's diagnosis."""
         doc = self.as_doc()
         if self.overall.n < STORED_FLOOR:
             summary = f"{self.overall.n} recordings measured: fewer than {STORED_FLOOR}, their metrics are not kept"
             doc.update(n_positive=None, metrics=[], worse=[], summary=summary)
-        doc["groups"] = {name: group for name, group in doc["groups"].items() if group["n"] >= STORED_FLOOR}
+        doc["calibration"] = [row for row in doc["calibration"] if row["n"] >= STORED_FLOOR]
+        doc["groups"] = {name: {**group, "calibration": []} for name, group in doc["groups"].items() if group["n"] >= STORED_FLOOR}
         doc["groups_not_kept"] = len(self.groups) - len(doc["groups"])
         return doc
 

@@ -71,6 +71,8 @@ DRIFT_COLUMNS = ("feature", "read", "psi", "p_value", "bin", "share", "training_
 DRIFT_LISTED = 20  # shifted features `voxflow drift` lists
 OUTCOME_COLUMNS = ("metric", "live", "ci_95", "cross_validated", "verdict")
 OUTCOMES_MIN_PER_CLASS = 10  # models.outcomes.MIN_PER_CLASS (its import costs numpy's and scipy's)
+OUTCOMES_LEVEL = "95%"  # models.outcomes.LEVEL
+CALIBRATION_COLUMNS = ("score", "n", "mean_score", "observed", "cross_validated")
 GROUP_COLUMNS = ("group", "n", "positive", "auc", "sensitivity", "specificity", "worse")
 BACKUP_COLUMNS = ("started_at", "backup_id", "status", "verified", "path", "error", "prune_error")
 
@@ -599,6 +601,16 @@ def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
             for m in report.overall.metrics
         ]
         _print_records(rows, OUTCOME_COLUMNS, as_json=False, empty="")
+    if args.calibration and report.overall.calibration:
+        print(f"calibration: how often the recordings of each score bin were {report.positive_label} ({OUTCOMES_LEVEL} interval), "
+              "and the card's out-of-fold rate there:")
+        bins = [
+            {"score": f"{row['bin_low']:.1f}-{row['bin_high']:.1f}", "n": row["n"], "mean_score": round(row["mean_score"], 3),
+             "observed": f"{row['positive_rate']:.3f} ({row['positive_low']:.3f}-{row['positive_high']:.3f})",
+             "cross_validated": row["cross_validated_rate"]}
+            for row in report.overall.calibration
+        ]
+        _print_records(bins, CALIBRATION_COLUMNS, as_json=False, empty="")
     if report.groups:
         print(f"by {report.by}, each group against the card's estimates ({report.group_level:.1%} intervals, for {len(report.groups)} groups):")
         groups = [
@@ -1056,7 +1068,9 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("--by", metavar="FIELD",
                           help="also measure each group of this label metadata field (gender, age, site...: a manifest's extra column); "
                           "a numeric field of many values by its quartiles")
-    outcomes.add_argument("--json", action="store_true", help="print the report as one JSON object, groups included")
+    outcomes.add_argument("--calibration", action="store_true",
+                          help="also show, per tenth of the score range, how often its recordings were positive (--json always holds it)")
+    outcomes.add_argument("--json", action="store_true", help="print the report as one JSON object, groups and calibration included")
 
     evaluate = add("evaluate", cmd_evaluate, "Subject-grouped repeated CV on a labelled manifest (path, label, optional subject_id); registers nothing.")
     evaluate.add_argument("manifest", help="CSV/Parquet manifest with path (or sha256), label and optional subject_id columns")

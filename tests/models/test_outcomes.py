@@ -138,3 +138,15 @@ def test_uar_interval_joins_the_two_wilson_intervals_and_is_no_point_when_both_a
     assert uar.value == pytest.approx(0.775)
     assert (uar.low, uar.high) == (pytest.approx(0.775 - math.hypot(0.75 - sens.low, 0.8 - spec.low) / 2),
                                    pytest.approx(0.775 + math.hypot(sens.high - 0.75, spec.high - 0.8) / 2))
+
+
+def test_calibration_gives_each_bins_share_positive_its_interval_and_the_cards_rate() -> None:
+    labels = np.r_[np.ones(30, int), np.zeros(30, int)]
+    scores = np.r_[np.full(24, 0.75), np.full(6, 0.25), np.full(6, 0.75), np.full(24, 0.25)]
+    card = {**CARD, "calibration": [{"bin_low": 0.7, "bin_high": 0.8, "n": 50, "mean_score": 0.74, "positive_rate": 0.9}]}
+    rows = measure(labels, scores, scores >= 0.5, card).calibration
+    assert [(round(row["bin_low"], 6), row["n"], row["positive_rate"]) for row in rows] == [(0.2, 30, 0.2), (0.7, 30, 0.8)]
+    wilson = proportion_interval(24, 30)
+    assert (rows[1]["positive_low"], rows[1]["positive_high"]) == (wilson.low, wilson.high)
+    assert (rows[0]["cross_validated_rate"], rows[1]["cross_validated_rate"]) == (None, 0.9)  # the card had no 0.2 bin
+    assert measure(labels, scores, scores >= 0.5, card).as_doc()["calibration"][1]["positive_low"] == round(wilson.low, 4)

@@ -9,7 +9,6 @@ import pytest
 from models.train import (
     CVReport,
     balanced_threshold,
-    calibration_table,
     check_trainable,
     cross_validate,
     fit_booster,
@@ -180,17 +179,6 @@ def test_each_repeat_is_a_fresh_draw_of_folds_and_of_xgboosts_sampling() -> None
     two = cross_validate(features, labels, groups, n_splits=4, n_repeats=2, rounds=30)
     second_alone = cross_validate(features, labels, groups, n_splits=4, n_repeats=1, rounds=30, seed=1)
     assert two.fold_aucs[4:] == second_alone.fold_aucs  # repeat 1 of seed 0 is repeat 0 of seed 1, subsampling too
-
-
-def test_calibration_table_counts_every_row_and_observes_rates() -> None:
-    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
-    scores = np.array([0.05, 0.15, 0.15, 0.55, 0.58, 0.92, 0.95, 0.99])
-    table = calibration_table(labels, scores, bins=10)
-    assert sum(row["n"] for row in table) == 8
-    by_bin = {row["bin_low"]: row for row in table}
-    assert by_bin[0.1]["positive_rate"] == 0.5 and by_bin[0.1]["n"] == 2
-    assert by_bin[0.9]["n"] == 3 and by_bin[0.9]["mean_score"] == pytest.approx((0.92 + 0.95 + 0.99) / 3)
-    assert len(calibration_table(labels, np.ones(8))) == 1  # a score of exactly 1.0 lands in the last bin
 
 
 def test_rank_features_puts_the_signal_first_and_fit_model_keeps_it() -> None:

@@ -66,6 +66,9 @@ def test_the_champion_is_measured_on_what_it_never_trained_on(home_of_its_own: S
                                "left out: 2 it trained on, 3 more of subjects it trained on")
     doc = report.as_doc()
     assert doc["groups"]["m"]["n"] == 35 and doc["summary"] == report.line() and doc["n"] == 70
+    assert sum(row["n"] for row in doc["calibration"]) == 70 and doc["groups"]["m"]["calibration"]
+    stored = report.as_stored()  # bins and groups of 30 recordings or more; no group's calibration
+    assert stored["calibration"] == [row for row in doc["calibration"] if row["n"] >= 30] and stored["groups"]["m"]["calibration"] == []
 
 
 def test_a_window_counts_only_recent_predictions_and_a_model_gone_wrong_is_worse(home_of_its_own: Settings, mongo_db: Database) -> None:
@@ -109,5 +112,6 @@ def test_too_few_to_judge_says_why(home_of_its_own: Settings, mongo_db: Database
     assert report.overall.metric("sensitivity").live.value == 1.0 and report.overall.metric("auc").live is None
     assert report.line() == f"no metric worse than the card of {card.version} says (12 recordings)"
     stored = report.as_stored()  # 12 recordings: a check kept in MongoDB keeps none of their metrics
-    assert (stored["n"], stored["n_positive"], stored["metrics"], stored["worse"]) == (12, None, [], [])
+    assert (stored["n"], stored["n_positive"], stored["metrics"], stored["worse"], stored["calibration"]) == (12, None, [], [], [])
+    assert [row["n"] for row in report.as_doc()["calibration"]] == [12]  # shown, not kept
     assert stored["summary"] == "12 recordings measured: fewer than 30, their metrics are not kept"

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from models.artifact import POSITIVE_LABEL
 from tests.voxflow_cli import env_db, last_json, run_cli
-from voxflow.cli import OUTCOMES_MIN_PER_CLASS, build_parser
+from voxflow.cli import OUTCOMES_LEVEL, OUTCOMES_MIN_PER_CLASS, build_parser
 from voxflow.demo import write_demo_corpus
 
 
@@ -49,13 +49,21 @@ def test_scored_recordings_are_measured_once_labelled_those_trained_on_left_out(
     assert text[1].split() == ["metric", "live", "ci_95", "cross_validated", "verdict"] and text[2].split()[0] == "auc", text
     assert text[2].split()[2] == f"{auc['live']['low']:.3f}-{auc['live']['high']:.3f}" and text[-1] == report["summary"], text
     assert text[7] == "by site, each group against the card's estimates (97.5% intervals, for 2 groups):" and text[8].split()[:3] == ["group", "n", "positive"], text
+    assert sum(row["n"] for row in report["calibration"]) == 36
+    calibrated = run_cli(["outcomes", "--calibration"], cli_env).stdout.splitlines()
+    start = calibrated.index("calibration: how often the recordings of each score bin were pathological (95% interval), "
+                             "and the card's out-of-fold rate there:")
+    assert calibrated[start + 1].split() == ["score", "n", "mean_score", "observed", "cross_validated"]
+    assert len(calibrated) == start + 2 + len(report["calibration"]) + 1, calibrated  # a row per bin, then the summary
+    first = report["calibration"][0]
+    assert calibrated[start + 2].split()[:2] == [f"{first['bin_low']:.1f}-{first['bin_high']:.1f}", str(first["n"])], calibrated
     gender = last_json(run_cli(["outcomes", "--json", "--by", "gender", "--days", "1"], cli_env))
     assert gender["n"] == 36 and list(gender["groups"]) == ["(none)"]  # the demo's labels say no gender: one group, named so
 
 
 def test_the_help_names_the_floor_models_outcomes_judges_by() -> None:
-    from models.outcomes import MIN_PER_CLASS
+    from models.outcomes import LEVEL, MIN_PER_CLASS
 
-    assert OUTCOMES_MIN_PER_CLASS == MIN_PER_CLASS
+    assert OUTCOMES_MIN_PER_CLASS == MIN_PER_CLASS and OUTCOMES_LEVEL == f"{LEVEL:.0%}"
     outcomes = build_parser()._subparsers._group_actions[0].choices["outcomes"]  # type: ignore[union-attr]
     assert f"'too few' below {MIN_PER_CLASS} labelled recordings of a class" in outcomes.format_help().replace("\n", " ")
