@@ -1,6 +1,6 @@
 """The ``model-outcomes`` flow: measure the champion on the recordings it scored whose reference labels have arrived,
-weekly; record the check for the dashboard and as the flow run's Prefect artifact, and raise a Prefect event when it does worse than its card says, for
-automations to act on."""
+weekly; record the check for the dashboard and as the flow run's Prefect artifact, and raise a Prefect event when it
+does worse than its card says, for automations to act on."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from flows.model_events import emit_model_event
 from flows.run_log import send_to_run_log
+from models.outcomes import Interval
 from store.mongo import open_database
 from store.outcome_checks import record_outcome_check
 from tasks.outcomes import STORED_FLOOR, OutcomeReport, model_outcomes
@@ -45,7 +46,7 @@ def announce_outcomes(report: OutcomeReport, **context: Any) -> None:
 def outcomes_markdown(stored: dict[str, Any]) -> str:
     """A check as kept (:meth:`tasks.outcomes.OutcomeReport.as_stored`), as the flow run's Prefect artifact shows it."""
     def cell(live: dict[str, float] | None) -> str:
-        return "too few" if live is None else f"{live['value']:.3f} ({live['low']:.3f}-{live['high']:.3f})"
+        return "too few" if live is None else Interval(**live).text()
 
     lines = [f"# Outcomes of {stored['model_version']}", "", stored["summary"], ""]
     if stored["metrics"]:

@@ -587,6 +587,7 @@ def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
+    from models.outcomes import Interval
     from tasks.outcomes import model_outcomes
 
     report = model_outcomes(settings, model_version=args.model, days=args.days, by=args.by)
@@ -606,7 +607,7 @@ def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
               "and the card's out-of-fold rate there:")
         bins = [
             {"score": f"{row['bin_low']:.1f}-{row['bin_high']:.1f}", "n": row["n"], "mean_score": round(row["mean_score"], 3),
-             "observed": f"{row['positive_rate']:.3f} ({row['positive_low']:.3f}-{row['positive_high']:.3f})",
+             "observed": Interval(row["positive_rate"], row["positive_low"], row["positive_high"]).text(),
              "cross_validated": row["cross_validated_rate"]}
             for row in report.overall.calibration
         ]
