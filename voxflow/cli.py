@@ -270,11 +270,14 @@ def _model_scored(store: ResultStore, version: str | None) -> str | None:
     raise VoxflowError(f"no stored prediction was made by model {version!r} (each prediction's model_version: `voxflow results --json`)")
 
 
-def _subject_id(text: str) -> str:
-    """A subject_id as a manifest cell is stored: without the spaces around it; an empty one is refused."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty subject_id matches no recording")
-    return text.strip()
+def _stripped(refusal: str) -> Callable[[str], str]:
+    """An option's text as a manifest cell is stored, without the spaces around it; an empty one refused with ``refusal``."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(refusal)
+        return text.strip()
+
+    return parse
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
@@ -932,7 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--min-score", type=_score, help="only scores of at least this (0 to 1)")
     results.add_argument("--max-score", type=_score, help="only scores of at most this (0 to 1)")
     results.add_argument("--model", metavar="VERSION", help="only the predictions of this model version (each file has one per model that scored it)")
-    results.add_argument("--subject", metavar="ID", type=_subject_id, help="only the recordings listed with this subject_id (a participant's visits, newest first)")
+    results.add_argument("--subject", metavar="ID", type=_stripped("an empty subject_id matches no recording"), help="only the recordings listed with this subject_id (a participant's visits, newest first)")
 
     quarantine = add("quarantine", cmd_quarantine, "Show files that were quarantined, with the stage and reason.")
     quarantine.add_argument("--stage", type=lambda text: text.strip().lower(), help="only this stage's records (discover, decode, quality, features, timeout, worker, duplicate)")
@@ -1066,7 +1069,7 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("--model", help="model version (default: the champion)")
     outcomes.add_argument("--days", type=_number_in(0.01, 366 * 100, convert=float),
                           help="only predictions stored in the last this many days (default: all)")
-    outcomes.add_argument("--by", metavar="FIELD",
+    outcomes.add_argument("--by", metavar="FIELD", type=_stripped("an empty field names no label metadata"),
                           help="also measure each group of this label metadata field (gender, age, site...: a manifest's extra column); "
                           "a numeric field of many values by its quartiles")
     outcomes.add_argument("--calibration", action="store_true",

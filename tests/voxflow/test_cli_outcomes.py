@@ -67,3 +67,10 @@ def test_the_help_names_the_floor_models_outcomes_judges_by() -> None:
     assert OUTCOMES_MIN_PER_CLASS == MIN_PER_CLASS and OUTCOMES_LEVEL == f"{LEVEL:.0%}"
     outcomes = build_parser()._subparsers._group_actions[0].choices["outcomes"]  # type: ignore[union-attr]
     assert f"'too few' below {MIN_PER_CLASS} labelled recordings of a class" in outcomes.format_help().replace("\n", " ")
+
+
+def test_an_empty_field_to_group_by_is_refused_a_padded_one_read_as_a_manifest_column_is(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["outcomes", "--by", " "])
+    assert "argument --by: an empty field names no label metadata" in capsys.readouterr().err
+    assert build_parser().parse_args(["outcomes", "--by", " site "]).by == "site"
