@@ -16,6 +16,7 @@ from collections import defaultdict
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from logging import Logger, LoggerAdapter
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Sequence
 
@@ -30,7 +31,7 @@ from flows.run_log import send_to_run_log
 from models.artifact import ModelBundle
 from models.drift import InputTally, combined
 from store.latency import LatencyLog, LatencySample, latency_summary
-from store.locks import DRAIN_LOCK, hold_lock
+from store.locks import DRAIN_LOCK, HeldLock, hold_lock, wanted
 from store.queue import QUEUE_STREAM, ConsumerState, FileQueue, QueueEntry, removable_consumers
 from store.runs import close_abandoned_runs
 from tasks.cluster import dask_client, initial_workers
@@ -45,6 +46,8 @@ from voxflow.settings import Settings, get_settings
 
 # Consumers idle this long with nothing pending belong to finished or dead drains.
 _STALE_CONSUMER_S = 3600.0
+_PAUSE_POLL_S = 0.5
+_RETAKE_WAIT_S = 10.0  # after a forget, for its locks to be released
 
 
 @dataclass
@@ -146,6 +149,33 @@ def _drain_batch(
     totals.batches += 1
 
 
+def give_way(lock: HeldLock, stores: Stores, *, run_id: str | None, logger: Logger | LoggerAdapter[Logger]) -> bool:
+    """Pause while a forget wants the drain lock (:func:`store.locks.wanting`): let go of the lock, mark the run
+    "paused" (``run_id``, when recorded), and take both back once no forget wants it.
+
+    Called between batches only, when every entry read has been acknowledged: a paused drain holds nothing of
+    the queue, so a forget can remove any entry. Returns False when another drain took the lock meanwhile:
+    this one then ends, leaving the queue to that one.
+    """
+    if not wanted(stores.redis, DRAIN_LOCK):
+        return True
+    logger.info("A forget is waiting: this drain pauses until it is done")
+    if run_id is not None:
+        stores.results.set_run_status(run_id, "paused")
+    try:
+        with lock.let_go(wait_s=_RETAKE_WAIT_S):
+            while wanted(stores.redis, DRAIN_LOCK):
+                time.sleep(_PAUSE_POLL_S)
+    except LockError as exc:
+        logger.info("Another drain took the queue over while this one paused (%s): this one ends here", exc.reason)
+        return False
+    finally:
+        if run_id is not None:
+            stores.results.set_run_status(run_id, "running")
+    logger.info("The forget is done: the drain goes on")
+    return True
+
+
 def dead_local_consumers(consumers: Sequence[ConsumerState]) -> list[str]:
     """Consumers holding entries whose drain process, on this host, has ended (named ``host-pid-run``).
 
@@ -196,7 +226,7 @@ def drain_queue(
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with open_stores(settings) as stores, ExitStack() as held:
         try:
-            held.enter_context(hold_lock(stores.redis, DRAIN_LOCK, ttl_s=settings.lock_ttl_s))
+            lock = held.enter_context(hold_lock(stores.redis, DRAIN_LOCK, ttl_s=settings.lock_ttl_s))
         except LockError as exc:
             logger.info("Nothing to do here: %s", exc.reason)
             return {"run_id": run_id, "source": QUEUE_STREAM, "status": "skipped", "reason": exc.reason, "acked": 0}
@@ -214,7 +244,14 @@ def drain_queue(
         count = batch_size or settings.queue_batch_size
 
         def read() -> list[QueueEntry]:
-            return queue.read(consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s)
+            # A forget waiting for the queue is let go first, between batches; a linger ends early for it, and starts again after.
+            while give_way(lock, stores, run_id=run_id if totals.batches else None, logger=logger):
+                entries = queue.read(
+                    consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s, stop_waiting=lambda: wanted(stores.redis, DRAIN_LOCK)
+                )
+                if entries or not wanted(stores.redis, DRAIN_LOCK):
+                    return entries
+            return []
 
         if not (entries := read()):
             close_abandoned_runs(stores.results)  # recorded_run's first step, which an empty drain does not reach

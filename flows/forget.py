@@ -33,9 +33,9 @@ def forget_recordings(
 ) -> dict[str, Any]:
     """Remove what voxflow holds about these recordings from every store, and log what still holds them.
 
-    A run refused while runs are running or a drain, backup, restore, retrain or compaction holds its lock tries
-    again ``VOXFLOW_FORGET_RETRIES`` times, ``VOXFLOW_FORGET_RETRY_DELAY_S`` apart, then fails with the refusal: an
-    erasure request is never dropped without a word.
+    A running drain pauses for it after its batch. A run refused while runs are running, a backup, restore, retrain
+    or compaction holds its lock, or a drain does not pause in time tries again ``VOXFLOW_FORGET_RETRIES`` times,
+    ``VOXFLOW_FORGET_RETRY_DELAY_S`` apart, then fails with the refusal: an erasure request is never dropped without a word.
 
     Parameters
     ----------

@@ -112,8 +112,81 @@ class RedisLock:
             return operation()
 
 
+class HeldLock(RedisLock):
+    """A :class:`RedisLock` held by :func:`hold_lock`: renewed every third of its TTL in a thread while held, and able to
+    let go of it for a while (:meth:`let_go`)."""
+
+    def __init__(self, client: redis.Redis, name: str, *, ttl_s: float) -> None:
+        super().__init__(client, name, ttl_s=ttl_s)
+        self._ttl_s = ttl_s
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def hold(self, *, wait_s: float) -> None:
+        """Take the lock, waiting up to ``wait_s`` for another holder to finish, and renew it from now on.
+
+        Raises
+        ------
+        LockError
+            When another run holds the lock still; the message names the holder.
+        """
+        deadline = time.monotonic() + wait_s
+        while not self.acquire():
+            if self.free_if_holder_died():
+                log.warning("lock %s was held by a process of this host that has ended; taken over", self.key)
+                continue
+            if time.monotonic() >= deadline:
+                raise LockError(f"another {self.name} run is in progress (lock {self.key} held by {self.holder() or 'a holder that just left'})")
+            time.sleep(_WAIT_STEP_S)
+        self._stop = threading.Event()
+        # In the holder's context: a lost lock is logged in the Prefect run's log too (flows/run_log.py).
+        self._renewer = threading.Thread(target=contextvars.copy_context().run, args=(self._keep_alive, self._stop), name=f"voxflow-lock-{self.name}", daemon=True)
+        self._renewer.start()
+
+    def stop_holding(self, *, body_failed: bool) -> None:
+        """Stop renewing the lock and release it (nothing when not held). After a failed block, a release that
+        Redis refuses is logged, not raised: the block's own error says what went wrong, and the lock expires."""
+        if self._renewer is None:
+            return
+        self._stop.set()
+        self._renewer.join()
+        self._renewer = None
+        try:
+            released = self.release()
+        except ServiceError as exc:
+            if not body_failed:
+                raise
+            log.error("could not release lock %s after the run failed (it expires on its own): %s", self.key, exc.reason)
+            return
+        if not released:
+            log.warning("lock %s was no longer ours at release (it expired and may be held by another run)", self.key)
+
+    @contextmanager
+    def let_go(self, *, wait_s: float) -> Iterator[None]:
+        """Release the lock for the enclosed block, then take it back, waiting up to ``wait_s`` for a holder that
+        took it meanwhile to finish.
+
+        Raises
+        ------
+        LockError
+            When another holder keeps the lock past ``wait_s``; this one holds it no more.
+        """
+        self.stop_holding(body_failed=False)
+        yield
+        self.hold(wait_s=wait_s)
+
+    def _keep_alive(self, stop: threading.Event) -> None:
+        while not stop.wait(self._ttl_s / 3):
+            try:
+                if not self.renew():
+                    log.error("lost lock %s: it expired before it could be renewed", self.key)
+                    return
+            except ServiceError as exc:
+                log.warning("could not renew lock %s: %s", self.key, exc.reason)
+
+
 @contextmanager
-def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0.0) -> Iterator[RedisLock]:
+def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0.0) -> Iterator[HeldLock]:
     """Hold the lock ``name`` for the enclosed block, renewing it every ``ttl_s / 3`` in a thread.
 
     ``wait_s`` is how long to wait for another holder to finish (for short blocks); by default none.
@@ -123,47 +196,70 @@ def hold_lock(client: redis.Redis, name: str, *, ttl_s: float, wait_s: float = 0
     LockError
         When another run holds the lock (still, after ``wait_s``); the message names the holder.
     """
-    lock = RedisLock(client, name, ttl_s=ttl_s)
-    deadline = time.monotonic() + wait_s
-    while not lock.acquire():
-        if lock.free_if_holder_died():
-            log.warning("lock %s was held by a process of this host that has ended; taken over", lock.key)
-            continue
-        if time.monotonic() >= deadline:
-            raise LockError(f"another {name} run is in progress (lock {lock.key} held by {lock.holder() or 'a holder that just left'})")
-        time.sleep(_WAIT_STEP_S)
-    stop = threading.Event()
-
-    def keep_alive() -> None:
-        while not stop.wait(ttl_s / 3):
-            try:
-                if not lock.renew():
-                    log.error("lost lock %s: it expired before it could be renewed", lock.key)
-                    return
-            except ServiceError as exc:
-                log.warning("could not renew lock %s: %s", lock.key, exc.reason)
-
-    # In the holder's context: a lost lock is logged in the Prefect run's log too (flows/run_log.py).
-    renewer = threading.Thread(target=contextvars.copy_context().run, args=(keep_alive,), name=f"voxflow-lock-{name}", daemon=True)
-    renewer.start()
+    lock = HeldLock(client, name, ttl_s=ttl_s)
+    lock.hold(wait_s=wait_s)
     try:
         yield lock
     except BaseException:
-        _stop_and_release(lock, stop, renewer, body_failed=True)
+        lock.stop_holding(body_failed=True)
         raise
-    _stop_and_release(lock, stop, renewer, body_failed=False)
+    lock.stop_holding(body_failed=False)
 
 
-def _stop_and_release(lock: RedisLock, stop: threading.Event, renewer: threading.Thread, *, body_failed: bool) -> None:
-    stop.set()
-    renewer.join()
+def _wanted_key(name: str) -> str:
+    return f"{lock_key(name)}:wanted"
+
+
+@contextmanager
+def wanting(client: redis.Redis, name: str, *, ttl_s: float) -> Iterator[None]:
+    """Ask whoever holds the lock ``name`` to let go of it at its next safe point, for the enclosed block.
+
+    Each asker is a member of a sorted set scored by when its request lapses, renewed every third of
+    ``ttl_s`` in a thread: an asker that dies stops asking within ``ttl_s``. Holders that can pause ask
+    :func:`wanted` between steps.
+    """
+    key, asker = _wanted_key(name), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    ttl_ms = max(1, int(ttl_s * 1000))
+
+    def ask() -> None:
+        lapses = _now_ms(client) + ttl_ms
+        with client.pipeline() as pipe:
+            pipe.zremrangebyscore(key, "-inf", f"({lapses - ttl_ms}")  # askers that died
+            pipe.zadd(key, {asker: lapses})
+            pipe.pexpire(key, ttl_ms)
+            pipe.execute()
+
+    with redis_errors_as_service_error(f"lock {name}"):
+        ask()
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.wait(ttl_s / 3):
+            try:
+                ask()
+            except redis.RedisError as exc:
+                log.warning("could not renew the request for lock %s: %s", lock_key(name), exc)
+
+    asking = threading.Thread(target=keep_asking, name=f"voxflow-wanting-{name}", daemon=True)
+    asking.start()
     try:
-        released = lock.release()
-    except ServiceError as exc:
-        if not body_failed:
-            raise
-        # The block's own exception says what went wrong; the lock expires on its own after its TTL.
-        log.error("could not release lock %s after the run failed (it expires on its own): %s", lock.key, exc.reason)
-        return
-    if not released:
-        log.warning("lock %s was no longer ours at release (it expired and may be held by another run)", lock.key)
+        yield
+    finally:
+        stop.set()
+        asking.join()
+        try:
+            client.zrem(key, asker)
+        except redis.RedisError as exc:  # the request lapses on its own
+            log.warning("could not withdraw the request for lock %s (it lapses within %.0f s): %s", lock_key(name), ttl_s, exc)
+
+
+def wanted(client: redis.Redis, name: str) -> bool:
+    """Whether a live asker (:func:`wanting`) wants the lock ``name``."""
+    with redis_errors_as_service_error(f"lock {name}"):
+        return client.zcount(_wanted_key(name), f"({_now_ms(client)}", "+inf") > 0
+
+
+def _now_ms(client: redis.Redis) -> int:
+    # The server's clock, so that askers and holders on hosts whose clocks differ agree on what has lapsed.
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000

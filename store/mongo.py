@@ -459,9 +459,16 @@ class ResultStore:
         if result.matched_count == 0:
             log.warning("finish_run: no run document for run_id %s", run_id)
 
-    def running_runs(self, host: str | None = None) -> list[dict[str, Any]]:
-        """Run documents still "running" that a process on ``host`` started (any host's when None), oldest first, without ``_id``."""
-        query = {"status": "running"} if host is None else {"status": "running", "host": host}
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """Set a run's status while it runs: "paused" (a drain that lets a forget go first) or "running" again."""
+        self.finish_run(run_id, {"status": status})
+
+    def running_runs(self, host: str | None = None, *, paused: bool = False) -> list[dict[str, Any]]:
+        """Run documents still "running" (or "paused" too, with ``paused``) that a process on ``host`` started (any
+        host's when None), oldest first, without ``_id``."""
+        query: dict[str, Any] = {"status": {"$in": ["running", "paused"]} if paused else "running"}
+        if host is not None:
+            query["host"] = host
 
         def find() -> list[dict[str, Any]]:
             return list(self._runs.find(query, {"_id": 0}).sort([("started_at", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Collection, Sequence
+from typing import Callable, Collection, Sequence
 
 import redis
 
@@ -164,7 +164,9 @@ class FileQueue:
                 pipe.xadd(self.stream, fields)
             return list(pipe.execute())
 
-    def read(self, consumer: str, *, count: int, claim_idle_s: float, block_s: float = 0.0) -> list[QueueEntry]:
+    def read(
+        self, consumer: str, *, count: int, claim_idle_s: float, block_s: float = 0.0, stop_waiting: Callable[[], bool] | None = None
+    ) -> list[QueueEntry]:
         """Up to ``count`` entries for ``consumer``: first those other consumers left idle, then new ones.
 
         Parameters
@@ -177,6 +179,8 @@ class FileQueue:
             Pending entries idle at least this long are claimed (XAUTOCLAIM) from their consumer.
         block_s : float
             When nothing is waiting, wait this long for new entries (0: return at once).
+        stop_waiting : callable, optional
+            Asked between slices of that wait (one a second): True ends it, with no entries.
         """
         self.ensure_group()
         with redis_errors_as_service_error():
@@ -192,7 +196,7 @@ class FileQueue:
                 replies = self._client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count - len(entries), block=block_ms)
                 for _, delivered in replies or ():
                     entries.extend(_entry(entry_id, fields) for entry_id, fields in delivered)
-                if entries or block_ms is None:
+                if entries or block_ms is None or (stop_waiting is not None and stop_waiting()):
                     break
         return entries
 

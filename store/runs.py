@@ -13,13 +13,13 @@ from voxflow.errors import LockError
 
 
 def close_abandoned_runs(results: ResultStore) -> list[str]:
-    """Mark as "crashed" the runs still "running" whose process on this host has ended (killed, or its
+    """Mark as "crashed" the runs still "running" or "paused" whose process on this host has ended (killed, or its
     machine restarted), with the counts they stored; returns their run ids.
 
     Runs started on other hosts are left alone: whether their process lives cannot be seen from here.
     """
     host, closed = socket.gethostname(), []
-    for run in results.running_runs(host):
+    for run in results.running_runs(host, paused=True):
         if _process_lives(run.get("pid"), run.get("pid_started")):
             continue
         results.finish_run(run["run_id"], {
@@ -39,9 +39,11 @@ def run_owner(run: dict[str, Any]) -> str:
     return f"{run['run_id']} ({owner})" if owner else str(run["run_id"])
 
 
-def refuse_while_running(results: ResultStore, doing: str, *, harm: str, force: bool) -> tuple[list[str], list[dict[str, Any]]]:
-    """Close this host's abandoned runs, then refuse ``doing`` while runs (on any host) are still "running",
-    unless ``force``.
+def refuse_while_running(
+    results: ResultStore, doing: str, *, harm: str, force: bool, paused_wait: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Close this host's abandoned runs, then refuse ``doing`` while runs (on any host) are still "running" or
+    "paused", unless ``force``.
 
     Parameters
     ----------
@@ -52,6 +54,9 @@ def refuse_while_running(results: ResultStore, doing: str, *, harm: str, force: 
         ("lost or counted twice").
     force : bool
         Go on whatever runs are recorded running (they are known to have ended, e.g. on another host).
+    paused_wait : bool
+        Paused runs wait for what the caller holds (a drain pauses for a forget, which holds the drain lock):
+        only "running" ones refuse.
 
     Returns
     -------
@@ -64,7 +69,7 @@ def refuse_while_running(results: ResultStore, doing: str, *, harm: str, force: 
         One line naming the runs, when runs are running and not ``force``.
     """
     closed = close_abandoned_runs(results)
-    running = results.running_runs()  # on any host: one elsewhere may be writing
+    running = results.running_runs(paused=not paused_wait)  # on any host: one elsewhere may be writing
     if running and not force:
         host = socket.gethostname()
         named = ", ".join(run_owner(run) for run in running[:SHOWN_RUNS]) + (f" and {len(running) - SHOWN_RUNS} more" if len(running) > SHOWN_RUNS else "")

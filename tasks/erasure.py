@@ -9,6 +9,7 @@ What it cannot remove it names: models trained on the recordings, and backups ta
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import redis
 from pymongo.database import Database
 
 from models.artifact import read_bundle, read_training_hashes
@@ -28,21 +30,22 @@ from store.erasures import erased_contents, erased_quarantine_ids, record_erasur
 from store.feature_store import FeatureStore
 from store.labels import LabelStore
 from store.latency import LatencyLog
-from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
+from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, RedisLock, hold_lock, lock_key, wanting
 from store.models import ModelStore
 from store.mongo import ResultStore, open_database
 from store.queue import FileQueue
 from store.runs import refuse_while_running
 from tasks.ingest import Unreadable, content_hash, list_source
 from voxflow import services
-from voxflow.errors import ModelError, SourceError, VoxflowError
+from voxflow.errors import LockError, ModelError, SourceError, VoxflowError
 from voxflow.settings import Settings
 
+log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODELS_LISTED = 100_000
-# Whatever else writes the stores waits meanwhile: a drain could analyse a queued recording, a backup copy it, a retrain
-# train on it, a compaction keep the feature rows a rewrite dropped.
-LOCKS = (DRAIN_LOCK, BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK)
+# Whatever else writes the stores waits meanwhile: a drain could analyse a queued recording (it is asked to pause
+# instead of refusing the forget), a backup copy it, a retrain train on it, a compaction keep the feature rows a rewrite dropped.
+LOCKS = (BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK)
 
 
 @dataclass(frozen=True)
@@ -163,22 +166,26 @@ def named_recordings(hashes: Iterable[str], sources: Iterable[str], subjects: It
 
 
 def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = False) -> dict[str, Any]:
-    """Forget ``named`` on the configured stores, holding the locks of what else writes them (:data:`LOCKS`) and
-    refusing while runs are recorded running (a dry run does neither). Returns :class:`Erasure` as a dict, with
-    ``closed_runs``: runs of this host whose process had ended, closed first as crashed.
+    """Forget ``named`` on the configured stores, holding the locks of what else writes them (the drain's, once a
+    running drain has paused for it, and :data:`LOCKS`) and refusing while runs are recorded running (a dry run does
+    neither). Returns :class:`Erasure` as a dict, with ``closed_runs``: runs of this host whose process had ended,
+    closed first as crashed.
 
     Raises
     ------
     LockError
-        While one of :data:`LOCKS` is held, or runs are running (unless ``force``).
+        While one of :data:`LOCKS` is held, a drain does not pause within ``forget_drain_wait_s``, or runs other
+        than a paused drain are running (unless ``force``).
     """
     with open_database(services.mongo_uri(settings), settings.mongo_db) as db, connect_redis(services.redis_url(settings)) as client, ExitStack() as held:
         db.command("ping")  # an unreachable server is one line naming the database
         closed: list[str] = []
         if not dry_run:
+            held.enter_context(wanting(client, DRAIN_LOCK, ttl_s=settings.lock_ttl_s))  # withdrawn last: the drain resumes once all is done
+            _hold_drain_lock(held, client, settings)
             for name in LOCKS:
                 held.enter_context(hold_lock(client, name, ttl_s=settings.lock_ttl_s))
-            closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=force)
+            closed, _ = refuse_while_running(ResultStore(db), "forgetting recordings", harm="those recordings again", force=force, paused_wait=True)
         erasure = forget(
             named, db=db, queue=FileQueue(client), latency=LatencyLog(client, maxlen=settings.metrics_maxlen),
             cache=PredictionCache(client, ttl_s=settings.cache_ttl_s, database=settings.mongo_db),
@@ -187,6 +194,21 @@ def erase(named: Named, settings: Settings, *, dry_run: bool, force: bool = Fals
         if not dry_run:
             record_erasure(db, _record(named, erasure), erasure.hashes, erasure.quarantine_ids)
     return {**erasure.as_dict(), "closed_runs": closed}
+
+
+def _hold_drain_lock(held: ExitStack, client: redis.Redis, settings: Settings) -> None:
+    """Hold the drain lock in ``held``, waiting up to ``forget_drain_wait_s`` for a running drain, asked to pause
+    (:func:`store.locks.wanting`), to finish its batch and let go of it."""
+    wait_s = settings.forget_drain_wait_s
+    if wait_s and (holder := RedisLock(client, DRAIN_LOCK, ttl_s=settings.lock_ttl_s).holder()):
+        log.info("waiting up to %.0f s for the drain holding %s (%s) to finish its batch and pause", wait_s, lock_key(DRAIN_LOCK), holder)
+    try:
+        held.enter_context(hold_lock(client, DRAIN_LOCK, ttl_s=settings.lock_ttl_s, wait_s=wait_s))
+    except LockError as exc:
+        raise LockError(
+            f"{exc.reason}, and it did not pause within {wait_s:.0f} s (VOXFLOW_FORGET_DRAIN_WAIT_S): its batch takes longer, "
+            "or it runs a voxflow that does not pause for a forget"
+        ) from None
 
 
 def erase_again(target: Database, live: Database) -> dict[str, int]:

@@ -704,7 +704,7 @@ def cmd_counts(args: argparse.Namespace, settings: Settings) -> int:
             ) from exc
         after = read_rollups(db)
         forced = {run["run_id"] for run in running}
-        started = [run for run in results.running_runs() if run["run_id"] not in forced]
+        started = [run for run in results.running_runs(paused=True) if run["run_id"] not in forced]
     changes = rollup_changes(before, after)
     report = {
         "database": settings.mongo_db, "closed_runs": closed, "forced": sorted(forced), "started_meanwhile": [run["run_id"] for run in started],

@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     # Forgetting recordings through the forget-recordings deployment: an erasure request waits out what holds its locks.
     forget_retries: int = Field(default=12, ge=0, le=10_000, description="Tries again of a forget-recordings run refused while runs run or a lock is held.")
     forget_retry_delay_s: float = Field(default=300.0, ge=0, le=_DAY_S, description="Seconds between those tries.")
+    forget_drain_wait_s: float = Field(
+        default=300.0, ge=0, le=_DAY_S, description="How long a forget waits for a running drain to finish its batch and pause before refusing."
+    )
 
     # Continuous intake (``voxflow enqueue`` / ``drain``) and deployments (``voxflow deploy`` / ``worker``).
     queue_batch_size: int = Field(default=256, ge=1, le=10_000, description="Queue entries a drain reads per batch.")

@@ -53,6 +53,8 @@ def body(page: context.Page) -> None:
     cols[5].metric("Throughput", _shown(run["clips_per_s"], "{:.2f} clips/s"))
     if run["status"] == "running":
         st.info("Still running: its counts and timings are recorded when it finishes.")
+    elif run["status"] == "paused":
+        st.info("Paused while recordings are forgotten (voxflow forget): it goes on once the forget is done.")
     elif isinstance(run["error"], str):
         st.warning(f"{str(run['status']).capitalize()}: {run['error']}")  # failed, or crashed (its process ended)
     drift = run["input_drift"]

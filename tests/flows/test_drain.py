@@ -22,7 +22,7 @@ from store.locks import hold_lock
 from store.queue import QUEUE_STREAM, FileQueue, QueueItem
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import ended_process
-from tests.voxflow_cli import env_db, last_json, run_cli, start_cli, wait_for_predictions
+from tests.voxflow_cli import env_db, finish, last_json, prefect_api_call, run_cli, start_cli, wait_for_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +31,12 @@ def _redis(env: dict[str, str]) -> redis.Redis:
     return redis.Redis.from_url(env["VOXFLOW_REDIS_URL"], decode_responses=True)
 
 
-def _clips(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
+def _clips(folder: Path, n: int, *, seed: int = 0, f0_hz: float = 90) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
         path = folder / f"clip{i:03d}.wav"
-        sf.write(path, synth_vowel(f0_hz=90 + 3 * i, duration_s=1.5, sr=16_000, seed=seed + i), 16_000)
+        sf.write(path, synth_vowel(f0_hz=f0_hz + 3 * i, duration_s=1.5, sr=16_000, seed=seed + i), 16_000)
         paths.append(path)
     return paths
 
@@ -203,3 +203,34 @@ def test_a_drain_started_while_one_runs_is_skipped(cli_env: dict[str, str]) -> N
     with hold_lock(_redis(cli_env), "drain", ttl_s=30) as running:
         summary = last_json(run_cli(["drain", "--json"], cli_env))
     assert summary["status"] == "skipped" and running.token in summary["reason"] and summary["acked"] == 0
+
+
+def test_a_lingering_drain_pauses_for_a_forget_and_then_drains_on(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # A `voxflow drain --linger` held the drain lock while it lingered: every forget was refused until it was stopped.
+    clips = _clips(tmp_path / "clips", 4)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,subject_id\n" + "".join(f"{clip},{'withdrawn' if i == 0 else f's{i}'}\n" for i, clip in enumerate(clips)))
+    assert last_json(run_cli(["enqueue", str(manifest), "--json"], cli_env))["enqueued"] == 4
+    db = env_db(cli_env)
+    drain = start_cli(["drain", "--linger", "30", "--json"], {**cli_env, "PREFECT_LOGGING_LEVEL": "INFO"})  # its run log, read below
+    try:
+        wait_for_predictions(cli_env, drain, 4)
+        forgotten = run_cli(["forget", "--subject", "withdrawn", "--json"], cli_env, timeout=120)
+        report = last_json(forgotten)
+        assert (report["recordings"], report["predictions"], report["closed_runs"]) == (1, 1, []), report
+        assert "waiting up to 300 s for the drain holding voxflow:lock:drain" in forgotten.stderr
+        assert db.predictions.count_documents({}) == 3 and db.predictions.count_documents({"subject_id": "withdrawn"}) == 0
+        # Still lingering, and draining again: files enqueued after the forget are scored by the same drain.
+        later = _clips(tmp_path / "later", 2, f0_hz=180)
+        assert last_json(run_cli(["enqueue", *map(str, later), "--json"], cli_env))["enqueued"] == 2
+        wait_for_predictions(cli_env, drain, 5)
+    finally:
+        if drain.poll() is None and db.predictions.count_documents({}) < 5:
+            os.killpg(drain.pid, signal.SIGTERM)
+    done = finish(drain, timeout=120)
+    summary = last_json(done)
+    # The later files may arrive in one batch or two: xreadgroup returns as soon as one is there.
+    assert (summary["status"], summary["acked"], summary["scored"]) == ("completed", 6, 6) and summary["batches"] >= 2, summary
+    logged = [line["message"] for line in prefect_api_call(cli_env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [summary["run_id"]]}}})]
+    assert "A forget is waiting: this drain pauses until it is done" in logged and "The forget is done: the drain goes on" in logged
+    assert db.runs.find_one({"run_id": summary["run_id"]})["status"] == "completed"

@@ -14,15 +14,15 @@ from typing import Iterator
 import pytest
 import redis
 
-from store.locks import RedisLock, hold_lock, lock_key
+from store.locks import RedisLock, hold_lock, lock_key, wanted, wanting
 from voxflow.errors import LockError, ServiceError
 
 
 @pytest.fixture
 def client(redis_client: redis.Redis) -> Iterator[redis.Redis]:
-    redis_client.delete(lock_key("test-flow"))
+    redis_client.delete(lock_key("test-flow"), f"{lock_key('test-flow')}:wanted")
     yield redis_client
-    redis_client.delete(lock_key("test-flow"))
+    redis_client.delete(lock_key("test-flow"), f"{lock_key('test-flow')}:wanted")
 
 
 def test_of_two_concurrent_holders_exactly_one_gets_the_lock(client: redis.Redis) -> None:
@@ -160,3 +160,42 @@ def test_a_failed_release_does_not_hide_the_blocks_own_error(
         with hold_lock(client, "test-flow-2", ttl_s=5):
             pass
     client.delete(lock_key("test-flow-2"))
+
+
+def test_a_held_lock_lets_go_for_a_while_and_is_taken_back(client: redis.Redis) -> None:
+    with hold_lock(client, "test-flow", ttl_s=5) as held:
+        with held.let_go(wait_s=5):
+            assert client.get(lock_key("test-flow")) is None
+            with hold_lock(client, "test-flow", ttl_s=5) as other:  # someone else's turn meanwhile
+                assert client.get(lock_key("test-flow")) == other.token
+        assert client.get(lock_key("test-flow")) == held.token
+        assert held.renew() is True
+    assert client.get(lock_key("test-flow")) is None
+
+
+def test_a_lock_taken_over_while_let_go_is_not_taken_back_nor_released(client: redis.Redis) -> None:
+    other = RedisLock(client, "test-flow", ttl_s=30)
+    with pytest.raises(LockError, match=r"^another test-flow run is in progress \(lock voxflow:lock:test-flow held by "):
+        with hold_lock(client, "test-flow", ttl_s=5) as held:
+            with held.let_go(wait_s=0.2):
+                assert other.acquire()
+            pytest.fail("took back a lock another holder keeps")
+    assert client.get(lock_key("test-flow")) == other.token  # leaving hold_lock did not release the other's lock
+    assert other.release()
+
+
+def test_a_lock_is_wanted_while_a_live_asker_asks(client: redis.Redis) -> None:
+    assert wanted(client, "test-flow") is False
+    with wanting(client, "test-flow", ttl_s=0.6):
+        with wanting(client, "test-flow", ttl_s=0.6):
+            assert wanted(client, "test-flow") is True
+        assert wanted(client, "test-flow") is True  # the other asker still asks
+        time.sleep(1.5)  # past the TTL: renewed meanwhile
+        assert wanted(client, "test-flow") is True
+    assert wanted(client, "test-flow") is False
+    # An asker that died (never renewed, never withdrew) stops counting once its request lapses.
+    seconds, micros = client.time()
+    client.zadd(f"{lock_key('test-flow')}:wanted", {"dead-host:1:x": int(seconds) * 1000 + int(micros) // 1000 + 300})
+    assert wanted(client, "test-flow") is True
+    time.sleep(0.5)
+    assert wanted(client, "test-flow") is False

@@ -122,6 +122,17 @@ def test_read_waits_for_new_entries_only_when_asked(queue: FileQueue) -> None:
     late.join()
 
 
+def test_a_wait_ends_early_when_asked_to_stop_waiting(queue: FileQueue) -> None:
+    # A lingering drain's wait for new entries ends for a forget that wants the queue (flows/drain.py, give_way).
+    asked = threading.Event()
+    threading.Timer(0.3, asked.set).start()
+    started = time.monotonic()
+    assert queue.read("c", count=5, claim_idle_s=60, block_s=30, stop_waiting=asked.is_set) == []
+    assert 0.3 <= time.monotonic() - started < 3  # asked between one-second slices
+    queue.enqueue([QueueItem("/waiting.wav")])
+    assert [e.path for e in queue.read("c", count=5, claim_idle_s=60, block_s=30, stop_waiting=asked.is_set)] == ["/waiting.wav"]
+
+
 def test_another_producers_entry_without_a_path_or_time_is_read_not_fatal(queue: FileQueue, redis_client: redis.Redis) -> None:
     queue.ensure_group()
     odd = redis_client.xadd(queue.stream, {"file": "/a.wav", "enqueued_at": "yesterday"})

@@ -96,11 +96,15 @@ def test_only_runs_whose_process_on_this_host_ended_are_closed(mongo_db: Databas
     }
     for run_id, owner in runs.items():
         results.start_run({"run_id": run_id, "status": "running", **owner})
+    results.start_run({"run_id": "dead-paused", "status": "running", "host": here, "pid": ended.pid, "pid_started": started})
+    results.set_run_status("dead-paused", "paused")  # a drain killed while it paused for a forget
     results.insert_predictions([{"audio_sha256": "a" * 64, "model_version": "m", "run_id": "dead", "score": 0.5}])
 
-    assert sorted(close_abandoned_runs(results)) == ["dead", "reused-pid"]
+    assert sorted(close_abandoned_runs(results)) == ["dead", "dead-paused", "reused-pid"]
     status = {run["run_id"]: run for run in mongo_db.runs.find()}
-    assert {k: status[k]["status"] for k in runs} == {"dead": "crashed", "alive": "running", "reused-pid": "crashed", "elsewhere": "running"}
+    assert {k: status[k]["status"] for k in [*runs, "dead-paused"]} == {
+        "dead": "crashed", "alive": "running", "reused-pid": "crashed", "elsewhere": "running", "dead-paused": "crashed"
+    }
     assert (status["dead"]["scored"], status["dead"]["quarantined"]) == (1, 0)
     assert close_abandoned_runs(results) == []
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +22,7 @@ from features.synth import synth_vowel
 from models.registry import shipped_bundle
 from store.counts import read_rollups, rebuild_counts
 from store.feature_store import FeatureStore
-from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock
+from store.locks import BACKUP_LOCK, DRAIN_LOCK, FEATURE_STORE_LOCK, RETRAIN_LOCK, hold_lock, wanted
 from store.mongo import ResultStore
 from store.latency import LatencyLog, LatencySample
 from store.queue import FileQueue, QueueItem
@@ -158,11 +160,26 @@ def test_forget_is_refused_while_a_run_is_storing_results_and_names_it(mongo_db:
     assert forget(settings, "--subject", "s1", "--dry-run") == 0  # a dry run changes nothing, so it goes on
 
 
-@pytest.mark.parametrize("lock", [DRAIN_LOCK, BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK])
-def test_forget_is_refused_while_a_drain_a_backup_a_retrain_or_a_compaction_runs(lock: str, redis_client: redis.Redis, settings: Settings) -> None:
+@pytest.mark.parametrize("lock", [BACKUP_LOCK, RETRAIN_LOCK, FEATURE_STORE_LOCK])
+def test_forget_is_refused_while_a_backup_a_retrain_or_a_compaction_runs(lock: str, redis_client: redis.Redis, settings: Settings) -> None:
     with hold_lock(redis_client, lock, ttl_s=30):
         with pytest.raises(LockError, match=rf"^another {lock} run is in progress \(lock voxflow:lock:{lock} held by "):
             forget(settings, "--subject", "s1")
+
+
+def test_forget_is_refused_when_a_drain_does_not_pause_in_time(redis_client: redis.Redis, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    # A drain of this voxflow pauses after its batch (tests/flows/test_drain.py); one that does not is waited for, then named.
+    caplog.set_level(logging.INFO, logger="tasks.erasure")
+    with hold_lock(redis_client, DRAIN_LOCK, ttl_s=30) as drain:
+        started = time.monotonic()
+        with pytest.raises(LockError, match=(
+            rf"^another {DRAIN_LOCK} run is in progress \(lock voxflow:lock:{DRAIN_LOCK} held by {drain.token}\), and it did not pause within "
+            r"1 s \(VOXFLOW_FORGET_DRAIN_WAIT_S\): its batch takes longer, or it runs a voxflow that does not pause for a forget$"
+        )):
+            forget(settings.model_copy(update={"forget_drain_wait_s": 1.0}), "--subject", "s1")
+        assert time.monotonic() - started >= 1.0
+        assert f"waiting up to 1 s for the drain holding voxflow:lock:drain ({drain.token}) to finish its batch and pause" in caplog.text
+        assert wanted(redis_client, DRAIN_LOCK) is False  # the refused forget asks no more
 
 
 def test_a_compaction_waits_for_no_forget(redis_client: redis.Redis, settings: Settings) -> None:
