@@ -47,6 +47,14 @@ def test_running_failed_and_crashed_runs_show_their_status_and_what_they_stored(
         assert (shown["Status"], shown["Scored"], shown["Quarantined"], shown["Wall time"], shown["Throughput"]) == ("running", "—", "—", "—", "—")
         assert any(i.value.startswith("Still running") for i in app.info)
 
+        results.set_run_status("r-running", "paused")  # a drain while a forget runs (flows/drain.py, give_way)
+        app.run()
+        assert metrics(app)["Status"] == "paused"
+        assert [i.value for i in app.info if i.value.startswith("Paused")] == [
+            "Paused while recordings are forgotten (voxflow forget): it goes on once the forget is done."
+        ]
+        results.set_run_status("r-running", "running")
+
         app.selectbox[0].select("r-failed").run()
         assert not app.exception, [e.value for e in app.exception]
         shown = metrics(app)
