@@ -50,6 +50,10 @@ def test_sigkilled_worker_is_replaced_and_every_file_scored_once(cli_env: dict[s
     events = list(env_db(env)["scaling_events"].find({"run_id": summary["run_id"]}))
     assert events and events[0]["workers_after"] >= 1 and "recommendation" in events[0]
     assert any(e["reason"] == "worker removed" and e["workers_after"] < e["workers_before"] for e in events), events  # the killed one
+    # Dask's own account of it, logged from its event loop's thread, is in the run's log too (flows/run_log.py).
+    logged = prefect_api_call(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [summary["run_id"]]}}})
+    dask_lines = [(entry["name"], entry["message"]) for entry in logged if entry["name"].startswith("distributed.")]
+    assert ("distributed.nanny", "Restarting worker (status=Status.running)") in dask_lines, dask_lines
 
 
 def test_ctrl_c_ends_with_one_line_and_a_rerun_finishes_the_rest(cli_env: dict[str, str], voiced_manifest: Path) -> None:

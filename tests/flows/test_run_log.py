@@ -52,3 +52,28 @@ def test_voxflow_lines_reach_the_run_log_from_the_flow_and_its_threads_and_stay_
     assert "was no longer ours at release" in ours[1][1]  # the flow's
     # Prefect's own handler would warn at each record logged outside a run ("attempted to send logs to the API without a flow run id").
     assert not [str(w.message) for w in warned if "flow run id" in str(w.message)]
+
+
+def test_dasks_warnings_from_its_event_loop_reach_the_run_log_of_the_run_they_happen_in(prefect_api: str) -> None:
+    # Dask's scheduler, nannies and client log from their event loop's thread, which holds no run context.
+    dask = logging.getLogger("distributed.nanny")
+    dask.setLevel(logging.INFO)  # as DASK_LOGGING__DISTRIBUTED may leave it: its INFO lines still stay out of the run log
+
+    @flow(name="run-log-dask-test")
+    def loses_a_worker(pid: int) -> str:
+        send_to_run_log("INFO")
+        for level, message in ((logging.WARNING, f"Worker process {pid} was killed by signal 9"), (logging.INFO, "Start Nanny at: 'tcp://127.0.0.1:1'")):
+            loop = threading.Thread(target=dask.log, args=(level, message), name="IO loop")
+            loop.start()
+            loop.join()
+        return str(flow_run.get_id())
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api, PREFECT_LOGGING_TO_API_ENABLED: True}):
+        runs = [loses_a_worker(pid) for pid in (1001, 1002)]
+        APILogWorker.drain_all(timeout=10)
+
+    for run_id, pid in zip(runs, (1001, 1002)):
+        logs = prefect_api_call({"PREFECT_API_URL": prefect_api}, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+        assert [(entry["name"], entry["message"]) for entry in logs if entry["name"].startswith("distributed")] == [
+            ("distributed.nanny", f"Worker process {pid} was killed by signal 9")
+        ]
