@@ -47,7 +47,6 @@ from voxflow.settings import Settings, get_settings
 # Consumers idle this long with nothing pending belong to finished or dead drains.
 _STALE_CONSUMER_S = 3600.0
 _PAUSE_POLL_S = 0.5
-_RETAKE_WAIT_S = 10.0  # after a forget, for its locks to be released
 
 
 @dataclass
@@ -149,13 +148,14 @@ def _drain_batch(
     totals.batches += 1
 
 
-def give_way(lock: HeldLock, stores: Stores, *, run_id: str | None, logger: Logger | LoggerAdapter[Logger]) -> bool:
+def give_way(lock: HeldLock, stores: Stores, *, run_id: str | None, logger: Logger | LoggerAdapter[Logger], retake_wait_s: float) -> bool:
     """Pause while a forget wants the drain lock (:func:`store.locks.wanting`): let go of the lock, mark the run
     "paused" (``run_id``, when recorded), and take both back once no forget wants it.
 
     Called between batches only, when every entry read has been acknowledged: a paused drain holds nothing of
-    the queue, so a forget can remove any entry. Returns False when another drain took the lock meanwhile:
-    this one then ends, leaving the queue to that one.
+    the queue, so a forget can remove any entry. Returns False when another holder keeps the lock ``retake_wait_s``
+    after that (another drain took it meanwhile; or a forget that died, whose lock outlives its request by up to
+    the lock's TTL): this one then ends, leaving the queue to the next.
     """
     if not wanted(stores.redis, DRAIN_LOCK):
         return True
@@ -163,7 +163,7 @@ def give_way(lock: HeldLock, stores: Stores, *, run_id: str | None, logger: Logg
     if run_id is not None:
         stores.results.set_run_status(run_id, "paused")
     try:
-        with lock.let_go(wait_s=_RETAKE_WAIT_S):
+        with lock.let_go(wait_s=retake_wait_s):
             while wanted(stores.redis, DRAIN_LOCK):
                 time.sleep(_PAUSE_POLL_S)
     except LockError as exc:
@@ -228,8 +228,9 @@ def drain_queue(
         try:
             lock = held.enter_context(hold_lock(stores.redis, DRAIN_LOCK, ttl_s=settings.lock_ttl_s))
         except LockError as exc:
-            logger.info("Nothing to do here: %s", exc.reason)
-            return {"run_id": run_id, "source": QUEUE_STREAM, "status": "skipped", "reason": exc.reason, "acked": 0}
+            reason = f"{exc.reason}; a forget is running or waiting for it" if wanted(stores.redis, DRAIN_LOCK) else exc.reason
+            logger.info("Nothing to do here: %s", reason)
+            return {"run_id": run_id, "source": QUEUE_STREAM, "status": "skipped", "reason": reason, "acked": 0}
         pinned = model_version or settings.model_version
         # Unless a version is pinned, each batch is scored by the champion of the moment: a promotion or rollback reaches a lingering drain.
         followed = None if pinned else FollowedChampion(stores.models, settings.models_dir)
@@ -245,7 +246,7 @@ def drain_queue(
 
         def read() -> list[QueueEntry]:
             # A forget waiting for the queue is let go first, between batches; a linger ends early for it, and starts again after.
-            while give_way(lock, stores, run_id=run_id if totals.batches else None, logger=logger):
+            while give_way(lock, stores, run_id=run_id if totals.batches else None, logger=logger, retake_wait_s=settings.lock_ttl_s):
                 entries = queue.read(
                     consumer, count=count, claim_idle_s=settings.queue_claim_idle_s, block_s=linger_s, stop_waiting=lambda: wanted(stores.redis, DRAIN_LOCK)
                 )

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from features.synth import synth_vowel
 from store.latency import LATENCY_STREAM
-from store.locks import hold_lock
+from store.locks import hold_lock, wanting
 from store.queue import QUEUE_STREAM, FileQueue, QueueItem
 from tests.flows.conftest import repeated_hashes
 from tests.helpers import ended_process
@@ -202,7 +202,11 @@ def test_an_empty_drain_records_no_run_and_still_closes_a_killed_one(cli_env: di
 def test_a_drain_started_while_one_runs_is_skipped(cli_env: dict[str, str]) -> None:
     with hold_lock(_redis(cli_env), "drain", ttl_s=30) as running:
         summary = last_json(run_cli(["drain", "--json"], cli_env))
-    assert summary["status"] == "skipped" and running.token in summary["reason"] and summary["acked"] == 0
+        assert summary["status"] == "skipped" and running.token in summary["reason"] and summary["acked"] == 0
+        assert "forget" not in summary["reason"]
+        with wanting(_redis(cli_env), "drain", ttl_s=30):  # a forget holds the drain lock: the scheduled drain says so
+            summary = last_json(run_cli(["drain", "--json"], cli_env))
+    assert summary["status"] == "skipped" and summary["reason"].endswith(f"held by {running.token}); a forget is running or waiting for it")
 
 
 def test_a_lingering_drain_pauses_for_a_forget_and_then_drains_on(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import psutil
 import pytest
 import redis
 
-import flows.drain
 from flows.drain import give_way
 from store.locks import DRAIN_LOCK, RedisLock, hold_lock, lock_key, wanted, wanting
 from store.runs import refuse_while_running
@@ -67,12 +66,12 @@ def _forget_in_a_thread(
 
 def test_a_drain_pauses_while_a_forget_holds_its_lock_then_goes_on(stores: Stores, redis_client: redis.Redis) -> None:
     with hold_lock(redis_client, DRAIN_LOCK, ttl_s=5) as lock:
-        assert give_way(lock, stores, run_id="drain-1", logger=log) is True  # nobody waiting: nothing changes
+        assert give_way(lock, stores, run_id="drain-1", logger=log, retake_wait_s=0.3) is True  # nobody waiting: nothing changes
         assert (_status(stores), redis_client.get(lock_key(DRAIN_LOCK))) == ("running", lock.token)
 
         seen: dict[str, Any] = {}
         forget = _forget_in_a_thread(redis_client, stores, seen)
-        assert give_way(lock, stores, run_id="drain-1", logger=log) is True
+        assert give_way(lock, stores, run_id="drain-1", logger=log, retake_wait_s=0.3) is True
         forget.join()
         assert "error" not in seen, seen.get("error")
         assert seen["status"] == "paused"  # while the forget held the lock
@@ -80,14 +79,13 @@ def test_a_drain_pauses_while_a_forget_holds_its_lock_then_goes_on(stores: Store
         assert lock.renew() is True  # renewed again from here on
 
 
-def test_a_drain_whose_lock_another_drain_took_meanwhile_ends(stores: Stores, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(flows.drain, "_RETAKE_WAIT_S", 0.3)
+def test_a_drain_whose_lock_another_drain_took_meanwhile_ends(stores: Stores, redis_client: redis.Redis) -> None:
     newer = RedisLock(redis_client, DRAIN_LOCK, ttl_s=30)
     with hold_lock(redis_client, DRAIN_LOCK, ttl_s=5) as lock:
         seen: dict[str, Any] = {}
         # The next scheduled drain takes the lock after the forget, before this one comes back.
         forget = _forget_in_a_thread(redis_client, stores, seen, then=lambda: seen.setdefault("newer", newer.acquire()))
-        assert give_way(lock, stores, run_id="drain-1", logger=log) is False
+        assert give_way(lock, stores, run_id="drain-1", logger=log, retake_wait_s=0.3) is False
         forget.join()
         assert "error" not in seen, seen.get("error")
         assert seen["newer"] is True
