@@ -48,10 +48,15 @@ def outcomes_markdown(stored: dict[str, Any]) -> str:
     def cell(live: dict[str, float] | None) -> str:
         return "too few" if live is None else Interval(**live).text()
 
+    def card(metric: dict[str, Any]) -> str:  # a check stored before the card's intervals has its estimate alone
+        if metric["expected"] is None:
+            return "-"
+        return Interval(**metric["expected_interval"]).text() if metric.get("expected_interval") else str(metric["expected"])
+
     lines = [f"# Outcomes of {stored['model_version']}", "", stored["summary"], ""]
     if stored["metrics"]:
-        lines += ["| metric | on labelled recordings (95% interval) | cross-validated | verdict |", "|---|---|---|---|"]
-        lines += [f"| {m['metric']} | {cell(m['live'])} | {m['expected'] if m['expected'] is not None else '-'} | {m['verdict']} |" for m in stored["metrics"]]
+        lines += ["| metric | on labelled recordings (95% interval) | cross-validated (its cohort's 95% interval) | verdict |", "|---|---|---|---|"]
+        lines += [f"| {m['metric']} | {cell(m['live'])} | {card(m)} | {m['verdict']} |" for m in stored["metrics"]]
     if stored["groups"]:
         lines += ["", f"By {stored['by']} ({stored['group_level']:.1%} intervals):", "", "| group | n | positive | auc | sensitivity | specificity | worse |",
                   "|---|---|---|---|---|---|---|"]

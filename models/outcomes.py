@@ -2,8 +2,10 @@
 confidence interval, judged against the model card's cross-validated estimate. Pure: arrays in, verdicts out.
 
 A cross-validated AUC is an estimate made on the training cohort. Labels that arrive later (a clinician's
-diagnosis, a follow-up) say how the model does on the recordings it actually screens: where they lie wholly
-below the card's estimate, the model is worse there than its card claims.
+diagnosis, a follow-up) say how the model does on the recordings it actually screens. Both are estimates from
+samples: the card's from its cohort (its ``n`` recordings, ``n_positive`` of them positive), the live one from the
+labelled recordings. The model is worse than its card claims only where the interval of their difference lies
+wholly on the wrong side of zero.
 """
 
 from __future__ import annotations
@@ -47,10 +49,17 @@ class Measured:
     live: Interval | None
     expected: float | None
     verdict: str
+    expected_interval: Interval | None = None  # the card's estimate with the interval its cohort's size allows
+
+    def expected_text(self) -> str:
+        """The card's estimate, with its interval where the card says its cohort's size: ``0.675 (0.593-0.757)``."""
+        if self.expected is None:
+            return "-"
+        return self.expected_interval.text() if self.expected_interval is not None else f"{self.expected:.3f}"
 
     def as_doc(self) -> dict[str, Any]:
-        live = None if self.live is None else {k: round(v, 4) for k, v in self.live.__dict__.items()}
-        return {"metric": self.name, "live": live, "expected": self.expected, "verdict": self.verdict}
+        live, card = (None if i is None else {k: round(v, 4) for k, v in i.__dict__.items()} for i in (self.live, self.expected_interval))
+        return {"metric": self.name, "live": live, "expected": self.expected, "expected_interval": card, "verdict": self.verdict}
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class Outcomes:
 
     @property
     def worse(self) -> list[str]:
-        """The metrics whose whole interval lies on the wrong side of the card's estimate."""
+        """The metrics judged worse than the card says (:func:`verdict`)."""
         return [m.name for m in self.metrics if m.verdict == WORSE]
 
     def metric(self, name: str) -> Measured:
@@ -126,7 +135,11 @@ def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) ->
     >>> round(proportion_interval(8, 10).low, 3), round(proportion_interval(8, 10).high, 3)
     (0.49, 0.943)
     """
-    z, p = _z(level), successes / trials
+    return _wilson(successes / trials, trials, level)
+
+
+def _wilson(p: float, trials: int, level: float) -> Interval:
+    z = _z(level)
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
     return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
@@ -140,8 +153,7 @@ def _uar_interval(sensitivity: Interval, specificity: Interval) -> Interval:
     return Interval(value, max(0.0, value - down), min(1.0, value + up))
 
 
-def _brier_interval(labels: np.ndarray, scores: np.ndarray, level: float) -> Interval:
-    squared = (scores - labels) ** 2
+def _brier_interval(squared: np.ndarray, level: float) -> Interval:
     return _clipped(float(squared.mean()), _z(level) * float(squared.std(ddof=1)) / math.sqrt(len(squared)))
 
 
@@ -166,19 +178,61 @@ def calibration(
     return rows
 
 
-def verdict(name: str, live: Interval | None, expected: float | None) -> str:
-    """``worse`` or ``better`` when the whole interval lies on one side of the card's estimate, else ``as expected``.
+def card_intervals(expected: Mapping[str, Any], *, level: float = LEVEL, brier_sd: float | None = None) -> dict[str, Interval]:
+    """The card's estimates with the intervals a cohort of its size allows (its ``n`` and ``n_positive``; none
+    without them): AUC with Hanley and McNeil's (1982) standard error, sensitivity and specificity with Wilson's
+    for the cohort's positives and negatives, UAR the MOVER of those two, and Brier with ``brier_sd`` (the
+    spread of the squared errors, taken from the live recordings: the card keeps none of its own).
+
+    A repeated cross-validation's mean varies less from fold draw to fold draw than its folds do (``auc_std``), but
+    no less than a single estimate on a cohort of that size varies from cohort to cohort: that sampling is what
+    these intervals hold.
+
+    Examples
+    --------
+    >>> {k: i.text() for k, i in card_intervals({"n": 208, "n_positive": 151, "auc": 0.675, "sensitivity": 0.5}).items()}
+    {'auc': '0.675 (0.598-0.752)', 'sensitivity': '0.500 (0.421-0.579)'}
+    """
+    n, n_pos = expected.get("n"), expected.get("n_positive")
+    if not (isinstance(n, int) and isinstance(n_pos, int) and 0 < n_pos < n):
+        return {}
+    n_neg = n - n_pos
+    estimates = {name: float(v) for name in METRICS if isinstance(v := expected.get(name), (int, float)) and math.isfinite(v)}
+    intervals: dict[str, Interval] = {}
+    if (auc := estimates.get("auc")) is not None and 0.0 < auc < 1.0:
+        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+        variance = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+        intervals["auc"] = _clipped(auc, _z(level) * math.sqrt(variance))
+    for name, trials in (("sensitivity", n_pos), ("specificity", n_neg)):
+        if (value := estimates.get(name)) is not None:
+            intervals[name] = _wilson(value, trials, level)
+    if "uar" in estimates and "sensitivity" in intervals and "specificity" in intervals:
+        uar = _uar_interval(intervals["sensitivity"], intervals["specificity"])
+        intervals["uar"] = Interval(estimates["uar"], max(0.0, estimates["uar"] - (uar.value - uar.low)), min(1.0, estimates["uar"] + (uar.high - uar.value)))
+    if (brier := estimates.get("brier")) is not None and brier_sd is not None:
+        intervals["brier"] = _clipped(brier, _z(level) * brier_sd / math.sqrt(n))
+    return intervals
+
+
+def verdict(name: str, live: Interval | None, expected: float | None, card: Interval | None = None) -> str:
+    """``worse`` or ``better`` when the interval of the live value less the card's estimate lies wholly on one side of
+    zero (MOVER, Zou and Donner 2008, from the two intervals; a card without one counts as exact), else ``as expected``.
 
     Examples
     --------
     >>> verdict("auc", Interval(0.6, 0.52, 0.68), 0.75), verdict("brier", Interval(0.3, 0.26, 0.34), 0.2)
     ('worse', 'worse')
+    >>> verdict("auc", Interval(0.6, 0.52, 0.68), 0.75, card=Interval(0.75, 0.62, 0.88))
+    'as expected'
     """
     if live is None:
         return TOO_FEW
     if expected is None:
         return NO_ESTIMATE
-    above, below = live.low > expected, live.high < expected
+    card = card or Interval(expected, expected, expected)
+    low = live.value - card.value - math.hypot(live.value - live.low, card.high - card.value)
+    high = live.value - card.value + math.hypot(live.high - live.value, card.value - card.low)
+    above, below = low > 0, high < 0
     if not (above or below):
         return AS_EXPECTED
     return WORSE if below != (name in _LOWER_IS_BETTER) else BETTER
@@ -210,18 +264,21 @@ def measure(
     sens = proportion_interval(int(predicted[labels].sum()), n_pos, level=level) if enough_pos else None
     spec = proportion_interval(int((~predicted[~labels]).sum()), n_neg, level=level) if enough_neg else None
     both = enough_pos and enough_neg
+    squared = (scores.astype(np.float64) - labels) ** 2
     live = {
         "auc": auc_interval(labels, scores, level=level) if both else None,
         "sensitivity": sens,
         "specificity": spec,
         "uar": _uar_interval(sens, spec) if sens and spec else None,
-        "brier": _brier_interval(labels.astype(np.float64), scores.astype(np.float64), level) if both else None,
+        "brier": _brier_interval(squared, level) if both else None,
     }
+    cards = card_intervals(expected, level=level, brier_sd=float(squared.std(ddof=1)) if both else None)
     measured = []
     for name in METRICS:
         reference = expected.get(name)
         reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
-        measured.append(Measured(name, live[name], reference, verdict(name, live[name], reference)))
+        card = cards.get(name) if reference is not None else None
+        measured.append(Measured(name, live[name], reference, verdict(name, live[name], reference, card), card))
     bins = calibration(labels, scores, level=level, expected=expected.get("calibration") or ()) if len(labels) else []
     return Outcomes(len(labels), n_pos, tuple(measured), tuple(bins))
 

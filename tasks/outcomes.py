@@ -61,7 +61,7 @@ class OutcomeReport:
         worse = [overall.metric(name) for name in overall.worse]
         judged = [m for m in overall.metrics if m.live is not None]
         if worse:
-            said = "; ".join(f"{m.name} {m.live.text()} against {m.expected:.3f}" for m in worse if m.live and m.expected is not None)
+            said = "; ".join(f"{m.name} {m.live.text()} against {m.expected_text()}" for m in worse if m.live and m.expected is not None)
             text = f"{len(worse)} of {len(overall.metrics)} metrics worse than the card of {self.model_version} says: {said}"
         elif judged:
             text = f"no metric worse than the card of {self.model_version} says"

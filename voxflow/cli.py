@@ -601,7 +601,7 @@ def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
     if report.overall.n:
         rows = [
             {"metric": m.name, "live": m.live and round(m.live.value, 3), "ci_95": m.live and f"{m.live.low:.3f}-{m.live.high:.3f}",
-             "cross_validated": m.expected, "verdict": m.verdict}
+             "cross_validated": m.expected_text(), "verdict": m.verdict}
             for m in report.overall.metrics
         ]
         _print_records(rows, OUTCOME_COLUMNS, as_json=False, empty="")
@@ -1064,7 +1064,8 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes = add("outcomes", cmd_outcomes, "Measure a model on the recordings it scored that have reference labels since (voxflow labels import): "
                    "AUC, sensitivity, specificity with 95 percent confidence intervals, against its card's cross-validated estimates.")
     outcomes.epilog = ("Recordings the model trained on, and other recordings of their subjects, are left out: they would flatter it. "
-                       "A metric is 'worse' when its whole interval lies on the wrong side of the card's estimate; "
+                       "The card's estimates get the intervals of a cohort of the card's size (it was measured on one), and a metric is "
+                       "'worse' when the interval of the live value less the card's lies wholly on the wrong side of zero; "
                        f"'too few' below {OUTCOMES_MIN_PER_CLASS} labelled recordings of a class.")
     outcomes.add_argument("--model", help="model version (default: the champion)")
     outcomes.add_argument("--days", type=_number_in(0.01, 366 * 100, convert=float),

@@ -83,7 +83,9 @@ def outcomes(check: dict, tz: str) -> None:
     if check["metrics"]:
         st.dataframe(pd.DataFrame([
             {"metric": m["metric"], **({"live": m["live"]["value"], "95% low": m["live"]["low"], "95% high": m["live"]["high"]} if m["live"] else {}),
-             "cross-validated": m["expected"], "verdict": m["verdict"]}
+             "cross-validated": m["expected"],
+             **({"card 95% low": m["expected_interval"]["low"], "card 95% high": m["expected_interval"]["high"]} if m.get("expected_interval") else {}),
+             "verdict": m["verdict"]}
             for m in check["metrics"]
         ]), hide_index=True)
     if groups_worse:

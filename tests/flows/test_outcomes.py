@@ -75,8 +75,10 @@ def test_a_site_where_the_model_fails_is_a_warning_and_an_event_a_good_week_neit
     flow_run_id = str(bad_run.state_details.flow_run_id)
     [artifact] = prefect_api_call(cli_env, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
     assert (artifact["key"], artifact["description"]) == ("model-outcomes", bad["summary"])
-    auc = next(m for m in bad["metrics"] if m["metric"] == "auc")["live"]
-    assert f"| auc | {auc['value']:.3f} ({auc['low']:.3f}-{auc['high']:.3f}) |" in artifact["data"]
+    auc = next(m for m in bad["metrics"] if m["metric"] == "auc")
+    live, card = auc["live"], auc["expected_interval"]
+    assert (f"| auc | {live['value']:.3f} ({live['low']:.3f}-{live['high']:.3f}) | {card['value']:.3f} ({card['low']:.3f}-{card['high']:.3f}) | "
+            f"{auc['verdict']} |") in artifact["data"], artifact["data"]
     assert "By site (97.5% intervals):" in artifact["data"] and "| south | 160 |" in artifact["data"], artifact["data"]
 
 

@@ -10,7 +10,8 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from models.outcomes import (
-    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, TOO_FEW, WORSE, Interval, auc_interval, groups_of, measure, proportion_interval, verdict,
+    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, TOO_FEW, WORSE, Interval, auc_interval, card_intervals, groups_of, measure,
+    proportion_interval, verdict,
 )
 
 CARD = {"auc": 0.80, "sensitivity": 0.75, "specificity": 0.70, "uar": 0.725, "brier": 0.18}
@@ -71,6 +72,45 @@ def test_a_verdict_needs_the_whole_interval_on_one_side_and_knows_which_side_is_
     assert verdict("brier", Interval(0.25, 0.21, 0.29), 0.18) == WORSE  # a larger Brier score is worse
     assert verdict("brier", Interval(0.10, 0.08, 0.12), 0.18) == BETTER
     assert verdict("auc", None, 0.80) == TOO_FEW and verdict("auc", Interval(0.7, 0.6, 0.8), None) == NO_ESTIMATE
+
+
+def test_a_verdict_weighs_the_cards_own_interval_as_the_difference_of_the_two() -> None:
+    # MOVER: the live value less the card's, with the two intervals' lower and upper reaches joined in quadrature.
+    live = Interval(0.70, 0.62, 0.78)
+    assert verdict("auc", live, 0.80, Interval(0.80, 0.75, 0.85)) == WORSE  # -0.10 + hypot(0.08, 0.05) = -0.006 < 0
+    assert verdict("auc", live, 0.80, Interval(0.80, 0.73, 0.87)) == AS_EXPECTED  # -0.10 + hypot(0.08, 0.07) = +0.006
+    assert verdict("brier", Interval(0.25, 0.21, 0.29), 0.18, Interval(0.18, 0.15, 0.21)) == WORSE  # 0.07 - hypot(0.04, 0.03) = +0.02
+    assert verdict("brier", Interval(0.25, 0.21, 0.29), 0.18, Interval(0.18, 0.12, 0.24)) == AS_EXPECTED  # 0.07 - hypot(0.04, 0.06) < 0
+
+
+def test_the_cards_auc_interval_is_as_wide_as_an_auc_on_a_cohort_of_its_size_varies() -> None:
+    # Hanley and McNeil's standard error against the spread of the AUC over 2,000 binormal cohorts of VOICED's size.
+    rng = np.random.default_rng(7)
+    shift = math.sqrt(2) * norm.ppf(0.675)  # a true AUC of 0.675
+    spread = np.std([roc_auc_score(*_binormal(rng, 151, 57, shift)) for _ in range(2000)])
+    card = card_intervals({"n": 208, "n_positive": 151, "auc": 0.675})["auc"]
+    assert (card.high - card.low) / (2 * norm.ppf(0.975)) == pytest.approx(spread, rel=0.12), spread
+    assert card_intervals({"auc": 0.675}) == {} and card_intervals({"n": 208, "n_positive": 0, "auc": 0.675}) == {}  # no cohort said
+
+
+def test_a_model_as_good_as_its_card_is_called_worse_as_rarely_as_the_level_says_once_the_cards_cohort_counts() -> None:
+    # The card's estimate is itself one cohort's (VOICED's 208); checked on 104 more recordings of the same population,
+    # a model as good as its card should be called worse on a metric 2.5 times in 100 (one side of a 95 % interval).
+    # Taken as exact, the card had it called worse about twice as often.
+    rng = np.random.default_rng(13)
+    shift = math.sqrt(2) * norm.ppf(0.675)
+    worse = {(how, metric): 0 for how in ("weighed", "exact") for metric in ("auc", "sensitivity")}
+    draws = 600
+    for _ in range(draws):
+        card_labels, card_scores = _binormal(rng, 151, 57, shift)
+        card = {"n": 208, "n_positive": 151, "auc": roc_auc_score(card_labels, card_scores),
+                "sensitivity": float(np.mean(card_scores[card_labels == 1] >= shift / 2))}
+        labels, scores = _binormal(rng, 76, 28, shift)
+        for how, expected in (("weighed", card), ("exact", {k: v for k, v in card.items() if k not in ("n", "n_positive")})):
+            for metric in measure(labels, scores, scores >= shift / 2, expected).worse:
+                worse[how, metric] += 1
+    for metric in ("auc", "sensitivity"):
+        assert worse["weighed", metric] <= 0.04 * draws and worse["exact", metric] >= 1.5 * worse["weighed", metric], worse
 
 
 def test_a_model_no_better_than_chance_is_worse_than_its_card_and_one_like_it_is_not() -> None:

@@ -11,7 +11,7 @@ from pymongo.database import Database
 from sklearn.metrics import roc_auc_score
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL, read_training_hashes
-from models.outcomes import auc_interval
+from models.outcomes import auc_interval, card_intervals
 from models.registry import SHIPPED_DIR, shipped_bundle
 from store.labels import LabelStore
 from store.mongo import ResultStore
@@ -55,6 +55,7 @@ def test_the_champion_is_measured_on_what_it_never_trained_on(home_of_its_own: S
     assert (report.overall.n, report.overall.n_positive) == (70, 40)
     auc = report.overall.metric("auc")
     assert auc.live.value == pytest.approx(roc_auc_score(truth, scores)) and auc.expected == card.metrics["auc"]
+    assert auc.expected_interval == card_intervals(card.metrics)["auc"]  # the shipped card's cohort: VOICED's 208
     sensitivity = report.overall.metric("sensitivity").live.value
     assert sensitivity == pytest.approx(np.mean(scores[truth] >= 0.5))
     assert list(report.groups) == ["f", "m"] and [g.n for g in report.groups.values()] == [35, 35]

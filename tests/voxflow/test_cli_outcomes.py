@@ -48,6 +48,8 @@ def test_scored_recordings_are_measured_once_labelled_those_trained_on_left_out(
     assert text[0] == f"36 labelled recordings {report['model_version']} scored and never trained on (18 pathological); left out: 6 it trained on", text
     assert text[1].split() == ["metric", "live", "ci_95", "cross_validated", "verdict"] and text[2].split()[0] == "auc", text
     assert text[2].split()[2] == f"{auc['live']['low']:.3f}-{auc['live']['high']:.3f}" and text[-1] == report["summary"], text
+    card = auc["expected_interval"]  # the card's estimate with its cohort's interval
+    assert text[2].split()[3:5] == [f"{auc['expected']:.3f}", f"({card['low']:.3f}-{card['high']:.3f})"] and card["low"] < auc["expected"] < card["high"], text
     assert text[7] == "by site, each group against the card's estimates (97.5% intervals, for 2 groups):" and text[8].split()[:3] == ["group", "n", "positive"], text
     assert sum(row["n"] for row in report["calibration"]) == 36
     calibrated = run_cli(["outcomes", "--calibration"], cli_env).stdout.splitlines()
