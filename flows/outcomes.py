@@ -29,6 +29,8 @@ def announce_outcomes(report: OutcomeReport, **context: Any) -> None:
     :data:`WORSE_EVENT` about its model with the verdicts and ``context`` as its payload."""
     logger = get_run_logger()
     logger.info("Outcomes: %s", report.header())
+    if said := report.verification_line():
+        logger.info(said)
     worse_groups = {name: outcomes.worse for name, outcomes in report.groups.items() if outcomes.worse}
     if not (report.overall.worse or worse_groups):
         logger.info("Outcomes: %s", report.line())

@@ -283,6 +283,113 @@ def measure(
     return Outcomes(len(labels), n_pos, tuple(measured), tuple(bins))
 
 
+@dataclass(frozen=True)
+class Verification:
+    """Who got a reference label: the recordings the model screened (flagged or not) and how many of each are labelled.
+
+    A screening programme sends the flagged to a specialist and at most a sample of the others: labels then measure
+    the model on the flagged mostly, and its sensitivity looks better than it is (the misses go undiagnosed).
+    """
+
+    flagged: int
+    unflagged: int
+    flagged_labelled: int
+    unflagged_labelled: int
+
+    @classmethod
+    def of(cls, screened: int, flagged: int, flagged_labelled: int, unflagged_labelled: int) -> Verification:
+        """From ``screened`` recordings, ``flagged`` of them, as counted apart from the labels (a rollup, which can lag
+        them: a prediction stored without a threshold counts as not flagged there): never fewer than are labelled.
+
+        Examples
+        --------
+        >>> Verification.of(200, 0, 105, 95)
+        Verification(flagged=105, unflagged=95, flagged_labelled=105, unflagged_labelled=95)
+        """
+        flagged = max(flagged, flagged_labelled)
+        return cls(flagged, max(screened - flagged, unflagged_labelled), flagged_labelled, unflagged_labelled)
+
+    @property
+    def complete(self) -> bool:
+        """Every screened recording is labelled: nothing to correct."""
+        return self.flagged_labelled >= self.flagged and self.unflagged_labelled >= self.unflagged
+
+    def text(self) -> str:
+        """``labels for 120 of the 300 it flagged (40%) and 30 of the 900 it did not (3.3%)``."""
+        def share(labelled: int, screened: int) -> str:
+            return f"{labelled} of the {screened}" + (f" ({labelled / screened:.1%})" if screened else "")
+
+        return f"labels for {share(self.flagged_labelled, self.flagged)} it flagged and {share(self.unflagged_labelled, self.unflagged)} it did not"
+
+    def as_doc(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def verification_corrected(
+    labels: np.ndarray, predicted: np.ndarray, verification: Verification, expected: Mapping[str, Any], *,
+    min_labelled: int = MIN_PER_CLASS, level: float = LEVEL,
+) -> tuple[Measured, Measured]:
+    """Sensitivity and specificity corrected for who got a label (Begg and Greenes 1983), judged against the card.
+
+    Valid where the chance of a label depends on the model's flag alone (every flagged recording referred, a random
+    sample of the others audited): the labelled recordings then give the share positive among the flagged and among
+    the others, and the screened counts give how many were flagged. Intervals on the logit scale with Begg and
+    Greenes' delta-method variance (half a recording added to an empty cell).
+
+    Parameters
+    ----------
+    labels, predicted : numpy.ndarray
+        ``(n,)`` the labelled recordings' reference labels and the model's flags, 1 positive.
+    verification : Verification
+        The screened counts, flagged and not, of which these are the labelled.
+    min_labelled : int
+        Fewer labelled recordings among the flagged, or among the others, leave both ``too few``.
+
+    Examples
+    --------
+    >>> labels, flags = np.r_[np.ones(60), np.zeros(40), np.ones(5), np.zeros(45)], np.r_[np.ones(100), np.zeros(50)]
+    >>> sens, spec = verification_corrected(labels, flags, Verification(100, 500, 100, 50), {})
+    >>> round(sens.live.value, 3), round(spec.live.value, 3)  # 60 of 100 flagged positive; 1 in 10 of the other 500
+    (0.545, 0.918)
+    """
+    labels, predicted = np.asarray(labels).astype(bool), np.asarray(predicted).astype(bool)
+    n1, n0 = int(predicted.sum()), int((~predicted).sum())
+    cards = card_intervals(expected, level=level)
+    measured = []
+    for name in ("sensitivity", "specificity"):
+        live = None
+        if n1 >= min_labelled and n0 >= min_labelled:
+            live = _begg_greenes(name == "sensitivity", int(labels[predicted].sum()), n1, int(labels[~predicted].sum()), n0, verification, level)
+        reference = expected.get(name)
+        reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
+        card = cards.get(name) if reference is not None else None
+        measured.append(Measured(f"{name}_corrected", live, reference, verdict(name, live, reference, card), card))
+    return measured[0], measured[1]
+
+
+def _begg_greenes(sensitivity: bool, d1: int, n1: int, d0: int, n0: int, verification: Verification, level: float) -> Interval:
+    screened = verification.flagged + verification.unflagged
+    flagged = verification.flagged / screened
+
+    def corrected(d1: float, n1: float, d0: float, n0: float) -> float:
+        p1, p0 = d1 / n1, d0 / n0
+        hit, miss = (flagged * p1, (1 - flagged) * p0) if sensitivity else ((1 - flagged) * (1 - p0), flagged * (1 - p1))
+        return hit / (hit + miss)  # P(flagged | positive), or P(not flagged | negative)
+
+    value = corrected(d1, n1, d0, n0)
+    if not (0 < d1 < n1 and 0 < d0 < n0):  # an empty cell: the interval from half a recording added to each
+        d1, n1, d0, n0 = d1 + 0.5, n1 + 1, d0 + 0.5, n0 + 1
+    p1, p0 = d1 / n1, d0 / n0
+    # The logit's variance (Begg and Greenes 1983): the flagged share's, and each kind's share positive among the labelled.
+    variance = 1 / (screened * flagged * (1 - flagged)) + (
+        (1 - p1) / (n1 * p1) + (1 - p0) / (n0 * p0) if sensitivity else p0 / (n0 * (1 - p0)) + p1 / (n1 * (1 - p1))
+    )
+    centre = corrected(d1, n1, d0, n0)
+    logit, half = math.log(centre / (1 - centre)), _z(level) * math.sqrt(variance)
+    low, high = 1 / (1 + math.exp(half - logit)), 1 / (1 + math.exp(-half - logit))
+    return Interval(value, min(low, value), max(high, value))
+
+
 def groups_of(values: Sequence[Any], *, max_bands: int = MAX_BANDS) -> list[str]:
     """Each recording's group by one metadata field: its value, or for a numeric field of more values than
     ``max_bands``, its quartile band (``32-47``); :data:`MISSING_GROUP` where the field is missing.

@@ -7,15 +7,16 @@ other recordings of the subjects they came from (the model may know the voice), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
 from models.artifact import POSITIVE_LABEL, read_training_hashes
-from models.outcomes import LEVEL, MIN_PER_CLASS, MISSING_GROUP, Outcomes, groups_of, measure
+from models.outcomes import LEVEL, MIN_PER_CLASS, MISSING_GROUP, Outcomes, Verification, groups_of, measure, verification_corrected
 from models.registry import model_folder
+from store.counts import model_scores
 from store.labels import LabelStore
 from store.models import ModelStore
 from store.mongo import ResultStore, open_database
@@ -25,6 +26,7 @@ from voxflow.settings import Settings
 
 
 STORED_FLOOR = 30  # as input drift's: the metrics of fewer recordings say too much about each
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,15 @@ class OutcomeReport:
     by: str | None = None
     groups: dict[str, Outcomes] = field(default_factory=dict)
     group_level: float = LEVEL  # the groups' intervals' confidence, widened for their number
+    verification: Verification | None = None  # who got a label, of the recordings it screened
+
+    def verification_line(self) -> str | None:
+        """Who got a label, when not every screened recording did, and what the corrected metrics are; None when all did."""
+        if self.verification is None or self.verification.complete:
+            return None
+        return (f"{self.verification.text()}: sensitivity_corrected and specificity_corrected count the rest as the labelled "
+                "of each kind stand for them (Begg and Greenes; valid where who gets a label depends on the flag alone); "
+                "the other metrics and the groups are of the labelled recordings only")
 
     def header(self) -> str:
         """Which recordings were measured, in one line."""
@@ -103,6 +114,7 @@ class OutcomeReport:
             "since": None if self.since is None else self.since.isoformat(timespec="seconds"),
             **self.overall.as_doc(), "summary": self.line(),
             "by": self.by, "group_level": round(self.group_level, 6), "groups": {name: outcomes.as_doc() for name, outcomes in self.groups.items()},
+            "verification": None if self.verification is None else self.verification.as_doc(),
         }
 
 
@@ -122,19 +134,24 @@ def model_outcomes(
     since = None if days is None else (now or datetime.now(timezone.utc)) - timedelta(days=days)
     with open_database(services.mongo_uri(settings), settings.mongo_db) as db:
         card = resolve_bundle(ModelStore(db), settings.models_dir, model_version).card
+        seen = read_training_hashes(model_folder(settings.models_dir, card.version), card)
+        trained = seen or frozenset()
         labels = LabelStore(db).all()
-        predictions = ResultStore(db, retry_s=0).scores_of(card.version, [doc["audio_sha256"] for doc in labels], since=since)
-    seen = read_training_hashes(model_folder(settings.models_dir, card.version), card)
-    trained = seen or frozenset()
+        results = ResultStore(db, retry_s=0)
+        predictions = results.scores_of(card.version, [doc["audio_sha256"] for doc in labels], since=since)
+        screened, flagged = model_scores(db, since or _EPOCH, card.version)  # the rollup: every recording it scored, labelled or not
+        # What it scored of its training recordings, labelled or not: no part of what it screened.
+        scored_trained = [p["label"] == card.positive_label for p in results.scores_of(card.version, trained, since=since)] if trained else []
     subjects = {doc["subject_id"] for doc in labels if doc["audio_sha256"] in trained and doc.get("subject_id")}
     by_sha = {doc["audio_sha256"]: doc for doc in labels}
-    rows, trained_on, same_subjects = [], 0, 0
+    rows, trained_on, same_subjects, same_subjects_flagged = [], 0, 0, 0
     for prediction in predictions:
         label = by_sha[prediction["audio_sha256"]]
         if prediction["audio_sha256"] in trained:
             trained_on += 1
         elif label.get("subject_id") and label["subject_id"] in subjects:
             same_subjects += 1
+            same_subjects_flagged += prediction["label"] == card.positive_label
         else:
             rows.append((label, prediction))
     # The labels collection stores POSITIVE_LABEL whatever its manifest said; a prediction, its model's positive_label.
@@ -150,9 +167,17 @@ def model_outcomes(
         for name in names:
             chosen = named == name
             groups[name] = measure(truth[chosen], scores[chosen], predicted[chosen], card.metrics, level=group_level)
+    # The screened recordings less those left out (those of them with a label: others it trained on cannot be told apart).
+    verification = Verification.of(
+        sum(screened) - len(scored_trained) - same_subjects, flagged - sum(scored_trained) - same_subjects_flagged,
+        int(predicted.sum()), int((~predicted).sum()),
+    )
+    overall = measure(truth, scores, predicted, card.metrics)
+    if not verification.complete:
+        overall = replace(overall, metrics=overall.metrics + verification_corrected(truth, predicted, verification, card.metrics))
     return OutcomeReport(
         card.version, card.positive_label, len(labels), len(predictions), trained_on, same_subjects, seen is not None, since,
-        measure(truth, scores, predicted, card.metrics), by, groups, group_level,
+        overall, by, groups, group_level, verification,
     )
 
 

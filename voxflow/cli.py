@@ -598,6 +598,8 @@ def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.as_doc()))
         return 0
     print(report.header())
+    if said := report.verification_line():
+        print(said)
     if report.overall.n:
         rows = [
             {"metric": m.name, "live": m.live and round(m.live.value, 3), "ci_95": m.live and f"{m.live.low:.3f}-{m.live.high:.3f}",

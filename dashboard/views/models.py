@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import context, queries
 from dashboard.champion import current_champion
 from dashboard.charts import bars, time_series
+from models.outcomes import Verification
 from store.outcome_checks import outcome_checks
 
 WEEK_H = 24 * 7
@@ -88,6 +89,8 @@ def outcomes(check: dict, tz: str) -> None:
              "verdict": m["verdict"]}
             for m in check["metrics"]
         ]), hide_index=True)
+    if (verification := check.get("verification")) and not (told := Verification(**verification)).complete:
+        st.caption(f"{told.text()[0].upper()}{told.text()[1:]}: the corrected sensitivity and specificity count the rest as the labelled of each kind stand for them.")
     if groups_worse:
         st.caption(f"By {check['by']}, worse in: {', '.join(groups_worse)}")
     (st.warning if check["worse"] or groups_worse else st.caption)(check["summary"])

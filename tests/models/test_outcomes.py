@@ -10,8 +10,8 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from models.outcomes import (
-    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, TOO_FEW, WORSE, Interval, auc_interval, card_intervals, groups_of, measure,
-    proportion_interval, verdict,
+    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, TOO_FEW, WORSE, Interval, Verification, auc_interval, card_intervals, groups_of,
+    measure, proportion_interval, verdict, verification_corrected,
 )
 
 CARD = {"auc": 0.80, "sensitivity": 0.75, "specificity": 0.70, "uar": 0.725, "brier": 0.18}
@@ -190,3 +190,39 @@ def test_calibration_gives_each_bins_share_positive_its_interval_and_the_cards_r
     assert (rows[1]["positive_low"], rows[1]["positive_high"]) == (wilson.low, wilson.high)
     assert (rows[0]["cross_validated_rate"], rows[1]["cross_validated_rate"]) == (None, 0.9)  # the card had no 0.2 bin
     assert measure(labels, scores, scores >= 0.5, card).as_doc()["calibration"][1]["positive_low"] == round(wilson.low, 4)
+
+
+def _screened(rng: np.random.Generator, n: int, audited: float) -> tuple[np.ndarray, np.ndarray, Verification]:
+    """A screening of ``n`` (prevalence 0.3, true sensitivity 0.6, specificity 0.8): every flagged recording labelled, a
+    share ``audited`` of the others. Returns the labelled ones' truth and flags, and the verification counts."""
+    truth = rng.uniform(size=n) < 0.3
+    flags = np.where(truth, rng.uniform(size=n) < 0.6, rng.uniform(size=n) < 0.2)
+    labelled = flags | (rng.uniform(size=n) < audited)
+    return truth[labelled], flags[labelled], Verification(int(flags.sum()), int((~flags).sum()), int(flags.sum()), int((labelled & ~flags).sum()))
+
+
+def test_corrected_sensitivity_and_specificity_cover_the_truth_about_95_times_in_100_where_the_naive_ones_do_not() -> None:
+    rng = np.random.default_rng(17)
+    covered = {"sensitivity": 0, "specificity": 0, "naive sensitivity": 0}
+    for _ in range(300):
+        truth, flags, verification = _screened(rng, 2000, 0.1)
+        sens, spec = verification_corrected(truth, flags, verification, {})
+        covered["sensitivity"] += sens.live.low <= 0.6 <= sens.live.high
+        covered["specificity"] += spec.live.low <= 0.8 <= spec.live.high
+        naive = proportion_interval(int(flags[truth].sum()), int(truth.sum()))
+        covered["naive sensitivity"] += naive.low <= 0.6 <= naive.high
+    assert 0.91 * 300 <= covered["sensitivity"] <= 0.985 * 300 and 0.91 * 300 <= covered["specificity"] <= 0.985 * 300, covered
+    assert covered["naive sensitivity"] == 0, covered  # the labelled alone: about 0.94, never near 0.6
+
+
+def test_correction_needs_labels_among_both_the_flagged_and_the_others_and_is_judged_against_the_card() -> None:
+    truth, flags, verification = _screened(np.random.default_rng(3), 600, 0.01)  # ~4 of ~400 others audited
+    sens, spec = verification_corrected(truth, flags, verification, CARD)
+    assert (sens.name, spec.name, sens.verdict, spec.verdict, sens.live) == ("sensitivity_corrected", "specificity_corrected", TOO_FEW, TOO_FEW, None)
+    # No positive among 40 audited others: sensitivity 1, but an interval that reaches well below it (the misses were not seen).
+    flags = np.r_[np.ones(60, bool), np.zeros(40, bool)]
+    truth = np.r_[np.ones(30, bool), np.zeros(30, bool), np.zeros(40, bool)]
+    sens, spec = verification_corrected(truth, flags, Verification(60, 400, 60, 40), {**CARD, "n": 208, "n_positive": 151})
+    assert sens.live.value == sens.live.high == 1.0 and sens.live.low < 0.8 and sens.verdict == AS_EXPECTED, sens
+    assert spec.live.value == pytest.approx(400 / 430) and spec.verdict == BETTER and spec.expected_interval is not None, spec
+    assert Verification(60, 400, 60, 400).complete and not Verification(60, 400, 60, 40).complete

@@ -11,7 +11,7 @@ from pymongo.database import Database
 from sklearn.metrics import roc_auc_score
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL, read_training_hashes
-from models.outcomes import auc_interval, card_intervals
+from models.outcomes import Verification, auc_interval, card_intervals, verification_corrected
 from models.registry import SHIPPED_DIR, shipped_bundle
 from store.labels import LabelStore
 from store.mongo import ResultStore
@@ -28,7 +28,8 @@ def _label(sha: str, positive: bool, subject: str, **metadata: object) -> dict:
 
 def _prediction(sha: str, score: float, *, version: str, days_ago: float = 1.0) -> dict:
     label = POSITIVE_LABEL if score >= 0.5 else NEGATIVE_LABEL
-    return {"audio_sha256": sha, "model_version": version, "run_id": "r", "score": score, "label": label, "created_at": NOW - timedelta(days=days_ago)}
+    return {"audio_sha256": sha, "model_version": version, "run_id": "r", "score": score, "label": label, "threshold": 0.5,
+            "created_at": NOW - timedelta(days=days_ago)}
 
 
 def test_the_champion_is_measured_on_what_it_never_trained_on(home_of_its_own: Settings, mongo_db: Database) -> None:
@@ -116,3 +117,36 @@ def test_too_few_to_judge_says_why(home_of_its_own: Settings, mongo_db: Database
     assert (stored["n"], stored["n_positive"], stored["metrics"], stored["worse"], stored["calibration"]) == (12, None, [], [], [])
     assert [row["n"] for row in report.as_doc()["calibration"]] == [12]  # shown, not kept
     assert stored["summary"] == "12 recordings measured: fewer than 30, their metrics are not kept"
+
+
+def test_where_labels_arrive_mostly_for_the_flagged_sensitivity_and_specificity_are_corrected_for_it(
+    home_of_its_own: Settings, mongo_db: Database,
+) -> None:
+    # A screening programme: every flagged recording is referred and diagnosed, 1 in 10 of the others audited. Measured on
+    # the labelled alone, the misses go unseen and sensitivity looks far better than it is.
+    card = shipped_bundle().card
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(size=600) < 0.3
+    flags = np.where(truth, rng.uniform(size=600) < 0.6, rng.uniform(size=600) < 0.2)  # a true sensitivity of 0.6, specificity 0.8
+    scores = np.where(flags, 0.75, 0.25)
+    shas = [f"{i:064x}" for i in range(600)]
+    audited = flags | (rng.uniform(size=600) < 0.1)
+    LabelStore(mongo_db).replace([_label(sha, bool(t), f"s{i}") for i, (sha, t, a) in enumerate(zip(shas, truth, audited)) if a])
+    ResultStore(mongo_db).insert_predictions([_prediction(sha, float(s), version=card.version) for sha, s in zip(shas, scores)])
+    trained = sorted(read_training_hashes(SHIPPED_DIR, card))[:3]  # scored, never labelled here: no part of what it screened
+    ResultStore(mongo_db).insert_predictions([_prediction(sha, 0.9, version=card.version) for sha in trained])
+
+    report = model_outcomes(home_of_its_own, now=NOW)
+    labelled_flags, labelled_truth = flags[audited], truth[audited]
+    assert report.verification == Verification(int(flags.sum()), int((~flags).sum()), int(labelled_flags.sum()), int((~labelled_flags).sum()))
+    sens, spec = verification_corrected(labelled_truth, labelled_flags, report.verification, card.metrics)
+    assert (report.overall.metric("sensitivity_corrected"), report.overall.metric("specificity_corrected")) == (sens, spec)
+    naive = report.overall.metric("sensitivity").live
+    assert naive.low > 0.8 and sens.live.low < 0.6 < sens.live.high and spec.live.low < 0.8 < spec.live.high, (naive, sens, spec)
+    assert report.verification_line().startswith(f"labels for {int(flags.sum())} of the {int(flags.sum())} (100.0%) it flagged and ")
+    assert report.as_doc()["verification"] == report.verification.as_doc()
+
+    LabelStore(mongo_db).replace([_label(sha, bool(t), f"s{i}") for i, (sha, t) in enumerate(zip(shas, truth))])  # every one diagnosed
+    complete = model_outcomes(home_of_its_own, now=NOW)
+    assert complete.verification.complete and complete.verification_line() is None
+    assert [m.name for m in complete.overall.metrics] == ["auc", "sensitivity", "specificity", "uar", "brier"]
