@@ -11,7 +11,7 @@ wholly on the wrong side of zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +22,8 @@ from models.calibration import calibration_table
 MIN_PER_CLASS = 10  # fewer positives (or negatives) give intervals too wide to judge anything
 LEVEL = 0.95
 WORSE, BETTER, AS_EXPECTED, TOO_FEW, NO_ESTIMATE = "worse", "better", "as expected", "too few", "no estimate"
+SKEWED = "labels skewed"  # not judged: labels arrived for the flagged more than the others (see the _corrected metrics)
+_SKEWED_BY_FLAG = ("sensitivity", "specificity", "uar")
 MAX_BANDS = 4  # a numeric field of many values (an age) is split at its quartiles
 _LOWER_IS_BETTER = frozenset({"brier"})
 METRICS = ("auc", "sensitivity", "specificity", "uar", "brier")
@@ -326,45 +328,54 @@ class Verification:
 
 
 def verification_corrected(
-    labels: np.ndarray, predicted: np.ndarray, verification: Verification, expected: Mapping[str, Any], *,
+    outcomes: Outcomes, labels: np.ndarray, predicted: np.ndarray, verification: Verification, expected: Mapping[str, Any], *,
     min_labelled: int = MIN_PER_CLASS, level: float = LEVEL,
-) -> tuple[Measured, Measured]:
-    """Sensitivity and specificity corrected for who got a label (Begg and Greenes 1983), judged against the card.
+) -> Outcomes:
+    """``outcomes`` with sensitivity, specificity and UAR corrected for who got a label (Begg and Greenes 1983) added as
+    ``*_corrected`` and judged against the card, and the uncorrected ones left unjudged (:data:`SKEWED`).
 
     Valid where the chance of a label depends on the model's flag alone (every flagged recording referred, a random
     sample of the others audited): the labelled recordings then give the share positive among the flagged and among
     the others, and the screened counts give how many were flagged. Intervals on the logit scale with Begg and
-    Greenes' delta-method variance (half a recording added to an empty cell).
+    Greenes' delta-method variance (half a recording added to an empty cell); UAR's, the MOVER of those two.
 
     Parameters
     ----------
+    outcomes : Outcomes
+        :func:`measure` of the labelled recordings.
     labels, predicted : numpy.ndarray
         ``(n,)`` the labelled recordings' reference labels and the model's flags, 1 positive.
     verification : Verification
         The screened counts, flagged and not, of which these are the labelled.
     min_labelled : int
-        Fewer labelled recordings among the flagged, or among the others, leave both ``too few``.
+        Fewer labelled recordings among the flagged, or among the others, leave the corrected ones ``too few``.
 
     Examples
     --------
     >>> labels, flags = np.r_[np.ones(60), np.zeros(40), np.ones(5), np.zeros(45)], np.r_[np.ones(100), np.zeros(50)]
-    >>> sens, spec = verification_corrected(labels, flags, Verification(100, 500, 100, 50), {})
-    >>> round(sens.live.value, 3), round(spec.live.value, 3)  # 60 of 100 flagged positive; 1 in 10 of the other 500
-    (0.545, 0.918)
+    >>> found = verification_corrected(measure(labels, flags, flags, {}), labels, flags, Verification(100, 500, 100, 50), {})
+    >>> [(m.name, round(m.live.value, 3)) for m in found.metrics if m.name.endswith("_corrected")]  # 60 of 100 flagged positive; 1 in 10 of 500 others
+    [('sensitivity_corrected', 0.545), ('specificity_corrected', 0.918), ('uar_corrected', 0.732)]
+    >>> found.metric("sensitivity").verdict, round(found.metric("sensitivity").live.value, 3)
+    ('labels skewed', 0.923)
     """
     labels, predicted = np.asarray(labels).astype(bool), np.asarray(predicted).astype(bool)
     n1, n0 = int(predicted.sum()), int((~predicted).sum())
     cards = card_intervals(expected, level=level)
-    measured = []
-    for name in ("sensitivity", "specificity"):
-        live = None
-        if n1 >= min_labelled and n0 >= min_labelled:
-            live = _begg_greenes(name == "sensitivity", int(labels[predicted].sum()), n1, int(labels[~predicted].sum()), n0, verification, level)
+    live: dict[str, Interval | None] = dict.fromkeys(_SKEWED_BY_FLAG)
+    if n1 >= min_labelled and n0 >= min_labelled:
+        d1, d0 = int(labels[predicted].sum()), int(labels[~predicted].sum())
+        live["sensitivity"] = _begg_greenes(True, d1, n1, d0, n0, verification, level)
+        live["specificity"] = _begg_greenes(False, d1, n1, d0, n0, verification, level)
+        live["uar"] = _uar_interval(live["sensitivity"], live["specificity"])
+    corrected = []
+    for name in _SKEWED_BY_FLAG:
         reference = expected.get(name)
         reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
         card = cards.get(name) if reference is not None else None
-        measured.append(Measured(f"{name}_corrected", live, reference, verdict(name, live, reference, card), card))
-    return measured[0], measured[1]
+        corrected.append(Measured(f"{name}_corrected", live[name], reference, verdict(name, live[name], reference, card), card))
+    kept = tuple(replace(m, verdict=SKEWED) if m.name in _SKEWED_BY_FLAG and m.live is not None else m for m in outcomes.metrics)
+    return replace(outcomes, metrics=kept + tuple(corrected))
 
 
 def _begg_greenes(sensitivity: bool, d1: int, n1: int, d0: int, n0: int, verification: Verification, level: float) -> Interval:

@@ -7,7 +7,7 @@ other recordings of the subjects they came from (the model may know the voice), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -51,9 +51,9 @@ class OutcomeReport:
         """Who got a label, when not every screened recording did, and what the corrected metrics are; None when all did."""
         if self.verification is None or self.verification.complete:
             return None
-        return (f"{self.verification.text()}: sensitivity_corrected and specificity_corrected count the rest as the labelled "
-                "of each kind stand for them (Begg and Greenes; valid where who gets a label depends on the flag alone); "
-                "the other metrics and the groups are of the labelled recordings only")
+        return (f"{self.verification.text()}: the *_corrected metrics count the rest as the labelled of each kind stand for "
+                "them (Begg and Greenes; valid where who gets a label depends on the flag alone), and are judged instead of the "
+                "uncorrected (labels skewed); AUC, Brier and the groups are of the labelled recordings only")
 
     def header(self) -> str:
         """Which recordings were measured, in one line."""
@@ -174,7 +174,7 @@ def model_outcomes(
     )
     overall = measure(truth, scores, predicted, card.metrics)
     if not verification.complete:
-        overall = replace(overall, metrics=overall.metrics + verification_corrected(truth, predicted, verification, card.metrics))
+        overall = verification_corrected(overall, truth, predicted, verification, card.metrics)
     return OutcomeReport(
         card.version, card.positive_label, len(labels), len(predictions), trained_on, same_subjects, seen is not None, since,
         overall, by, groups, group_level, verification,

@@ -90,7 +90,7 @@ def outcomes(check: dict, tz: str) -> None:
             for m in check["metrics"]
         ]), hide_index=True)
     if (verification := check.get("verification")) and not (told := Verification(**verification)).complete:
-        st.caption(f"{told.text()[0].upper()}{told.text()[1:]}: the corrected sensitivity and specificity count the rest as the labelled of each kind stand for them.")
+        st.caption(f"{told.text()[0].upper()}{told.text()[1:]}: the corrected sensitivity, specificity and UAR count the rest as the labelled of each kind stand for them.")
     if groups_worse:
         st.caption(f"By {check['by']}, worse in: {', '.join(groups_worse)}")
     (st.warning if check["worse"] or groups_worse else st.caption)(check["summary"])

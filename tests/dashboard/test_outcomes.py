@@ -57,8 +57,8 @@ def test_the_last_check_of_the_champion_with_its_verdicts_and_worse_groups(
     assert table["live"].iloc[0] == round(auc.live.value, 4) and table["cross-validated"].iloc[0] == auc.expected
     assert (table["card 95% low"].iloc[0], table["card 95% high"].iloc[0]) == (round(auc.expected_interval.low, 4), round(auc.expected_interval.high, 4))
     assert "By site, worse in: south" in [c.value for c in app.caption]
-    assert ("Labels for 160 of the 160 (100.0%) it flagged and 145 of the 900 (16.1%) it did not: the corrected sensitivity and "
-            "specificity count the rest as the labelled of each kind stand for them.") in [c.value for c in app.caption]
+    assert ("Labels for 160 of the 160 (100.0%) it flagged and 145 of the 900 (16.1%) it did not: the corrected sensitivity, "
+            "specificity and UAR count the rest as the labelled of each kind stand for them.") in [c.value for c in app.caption]
     assert [w.value for w in app.warning] == [report.line()]
     # Each check's AUC with its interval, beside the card's estimate: a model that ages shows it week by week.
     [(spec, frame)] = [(spec, frame) for spec, frame in charts(app) if spec["encoding"]["y"]["title"] == "AUC"]

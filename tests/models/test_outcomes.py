@@ -10,8 +10,8 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from models.outcomes import (
-    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, TOO_FEW, WORSE, Interval, Verification, auc_interval, card_intervals, groups_of,
-    measure, proportion_interval, verdict, verification_corrected,
+    AS_EXPECTED, BETTER, MISSING_GROUP, NO_ESTIMATE, SKEWED, TOO_FEW, WORSE, Interval, Measured, Verification, auc_interval, card_intervals,
+    groups_of, measure, proportion_interval, verdict, verification_corrected,
 )
 
 CARD = {"auc": 0.80, "sensitivity": 0.75, "specificity": 0.70, "uar": 0.725, "brier": 0.18}
@@ -201,12 +201,17 @@ def _screened(rng: np.random.Generator, n: int, audited: float) -> tuple[np.ndar
     return truth[labelled], flags[labelled], Verification(int(flags.sum()), int((~flags).sum()), int(flags.sum()), int((labelled & ~flags).sum()))
 
 
+def _corrected(truth: np.ndarray, flags: np.ndarray, verification: Verification, expected: dict) -> tuple[Measured, Measured]:
+    found = verification_corrected(measure(truth, flags.astype(float), flags, expected), truth, flags, verification, expected)
+    return found.metric("sensitivity_corrected"), found.metric("specificity_corrected")
+
+
 def test_corrected_sensitivity_and_specificity_cover_the_truth_about_95_times_in_100_where_the_naive_ones_do_not() -> None:
     rng = np.random.default_rng(17)
     covered = {"sensitivity": 0, "specificity": 0, "naive sensitivity": 0}
     for _ in range(300):
         truth, flags, verification = _screened(rng, 2000, 0.1)
-        sens, spec = verification_corrected(truth, flags, verification, {})
+        sens, spec = _corrected(truth, flags, verification, {})
         covered["sensitivity"] += sens.live.low <= 0.6 <= sens.live.high
         covered["specificity"] += spec.live.low <= 0.8 <= spec.live.high
         naive = proportion_interval(int(flags[truth].sum()), int(truth.sum()))
@@ -217,12 +222,25 @@ def test_corrected_sensitivity_and_specificity_cover_the_truth_about_95_times_in
 
 def test_correction_needs_labels_among_both_the_flagged_and_the_others_and_is_judged_against_the_card() -> None:
     truth, flags, verification = _screened(np.random.default_rng(3), 600, 0.01)  # ~4 of ~400 others audited
-    sens, spec = verification_corrected(truth, flags, verification, CARD)
+    sens, spec = _corrected(truth, flags, verification, CARD)
     assert (sens.name, spec.name, sens.verdict, spec.verdict, sens.live) == ("sensitivity_corrected", "specificity_corrected", TOO_FEW, TOO_FEW, None)
     # No positive among 40 audited others: sensitivity 1, but an interval that reaches well below it (the misses were not seen).
     flags = np.r_[np.ones(60, bool), np.zeros(40, bool)]
     truth = np.r_[np.ones(30, bool), np.zeros(30, bool), np.zeros(40, bool)]
-    sens, spec = verification_corrected(truth, flags, Verification(60, 400, 60, 40), {**CARD, "n": 208, "n_positive": 151})
+    sens, spec = _corrected(truth, flags, Verification(60, 400, 60, 40), {**CARD, "n": 208, "n_positive": 151})
     assert sens.live.value == sens.live.high == 1.0 and sens.live.low < 0.8 and sens.verdict == AS_EXPECTED, sens
     assert spec.live.value == pytest.approx(400 / 430) and spec.verdict == BETTER and spec.expected_interval is not None, spec
     assert Verification(60, 400, 60, 400).complete and not Verification(60, 400, 60, 40).complete
+
+
+def test_with_labels_skewed_to_the_flagged_only_the_corrected_sensitivity_specificity_and_uar_are_judged() -> None:
+    # The labelled alone: sensitivity far above the truth, specificity below it (the referred false alarms): a weekly check
+    # would have called the model worse on specificity, or better on sensitivity, on the referrals' account.
+    truth, flags, verification = _screened(np.random.default_rng(5), 3000, 0.1)
+    found = verification_corrected(measure(truth, flags.astype(float), flags, CARD), truth, flags, verification, {**CARD, "n": 208, "n_positive": 151})
+    verdicts = {m.name: m.verdict for m in found.metrics}
+    assert [verdicts[name] for name in ("sensitivity", "specificity", "uar")] == [SKEWED] * 3, verdicts
+    assert verdicts["auc"] not in (SKEWED, TOO_FEW) and "uar_corrected" in verdicts and not set(found.worse) & {"sensitivity", "specificity", "uar"}
+    uar = found.metric("uar_corrected").live
+    assert uar.value == pytest.approx((found.metric("sensitivity_corrected").live.value + found.metric("specificity_corrected").live.value) / 2)
+    assert found.metric("specificity").live.value < 0.7 < 0.8 and found.metric("specificity_corrected").live.low < 0.8 < found.metric("specificity_corrected").live.high

@@ -11,7 +11,7 @@ from pymongo.database import Database
 from sklearn.metrics import roc_auc_score
 
 from models.artifact import NEGATIVE_LABEL, POSITIVE_LABEL, read_training_hashes
-from models.outcomes import Verification, auc_interval, card_intervals, verification_corrected
+from models.outcomes import Verification, auc_interval, card_intervals, measure, verification_corrected
 from models.registry import SHIPPED_DIR, shipped_bundle
 from store.labels import LabelStore
 from store.mongo import ResultStore
@@ -139,8 +139,11 @@ def test_where_labels_arrive_mostly_for_the_flagged_sensitivity_and_specificity_
     report = model_outcomes(home_of_its_own, now=NOW)
     labelled_flags, labelled_truth = flags[audited], truth[audited]
     assert report.verification == Verification(int(flags.sum()), int((~flags).sum()), int(labelled_flags.sum()), int((~labelled_flags).sum()))
-    sens, spec = verification_corrected(labelled_truth, labelled_flags, report.verification, card.metrics)
-    assert (report.overall.metric("sensitivity_corrected"), report.overall.metric("specificity_corrected")) == (sens, spec)
+    labelled_scores = np.where(labelled_flags, 0.75, 0.25)
+    expected = verification_corrected(measure(labelled_truth, labelled_scores, labelled_flags, card.metrics), labelled_truth, labelled_flags,
+                                      report.verification, card.metrics)
+    assert report.overall.metrics == expected.metrics
+    sens, spec = report.overall.metric("sensitivity_corrected"), report.overall.metric("specificity_corrected")
     naive = report.overall.metric("sensitivity").live
     assert naive.low > 0.8 and sens.live.low < 0.6 < sens.live.high and spec.live.low < 0.8 < spec.live.high, (naive, sens, spec)
     assert report.verification_line().startswith(f"labels for {int(flags.sum())} of the {int(flags.sum())} (100.0%) it flagged and ")
