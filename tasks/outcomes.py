@@ -16,7 +16,7 @@ import numpy as np
 from models.artifact import POSITIVE_LABEL, read_training_hashes
 from models.outcomes import LEVEL, MIN_PER_CLASS, MISSING_GROUP, Outcomes, Verification, groups_of, measure, verification_corrected
 from models.registry import model_folder
-from store.counts import model_scores
+from store.counts import bucket_start, model_scores
 from store.labels import LabelStore
 from store.models import ModelStore
 from store.mongo import ResultStore, open_database
@@ -126,12 +126,13 @@ def model_outcomes(
     Parameters
     ----------
     days : float, optional
-        Only predictions stored in the last this many days; default: all.
+        Only predictions stored in the last this many days (from the start of that quarter hour); default: all.
     by : str, optional
         A label metadata field (``gender``, ``site``, ``age``...) to measure each of its groups apart, at
         ``1 - 0.05 / groups`` confidence (Bonferroni), so that one group out of many is not worse by chance alone.
     """
-    since = None if days is None else (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    # From the quarter hour, as the rollup that counts what it screened is kept: both then count the same recordings.
+    since = None if days is None else bucket_start((now or datetime.now(timezone.utc)) - timedelta(days=days))
     with open_database(services.mongo_uri(settings), settings.mongo_db) as db:
         card = resolve_bundle(ModelStore(db), settings.models_dir, model_version).card
         seen = read_training_hashes(model_folder(settings.models_dir, card.version), card)

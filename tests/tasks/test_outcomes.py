@@ -92,6 +92,13 @@ def test_a_window_counts_only_recent_predictions_and_a_model_gone_wrong_is_worse
     assert week.line().endswith("(200 recordings)")
     everything = model_outcomes(home_of_its_own, now=NOW)
     assert everything.overall.n == 300 and everything.since is None
+    # From the quarter hour, as the rollup counts what it screened: a recording stored 5 minutes into the window's first
+    # quarter hour is in both, and every recording of the window is labelled (not "labels skewed" for one unseen).
+    edge = f"{999:064x}"
+    LabelStore(mongo_db).replace([_label(edge, True, "edge")])
+    ResultStore(mongo_db).insert_predictions([_prediction(edge, 0.7, version=card.version, days_ago=7 - 5 / 1440)])
+    later = model_outcomes(home_of_its_own, days=7, now=NOW + timedelta(minutes=14))
+    assert later.since == NOW - timedelta(days=7) and later.verification.complete and later.overall.n == 201, later.verification
 
 
 def test_too_few_to_judge_says_why(home_of_its_own: Settings, mongo_db: Database) -> None:
