@@ -240,6 +240,14 @@ def verdict(name: str, live: Interval | None, expected: float | None, card: Inte
     return WORSE if below != (name in _LOWER_IS_BETTER) else BETTER
 
 
+def _judged(name: str, live: Interval | None, expected: Mapping[str, Any], cards: Mapping[str, Interval], *, shown_as: str | None = None) -> Measured:
+    """``live``, metric ``name`` on the labelled recordings, judged against the card's estimate of it and that estimate's interval."""
+    reference = expected.get(name)
+    reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
+    card = cards.get(name) if reference is not None else None
+    return Measured(shown_as or name, live, reference, verdict(name, live, reference, card), card)
+
+
 def measure(
     labels: np.ndarray, scores: np.ndarray, predicted: np.ndarray, expected: Mapping[str, Any], *,
     min_per_class: int = MIN_PER_CLASS, level: float = LEVEL,
@@ -275,12 +283,7 @@ def measure(
         "brier": _brier_interval(squared, level) if both else None,
     }
     cards = card_intervals(expected, level=level, brier_sd=float(squared.std(ddof=1)) if both else None)
-    measured = []
-    for name in METRICS:
-        reference = expected.get(name)
-        reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
-        card = cards.get(name) if reference is not None else None
-        measured.append(Measured(name, live[name], reference, verdict(name, live[name], reference, card), card))
+    measured = [_judged(name, live[name], expected, cards) for name in METRICS]
     bins = calibration(labels, scores, level=level, expected=expected.get("calibration") or ()) if len(labels) else []
     return Outcomes(len(labels), n_pos, tuple(measured), tuple(bins))
 
@@ -368,12 +371,7 @@ def verification_corrected(
         live["sensitivity"] = _begg_greenes(True, d1, n1, d0, n0, verification, level)
         live["specificity"] = _begg_greenes(False, d1, n1, d0, n0, verification, level)
         live["uar"] = _uar_interval(live["sensitivity"], live["specificity"])
-    corrected = []
-    for name in _SKEWED_BY_FLAG:
-        reference = expected.get(name)
-        reference = float(reference) if isinstance(reference, (int, float)) and math.isfinite(reference) else None
-        card = cards.get(name) if reference is not None else None
-        corrected.append(Measured(f"{name}_corrected", live[name], reference, verdict(name, live[name], reference, card), card))
+    corrected = [_judged(name, live[name], expected, cards, shown_as=f"{name}_corrected") for name in _SKEWED_BY_FLAG]
     kept = tuple(replace(m, verdict=SKEWED) if m.name in _SKEWED_BY_FLAG and m.live is not None else m for m in outcomes.metrics)
     return replace(outcomes, metrics=kept + tuple(corrected))
 
