@@ -138,13 +138,14 @@ def model_outcomes(
         seen = read_training_hashes(model_folder(settings.models_dir, card.version), card)
         trained = seen or frozenset()
         labels = LabelStore(db).all()
-        results = ResultStore(db, retry_s=0)
-        predictions = results.scores_of(card.version, [doc["audio_sha256"] for doc in labels], since=since)
+        by_sha = {doc["audio_sha256"]: doc for doc in labels}
+        # The labelled recordings' predictions, and those of its training recordings, labelled or not, in one read.
+        scored = ResultStore(db, retry_s=0).scores_of(card.version, by_sha.keys() | trained, since=since)
         screened, flagged = model_scores(db, since or _EPOCH, card.version)  # the rollup: every recording it scored, labelled or not
-        # What it scored of its training recordings, labelled or not: no part of what it screened.
-        scored_trained = [p["label"] == card.positive_label for p in results.scores_of(card.version, trained, since=since)] if trained else []
+    # What it scored of its training recordings is no part of what it screened.
+    scored_trained = [p["label"] == card.positive_label for p in scored if p["audio_sha256"] in trained]
+    predictions = [p for p in scored if p["audio_sha256"] in by_sha]
     subjects = {doc["subject_id"] for doc in labels if doc["audio_sha256"] in trained and doc.get("subject_id")}
-    by_sha = {doc["audio_sha256"]: doc for doc in labels}
     rows, trained_on, same_subjects, same_subjects_flagged = [], 0, 0, 0
     for prediction in predictions:
         label = by_sha[prediction["audio_sha256"]]
